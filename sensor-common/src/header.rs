@@ -1,0 +1,74 @@
+//! The fixed header that starts every event, and the stable event kinds.
+
+/// Stable numeric event kinds. Numbers are part of the ABI and are never reused.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A successful `execve`/`execveat` (`sched_process_exec`).
+    Exec = 1,
+}
+
+/// A kind number that this build does not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownKind(pub u32);
+
+impl TryFrom<u32> for EventKind {
+    type Error = UnknownKind;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        match value {
+            1 => Ok(Self::Exec),
+            other => Err(UnknownKind(other)),
+        }
+    }
+}
+
+impl EventKind {
+    /// All kinds, in number order (used to size and label per-kind counters).
+    pub const ALL: [EventKind; 1] = [EventKind::Exec];
+
+    /// Index of this kind's slot in the per-CPU loss counter array.
+    pub const fn counter_index(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Number of slots in the per-CPU loss counter array (`kind` is the index; slot 0 is unused).
+pub const LOSS_COUNTER_SLOTS: u32 = 8;
+
+/// Why an event was lost in the kernel. Index into [`LossCounter`]'s fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossCounter {
+    /// `bpf_ringbuf_output`/`reserve` failed: the ring buffer was full.
+    pub ringbuf_full: u64,
+    /// A kernel read failed so the event could not be built.
+    pub read_failed: u64,
+}
+
+const _: () = assert!(size_of::<LossCounter>() == 16);
+
+/// The header first in every event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] number.
+    pub kind: u32,
+    /// Total size in bytes of the event, header included.
+    pub size: u32,
+    /// `bpf_ktime_get_boot_ns()` when the event was produced (CLOCK_BOOTTIME).
+    pub boot_ns: u64,
+    /// Thread-group id (the userspace "pid").
+    pub tgid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// CPU the event was produced on.
+    pub cpu: u32,
+    /// Kind-specific flags (see each event's `FLAG_*` constants).
+    pub flags: u32,
+}
+
+/// Size of [`EventHeader`] in bytes.
+pub const HEADER_SIZE: usize = size_of::<EventHeader>();
+const _: () = assert!(HEADER_SIZE == 32);
+const _: () = assert!(align_of::<EventHeader>() == 8);

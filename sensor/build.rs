@@ -1,0 +1,43 @@
+//! Builds the eBPF object (crate `sensor-ebpf`) with aya-build; it is embedded in the agent.
+use std::{env, path::PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use aya_build::{Package, Toolchain};
+
+fn main() -> anyhow::Result<()> {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
+    let workspace = manifest.parent().context("workspace root")?;
+
+    // `cargo xtask setup` installs bpf-linker under target/tools; make it findable by the inner
+    // eBPF build even when cargo is run directly rather than through xtask.
+    let linker_dir = workspace.join("target/tools/bpf-linker/bin");
+    println!("cargo:rerun-if-changed={}", linker_dir.display());
+    if linker_dir.join("bpf-linker").exists() {
+        let mut paths = vec![linker_dir];
+        paths.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+        let path = env::join_paths(paths).context("joining PATH")?;
+        // SAFETY: build scripts are single-threaded at this point.
+        unsafe { env::set_var("PATH", path) };
+    }
+
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(workspace.join("Cargo.toml"))
+        .no_deps()
+        .exec()
+        .context("cargo metadata")?;
+    let ebpf = metadata
+        .packages
+        .iter()
+        .find(|p| p.name.as_str() == "sensor-ebpf")
+        .ok_or_else(|| anyhow!("sensor-ebpf package not found"))?;
+    let root_dir = ebpf
+        .manifest_path
+        .parent()
+        .context("sensor-ebpf manifest dir")?
+        .as_str();
+    aya_build::build_ebpf(
+        [Package { name: "sensor-ebpf", root_dir, ..Default::default() }],
+        Toolchain::default(),
+    )
+    .context("building the eBPF programs (run `cargo xtask setup` if bpf-linker is missing)")
+}

@@ -1,0 +1,169 @@
+//! Kernel struct offsets from the running kernel's BTF (`/sys/kernel/btf/vmlinux`).
+//!
+//! The eBPF programs are plain Rust without CO-RE relocations, so every field they read is
+//! located here, at load time, and passed in as the `OFFSETS` global. The same binary therefore
+//! loads on any kernel that has BTF.
+
+use std::path::Path;
+
+use btf_rs::{Btf, Type};
+use sensor_common::{KernelOffsets, offsets::OFFSET_ABSENT};
+
+/// Where the running kernel publishes its BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("reading kernel BTF from {path}: {source} (the sensor needs a kernel built with CONFIG_DEBUG_INFO_BTF)")]
+    Read { path: String, source: btf_rs::Error },
+    #[error("kernel BTF has no struct {0}")]
+    NoStruct(&'static str),
+    #[error("kernel BTF: struct {strukt} has no field {field}")]
+    NoField { strukt: &'static str, field: &'static str },
+    #[error("kernel BTF: {0}")]
+    Parse(#[from] btf_rs::Error),
+}
+
+/// Parsed kernel BTF with field-offset lookups.
+pub struct KernelBtf {
+    btf: Btf,
+}
+
+impl std::fmt::Debug for KernelBtf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelBtf").finish_non_exhaustive()
+    }
+}
+
+impl KernelBtf {
+    /// Parses the running kernel's BTF.
+    pub fn from_sys() -> Result<Self, BtfError> {
+        Self::from_file(Path::new(VMLINUX_BTF))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, BtfError> {
+        let btf = Btf::from_file(path)
+            .map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
+        Ok(Self { btf })
+    }
+
+    fn find_struct(&self, name: &'static str) -> Result<btf_rs::Struct, BtfError> {
+        for ty in self.btf.resolve_types_by_name(name).unwrap_or_default() {
+            if let Type::Struct(s) = ty {
+                if !s.members.is_empty() {
+                    return Ok(s);
+                }
+            }
+        }
+        Err(BtfError::NoStruct(name))
+    }
+
+    /// Byte offset of `field` in `struct strukt`, looking through anonymous unions/structs.
+    pub fn offset(&self, strukt: &'static str, field: &'static str) -> Result<u32, BtfError> {
+        let s = self.find_struct(strukt)?;
+        self.member_bits(&s, field)?
+            .map(|bits| bits / 8)
+            .ok_or(BtfError::NoField { strukt, field })
+    }
+
+    /// Like [`Self::offset`], but a missing field (a kernel config option) is [`OFFSET_ABSENT`].
+    pub fn offset_or_absent(&self, strukt: &'static str, field: &'static str) -> Result<u32, BtfError> {
+        match self.offset(strukt, field) {
+            Err(BtfError::NoField { .. }) => Ok(OFFSET_ABSENT),
+            other => other,
+        }
+    }
+
+    fn member_bits(&self, s: &btf_rs::Struct, field: &str) -> Result<Option<u32>, BtfError> {
+        for m in &s.members {
+            let name = self.btf.resolve_name(m).unwrap_or_default();
+            if name == field {
+                return Ok(Some(m.bit_offset()));
+            }
+            if name.is_empty() {
+                // Anonymous struct/union: its members live at the parent's offset plus its own.
+                if let Some(inner) = self.aggregate(&self.btf.resolve_chained_type(m)?)? {
+                    if let Some(bits) = self.member_bits(&inner, field)? {
+                        return Ok(Some(m.bit_offset() + bits));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The struct/union behind a type, looking through typedefs and qualifiers.
+    fn aggregate(&self, ty: &Type) -> Result<Option<btf_rs::Struct>, BtfError> {
+        let mut ty = ty.clone();
+        for _ in 0..16 {
+            ty = match ty {
+                Type::Struct(s) | Type::Union(s) => return Ok(Some(s)),
+                Type::Typedef(t) => self.btf.resolve_chained_type(&t)?,
+                Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
+                    self.btf.resolve_chained_type(&t)?
+                }
+                _ => return Ok(None),
+            };
+        }
+        Ok(None)
+    }
+
+    /// Offsets of every field the programs read.
+    pub fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
+        Ok(KernelOffsets {
+            ready: 1,
+            task_pid: self.offset("task_struct", "pid")?,
+            task_tgid: self.offset("task_struct", "tgid")?,
+            task_real_parent: self.offset("task_struct", "real_parent")?,
+            task_mm: self.offset("task_struct", "mm")?,
+            task_cred: self.offset("task_struct", "cred")?,
+            task_start_boottime: self.start_boottime_offset()?,
+            task_loginuid: self.offset_or_absent("task_struct", "loginuid")?,
+            task_sessionid: self.offset_or_absent("task_struct", "sessionid")?,
+            mm_arg_start: self.offset("mm_struct", "arg_start")?,
+            mm_arg_end: self.offset("mm_struct", "arg_end")?,
+            cred_uid: self.offset("cred", "uid")?,
+            cred_gid: self.offset("cred", "gid")?,
+            cred_euid: self.offset("cred", "euid")?,
+            cred_egid: self.offset("cred", "egid")?,
+            binprm_filename: self.offset("linux_binprm", "filename")?,
+        })
+    }
+
+    /// `start_boottime` (5.5+), `real_start_time` before that.
+    fn start_boottime_offset(&self) -> Result<u32, BtfError> {
+        match self.offset("task_struct", "start_boottime") {
+            Err(BtfError::NoField { .. }) => self.offset("task_struct", "real_start_time"),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_kernel_offsets_resolve() {
+        let Ok(btf) = KernelBtf::from_sys() else {
+            eprintln!("skipped: no {VMLINUX_BTF}");
+            return;
+        };
+        let off = btf.kernel_offsets().expect("offsets");
+        assert_eq!(off.ready, 1);
+        // mm_struct.arg_end follows arg_start (both unsigned long).
+        assert_eq!(off.mm_arg_end, off.mm_arg_start + 8);
+        // kuid_t uid precedes gid in struct cred.
+        assert_eq!(off.cred_gid, off.cred_uid + 4);
+        assert_ne!(off.task_cred, OFFSET_ABSENT);
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let Ok(btf) = KernelBtf::from_sys() else {
+            return;
+        };
+        let err = btf.offset("task_struct", "no_such_field").unwrap_err();
+        assert!(err.to_string().contains("no_such_field"), "{err}");
+    }
+}

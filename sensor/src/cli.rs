@@ -1,0 +1,140 @@
+//! Command line: `sensor run` and `sensor records cat`.
+
+use std::{collections::HashMap, path::PathBuf, sync::atomic::Ordering, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tracing::info;
+
+use crate::{
+    pipeline::{self, Options},
+    records,
+    sinks::OutputSpec,
+};
+
+/// Default directory for record files when no `--output` is given.
+pub const DEFAULT_RECORD_DIR: &str = "/var/lib/sensor/records";
+
+#[derive(Debug, Parser)]
+#[command(name = "sensor", version, about = "eBPF kernel telemetry sensor: process, file and network audit records")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stream audit records until SIGINT/SIGTERM or --duration, then flush every sink.
+    Run(RunArgs),
+    /// Work with record files written by `--output file:DIR`.
+    #[command(subcommand)]
+    Records(RecordsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where records go: `jsonl:PATH`, `jsonl:-` (stdout) or `file:DIR`. Repeatable.
+    /// Default: `file:/var/lib/sensor/records` plus a short live view on stderr.
+    #[arg(long = "output", value_name = "SPEC")]
+    pub outputs: Vec<OutputSpec>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Bytes of argv captured per exec (at most 16383).
+    #[arg(long, value_name = "BYTES", default_value_t = 16383, value_parser = clap::value_parser!(u32).range(1..=16383))]
+    pub args_max: u32,
+    /// A label added to every record's host, e.g. `--label site=north-ward`. Repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordsCommand {
+    /// Print record files (or directories of them) as canonical JSON lines.
+    Cat {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("`{s}`: empty label key"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(args) => run(args).await.map(|()| 0),
+        Command::Records(RecordsCommand::Cat { paths }) => {
+            let summary = records::cat(&paths, &mut std::io::stdout().lock())?;
+            Ok(if summary.damaged.is_empty() { 0 } else { 1 })
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let live_view = args.outputs.is_empty();
+    let outputs = if live_view {
+        vec![OutputSpec::File(DEFAULT_RECORD_DIR.into())]
+    } else {
+        args.outputs
+    };
+    info!(?outputs, "starting");
+    let opts = Options {
+        outputs,
+        labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
+        args_max: args.args_max,
+        ..Options::default()
+    };
+    let running = pipeline::start(opts).await?;
+    info!("streaming records; stop with Ctrl-C");
+
+    let stats = running.stats.clone();
+    let view = live_view.then(|| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                eprintln!(
+                    "records {} (loss records {}, sink errors {}) -> {DEFAULT_RECORD_DIR}",
+                    stats.records.load(Ordering::Relaxed),
+                    stats.loss_records.load(Ordering::Relaxed),
+                    stats.sink_errors.load(Ordering::Relaxed),
+                );
+            }
+        })
+    });
+
+    wait_for_stop(args.duration).await?;
+    if let Some(v) = view {
+        v.abort();
+    }
+    let reports = running.stop().await?;
+    for r in reports.iter().filter(|r| r.errors > 0) {
+        tracing::error!(sink = %r.name, errors = r.errors, "sink had write errors");
+    }
+    Ok(())
+}
+
+async fn wait_for_stop(duration: Option<f64>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let sleep = async {
+        match duration {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = int.recv() => info!("SIGINT: stopping"),
+        _ = term.recv() => info!("SIGTERM: stopping"),
+        () = sleep => info!("duration reached: stopping"),
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Decoding of raw ring-buffer bytes into typed kernel events.
+//!
+//! Kernel bytes are untrusted input: every length is checked against the buffer and every kind
+//! number goes through `TryFrom`. A malformed event is an error value, never a panic.
+
+mod exec;
+
+pub use exec::ExecRaw;
+use sensor_common::{EventHeader, EventKind, UnknownKind, header::HEADER_SIZE};
+
+/// A decoded kernel event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    Exec(ExecRaw),
+}
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event of {got} bytes is shorter than its {need}-byte fixed part")]
+    Short { need: usize, got: usize },
+    #[error("event header says {claimed} bytes but {got} were received")]
+    SizeMismatch { claimed: u32, got: usize },
+    #[error("unknown event kind {0}")]
+    UnknownKind(u32),
+    #[error("{field} length {len} exceeds the {avail} bytes left")]
+    FieldOverrun { field: &'static str, len: u32, avail: usize },
+}
+
+impl From<UnknownKind> for DecodeError {
+    fn from(UnknownKind(k): UnknownKind) -> Self {
+        Self::UnknownKind(k)
+    }
+}
+
+/// Little helper to read native-endian integers at fixed offsets with bounds checks.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8], need: usize) -> Result<Self, DecodeError> {
+        if buf.len() < need {
+            return Err(DecodeError::Short { need, got: buf.len() });
+        }
+        Ok(Self { buf })
+    }
+
+    fn array<const N: usize>(&self, off: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        // In bounds: `new` checked the fixed part, and offsets come from `offset_of!`.
+        if let Some(src) = self.buf.get(off..off + N) {
+            out.copy_from_slice(src);
+        }
+        out
+    }
+
+    pub(crate) fn u32(&self, off: usize) -> u32 {
+        u32::from_ne_bytes(self.array(off))
+    }
+
+    pub(crate) fn u64(&self, off: usize) -> u64 {
+        u64::from_ne_bytes(self.array(off))
+    }
+
+    pub(crate) fn bytes<const N: usize>(&self, off: usize) -> [u8; N] {
+        self.array(off)
+    }
+
+    /// `len` bytes at `*cursor`, advancing it; an error if they are not all there.
+    pub(crate) fn take(&self, cursor: &mut usize, len: u32, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let avail = self.buf.len().saturating_sub(*cursor);
+        let n = usize::try_from(len).map_err(|_| DecodeError::FieldOverrun { field, len, avail })?;
+        let out = self
+            .buf
+            .get(*cursor..*cursor + n)
+            .ok_or(DecodeError::FieldOverrun { field, len, avail })?;
+        *cursor += n;
+        Ok(out)
+    }
+}
+
+/// Decodes the header of an event.
+pub fn header(buf: &[u8]) -> Result<EventHeader, DecodeError> {
+    use std::mem::offset_of;
+    let r = Reader::new(buf, HEADER_SIZE)?;
+    Ok(EventHeader {
+        kind: r.u32(offset_of!(EventHeader, kind)),
+        size: r.u32(offset_of!(EventHeader, size)),
+        boot_ns: r.u64(offset_of!(EventHeader, boot_ns)),
+        tgid: r.u32(offset_of!(EventHeader, tgid)),
+        tid: r.u32(offset_of!(EventHeader, tid)),
+        cpu: r.u32(offset_of!(EventHeader, cpu)),
+        flags: r.u32(offset_of!(EventHeader, flags)),
+    })
+}
+
+/// Decodes one ring-buffer item.
+pub fn decode(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
+    let h = header(buf)?;
+    if usize::try_from(h.size).ok() != Some(buf.len()) {
+        return Err(DecodeError::SizeMismatch { claimed: h.size, got: buf.len() });
+    }
+    match EventKind::try_from(h.kind)? {
+        EventKind::Exec => exec::decode(h, buf).map(KernelEvent::Exec),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,14 @@
+//! The sensor's userspace agent: loads the eBPF programs and turns kernel events into audit
+//! records. Data flows one way: `sources` → `decode` → `enrich` → `record` → `sinks`, wired
+//! together by `pipeline`.
+
+pub mod btf;
+pub mod cli;
+pub mod decode;
+pub mod enrich;
+pub mod loader;
+pub mod pipeline;
+pub mod record;
+pub mod records;
+pub mod sinks;
+pub mod sources;

@@ -1,0 +1,267 @@
+//! The pipeline: sources → decode → enrich → record → sinks, one way.
+//!
+//! Readers decode ring-buffer items and send them into one bounded channel. When the channel is
+//! full, readers wait (back-pressure), the ring buffers fill, and the kernel counts what it cannot
+//! write; those counts come back as loss records. Nothing is dropped silently.
+//! A single blocking stage owns enrichment, sequencing and the sinks, so `seq` is strictly
+//! increasing in every sink.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+use tracing::{error, info, warn};
+
+use crate::{
+    decode::KernelEvent,
+    enrich::{Enricher, clock::BootClock, host},
+    loader::{self, EbpfLogger, LoadConfig},
+    record::RecordBuilder,
+    sinks::{self, OutputSpec, Sink},
+    sources,
+};
+
+/// What flows from the sources to the record stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineEvent {
+    Kernel(KernelEvent),
+    Loss(LossReport),
+}
+
+/// Events lost before they became records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LossReport {
+    pub kind: &'static str,
+    pub reason: &'static str,
+    pub count: u64,
+    pub first_boot_ns: u64,
+    pub last_boot_ns: u64,
+}
+
+/// Counters shared by the stages (read by the live view and at shutdown).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub kernel_events: AtomicU64,
+    pub kernel_bytes: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub records: AtomicU64,
+    pub loss_records: AtomicU64,
+    pub sink_errors: AtomicU64,
+}
+
+impl Stats {
+    pub fn add_kernel_bytes(&self, n: usize) {
+        self.kernel_events.fetch_add(1, Ordering::Relaxed);
+        self.kernel_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Settings of one sensor run.
+pub struct Options {
+    pub outputs: Vec<OutputSpec>,
+    /// Sinks built by the caller (tests, embedding programs).
+    pub extra_sinks: Vec<Box<dyn Sink>>,
+    pub labels: HashMap<String, String>,
+    pub args_max: u32,
+    pub queue_capacity: usize,
+    pub drain_interval: Duration,
+    pub loss_poll_interval: Duration,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("outputs", &self.outputs)
+            .field("extra_sinks", &self.extra_sinks.len())
+            .field("labels", &self.labels)
+            .field("args_max", &self.args_max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            outputs: Vec::new(),
+            extra_sinks: Vec::new(),
+            labels: HashMap::new(),
+            args_max: sensor_common::exec::EXEC_ARGS_MAX as u32 - 1,
+            queue_capacity: 16 * 1024,
+            drain_interval: Duration::from_millis(20),
+            loss_poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running sensor: programs attached, records flowing.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    sources: Vec<JoinHandle<anyhow::Result<()>>>,
+    record_stage: JoinHandle<Vec<SinkReport>>,
+    pub stats: Arc<Stats>,
+    // Keeps programs attached until stop.
+    _ebpf: aya::Ebpf,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+/// How a sink ended.
+#[derive(Debug, Clone)]
+pub struct SinkReport {
+    pub name: String,
+    pub errors: u64,
+}
+
+/// Starts the sensor: opens sinks, loads programs, starts readers, then attaches.
+pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
+    loader::preflight()?;
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    for spec in &opts.outputs {
+        sinks.push(sinks::open(spec).with_context(|| format!("opening output {spec:?}"))?);
+    }
+    sinks.append(&mut opts.extra_sinks);
+
+    let loaded = loader::load(LoadConfig { args_max: opts.args_max, self_tgid: std::process::id() })?;
+    let mut ebpf = loaded.ebpf;
+    let stats = Arc::new(Stats::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (tx, rx) = mpsc::channel(opts.queue_capacity);
+
+    let clock = BootClock::now();
+    let host = host::identify(opts.labels.clone());
+    let enricher = Enricher::new(clock, &host.boot_id);
+    let builder = RecordBuilder::new(host, clock);
+    let record_stage = {
+        let stats = stats.clone();
+        tokio::task::spawn_blocking(move || record_stage(rx, enricher, builder, sinks, &stats))
+    };
+
+    // Readers first, so nothing the programs emit waits unread.
+    let mut sources = vec![
+        tokio::spawn(sources::ringbuf::run(
+            loaded.proc_events,
+            tx.clone(),
+            stats.clone(),
+            stop_rx.clone(),
+            opts.drain_interval,
+        )),
+        tokio::spawn(sources::loss::run(loaded.loss, tx, stop_rx.clone(), opts.loss_poll_interval)),
+    ];
+    if let Some(logger) = loaded.logger {
+        sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx)));
+    }
+    if let Err(e) = loader::attach(&mut ebpf) {
+        let _ = stop_tx.send(true);
+        return Err(e);
+    }
+    Ok(Running { stop: stop_tx, sources, record_stage, stats, _ebpf: ebpf })
+}
+
+impl Running {
+    /// Stops the readers after a final drain, writes every remaining record, flushes every sink.
+    pub async fn stop(self) -> anyhow::Result<Vec<SinkReport>> {
+        let _ = self.stop.send(true);
+        for s in self.sources {
+            match s.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error!(error = %e, "source failed"),
+                Err(e) => error!(error = %e, "source task panicked"),
+            }
+        }
+        let reports = self.record_stage.await.context("record stage panicked")?;
+        info!(
+            records = self.stats.records.load(Ordering::Relaxed),
+            loss_records = self.stats.loss_records.load(Ordering::Relaxed),
+            "sensor stopped; sinks flushed"
+        );
+        Ok(reports)
+    }
+}
+
+/// The single consumer: enrich, number, write. Flushes whenever it has caught up.
+fn record_stage(
+    mut rx: mpsc::Receiver<PipelineEvent>,
+    mut enricher: Enricher,
+    mut builder: RecordBuilder,
+    mut sinks: Vec<Box<dyn Sink>>,
+    stats: &Stats,
+) -> Vec<SinkReport> {
+    let mut errors = vec![0u64; sinks.len()];
+    let mut write_all = |sinks: &mut Vec<Box<dyn Sink>>, flush: bool, rec: Option<&sensor_proto::AuditRecord>| {
+        for (i, sink) in sinks.iter_mut().enumerate() {
+            let res = match rec {
+                Some(r) => sink.write(r),
+                None if flush => sink.flush(),
+                None => Ok(()),
+            };
+            if let Err(e) = res {
+                errors[i] += 1;
+                stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                // Log the first error and then every 1000th, so a dead sink cannot flood logs.
+                if errors[i] == 1 || errors[i] % 1000 == 0 {
+                    error!(sink = sink.name(), error = %e, errors = errors[i], "sink write failed");
+                }
+            }
+        }
+    };
+    loop {
+        let ev = match rx.try_recv() {
+            Ok(ev) => ev,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                write_all(&mut sinks, true, None);
+                match rx.blocking_recv() {
+                    Some(ev) => ev,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        if matches!(ev, PipelineEvent::Loss(_)) {
+            stats.loss_records.fetch_add(1, Ordering::Relaxed);
+        }
+        let record = builder.build(enricher.enrich(ev));
+        stats.records.fetch_add(1, Ordering::Relaxed);
+        write_all(&mut sinks, false, Some(&record));
+    }
+    write_all(&mut sinks, true, None);
+    if builder.count() == 0 {
+        warn!("no records were produced");
+    }
+    sinks
+        .iter()
+        .zip(errors)
+        .map(|(s, errors)| SinkReport { name: s.name().to_owned(), errors })
+        .collect()
+}
+
+/// Forwards aya-log records from the programs into `log` (and so into tracing).
+async fn bridge_ebpf_logs(logger: EbpfLogger, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut fd = sources::readable(logger)?;
+    loop {
+        tokio::select! {
+            guard = fd.readable_mut() => {
+                let mut guard = guard?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
+            _ = stop.changed() => {
+                fd.get_mut().flush();
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Kernel bytes → record text. Valid UTF-8 passes unchanged; otherwise invalid bytes become
+//! `\xNN`, a backslash becomes `\\`, and the caller keeps the exact bytes in a `*_raw` field.
+
+use std::fmt::Write as _;
+
+/// Text for a record string field, and whether it was escaped (then the raw bytes must be kept).
+pub fn text(bytes: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_owned(), false),
+        Err(_) => (escape(bytes), true),
+    }
+}
+
+fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_passes_and_invalid_bytes_are_escaped() {
+        assert_eq!(text(b"/tmp/a\nb"), ("/tmp/a\nb".to_owned(), false));
+        assert_eq!(text(b"a\\b\xff\xfe"), ("a\\\\b\\xff\\xfe".to_owned(), true));
+        assert_eq!(text("é".as_bytes()), ("é".to_owned(), false));
+    }
+}

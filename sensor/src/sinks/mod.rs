@@ -1,0 +1,37 @@
+//! Sinks: where records go. Each sink is its own module behind the [`Sink`] trait; the pipeline
+//! fans every record out to all configured sinks and flushes them all at shutdown.
+
+pub mod file;
+pub mod jsonl;
+pub mod memory;
+pub mod spec;
+
+use sensor_proto::AuditRecord;
+
+pub use spec::OutputSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{sink}: {source}")]
+    Io { sink: String, source: std::io::Error },
+    #[error("{sink}: encoding JSON: {source}")]
+    Json { sink: String, source: serde_json::Error },
+}
+
+/// A destination for records.
+pub trait Sink: Send {
+    /// Short name for logs and metrics, e.g. `jsonl:/var/log/x.jsonl`.
+    fn name(&self) -> &str;
+    /// Accepts one record (may buffer).
+    fn write(&mut self, record: &AuditRecord) -> Result<(), SinkError>;
+    /// Makes everything accepted so far durable/visible.
+    fn flush(&mut self) -> Result<(), SinkError>;
+}
+
+/// Opens the sink an output spec names.
+pub fn open(spec: &OutputSpec) -> Result<Box<dyn Sink>, SinkError> {
+    Ok(match spec {
+        OutputSpec::Jsonl(target) => Box::new(jsonl::JsonlSink::open(target)?),
+        OutputSpec::File(dir) => Box::new(file::FileSink::open(dir, file::Rotation::default())?),
+    })
+}

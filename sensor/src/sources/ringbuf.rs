@@ -1,0 +1,84 @@
+//! Ring-buffer reader: waits on the map's fd with `AsyncFd`, and also drains on a short timer
+//! because the programs skip wakeups for small batches (see `sensor-ebpf/src/emit.rs`).
+
+use std::{sync::Arc, time::Duration};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::sync::{mpsc, watch};
+use tracing::warn;
+
+use crate::{
+    decode,
+    pipeline::{LossReport, PipelineEvent, Stats},
+    enrich::clock::BootClock,
+};
+
+/// Most events decoded before they are handed on (bounds the local batch).
+const BATCH: usize = 1024;
+
+/// Reads `ring` until `stop` turns true, then drains what is left and returns.
+pub async fn run(
+    ring: RingBuf<MapData>,
+    tx: mpsc::Sender<PipelineEvent>,
+    stats: Arc<Stats>,
+    mut stop: watch::Receiver<bool>,
+    drain_every: Duration,
+) -> anyhow::Result<()> {
+    let mut fd = super::readable(ring)?;
+    let mut tick = tokio::time::interval(drain_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let stopping = tokio::select! {
+            guard = fd.readable_mut() => {
+                let mut guard = guard?;
+                drain(guard.get_inner_mut(), &mut batch, &stats);
+                guard.clear_ready();
+                false
+            }
+            _ = tick.tick() => {
+                drain(fd.get_mut(), &mut batch, &stats);
+                false
+            }
+            _ = stop.changed() => true,
+        };
+        loop {
+            for ev in batch.drain(..) {
+                if tx.send(ev).await.is_err() {
+                    return Ok(()); // pipeline gone: shutting down
+                }
+            }
+            // A full batch means more may be waiting; on stop, empty the ring completely.
+            drain(fd.get_mut(), &mut batch, &stats);
+            if batch.is_empty() {
+                break;
+            }
+        }
+        if stopping {
+            return Ok(());
+        }
+    }
+}
+
+/// Decodes up to [`BATCH`] items into `batch`.
+fn drain(ring: &mut RingBuf<MapData>, batch: &mut Vec<PipelineEvent>, stats: &Stats) {
+    while batch.len() < BATCH {
+        let Some(item) = ring.next() else { break };
+        stats.add_kernel_bytes(item.len());
+        match decode::decode(&item) {
+            Ok(ev) => batch.push(PipelineEvent::Kernel(ev)),
+            Err(e) => {
+                stats.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                warn!(error = %e, len = item.len(), "undecodable kernel event");
+                let now = BootClock::boot_ns_now();
+                batch.push(PipelineEvent::Loss(LossReport {
+                    kind: "unknown",
+                    reason: "decode_error",
+                    count: 1,
+                    first_boot_ns: now,
+                    last_boot_ns: now,
+                }));
+            }
+        }
+    }
+}
