@@ -36,7 +36,11 @@ fn main() -> anyhow::Result<()> {
         .context("sensor-ebpf manifest dir")?
         .as_str();
     aya_build::build_ebpf(
-        [Package { name: "sensor-ebpf", root_dir, ..Default::default() }],
+        [Package {
+            name: "sensor-ebpf",
+            root_dir,
+            ..Default::default()
+        }],
         Toolchain::default(),
     )
     .context("building the eBPF programs (run `cargo xtask setup` if bpf-linker is missing)")

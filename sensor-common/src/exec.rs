@@ -54,7 +54,7 @@ pub struct ExecFixed {
 /// Size of [`ExecFixed`] in bytes.
 pub const EXEC_FIXED_SIZE: usize = size_of::<ExecFixed>();
 const _: () = assert!(EXEC_FIXED_SIZE == 32 + 8 * 4 + 8 + 16 + 16);
-const _: () = assert!(EXEC_FIXED_SIZE % 8 == 0);
+const _: () = assert!(EXEC_FIXED_SIZE.is_multiple_of(8));
 
 /// An exec event as built in the kernel's per-CPU scratch space.
 #[repr(C)]
@@ -67,7 +67,9 @@ pub struct ExecEvent {
 
 impl core::fmt::Debug for ExecEvent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ExecEvent").field("fixed", &self.fixed).finish_non_exhaustive()
+        f.debug_struct("ExecEvent")
+            .field("fixed", &self.fixed)
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,5 +89,8 @@ pub struct ExecConfig {
 const _: () = assert!(size_of::<ExecConfig>() == 8);
 
 impl ExecConfig {
-    pub const DEFAULT: Self = Self { args_max: EXEC_ARGS_MAX as u32, self_tgid: 0 };
+    pub const DEFAULT: Self = Self {
+        args_max: EXEC_ARGS_MAX as u32,
+        self_tgid: 0,
+    };
 }

@@ -32,13 +32,21 @@ use crate::{
 };
 
 #[btf_tracepoint(function = "sched_process_exec")]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the program macro passes the context by value"
+)]
 pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     match try_exec(&ctx) {
         Ok(()) => 0,
         Err(Loss::ReadFailed) => {
             count_loss(EventKind::Exec, Loss::ReadFailed);
             // Rare (a kernel read faulted); counted above, logged for the operator.
-            aya_log_ebpf::warn!(&ctx, "exec event of tgid {} lost: kernel read failed", ctx.tgid());
+            aya_log_ebpf::warn!(
+                &ctx,
+                "exec event of tgid {} lost: kernel read failed",
+                ctx.tgid()
+            );
             0
         }
         Err(Loss::RingFull) => {
@@ -77,7 +85,8 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
         (*f).egid = read(cred, off.cred_egid).map_err(|_| Loss::ReadFailed)?;
         (*f).auid = read_or(task, off.task_loginuid, AUDIT_UNSET);
         (*f).sessionid = read_or(task, off.task_sessionid, AUDIT_UNSET);
-        (*f).start_boottime_ns = read(task, off.task_start_boottime).map_err(|_| Loss::ReadFailed)?;
+        (*f).start_boottime_ns =
+            read(task, off.task_start_boottime).map_err(|_| Loss::ReadFailed)?;
         let parent = read_ptr(task, off.task_real_parent).map_err(|_| Loss::ReadFailed)?;
         (*f).ppid = read(parent, off.task_tgid).map_err(|_| Loss::ReadFailed)?;
         (*f).old_pid = old_pid as u32;
@@ -105,9 +114,17 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
                 let start: u64 = read_or(mm, off.mm_arg_start, 0);
                 let end: u64 = read_or(mm, off.mm_arg_end, 0);
                 let total = end.saturating_sub(start);
-                args_total = if total > u64::from(u32::MAX) { u32::MAX } else { total as u32 };
+                args_total = if total > u64::from(u32::MAX) {
+                    u32::MAX
+                } else {
+                    total as u32
+                };
                 let mut want = args_total;
-                let limit = if cfg.args_max < EXEC_ARGS_MAX as u32 { cfg.args_max } else { EXEC_ARGS_MAX as u32 - 1 };
+                let limit = if cfg.args_max < EXEC_ARGS_MAX as u32 {
+                    cfg.args_max
+                } else {
+                    EXEC_ARGS_MAX as u32 - 1
+                };
                 if want > limit {
                     want = limit;
                     flags |= FLAG_ARGS_TRUNCATED;

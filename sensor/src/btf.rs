@@ -14,12 +14,17 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("reading kernel BTF from {path}: {source} (the sensor needs a kernel built with CONFIG_DEBUG_INFO_BTF)")]
+    #[error(
+        "reading kernel BTF from {path}: {source} (the sensor needs a kernel built with CONFIG_DEBUG_INFO_BTF)"
+    )]
     Read { path: String, source: btf_rs::Error },
     #[error("kernel BTF has no struct {0}")]
     NoStruct(&'static str),
     #[error("kernel BTF: struct {strukt} has no field {field}")]
-    NoField { strukt: &'static str, field: &'static str },
+    NoField {
+        strukt: &'static str,
+        field: &'static str,
+    },
     #[error("kernel BTF: {0}")]
     Parse(#[from] btf_rs::Error),
 }
@@ -42,8 +47,10 @@ impl KernelBtf {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let btf = Btf::from_file(path)
-            .map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
+        let btf = Btf::from_file(path).map_err(|source| BtfError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(Self { btf })
     }
 
@@ -67,7 +74,11 @@ impl KernelBtf {
     }
 
     /// Like [`Self::offset`], but a missing field (a kernel config option) is [`OFFSET_ABSENT`].
-    pub fn offset_or_absent(&self, strukt: &'static str, field: &'static str) -> Result<u32, BtfError> {
+    pub fn offset_or_absent(
+        &self,
+        strukt: &'static str,
+        field: &'static str,
+    ) -> Result<u32, BtfError> {
         match self.offset(strukt, field) {
             Err(BtfError::NoField { .. }) => Ok(OFFSET_ABSENT),
             other => other,

@@ -16,7 +16,11 @@ use crate::{
 pub const DEFAULT_RECORD_DIR: &str = "/var/lib/sensor/records";
 
 #[derive(Debug, Parser)]
-#[command(name = "sensor", version, about = "eBPF kernel telemetry sensor: process, file and network audit records")]
+#[command(
+    name = "sensor",
+    version,
+    about = "eBPF kernel telemetry sensor: process, file and network audit records"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -58,7 +62,9 @@ pub enum RecordsCommand {
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))?;
     if k.is_empty() {
         return Err(format!("`{s}`: empty label key"));
     }

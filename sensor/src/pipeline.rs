@@ -39,7 +39,7 @@ pub enum PipelineEvent {
 }
 
 /// Events lost before they became records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LossReport {
     pub kind: &'static str,
     pub reason: &'static str,
@@ -76,6 +76,9 @@ pub struct Options {
     pub queue_capacity: usize,
     pub drain_interval: Duration,
     pub loss_poll_interval: Duration,
+    /// Size of the process-event ring buffer in bytes (a power-of-two multiple of the page
+    /// size); `None` keeps the object's default.
+    pub proc_ring_bytes: Option<u32>,
 }
 
 impl std::fmt::Debug for Options {
@@ -99,6 +102,7 @@ impl Default for Options {
             queue_capacity: 16 * 1024,
             drain_interval: Duration::from_millis(20),
             loss_poll_interval: Duration::from_secs(1),
+            proc_ring_bytes: None,
         }
     }
 }
@@ -115,7 +119,9 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("stats", &self.stats).finish_non_exhaustive()
+        f.debug_struct("Running")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 
@@ -135,7 +141,11 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     }
     sinks.append(&mut opts.extra_sinks);
 
-    let loaded = loader::load(LoadConfig { args_max: opts.args_max, self_tgid: std::process::id() })?;
+    let loaded = loader::load(LoadConfig {
+        args_max: opts.args_max,
+        self_tgid: std::process::id(),
+        proc_ring_bytes: opts.proc_ring_bytes,
+    })?;
     let mut ebpf = loaded.ebpf;
     let stats = Arc::new(Stats::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -159,7 +169,12 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             stop_rx.clone(),
             opts.drain_interval,
         )),
-        tokio::spawn(sources::loss::run(loaded.loss, tx, stop_rx.clone(), opts.loss_poll_interval)),
+        tokio::spawn(sources::loss::run(
+            loaded.loss,
+            tx,
+            stop_rx.clone(),
+            opts.loss_poll_interval,
+        )),
     ];
     if let Some(logger) = loaded.logger {
         sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx)));
@@ -168,7 +183,13 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         let _ = stop_tx.send(true);
         return Err(e);
     }
-    Ok(Running { stop: stop_tx, sources, record_stage, stats, _ebpf: ebpf })
+    Ok(Running {
+        stop: stop_tx,
+        sources,
+        record_stage,
+        stats,
+        _ebpf: ebpf,
+    })
 }
 
 impl Running {
@@ -201,7 +222,9 @@ fn record_stage(
     stats: &Stats,
 ) -> Vec<SinkReport> {
     let mut errors = vec![0u64; sinks.len()];
-    let mut write_all = |sinks: &mut Vec<Box<dyn Sink>>, flush: bool, rec: Option<&sensor_proto::AuditRecord>| {
+    let mut write_all = |sinks: &mut Vec<Box<dyn Sink>>,
+                         flush: bool,
+                         rec: Option<&sensor_proto::AuditRecord>| {
         for (i, sink) in sinks.iter_mut().enumerate() {
             let res = match rec {
                 Some(r) => sink.write(r),
@@ -212,7 +235,7 @@ fn record_stage(
                 errors[i] += 1;
                 stats.sink_errors.fetch_add(1, Ordering::Relaxed);
                 // Log the first error and then every 1000th, so a dead sink cannot flood logs.
-                if errors[i] == 1 || errors[i] % 1000 == 0 {
+                if errors[i] == 1 || errors[i].is_multiple_of(1000) {
                     error!(sink = sink.name(), error = %e, errors = errors[i], "sink write failed");
                 }
             }
@@ -244,12 +267,18 @@ fn record_stage(
     sinks
         .iter()
         .zip(errors)
-        .map(|(s, errors)| SinkReport { name: s.name().to_owned(), errors })
+        .map(|(s, errors)| SinkReport {
+            name: s.name().to_owned(),
+            errors,
+        })
         .collect()
 }
 
 /// Forwards aya-log records from the programs into `log` (and so into tracing).
-async fn bridge_ebpf_logs(logger: EbpfLogger, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn bridge_ebpf_logs(
+    logger: EbpfLogger,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let mut fd = sources::readable(logger)?;
     loop {
         tokio::select! {

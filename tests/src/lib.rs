@@ -1,0 +1,126 @@
+//! Helpers shared by the integration tests: start the real sensor in-process with a channel
+//! sink, run processes, and wait for the records they cause.
+
+use std::{
+    path::PathBuf,
+    sync::mpsc::{Receiver, channel},
+    time::{Duration, Instant},
+};
+
+use sensor::{
+    pipeline::{self, Options, Running},
+    sinks::{Sink, memory::ChannelSink},
+};
+use sensor_proto::{AuditRecord, v1::audit_record::Event};
+
+/// A sensor running in this process, and the records it produced.
+pub struct TestSensor {
+    pub rt: tokio::runtime::Runtime,
+    pub running: Option<Running>,
+    pub records: Receiver<AuditRecord>,
+    /// Records already taken off the channel by earlier waits.
+    pub seen: Vec<AuditRecord>,
+}
+
+impl TestSensor {
+    /// Starts the sensor with `opts` plus a channel sink (outputs in `opts` are kept).
+    pub fn start(mut opts: Options) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (tx, rx) = channel();
+        opts.extra_sinks
+            .push(Box::new(ChannelSink::new(tx)) as Box<dyn Sink>);
+        let running = rt
+            .block_on(pipeline::start(opts))
+            .expect("sensor starts (are you root?)");
+        Self {
+            rt,
+            running: Some(running),
+            records: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Default options.
+    pub fn start_default() -> Self {
+        Self::start(Options::default())
+    }
+
+    /// Waits up to `timeout` for a record matching `pred`; returns it.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&AuditRecord) -> bool,
+    ) -> Option<AuditRecord> {
+        if let Some(r) = self.seen.iter().find(|r| pred(r)) {
+            return Some(r.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.records.recv_timeout(left) {
+                Ok(r) => {
+                    let hit = pred(&r);
+                    self.seen.push(r.clone());
+                    if hit {
+                        return Some(r);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Stops the sensor (final drain and flush) and returns every record it produced.
+    pub fn stop(mut self) -> Vec<AuditRecord> {
+        if let Some(r) = self.running.take() {
+            self.rt.block_on(r.stop()).expect("clean stop");
+        }
+        self.seen.extend(self.records.try_iter());
+        self.seen
+    }
+}
+
+/// The exec record of process `pid`, if `r` is one.
+pub fn is_exec_of(r: &AuditRecord, pid: u32) -> bool {
+    matches!(r.event, Some(Event::Exec(_))) && r.process.as_ref().is_some_and(|p| p.pid == pid)
+}
+
+/// A string no other process on the machine will have in its argv.
+pub fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+/// The `sensor` binary built next to the test binaries (`cargo xtask test` builds it first).
+pub fn sensor_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/sensor
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("sensor");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo xtask test` (it builds the workspace first)",
+        bin.display()
+    );
+    bin
+}
+
+/// Text of `/proc/self/<what>` (e.g. loginuid), trimmed.
+pub fn proc_self(what: &str) -> String {
+    std::fs::read_to_string(format!("/proc/self/{what}"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Seconds since the epoch now.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,1 +1,59 @@
-fn main(){}
+//! `cargo xtask`: the project's tasks. Every task first runs `setup`, so a fresh clone needs
+//! nothing else.
+
+mod setup;
+mod tasks;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "Project tasks for the sensor")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what the build needs (rust-src, bpf-linker) and mount tracefs/bpffs. Idempotent.
+    Setup,
+    /// Build the workspace (the eBPF object is built and embedded by sensor/build.rs).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build (release) and run `sensor run ARGS` as root.
+    Run {
+        /// Arguments for `sensor run`, after `--`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Unit tests, then integration tests that load real eBPF programs (root).
+    Test {
+        /// Extra arguments for the test binaries (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Clippy with -D warnings: host crates, then the eBPF crate for bpfel-unknown-none.
+    Clippy,
+    /// Format all crates (`--check` to only check).
+    Fmt {
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let ws = util::workspace_root()?;
+    setup::setup(&ws)?;
+    match cli.task {
+        Task::Setup => Ok(()),
+        Task::Build { release } => tasks::build(&ws, release),
+        Task::Run { args } => tasks::run(&ws, &args),
+        Task::Test { args } => tasks::test(&ws, &args),
+        Task::Clippy => tasks::clippy(&ws),
+        Task::Fmt { check } => tasks::fmt(&ws, check),
+    }
+}

@@ -24,7 +24,11 @@ pub enum DecodeError {
     #[error("unknown event kind {0}")]
     UnknownKind(u32),
     #[error("{field} length {len} exceeds the {avail} bytes left")]
-    FieldOverrun { field: &'static str, len: u32, avail: usize },
+    FieldOverrun {
+        field: &'static str,
+        len: u32,
+        avail: usize,
+    },
 }
 
 impl From<UnknownKind> for DecodeError {
@@ -41,7 +45,10 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8], need: usize) -> Result<Self, DecodeError> {
         if buf.len() < need {
-            return Err(DecodeError::Short { need, got: buf.len() });
+            return Err(DecodeError::Short {
+                need,
+                got: buf.len(),
+            });
         }
         Ok(Self { buf })
     }
@@ -68,9 +75,15 @@ impl<'a> Reader<'a> {
     }
 
     /// `len` bytes at `*cursor`, advancing it; an error if they are not all there.
-    pub(crate) fn take(&self, cursor: &mut usize, len: u32, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn take(
+        &self,
+        cursor: &mut usize,
+        len: u32,
+        field: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         let avail = self.buf.len().saturating_sub(*cursor);
-        let n = usize::try_from(len).map_err(|_| DecodeError::FieldOverrun { field, len, avail })?;
+        let n =
+            usize::try_from(len).map_err(|_| DecodeError::FieldOverrun { field, len, avail })?;
         let out = self
             .buf
             .get(*cursor..*cursor + n)
@@ -99,7 +112,10 @@ pub fn header(buf: &[u8]) -> Result<EventHeader, DecodeError> {
 pub fn decode(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
     let h = header(buf)?;
     if usize::try_from(h.size).ok() != Some(buf.len()) {
-        return Err(DecodeError::SizeMismatch { claimed: h.size, got: buf.len() });
+        return Err(DecodeError::SizeMismatch {
+            claimed: h.size,
+            got: buf.len(),
+        });
     }
     match EventKind::try_from(h.kind)? {
         EventKind::Exec => exec::decode(h, buf).map(KernelEvent::Exec),

@@ -20,7 +20,11 @@ fn exec_bytes(filename: &[u8], args: &[u8], flags: u32) -> Vec<u8> {
     let size = EXEC_FIXED_SIZE + filename.len() + args.len();
     let mut b = vec![0u8; EXEC_FIXED_SIZE];
     let h = offset_of!(ExecFixed, header);
-    put32(&mut b, h + offset_of!(EventHeader, kind), EventKind::Exec as u32);
+    put32(
+        &mut b,
+        h + offset_of!(EventHeader, kind),
+        EventKind::Exec as u32,
+    );
     put32(&mut b, h + offset_of!(EventHeader, size), size as u32);
     put64(&mut b, h + offset_of!(EventHeader, boot_ns), 123_456_789);
     put32(&mut b, h + offset_of!(EventHeader, tgid), 4242);
@@ -34,9 +38,17 @@ fn exec_bytes(filename: &[u8], args: &[u8], flags: u32) -> Vec<u8> {
     put32(&mut b, offset_of!(ExecFixed, sessionid), 7);
     put64(&mut b, offset_of!(ExecFixed, start_boottime_ns), 99);
     b[offset_of!(ExecFixed, comm)..][..4].copy_from_slice(b"true");
-    put32(&mut b, offset_of!(ExecFixed, filename_len), filename.len() as u32);
+    put32(
+        &mut b,
+        offset_of!(ExecFixed, filename_len),
+        filename.len() as u32,
+    );
     put32(&mut b, offset_of!(ExecFixed, args_len), args.len() as u32);
-    put32(&mut b, offset_of!(ExecFixed, args_total_len), args.len() as u32);
+    put32(
+        &mut b,
+        offset_of!(ExecFixed, args_total_len),
+        args.len() as u32,
+    );
     b.extend_from_slice(filename);
     b.extend_from_slice(args);
     b
@@ -44,7 +56,11 @@ fn exec_bytes(filename: &[u8], args: &[u8], flags: u32) -> Vec<u8> {
 
 #[test]
 fn decodes_exec() {
-    let b = exec_bytes(b"/usr/bin/true", b"true\0--flag\0\0last\0", FLAG_ARGS_TRUNCATED);
+    let b = exec_bytes(
+        b"/usr/bin/true",
+        b"true\0--flag\0\0last\0",
+        FLAG_ARGS_TRUNCATED,
+    );
     let KernelEvent::Exec(e) = decode(&b).expect("decodes");
     assert_eq!(e.header.tgid, 4242);
     assert_eq!(e.header.tid, 4243);
@@ -56,7 +72,15 @@ fn decodes_exec() {
     assert_eq!(e.sessionid, 7);
     assert_eq!(e.comm, b"true");
     assert_eq!(e.filename, b"/usr/bin/true");
-    assert_eq!(e.argv, vec![b"true".to_vec(), b"--flag".to_vec(), b"".to_vec(), b"last".to_vec()]);
+    assert_eq!(
+        e.argv,
+        vec![
+            b"true".to_vec(),
+            b"--flag".to_vec(),
+            b"".to_vec(),
+            b"last".to_vec()
+        ]
+    );
     assert!(e.args_truncated);
     assert!(!e.args_unreadable);
 }
@@ -74,7 +98,10 @@ fn every_truncation_is_an_error_not_a_panic() {
     for n in 0..b.len() {
         let err = decode(&b[..n]).expect_err("truncated buffer must not decode");
         assert!(
-            matches!(err, DecodeError::Short { .. } | DecodeError::SizeMismatch { .. }),
+            matches!(
+                err,
+                DecodeError::Short { .. } | DecodeError::SizeMismatch { .. }
+            ),
             "{n}: {err}"
         );
     }
@@ -84,9 +111,18 @@ fn every_truncation_is_an_error_not_a_panic() {
 fn lengths_beyond_the_buffer_are_rejected() {
     let mut b = exec_bytes(b"/bin/x", b"x\0", 0);
     put32(&mut b, offset_of!(ExecFixed, args_len), u32::MAX);
-    assert!(matches!(decode(&b), Err(DecodeError::FieldOverrun { field: "args", .. })));
+    assert!(matches!(
+        decode(&b),
+        Err(DecodeError::FieldOverrun { field: "args", .. })
+    ));
     put32(&mut b, offset_of!(ExecFixed, filename_len), 1 << 20);
-    assert!(matches!(decode(&b), Err(DecodeError::FieldOverrun { field: "filename", .. })));
+    assert!(matches!(
+        decode(&b),
+        Err(DecodeError::FieldOverrun {
+            field: "filename",
+            ..
+        })
+    ));
 }
 
 #[test]

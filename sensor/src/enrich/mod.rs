@@ -35,7 +35,10 @@ pub struct Enricher {
 
 impl Enricher {
     pub fn new(clock: BootClock, boot_id: &str) -> Self {
-        Self { clock, guids: GuidMaker::new(boot_id) }
+        Self {
+            clock,
+            guids: GuidMaker::new(boot_id),
+        }
     }
 
     pub fn enrich(&mut self, ev: PipelineEvent) -> Enriched {
@@ -47,22 +50,12 @@ impl Enricher {
 
     fn exec(&mut self, e: ExecRaw) -> Enriched {
         let pid = e.header.tgid;
-        let mut argv = Vec::with_capacity(e.argv.len());
-        let mut argv_raw = Vec::new();
-        let mut any_escaped = false;
-        for a in &e.argv {
-            let (s, escaped) = text(a);
-            any_escaped |= escaped;
-            argv.push(s);
-        }
-        if any_escaped {
-            argv_raw = e.argv.clone();
-        }
-        let (filename, filename_escaped) = text(&e.filename);
-        let live = procfs::live_view(pid, e.start_boottime_ns);
-        let (exe, exe_raw) = match live.as_ref().and_then(|l| l.exe.clone()) {
+        let (argv, argv_raw) = texts(e.argv);
+        let (filename, filename_raw) = raw_split(e.filename);
+        let live = procfs::live_view(pid, e.start_boottime_ns).unwrap_or_default();
+        let (exe, exe_raw) = match live.exe {
             Some(exe) => raw_split(exe),
-            None => (filename.clone(), if filename_escaped { e.filename.clone() } else { Vec::new() }),
+            None => (filename.clone(), filename_raw.clone()),
         };
         let process = Process {
             guid: self.guids.guid(pid, e.start_boottime_ns),
@@ -71,10 +64,8 @@ impl Enricher {
             ppid: e.ppid,
             exe,
             exe_raw,
-            argv,
-            argv_raw,
             argv_truncated: e.args_truncated,
-            cwd: live.as_ref().and_then(|l| l.cwd.clone()).map(|c| raw_split(c).0).unwrap_or_default(),
+            cwd: live.cwd.map(|c| raw_split(c).0).unwrap_or_default(),
             uid: e.uid,
             euid: e.euid,
             gid: e.gid,
@@ -88,18 +79,42 @@ impl Enricher {
         };
         let event = Event::Exec(ExecEvent {
             filename,
-            filename_raw: if filename_escaped { e.filename.clone() } else { Vec::new() },
-            argc: u32::try_from(e.argv.len()).unwrap_or(u32::MAX),
+            filename_raw,
+            argc: u32::try_from(argv.len()).unwrap_or(u32::MAX),
             args_total_bytes: e.args_total_len,
             old_pid: e.old_pid,
             filename_truncated: e.filename_truncated,
             argv_unreadable: e.args_unreadable,
         });
-        Enriched { boot_ns: e.header.boot_ns, process: Some(process), event }
+        let process = Process {
+            argv,
+            argv_raw,
+            ..process
+        };
+        Enriched {
+            boot_ns: e.header.boot_ns,
+            process: Some(process),
+            event,
+        }
     }
 }
 
-/// Text and raw bytes for a path read from `/proc`.
+/// Texts of byte strings; the raw bytes are kept (all of them, index-aligned) only when some
+/// text had to be escaped.
+fn texts(items: Vec<Vec<u8>>) -> (Vec<String>, Vec<Vec<u8>>) {
+    let mut any_escaped = false;
+    let out = items
+        .iter()
+        .map(|a| {
+            let (s, escaped) = text(a);
+            any_escaped |= escaped;
+            s
+        })
+        .collect();
+    (out, if any_escaped { items } else { Vec::new() })
+}
+
+/// Text and, when it had to be escaped, the exact bytes.
 fn raw_split(bytes: Vec<u8>) -> (String, Vec<u8>) {
     let (s, escaped) = text(&bytes);
     (s, if escaped { bytes } else { Vec::new() })

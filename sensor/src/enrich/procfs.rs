@@ -31,7 +31,10 @@ pub fn live_view(pid: u32, start_boot_ns: u64) -> Option<LiveView> {
             .ok()
             .map(|p| OsStr::as_bytes(p.as_os_str()).to_vec())
     };
-    let view = LiveView { exe: link("exe"), cwd: link("cwd") };
+    let view = LiveView {
+        exe: link("exe"),
+        cwd: link("cwd"),
+    };
     // Re-check: the pid could have been reused between the reads.
     (start_ticks(pid)? == start_boot_ns / NS_PER_TICK).then_some(view)
 }

@@ -33,7 +33,10 @@ pub async fn run(
     every: Duration,
 ) -> anyhow::Result<()> {
     let start = BootClock::boot_ns_now();
-    let mut seen = [Seen { at_boot_ns: start, ..Default::default() }; EventKind::ALL.len()];
+    let mut seen = [Seen {
+        at_boot_ns: start,
+        ..Default::default()
+    }; EventKind::ALL.len()];
     let mut tick = tokio::time::interval(every);
     loop {
         let stopping = tokio::select! {
@@ -41,7 +44,12 @@ pub async fn run(
             _ = stop.changed() => true,
         };
         for report in poll(&map, &mut seen) {
-            error!(kind = report.kind, reason = report.reason, count = report.count, "kernel events lost");
+            error!(
+                kind = report.kind,
+                reason = report.reason,
+                count = report.count,
+                "kernel events lost"
+            );
             if tx.send(PipelineEvent::Loss(report)).await.is_err() {
                 return Ok(());
             }
@@ -83,7 +91,10 @@ fn poll(map: &PerCpuArray<MapData, LossCounter>, seen: &mut [Seen]) -> Vec<LossR
                 });
             }
         }
-        seen[i] = Seen { counts: total, at_boot_ns: now };
+        seen[i] = Seen {
+            counts: total,
+            at_boot_ns: now,
+        };
     }
     out
 }

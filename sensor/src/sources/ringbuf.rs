@@ -9,8 +9,8 @@ use tracing::warn;
 
 use crate::{
     decode,
-    pipeline::{LossReport, PipelineEvent, Stats},
     enrich::clock::BootClock,
+    pipeline::{LossReport, PipelineEvent, Stats},
 };
 
 /// Most events decoded before they are handed on (bounds the local batch).
@@ -68,7 +68,9 @@ fn drain(ring: &mut RingBuf<MapData>, batch: &mut Vec<PipelineEvent>, stats: &St
         match decode::decode(&item) {
             Ok(ev) => batch.push(PipelineEvent::Kernel(ev)),
             Err(e) => {
-                stats.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .decode_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 warn!(error = %e, len = item.len(), "undecodable kernel event");
                 let now = BootClock::boot_ns_now();
                 batch.push(PipelineEvent::Loss(LossReport {

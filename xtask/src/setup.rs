@@ -1,0 +1,141 @@
+//! `setup`: idempotent installation of what the build needs, and the mounts the sensor uses.
+//!
+//! - `rust-src` for the nightly toolchain (the eBPF crate is built with `-Z build-std=core`);
+//! - bpf-linker 0.13 built against the nightly toolchain's own libLLVM (Debian 12 has no LLVM
+//!   of the right major), with the LLVM prefix kept in `target/tools/llvm` so the binary's
+//!   RUNPATH stays valid; rebuilt when the nightly's libLLVM changes;
+//! - tracefs at /sys/kernel/tracing and bpffs at /sys/fs/bpf when absent (as root).
+
+use std::{
+    fs,
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::util::{self, bpf_linker_bin, tools_dir};
+
+/// The eBPF toolchain (aya-build uses `rustup run nightly`).
+pub const NIGHTLY: &str = "nightly";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+pub fn setup(ws: &Path) -> anyhow::Result<()> {
+    ensure_rust_src()?;
+    ensure_bpf_linker(ws)?;
+    ensure_mounts();
+    Ok(())
+}
+
+fn ensure_rust_src() -> anyhow::Result<()> {
+    let installed = util::output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        NIGHTLY,
+    ]))
+    .context(
+        "the nightly toolchain is required for the eBPF build (rustup toolchain install nightly)",
+    )?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    eprintln!("xtask setup: adding rust-src to the {NIGHTLY} toolchain");
+    util::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]))
+}
+
+/// The nightly's libLLVM shared library and its LLVM major version.
+fn nightly_llvm() -> anyhow::Result<(PathBuf, String)> {
+    let vv = util::output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "-vV"]))?;
+    let major = vv
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .and_then(|v| v.split('.').next())
+        .context("rustc -vV printed no LLVM version")?
+        .to_owned();
+    let sysroot =
+        util::output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
+    let lib = PathBuf::from(sysroot.trim()).join("lib");
+    let so = fs::read_dir(&lib)
+        .with_context(|| format!("listing {}", lib.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .with_context(|| format!("no libLLVM.so.* in {}", lib.display()))?;
+    Ok((so, major))
+}
+
+fn ensure_bpf_linker(ws: &Path) -> anyhow::Result<()> {
+    let (so, major) = nightly_llvm()?;
+    let stamp_text = format!(
+        "bpf-linker {BPF_LINKER_VERSION} llvm {major} {}\n",
+        so.display()
+    );
+    let bin = bpf_linker_bin(ws).join("bpf-linker");
+    let stamp = tools_dir(ws).join("bpf-linker.stamp");
+    if bin.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text) {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask setup: building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {major} (about a minute)"
+    );
+    // An LLVM "prefix" whose lib/ holds the nightly's libLLVM under the names the build looks for.
+    let prefix = tools_dir(ws).join("llvm");
+    let lib = prefix.join("lib");
+    if lib.exists() {
+        fs::remove_dir_all(&lib).with_context(|| format!("removing {}", lib.display()))?;
+    }
+    fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
+    let soname = so.file_name().context("libLLVM file name")?;
+    symlink(&so, lib.join("libLLVM.so"))?;
+    symlink(&so, lib.join(soname))?;
+    let mut cmd = Command::new("cargo");
+    cmd.args([
+        "install",
+        &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+        "--force",
+        "--no-default-features",
+        "--features",
+        &format!("llvm-{major}"),
+        "--root",
+    ])
+    .arg(tools_dir(ws).join("bpf-linker"))
+    .env("LLVM_PREFIX", &prefix)
+    // Build it with the default toolchain whatever the caller's override is.
+    .env_remove("RUSTUP_TOOLCHAIN")
+    .env_remove("CARGO_TARGET_DIR");
+    util::run(&mut cmd).context("building bpf-linker")?;
+    if !bin.exists() {
+        bail!("bpf-linker was not installed at {}", bin.display());
+    }
+    fs::write(&stamp, stamp_text)?;
+    Ok(())
+}
+
+/// Mounts tracefs and bpffs if they are missing. Failures are reported, not fatal: the sensor
+/// says what it needs when it starts.
+fn ensure_mounts() {
+    if !util::is_root() {
+        return;
+    }
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for (fstype, target) in [("tracefs", "/sys/kernel/tracing"), ("bpf", "/sys/fs/bpf")] {
+        let mounted = mounts.lines().any(|l| {
+            let mut f = l.split(' ');
+            f.nth(4) == Some(target) && l.split(" - ").nth(1).is_some_and(|t| t.starts_with(fstype))
+        });
+        if mounted {
+            continue;
+        }
+        let res = util::run(Command::new("mount").args(["-t", fstype, fstype, target]));
+        if let Err(e) = res {
+            eprintln!("xtask setup: could not mount {fstype} at {target}: {e:#}");
+        }
+    }
+}
