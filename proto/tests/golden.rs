@@ -64,6 +64,9 @@ fn exec_record() -> AuditRecord {
             old_pid: 9816,
             filename_truncated: false,
             argv_unreadable: false,
+            interpreter: String::new(),
+            interpreter_raw: vec![],
+            kernel_argc: 2,
         })),
         integrity: None,
     }

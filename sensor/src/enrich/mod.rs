@@ -85,6 +85,7 @@ impl Enricher {
             old_pid: e.old_pid,
             filename_truncated: e.filename_truncated,
             argv_unreadable: e.args_unreadable,
+            ..Default::default()
         });
         let process = Process {
             argv,
