@@ -30,17 +30,9 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .find(|p| p.name.as_str() == "sensor-ebpf")
         .ok_or_else(|| anyhow!("sensor-ebpf package not found"))?;
-    let root_dir = ebpf
-        .manifest_path
-        .parent()
-        .context("sensor-ebpf manifest dir")?
-        .as_str();
+    let root_dir = ebpf.manifest_path.parent().context("sensor-ebpf manifest dir")?.as_str();
     aya_build::build_ebpf(
-        [Package {
-            name: "sensor-ebpf",
-            root_dir,
-            ..Default::default()
-        }],
+        [Package { name: "sensor-ebpf", root_dir, ..Default::default() }],
         Toolchain::default(),
     )
     .context("building the eBPF programs (run `cargo xtask setup` if bpf-linker is missing)")

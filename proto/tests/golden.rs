@@ -24,10 +24,7 @@ fn exec_record() -> AuditRecord {
     AuditRecord {
         schema_version: 1,
         seq: 42,
-        time: Some(Timestamp {
-            seconds: 1_795_432_000,
-            nanos: 123_456_789,
-        }),
+        time: Some(Timestamp { seconds: 1_795_432_000, nanos: 123_456_789 }),
         boot_ns: 6_072_509_633_495,
         host: Some(host()),
         process: Some(Process {
@@ -47,10 +44,7 @@ fn exec_record() -> AuditRecord {
             egid: 0,
             auid: 1000,
             session_id: 3,
-            start_time: Some(Timestamp {
-                seconds: 1_795_431_999,
-                nanos: 5,
-            }),
+            start_time: Some(Timestamp { seconds: 1_795_431_999, nanos: 5 }),
             start_boot_ns: 6_072_507_658_543,
             comm: "café".into(),
             ..Default::default()
@@ -76,10 +70,7 @@ fn loss_record() -> AuditRecord {
     AuditRecord {
         schema_version: 1,
         seq: 43,
-        time: Some(Timestamp {
-            seconds: 1_795_432_001,
-            nanos: 0,
-        }),
+        time: Some(Timestamp { seconds: 1_795_432_001, nanos: 0 }),
         boot_ns: 6_073_000_000_000,
         host: Some(host()),
         event: Some(Event::Loss(LossEvent {
@@ -95,9 +86,7 @@ fn loss_record() -> AuditRecord {
 
 fn check_golden(name: &str, record: &AuditRecord) {
     let json = serde_json::to_string_pretty(record).expect("to json") + "\n";
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &json).expect("write golden");
     }
@@ -108,10 +97,7 @@ fn check_golden(name: &str, record: &AuditRecord) {
     let back: AuditRecord = serde_json::from_str(&golden).expect("parse golden");
     assert_eq!(&back, record);
     let bytes = record.encode_to_vec();
-    assert_eq!(
-        &AuditRecord::decode(bytes.as_slice()).expect("decode"),
-        record
-    );
+    assert_eq!(&AuditRecord::decode(bytes.as_slice()).expect("decode"), record);
 }
 
 #[test]
@@ -128,13 +114,7 @@ fn loss_record_golden() {
 fn canonical_json_uses_snake_case_and_keeps_zero_values() {
     let v: serde_json::Value = serde_json::to_value(exec_record()).expect("json");
     assert_eq!(v["process"]["session_id"], 3);
-    assert_eq!(
-        v["process"]["uid"], 0,
-        "uid 0 (root) must be present, not omitted"
-    );
-    assert_eq!(
-        v["seq"], "42",
-        "uint64 is a string in the proto3 JSON mapping"
-    );
+    assert_eq!(v["process"]["uid"], 0, "uid 0 (root) must be present, not omitted");
+    assert_eq!(v["seq"], "42", "uint64 is a string in the proto3 JSON mapping");
     assert!(v["process"].get("sessionId").is_none());
 }

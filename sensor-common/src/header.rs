@@ -6,6 +6,20 @@
 pub enum EventKind {
     /// A successful `execve`/`execveat` (`sched_process_exec`).
     Exec = 1,
+    /// A new process (or thread, when configured) (`sched_process_fork`).
+    Fork = 2,
+    /// The last thread of a process exited (`sched_process_exit`).
+    Exit = 3,
+    /// A successful credential change (setuid family, capset).
+    Cred = 4,
+    /// `ptrace` attach/seize.
+    Ptrace = 5,
+    /// A kernel module was loaded (`module_load`).
+    ModuleLoad = 6,
+    /// `bpf(BPF_PROG_LOAD)` by another process.
+    BpfLoad = 7,
+    /// `memfd_create`.
+    MemfdCreate = 8,
 }
 
 /// A kind number that this build does not know.
@@ -16,27 +30,57 @@ impl TryFrom<u32> for EventKind {
     type Error = UnknownKind;
 
     fn try_from(value: u32) -> Result<Self, Self::Error> {
-        match value {
-            1 => Ok(Self::Exec),
-            other => Err(UnknownKind(other)),
-        }
+        Ok(match value {
+            1 => Self::Exec,
+            2 => Self::Fork,
+            3 => Self::Exit,
+            4 => Self::Cred,
+            5 => Self::Ptrace,
+            6 => Self::ModuleLoad,
+            7 => Self::BpfLoad,
+            8 => Self::MemfdCreate,
+            other => return Err(UnknownKind(other)),
+        })
     }
 }
 
 impl EventKind {
     /// All kinds, in number order (used to size and label per-kind counters).
-    pub const ALL: [EventKind; 1] = [EventKind::Exec];
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Exec,
+        EventKind::Fork,
+        EventKind::Exit,
+        EventKind::Cred,
+        EventKind::Ptrace,
+        EventKind::ModuleLoad,
+        EventKind::BpfLoad,
+        EventKind::MemfdCreate,
+    ];
 
     /// Index of this kind's slot in the per-CPU loss counter array.
     pub const fn counter_index(self) -> u32 {
         self as u32
     }
+
+    /// Snake-case name, as written in loss records.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::Exec => "exec",
+            EventKind::Fork => "fork",
+            EventKind::Exit => "exit",
+            EventKind::Cred => "privilege",
+            EventKind::Ptrace => "ptrace",
+            EventKind::ModuleLoad => "module_load",
+            EventKind::BpfLoad => "bpf_load",
+            EventKind::MemfdCreate => "memfd_create",
+        }
+    }
 }
 
 /// Number of slots in the per-CPU loss counter array (`kind` is the index; slot 0 is unused).
-pub const LOSS_COUNTER_SLOTS: u32 = 8;
+pub const LOSS_COUNTER_SLOTS: u32 = 64;
 
-/// Why an event was lost in the kernel. Index into [`LossCounter`]'s fields.
+/// Per-kind loss counts kept by the programs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LossCounter {

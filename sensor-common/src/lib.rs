@@ -1,10 +1,10 @@
 //! The kernel ↔ userspace ABI of the sensor, defined once and used by both sides.
 //!
 //! Every event written to a ring buffer starts with an [`EventHeader`] whose `kind` is one of the
-//! stable numeric [`EventKind`] values and whose `size` is the number of bytes that follow the
-//! start of the header. All types here are `#[repr(C)]`, have no implicit padding (checked at
-//! compile time) and contain only integers and byte arrays, so they are valid for any bit pattern.
-//! Userspace never reinterprets kernel bytes in place: it decodes them with length checks (see the
+//! stable numeric [`EventKind`] values and whose `size` is the number of bytes of the event.
+//! All types here are `#[repr(C)]`, have no implicit padding (sizes are asserted at compile time)
+//! and contain only integers and byte arrays, so they are valid for any bit pattern. Userspace
+//! never reinterprets kernel bytes in place: it decodes them with length checks (see the
 //! `sensor` crate's `decode` module).
 #![no_std]
 
@@ -12,10 +12,15 @@ pub mod exec;
 pub mod header;
 pub mod names;
 pub mod offsets;
+pub mod path;
+pub mod process;
+pub mod syscalls;
+pub mod task;
 
 pub use exec::{ExecEvent, ExecFixed};
 pub use header::{EventHeader, EventKind, LossCounter, UnknownKind};
 pub use offsets::KernelOffsets;
+pub use task::TaskInfo;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -24,6 +29,5 @@ mod pod {
     unsafe impl aya::Pod for crate::KernelOffsets {}
     unsafe impl aya::Pod for crate::EventHeader {}
     unsafe impl aya::Pod for crate::LossCounter {}
-    unsafe impl aya::Pod for crate::ExecFixed {}
-    unsafe impl aya::Pod for crate::exec::ExecConfig {}
+    unsafe impl aya::Pod for crate::exec::CaptureConfig {}
 }

@@ -1,18 +1,38 @@
 //! Names of maps, programs and globals, used by both the eBPF object and the loader.
 
-/// Ring buffer carrying process lifecycle events (exec, later fork/exit).
+/// Ring buffer carrying process lifecycle and privilege events. Kept apart from high-volume
+/// file/network events so that those can never crowd lineage out.
 pub const MAP_PROC_EVENTS: &str = "PROC_EVENTS";
 /// Per-CPU array of [`crate::LossCounter`], indexed by event kind.
 pub const MAP_LOSS: &str = "LOSS";
-/// Per-CPU scratch space used to build variable-length events.
+/// Array (one slot per CPU) where exec events are assembled.
 pub const MAP_EXEC_SCRATCH: &str = "EXEC_SCRATCH";
+/// Per-thread state between `sys_enter_*` and `sys_exit_*` (LRU hash).
+pub const MAP_PENDING: &str = "PENDING";
 
-/// `tp_btf/sched_process_exec` program.
+/// Programs and the tracepoints they attach to.
 pub const PROG_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
-/// Tracepoint name the exec program attaches to.
-pub const TP_SCHED_PROCESS_EXEC: &str = "sched_process_exec";
+pub const PROG_SCHED_PROCESS_FORK: &str = "sched_process_fork";
+pub const PROG_SCHED_PROCESS_EXIT: &str = "sched_process_exit";
+/// Classic tracepoint programs on `syscalls/sys_enter_*` and `sys_exit_*`.
+pub const PROG_SYS_ENTER_CRED: &str = "sys_enter_cred";
+pub const PROG_SYS_EXIT_CRED: &str = "sys_exit_cred";
+pub const PROG_SYS_ENTER_PTRACE: &str = "sys_enter_ptrace";
+pub const PROG_SYS_EXIT_PTRACE: &str = "sys_exit_ptrace";
+pub const PROG_SYS_ENTER_BPF: &str = "sys_enter_bpf";
+pub const PROG_SYS_EXIT_BPF: &str = "sys_exit_bpf";
+pub const PROG_SYS_ENTER_MEMFD: &str = "sys_enter_memfd_create";
+pub const PROG_SYS_EXIT_MEMFD: &str = "sys_exit_memfd_create";
+/// Classic tracepoint `module/module_load`.
+pub const PROG_MODULE_LOAD: &str = "module_load";
+
+/// Credential-changing system calls watched (each as `sys_enter_X`/`sys_exit_X`).
+pub const CRED_SYSCALLS: [&str; 9] =
+    ["setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "capset"];
 
 /// Global with the kernel struct offsets resolved from the running kernel's BTF.
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
-/// Global with the exec capture limits and the sensor's own pid.
-pub const GLOBAL_EXEC_CONFIG: &str = "EXEC_CONFIG";
+/// Global with the capture settings and the sensor's own pid.
+pub const GLOBAL_CAPTURE: &str = "CAPTURE";
+/// Global with the offset of `__data_loc char[] name` in the `module_load` tracepoint record.
+pub const GLOBAL_MODULE_NAME_LOC: &str = "MODULE_NAME_LOC";

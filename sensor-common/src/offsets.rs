@@ -1,69 +1,133 @@
 //! Kernel struct field offsets, resolved by userspace from the running kernel's BTF at load
 //! time and passed to the eBPF programs as a read-only global. Nothing here is taken from the
-//! build host's kernel headers.
+//! build host's kernel headers. Composite entries (e.g. `dentry_name_ptr` =
+//! `dentry.d_name` + `qstr.name`) are summed by userspace.
 
 /// Marker for an offset the running kernel does not have (e.g. `loginuid` without CONFIG_AUDIT).
 pub const OFFSET_ABSENT: u32 = u32::MAX;
 
-/// Byte offsets of the fields the programs read. A nested path such as `task_struct.cred->uid`
-/// is two entries: the pointer's offset in `task_struct` and the field's offset in `cred`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelOffsets {
-    /// Non-zero once userspace filled the struct; programs emit nothing before that.
-    pub ready: u32,
-    /// `task_struct.pid`
-    pub task_pid: u32,
-    /// `task_struct.tgid`
-    pub task_tgid: u32,
-    /// `task_struct.real_parent` (pointer)
-    pub task_real_parent: u32,
-    /// `task_struct.mm` (pointer)
-    pub task_mm: u32,
-    /// `task_struct.cred` (pointer to the effective/objective credentials)
-    pub task_cred: u32,
-    /// `task_struct.start_boottime` (ns since boot, includes suspend)
-    pub task_start_boottime: u32,
-    /// `task_struct.loginuid` (`kuid_t`), or [`OFFSET_ABSENT`]
-    pub task_loginuid: u32,
-    /// `task_struct.sessionid`, or [`OFFSET_ABSENT`]
-    pub task_sessionid: u32,
-    /// `mm_struct.arg_start`
-    pub mm_arg_start: u32,
-    /// `mm_struct.arg_end`
-    pub mm_arg_end: u32,
-    /// `cred.uid`
-    pub cred_uid: u32,
-    /// `cred.gid`
-    pub cred_gid: u32,
-    /// `cred.euid`
-    pub cred_euid: u32,
-    /// `cred.egid`
-    pub cred_egid: u32,
-    /// `linux_binprm.filename` (pointer to the name as passed to execve)
-    pub binprm_filename: u32,
-}
+macro_rules! offsets {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Byte offsets of the fields the programs read.
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct KernelOffsets {
+            /// Non-zero once userspace filled the struct; programs emit nothing before that.
+            pub ready: u32,
+            $($(#[$doc])* pub $name: u32,)*
+        }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 16 * 4);
-
-impl KernelOffsets {
-    /// All offsets unknown, programs disabled.
-    pub const UNSET: Self = Self {
-        ready: 0,
-        task_pid: OFFSET_ABSENT,
-        task_tgid: OFFSET_ABSENT,
-        task_real_parent: OFFSET_ABSENT,
-        task_mm: OFFSET_ABSENT,
-        task_cred: OFFSET_ABSENT,
-        task_start_boottime: OFFSET_ABSENT,
-        task_loginuid: OFFSET_ABSENT,
-        task_sessionid: OFFSET_ABSENT,
-        mm_arg_start: OFFSET_ABSENT,
-        mm_arg_end: OFFSET_ABSENT,
-        cred_uid: OFFSET_ABSENT,
-        cred_gid: OFFSET_ABSENT,
-        cred_euid: OFFSET_ABSENT,
-        cred_egid: OFFSET_ABSENT,
-        binprm_filename: OFFSET_ABSENT,
+        impl KernelOffsets {
+            /// All offsets unknown, programs disabled.
+            pub const UNSET: Self = Self { ready: 0, $($name: OFFSET_ABSENT,)* };
+        }
     };
 }
+
+offsets! {
+    /// `task_struct.pid`
+    task_pid,
+    /// `task_struct.tgid`
+    task_tgid,
+    /// `task_struct.real_parent` (pointer)
+    task_real_parent,
+    /// `task_struct.group_leader` (pointer)
+    task_group_leader,
+    /// `task_struct.mm` (pointer)
+    task_mm,
+    /// `task_struct.cred` (pointer)
+    task_cred,
+    /// `task_struct.start_boottime` (`real_start_time` before 5.5)
+    task_start_boottime,
+    /// `task_struct.loginuid`, or absent without CONFIG_AUDIT
+    task_loginuid,
+    /// `task_struct.sessionid`, or absent without CONFIG_AUDIT
+    task_sessionid,
+    /// `task_struct.exit_code`
+    task_exit_code,
+    /// `task_struct.fs` (pointer)
+    task_fs,
+    /// `task_struct.nsproxy` (pointer)
+    task_nsproxy,
+    /// `task_struct.signal` (pointer)
+    task_signal,
+    /// `mm_struct.arg_start`
+    mm_arg_start,
+    /// `mm_struct.arg_end`
+    mm_arg_end,
+    /// `mm_struct.exe_file` (pointer)
+    mm_exe_file,
+    /// `cred.uid` .. `cred.fsgid`
+    cred_uid,
+    cred_gid,
+    cred_suid,
+    cred_sgid,
+    cred_euid,
+    cred_egid,
+    cred_fsuid,
+    cred_fsgid,
+    /// `cred.cap_permitted`, `cred.cap_effective` (64 bits read)
+    cred_cap_permitted,
+    cred_cap_effective,
+    /// `cred.user_ns` (pointer)
+    cred_user_ns,
+    /// `linux_binprm.filename`, `.interp` (char pointers), `.file` (pointer), `.argc`
+    binprm_filename,
+    binprm_interp,
+    binprm_file,
+    binprm_argc,
+    /// `file.f_path.dentry`, `file.f_path.mnt` (pointers)
+    file_dentry,
+    file_vfsmount,
+    /// `file.f_inode` (pointer)
+    file_inode,
+    /// `fs_struct.pwd.dentry`, `fs_struct.pwd.mnt` (pointers)
+    fs_pwd_dentry,
+    fs_pwd_vfsmount,
+    /// `dentry.d_parent` (pointer)
+    dentry_parent,
+    /// `dentry.d_name.name` (char pointer)
+    dentry_name_ptr,
+    /// `dentry.d_inode` (pointer)
+    dentry_inode,
+    /// `dentry.d_sb` (pointer)
+    dentry_sb,
+    /// `mount.mnt` (the embedded vfsmount: a vfsmount pointer minus this is its mount)
+    mount_mnt,
+    /// `mount.mnt_parent` (pointer)
+    mount_parent,
+    /// `mount.mnt_mountpoint` (pointer)
+    mount_mountpoint,
+    /// `vfsmount.mnt_root` (pointer)
+    vfsmount_root,
+    /// `vfsmount.mnt_flags`
+    vfsmount_flags,
+    /// `inode.i_nlink`
+    inode_nlink,
+    /// `super_block.s_magic`, `super_block.s_flags`
+    sb_magic,
+    sb_flags,
+    /// `signal_struct.live` (atomic counter of live threads)
+    signal_live,
+    /// `signal_struct.tty` (pointer)
+    signal_tty,
+    /// `tty_struct.name`
+    tty_name,
+    /// `nsproxy.*_ns` pointers
+    nsproxy_uts,
+    nsproxy_ipc,
+    nsproxy_mnt,
+    nsproxy_pid,
+    nsproxy_net,
+    nsproxy_cgroup,
+    /// `<ns struct>.ns.inum` for each namespace type
+    uts_inum,
+    ipc_inum,
+    mnt_inum,
+    pid_inum,
+    net_inum,
+    cgroup_inum,
+    user_inum,
+}
+
+const _: () = assert!(size_of::<KernelOffsets>().is_multiple_of(4));

@@ -3,16 +3,13 @@
 //! Kernel prototype (include/trace/events/sched.h):
 //! `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`
 //! It fires in the context of the task that just replaced its image, after the new mm is set
-//! up, so argv is readable from the new process's memory.
+//! up, so argv is readable from the new process's memory and `bprm->file` is the executable
+//! actually mapped (the interpreter, for a `#!` script).
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{
-        bpf_get_current_comm,
-        generated::{
-            bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str,
-            bpf_probe_read_user,
-        },
+    helpers::generated::{
+        bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str, bpf_probe_read_user,
     },
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
@@ -20,48 +17,44 @@ use aya_ebpf::{
 use sensor_common::{
     EventKind,
     exec::{
-        AUDIT_UNSET, EXEC_ARGS_MAX, EXEC_FILENAME_MAX, EXEC_FIXED_SIZE, FLAG_ARGS_TRUNCATED,
-        FLAG_ARGS_UNREADABLE, FLAG_FILENAME_TRUNCATED,
+        EXEC_ARGS_MAX, EXEC_FIXED_SIZE, EXEC_NAME_MAX, FLAG_ARGS_TRUNCATED, FLAG_ARGS_UNREADABLE,
+        FLAG_FILENAME_TRUNCATED,
     },
 };
 
 use crate::{
     emit::{Loss, count_loss, wakeup_flags},
-    kernel::{read, read_or, read_ptr},
-    maps::{EXEC_SCRATCH, PROC_EVENTS, exec_config, offsets},
+    kernel::{read_or, read_ptr},
+    maps::{EXEC_SCRATCH, PROC_EVENTS, capture, ready},
+    off,
+    path::walk,
+    task::fill_task,
 };
 
+const NAME_MASK: u32 = EXEC_NAME_MAX as u32 - 1;
+const ARGS_MASK: u32 = EXEC_ARGS_MAX as u32 - 1;
+
 #[btf_tracepoint(function = "sched_process_exec")]
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "the program macro passes the context by value"
-)]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     match try_exec(&ctx) {
         Ok(()) => 0,
-        Err(Loss::ReadFailed) => {
-            count_loss(EventKind::Exec, Loss::ReadFailed);
-            // Rare (a kernel read faulted); counted above, logged for the operator.
-            aya_log_ebpf::warn!(
-                &ctx,
-                "exec event of tgid {} lost: kernel read failed",
-                ctx.tgid()
-            );
-            0
-        }
-        Err(Loss::RingFull) => {
-            count_loss(EventKind::Exec, Loss::RingFull);
+        Err(why) => {
+            count_loss(EventKind::Exec, why);
+            if let Loss::ReadFailed = why {
+                // Rare (a kernel read faulted); counted above, logged for the operator.
+                aya_log_ebpf::warn!(&ctx, "exec event of tgid {} lost: kernel read failed", ctx.tgid());
+            }
             0
         }
     }
 }
 
 fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
-    let off = offsets();
-    if off.ready == 0 {
+    if !ready() {
         return Ok(());
     }
-    let cfg = exec_config();
+    let cfg = capture();
     let tgid = ctx.tgid();
     if cfg.self_tgid != 0 && tgid == cfg.self_tgid {
         return Ok(());
@@ -70,69 +63,77 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
     let old_pid: i32 = ctx.arg(1);
     let bprm: *const u8 = ctx.arg(2);
 
-    let ev = EXEC_SCRATCH.get_ptr_mut(0).ok_or(Loss::ReadFailed)?;
-    // SAFETY: `ev` points at this CPU's scratch slot, valid for the whole program run; every
-    // kernel/user read goes through probe-read helpers that check the source address.
+    // SAFETY: plain helper call.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let ev = EXEC_SCRATCH.get_ptr_mut(cpu).ok_or(Loss::ReadFailed)?;
+    // SAFETY: `ev` points at this CPU's slot, valid for the whole program run; kernel and user
+    // memory is only read through probe-read helpers; every write into `data` is at a masked
+    // offset with a bounded size, inside `data` + `slack`.
     unsafe {
         let f = &raw mut (*ev).fixed;
+        fill_task(task, &raw mut (*f).task).map_err(|_| Loss::ReadFailed)?;
+        let data = (&raw mut (*ev).data).cast::<u8>();
         let mut flags = 0u32;
 
-        // Credentials: task->cred->{uid,gid,euid,egid}.
-        let cred = read_ptr(task, off.task_cred).map_err(|_| Loss::ReadFailed)?;
-        (*f).uid = read(cred, off.cred_uid).map_err(|_| Loss::ReadFailed)?;
-        (*f).gid = read(cred, off.cred_gid).map_err(|_| Loss::ReadFailed)?;
-        (*f).euid = read(cred, off.cred_euid).map_err(|_| Loss::ReadFailed)?;
-        (*f).egid = read(cred, off.cred_egid).map_err(|_| Loss::ReadFailed)?;
-        (*f).auid = read_or(task, off.task_loginuid, AUDIT_UNSET);
-        (*f).sessionid = read_or(task, off.task_sessionid, AUDIT_UNSET);
-        (*f).start_boottime_ns =
-            read(task, off.task_start_boottime).map_err(|_| Loss::ReadFailed)?;
-        let parent = read_ptr(task, off.task_real_parent).map_err(|_| Loss::ReadFailed)?;
-        (*f).ppid = read(parent, off.task_tgid).map_err(|_| Loss::ReadFailed)?;
-        (*f).old_pid = old_pid as u32;
-        (*f).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        // 1. File name as passed to execve.
+        let filename = read_ptr(bprm, off!(binprm_filename)).unwrap_or(core::ptr::null());
+        let fname_len = read_name(data, filename, &mut flags);
+        let mut cur = fname_len;
 
-        // File name as passed to execve (kernel string; absent names are an empty string).
-        let data = (&raw mut (*ev).data).cast::<u8>();
-        let mut fname_len = 0u32;
-        if let Ok(name) = read_ptr(bprm, off.binprm_filename) {
-            let n = bpf_probe_read_kernel_str(data.cast(), EXEC_FILENAME_MAX as u32, name.cast());
-            if n > 0 {
-                // n counts the terminating NUL; a full buffer means the name was cut.
-                fname_len = (n as u32 - 1) & (EXEC_FILENAME_MAX as u32 - 1);
-                if n as usize >= EXEC_FILENAME_MAX {
-                    flags |= FLAG_FILENAME_TRUNCATED;
-                }
+        // 2. Interpreter, when a `#!` script replaced bprm->interp.
+        let interp = read_ptr(bprm, off!(binprm_interp)).unwrap_or(core::ptr::null());
+        let mut interp_len = 0;
+        if !interp.is_null() && interp != filename {
+            let mut ignored = 0;
+            interp_len = read_name(data.wrapping_add((cur & NAME_MASK) as usize), interp, &mut ignored);
+            cur += interp_len;
+        }
+
+        // 3. The executable's path (bprm->file).
+        (*f).exe_len = 0;
+        (*f).exe_flags = 0;
+        (*f).exe_fs_magic = 0;
+        if let Ok(file) = read_ptr(bprm, off!(binprm_file)) {
+            if let (Ok(d), Ok(m)) = (read_ptr(file, off!(file_dentry)), read_ptr(file, off!(file_vfsmount))) {
+                let w = walk(d, m, data.wrapping_add((cur & 8191) as usize));
+                (*f).exe_len = w.len;
+                (*f).exe_flags = w.flags;
+                (*f).exe_fs_magic = w.fs_magic;
+                cur += w.len & NAME_MASK;
             }
         }
 
-        // argv: mm->arg_start .. mm->arg_end in the new image's memory.
+        // 4. Working directory (task->fs->pwd).
+        (*f).cwd_len = 0;
+        (*f).cwd_flags = 0;
+        if let Ok(fs) = read_ptr(task, off!(task_fs)) {
+            if let (Ok(d), Ok(m)) = (read_ptr(fs, off!(fs_pwd_dentry)), read_ptr(fs, off!(fs_pwd_vfsmount))) {
+                let w = walk(d, m, data.wrapping_add((cur & 16383) as usize));
+                (*f).cwd_len = w.len;
+                (*f).cwd_flags = w.flags;
+                cur += w.len & NAME_MASK;
+            }
+        }
+        let cur = cur & 16383;
+
+        // 5. argv: mm->arg_start .. mm->arg_end in the new image's memory.
         let mut args_len = 0u32;
         let mut args_total = 0u32;
-        match read_ptr(task, off.task_mm) {
+        match read_ptr(task, off!(task_mm)) {
             Ok(mm) => {
-                let start: u64 = read_or(mm, off.mm_arg_start, 0);
-                let end: u64 = read_or(mm, off.mm_arg_end, 0);
+                let start: u64 = read_or(mm, off!(mm_arg_start), 0);
+                let end: u64 = read_or(mm, off!(mm_arg_end), 0);
                 let total = end.saturating_sub(start);
-                args_total = if total > u64::from(u32::MAX) {
-                    u32::MAX
-                } else {
-                    total as u32
-                };
+                args_total = if total > u64::from(u32::MAX) { u32::MAX } else { total as u32 };
+                let limit = if cfg.args_max < ARGS_MASK { cfg.args_max } else { ARGS_MASK };
                 let mut want = args_total;
-                let limit = if cfg.args_max < EXEC_ARGS_MAX as u32 {
-                    cfg.args_max
-                } else {
-                    EXEC_ARGS_MAX as u32 - 1
-                };
                 if want > limit {
                     want = limit;
                     flags |= FLAG_ARGS_TRUNCATED;
                 }
-                // Masks give the verifier its bounds: offset < FILENAME_MAX, size < ARGS_MAX.
-                let want = want & (EXEC_ARGS_MAX as u32 - 1);
+                let want = want & ARGS_MASK;
                 if want > 0 {
-                    let dst = data.wrapping_add(fname_len as usize);
+                    let dst = data.wrapping_add(cur as usize);
                     if bpf_probe_read_user(dst.cast(), want, start as *const _) == 0 {
                         args_len = want;
                     } else {
@@ -143,23 +144,44 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
             Err(_) => flags |= FLAG_ARGS_UNREADABLE,
         }
 
-        let size = EXEC_FIXED_SIZE as u32 + fname_len + args_len;
+        (*f).old_pid = old_pid as u32;
+        (*f).argc = read_or::<i32>(bprm, off!(binprm_argc), 0) as u32;
         (*f).filename_len = fname_len;
+        (*f).interp_len = interp_len;
         (*f).args_len = args_len;
         (*f).args_total_len = args_total;
-        (*f)._reserved = 0;
+        let size = EXEC_FIXED_SIZE as u32 + cur + (args_len & ARGS_MASK);
         let h = &raw mut (*f).header;
         (*h).kind = EventKind::Exec as u32;
         (*h).size = size;
         (*h).boot_ns = bpf_ktime_get_boot_ns();
         (*h).tgid = tgid;
         (*h).tid = ctx.pid();
-        (*h).cpu = bpf_get_smp_processor_id();
+        (*h).cpu = cpu;
         (*h).flags = flags;
 
         let bytes = core::slice::from_raw_parts(ev.cast::<u8>(), size as usize);
-        PROC_EVENTS
-            .output::<[u8]>(bytes, wakeup_flags(&PROC_EVENTS))
-            .map_err(|_| Loss::RingFull)
+        PROC_EVENTS.output::<[u8]>(bytes, wakeup_flags(&PROC_EVENTS)).map_err(|_| Loss::RingFull)
     }
+}
+
+/// Reads a kernel string to `dst` (at most EXEC_NAME_MAX - 1 bytes, no NUL kept); returns its
+/// length. Sets FLAG_FILENAME_TRUNCATED in `flags` when it was cut.
+///
+/// # Safety
+/// `dst` must have EXEC_NAME_MAX writable bytes; `src` may be any pointer (probe-read).
+#[inline(always)]
+unsafe fn read_name(dst: *mut u8, src: *const u8, flags: &mut u32) -> u32 {
+    if src.is_null() {
+        return 0;
+    }
+    // SAFETY: bounded write of at most EXEC_NAME_MAX bytes into `dst`.
+    let n = unsafe { bpf_probe_read_kernel_str(dst.cast(), EXEC_NAME_MAX as u32, src.cast()) };
+    if n <= 0 {
+        return 0;
+    }
+    if n as usize >= EXEC_NAME_MAX {
+        *flags |= FLAG_FILENAME_TRUNCATED;
+    }
+    (n as u32 - 1) & NAME_MASK
 }

@@ -5,6 +5,8 @@ use sensor_common::offsets::OFFSET_ABSENT;
 
 /// Error code for an offset the running kernel does not have.
 pub const E_NO_FIELD: i32 = -2;
+/// Error code for a NULL pointer field.
+pub const E_NULL: i32 = -14;
 
 /// Reads a `T` at `base + off` from kernel memory.
 ///
@@ -19,7 +21,7 @@ pub unsafe fn read<T>(base: *const u8, off: u32) -> Result<T, i32> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize).cast::<T>()) }
 }
 
-/// Reads a pointer field at `base + off`.
+/// Reads a non-NULL pointer field at `base + off`.
 ///
 /// # Safety
 /// As for [`read`].
@@ -27,7 +29,7 @@ pub unsafe fn read<T>(base: *const u8, off: u32) -> Result<T, i32> {
 pub unsafe fn read_ptr(base: *const u8, off: u32) -> Result<*const u8, i32> {
     // SAFETY: forwarded.
     let p: *const u8 = unsafe { read(base, off)? };
-    if p.is_null() { Err(-14) } else { Ok(p) }
+    if p.is_null() { Err(E_NULL) } else { Ok(p) }
 }
 
 /// Reads a field that may be absent on this kernel, falling back to `default`.

@@ -1,6 +1,6 @@
-//! eBPF programs of the sensor. One module per hook domain; shared helpers in `kernel`,
-//! `maps` and `emit`. Every program is a thin entry point that calls a `try_*` function and
-//! turns failures into per-CPU loss counters, so nothing is dropped without being counted.
+//! eBPF programs of the sensor. One module per hook domain; shared helpers in `kernel`, `task`,
+//! `path`, `maps` and `emit`. Every program is a thin entry point; failures to build or send an
+//! event become per-CPU loss counters, so nothing is dropped without being counted.
 #![no_std]
 #![no_main]
 
@@ -8,6 +8,10 @@ mod emit;
 mod exec;
 mod kernel;
 mod maps;
+mod path;
+mod process;
+mod syscalls;
+mod task;
 
 #[cfg(not(test))]
 #[panic_handler]

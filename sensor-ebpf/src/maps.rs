@@ -2,16 +2,17 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
     KernelOffsets, LossCounter,
-    exec::{ExecConfig, ExecEvent},
+    exec::{CaptureConfig, ExecEvent},
     header::LOSS_COUNTER_SLOTS,
+    syscalls::PendingSyscall,
 };
 
-/// Process lifecycle events. Kept apart from high-volume file/network events so that those can
-/// never crowd lineage out.
+/// Process lifecycle and privilege events. Kept apart from high-volume file/network events so
+/// that those can never crowd lineage out.
 #[map(name = "PROC_EVENTS")]
 pub static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
@@ -19,28 +20,64 @@ pub static PROC_EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 #[map(name = "LOSS")]
 pub static LOSS: PerCpuArray<LossCounter> = PerCpuArray::with_max_entries(LOSS_COUNTER_SLOTS, 0);
 
-/// Per-CPU scratch where an exec event is assembled before it is copied to the ring buffer.
+/// One slot per CPU (the loader sets max_entries to the CPU count) where an exec event is
+/// assembled. A plain array because the event is larger than a per-CPU value may be (32 KiB).
 #[map(name = "EXEC_SCRATCH")]
-pub static EXEC_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
+pub static EXEC_SCRATCH: Array<ExecEvent> = Array::with_max_entries(256, 0);
+
+/// State saved at `sys_enter_*` for the matching `sys_exit_*`, by thread id. LRU, so a thread
+/// that never returns (killed in the syscall) cannot leak an entry forever.
+#[map(name = "PENDING")]
+pub static PENDING: LruHashMap<u32, PendingSyscall> = LruHashMap::with_max_entries(16384, 0);
+
+/// Per-CPU scratch for building a [`PendingSyscall`] (too large for the stack).
+#[map(name = "PENDING_SCRATCH")]
+pub static PENDING_SCRATCH: PerCpuArray<PendingSyscall> = PerCpuArray::with_max_entries(1, 0);
 
 /// Struct offsets of the running kernel, written by the loader (see `sensor::btf`).
 #[unsafe(no_mangle)]
-static OFFSETS: KernelOffsets = KernelOffsets::UNSET;
+pub static OFFSETS: KernelOffsets = KernelOffsets::UNSET;
 
-/// Exec capture settings, written by the loader.
+/// Capture settings, written by the loader.
 #[unsafe(no_mangle)]
-static EXEC_CONFIG: ExecConfig = ExecConfig::DEFAULT;
+static CAPTURE: CaptureConfig = CaptureConfig::DEFAULT;
 
-/// The offsets as set at load time. Volatile so the compiler does not fold the defaults in.
-#[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    // SAFETY: a valid static; the read is volatile only to defeat constant folding.
-    unsafe { core::ptr::read_volatile(&raw const OFFSETS) }
+/// Offset of the `__data_loc char[] name` field in a `module_load` record, written by the loader.
+#[unsafe(no_mangle)]
+static MODULE_NAME_LOC: u32 = u32::MAX;
+
+/// Reads one field of [`OFFSETS`]. Volatile so the compiler cannot fold in the defaults; the
+/// verifier still sees the loaded values as constants (the global is a frozen map).
+#[macro_export]
+macro_rules! off {
+    ($field:ident) => {
+        $crate::maps::offset(|o| &o.$field)
+    };
 }
 
-/// The exec settings as set at load time.
+/// See [`off!`].
 #[inline(always)]
-pub fn exec_config() -> ExecConfig {
-    // SAFETY: as for `offsets`.
-    unsafe { core::ptr::read_volatile(&raw const EXEC_CONFIG) }
+pub fn offset(field: impl Fn(&KernelOffsets) -> &u32) -> u32 {
+    // SAFETY: a reference to a field of a valid static, read volatile.
+    unsafe { core::ptr::read_volatile(field(&OFFSETS)) }
+}
+
+/// The capture settings as set at load time.
+#[inline(always)]
+pub fn capture() -> CaptureConfig {
+    // SAFETY: a valid static; volatile only to defeat constant folding.
+    unsafe { core::ptr::read_volatile(&raw const CAPTURE) }
+}
+
+/// See [`MODULE_NAME_LOC`].
+#[inline(always)]
+pub fn module_name_loc() -> u32 {
+    // SAFETY: as for `capture`.
+    unsafe { core::ptr::read_volatile(&raw const MODULE_NAME_LOC) }
+}
+
+/// True once the loader has filled [`OFFSETS`].
+#[inline(always)]
+pub fn ready() -> bool {
+    off!(ready) != 0
 }

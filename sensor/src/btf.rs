@@ -21,10 +21,7 @@ pub enum BtfError {
     #[error("kernel BTF has no struct {0}")]
     NoStruct(&'static str),
     #[error("kernel BTF: struct {strukt} has no field {field}")]
-    NoField {
-        strukt: &'static str,
-        field: &'static str,
-    },
+    NoField { strukt: &'static str, field: &'static str },
     #[error("kernel BTF: {0}")]
     Parse(#[from] btf_rs::Error),
 }
@@ -47,10 +44,8 @@ impl KernelBtf {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let btf = Btf::from_file(path).map_err(|source| BtfError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let btf = Btf::from_file(path)
+            .map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
         Ok(Self { btf })
     }
 
@@ -68,17 +63,11 @@ impl KernelBtf {
     /// Byte offset of `field` in `struct strukt`, looking through anonymous unions/structs.
     pub fn offset(&self, strukt: &'static str, field: &'static str) -> Result<u32, BtfError> {
         let s = self.find_struct(strukt)?;
-        self.member_bits(&s, field)?
-            .map(|bits| bits / 8)
-            .ok_or(BtfError::NoField { strukt, field })
+        self.member_bits(&s, field)?.map(|bits| bits / 8).ok_or(BtfError::NoField { strukt, field })
     }
 
     /// Like [`Self::offset`], but a missing field (a kernel config option) is [`OFFSET_ABSENT`].
-    pub fn offset_or_absent(
-        &self,
-        strukt: &'static str,
-        field: &'static str,
-    ) -> Result<u32, BtfError> {
+    pub fn offset_or_absent(&self, strukt: &'static str, field: &'static str) -> Result<u32, BtfError> {
         match self.offset(strukt, field) {
             Err(BtfError::NoField { .. }) => Ok(OFFSET_ABSENT),
             other => other,
@@ -119,25 +108,88 @@ impl KernelBtf {
         Ok(None)
     }
 
+    /// Sum of the offsets along a path of (struct, field) steps through embedded structs.
+    fn nested(&self, steps: &[(&'static str, &'static str)]) -> Result<u32, BtfError> {
+        steps.iter().try_fold(0, |acc, (s, f)| Ok(acc + self.offset(s, f)?))
+    }
+
+    /// `<ns struct>.ns.inum`, or absent when the namespace type does not exist.
+    fn ns_inum(&self, strukt: &'static str) -> Result<u32, BtfError> {
+        match self.nested(&[(strukt, "ns"), ("ns_common", "inum")]) {
+            Err(BtfError::NoStruct(_) | BtfError::NoField { .. }) => Ok(OFFSET_ABSENT),
+            other => other,
+        }
+    }
+
     /// Offsets of every field the programs read.
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
+        let o = |s, f| self.offset(s, f);
         Ok(KernelOffsets {
             ready: 1,
-            task_pid: self.offset("task_struct", "pid")?,
-            task_tgid: self.offset("task_struct", "tgid")?,
-            task_real_parent: self.offset("task_struct", "real_parent")?,
-            task_mm: self.offset("task_struct", "mm")?,
-            task_cred: self.offset("task_struct", "cred")?,
+            task_pid: o("task_struct", "pid")?,
+            task_tgid: o("task_struct", "tgid")?,
+            task_real_parent: o("task_struct", "real_parent")?,
+            task_group_leader: o("task_struct", "group_leader")?,
+            task_mm: o("task_struct", "mm")?,
+            task_cred: o("task_struct", "cred")?,
             task_start_boottime: self.start_boottime_offset()?,
             task_loginuid: self.offset_or_absent("task_struct", "loginuid")?,
             task_sessionid: self.offset_or_absent("task_struct", "sessionid")?,
-            mm_arg_start: self.offset("mm_struct", "arg_start")?,
-            mm_arg_end: self.offset("mm_struct", "arg_end")?,
-            cred_uid: self.offset("cred", "uid")?,
-            cred_gid: self.offset("cred", "gid")?,
-            cred_euid: self.offset("cred", "euid")?,
-            cred_egid: self.offset("cred", "egid")?,
-            binprm_filename: self.offset("linux_binprm", "filename")?,
+            task_exit_code: o("task_struct", "exit_code")?,
+            task_fs: o("task_struct", "fs")?,
+            task_nsproxy: o("task_struct", "nsproxy")?,
+            task_signal: o("task_struct", "signal")?,
+            mm_arg_start: o("mm_struct", "arg_start")?,
+            mm_arg_end: o("mm_struct", "arg_end")?,
+            mm_exe_file: o("mm_struct", "exe_file")?,
+            cred_uid: o("cred", "uid")?,
+            cred_gid: o("cred", "gid")?,
+            cred_suid: o("cred", "suid")?,
+            cred_sgid: o("cred", "sgid")?,
+            cred_euid: o("cred", "euid")?,
+            cred_egid: o("cred", "egid")?,
+            cred_fsuid: o("cred", "fsuid")?,
+            cred_fsgid: o("cred", "fsgid")?,
+            cred_cap_permitted: o("cred", "cap_permitted")?,
+            cred_cap_effective: o("cred", "cap_effective")?,
+            cred_user_ns: o("cred", "user_ns")?,
+            binprm_filename: o("linux_binprm", "filename")?,
+            binprm_interp: o("linux_binprm", "interp")?,
+            binprm_file: o("linux_binprm", "file")?,
+            binprm_argc: o("linux_binprm", "argc")?,
+            file_dentry: self.nested(&[("file", "f_path"), ("path", "dentry")])?,
+            file_vfsmount: self.nested(&[("file", "f_path"), ("path", "mnt")])?,
+            file_inode: o("file", "f_inode")?,
+            fs_pwd_dentry: self.nested(&[("fs_struct", "pwd"), ("path", "dentry")])?,
+            fs_pwd_vfsmount: self.nested(&[("fs_struct", "pwd"), ("path", "mnt")])?,
+            dentry_parent: o("dentry", "d_parent")?,
+            dentry_name_ptr: self.nested(&[("dentry", "d_name"), ("qstr", "name")])?,
+            dentry_inode: o("dentry", "d_inode")?,
+            dentry_sb: o("dentry", "d_sb")?,
+            mount_mnt: o("mount", "mnt")?,
+            mount_parent: o("mount", "mnt_parent")?,
+            mount_mountpoint: o("mount", "mnt_mountpoint")?,
+            vfsmount_root: o("vfsmount", "mnt_root")?,
+            vfsmount_flags: o("vfsmount", "mnt_flags")?,
+            inode_nlink: o("inode", "i_nlink")?,
+            sb_magic: o("super_block", "s_magic")?,
+            sb_flags: o("super_block", "s_flags")?,
+            signal_live: o("signal_struct", "live")?,
+            signal_tty: o("signal_struct", "tty")?,
+            tty_name: o("tty_struct", "name")?,
+            nsproxy_uts: o("nsproxy", "uts_ns")?,
+            nsproxy_ipc: o("nsproxy", "ipc_ns")?,
+            nsproxy_mnt: o("nsproxy", "mnt_ns")?,
+            nsproxy_pid: o("nsproxy", "pid_ns_for_children")?,
+            nsproxy_net: o("nsproxy", "net_ns")?,
+            nsproxy_cgroup: self.offset_or_absent("nsproxy", "cgroup_ns")?,
+            uts_inum: self.ns_inum("uts_namespace")?,
+            ipc_inum: self.ns_inum("ipc_namespace")?,
+            mnt_inum: self.ns_inum("mnt_namespace")?,
+            pid_inum: self.ns_inum("pid_namespace")?,
+            net_inum: self.ns_inum("net")?,
+            cgroup_inum: self.ns_inum("cgroup_namespace")?,
+            user_inum: self.ns_inum("user_namespace")?,
         })
     }
 

@@ -62,9 +62,7 @@ pub enum RecordsCommand {
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))?;
     if k.is_empty() {
         return Err(format!("`{s}`: empty label key"));
     }
@@ -84,11 +82,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let live_view = args.outputs.is_empty();
-    let outputs = if live_view {
-        vec![OutputSpec::File(DEFAULT_RECORD_DIR.into())]
-    } else {
-        args.outputs
-    };
+    let outputs = if live_view { vec![OutputSpec::File(DEFAULT_RECORD_DIR.into())] } else { args.outputs };
     info!(?outputs, "starting");
     let opts = Options {
         outputs,

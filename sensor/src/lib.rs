@@ -12,3 +12,4 @@ pub mod record;
 pub mod records;
 pub mod sinks;
 pub mod sources;
+pub mod tracefs;

@@ -1,18 +1,18 @@
 //! Loading the embedded eBPF object: preflight checks, globals from the running kernel's BTF,
 //! and program attachment. Maps the sources read from are taken out before anything attaches.
 
-use std::time::Instant;
+use std::{collections::HashMap, time::Instant};
 
 use anyhow::{Context as _, bail};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::BtfTracePoint,
+    programs::{BtfTracePoint, TracePoint},
 };
-use sensor_common::{LossCounter, exec::ExecConfig, names};
+use sensor_common::{LossCounter, exec::CaptureConfig, names};
 use tracing::{debug, info, warn};
 
-use crate::btf::KernelBtf;
+use crate::{btf::KernelBtf, tracefs};
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
@@ -25,6 +25,7 @@ pub type EbpfLogger = aya_log::EbpfLogger<&'static dyn log::Log>;
 pub struct LoadConfig {
     pub args_max: u32,
     pub self_tgid: u32,
+    pub report_threads: bool,
     pub proc_ring_bytes: Option<u32>,
 }
 
@@ -34,6 +35,8 @@ pub struct Loaded {
     pub proc_events: RingBuf<MapData>,
     pub loss: PerCpuArray<MapData, LossCounter>,
     pub logger: Option<EbpfLogger>,
+    /// `sys_exit_*` event id → credential syscall name, for privilege records.
+    pub cred_syscalls: HashMap<u32, &'static str>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -47,18 +50,14 @@ const NEEDED_CAPS: [(u32, &str); 3] = [(39, "CAP_BPF"), (38, "CAP_PERFMON"), (21
 
 /// Fails with a clear message when the process cannot load eBPF programs.
 pub fn preflight() -> anyhow::Result<()> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let eff = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(0);
-    let missing: Vec<&str> = NEEDED_CAPS
-        .iter()
-        .filter(|(bit, _)| eff & (1 << bit) == 0)
-        .map(|(_, n)| *n)
-        .collect();
+    let missing: Vec<&str> =
+        NEEDED_CAPS.iter().filter(|(bit, _)| eff & (1 << bit) == 0).map(|(_, n)| *n).collect();
     if !missing.is_empty() {
         bail!(
             "the sensor must run as root or with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; missing: {}",
@@ -66,10 +65,7 @@ pub fn preflight() -> anyhow::Result<()> {
         );
     }
     // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use memcg.
-    let rlim = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: plain syscall with a valid pointer.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
         debug!(error = %std::io::Error::last_os_error(), "could not raise RLIMIT_MEMLOCK (harmless on 5.11+)");
@@ -81,24 +77,32 @@ pub fn preflight() -> anyhow::Result<()> {
 pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     let started = Instant::now();
     let kbtf = KernelBtf::from_sys()?;
-    let offsets = kbtf
-        .kernel_offsets()
-        .context("resolving kernel struct offsets")?;
+    let offsets = kbtf.kernel_offsets().context("resolving kernel struct offsets")?;
     debug!(?offsets, "kernel offsets from BTF");
-    let exec_cfg = ExecConfig {
+    if let Err(e) = tracefs::ensure_mounted() {
+        warn!(error = %format!("{e:#}"), "tracefs unavailable: syscall collectors will be off");
+    }
+    let capture = CaptureConfig {
         args_max: cfg.args_max,
         self_tgid: cfg.self_tgid,
+        report_threads: u32::from(cfg.report_threads),
+        _reserved: 0,
     };
+    let module_name_loc = tracefs::field_offsets("module", "module_load")
+        .ok()
+        .and_then(|f| f.get("name").copied())
+        .unwrap_or(u32::MAX);
+    let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
     let mut loader = EbpfLoader::new();
     loader
         .override_global(names::GLOBAL_OFFSETS, &offsets, true)
-        .override_global(names::GLOBAL_EXEC_CONFIG, &exec_cfg, true);
+        .override_global(names::GLOBAL_CAPTURE, &capture, true)
+        .override_global(names::GLOBAL_MODULE_NAME_LOC, &module_name_loc, true)
+        .map_max_entries(names::MAP_EXEC_SCRATCH, u32::try_from(cpus).unwrap_or(u32::MAX));
     if let Some(bytes) = cfg.proc_ring_bytes {
         loader.map_max_entries(names::MAP_PROC_EVENTS, bytes);
     }
-    let mut ebpf = loader
-        .load(EBPF_OBJECT)
-        .context("loading the eBPF object")?;
+    let mut ebpf = loader.load(EBPF_OBJECT).context("loading the eBPF object")?;
     let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -108,39 +112,127 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     };
     let proc_events = RingBuf::try_from(take(&mut ebpf, names::MAP_PROC_EVENTS)?)?;
     let loss = PerCpuArray::try_from(take(&mut ebpf, names::MAP_LOSS)?)?;
-    debug!(
-        elapsed_ms = started.elapsed().as_millis(),
-        "eBPF object loaded"
-    );
-    Ok(Loaded {
-        ebpf,
-        proc_events,
-        loss,
-        logger,
-    })
+    debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
+    Ok(Loaded { ebpf, proc_events, loss, logger, cred_syscalls: cred_syscall_ids() })
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
-    ebpf.take_map(name)
-        .with_context(|| format!("map {name} missing from the eBPF object"))
+    ebpf.take_map(name).with_context(|| format!("map {name} missing from the eBPF object"))
+}
+
+/// What is attached, for the startup log and tests.
+#[derive(Debug, Default, Clone)]
+pub struct Attached {
+    pub collectors: Vec<&'static str>,
+    /// Collectors that could not start on this kernel, with the reason.
+    pub disabled: Vec<(&'static str, String)>,
 }
 
 /// Loads into the kernel and attaches every program. Call after the readers have started.
-pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+/// Process lifecycle (exec, fork, exit) is required; the other collectors are switched off with
+/// a warning when this kernel cannot run them.
+pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
     let started = Instant::now();
     let btf = Btf::from_sys_fs().context("reading kernel BTF")?;
-    let prog: &mut BtfTracePoint = ebpf
-        .program_mut(names::PROG_SCHED_PROCESS_EXEC)
-        .with_context(|| format!("program {} missing", names::PROG_SCHED_PROCESS_EXEC))?
-        .try_into()?;
-    prog.load(names::TP_SCHED_PROCESS_EXEC, &btf)
-        .with_context(|| format!("verifying {}", names::PROG_SCHED_PROCESS_EXEC))?;
-    prog.attach()
-        .with_context(|| format!("attaching {}", names::PROG_SCHED_PROCESS_EXEC))?;
+    let mut out = Attached::default();
+    for (prog, tp) in [
+        (names::PROG_SCHED_PROCESS_EXEC, "sched_process_exec"),
+        (names::PROG_SCHED_PROCESS_FORK, "sched_process_fork"),
+        (names::PROG_SCHED_PROCESS_EXIT, "sched_process_exit"),
+    ] {
+        attach_btf(ebpf, &btf, prog, tp)?;
+        out.collectors.push(prog);
+    }
+    let optional: [(&'static str, Box<dyn FnOnce(&mut Ebpf, &mut Attached) -> anyhow::Result<()>>); 5] = [
+        ("privilege", Box::new(attach_cred)),
+        (
+            "ptrace",
+            Box::new(|e, _| {
+                attach_syscall_pair(e, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")
+            }),
+        ),
+        (
+            "bpf_load",
+            Box::new(|e, _| {
+                attach_syscall_pair(e, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")
+            }),
+        ),
+        (
+            "memfd_create",
+            Box::new(|e, _| {
+                attach_syscall_pair(
+                    e,
+                    names::PROG_SYS_ENTER_MEMFD,
+                    names::PROG_SYS_EXIT_MEMFD,
+                    "memfd_create",
+                )
+            }),
+        ),
+        ("module_load", Box::new(|e, _| attach_tp(e, names::PROG_MODULE_LOAD, "module", "module_load"))),
+    ];
+    let layout_ok = tracefs::check_syscall_layout();
+    for (name, attach) in optional {
+        let res = match (&layout_ok, name) {
+            (Err(e), n) if n != "module_load" => Err(anyhow::anyhow!("{e:#}")),
+            _ => attach(ebpf, &mut out),
+        };
+        match res {
+            Ok(()) => out.collectors.push(name),
+            Err(e) => {
+                warn!(collector = name, error = %format!("{e:#}"), "collector disabled on this kernel");
+                out.disabled.push((name, format!("{e:#}")));
+            }
+        }
+    }
     info!(
         elapsed_ms = started.elapsed().as_millis(),
-        programs = 1,
+        collectors = ?out.collectors,
+        disabled = out.disabled.len(),
         "programs attached"
     );
+    Ok(out)
+}
+
+fn attach_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tp: &str) -> anyhow::Result<()> {
+    let p: &mut BtfTracePoint =
+        ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+    p.load(tp, btf).with_context(|| format!("verifying {prog}"))?;
+    p.attach().with_context(|| format!("attaching {prog}"))?;
     Ok(())
+}
+
+fn tracepoint<'a>(ebpf: &'a mut Ebpf, prog: &str) -> anyhow::Result<&'a mut TracePoint> {
+    let p: &mut TracePoint =
+        ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+    if p.fd().is_err() {
+        p.load().with_context(|| format!("verifying {prog}"))?;
+    }
+    Ok(p)
+}
+
+fn attach_tp(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> anyhow::Result<()> {
+    tracepoint(ebpf, prog)?
+        .attach(category, name)
+        .with_context(|| format!("attaching {prog} to {category}/{name}"))?;
+    Ok(())
+}
+
+fn attach_syscall_pair(ebpf: &mut Ebpf, enter: &str, exit: &str, syscall: &str) -> anyhow::Result<()> {
+    attach_tp(ebpf, enter, "syscalls", &format!("sys_enter_{syscall}"))?;
+    attach_tp(ebpf, exit, "syscalls", &format!("sys_exit_{syscall}"))
+}
+
+fn attach_cred(ebpf: &mut Ebpf, _: &mut Attached) -> anyhow::Result<()> {
+    for syscall in names::CRED_SYSCALLS {
+        attach_syscall_pair(ebpf, names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED, syscall)?;
+    }
+    Ok(())
+}
+
+/// `sys_exit_*` event id → name of each credential syscall (ids the kernel assigns at boot).
+fn cred_syscall_ids() -> HashMap<u32, &'static str> {
+    names::CRED_SYSCALLS
+        .iter()
+        .filter_map(|s| tracefs::event_id("syscalls", &format!("sys_exit_{s}")).ok().map(|id| (id, *s)))
+        .collect()
 }

@@ -79,6 +79,8 @@ pub struct Options {
     /// Size of the process-event ring buffer in bytes (a power-of-two multiple of the page
     /// size); `None` keeps the object's default.
     pub proc_ring_bytes: Option<u32>,
+    /// Report new threads as fork events too.
+    pub report_threads: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -98,11 +100,12 @@ impl Default for Options {
             outputs: Vec::new(),
             extra_sinks: Vec::new(),
             labels: HashMap::new(),
-            args_max: sensor_common::exec::EXEC_ARGS_MAX as u32 - 1,
+            args_max: sensor_common::exec::CaptureConfig::DEFAULT.args_max,
             queue_capacity: 16 * 1024,
             drain_interval: Duration::from_millis(20),
             loss_poll_interval: Duration::from_secs(1),
             proc_ring_bytes: None,
+            report_threads: false,
         }
     }
 }
@@ -113,15 +116,15 @@ pub struct Running {
     sources: Vec<JoinHandle<anyhow::Result<()>>>,
     record_stage: JoinHandle<Vec<SinkReport>>,
     pub stats: Arc<Stats>,
+    /// Which collectors run, and which this kernel could not run.
+    pub attached: loader::Attached,
     // Keeps programs attached until stop.
     _ebpf: aya::Ebpf,
 }
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running")
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
+        f.debug_struct("Running").field("stats", &self.stats).finish_non_exhaustive()
     }
 }
 
@@ -144,6 +147,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let loaded = loader::load(LoadConfig {
         args_max: opts.args_max,
         self_tgid: std::process::id(),
+        report_threads: opts.report_threads,
         proc_ring_bytes: opts.proc_ring_bytes,
     })?;
     let mut ebpf = loaded.ebpf;
@@ -153,7 +157,8 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
 
     let clock = BootClock::now();
     let host = host::identify(opts.labels.clone());
-    let enricher = Enricher::new(clock, &host.boot_id);
+    let mut enricher = Enricher::new(clock, &host.boot_id);
+    enricher.set_cred_syscalls(loaded.cred_syscalls);
     let builder = RecordBuilder::new(host, clock);
     let record_stage = {
         let stats = stats.clone();
@@ -169,27 +174,19 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             stop_rx.clone(),
             opts.drain_interval,
         )),
-        tokio::spawn(sources::loss::run(
-            loaded.loss,
-            tx,
-            stop_rx.clone(),
-            opts.loss_poll_interval,
-        )),
+        tokio::spawn(sources::loss::run(loaded.loss, tx, stop_rx.clone(), opts.loss_poll_interval)),
     ];
     if let Some(logger) = loaded.logger {
         sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx)));
     }
-    if let Err(e) = loader::attach(&mut ebpf) {
-        let _ = stop_tx.send(true);
-        return Err(e);
-    }
-    Ok(Running {
-        stop: stop_tx,
-        sources,
-        record_stage,
-        stats,
-        _ebpf: ebpf,
-    })
+    let attached = match loader::attach(&mut ebpf) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            return Err(e);
+        }
+    };
+    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, _ebpf: ebpf })
 }
 
 impl Running {
@@ -222,25 +219,24 @@ fn record_stage(
     stats: &Stats,
 ) -> Vec<SinkReport> {
     let mut errors = vec![0u64; sinks.len()];
-    let mut write_all = |sinks: &mut Vec<Box<dyn Sink>>,
-                         flush: bool,
-                         rec: Option<&sensor_proto::AuditRecord>| {
-        for (i, sink) in sinks.iter_mut().enumerate() {
-            let res = match rec {
-                Some(r) => sink.write(r),
-                None if flush => sink.flush(),
-                None => Ok(()),
-            };
-            if let Err(e) = res {
-                errors[i] += 1;
-                stats.sink_errors.fetch_add(1, Ordering::Relaxed);
-                // Log the first error and then every 1000th, so a dead sink cannot flood logs.
-                if errors[i] == 1 || errors[i].is_multiple_of(1000) {
-                    error!(sink = sink.name(), error = %e, errors = errors[i], "sink write failed");
+    let mut write_all =
+        |sinks: &mut Vec<Box<dyn Sink>>, flush: bool, rec: Option<&sensor_proto::AuditRecord>| {
+            for (i, sink) in sinks.iter_mut().enumerate() {
+                let res = match rec {
+                    Some(r) => sink.write(r),
+                    None if flush => sink.flush(),
+                    None => Ok(()),
+                };
+                if let Err(e) = res {
+                    errors[i] += 1;
+                    stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                    // Log the first error and then every 1000th, so a dead sink cannot flood logs.
+                    if errors[i] == 1 || errors[i].is_multiple_of(1000) {
+                        error!(sink = sink.name(), error = %e, errors = errors[i], "sink write failed");
+                    }
                 }
             }
-        }
-    };
+        };
     loop {
         let ev = match rx.try_recv() {
             Ok(ev) => ev,
@@ -264,21 +260,11 @@ fn record_stage(
     if builder.count() == 0 {
         warn!("no records were produced");
     }
-    sinks
-        .iter()
-        .zip(errors)
-        .map(|(s, errors)| SinkReport {
-            name: s.name().to_owned(),
-            errors,
-        })
-        .collect()
+    sinks.iter().zip(errors).map(|(s, errors)| SinkReport { name: s.name().to_owned(), errors }).collect()
 }
 
 /// Forwards aya-log records from the programs into `log` (and so into tracing).
-async fn bridge_ebpf_logs(
-    logger: EbpfLogger,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+async fn bridge_ebpf_logs(logger: EbpfLogger, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut fd = sources::readable(logger)?;
     loop {
         tokio::select! {

@@ -31,17 +31,9 @@ impl TestSensor {
             .build()
             .expect("runtime");
         let (tx, rx) = channel();
-        opts.extra_sinks
-            .push(Box::new(ChannelSink::new(tx)) as Box<dyn Sink>);
-        let running = rt
-            .block_on(pipeline::start(opts))
-            .expect("sensor starts (are you root?)");
-        Self {
-            rt,
-            running: Some(running),
-            records: rx,
-            seen: Vec::new(),
-        }
+        opts.extra_sinks.push(Box::new(ChannelSink::new(tx)) as Box<dyn Sink>);
+        let running = rt.block_on(pipeline::start(opts)).expect("sensor starts (are you root?)");
+        Self { rt, running: Some(running), records: rx, seen: Vec::new() }
     }
 
     /// Default options.
@@ -91,9 +83,8 @@ pub fn is_exec_of(r: &AuditRecord, pid: u32) -> bool {
 
 /// A string no other process on the machine will have in its argv.
 pub fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{tag}-{}-{nanos}", std::process::id())
 }
 
@@ -113,14 +104,10 @@ pub fn sensor_bin() -> PathBuf {
 
 /// Text of `/proc/self/<what>` (e.g. loginuid), trimmed.
 pub fn proc_self(what: &str) -> String {
-    std::fs::read_to_string(format!("/proc/self/{what}"))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+    std::fs::read_to_string(format!("/proc/self/{what}")).map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
 /// Seconds since the epoch now.
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

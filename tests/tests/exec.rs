@@ -22,17 +22,12 @@ fn exec_record_has_the_child_process_fields() {
     let pid = c.id();
     c.wait().expect("wait");
 
-    let rec = sensor
-        .wait_for(WAIT, |r| is_exec_of(r, pid))
-        .expect("exec record for the child's pid");
+    let rec = sensor.wait_for(WAIT, |r| is_exec_of(r, pid)).expect("exec record for the child's pid");
     let p = rec.process.as_ref().expect("process");
     assert_eq!(p.pid, pid);
     assert_eq!(p.tid, pid);
     assert_eq!(p.ppid, std::process::id());
-    assert_eq!(
-        p.argv,
-        vec!["/bin/echo".to_owned(), tag.clone(), "two words".to_owned()]
-    );
+    assert_eq!(p.argv, vec!["/bin/echo".to_owned(), tag.clone(), "two words".to_owned()]);
     assert!(p.argv_raw.is_empty());
     assert!(!p.argv_truncated);
     assert!(p.exe.ends_with("/echo"), "exe {}", p.exe);
@@ -46,9 +41,7 @@ fn exec_record_has_the_child_process_fields() {
     assert!(!p.guid.is_empty());
     assert!(p.start_boot_ns > 0 && p.start_boot_ns <= rec.boot_ns);
 
-    let Some(Event::Exec(e)) = &rec.event else {
-        panic!("not an exec event")
-    };
+    let Some(Event::Exec(e)) = &rec.event else { panic!("not an exec event") };
     assert_eq!(e.filename, "/bin/echo");
     assert_eq!(e.argc, 3);
     let expected_bytes = "/bin/echo".len() + tag.len() + "two words".len() + 3;
@@ -60,9 +53,7 @@ fn exec_record_has_the_child_process_fields() {
     let host = rec.host.as_ref().expect("host");
     assert_eq!(
         host.boot_id,
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .expect("boot id")
-            .trim()
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id").expect("boot id").trim()
     );
     assert!(!host.hostname.is_empty());
     assert!(!host.instance_id.is_empty());
@@ -75,19 +66,11 @@ fn hostile_arguments_are_carried_exactly() {
     let tag = unique("hostile");
     let newline = "line1\nline2".to_owned();
     let bad = OsStr::from_bytes(b"caf\xe9-\xff\\x").to_owned();
-    let mut c = Command::new("/bin/true")
-        .arg(&tag)
-        .arg(&newline)
-        .arg(&bad)
-        .arg("")
-        .spawn()
-        .expect("spawn");
+    let mut c = Command::new("/bin/true").arg(&tag).arg(&newline).arg(&bad).arg("").spawn().expect("spawn");
     let pid = c.id();
     c.wait().expect("wait");
 
-    let rec = sensor
-        .wait_for(WAIT, |r| is_exec_of(r, pid))
-        .expect("exec record");
+    let rec = sensor.wait_for(WAIT, |r| is_exec_of(r, pid)).expect("exec record");
     let p = rec.process.as_ref().expect("process");
     assert_eq!(p.argv.len(), 5);
     assert_eq!(p.argv[1], tag);
@@ -106,24 +89,16 @@ fn huge_argv_is_truncated_and_flagged() {
     let mut sensor = TestSensor::start_default();
     let tag = unique("huge");
     let args: Vec<String> = (0..10_000).map(|i| format!("a{i}")).collect();
-    let mut c = Command::new("/bin/true")
-        .arg(&tag)
-        .args(&args)
-        .spawn()
-        .expect("spawn");
+    let mut c = Command::new("/bin/true").arg(&tag).args(&args).spawn().expect("spawn");
     let pid = c.id();
     c.wait().expect("wait");
 
-    let rec = sensor
-        .wait_for(WAIT, |r| is_exec_of(r, pid))
-        .expect("exec record");
+    let rec = sensor.wait_for(WAIT, |r| is_exec_of(r, pid)).expect("exec record");
     let p = rec.process.as_ref().expect("process");
     assert!(p.argv_truncated);
     assert_eq!(p.argv[1], tag);
     assert_eq!(p.argv[2], "a0");
-    let Some(Event::Exec(e)) = &rec.event else {
-        panic!("not exec")
-    };
+    let Some(Event::Exec(e)) = &rec.event else { panic!("not exec") };
     let total: usize =
         "/bin/true".len() + 1 + tag.len() + 1 + args.iter().map(|a| a.len() + 1).sum::<usize>();
     assert_eq!(e.args_total_bytes as usize, total);
@@ -137,21 +112,12 @@ fn huge_argv_is_truncated_and_flagged() {
 
 #[test]
 fn configured_argv_limit_is_applied() {
-    let mut sensor = TestSensor::start(Options {
-        args_max: 64,
-        ..Options::default()
-    });
+    let mut sensor = TestSensor::start(Options { args_max: 64, ..Options::default() });
     let tag = unique("limit");
-    let mut c = Command::new("/bin/true")
-        .arg(&tag)
-        .arg("x".repeat(200))
-        .spawn()
-        .expect("spawn");
+    let mut c = Command::new("/bin/true").arg(&tag).arg("x".repeat(200)).spawn().expect("spawn");
     let pid = c.id();
     c.wait().expect("wait");
-    let rec = sensor
-        .wait_for(WAIT, |r| is_exec_of(r, pid))
-        .expect("exec record");
+    let rec = sensor.wait_for(WAIT, |r| is_exec_of(r, pid)).expect("exec record");
     let p = rec.process.as_ref().expect("process");
     assert!(p.argv_truncated);
     let captured: usize = p.argv.iter().map(|a| a.len() + 1).sum();

@@ -59,9 +59,7 @@ fn ring_overflow_becomes_loss_records() {
         .iter()
         .filter(|r| {
             matches!(r.event, Some(Event::Exec(_)))
-                && r.process
-                    .as_ref()
-                    .is_some_and(|p| p.argv.get(1) == Some(&tag))
+                && r.process.as_ref().is_some_and(|p| p.argv.get(1) == Some(&tag))
         })
         .count();
     let lost: u64 = records
@@ -71,15 +69,9 @@ fn ring_overflow_becomes_loss_records() {
             _ => None,
         })
         .sum();
-    assert!(
-        lost > 0,
-        "a 4 KiB ring with a stalled reader must overflow (delivered {delivered})"
-    );
+    assert!(lost > 0, "a 4 KiB ring with a stalled reader must overflow (delivered {delivered})");
     // Other processes on the machine may also have lost events, so `lost` can exceed ours.
-    assert!(
-        delivered as u64 + lost >= N as u64,
-        "delivered {delivered} + lost {lost} < {N}"
-    );
+    assert!(delivered as u64 + lost >= N as u64, "delivered {delivered} + lost {lost} < {N}");
     assert!(delivered < N);
     // seq strictly increasing, no gaps.
     for w in records.windows(2) {

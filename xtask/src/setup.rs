@@ -36,9 +36,7 @@ fn ensure_rust_src() -> anyhow::Result<()> {
         "--toolchain",
         NIGHTLY,
     ]))
-    .context(
-        "the nightly toolchain is required for the eBPF build (rustup toolchain install nightly)",
-    )?;
+    .context("the nightly toolchain is required for the eBPF build (rustup toolchain install nightly)")?;
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         return Ok(());
     }
@@ -55,28 +53,20 @@ fn nightly_llvm() -> anyhow::Result<(PathBuf, String)> {
         .and_then(|v| v.split('.').next())
         .context("rustc -vV printed no LLVM version")?
         .to_owned();
-    let sysroot =
-        util::output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
+    let sysroot = util::output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
     let lib = PathBuf::from(sysroot.trim()).join("lib");
     let so = fs::read_dir(&lib)
         .with_context(|| format!("listing {}", lib.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libLLVM.so."))
-        })
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.")))
         .with_context(|| format!("no libLLVM.so.* in {}", lib.display()))?;
     Ok((so, major))
 }
 
 fn ensure_bpf_linker(ws: &Path) -> anyhow::Result<()> {
     let (so, major) = nightly_llvm()?;
-    let stamp_text = format!(
-        "bpf-linker {BPF_LINKER_VERSION} llvm {major} {}\n",
-        so.display()
-    );
+    let stamp_text = format!("bpf-linker {BPF_LINKER_VERSION} llvm {major} {}\n", so.display());
     let bin = bpf_linker_bin(ws).join("bpf-linker");
     let stamp = tools_dir(ws).join("bpf-linker.stamp");
     if bin.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == stamp_text) {

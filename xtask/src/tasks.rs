@@ -39,44 +39,18 @@ fn build_sensor_release(ws: &Path) -> anyhow::Result<()> {
 
 pub fn test(ws: &Path, args: &[String]) -> anyhow::Result<()> {
     // Build everything first: the CLI tests run the sensor binary.
-    util::run(cargo(ws).args([
-        "build",
-        "--workspace",
-        "--exclude",
-        "sensor-ebpf",
-        "--all-targets",
-    ]))?;
+    util::run(cargo(ws).args(["build", "--workspace", "--exclude", "sensor-ebpf", "--all-targets"]))?;
     eprintln!("xtask test: unit tests");
     util::run(
         cargo(ws)
-            .args([
-                "test",
-                "--workspace",
-                "--exclude",
-                "sensor-ebpf",
-                "--exclude",
-                "sensor-tests",
-                "--",
-            ])
+            .args(["test", "--workspace", "--exclude", "sensor-ebpf", "--exclude", "sensor-tests", "--"])
             .args(args),
     )?;
     if !util::is_root() {
-        bail!(
-            "the integration tests load eBPF programs and must run as root (sudo -E cargo xtask test)"
-        );
+        bail!("the integration tests load eBPF programs and must run as root (sudo -E cargo xtask test)");
     }
     eprintln!("xtask test: integration tests (real eBPF programs, one at a time)");
-    util::run(
-        cargo(ws)
-            .args([
-                "test",
-                "--package",
-                "sensor-tests",
-                "--",
-                "--test-threads=1",
-            ])
-            .args(args),
-    )
+    util::run(cargo(ws).args(["test", "--package", "sensor-tests", "--", "--test-threads=1"]).args(args))
 }
 
 pub fn clippy(ws: &Path) -> anyhow::Result<()> {
@@ -93,30 +67,10 @@ pub fn clippy(ws: &Path) -> anyhow::Result<()> {
     // The eBPF crate, for its own target (it cannot build for the host).
     let mut cmd = Command::new("rustup");
     cmd.current_dir(ws)
-        .args([
-            "run",
-            NIGHTLY,
-            "cargo",
-            "clippy",
-            "--package",
-            "sensor-ebpf",
-            "--bins",
-            "--release",
-        ])
-        .args([
-            "--target",
-            "bpfel-unknown-none",
-            "-Z",
-            "build-std=core",
-            "--",
-            "-D",
-            "warnings",
-        ])
+        .args(["run", NIGHTLY, "cargo", "clippy", "--package", "sensor-ebpf", "--bins", "--release"])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core", "--", "-D", "warnings"])
         .env("CARGO_CFG_BPF_TARGET_ARCH", std::env::consts::ARCH)
-        .env(
-            "RUSTFLAGS",
-            format!("--cfg bpf_target_arch=\"{}\"", std::env::consts::ARCH),
-        )
+        .env("RUSTFLAGS", format!("--cfg bpf_target_arch=\"{}\"", std::env::consts::ARCH))
         .env_remove("RUSTC")
         .env_remove("RUSTC_WORKSPACE_WRAPPER");
     util::with_tools_path(&mut cmd, ws);

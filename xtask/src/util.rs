@@ -11,10 +11,7 @@ use anyhow::{Context as _, bail};
 /// The workspace root (parent of this crate).
 pub fn workspace_root() -> anyhow::Result<PathBuf> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    Ok(manifest
-        .parent()
-        .context("xtask has no parent directory")?
-        .to_owned())
+    Ok(manifest.parent().context("xtask has no parent directory")?.to_owned())
 }
 
 /// Where setup puts the tools it builds (inside the project's build directory).
@@ -57,11 +54,7 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("{cmd:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

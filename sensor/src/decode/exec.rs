@@ -7,24 +7,23 @@ use sensor_common::{
     exec::{EXEC_FIXED_SIZE, FLAG_ARGS_TRUNCATED, FLAG_ARGS_UNREADABLE, FLAG_FILENAME_TRUNCATED},
 };
 
-use super::{DecodeError, Reader};
+use super::{DecodeError, Reader, path::KernelPath, task::TaskRaw};
 
 /// An exec event with its variable parts split out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecRaw {
     pub header: EventHeader,
-    pub ppid: u32,
-    pub uid: u32,
-    pub euid: u32,
-    pub gid: u32,
-    pub egid: u32,
-    pub auid: u32,
-    pub sessionid: u32,
+    pub task: TaskRaw,
     pub old_pid: u32,
-    pub start_boottime_ns: u64,
-    pub comm: Vec<u8>,
+    /// `bprm->argc`.
+    pub argc: u32,
     /// File name as passed to execve.
     pub filename: Vec<u8>,
+    /// `#!` interpreter, when the file was a script.
+    pub interpreter: Option<Vec<u8>>,
+    pub exe: KernelPath,
+    pub exe_fs_magic: u64,
+    pub cwd: KernelPath,
     /// Arguments, split at NUL bytes.
     pub argv: Vec<Vec<u8>>,
     pub args_total_len: u32,
@@ -36,24 +35,21 @@ pub struct ExecRaw {
 pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<ExecRaw, DecodeError> {
     let r = Reader::new(buf, EXEC_FIXED_SIZE)?;
     let at = |field: usize| r.u32(field);
-    let filename_len = at(offset_of!(ExecFixed, filename_len));
-    let args_len = at(offset_of!(ExecFixed, args_len));
     let mut cursor = EXEC_FIXED_SIZE;
-    let filename = r.take(&mut cursor, filename_len, "filename")?.to_vec();
-    let args = r.take(&mut cursor, args_len, "args")?;
-    let comm: [u8; 16] = r.bytes(offset_of!(ExecFixed, comm));
+    let filename = r.take(&mut cursor, at(offset_of!(ExecFixed, filename_len)), "filename")?.to_vec();
+    let interp = r.take(&mut cursor, at(offset_of!(ExecFixed, interp_len)), "interpreter")?;
+    let exe = r.take(&mut cursor, at(offset_of!(ExecFixed, exe_len)), "exe")?;
+    let cwd = r.take(&mut cursor, at(offset_of!(ExecFixed, cwd_len)), "cwd")?;
+    let args = r.take(&mut cursor, at(offset_of!(ExecFixed, args_len)), "args")?;
     Ok(ExecRaw {
-        ppid: at(offset_of!(ExecFixed, ppid)),
-        uid: at(offset_of!(ExecFixed, uid)),
-        euid: at(offset_of!(ExecFixed, euid)),
-        gid: at(offset_of!(ExecFixed, gid)),
-        egid: at(offset_of!(ExecFixed, egid)),
-        auid: at(offset_of!(ExecFixed, auid)),
-        sessionid: at(offset_of!(ExecFixed, sessionid)),
+        task: super::task::decode(&r, offset_of!(ExecFixed, task)),
         old_pid: at(offset_of!(ExecFixed, old_pid)),
-        start_boottime_ns: r.u64(offset_of!(ExecFixed, start_boottime_ns)),
-        comm: until_nul(&comm).to_vec(),
+        argc: at(offset_of!(ExecFixed, argc)),
         filename,
+        interpreter: (!interp.is_empty()).then(|| interp.to_vec()),
+        exe: super::path::from_kernel(exe, at(offset_of!(ExecFixed, exe_flags))),
+        exe_fs_magic: r.u64(offset_of!(ExecFixed, exe_fs_magic)),
+        cwd: super::path::from_kernel(cwd, at(offset_of!(ExecFixed, cwd_flags))),
         argv: split_args(args),
         args_total_len: at(offset_of!(ExecFixed, args_total_len)),
         args_truncated: header.flags & FLAG_ARGS_TRUNCATED != 0,
@@ -61,10 +57,6 @@ pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<ExecRaw, DecodeE
         filename_truncated: header.flags & FLAG_FILENAME_TRUNCATED != 0,
         header,
     })
-}
-
-fn until_nul(b: &[u8]) -> &[u8] {
-    b.iter().position(|&c| c == 0).map_or(b, |n| &b[..n])
 }
 
 /// Splits the NUL-separated argument block. The last argument may lack its NUL when the block

@@ -4,14 +4,27 @@
 //! number goes through `TryFrom`. A malformed event is an error value, never a panic.
 
 mod exec;
+pub mod path;
+mod process;
+mod syscalls;
+pub mod task;
 
 pub use exec::ExecRaw;
+pub use process::{ExitRaw, ForkRaw};
 use sensor_common::{EventHeader, EventKind, UnknownKind, header::HEADER_SIZE};
+pub use syscalls::{BpfLoadRaw, CredRaw, MemfdRaw, ModuleRaw, PtraceRaw};
 
 /// A decoded kernel event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelEvent {
     Exec(ExecRaw),
+    Fork(ForkRaw),
+    Exit(ExitRaw),
+    Cred(CredRaw),
+    Ptrace(PtraceRaw),
+    ModuleLoad(ModuleRaw),
+    BpfLoad(BpfLoadRaw),
+    MemfdCreate(MemfdRaw),
 }
 
 /// Why bytes could not be decoded.
@@ -24,11 +37,7 @@ pub enum DecodeError {
     #[error("unknown event kind {0}")]
     UnknownKind(u32),
     #[error("{field} length {len} exceeds the {avail} bytes left")]
-    FieldOverrun {
-        field: &'static str,
-        len: u32,
-        avail: usize,
-    },
+    FieldOverrun { field: &'static str, len: u32, avail: usize },
 }
 
 impl From<UnknownKind> for DecodeError {
@@ -45,10 +54,7 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8], need: usize) -> Result<Self, DecodeError> {
         if buf.len() < need {
-            return Err(DecodeError::Short {
-                need,
-                got: buf.len(),
-            });
+            return Err(DecodeError::Short { need, got: buf.len() });
         }
         Ok(Self { buf })
     }
@@ -82,12 +88,9 @@ impl<'a> Reader<'a> {
         field: &'static str,
     ) -> Result<&'a [u8], DecodeError> {
         let avail = self.buf.len().saturating_sub(*cursor);
-        let n =
-            usize::try_from(len).map_err(|_| DecodeError::FieldOverrun { field, len, avail })?;
-        let out = self
-            .buf
-            .get(*cursor..*cursor + n)
-            .ok_or(DecodeError::FieldOverrun { field, len, avail })?;
+        let n = usize::try_from(len).map_err(|_| DecodeError::FieldOverrun { field, len, avail })?;
+        let out =
+            self.buf.get(*cursor..*cursor + n).ok_or(DecodeError::FieldOverrun { field, len, avail })?;
         *cursor += n;
         Ok(out)
     }
@@ -112,13 +115,17 @@ pub fn header(buf: &[u8]) -> Result<EventHeader, DecodeError> {
 pub fn decode(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
     let h = header(buf)?;
     if usize::try_from(h.size).ok() != Some(buf.len()) {
-        return Err(DecodeError::SizeMismatch {
-            claimed: h.size,
-            got: buf.len(),
-        });
+        return Err(DecodeError::SizeMismatch { claimed: h.size, got: buf.len() });
     }
     match EventKind::try_from(h.kind)? {
         EventKind::Exec => exec::decode(h, buf).map(KernelEvent::Exec),
+        EventKind::Fork => process::decode_fork(h, buf).map(KernelEvent::Fork),
+        EventKind::Exit => process::decode_exit(h, buf).map(KernelEvent::Exit),
+        EventKind::Cred => syscalls::decode_cred(h, buf).map(KernelEvent::Cred),
+        EventKind::Ptrace => syscalls::decode_ptrace(h, buf).map(KernelEvent::Ptrace),
+        EventKind::ModuleLoad => syscalls::decode_module(h, buf).map(KernelEvent::ModuleLoad),
+        EventKind::BpfLoad => syscalls::decode_bpf(h, buf).map(KernelEvent::BpfLoad),
+        EventKind::MemfdCreate => syscalls::decode_memfd(h, buf).map(KernelEvent::MemfdCreate),
     }
 }
 

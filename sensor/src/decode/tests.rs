@@ -1,8 +1,11 @@
 use std::mem::offset_of;
 
 use sensor_common::{
-    EventHeader, EventKind, ExecFixed,
+    EventHeader, EventKind, ExecFixed, TaskInfo,
     exec::{EXEC_FIXED_SIZE, FLAG_ARGS_TRUNCATED},
+    path::PATH_DELETED,
+    process::{ExitEvent, ForkEvent},
+    syscalls::{BpfLoadEvent, CredEvent, MemfdEvent, ModuleEvent, PtraceEvent},
 };
 
 use super::*;
@@ -17,70 +20,74 @@ fn put64(buf: &mut [u8], off: usize, v: u64) {
 
 /// Builds an exec event the way the kernel lays it out.
 fn exec_bytes(filename: &[u8], args: &[u8], flags: u32) -> Vec<u8> {
-    let size = EXEC_FIXED_SIZE + filename.len() + args.len();
+    exec_bytes_full(filename, b"", b"true\0bin\0usr\0", b"tmp\0", args, flags)
+}
+
+fn exec_bytes_full(
+    filename: &[u8],
+    interp: &[u8],
+    exe: &[u8],
+    cwd: &[u8],
+    args: &[u8],
+    flags: u32,
+) -> Vec<u8> {
+    let size = EXEC_FIXED_SIZE + filename.len() + interp.len() + exe.len() + cwd.len() + args.len();
     let mut b = vec![0u8; EXEC_FIXED_SIZE];
     let h = offset_of!(ExecFixed, header);
-    put32(
-        &mut b,
-        h + offset_of!(EventHeader, kind),
-        EventKind::Exec as u32,
-    );
+    put32(&mut b, h + offset_of!(EventHeader, kind), EventKind::Exec as u32);
     put32(&mut b, h + offset_of!(EventHeader, size), size as u32);
     put64(&mut b, h + offset_of!(EventHeader, boot_ns), 123_456_789);
     put32(&mut b, h + offset_of!(EventHeader, tgid), 4242);
     put32(&mut b, h + offset_of!(EventHeader, tid), 4243);
     put32(&mut b, h + offset_of!(EventHeader, cpu), 1);
     put32(&mut b, h + offset_of!(EventHeader, flags), flags);
-    put32(&mut b, offset_of!(ExecFixed, ppid), 1);
-    put32(&mut b, offset_of!(ExecFixed, uid), 1000);
-    put32(&mut b, offset_of!(ExecFixed, euid), 0);
-    put32(&mut b, offset_of!(ExecFixed, auid), 1000);
-    put32(&mut b, offset_of!(ExecFixed, sessionid), 7);
-    put64(&mut b, offset_of!(ExecFixed, start_boottime_ns), 99);
-    b[offset_of!(ExecFixed, comm)..][..4].copy_from_slice(b"true");
-    put32(
-        &mut b,
-        offset_of!(ExecFixed, filename_len),
-        filename.len() as u32,
-    );
-    put32(&mut b, offset_of!(ExecFixed, args_len), args.len() as u32);
-    put32(
-        &mut b,
-        offset_of!(ExecFixed, args_total_len),
-        args.len() as u32,
-    );
-    b.extend_from_slice(filename);
-    b.extend_from_slice(args);
+    let t = offset_of!(ExecFixed, task);
+    put32(&mut b, t + offset_of!(TaskInfo, ppid), 1);
+    put32(&mut b, t + offset_of!(TaskInfo, uid), 1000);
+    put32(&mut b, t + offset_of!(TaskInfo, euid), 0);
+    put32(&mut b, t + offset_of!(TaskInfo, auid), 1000);
+    put32(&mut b, t + offset_of!(TaskInfo, sessionid), 7);
+    put64(&mut b, t + offset_of!(TaskInfo, start_boottime_ns), 99);
+    b[t + offset_of!(TaskInfo, comm)..][..4].copy_from_slice(b"true");
+    b[t + offset_of!(TaskInfo, tty)..][..4].copy_from_slice(b"pts3");
+    let lens = [
+        (offset_of!(ExecFixed, filename_len), filename.len()),
+        (offset_of!(ExecFixed, interp_len), interp.len()),
+        (offset_of!(ExecFixed, exe_len), exe.len()),
+        (offset_of!(ExecFixed, cwd_len), cwd.len()),
+        (offset_of!(ExecFixed, args_len), args.len()),
+        (offset_of!(ExecFixed, args_total_len), args.len()),
+    ];
+    for (off, len) in lens {
+        put32(&mut b, off, len as u32);
+    }
+    put32(&mut b, offset_of!(ExecFixed, exe_flags), PATH_DELETED);
+    for part in [filename, interp, exe, cwd, args] {
+        b.extend_from_slice(part);
+    }
     b
 }
 
 #[test]
 fn decodes_exec() {
-    let b = exec_bytes(
-        b"/usr/bin/true",
-        b"true\0--flag\0\0last\0",
-        FLAG_ARGS_TRUNCATED,
-    );
-    let KernelEvent::Exec(e) = decode(&b).expect("decodes");
+    let b = exec_bytes(b"/usr/bin/true", b"true\0--flag\0\0last\0", FLAG_ARGS_TRUNCATED);
+    let Ok(KernelEvent::Exec(e)) = decode(&b) else { panic!("decodes as exec") };
     assert_eq!(e.header.tgid, 4242);
     assert_eq!(e.header.tid, 4243);
     assert_eq!(e.header.boot_ns, 123_456_789);
-    assert_eq!(e.ppid, 1);
-    assert_eq!(e.uid, 1000);
-    assert_eq!(e.euid, 0);
-    assert_eq!(e.auid, 1000);
-    assert_eq!(e.sessionid, 7);
-    assert_eq!(e.comm, b"true");
+    assert_eq!(e.task.ppid, 1);
+    assert_eq!(e.task.uid, 1000);
+    assert_eq!(e.task.euid, 0);
+    assert_eq!(e.task.auid, 1000);
+    assert_eq!(e.task.sessionid, 7);
+    assert_eq!(e.task.comm, b"true");
+    assert_eq!(e.task.tty, b"pts3");
     assert_eq!(e.filename, b"/usr/bin/true");
-    assert_eq!(
-        e.argv,
-        vec![
-            b"true".to_vec(),
-            b"--flag".to_vec(),
-            b"".to_vec(),
-            b"last".to_vec()
-        ]
-    );
+    assert_eq!(e.exe.path, b"/usr/bin/true");
+    assert!(e.exe.deleted);
+    assert_eq!(e.cwd.path, b"/tmp");
+    assert_eq!(e.interpreter, None);
+    assert_eq!(e.argv, vec![b"true".to_vec(), b"--flag".to_vec(), b"".to_vec(), b"last".to_vec()]);
     assert!(e.args_truncated);
     assert!(!e.args_unreadable);
 }
@@ -88,8 +95,18 @@ fn decodes_exec() {
 #[test]
 fn last_argument_without_nul_is_kept() {
     let b = exec_bytes(b"/bin/x", b"x\0cut-her", 0);
-    let KernelEvent::Exec(e) = decode(&b).expect("decodes");
+    let Ok(KernelEvent::Exec(e)) = decode(&b) else { panic!("decodes as exec") };
     assert_eq!(e.argv, vec![b"x".to_vec(), b"cut-her".to_vec()]);
+}
+
+#[test]
+fn script_interpreter_is_split_out() {
+    let b = exec_bytes_full(b"./s.sh", b"/bin/sh", b"dash\0bin\0usr\0", b"", b"/bin/sh\0./s.sh\0", 0);
+    let Ok(KernelEvent::Exec(e)) = decode(&b) else { panic!("decodes as exec") };
+    assert_eq!(e.filename, b"./s.sh");
+    assert_eq!(e.interpreter.as_deref(), Some(&b"/bin/sh"[..]));
+    assert_eq!(e.exe.path, b"/usr/bin/dash");
+    assert_eq!(e.cwd.path, b"/");
 }
 
 #[test]
@@ -97,13 +114,7 @@ fn every_truncation_is_an_error_not_a_panic() {
     let b = exec_bytes(b"/usr/bin/true", b"true\0", 0);
     for n in 0..b.len() {
         let err = decode(&b[..n]).expect_err("truncated buffer must not decode");
-        assert!(
-            matches!(
-                err,
-                DecodeError::Short { .. } | DecodeError::SizeMismatch { .. }
-            ),
-            "{n}: {err}"
-        );
+        assert!(matches!(err, DecodeError::Short { .. } | DecodeError::SizeMismatch { .. }), "{n}: {err}");
     }
 }
 
@@ -111,18 +122,9 @@ fn every_truncation_is_an_error_not_a_panic() {
 fn lengths_beyond_the_buffer_are_rejected() {
     let mut b = exec_bytes(b"/bin/x", b"x\0", 0);
     put32(&mut b, offset_of!(ExecFixed, args_len), u32::MAX);
-    assert!(matches!(
-        decode(&b),
-        Err(DecodeError::FieldOverrun { field: "args", .. })
-    ));
+    assert!(matches!(decode(&b), Err(DecodeError::FieldOverrun { field: "args", .. })));
     put32(&mut b, offset_of!(ExecFixed, filename_len), 1 << 20);
-    assert!(matches!(
-        decode(&b),
-        Err(DecodeError::FieldOverrun {
-            field: "filename",
-            ..
-        })
-    ));
+    assert!(matches!(decode(&b), Err(DecodeError::FieldOverrun { field: "filename", .. })));
 }
 
 #[test]
@@ -158,4 +160,53 @@ fn garbage_never_panics() {
         let b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         let _ = decode(&b);
     }
+}
+
+/// A fixed-size event of `kind` with random contents but a valid kind and size.
+fn fixed_event(kind: EventKind, size: usize, fill: u8) -> Vec<u8> {
+    let mut b = vec![fill; size];
+    put32(&mut b, offset_of!(EventHeader, kind), kind as u32);
+    put32(&mut b, offset_of!(EventHeader, size), size as u32);
+    b
+}
+
+#[test]
+fn every_fixed_kind_decodes_and_rejects_truncation() {
+    let kinds = [
+        (EventKind::Fork, size_of::<ForkEvent>()),
+        (EventKind::Exit, size_of::<ExitEvent>()),
+        (EventKind::Cred, size_of::<CredEvent>()),
+        (EventKind::Ptrace, size_of::<PtraceEvent>()),
+        (EventKind::ModuleLoad, size_of::<ModuleEvent>()),
+        (EventKind::BpfLoad, size_of::<BpfLoadEvent>()),
+        (EventKind::MemfdCreate, size_of::<MemfdEvent>()),
+    ];
+    for (kind, size) in kinds {
+        for fill in [0u8, 0x41, 0xff] {
+            let b = fixed_event(kind, size, fill);
+            assert!(decode(&b).is_ok(), "{kind:?} fill {fill:#x}");
+            // A shorter buffer with a consistent size field is still too short for the kind.
+            let mut short = b[..size - 1].to_vec();
+            put32(&mut short, offset_of!(EventHeader, size), (size - 1) as u32);
+            assert!(matches!(decode(&short), Err(DecodeError::Short { .. })), "{kind:?}");
+        }
+    }
+}
+
+#[test]
+fn decoded_fork_and_cred_fields() {
+    let mut b = fixed_event(EventKind::Fork, size_of::<ForkEvent>(), 0);
+    put32(&mut b, offset_of!(ForkEvent, parent_tgid), 77);
+    put32(&mut b, offset_of!(ForkEvent, task) + offset_of!(TaskInfo, ppid), 77);
+    let Ok(KernelEvent::Fork(f)) = decode(&b) else { panic!("fork") };
+    assert_eq!(f.parent_tgid, 77);
+    assert_eq!(f.task.ppid, 77);
+    assert!(!f.thread);
+
+    let mut b = fixed_event(EventKind::Cred, size_of::<CredEvent>(), 0);
+    put32(&mut b, offset_of!(CredEvent, old), 1000);
+    put32(&mut b, offset_of!(CredEvent, new), 0);
+    put32(&mut b, offset_of!(CredEvent, tp_id), 321);
+    let Ok(KernelEvent::Cred(c)) = decode(&b) else { panic!("cred") };
+    assert_eq!((c.old.uid, c.new.uid, c.tp_id), (1000, 0, 321));
 }

@@ -14,9 +14,7 @@ impl BootClock {
     pub fn now() -> Self {
         let real = ns(ClockId::CLOCK_REALTIME);
         let boot = ns(ClockId::CLOCK_BOOTTIME);
-        Self {
-            offset_ns: real - boot,
-        }
+        Self { offset_ns: real - boot }
     }
 
     /// Boot-time ns at this instant.
@@ -35,9 +33,7 @@ impl BootClock {
 }
 
 fn ns(clock: ClockId) -> i128 {
-    clock_gettime(clock).map_or(0, |t| {
-        i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
-    })
+    clock_gettime(clock).map_or(0, |t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
 }
 
 #[cfg(test)]

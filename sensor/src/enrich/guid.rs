@@ -17,10 +17,7 @@ pub struct GuidMaker {
 
 impl GuidMaker {
     pub fn new(boot_id: &str) -> Self {
-        let namespace = Uuid::new_v5(
-            &Uuid::NAMESPACE_OID,
-            format!("sensor-boot:{boot_id}").as_bytes(),
-        );
+        let namespace = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("sensor-boot:{boot_id}").as_bytes());
         Self { namespace }
     }
 
@@ -41,9 +38,6 @@ mod tests {
         assert_eq!(g.guid(10, 5_000_000_001), g.guid(10, 5_000_000_009));
         assert_ne!(g.guid(10, 5_000_000_000), g.guid(10, 6_000_000_000));
         assert_ne!(g.guid(10, 5_000_000_000), g.guid(11, 5_000_000_000));
-        assert_ne!(
-            g.guid(10, 5_000_000_000),
-            GuidMaker::new("b2").guid(10, 5_000_000_000)
-        );
+        assert_ne!(g.guid(10, 5_000_000_000), GuidMaker::new("b2").guid(10, 5_000_000_000));
     }
 }

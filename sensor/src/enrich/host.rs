@@ -8,17 +8,12 @@ use sensor_proto::v1::Host;
 pub fn identify(labels: HashMap<String, String>) -> Host {
     let uname = nix::sys::utsname::uname().ok();
     Host {
-        hostname: nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_default(),
+        hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
         machine_id: read_trimmed("/etc/machine-id"),
         boot_id: boot_id(),
         instance_id: uuid::Uuid::new_v4().to_string(),
         labels,
-        kernel: uname
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        kernel: uname.map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
     }
 }
 
@@ -28,7 +23,5 @@ pub fn boot_id() -> String {
 }
 
 fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
+    std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_default()
 }

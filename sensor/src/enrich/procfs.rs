@@ -8,7 +8,6 @@ use super::guid::NS_PER_TICK;
 #[derive(Debug, Clone, Default)]
 pub struct LiveView {
     pub exe: Option<Vec<u8>>,
-    pub cwd: Option<Vec<u8>>,
 }
 
 /// Start time of `pid` in clock ticks since boot (`/proc/PID/stat` field 22).
@@ -21,7 +20,7 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
-/// Reads exe and cwd of `pid` if it is still the process that started at `start_boot_ns`.
+/// Reads the exe of `pid` if it is still the process that started at `start_boot_ns`.
 pub fn live_view(pid: u32, start_boot_ns: u64) -> Option<LiveView> {
     if start_ticks(pid)? != start_boot_ns / NS_PER_TICK {
         return None;
@@ -31,10 +30,7 @@ pub fn live_view(pid: u32, start_boot_ns: u64) -> Option<LiveView> {
             .ok()
             .map(|p| OsStr::as_bytes(p.as_os_str()).to_vec())
     };
-    let view = LiveView {
-        exe: link("exe"),
-        cwd: link("cwd"),
-    };
+    let view = LiveView { exe: link("exe") };
     // Re-check: the pid could have been reused between the reads.
     (start_ticks(pid)? == start_boot_ns / NS_PER_TICK).then_some(view)
 }

@@ -16,11 +16,7 @@ pub struct RecordBuilder {
 
 impl RecordBuilder {
     pub fn new(host: Host, clock: BootClock) -> Self {
-        Self {
-            host,
-            clock,
-            next_seq: 1,
-        }
+        Self { host, clock, next_seq: 1 }
     }
 
     /// Builds the next record. `seq` is strictly increasing from 1 with no gaps.

@@ -13,11 +13,7 @@ pub const MAX_FRAME: u64 = 16 * 1024 * 1024;
 #[derive(Debug)]
 pub enum Frame {
     /// A whole record; `bytes` is its encoding (without the length prefix).
-    Record {
-        offset: u64,
-        record: Box<AuditRecord>,
-        bytes: Vec<u8>,
-    },
+    Record { offset: u64, record: Box<AuditRecord>, bytes: Vec<u8> },
     /// The file cannot be read further from `offset`.
     Damaged { offset: u64, reason: String },
 }
@@ -31,11 +27,7 @@ pub struct RecordReader<R> {
 
 impl<R: BufRead> RecordReader<R> {
     pub fn new(inner: R) -> Self {
-        Self {
-            inner,
-            offset: 0,
-            done: false,
-        }
+        Self { inner, offset: 0, done: false }
     }
 
     /// Reads a varint length; `Ok(None)` at a clean end of file.
@@ -46,11 +38,7 @@ impl<R: BufRead> RecordReader<R> {
             match self.inner.read_exact(&mut b) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                    return if i == 0 {
-                        Ok(None)
-                    } else {
-                        Err("torn length prefix".into())
-                    };
+                    return if i == 0 { Ok(None) } else { Err("torn length prefix".into()) };
                 }
                 Err(e) => return Err(e.to_string()),
             }
@@ -95,11 +83,7 @@ impl<R: BufRead> Iterator for RecordReader<R> {
         match AuditRecord::decode(bytes.as_slice()) {
             Ok(record) => {
                 self.offset += prefix as u64 + len;
-                Some(Frame::Record {
-                    offset,
-                    record: Box::new(record),
-                    bytes,
-                })
+                Some(Frame::Record { offset, record: Box::new(record), bytes })
             }
             Err(e) => damaged(self, format!("undecodable record: {e}")),
         }
@@ -111,11 +95,7 @@ mod tests {
     use super::*;
 
     fn rec(seq: u64) -> AuditRecord {
-        AuditRecord {
-            seq,
-            schema_version: 1,
-            ..Default::default()
-        }
+        AuditRecord { seq, schema_version: 1, ..Default::default() }
     }
 
     fn file(n: u64) -> Vec<u8> {
@@ -143,10 +123,7 @@ mod tests {
         let b = file(3);
         for cut in 1..b.len() {
             let frames: Vec<Frame> = RecordReader::new(&b[..cut]).collect();
-            let whole = frames
-                .iter()
-                .filter(|f| matches!(f, Frame::Record { .. }))
-                .count();
+            let whole = frames.iter().filter(|f| matches!(f, Frame::Record { .. })).count();
             assert!(whole < 3);
             // A cut exactly on a frame boundary is a clean end; anything else is damage.
             let last_damaged = matches!(frames.last(), Some(Frame::Damaged { .. }));
@@ -159,8 +136,7 @@ mod tests {
     fn garbage_is_damage_not_panic() {
         let frames: Vec<Frame> = RecordReader::new(&[0xffu8; 32][..]).collect();
         assert!(matches!(frames.as_slice(), [Frame::Damaged { .. }]));
-        let frames: Vec<Frame> =
-            RecordReader::new(&[0x05u8, 0xff, 0xff, 0xff, 0xff, 0xff][..]).collect();
+        let frames: Vec<Frame> = RecordReader::new(&[0x05u8, 0xff, 0xff, 0xff, 0xff, 0xff][..]).collect();
         assert!(matches!(frames.as_slice(), [Frame::Damaged { .. }]));
     }
 }

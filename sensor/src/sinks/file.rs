@@ -30,10 +30,7 @@ pub struct Rotation {
 
 impl Default for Rotation {
     fn default() -> Self {
-        Self {
-            max_file_bytes: 64 * 1024 * 1024,
-            max_files: 64,
-        }
+        Self { max_file_bytes: 64 * 1024 * 1024, max_files: 64 }
     }
 }
 
@@ -50,32 +47,15 @@ pub struct FileSink {
 impl FileSink {
     pub fn open(dir: &Path, rotation: Rotation) -> Result<Self, SinkError> {
         let name = format!("file:{}", dir.display());
-        let io = |source| SinkError::Io {
-            sink: name.clone(),
-            source,
-        };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io)?;
+        let io = |source| SinkError::Io { sink: name.clone(), source };
+        DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
         // An existing directory keeps its owner but gets owner-only access.
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
-        Ok(Self {
-            name,
-            dir: dir.to_owned(),
-            rotation,
-            current: None,
-            files_opened: 0,
-            buf: Vec::new(),
-        })
+        Ok(Self { name, dir: dir.to_owned(), rotation, current: None, files_opened: 0, buf: Vec::new() })
     }
 
     fn io(&self, source: std::io::Error) -> SinkError {
-        SinkError::Io {
-            sink: self.name.clone(),
-            source,
-        }
+        SinkError::Io { sink: self.name.clone(), source }
     }
 
     fn new_file(&mut self) -> Result<(), SinkError> {
@@ -83,13 +63,8 @@ impl FileSink {
             w.flush().map_err(|e| self.io(e))?;
             w.get_ref().sync_data().map_err(|e| self.io(e))?;
         }
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let path = self.dir.join(format!(
-            "{FILE_PREFIX}{ms:013}-{:06}{FILE_SUFFIX}",
-            self.files_opened
-        ));
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let path = self.dir.join(format!("{FILE_PREFIX}{ms:013}-{:06}{FILE_SUFFIX}", self.files_opened));
         self.files_opened += 1;
         let f = OpenOptions::new()
             .create_new(true)
@@ -135,17 +110,12 @@ impl Sink for FileSink {
     }
 
     fn write(&mut self, record: &AuditRecord) -> Result<(), SinkError> {
-        let full = self
-            .current
-            .as_ref()
-            .is_none_or(|(_, n)| *n >= self.rotation.max_file_bytes);
+        let full = self.current.as_ref().is_none_or(|(_, n)| *n >= self.rotation.max_file_bytes);
         if full {
             self.new_file()?;
         }
         self.buf.clear();
-        record
-            .encode_length_delimited(&mut self.buf)
-            .map_err(|e| self.io(std::io::Error::other(e)))?;
+        record.encode_length_delimited(&mut self.buf).map_err(|e| self.io(std::io::Error::other(e)))?;
         let Some((w, n)) = self.current.as_mut() else {
             return Err(self.io(std::io::Error::other("no open record file")));
         };

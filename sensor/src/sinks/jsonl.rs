@@ -28,25 +28,15 @@ impl JsonlSink {
                     .append(true)
                     .mode(0o600)
                     .open(p)
-                    .map_err(|source| SinkError::Io {
-                        sink: name.clone(),
-                        source,
-                    })?;
+                    .map_err(|source| SinkError::Io { sink: name.clone(), source })?;
                 (name, Box::new(f), false)
             }
         };
-        Ok(Self {
-            name,
-            out: BufWriter::with_capacity(64 * 1024, out),
-            line_flush,
-        })
+        Ok(Self { name, out: BufWriter::with_capacity(64 * 1024, out), line_flush })
     }
 
     fn io(&self, source: std::io::Error) -> SinkError {
-        SinkError::Io {
-            sink: self.name.clone(),
-            source,
-        }
+        SinkError::Io { sink: self.name.clone(), source }
     }
 }
 
@@ -56,10 +46,8 @@ impl Sink for JsonlSink {
     }
 
     fn write(&mut self, record: &AuditRecord) -> Result<(), SinkError> {
-        serde_json::to_writer(&mut self.out, record).map_err(|source| SinkError::Json {
-            sink: self.name.clone(),
-            source,
-        })?;
+        serde_json::to_writer(&mut self.out, record)
+            .map_err(|source| SinkError::Json { sink: self.name.clone(), source })?;
         self.out.write_all(b"\n").map_err(|e| self.io(e))?;
         if self.line_flush {
             self.out.flush().map_err(|e| self.io(e))?;

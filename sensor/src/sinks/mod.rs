@@ -13,15 +13,9 @@ pub use spec::OutputSpec;
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("{sink}: {source}")]
-    Io {
-        sink: String,
-        source: std::io::Error,
-    },
+    Io { sink: String, source: std::io::Error },
     #[error("{sink}: encoding JSON: {source}")]
-    Json {
-        sink: String,
-        source: serde_json::Error,
-    },
+    Json { sink: String, source: serde_json::Error },
 }
 
 /// A destination for records.

@@ -22,9 +22,9 @@ impl FromStr for OutputSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (scheme, rest) = s.split_once(':').ok_or_else(|| {
-            format!("`{s}`: expected SCHEME:TARGET, e.g. jsonl:- or file:/var/lib/sensor")
-        })?;
+        let (scheme, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: expected SCHEME:TARGET, e.g. jsonl:- or file:/var/lib/sensor"))?;
         if rest.is_empty() {
             return Err(format!("`{s}`: missing target after `{scheme}:`"));
         }
@@ -32,9 +32,7 @@ impl FromStr for OutputSpec {
             "jsonl" if rest == "-" => Ok(Self::Jsonl(JsonlTarget::Stdout)),
             "jsonl" => Ok(Self::Jsonl(JsonlTarget::Path(rest.into()))),
             "file" => Ok(Self::File(rest.into())),
-            other => Err(format!(
-                "`{s}`: unknown output `{other}` (supported: jsonl, file)"
-            )),
+            other => Err(format!("`{s}`: unknown output `{other}` (supported: jsonl, file)")),
         }
     }
 }
@@ -45,32 +43,11 @@ mod tests {
 
     #[test]
     fn parses_specs() {
-        assert_eq!(
-            "jsonl:-".parse(),
-            Ok(OutputSpec::Jsonl(JsonlTarget::Stdout))
-        );
-        assert_eq!(
-            "jsonl:/x".parse(),
-            Ok(OutputSpec::Jsonl(JsonlTarget::Path("/x".into())))
-        );
+        assert_eq!("jsonl:-".parse(), Ok(OutputSpec::Jsonl(JsonlTarget::Stdout)));
+        assert_eq!("jsonl:/x".parse(), Ok(OutputSpec::Jsonl(JsonlTarget::Path("/x".into()))));
         assert_eq!("file:/d".parse(), Ok(OutputSpec::File("/d".into())));
-        assert!(
-            "kafka"
-                .parse::<OutputSpec>()
-                .unwrap_err()
-                .contains("SCHEME:TARGET")
-        );
-        assert!(
-            "nope:x"
-                .parse::<OutputSpec>()
-                .unwrap_err()
-                .contains("unknown output `nope`")
-        );
-        assert!(
-            "file:"
-                .parse::<OutputSpec>()
-                .unwrap_err()
-                .contains("missing target")
-        );
+        assert!("kafka".parse::<OutputSpec>().unwrap_err().contains("SCHEME:TARGET"));
+        assert!("nope:x".parse::<OutputSpec>().unwrap_err().contains("unknown output `nope`"));
+        assert!("file:".parse::<OutputSpec>().unwrap_err().contains("missing target"));
     }
 }

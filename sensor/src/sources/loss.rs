@@ -12,13 +12,6 @@ use crate::{
     pipeline::{LossReport, PipelineEvent},
 };
 
-/// Snake-case name of a kind, as written in loss records.
-pub fn kind_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Exec => "exec",
-    }
-}
-
 #[derive(Debug, Default, Clone, Copy)]
 struct Seen {
     counts: LossCounter,
@@ -33,10 +26,7 @@ pub async fn run(
     every: Duration,
 ) -> anyhow::Result<()> {
     let start = BootClock::boot_ns_now();
-    let mut seen = [Seen {
-        at_boot_ns: start,
-        ..Default::default()
-    }; EventKind::ALL.len()];
+    let mut seen = [Seen { at_boot_ns: start, ..Default::default() }; EventKind::ALL.len()];
     let mut tick = tokio::time::interval(every);
     loop {
         let stopping = tokio::select! {
@@ -44,12 +34,7 @@ pub async fn run(
             _ = stop.changed() => true,
         };
         for report in poll(&map, &mut seen) {
-            error!(
-                kind = report.kind,
-                reason = report.reason,
-                count = report.count,
-                "kernel events lost"
-            );
+            error!(kind = report.kind, reason = report.reason, count = report.count, "kernel events lost");
             if tx.send(PipelineEvent::Loss(report)).await.is_err() {
                 return Ok(());
             }
@@ -83,7 +68,7 @@ fn poll(map: &PerCpuArray<MapData, LossCounter>, seen: &mut [Seen]) -> Vec<LossR
         ] {
             if now_count > prev_count {
                 out.push(LossReport {
-                    kind: kind_name(*kind),
+                    kind: kind.name(),
                     reason,
                     count: now_count - prev_count,
                     first_boot_ns: prev.at_boot_ns,
@@ -91,10 +76,7 @@ fn poll(map: &PerCpuArray<MapData, LossCounter>, seen: &mut [Seen]) -> Vec<LossR
                 });
             }
         }
-        seen[i] = Seen {
-            counts: total,
-            at_boot_ns: now,
-        };
+        seen[i] = Seen { counts: total, at_boot_ns: now };
     }
     out
 }

@@ -68,9 +68,7 @@ fn drain(ring: &mut RingBuf<MapData>, batch: &mut Vec<PipelineEvent>, stats: &St
         match decode::decode(&item) {
             Ok(ev) => batch.push(PipelineEvent::Kernel(ev)),
             Err(e) => {
-                stats
-                    .decode_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 warn!(error = %e, len = item.len(), "undecodable kernel event");
                 let now = BootClock::boot_ns_now();
                 batch.push(PipelineEvent::Loss(LossReport {

@@ -1,0 +1,126 @@
+//! Events from system-call tracepoints: credential changes, ptrace, module loads, BPF program
+//! loads by others, memfd_create. Each has a fixed layout: header, task, then its own fields.
+
+use crate::{EventHeader, task::TaskInfo};
+
+/// Credentials as in `struct cred`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+}
+
+const _: () = assert!(size_of::<Creds>() == 48);
+
+/// A successful credential change.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CredEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    pub old: Creds,
+    pub new: Creds,
+    /// Trace event id of the `sys_exit_*` tracepoint (userspace maps it to the syscall name).
+    pub tp_id: u32,
+    pub _reserved: u32,
+}
+
+/// `ptrace` attach or seize.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PtraceEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    pub request: u64,
+    pub target_pid: u32,
+    /// Return value: 0 or -errno.
+    pub result: i32,
+}
+
+/// Length of a kernel module name (`MODULE_NAME_LEN`).
+pub const MODULE_NAME_LEN: usize = 56;
+
+/// A kernel module was loaded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    pub name: [u8; MODULE_NAME_LEN],
+}
+
+impl Default for ModuleEvent {
+    fn default() -> Self {
+        Self { header: EventHeader::default(), task: TaskInfo::default(), name: [0; MODULE_NAME_LEN] }
+    }
+}
+
+/// `BPF_OBJ_NAME_LEN`.
+pub const BPF_NAME_LEN: usize = 16;
+
+/// `bpf(BPF_PROG_LOAD)` by a process other than the sensor.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BpfLoadEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    pub prog_type: u32,
+    /// New fd or -errno.
+    pub result: i32,
+    pub prog_name: [u8; BPF_NAME_LEN],
+}
+
+/// Longest memfd name (`MFD_NAME_MAX_LEN` is 249).
+pub const MEMFD_NAME_LEN: usize = 256;
+
+/// `memfd_create`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemfdEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    pub flags: u32,
+    /// New fd or -errno.
+    pub result: i32,
+    pub name: [u8; MEMFD_NAME_LEN],
+}
+
+impl Default for MemfdEvent {
+    fn default() -> Self {
+        Self {
+            header: EventHeader::default(),
+            task: TaskInfo::default(),
+            flags: 0,
+            result: 0,
+            name: [0; MEMFD_NAME_LEN],
+        }
+    }
+}
+
+/// What a `sys_enter_*` program remembers for the matching `sys_exit_*`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingSyscall {
+    /// The event kind the exit will produce.
+    pub kind: u32,
+    pub arg0: u32,
+    pub arg1: u64,
+    pub creds: Creds,
+    pub name: [u8; MEMFD_NAME_LEN],
+}
+
+const _: () = assert!(size_of::<CredEvent>().is_multiple_of(8));
+const _: () = assert!(size_of::<PtraceEvent>().is_multiple_of(8));
+const _: () = assert!(size_of::<ModuleEvent>().is_multiple_of(8));
+const _: () = assert!(size_of::<BpfLoadEvent>().is_multiple_of(8));
+const _: () = assert!(size_of::<MemfdEvent>().is_multiple_of(8));
+const _: () = assert!(size_of::<PendingSyscall>().is_multiple_of(8));

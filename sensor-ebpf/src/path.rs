@@ -1,0 +1,155 @@
+//! Absolute paths from (dentry, vfsmount) pairs: a bounded walk up the dentry tree that crosses
+//! mount points through `struct mount`, like the kernel's `prepend_path`. Output encoding and
+//! flags: see `sensor_common::path`.
+
+use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
+use sensor_common::path::{
+    PATH_DELETED, PATH_MAX_DEPTH, PATH_NAME_MAX, PATH_PSEUDO, PATH_READONLY, PATH_TRUNCATED, PATH_UNREADABLE,
+};
+
+use crate::{
+    kernel::{read, read_or, read_ptr},
+    off,
+};
+
+/// Most bytes one walk writes (components with their NULs).
+pub const WALK_MAX: u32 = 4096;
+const MNT_READONLY: i32 = 0x40;
+const SB_RDONLY: u64 = 1;
+
+/// What a walk produced.
+#[derive(Clone, Copy)]
+pub struct Walked {
+    pub len: u32,
+    pub flags: u32,
+    pub fs_magic: u64,
+}
+
+/// Walks from `dentry` on `vfsmnt` to the root, writing components leaf-first at `out`.
+/// `out` must have `WALK_MAX + PATH_NAME_MAX` writable bytes.
+///
+/// # Safety
+/// `dentry`/`vfsmnt` must be kernel pointers (checked by the probe-read helpers); `out` must be
+/// writable map memory of the stated size.
+#[inline(always)]
+pub unsafe fn walk(dentry: *const u8, vfsmnt: *const u8, out: *mut u8) -> Walked {
+    let mut w = Walked { len: 0, flags: 0, fs_magic: 0 };
+    // SAFETY: probe reads only; writes stay within `out`'s documented size (masked offsets).
+    unsafe {
+        leaf_facts(dentry, vfsmnt, &mut w);
+        let mount_mnt = off!(mount_mnt);
+        let mut dentry = dentry;
+        let mut vfsmnt = vfsmnt;
+        let mut mnt = vfsmnt.wrapping_sub(mount_mnt as usize);
+        let Ok(mut mnt_root) = read_ptr(vfsmnt, off!(vfsmount_root)) else {
+            w.flags |= PATH_UNREADABLE;
+            return w;
+        };
+        let mut done = false;
+        for i in 0..PATH_MAX_DEPTH {
+            let Ok(parent) = read_ptr(dentry, off!(dentry_parent)) else {
+                w.flags |= PATH_UNREADABLE;
+                done = true;
+                break;
+            };
+            if dentry == mnt_root || dentry == parent {
+                if dentry != mnt_root && i == 0 {
+                    // A disconnected dentry on an internal mount (pipe, socket, memfd): its
+                    // name is all there is.
+                    w.flags |= PATH_PSEUDO;
+                    push_name(dentry, out, &mut w);
+                    done = true;
+                    break;
+                }
+                // At the root of this mount: continue from its mount point in the parent.
+                let Ok(mnt_parent) = read_ptr(mnt, off!(mount_parent)) else {
+                    done = true;
+                    break;
+                };
+                if mnt_parent == mnt {
+                    done = true; // the namespace's root
+                    break;
+                }
+                let Ok(mp) = read_ptr(mnt, off!(mount_mountpoint)) else {
+                    w.flags |= PATH_UNREADABLE;
+                    done = true;
+                    break;
+                };
+                dentry = mp;
+                mnt = mnt_parent;
+                vfsmnt = mnt.wrapping_add(mount_mnt as usize);
+                mnt_root = match read_ptr(vfsmnt, off!(vfsmount_root)) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        w.flags |= PATH_UNREADABLE;
+                        done = true;
+                        break;
+                    }
+                };
+                continue;
+            }
+            if !push_name(dentry, out, &mut w) {
+                break;
+            }
+            dentry = parent;
+        }
+        if !done {
+            w.flags |= PATH_TRUNCATED;
+        }
+    }
+    w
+}
+
+/// Appends the dentry's name and a NUL. False (and TRUNCATED) when there is no room.
+///
+/// # Safety
+/// As for [`walk`].
+#[inline(always)]
+unsafe fn push_name(dentry: *const u8, out: *mut u8, w: &mut Walked) -> bool {
+    if w.len + PATH_NAME_MAX > WALK_MAX {
+        w.flags |= PATH_TRUNCATED;
+        return false;
+    }
+    // SAFETY: probe reads; the destination offset is masked below WALK_MAX and at most
+    // PATH_NAME_MAX bytes are written.
+    unsafe {
+        let Ok(name) = read_ptr(dentry, off!(dentry_name_ptr)) else {
+            w.flags |= PATH_UNREADABLE;
+            return false;
+        };
+        let dst = out.wrapping_add((w.len & (WALK_MAX - 1)) as usize);
+        let n = bpf_probe_read_kernel_str(dst.cast(), PATH_NAME_MAX, name.cast());
+        if n <= 0 {
+            w.flags |= PATH_UNREADABLE;
+            return false;
+        }
+        // n counts the NUL, which separates components in the encoding.
+        w.len += (n as u32) & (PATH_NAME_MAX * 2 - 1);
+    }
+    true
+}
+
+/// Deleted / read-only / filesystem magic of the leaf.
+///
+/// # Safety
+/// As for [`walk`].
+#[inline(always)]
+unsafe fn leaf_facts(dentry: *const u8, vfsmnt: *const u8, w: &mut Walked) {
+    // SAFETY: probe reads only.
+    unsafe {
+        if let Ok(inode) = read_ptr(dentry, off!(dentry_inode)) {
+            if read::<u32>(inode, off!(inode_nlink)) == Ok(0) {
+                w.flags |= PATH_DELETED;
+            }
+        }
+        if read_or::<i32>(vfsmnt, off!(vfsmount_flags), 0) & MNT_READONLY != 0 {
+            w.flags |= PATH_READONLY;
+        }
+        if let Ok(sb) = read_ptr(dentry, off!(dentry_sb)) {
+            w.fs_magic = read_or(sb, off!(sb_magic), 0);
+            if read_or::<u64>(sb, off!(sb_flags), 0) & SB_RDONLY != 0 {
+                w.flags |= PATH_READONLY;
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! System-call tracepoints for privilege-relevant acts: credential changes, ptrace attach,
+//! BPF program loads by others, memfd_create; plus `module/module_load`.
+//!
+//! Classic syscall tracepoint records (kernel/trace/trace_syscalls.c): `struct trace_entry`
+//! (8 bytes), `int __syscall_nr` at 8, then `unsigned long args[6]` from 16 (`sys_enter_*`) or
+//! `long ret` at 16 (`sys_exit_*`). The loader checks these offsets against tracefs formats.
+//! An enter program saves what the exit needs in `PENDING` (by thread id); the exit program
+//! emits only when the call succeeded (or, for ptrace/bpf/memfd, with its result).
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_task,
+        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str},
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use sensor_common::{
+    EventKind,
+    syscalls::{
+        BpfLoadEvent, CredEvent, MEMFD_NAME_LEN, MODULE_NAME_LEN, MemfdEvent, ModuleEvent, PendingSyscall,
+        PtraceEvent,
+    },
+};
+
+use crate::{
+    emit::{emit, fill_header},
+    maps::{PENDING, PENDING_SCRATCH, capture, module_name_loc, ready},
+    task::{fill_task, read_creds},
+};
+
+const ARG0: usize = 16;
+const ARG1: usize = 24;
+const RET: usize = 16;
+const PTRACE_ATTACH: u64 = 16;
+const PTRACE_SEIZE: u64 = 0x4206;
+const BPF_PROG_LOAD: u64 = 5;
+/// Offset of `prog_name` in `union bpf_attr` for BPF_PROG_LOAD.
+const BPF_ATTR_PROG_NAME: u64 = 48;
+
+/// Current task, thread id and tgid, unless the sensor itself or not ready.
+#[inline(always)]
+fn current(ctx: &TracePointContext) -> Option<(*const u8, u32, u32)> {
+    if !ready() {
+        return None;
+    }
+    let tgid = ctx.tgid();
+    let cfg = capture();
+    if cfg.self_tgid != 0 && tgid == cfg.self_tgid {
+        return None;
+    }
+    // SAFETY: plain helper call.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    Some((task, ctx.pid(), tgid))
+}
+
+/// Saves `kind` and what `fill` puts into the scratch entry for this thread.
+#[inline(always)]
+fn save(tid: u32, kind: EventKind, fill: impl FnOnce(*mut PendingSyscall)) {
+    let Some(p) = PENDING_SCRATCH.get_ptr_mut(0) else { return };
+    // SAFETY: this CPU's scratch slot.
+    unsafe {
+        (*p).kind = kind as u32;
+        (*p).arg0 = 0;
+        (*p).arg1 = 0;
+        (*p).name[0] = 0;
+        fill(p);
+        let _ = PENDING.insert(tid, &*p, 0);
+    }
+}
+
+/// Takes this thread's saved state if it is of `kind` (copied to the scratch slot).
+#[inline(always)]
+fn take(tid: u32, kind: EventKind) -> Option<*mut PendingSyscall> {
+    let saved = PENDING.get_ptr(tid)?;
+    let p = PENDING_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: both pointers are map values; the copy is a fixed-size struct.
+    unsafe {
+        *p = *saved;
+    }
+    let _ = PENDING.remove(tid);
+    // SAFETY: scratch slot just written.
+    (unsafe { (*p).kind } == kind as u32).then_some(p)
+}
+
+#[inline(always)]
+fn ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: reads the tracepoint record.
+    unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1)
+}
+
+#[inline(always)]
+fn arg(ctx: &TracePointContext, off: usize) -> u64 {
+    // SAFETY: reads the tracepoint record.
+    unsafe { ctx.read_at::<u64>(off) }.unwrap_or(0)
+}
+
+// --- credentials: setuid family, setgid family, capset ---
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_enter_cred(ctx: TracePointContext) -> u32 {
+    let Some((task, tid, _)) = current(&ctx) else { return 0 };
+    save(tid, EventKind::Cred, |p| {
+        // SAFETY: `p` is the scratch slot; probe reads of the current task.
+        let _ = unsafe { read_creds(task, &raw mut (*p).creds) };
+    });
+    0
+}
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_exit_cred(ctx: TracePointContext) -> u32 {
+    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+    let Some(saved) = take(tid, EventKind::Cred) else { return 0 };
+    if ret(&ctx) != 0 {
+        return 0;
+    }
+    // SAFETY: reads the tracepoint record's common_type (its event id).
+    let tp_id = unsafe { ctx.read_at::<u16>(0) }.unwrap_or(0);
+    emit::<CredEvent>(EventKind::Cred, |ev| {
+        // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
+        unsafe {
+            read_creds(task, &raw mut (*ev).new)?;
+            (*ev).old = (*saved).creds;
+            if (*ev).old == (*ev).new {
+                return Err(0); // no change: nothing to report (discarded, not counted as loss)
+            }
+            fill_task(task, &raw mut (*ev).task)?;
+            (*ev).tp_id = u32::from(tp_id);
+            (*ev)._reserved = 0;
+            fill_header(&raw mut (*ev).header, EventKind::Cred, size_of::<CredEvent>(), tgid, tid, 0);
+        }
+        Ok(())
+    });
+    0
+}
+
+// --- ptrace attach/seize ---
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_enter_ptrace(ctx: TracePointContext) -> u32 {
+    let Some((_, tid, _)) = current(&ctx) else { return 0 };
+    let request = arg(&ctx, ARG0);
+    if request != PTRACE_ATTACH && request != PTRACE_SEIZE {
+        return 0;
+    }
+    let target = arg(&ctx, ARG1) as u32;
+    // SAFETY: `p` is the scratch slot.
+    save(tid, EventKind::Ptrace, |p| unsafe {
+        (*p).arg0 = target;
+        (*p).arg1 = request;
+    });
+    0
+}
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_exit_ptrace(ctx: TracePointContext) -> u32 {
+    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+    let Some(saved) = take(tid, EventKind::Ptrace) else { return 0 };
+    let result = ret(&ctx) as i32;
+    emit::<PtraceEvent>(EventKind::Ptrace, |ev| {
+        // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
+        unsafe {
+            fill_task(task, &raw mut (*ev).task)?;
+            (*ev).request = (*saved).arg1;
+            (*ev).target_pid = (*saved).arg0;
+            (*ev).result = result;
+            fill_header(&raw mut (*ev).header, EventKind::Ptrace, size_of::<PtraceEvent>(), tgid, tid, 0);
+        }
+        Ok(())
+    });
+    0
+}
+
+// --- bpf(BPF_PROG_LOAD) ---
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
+    let Some((_, tid, _)) = current(&ctx) else { return 0 };
+    if arg(&ctx, ARG0) != BPF_PROG_LOAD {
+        return 0;
+    }
+    let attr = arg(&ctx, ARG1);
+    // SAFETY: `p` is the scratch slot; user memory is read with the probe helper.
+    save(tid, EventKind::BpfLoad, |p| unsafe {
+        let mut prog_type = 0u32;
+        let _ = bpf_probe_read_user((&raw mut prog_type).cast(), 4, attr as *const _);
+        (*p).arg0 = prog_type;
+        let name = (&raw mut (*p).name).cast::<u8>();
+        if bpf_probe_read_user(name.cast(), 16, (attr + BPF_ATTR_PROG_NAME) as *const _) != 0 {
+            *name = 0;
+        }
+    });
+    0
+}
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_exit_bpf(ctx: TracePointContext) -> u32 {
+    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+    let Some(saved) = take(tid, EventKind::BpfLoad) else { return 0 };
+    let result = ret(&ctx) as i32;
+    emit::<BpfLoadEvent>(EventKind::BpfLoad, |ev| {
+        // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
+        unsafe {
+            fill_task(task, &raw mut (*ev).task)?;
+            (*ev).prog_type = (*saved).arg0;
+            (*ev).result = result;
+            let src = (&raw const (*saved).name).cast::<[u8; 16]>();
+            (*ev).prog_name = *src;
+            fill_header(&raw mut (*ev).header, EventKind::BpfLoad, size_of::<BpfLoadEvent>(), tgid, tid, 0);
+        }
+        Ok(())
+    });
+    0
+}
+
+// --- memfd_create ---
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_enter_memfd_create(ctx: TracePointContext) -> u32 {
+    let Some((_, tid, _)) = current(&ctx) else { return 0 };
+    let uname = arg(&ctx, ARG0);
+    let flags = arg(&ctx, ARG1) as u32;
+    // SAFETY: `p` is the scratch slot; user memory is read with the probe helper.
+    save(tid, EventKind::MemfdCreate, |p| unsafe {
+        (*p).arg0 = flags;
+        let name = (&raw mut (*p).name).cast::<u8>();
+        if bpf_probe_read_user_str(name.cast(), MEMFD_NAME_LEN as u32, uname as *const _) <= 0 {
+            *name = 0;
+        }
+    });
+    0
+}
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_exit_memfd_create(ctx: TracePointContext) -> u32 {
+    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+    let Some(saved) = take(tid, EventKind::MemfdCreate) else { return 0 };
+    let result = ret(&ctx) as i32;
+    emit::<MemfdEvent>(EventKind::MemfdCreate, |ev| {
+        // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
+        unsafe {
+            fill_task(task, &raw mut (*ev).task)?;
+            (*ev).flags = (*saved).arg0;
+            (*ev).result = result;
+            (*ev).name = (*saved).name;
+            fill_header(&raw mut (*ev).header, EventKind::MemfdCreate, size_of::<MemfdEvent>(), tgid, tid, 0);
+        }
+        Ok(())
+    });
+    0
+}
+
+// --- module/module_load ---
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn module_load(ctx: TracePointContext) -> u32 {
+    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+    let loc_off = module_name_loc();
+    if loc_off == u32::MAX {
+        return 0;
+    }
+    // `__data_loc char[] name`: low 16 bits offset in the record, high 16 bits length.
+    // SAFETY: reads the tracepoint record.
+    let Ok(loc) = (unsafe { ctx.read_at::<u32>(loc_off as usize) }) else { return 0 };
+    let name_ptr = ctx.as_ptr().cast::<u8>().wrapping_add((loc & 0xffff) as usize);
+    emit::<ModuleEvent>(EventKind::ModuleLoad, |ev| {
+        // SAFETY: `ev` is a reserved entry; the name is read with the probe helper.
+        unsafe {
+            fill_task(task, &raw mut (*ev).task)?;
+            let dst = (&raw mut (*ev).name).cast::<u8>();
+            if bpf_probe_read_kernel_str(dst.cast(), MODULE_NAME_LEN as u32, name_ptr.cast()) <= 0 {
+                *dst = 0;
+            }
+            fill_header(&raw mut (*ev).header, EventKind::ModuleLoad, size_of::<ModuleEvent>(), tgid, tid, 0);
+        }
+        Ok(())
+    });
+    0
+}
