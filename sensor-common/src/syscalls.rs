@@ -29,8 +29,8 @@ pub struct CredEvent {
     pub task: TaskInfo,
     pub old: Creds,
     pub new: Creds,
-    /// Trace event id of the `sys_exit_*` tracepoint (userspace maps it to the syscall name).
-    pub tp_id: u32,
+    /// System call number (`__syscall_nr` of the tracepoint record; userspace names it).
+    pub syscall_nr: u32,
     pub _reserved: u32,
 }
 

@@ -19,8 +19,8 @@ use aya_ebpf::{
 use sensor_common::{
     EventKind,
     syscalls::{
-        BpfLoadEvent, CredEvent, MEMFD_NAME_LEN, MODULE_NAME_LEN, MemfdEvent, ModuleEvent, PendingSyscall,
-        PtraceEvent,
+        BpfLoadEvent, CredEvent, Creds, MEMFD_NAME_LEN, MODULE_NAME_LEN, MemfdEvent, ModuleEvent,
+        PendingSyscall, PtraceEvent,
     },
 };
 
@@ -30,6 +30,7 @@ use crate::{
     task::{fill_task, read_creds},
 };
 
+const SYSCALL_NR: usize = 8;
 const ARG0: usize = 16;
 const ARG1: usize = 24;
 const RET: usize = 16;
@@ -117,18 +118,24 @@ pub fn sys_exit_cred(ctx: TracePointContext) -> u32 {
     if ret(&ctx) != 0 {
         return 0;
     }
-    // SAFETY: reads the tracepoint record's common_type (its event id).
-    let tp_id = unsafe { ctx.read_at::<u16>(0) }.unwrap_or(0);
+    let mut new = Creds::default();
+    // SAFETY: probe reads of the current task into a stack value.
+    if unsafe { read_creds(task, &raw mut new) }.is_err() {
+        return 0;
+    }
+    // SAFETY: `saved` is this CPU's scratch slot.
+    if unsafe { (*saved).creds } == new {
+        return 0; // a successful call that changed nothing is not a privilege change
+    }
+    // SAFETY: reads the tracepoint record.
+    let nr = unsafe { ctx.read_at::<i32>(SYSCALL_NR) }.unwrap_or(-1);
     emit::<CredEvent>(EventKind::Cred, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
         unsafe {
-            read_creds(task, &raw mut (*ev).new)?;
-            (*ev).old = (*saved).creds;
-            if (*ev).old == (*ev).new {
-                return Err(0); // no change: nothing to report (discarded, not counted as loss)
-            }
             fill_task(task, &raw mut (*ev).task)?;
-            (*ev).tp_id = u32::from(tp_id);
+            (*ev).old = (*saved).creds;
+            (*ev).new = new;
+            (*ev).syscall_nr = nr as u32;
             (*ev)._reserved = 0;
             fill_header(&raw mut (*ev).header, EventKind::Cred, size_of::<CredEvent>(), tgid, tid, 0);
         }

@@ -1,7 +1,7 @@
 //! Loading the embedded eBPF object: preflight checks, globals from the running kernel's BTF,
 //! and program attachment. Maps the sources read from are taken out before anything attaches.
 
-use std::{collections::HashMap, time::Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use aya::{
@@ -35,8 +35,6 @@ pub struct Loaded {
     pub proc_events: RingBuf<MapData>,
     pub loss: PerCpuArray<MapData, LossCounter>,
     pub logger: Option<EbpfLogger>,
-    /// `sys_exit_*` event id → credential syscall name, for privilege records.
-    pub cred_syscalls: HashMap<u32, &'static str>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -113,7 +111,7 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     let proc_events = RingBuf::try_from(take(&mut ebpf, names::MAP_PROC_EVENTS)?)?;
     let loss = PerCpuArray::try_from(take(&mut ebpf, names::MAP_LOSS)?)?;
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
-    Ok(Loaded { ebpf, proc_events, loss, logger, cred_syscalls: cred_syscall_ids() })
+    Ok(Loaded { ebpf, proc_events, loss, logger })
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
@@ -227,12 +225,4 @@ fn attach_cred(ebpf: &mut Ebpf, _: &mut Attached) -> anyhow::Result<()> {
         attach_syscall_pair(ebpf, names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED, syscall)?;
     }
     Ok(())
-}
-
-/// `sys_exit_*` event id → name of each credential syscall (ids the kernel assigns at boot).
-fn cred_syscall_ids() -> HashMap<u32, &'static str> {
-    names::CRED_SYSCALLS
-        .iter()
-        .filter_map(|s| tracefs::event_id("syscalls", &format!("sys_exit_{s}")).ok().map(|id| (id, *s)))
-        .collect()
 }

@@ -157,8 +157,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
 
     let clock = BootClock::now();
     let host = host::identify(opts.labels.clone());
-    let mut enricher = Enricher::new(clock, &host.boot_id);
-    enricher.set_cred_syscalls(loaded.cred_syscalls);
+    let enricher = Enricher::new(clock, &host.boot_id);
     let builder = RecordBuilder::new(host, clock);
     let record_stage = {
         let stats = stats.clone();

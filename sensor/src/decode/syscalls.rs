@@ -18,8 +18,8 @@ pub struct CredRaw {
     pub task: TaskRaw,
     pub old: Creds,
     pub new: Creds,
-    /// Event id of the `sys_exit_*` tracepoint (see `loader::Attached::cred_syscalls`).
-    pub tp_id: u32,
+    /// System call number (see `enrich::syscall_names`).
+    pub syscall_nr: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub(super) fn decode_cred(header: EventHeader, buf: &[u8]) -> Result<CredRaw, De
         task: super::task::decode(&r, offset_of!(CredEvent, task)),
         old: creds(&r, offset_of!(CredEvent, old)),
         new: creds(&r, offset_of!(CredEvent, new)),
-        tp_id: r.u32(offset_of!(CredEvent, tp_id)),
+        syscall_nr: r.u32(offset_of!(CredEvent, syscall_nr)),
         header,
     })
 }

@@ -206,7 +206,7 @@ fn decoded_fork_and_cred_fields() {
     let mut b = fixed_event(EventKind::Cred, size_of::<CredEvent>(), 0);
     put32(&mut b, offset_of!(CredEvent, old), 1000);
     put32(&mut b, offset_of!(CredEvent, new), 0);
-    put32(&mut b, offset_of!(CredEvent, tp_id), 321);
+    put32(&mut b, offset_of!(CredEvent, syscall_nr), 321);
     let Ok(KernelEvent::Cred(c)) = decode(&b) else { panic!("cred") };
-    assert_eq!((c.old.uid, c.new.uid, c.tp_id), (1000, 0, 321));
+    assert_eq!((c.old.uid, c.new.uid, c.syscall_nr), (1000, 0, 321));
 }

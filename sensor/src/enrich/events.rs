@@ -1,7 +1,5 @@
 //! Raw kernel events → the event part of a record (one function per kind).
 
-use std::collections::HashMap;
-
 use sensor_common::syscalls::Creds;
 use sensor_proto::v1::{
     BpfLoadEvent, Credentials, ExecEvent, ExitEvent, ForkEvent, MemfdCreateEvent, ModuleLoadEvent,
@@ -62,9 +60,40 @@ fn creds(c: &Creds) -> Credentials {
     }
 }
 
-pub fn privilege(c: &CredRaw, names: &HashMap<u32, &'static str>) -> Event {
+/// Names of the credential system calls by number, for this architecture.
+fn cred_syscall_name(nr: u32) -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    const TABLE: [(u32, &str); 9] = [
+        (105, "setuid"),
+        (106, "setgid"),
+        (113, "setreuid"),
+        (114, "setregid"),
+        (117, "setresuid"),
+        (119, "setresgid"),
+        (122, "setfsuid"),
+        (123, "setfsgid"),
+        (126, "capset"),
+    ];
+    // The generic table (include/uapi/asm-generic/unistd.h): arm64, riscv64, loongarch64.
+    #[cfg(not(target_arch = "x86_64"))]
+    const TABLE: [(u32, &str); 9] = [
+        (146, "setuid"),
+        (144, "setgid"),
+        (145, "setreuid"),
+        (143, "setregid"),
+        (147, "setresuid"),
+        (149, "setresgid"),
+        (151, "setfsuid"),
+        (152, "setfsgid"),
+        (91, "capset"),
+    ];
+    TABLE.iter().find(|(n, _)| *n == nr).map(|(_, name)| *name)
+}
+
+pub fn privilege(c: &CredRaw) -> Event {
     Event::Privilege(PrivilegeEvent {
-        syscall: names.get(&c.tp_id).map_or_else(|| format!("tracepoint#{}", c.tp_id), |n| (*n).to_owned()),
+        syscall: cred_syscall_name(c.syscall_nr)
+            .map_or_else(|| format!("syscall#{}", c.syscall_nr), str::to_owned),
         old: Some(creds(&c.old)),
         new: Some(creds(&c.new)),
     })

@@ -11,8 +11,6 @@ pub mod guid;
 pub mod host;
 mod procfs;
 
-use std::collections::HashMap;
-
 use sensor_common::task::TASK_EXE_DELETED;
 use sensor_proto::v1::{LossEvent, Namespaces, Process, audit_record::Event};
 
@@ -41,23 +39,11 @@ pub struct Enricher {
     clock: BootClock,
     guids: GuidMaker,
     cgroups: cgroups::CgroupPaths,
-    /// `sys_exit_*` tracepoint id → credential syscall name.
-    cred_syscalls: HashMap<u32, &'static str>,
 }
 
 impl Enricher {
     pub fn new(clock: BootClock, boot_id: &str) -> Self {
-        Self {
-            clock,
-            guids: GuidMaker::new(boot_id),
-            cgroups: cgroups::CgroupPaths::new(),
-            cred_syscalls: HashMap::new(),
-        }
-    }
-
-    /// Names of the credential syscalls by tracepoint id (from the loader).
-    pub fn set_cred_syscalls(&mut self, names: HashMap<u32, &'static str>) {
-        self.cred_syscalls = names;
+        Self { clock, guids: GuidMaker::new(boot_id), cgroups: cgroups::CgroupPaths::new() }
     }
 
     pub fn enrich(&mut self, ev: PipelineEvent) -> Enriched {
@@ -78,7 +64,7 @@ impl Enricher {
             }
             KernelEvent::Cred(c) => {
                 let process = self.process(c.header.tgid, c.header.tid, &c.task);
-                let event = events::privilege(&c, &self.cred_syscalls);
+                let event = events::privilege(&c);
                 self.done(c.header.boot_ns, process, event)
             }
             KernelEvent::Ptrace(p) => {
