@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod guid;
 pub mod host;
+pub mod process_table;
 mod procfs;
 
 use sensor_proto::v1::{ExecEvent, LossEvent, Process, audit_record::Event};
