@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod guid;
+pub mod hasher;
 pub mod host;
 pub mod process_table;
 mod procfs;
