@@ -9,6 +9,7 @@ pub mod guid;
 pub mod hasher;
 pub mod host;
 pub mod process_table;
+pub mod users;
 mod procfs;
 
 use sensor_proto::v1::{ExecEvent, LossEvent, Process, audit_record::Event};
