@@ -9,8 +9,9 @@ pub mod guid;
 pub mod hasher;
 pub mod host;
 pub mod process_table;
-pub mod users;
 mod procfs;
+pub mod session;
+pub mod users;
 
 use sensor_proto::v1::{ExecEvent, LossEvent, Process, audit_record::Event};
 

@@ -6,7 +6,7 @@
 //! Memory is bounded by [`TableLimits::max_entries`]: beyond it, exited entries are evicted
 //! oldest-first, then the oldest live ones.
 
-mod seed;
+pub(crate) mod seed;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
