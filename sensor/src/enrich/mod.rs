@@ -8,8 +8,12 @@ pub mod cgroups;
 pub mod clock;
 mod events;
 pub mod guid;
+pub mod hasher;
 pub mod host;
+pub mod process_table;
 mod procfs;
+pub mod session;
+pub mod users;
 
 use sensor_common::task::TASK_EXE_DELETED;
 use sensor_proto::v1::{LossEvent, Namespaces, Process, audit_record::Event};

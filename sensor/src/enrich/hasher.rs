@@ -1,0 +1,302 @@
+//! SHA-256 of executables, computed off the hot path.
+//!
+//! [`ExeHasher::lookup_or_request`] never blocks on hashing: it answers from a cache keyed by
+//! the file's identity ([`FileKey`]) or opens `/proc/PID/exe` at once (so the file stays
+//! readable even if the process exits or the file is unlinked) and hands it to a background
+//! thread. When that thread's queue is full the request is dropped and counted.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs::{File, Metadata},
+    io::{ErrorKind, Read as _},
+    os::unix::fs::MetadataExt as _,
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+        mpsc::{Receiver, SyncSender, sync_channel},
+    },
+    thread::JoinHandle,
+};
+
+use sha2::{Digest as _, Sha256};
+
+/// Files larger than this are not hashed by default (256 MiB).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 << 20;
+const QUEUE_LEN: usize = 1024;
+const CACHE_LEN: usize = 4096;
+const CHUNK: usize = 64 << 10;
+
+/// Identity of a file's content: the same key means the same bytes (unless rewritten within
+/// one mtime tick with the same size, which we accept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub mtime_ns: i64,
+    pub size: u64,
+}
+
+impl FileKey {
+    /// Key of a file from its metadata.
+    pub fn of(meta: &Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
+            size: meta.size(),
+        }
+    }
+}
+
+/// Counters of the hasher.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HasherStats {
+    /// Files hashed.
+    pub hashed: u64,
+    /// Files not hashed because they are too big.
+    pub skipped: u64,
+    /// Requests dropped because the queue was full.
+    pub dropped: u64,
+    /// Files that could not be opened or read, or changed while being hashed.
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Outcome {
+    Digest(String),
+    TooBig,
+}
+
+/// A bounded map with least-recently-used eviction (by a scan, only when full).
+#[derive(Debug)]
+struct Cache {
+    map: HashMap<FileKey, (Outcome, u64)>,
+    /// Keys queued or being hashed (not requested twice).
+    pending: HashSet<FileKey>,
+    tick: u64,
+    cap: usize,
+}
+
+impl Cache {
+    fn get(&mut self, key: &FileKey) -> Option<Outcome> {
+        self.tick += 1;
+        let (outcome, used) = self.map.get_mut(key)?;
+        *used = self.tick;
+        Some(outcome.clone())
+    }
+
+    fn put(&mut self, key: FileKey, outcome: Outcome) {
+        if self.map.len() >= self.cap && !self.map.contains_key(&key) {
+            let oldest = self.map.iter().min_by_key(|(_, (_, used))| *used);
+            if let Some(old) = oldest.map(|(k, _)| *k) {
+                self.map.remove(&old);
+            }
+        }
+        self.tick += 1;
+        self.map.insert(key, (outcome, self.tick));
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    cache: Mutex<Cache>,
+    stop: AtomicBool,
+    hashed: AtomicU64,
+    skipped: AtomicU64,
+    dropped: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Shared {
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug)]
+struct Job {
+    key: FileKey,
+    file: File,
+}
+
+/// Hashes executables on a background thread; see the module docs.
+#[derive(Debug)]
+pub struct ExeHasher {
+    shared: Arc<Shared>,
+    max_file_bytes: u64,
+    tx: Option<SyncSender<Job>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl ExeHasher {
+    /// Starts the background thread. Files bigger than `max_file_bytes` are never hashed.
+    pub fn start(max_file_bytes: u64) -> Self {
+        let (mut hasher, rx) = Self::unstarted(max_file_bytes, QUEUE_LEN, CACHE_LEN);
+        let shared = Arc::clone(&hasher.shared);
+        let spawned = std::thread::Builder::new()
+            .name("exe-hasher".into())
+            .spawn(move || work(&rx, &shared, max_file_bytes));
+        match spawned {
+            Ok(handle) => hasher.worker = Some(handle),
+            Err(e) => {
+                tracing::warn!("cannot start the executable hasher thread: {e}");
+                hasher.tx = None; // every request then counts as dropped
+            }
+        }
+        hasher
+    }
+
+    /// A hasher whose queue nobody reads yet (the caller runs [`work`] on `rx`).
+    fn unstarted(max_file_bytes: u64, queue: usize, cache: usize) -> (Self, Receiver<Job>) {
+        let (tx, rx) = sync_channel(queue);
+        let shared = Arc::new(Shared {
+            cache: Mutex::new(Cache {
+                map: HashMap::new(),
+                pending: HashSet::new(),
+                tick: 0,
+                cap: cache.max(1),
+            }),
+            stop: AtomicBool::new(false),
+            hashed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        });
+        let hasher = Self {
+            shared,
+            max_file_bytes,
+            tx: Some(tx),
+            worker: None,
+        };
+        (hasher, rx)
+    }
+
+    /// Hex SHA-256 of the executable of `pid` when already known; otherwise queues it for
+    /// hashing and returns `None` (a later call for the same file finds it). Never blocks on
+    /// hashing.
+    pub fn lookup_or_request(&self, pid: u32) -> Option<String> {
+        let path = format!("/proc/{pid}/exe");
+        let meta = std::fs::metadata(&path).ok()?; // gone, or a kernel thread
+        let key = FileKey::of(&meta);
+        if let Some(found) = self.cached(&key) {
+            return found;
+        }
+        if meta.len() > self.max_file_bytes {
+            self.shared.cache().put(key, Outcome::TooBig);
+            self.shared.skipped.fetch_add(1, Relaxed);
+            return None;
+        }
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                if e.kind() != ErrorKind::NotFound {
+                    self.shared.errors.fetch_add(1, Relaxed);
+                }
+                return None;
+            }
+        };
+        // The key of what was actually opened (the exe could have changed since the stat).
+        let key = file.metadata().map_or(key, |m| FileKey::of(&m));
+        if !self.shared.cache().pending.insert(key) {
+            return None;
+        }
+        let sent = match &self.tx {
+            Some(tx) => tx.try_send(Job { key, file }).is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.shared.cache().pending.remove(&key);
+            self.shared.dropped.fetch_add(1, Relaxed);
+        }
+        None
+    }
+
+    /// Hex SHA-256 of the file with this key, if hashed.
+    pub fn lookup_key(&self, key: &FileKey) -> Option<String> {
+        self.cached(key).flatten()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> HasherStats {
+        let s = &self.shared;
+        HasherStats {
+            hashed: s.hashed.load(Relaxed),
+            skipped: s.skipped.load(Relaxed),
+            dropped: s.dropped.load(Relaxed),
+            errors: s.errors.load(Relaxed),
+        }
+    }
+
+    /// `Some(answer)` when the key is settled (digest, or too big → `None`); `None` when unknown.
+    fn cached(&self, key: &FileKey) -> Option<Option<String>> {
+        match self.shared.cache().get(key)? {
+            Outcome::Digest(d) => Some(Some(d)),
+            Outcome::TooBig => Some(None),
+        }
+    }
+}
+
+impl Drop for ExeHasher {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Relaxed);
+        self.tx = None; // ends the worker's receive loop
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The background loop: hashes queued files until the sender is gone.
+fn work(rx: &Receiver<Job>, shared: &Shared, max_file_bytes: u64) {
+    while let Ok(job) = rx.recv() {
+        if shared.stop.load(Relaxed) {
+            break;
+        }
+        match hash_file(&job, max_file_bytes, &shared.stop) {
+            Ok(Some(digest)) => {
+                shared.hashed.fetch_add(1, Relaxed);
+                shared.cache().put(job.key, Outcome::Digest(digest));
+            }
+            Ok(None) => {
+                shared.skipped.fetch_add(1, Relaxed);
+                shared.cache().put(job.key, Outcome::TooBig);
+            }
+            Err(_) => {
+                shared.errors.fetch_add(1, Relaxed);
+            }
+        }
+        shared.cache().pending.remove(&job.key);
+    }
+}
+
+/// Hex SHA-256 of the job's file; `None` if it is (or grew) bigger than `max`. An error when
+/// unreadable, stopped, or changed while being read.
+fn hash_file(job: &Job, max: u64, stop: &AtomicBool) -> std::io::Result<Option<String>> {
+    let mut file = &job.file;
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        if stop.load(Relaxed) {
+            return Err(ErrorKind::Interrupted.into());
+        }
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        total += n as u64;
+        if total > max {
+            return Ok(None);
+        }
+        sha.update(buf.get(..n).unwrap_or_default());
+    }
+    if FileKey::of(&job.file.metadata()?) != job.key {
+        return Err(std::io::Error::other("file changed while being hashed"));
+    }
+    Ok(Some(hex::encode(sha.finalize())))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,409 @@
+//! The sensor's view of live and recently exited processes.
+//!
+//! Entries are keyed by process GUID (see [`super::guid`]); live processes are also indexed by
+//! pid. An exited process is kept only while some process below it in the tree is still in the
+//! table (it may be needed for that process's ancestry) and retired when the last one goes.
+//! Memory is bounded by [`TableLimits::max_entries`]: beyond it, exited entries are evicted
+//! oldest-first, then the oldest live ones.
+
+pub(crate) mod seed;
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    path::Path,
+};
+
+use sensor_proto::v1::{Ancestor, Process};
+
+use super::{clock::BootClock, guid::GuidMaker};
+
+/// `auid` / `session_id` value meaning "not set".
+pub const UNSET: u32 = u32::MAX;
+
+/// Bounds of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableLimits {
+    /// Most entries (live and exited) kept.
+    pub max_entries: usize,
+    /// Most ancestors returned by [`ProcessTable::ancestors`].
+    pub max_ancestors: usize,
+}
+
+impl Default for TableLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 65536,
+            max_ancestors: 16,
+        }
+    }
+}
+
+/// One process known to the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcEntry {
+    /// The process as last seen (`guid`, `pid`, `ppid`, `start_boot_ns`, `parent_guid` are set).
+    pub process: Process,
+    /// GUID of the parent, when known.
+    pub parent_guid: Option<String>,
+    /// When it exited (boot ns); `None` while it lives.
+    pub exited_boot_ns: Option<u64>,
+    /// Children still in the table (live, or exited but kept for their own descendants).
+    live_children: u32,
+    /// Position in the live or exited age order.
+    order: u64,
+}
+
+impl ProcEntry {
+    /// Children of this process that are still in the table.
+    pub fn live_children(&self) -> u32 {
+        self.live_children
+    }
+
+    /// The process has not exited (as far as the table knows).
+    pub fn is_live(&self) -> bool {
+        self.exited_boot_ns.is_none()
+    }
+}
+
+/// Counters of the table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TableStats {
+    /// Entries of live processes.
+    pub live: usize,
+    /// Entries of exited processes kept for their descendants.
+    pub exited: usize,
+    /// Entries dropped because the table was full.
+    pub evicted: u64,
+    /// Exited entries removed because nothing needs them any more.
+    pub retired: u64,
+}
+
+/// Result of [`ProcessTable::seed_from_proc`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SeedStats {
+    /// Processes read and inserted.
+    pub seeded: usize,
+    /// Pid directories that could not be read (vanished, threads, unreadable).
+    pub skipped: usize,
+}
+
+/// Live and recently exited processes, keyed by GUID.
+#[derive(Debug)]
+pub struct ProcessTable {
+    limits: TableLimits,
+    guids: GuidMaker,
+    entries: HashMap<String, ProcEntry>,
+    /// pid → GUID of the live process with that pid.
+    by_pid: HashMap<u32, String>,
+    /// Age orders (insertion for live entries, exit for exited ones) → GUID.
+    live_order: BTreeMap<u64, String>,
+    exited_order: BTreeMap<u64, String>,
+    /// Children in the table whose parent GUID is not (yet, or any more) in the table.
+    orphans: HashMap<String, u32>,
+    next_order: u64,
+    evicted: u64,
+    retired: u64,
+}
+
+impl ProcessTable {
+    /// An empty table. `guids` must be the maker the records' GUIDs come from: it names parents
+    /// that are not in the table yet.
+    pub fn new(limits: TableLimits, guids: GuidMaker) -> Self {
+        Self {
+            limits,
+            guids,
+            entries: HashMap::new(),
+            by_pid: HashMap::new(),
+            live_order: BTreeMap::new(),
+            exited_order: BTreeMap::new(),
+            orphans: HashMap::new(),
+            next_order: 0,
+            evicted: 0,
+            retired: 0,
+        }
+    }
+
+    /// Inserts every process found in `proc_root` (normally `/proc`), then links parents.
+    /// Processes that vanish while being read are skipped.
+    pub fn seed_from_proc(&mut self, proc_root: &Path, clock: &BootClock) -> SeedStats {
+        let (procs, skipped) = seed::read_all(proc_root, &self.guids, clock);
+        let pid_guid: HashMap<u32, String> =
+            procs.iter().map(|p| (p.pid, p.guid.clone())).collect();
+        let seeded = procs.len();
+        for p in procs {
+            let parent = match p.ppid {
+                0 => None,
+                ppid => pid_guid
+                    .get(&ppid)
+                    .cloned()
+                    .or_else(|| self.live_by_pid(ppid).map(|e| e.process.guid.clone())),
+            };
+            self.upsert_live(p, parent);
+        }
+        SeedStats { seeded, skipped }
+    }
+
+    /// A new process `child` (its `guid`, `pid`, `start_boot_ns` set) forked by the process
+    /// `parent_pid` that started at `parent_start_boot_ns`. The parent need not be known yet.
+    pub fn on_fork(&mut self, mut child: Process, parent_pid: u32, parent_start_boot_ns: u64) {
+        if child.ppid == 0 {
+            child.ppid = parent_pid;
+        }
+        let parent = self.guids.guid(parent_pid, parent_start_boot_ns);
+        self.upsert_live(child, Some(parent));
+    }
+
+    /// A process executed a new program: replaces what the entry with `process.guid` knows
+    /// (exe, argv, credentials, ...) and keeps its parent link; inserts it if unknown (the parent
+    /// is then `process.parent_guid`, or the live process with pid `process.ppid`).
+    pub fn on_exec(&mut self, process: Process) {
+        let parent = if !process.parent_guid.is_empty() {
+            Some(process.parent_guid.clone())
+        } else {
+            self.live_by_pid(process.ppid)
+                .filter(|e| e.process.pid != process.pid)
+                .map(|e| e.process.guid.clone())
+        };
+        self.upsert_live(process, parent);
+    }
+
+    /// The process `guid` exited at `boot_ns`. Its entry stays while it has children in the
+    /// table.
+    pub fn on_exit(&mut self, guid: &str, boot_ns: u64) {
+        self.mark_exited(guid, boot_ns);
+    }
+
+    /// The entry of `guid`, live or exited.
+    pub fn get(&self, guid: &str) -> Option<&ProcEntry> {
+        self.entries.get(guid)
+    }
+
+    /// The live process with this pid.
+    pub fn live_by_pid(&self, pid: u32) -> Option<&ProcEntry> {
+        self.by_pid.get(&pid).and_then(|g| self.entries.get(g))
+    }
+
+    /// Entries in the table.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The table has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The limits the table was made with.
+    pub fn limits(&self) -> TableLimits {
+        self.limits
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> TableStats {
+        TableStats {
+            live: self.live_order.len(),
+            exited: self.exited_order.len(),
+            evicted: self.evicted,
+            retired: self.retired,
+        }
+    }
+
+    /// Ancestors of `guid`, parent first. Stops after pid 1, after `max_ancestors`, at an unknown
+    /// parent, and, when the process has a login session, after the first ancestor outside
+    /// that session (the service that started it, e.g. sshd).
+    pub fn ancestors(&self, guid: &str) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        let Some(me) = self.entries.get(guid) else {
+            return out;
+        };
+        let session = me.process.session_id;
+        let mut seen = HashSet::from([guid]);
+        let mut cur = me;
+        while out.len() < self.limits.max_ancestors && cur.process.pid != 1 {
+            let Some(pg) = cur.parent_guid.as_deref() else {
+                break;
+            };
+            if !seen.insert(pg) {
+                break; // a cycle (inconsistent events): never loop
+            }
+            let Some(parent) = self.entries.get(pg) else {
+                break;
+            };
+            out.push(ancestor_of(&parent.process));
+            if session != UNSET && parent.process.session_id != session {
+                break;
+            }
+            cur = parent;
+        }
+        out
+    }
+
+    /// Inserts a live process or updates the known entry with the same GUID (keeping its
+    /// parent link when it has one).
+    fn upsert_live(&mut self, mut process: Process, parent: Option<String>) {
+        let guid = process.guid.clone();
+        let parent = parent.filter(|p| *p != guid && !p.is_empty());
+        if let Some(e) = self.entries.get_mut(&guid) {
+            let link_new = e.parent_guid.is_none() && parent.is_some();
+            if link_new {
+                e.parent_guid.clone_from(&parent);
+            }
+            process.parent_guid = e.parent_guid.clone().unwrap_or_default();
+            if process.ppid == 0 {
+                process.ppid = e.process.ppid;
+            }
+            if process.start_time.is_none() {
+                process.start_time = e.process.start_time;
+            }
+            e.process = process;
+            if let (true, Some(p)) = (link_new, parent) {
+                self.link_child(p);
+            }
+            return;
+        }
+        let pid = process.pid;
+        let start = process.start_boot_ns;
+        let mut index = true;
+        if let Some(old) = self.by_pid.get(&pid).cloned() {
+            let old_start = self
+                .entries
+                .get(&old)
+                .map_or(0, |e| e.process.start_boot_ns);
+            if old_start <= start {
+                // pid reuse: the old process is gone even if its exit was never seen
+                self.mark_exited(&old, start);
+            } else {
+                index = false; // a stale event about an older holder of the pid
+            }
+        }
+        process.parent_guid = parent.clone().unwrap_or_default();
+        let order = self.bump();
+        let entry = ProcEntry {
+            process,
+            parent_guid: parent.clone(),
+            exited_boot_ns: None,
+            live_children: self.orphans.remove(&guid).unwrap_or(0),
+            order,
+        };
+        self.entries.insert(guid.clone(), entry);
+        self.live_order.insert(order, guid.clone());
+        if let Some(p) = parent {
+            self.link_child(p);
+        }
+        if index {
+            self.by_pid.insert(pid, guid);
+        } else {
+            self.mark_exited(&guid, start);
+        }
+        self.enforce_cap();
+    }
+
+    /// Marks `guid` exited; retires it at once when no child needs it.
+    fn mark_exited(&mut self, guid: &str, boot_ns: u64) {
+        let order = self.bump();
+        let Some(e) = self.entries.get_mut(guid) else {
+            return;
+        };
+        if e.exited_boot_ns.is_some() {
+            return;
+        }
+        e.exited_boot_ns = Some(boot_ns);
+        self.live_order.remove(&e.order);
+        e.order = order;
+        self.exited_order.insert(order, guid.to_owned());
+        let (pid, unneeded) = (e.process.pid, e.live_children == 0);
+        if self.by_pid.get(&pid).is_some_and(|g| g == guid) {
+            self.by_pid.remove(&pid);
+        }
+        if unneeded {
+            self.remove_entry(guid);
+            self.retired += 1;
+        }
+    }
+
+    /// Counts one more child of `parent`.
+    fn link_child(&mut self, parent: String) {
+        match self.entries.get_mut(&parent) {
+            Some(p) => p.live_children += 1,
+            None => *self.orphans.entry(parent).or_insert(0) += 1,
+        }
+    }
+
+    /// Removes an entry and releases its parent, retiring exited ancestors nothing needs.
+    fn remove_entry(&mut self, guid: &str) {
+        let Some(e) = self.entries.remove(guid) else {
+            return;
+        };
+        if e.exited_boot_ns.is_some() {
+            self.exited_order.remove(&e.order);
+        } else {
+            self.live_order.remove(&e.order);
+            if self.by_pid.get(&e.process.pid).is_some_and(|g| g == guid) {
+                self.by_pid.remove(&e.process.pid);
+            }
+        }
+        if e.live_children > 0 {
+            *self.orphans.entry(guid.to_owned()).or_insert(0) += e.live_children;
+        }
+        let mut next = e.parent_guid;
+        while let Some(pg) = next.take() {
+            let Some(p) = self.entries.get_mut(&pg) else {
+                if let Some(n) = self.orphans.get_mut(&pg) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.orphans.remove(&pg);
+                    }
+                }
+                break;
+            };
+            p.live_children = p.live_children.saturating_sub(1);
+            if p.live_children > 0 || p.exited_boot_ns.is_none() {
+                break;
+            }
+            if let Some(p) = self.entries.remove(&pg) {
+                self.exited_order.remove(&p.order);
+                self.retired += 1;
+                next = p.parent_guid;
+            }
+        }
+    }
+
+    /// Evicts exited entries (oldest exit first), then live ones (oldest first), while over the
+    /// limit.
+    fn enforce_cap(&mut self) {
+        while self.entries.len() > self.limits.max_entries {
+            let victim = self
+                .exited_order
+                .first_key_value()
+                .or_else(|| self.live_order.first_key_value())
+                .map(|(_, g)| g.clone());
+            let Some(victim) = victim else {
+                break;
+            };
+            self.remove_entry(&victim);
+            self.evicted += 1;
+        }
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.next_order += 1;
+        self.next_order
+    }
+}
+
+/// The ancestor view of a process.
+pub fn ancestor_of(p: &Process) -> Ancestor {
+    Ancestor {
+        guid: p.guid.clone(),
+        pid: p.pid,
+        exe: p.exe.clone(),
+        argv: p.argv.clone(),
+        uid: p.uid,
+        auid: p.auid,
+        session_id: p.session_id,
+        start_time: p.start_time,
+    }
+}
+
+#[cfg(test)]
+mod tests;
