@@ -44,9 +44,12 @@ pub struct RunArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Bytes of argv captured per exec (at most 16383).
-    #[arg(long, value_name = "BYTES", default_value_t = 16383, value_parser = clap::value_parser!(u32).range(1..=16383))]
+    /// Bytes of argv captured per exec (at most 32767).
+    #[arg(long, value_name = "BYTES", default_value_t = 32767, value_parser = clap::value_parser!(u32).range(1..=32767))]
     pub args_max: u32,
+    /// Also report new threads (clone with CLONE_THREAD) as fork records.
+    #[arg(long)]
+    pub report_threads: bool,
     /// A label added to every record's host, e.g. `--label site=north-ward`. Repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -88,6 +91,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         outputs,
         labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
         args_max: args.args_max,
+        report_threads: args.report_threads,
         ..Options::default()
     };
     let running = pipeline::start(opts).await?;

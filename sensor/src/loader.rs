@@ -118,6 +118,9 @@ fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
     ebpf.take_map(name).with_context(|| format!("map {name} missing from the eBPF object"))
 }
 
+/// Attaches one optional collector.
+type Collector = fn(&mut Ebpf) -> anyhow::Result<()>;
+
 /// What is attached, for the startup log and tests.
 #[derive(Debug, Default, Clone)]
 pub struct Attached {
@@ -141,38 +144,22 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
         attach_btf(ebpf, &btf, prog, tp)?;
         out.collectors.push(prog);
     }
-    let optional: [(&'static str, Box<dyn FnOnce(&mut Ebpf, &mut Attached) -> anyhow::Result<()>>); 5] = [
-        ("privilege", Box::new(attach_cred)),
-        (
-            "ptrace",
-            Box::new(|e, _| {
-                attach_syscall_pair(e, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")
-            }),
-        ),
-        (
-            "bpf_load",
-            Box::new(|e, _| {
-                attach_syscall_pair(e, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")
-            }),
-        ),
-        (
-            "memfd_create",
-            Box::new(|e, _| {
-                attach_syscall_pair(
-                    e,
-                    names::PROG_SYS_ENTER_MEMFD,
-                    names::PROG_SYS_EXIT_MEMFD,
-                    "memfd_create",
-                )
-            }),
-        ),
-        ("module_load", Box::new(|e, _| attach_tp(e, names::PROG_MODULE_LOAD, "module", "module_load"))),
+    let optional: [(&'static str, Collector); 5] = [
+        ("privilege", attach_cred),
+        ("ptrace", |e| {
+            attach_syscall_pair(e, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")
+        }),
+        ("bpf_load", |e| attach_syscall_pair(e, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")),
+        ("memfd_create", |e| {
+            attach_syscall_pair(e, names::PROG_SYS_ENTER_MEMFD, names::PROG_SYS_EXIT_MEMFD, "memfd_create")
+        }),
+        ("module_load", |e| attach_tp(e, names::PROG_MODULE_LOAD, "module", "module_load")),
     ];
     let layout_ok = tracefs::check_syscall_layout();
     for (name, attach) in optional {
         let res = match (&layout_ok, name) {
             (Err(e), n) if n != "module_load" => Err(anyhow::anyhow!("{e:#}")),
-            _ => attach(ebpf, &mut out),
+            _ => attach(ebpf),
         };
         match res {
             Ok(()) => out.collectors.push(name),
@@ -220,7 +207,7 @@ fn attach_syscall_pair(ebpf: &mut Ebpf, enter: &str, exit: &str, syscall: &str) 
     attach_tp(ebpf, exit, "syscalls", &format!("sys_exit_{syscall}"))
 }
 
-fn attach_cred(ebpf: &mut Ebpf, _: &mut Attached) -> anyhow::Result<()> {
+fn attach_cred(ebpf: &mut Ebpf) -> anyhow::Result<()> {
     for syscall in names::CRED_SYSCALLS {
         attach_syscall_pair(ebpf, names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED, syscall)?;
     }

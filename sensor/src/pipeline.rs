@@ -24,7 +24,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     decode::KernelEvent,
-    enrich::{Enricher, clock::BootClock, host},
+    enrich::{EnrichConfig, Enriched, Enricher, clock::BootClock, host},
     loader::{self, EbpfLogger, LoadConfig},
     record::RecordBuilder,
     sinks::{self, OutputSpec, Sink},
@@ -33,6 +33,10 @@ use crate::{
 
 /// What flows from the sources to the record stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "loss reports are rare; boxing kernel events would allocate per event"
+)]
 pub enum PipelineEvent {
     Kernel(KernelEvent),
     Loss(LossReport),
@@ -81,6 +85,8 @@ pub struct Options {
     pub proc_ring_bytes: Option<u32>,
     /// Report new threads as fork events too.
     pub report_threads: bool,
+    /// Process table and hashing limits.
+    pub enrich: EnrichConfig,
 }
 
 impl std::fmt::Debug for Options {
@@ -106,6 +112,7 @@ impl Default for Options {
             loss_poll_interval: Duration::from_secs(1),
             proc_ring_bytes: None,
             report_threads: false,
+            enrich: EnrichConfig::default(),
         }
     }
 }
@@ -157,11 +164,13 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
 
     let clock = BootClock::now();
     let host = host::identify(opts.labels.clone());
-    let enricher = Enricher::new(clock, &host.boot_id);
+    let mut enricher = Enricher::new(clock, &host.boot_id, opts.enrich);
+    // Processes that started before the sensor, so their later events have lineage.
+    let initial = enricher.seed();
     let builder = RecordBuilder::new(host, clock);
     let record_stage = {
         let stats = stats.clone();
-        tokio::task::spawn_blocking(move || record_stage(rx, enricher, builder, sinks, &stats))
+        tokio::task::spawn_blocking(move || record_stage(rx, initial, enricher, builder, sinks, &stats))
     };
 
     // Readers first, so nothing the programs emit waits unread.
@@ -212,6 +221,7 @@ impl Running {
 /// The single consumer: enrich, number, write. Flushes whenever it has caught up.
 fn record_stage(
     mut rx: mpsc::Receiver<PipelineEvent>,
+    initial: Vec<Enriched>,
     mut enricher: Enricher,
     mut builder: RecordBuilder,
     mut sinks: Vec<Box<dyn Sink>>,
@@ -236,6 +246,12 @@ fn record_stage(
                 }
             }
         };
+    for e in initial {
+        let record = builder.build(e);
+        stats.records.fetch_add(1, Ordering::Relaxed);
+        write_all(&mut sinks, false, Some(&record));
+    }
+    let mut batch = Vec::with_capacity(2);
     loop {
         let ev = match rx.try_recv() {
             Ok(ev) => ev,
@@ -251,11 +267,22 @@ fn record_stage(
         if matches!(ev, PipelineEvent::Loss(_)) {
             stats.loss_records.fetch_add(1, Ordering::Relaxed);
         }
-        let record = builder.build(enricher.enrich(ev));
-        stats.records.fetch_add(1, Ordering::Relaxed);
-        write_all(&mut sinks, false, Some(&record));
+        enricher.enrich(ev, &mut batch);
+        for e in batch.drain(..) {
+            let record = builder.build(e);
+            stats.records.fetch_add(1, Ordering::Relaxed);
+            write_all(&mut sinks, false, Some(&record));
+        }
     }
     write_all(&mut sinks, true, None);
+    let t = enricher.table_stats();
+    info!(
+        live = t.live,
+        exited = t.exited,
+        evicted = t.evicted,
+        retired = t.retired,
+        "process table at stop"
+    );
     if builder.count() == 0 {
         warn!("no records were produced");
     }

@@ -162,12 +162,7 @@ impl ExeHasher {
             dropped: AtomicU64::new(0),
             errors: AtomicU64::new(0),
         });
-        let hasher = Self {
-            shared,
-            max_file_bytes,
-            tx: Some(tx),
-            worker: None,
-        };
+        let hasher = Self { shared, max_file_bytes, tx: Some(tx), worker: None };
         (hasher, rx)
     }
 
@@ -175,16 +170,23 @@ impl ExeHasher {
     /// hashing and returns `None` (a later call for the same file finds it). Never blocks on
     /// hashing.
     pub fn lookup_or_request(&self, pid: u32) -> Option<String> {
+        self.request(pid).and_then(|(_, digest)| digest)
+    }
+
+    /// Like [`Self::lookup_or_request`], also returning the file's key so that the caller can
+    /// find the digest later with [`Self::lookup_key`] (after the process is gone).
+    /// `None` when the executable cannot be looked at (process gone, kernel thread).
+    pub fn request(&self, pid: u32) -> Option<(FileKey, Option<String>)> {
         let path = format!("/proc/{pid}/exe");
         let meta = std::fs::metadata(&path).ok()?; // gone, or a kernel thread
         let key = FileKey::of(&meta);
         if let Some(found) = self.cached(&key) {
-            return found;
+            return Some((key, found));
         }
         if meta.len() > self.max_file_bytes {
             self.shared.cache().put(key, Outcome::TooBig);
             self.shared.skipped.fetch_add(1, Relaxed);
-            return None;
+            return Some((key, None));
         }
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -198,7 +200,7 @@ impl ExeHasher {
         // The key of what was actually opened (the exe could have changed since the stat).
         let key = file.metadata().map_or(key, |m| FileKey::of(&m));
         if !self.shared.cache().pending.insert(key) {
-            return None;
+            return Some((key, None));
         }
         let sent = match &self.tx {
             Some(tx) => tx.try_send(Job { key, file }).is_ok(),
@@ -208,7 +210,7 @@ impl ExeHasher {
             self.shared.cache().pending.remove(&key);
             self.shared.dropped.fetch_add(1, Relaxed);
         }
-        None
+        Some((key, None))
     }
 
     /// Hex SHA-256 of the file with this key, if hashed.

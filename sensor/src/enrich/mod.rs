@@ -15,8 +15,10 @@ mod procfs;
 pub mod session;
 pub mod users;
 
+use std::collections::HashMap;
+
 use sensor_common::task::TASK_EXE_DELETED;
-use sensor_proto::v1::{LossEvent, Namespaces, Process, audit_record::Event};
+use sensor_proto::v1::{Ancestor, LossEvent, Namespaces, Process, audit_record::Event};
 
 use crate::{
     decode::{ExecRaw, KernelEvent, task::TaskRaw},
@@ -25,6 +27,9 @@ use crate::{
 };
 use clock::BootClock;
 use guid::GuidMaker;
+use hasher::{ExeHasher, FileKey};
+use process_table::{ProcessTable, TableLimits};
+use session::SessionTracker;
 
 /// Filesystem magic numbers of memory-backed filesystems (`include/uapi/linux/magic.h`).
 const TMPFS_MAGIC: u64 = 0x0102_1994;
@@ -35,64 +40,190 @@ const RAMFS_MAGIC: u64 = 0x8584_58f6;
 pub struct Enriched {
     pub boot_ns: u64,
     pub process: Option<Process>,
+    /// Ancestors of `process`, nearest first.
+    pub ancestors: Vec<Ancestor>,
     pub event: Event,
 }
 
-#[derive(Debug)]
+/// Settings of the enrichment stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnrichConfig {
+    pub table: TableLimits,
+    /// Executables larger than this are not hashed.
+    pub hash_max_bytes: Option<u64>,
+}
+
 pub struct Enricher {
     clock: BootClock,
     guids: GuidMaker,
     cgroups: cgroups::CgroupPaths,
+    table: ProcessTable,
+    hasher: ExeHasher,
+    /// Executables being hashed, by process GUID (so the digest is found after the process is
+    /// gone, without a syscall per event). Entries leave at exit.
+    hash_pending: HashMap<String, FileKey>,
+    sessions: SessionTracker,
+}
+
+/// Most processes waiting for their executable's digest.
+const HASH_PENDING_MAX: usize = 65_536;
+
+impl std::fmt::Debug for Enricher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enricher").field("table", &self.table.stats()).finish_non_exhaustive()
+    }
 }
 
 impl Enricher {
-    pub fn new(clock: BootClock, boot_id: &str) -> Self {
-        Self { clock, guids: GuidMaker::new(boot_id), cgroups: cgroups::CgroupPaths::new() }
+    pub fn new(clock: BootClock, boot_id: &str, cfg: EnrichConfig) -> Self {
+        let guids = GuidMaker::new(boot_id);
+        Self {
+            clock,
+            cgroups: cgroups::CgroupPaths::new(),
+            table: ProcessTable::new(cfg.table, guids.clone()),
+            hasher: ExeHasher::start(cfg.hash_max_bytes.unwrap_or(hasher::DEFAULT_MAX_FILE_BYTES)),
+            hash_pending: HashMap::new(),
+            sessions: SessionTracker::new("/proc"),
+            guids,
+        }
     }
 
-    pub fn enrich(&mut self, ev: PipelineEvent) -> Enriched {
+    /// Seeds the process table from `/proc` (processes that started before the sensor) and
+    /// returns a session record for each login session already open.
+    pub fn seed(&mut self) -> Vec<Enriched> {
+        let stats = self.table.seed_from_proc(std::path::Path::new("/proc"), &self.clock);
+        tracing::info!(seeded = stats.seeded, skipped = stats.skipped, "process table seeded from /proc");
+        let live: Vec<Process> = self.table.live().map(|e| e.process.clone()).collect();
+        let now = BootClock::boot_ns_now();
+        let mut out = Vec::new();
+        for p in live {
+            if let Some(s) = self.sessions.observe(&p, &self.table, true) {
+                out.push(self.done(now, p, Event::Session(s)));
+            }
+        }
+        out
+    }
+
+    /// Table sizes and counters.
+    pub fn table_stats(&self) -> process_table::TableStats {
+        self.table.stats()
+    }
+
+    /// Enriches one event into `out`: usually one record's worth, two when the event is the
+    /// first seen of a new login session (the session record comes first).
+    pub fn enrich(&mut self, ev: PipelineEvent, out: &mut Vec<Enriched>) {
         let ev = match ev {
-            PipelineEvent::Loss(l) => return loss(l),
+            PipelineEvent::Loss(l) => {
+                out.push(loss(l));
+                return;
+            }
             PipelineEvent::Kernel(k) => k,
         };
-        match ev {
-            KernelEvent::Exec(e) => self.exec(e),
+        let done = match ev {
+            KernelEvent::Exec(e) => self.exec(&e, out),
             KernelEvent::Fork(f) => {
-                let process = self.process(f.header.tgid, f.header.tid, &f.task);
+                let mut process = self.process(f.header.tgid, f.header.tid, &f.task);
+                // Until it execs, the child runs its parent's program.
+                if let Some(parent) = self.table.get(&process.parent_guid) {
+                    inherit_program(&mut process, &parent.process);
+                }
+                self.table.on_fork(process.clone(), f.parent_tgid, f.task.parent_start_boottime_ns);
                 let event = events::fork(&f, process.parent_guid.clone());
                 self.done(f.header.boot_ns, process, event)
             }
             KernelEvent::Exit(x) => {
-                let process = self.process(x.header.tgid, x.header.tid, &x.task);
-                self.done(x.header.boot_ns, process, events::exit(&x))
+                let process = self.known_process(x.header.tgid, x.header.tid, &x.task);
+                self.hash_pending.remove(&process.guid);
+                let done = self.done(x.header.boot_ns, process, events::exit(&x));
+                self.table.on_exit(
+                    &done.process.as_ref().map(|p| p.guid.clone()).unwrap_or_default(),
+                    x.header.boot_ns,
+                );
+                done
             }
             KernelEvent::Cred(c) => {
-                let process = self.process(c.header.tgid, c.header.tid, &c.task);
+                let process = self.known_process(c.header.tgid, c.header.tid, &c.task);
                 let event = events::privilege(&c);
                 self.done(c.header.boot_ns, process, event)
             }
             KernelEvent::Ptrace(p) => {
-                let process = self.process(p.header.tgid, p.header.tid, &p.task);
+                let process = self.known_process(p.header.tgid, p.header.tid, &p.task);
                 let (target_guid, target_exe) = self.live_identity(p.target_pid);
                 self.done(p.header.boot_ns, process, events::ptrace(&p, target_guid, target_exe))
             }
             KernelEvent::ModuleLoad(m) => {
-                let process = self.process(m.header.tgid, m.header.tid, &m.task);
+                let process = self.known_process(m.header.tgid, m.header.tid, &m.task);
                 self.done(m.header.boot_ns, process, events::module_load(&m))
             }
             KernelEvent::BpfLoad(b) => {
-                let process = self.process(b.header.tgid, b.header.tid, &b.task);
+                let process = self.known_process(b.header.tgid, b.header.tid, &b.task);
                 self.done(b.header.boot_ns, process, events::bpf_load(&b))
             }
             KernelEvent::MemfdCreate(m) => {
-                let process = self.process(m.header.tgid, m.header.tid, &m.task);
+                let process = self.known_process(m.header.tgid, m.header.tid, &m.task);
                 self.done(m.header.boot_ns, process, events::memfd_create(&m))
             }
+        };
+        out.push(done);
+    }
+
+    /// Finishes a record's process part: names, hash, ancestors.
+    fn done(&mut self, boot_ns: u64, mut process: Process, event: Event) -> Enriched {
+        self.add_names(&mut process);
+        let ancestors = self.table.ancestors(&process.guid);
+        Enriched { boot_ns, process: Some(process), ancestors, event }
+    }
+
+    fn add_names(&mut self, p: &mut Process) {
+        let names = self.sessions.names();
+        p.user = names.user(p.uid).unwrap_or_default().to_owned();
+        p.group = names.group(p.gid).unwrap_or_default().to_owned();
+        if p.auid != process_table::UNSET {
+            p.login_user = names.user(p.auid).unwrap_or_default().to_owned();
         }
     }
 
-    fn done(&mut self, boot_ns: u64, process: Process, event: Event) -> Enriched {
-        Enriched { boot_ns, process: Some(process), event }
+    /// [`Self::process`] plus what the table remembers of the process's program (exe, argv,
+    /// cwd, hash) from its exec, its fork or the `/proc` seed.
+    fn known_process(&mut self, tgid: u32, tid: u32, t: &TaskRaw) -> Process {
+        let mut process = self.process(tgid, tid, t);
+        let known = self.table.get(&process.guid).map(|e| e.process.clone());
+        match known {
+            Some(k) => inherit_program(&mut process, &k),
+            None => {
+                // Not seen before (e.g. it started while the table was being seeded).
+                if let Some(view) = procfs::live_view(tgid, t.start_boottime_ns) {
+                    if let Some(exe) = view.exe {
+                        (process.exe, process.exe_raw) = raw_split(exe);
+                    }
+                }
+            }
+        }
+        if process.exe_sha256.is_empty() {
+            if let Some(key) = self.hash_pending.get(&process.guid) {
+                if let Some(sha) = self.hasher.lookup_key(key) {
+                    self.hash_pending.remove(&process.guid);
+                    self.table.set_exe_sha256(&process.guid, sha.clone());
+                    process.exe_sha256 = sha;
+                }
+            }
+        }
+        process
+    }
+
+    /// Starts (or finds) the digest of the executable `process` runs.
+    fn hash_exe(&mut self, process: &mut Process) {
+        self.hash_pending.remove(&process.guid);
+        match self.hasher.request(process.pid) {
+            Some((_, Some(sha))) => process.exe_sha256 = sha,
+            Some((key, None)) => {
+                if self.hash_pending.len() >= HASH_PENDING_MAX {
+                    self.hash_pending.clear();
+                }
+                self.hash_pending.insert(process.guid.clone(), key);
+            }
+            None => {}
+        }
     }
 
     /// The process part every event shares, from the kernel's task context.
@@ -141,10 +272,10 @@ impl Enricher {
         (self.guids.guid(pid, start), exe)
     }
 
-    fn exec(&mut self, e: ExecRaw) -> Enriched {
+    fn exec(&mut self, e: &ExecRaw, out: &mut Vec<Enriched>) -> Enriched {
         let mut process = self.process(e.header.tgid, e.header.tid, &e.task);
         let (argv, argv_raw) = texts(&e.argv);
-        let event = events::exec(&e, argv.len());
+        let event = events::exec(e, argv.len());
         let (exe, exe_raw) = raw_split(e.exe.path.clone());
         process.exe_memfd = e.exe.pseudo && e.exe.path.starts_with(b"memfd:");
         process.exe_deleted |= e.exe.deleted;
@@ -156,8 +287,28 @@ impl Enricher {
         process.argv = argv;
         process.argv_raw = argv_raw;
         process.argv_truncated = e.args_truncated;
-        Enriched { boot_ns: e.header.boot_ns, process: Some(process), event }
+        self.hash_exe(&mut process);
+        self.table.on_exec(process.clone());
+        if let Some(session) = self.sessions.observe(&process, &self.table, false) {
+            let rec = self.done(e.header.boot_ns, process.clone(), Event::Session(session));
+            out.push(rec);
+        }
+        self.done(e.header.boot_ns, process, event)
     }
+}
+
+/// Copies what a process's program is (exe, argv, cwd, hash, flags) from what is known of it.
+fn inherit_program(p: &mut Process, from: &Process) {
+    p.exe.clone_from(&from.exe);
+    p.exe_raw.clone_from(&from.exe_raw);
+    p.argv.clone_from(&from.argv);
+    p.argv_raw.clone_from(&from.argv_raw);
+    p.argv_truncated = from.argv_truncated;
+    p.cwd.clone_from(&from.cwd);
+    p.exe_sha256.clone_from(&from.exe_sha256);
+    p.exe_memfd = from.exe_memfd;
+    p.exe_writable_tmp = from.exe_writable_tmp;
+    p.exe_deleted |= from.exe_deleted;
 }
 
 /// Texts of byte strings; the raw bytes are kept (all of them, index-aligned) only when some
@@ -185,6 +336,7 @@ fn loss(l: LossReport) -> Enriched {
     Enriched {
         boot_ns: l.last_boot_ns,
         process: None,
+        ancestors: Vec::new(),
         event: Event::Loss(LossEvent {
             kind: l.kind.to_owned(),
             reason: l.reason.to_owned(),

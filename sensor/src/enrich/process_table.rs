@@ -31,10 +31,7 @@ pub struct TableLimits {
 
 impl Default for TableLimits {
     fn default() -> Self {
-        Self {
-            max_entries: 65536,
-            max_ancestors: 16,
-        }
+        Self { max_entries: 65536, max_ancestors: 16 }
     }
 }
 
@@ -127,8 +124,7 @@ impl ProcessTable {
     /// Processes that vanish while being read are skipped.
     pub fn seed_from_proc(&mut self, proc_root: &Path, clock: &BootClock) -> SeedStats {
         let (procs, skipped) = seed::read_all(proc_root, &self.guids, clock);
-        let pid_guid: HashMap<u32, String> =
-            procs.iter().map(|p| (p.pid, p.guid.clone())).collect();
+        let pid_guid: HashMap<u32, String> = procs.iter().map(|p| (p.pid, p.guid.clone())).collect();
         let seeded = procs.len();
         for p in procs {
             let parent = match p.ppid {
@@ -171,6 +167,18 @@ impl ProcessTable {
     /// table.
     pub fn on_exit(&mut self, guid: &str, boot_ns: u64) {
         self.mark_exited(guid, boot_ns);
+    }
+
+    /// Records the SHA-256 of the executable of `guid` (computed off the hot path).
+    pub fn set_exe_sha256(&mut self, guid: &str, sha256: String) {
+        if let Some(e) = self.entries.get_mut(guid) {
+            e.process.exe_sha256 = sha256;
+        }
+    }
+
+    /// Live entries (for the session records of sessions that existed at start).
+    pub fn live(&self) -> impl Iterator<Item = &ProcEntry> {
+        self.by_pid.values().filter_map(|g| self.entries.get(g))
     }
 
     /// The entry of `guid`, live or exited.
@@ -265,10 +273,7 @@ impl ProcessTable {
         let start = process.start_boot_ns;
         let mut index = true;
         if let Some(old) = self.by_pid.get(&pid).cloned() {
-            let old_start = self
-                .entries
-                .get(&old)
-                .map_or(0, |e| e.process.start_boot_ns);
+            let old_start = self.entries.get(&old).map_or(0, |e| e.process.start_boot_ns);
             if old_start <= start {
                 // pid reuse: the old process is gone even if its exit was never seen
                 self.mark_exited(&old, start);

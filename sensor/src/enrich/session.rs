@@ -214,9 +214,7 @@ pub fn established_remotes(proc_root: &Path, pid: u32) -> Vec<(u32, SocketAddr)>
         let Ok(target) = fs::read_link(ent.path()) else {
             continue;
         };
-        let inode = target
-            .to_str()
-            .and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok());
+        let inode = target.to_str().and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok());
         if let Some(inode) = inode {
             sockets.entry(inode).or_insert(fd);
         }
@@ -240,9 +238,7 @@ pub fn established_remotes(proc_root: &Path, pid: u32) -> Vec<(u32, SocketAddr)>
 /// The client of a connection-serving process: the remote end of its established TCP
 /// connection with the lowest fd (sshd keeps the client's socket on fd 0).
 pub fn client_of(proc_root: &Path, pid: u32) -> Option<SocketAddr> {
-    established_remotes(proc_root, pid)
-        .first()
-        .map(|&(_, addr)| addr)
+    established_remotes(proc_root, pid).first().map(|&(_, addr)| addr)
 }
 
 #[cfg(test)]

@@ -25,27 +25,19 @@ impl Default for NameCache {
 impl NameCache {
     /// A cache holding at most `cap` users and `cap` groups.
     pub fn new(cap: usize) -> Self {
-        Self {
-            users: HashMap::new(),
-            groups: HashMap::new(),
-            cap: cap.max(1),
-        }
+        Self { users: HashMap::new(), groups: HashMap::new(), cap: cap.max(1) }
     }
 
     /// Name of `uid`, `None` when no such user (or `uid` is the unset id 4294967295).
     pub fn user(&mut self, uid: u32) -> Option<&str> {
         let cap = self.cap;
-        cached(&mut self.users, cap, uid, |id| {
-            User::from_uid(Uid::from_raw(id)).map(|u| u.map(|u| u.name))
-        })
+        cached(&mut self.users, cap, uid, |id| User::from_uid(Uid::from_raw(id)).map(|u| u.map(|u| u.name)))
     }
 
     /// Name of `gid`, `None` when no such group.
     pub fn group(&mut self, gid: u32) -> Option<&str> {
         let cap = self.cap;
-        cached(&mut self.groups, cap, gid, |id| {
-            Group::from_gid(Gid::from_raw(id)).map(|g| g.map(|g| g.name))
-        })
+        cached(&mut self.groups, cap, gid, |id| Group::from_gid(Gid::from_raw(id)).map(|g| g.map(|g| g.name)))
     }
 
     /// Ids cached: (users, groups).
@@ -104,9 +96,7 @@ mod tests {
     fn capacity_is_bounded_and_matches_the_system() {
         let mut c = NameCache::new(2);
         let me = nix::unistd::getuid().as_raw();
-        let expected = User::from_uid(Uid::from_raw(me))
-            .expect("getpwuid")
-            .map(|u| u.name);
+        let expected = User::from_uid(Uid::from_raw(me)).expect("getpwuid").map(|u| u.name);
         for id in [4_000_001, 4_000_002, 4_000_003, me] {
             let _ = c.user(id);
             assert!(c.len().0 <= 2);

@@ -30,7 +30,7 @@ impl RecordBuilder {
             boot_ns: e.boot_ns,
             host: Some(self.host.clone()),
             process: e.process,
-            ancestors: Vec::new(),
+            ancestors: e.ancestors,
             event: Some(e.event),
             integrity: None,
         }

@@ -17,11 +17,7 @@ fn wait_digest(h: &ExeHasher, pid: u32) -> String {
         if let Some(d) = h.lookup_or_request(pid) {
             return d;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no digest in time: {:?}",
-            h.stats()
-        );
+        assert!(Instant::now() < deadline, "no digest in time: {:?}", h.stats());
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -62,13 +58,7 @@ fn own_exe_is_hashed_off_thread_then_cached() {
     assert_eq!((s.hashed, s.dropped, s.errors), (1, 0, 0));
     let key = FileKey::of(&std::fs::metadata(&exe).expect("stat"));
     assert_eq!(h.lookup_key(&key), Some(digest));
-    assert_eq!(
-        h.lookup_key(&FileKey {
-            ino: key.ino ^ 1,
-            ..key
-        }),
-        None
-    );
+    assert_eq!(h.lookup_key(&FileKey { ino: key.ino ^ 1, ..key }), None);
 }
 
 #[test]
@@ -92,13 +82,7 @@ fn too_big_files_are_skipped_once() {
     let me = std::process::id();
     assert_eq!(h.lookup_or_request(me), None);
     assert_eq!(h.lookup_or_request(me), None);
-    assert_eq!(
-        h.stats(),
-        HasherStats {
-            skipped: 1,
-            ..HasherStats::default()
-        }
-    );
+    assert_eq!(h.stats(), HasherStats { skipped: 1, ..HasherStats::default() });
 }
 
 #[test]
@@ -123,26 +107,13 @@ fn full_queue_drops_without_blocking_and_pending_is_not_requeued() {
     let file = std::fs::File::open("/bin/sleep").expect("open");
     let key = FileKey::of(&file.metadata().expect("stat"));
     let job = Job { key, file };
-    assert_eq!(
-        hash_file(&job, 10, &AtomicBool::new(false)).expect("read"),
-        None
-    );
+    assert_eq!(hash_file(&job, 10, &AtomicBool::new(false)).expect("read"), None);
 }
 
 #[test]
 fn cache_evicts_least_recently_used() {
-    let mut c = Cache {
-        map: HashMap::new(),
-        pending: HashSet::new(),
-        tick: 0,
-        cap: 2,
-    };
-    let k = |ino| FileKey {
-        dev: 1,
-        ino,
-        mtime_ns: 0,
-        size: 0,
-    };
+    let mut c = Cache { map: HashMap::new(), pending: HashSet::new(), tick: 0, cap: 2 };
+    let k = |ino| FileKey { dev: 1, ino, mtime_ns: 0, size: 0 };
     c.put(k(1), Outcome::TooBig);
     c.put(k(2), Outcome::TooBig);
     assert!(c.get(&k(1)).is_some());

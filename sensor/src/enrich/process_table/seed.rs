@@ -101,9 +101,7 @@ fn read_u32(path: PathBuf) -> Option<u32> {
 }
 
 fn read_link(path: PathBuf) -> Vec<u8> {
-    fs::read_link(path)
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .unwrap_or_default()
+    fs::read_link(path).map(|p| p.as_os_str().as_bytes().to_vec()).unwrap_or_default()
 }
 
 /// Reads `/proc/PID` of a thread-group leader; `None` if it vanished, is a thread or is
@@ -116,8 +114,7 @@ pub(crate) fn read_process(
 ) -> Option<Process> {
     let dir = proc_root.join(pid.to_string());
     let stat = read_stat(proc_root, pid)?;
-    let (tgid, [uid, euid], [gid, egid]) =
-        parse_status(&fs::read_to_string(dir.join("status")).ok()?)?;
+    let (tgid, [uid, euid], [gid, egid]) = parse_status(&fs::read_to_string(dir.join("status")).ok()?)?;
     if tgid.is_some_and(|t| t != pid) {
         return None;
     }
@@ -128,7 +125,7 @@ pub(crate) fn read_process(
     }
     let argv_truncated = cmdline.len() > CMDLINE_MAX;
     cmdline.truncate(CMDLINE_MAX);
-    let (argv, argv_raw) = texts(split_cmdline(&cmdline));
+    let (argv, argv_raw) = texts(&split_cmdline(&cmdline));
     let mut exe = read_link(dir.join("exe"));
     let exe_deleted = exe.ends_with(b" (deleted)");
     if exe_deleted {
@@ -170,11 +167,7 @@ pub(crate) fn read_process(
 }
 
 /// Reads every numeric entry of `proc_root`: (processes read, entries skipped).
-pub(crate) fn read_all(
-    proc_root: &Path,
-    guids: &GuidMaker,
-    clock: &BootClock,
-) -> (Vec<Process>, usize) {
+pub(crate) fn read_all(proc_root: &Path, guids: &GuidMaker, clock: &BootClock) -> (Vec<Process>, usize) {
     let (mut procs, mut skipped) = (Vec::new(), 0);
     let Ok(dir) = fs::read_dir(proc_root) else {
         return (procs, skipped);

@@ -4,13 +4,7 @@ use super::{seed::*, *};
 use crate::enrich::guid::NS_PER_TICK;
 
 fn table(max_entries: usize) -> ProcessTable {
-    ProcessTable::new(
-        TableLimits {
-            max_entries,
-            ..TableLimits::default()
-        },
-        GuidMaker::new("test-boot"),
-    )
+    ProcessTable::new(TableLimits { max_entries, ..TableLimits::default() }, GuidMaker::new("test-boot"))
 }
 
 fn proc(t: &ProcessTable, pid: u32, start_s: u64, exe: &str, session_id: u32) -> Process {
@@ -56,10 +50,7 @@ fn seed_from_real_proc_finds_this_process() {
     assert_eq!(me.process.start_boot_ns, ticks * NS_PER_TICK);
     assert!(me.process.start_time.is_some());
     let parent = t.live_by_pid(me.process.ppid).expect("parent seeded");
-    assert_eq!(
-        me.parent_guid.as_deref(),
-        Some(parent.process.guid.as_str())
-    );
+    assert_eq!(me.parent_guid.as_deref(), Some(parent.process.guid.as_str()));
     assert_eq!(me.process.parent_guid, parent.process.guid);
     let init = t.live_by_pid(1).expect("init");
     assert_eq!(init.parent_guid, None);
@@ -83,63 +74,29 @@ fn stat_line(pid: u32, comm: &str, ppid: u32, tty: u32, start: u64) -> String {
 }
 
 fn status(tgid: u32, uid: u32, gid: u32) -> String {
-    format!(
-        "Name:\tx\nTgid:\t{tgid}\nUid:\t{uid}\t{}\t0\t0\nGid:\t{gid}\t{}\t0\t0\n",
-        uid + 1,
-        gid + 1
-    )
+    format!("Name:\tx\nTgid:\t{tgid}\nUid:\t{uid}\t{}\t0\t0\nGid:\t{gid}\t{}\t0\t0\n", uid + 1, gid + 1)
 }
 
 #[test]
 fn seed_parses_odd_comm_kernel_threads_and_skips_the_unreadable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    fake_pid(
-        root,
-        1,
-        &stat_line(1, "init", 0, 0, 1),
-        Some(&status(1, 0, 0)),
-        b"/sbin/init\0",
-    );
+    fake_pid(root, 1, &stat_line(1, "init", 0, 0, 1), Some(&status(1, 0, 0)), b"/sbin/init\0");
     let odd = stat_line(10, "a) (b c", 1, (136 << 8) | 3, 500);
-    fake_pid(
-        root,
-        10,
-        &odd,
-        Some(&status(10, 1000, 100)),
-        b"vi\0a\xffb\0",
-    );
+    fake_pid(root, 10, &odd, Some(&status(10, 1000, 100)), b"vi\0a\xffb\0");
     std::os::unix::fs::symlink("/usr/bin/vim (deleted)", root.join("10/exe")).expect("exe");
     std::os::unix::fs::symlink("/home/u", root.join("10/cwd")).expect("cwd");
     fs::write(root.join("10/loginuid"), "1000").expect("loginuid");
     fs::write(root.join("10/sessionid"), "7\n").expect("sessionid");
-    fake_pid(
-        root,
-        11,
-        &stat_line(11, "kworker/0:1", 2, 0, 2),
-        Some(&status(11, 0, 0)),
-        b"",
-    );
+    fake_pid(root, 11, &stat_line(11, "kworker/0:1", 2, 0, 2), Some(&status(11, 0, 0)), b"");
     fake_pid(root, 12, &stat_line(12, "gone", 1, 0, 3), None, b"x\0"); // vanished
-    fake_pid(
-        root,
-        13,
-        &stat_line(13, "thr", 1, 0, 4),
-        Some(&status(10, 0, 0)),
-        b"",
-    ); // a thread
+    fake_pid(root, 13, &stat_line(13, "thr", 1, 0, 4), Some(&status(10, 0, 0)), b""); // a thread
     fake_pid(root, 14, "14 (trunc", Some(&status(14, 0, 0)), b""); // bad stat
     fs::create_dir(root.join("self")).expect("non-numeric");
 
     let mut t = table(100);
     let s = t.seed_from_proc(root, &BootClock::now());
-    assert_eq!(
-        s,
-        SeedStats {
-            seeded: 3,
-            skipped: 3
-        }
-    );
+    assert_eq!(s, SeedStats { seeded: 3, skipped: 3 });
     let vi = t.live_by_pid(10).expect("vi").process.clone();
     assert_eq!(vi.comm, "a) (b c");
     assert_eq!((vi.ppid, vi.start_boot_ns), (1, 500 * NS_PER_TICK));
@@ -155,10 +112,7 @@ fn seed_parses_odd_comm_kernel_threads_and_skips_the_unreadable() {
     assert!(kw.argv.is_empty() && kw.exe.is_empty());
     assert_eq!((kw.auid, kw.session_id), (UNSET, UNSET));
     assert_eq!(kw.parent_guid, "", "pid 2 was not seeded");
-    assert_eq!(
-        t.live_by_pid(1).expect("init").process.argv,
-        vec!["/sbin/init"]
-    );
+    assert_eq!(t.live_by_pid(1).expect("init").process.argv, vec!["/sbin/init"]);
 }
 
 #[test]
@@ -279,15 +233,7 @@ fn pid_reuse_makes_a_new_entry_and_retires_the_old() {
     t.on_exec(old.clone());
     assert_eq!(t.live_by_pid(50).expect("pid 50").process.guid, new.guid);
     assert!(t.get(&old.guid).is_none());
-    assert_eq!(
-        t.stats(),
-        TableStats {
-            live: 2,
-            exited: 0,
-            evicted: 0,
-            retired: 2
-        }
-    );
+    assert_eq!(t.stats(), TableStats { live: 2, exited: 0, evicted: 0, retired: 2 });
 }
 
 #[test]
@@ -306,27 +252,11 @@ fn exited_parent_is_kept_while_a_child_lives_then_retired() {
     assert!(t.live_by_pid(20).is_none());
     assert_eq!(t.get(&p.guid).expect("kept").exited_boot_ns, Some(100));
     assert_eq!(pids(&t.ancestors(&d.guid)), vec![21, 20, 1]);
-    assert_eq!(
-        t.stats(),
-        TableStats {
-            live: 2,
-            exited: 2,
-            evicted: 0,
-            retired: 0
-        }
-    );
+    assert_eq!(t.stats(), TableStats { live: 2, exited: 2, evicted: 0, retired: 0 });
     t.on_exit(&d.guid, 102);
     assert!(t.get(&p.guid).is_none() && t.get(&c.guid).is_none());
     assert!(t.get(&d.guid).is_none());
-    assert_eq!(
-        t.stats(),
-        TableStats {
-            live: 1,
-            exited: 0,
-            evicted: 0,
-            retired: 3
-        }
-    );
+    assert_eq!(t.stats(), TableStats { live: 1, exited: 0, evicted: 0, retired: 3 });
     assert_eq!(t.get(&g.guid).expect("init").live_children(), 0);
     t.on_exit(&d.guid, 103); // twice: no effect
     assert_eq!(t.stats().retired, 3);
@@ -354,10 +284,7 @@ fn eviction_keeps_the_cap_exited_first() {
     }
     assert_eq!(t.len(), 10);
     assert_eq!(t.stats().evicted, 1);
-    assert!(
-        t.get(&kids[2].0.guid).is_none(),
-        "first exited, first evicted"
-    );
+    assert!(t.get(&kids[2].0.guid).is_none(), "first exited, first evicted");
     assert!(t.get(&kids[1].0.guid).is_some());
     for i in 0..20 {
         t.on_exec(proc(&t, 400 + i, 5, "/bin/y", UNSET));

@@ -9,7 +9,8 @@ use crate::enrich::{
     process_table::{ProcEntry, TableLimits, UNSET},
 };
 
-const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
+const TCP_HEADER: &str =
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
 
 #[cfg(target_endian = "little")]
 #[test]
@@ -34,19 +35,10 @@ fn parses_tcp_and_tcp6_lines() {
     assert_eq!(s.remote.ip().to_string(), "2001:db8::2");
     assert_eq!(s.remote.port(), 0xD431);
     let any6 = "   4: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 20325 1 0000000000000000 100 0 0 10 0";
-    assert!(
-        parse_tcp_line(any6)
-            .expect("any")
-            .remote
-            .ip()
-            .is_unspecified()
-    );
+    assert!(parse_tcp_line(any6).expect("any").remote.ip().is_unspecified());
     assert_eq!(parse_tcp_line(TCP_HEADER), None);
     assert_eq!(parse_tcp_line("   5: 0100007F:XYZ 00000000:0000 0A"), None);
-    assert_eq!(
-        parse_tcp_line("   6: 0100:0016 00000000:0000 0A 0 0 0 0 0 1"),
-        None
-    );
+    assert_eq!(parse_tcp_line("   6: 0100:0016 00000000:0000 0A 0 0 0 0 0 1"), None);
 }
 
 #[test]
@@ -62,10 +54,7 @@ fn finds_the_remote_end_of_our_own_connections() {
     let to_listener = (fd(&client), listener.local_addr().expect("addr"));
     assert!(remotes.contains(&to_listener), "{remotes:?}");
     let listener_fd = u32::try_from(listener.as_raw_fd()).expect("fd");
-    assert!(
-        remotes.iter().all(|&(f, _)| f != listener_fd),
-        "listening is not established"
-    );
+    assert!(remotes.iter().all(|&(f, _)| f != listener_fd), "listening is not established");
     assert!(established_remotes(Path::new("/proc"), u32::MAX).is_empty());
 
     // A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d: reported as IPv4.
@@ -100,10 +89,7 @@ impl FakeProc {
         fs::create_dir_all(dir.join("fd")).expect("mkdir fd");
         fs::create_dir_all(dir.join("net")).expect("mkdir net");
         let ticks = p.start_boot_ns / NS_PER_TICK;
-        let stat = format!(
-            "{} (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {ticks} 1 1",
-            p.pid
-        );
+        let stat = format!("{} (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {ticks} 1 1", p.pid);
         fs::write(dir.join("stat"), stat).expect("stat");
         for (fd, target) in fds {
             std::os::unix::fs::symlink(target, dir.join("fd").join(fd.to_string())).expect("fd");
@@ -123,9 +109,7 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let mut w = Self {
-            t: ProcessTable::new(TableLimits::default(), GuidMaker::new("boot")),
-        };
+        let mut w = Self { t: ProcessTable::new(TableLimits::default(), GuidMaker::new("boot")) };
         let init = w.p(1, 1, "/sbin/init", UNSET, 0);
         w.t.on_exec(init);
         w
@@ -173,14 +157,8 @@ fn ssh_session_is_reported_once_with_service_user_and_client() {
     assert_eq!(ev.session_id, 5);
     assert_eq!((ev.auid, ev.user.as_str()), (0, "root"));
     assert_eq!((ev.service.as_str(), ev.tty.as_str()), ("sshd", "pts/0"));
-    assert_eq!(
-        (ev.remote_address.as_str(), ev.remote_port),
-        ("10.0.2.2", 50458)
-    );
-    assert_eq!(
-        (ev.leader_guid.as_str(), ev.existing),
-        (bash.guid.as_str(), false)
-    );
+    assert_eq!((ev.remote_address.as_str(), ev.remote_port), ("10.0.2.2", 50458));
+    assert_eq!((ev.leader_guid.as_str(), ev.existing), (bash.guid.as_str(), false));
     assert_eq!(tracker.observe(&bash, &w.t, false), None, "reported once");
     let vim = w.p(420, 5, "/usr/bin/vim", 5, 410);
     assert_eq!(tracker.observe(&vim, &w.t, true), None);
@@ -189,23 +167,13 @@ fn ssh_session_is_reported_once_with_service_user_and_client() {
     // Another connection whose sshd pid was reused (start time differs): no address.
     let stale = w.p(500, 6, "/usr/sbin/sshd", 9, 300);
     fake.pid(
-        &Process {
-            start_boot_ns: 99_000_000_000,
-            ..stale.clone()
-        },
+        &Process { start_boot_ns: 99_000_000_000, ..stale.clone() },
         &[(0, "socket:[777]")],
         &[EST_CLIENT],
     );
     let sh = w.p(510, 7, "/bin/sh", 9, 500);
     let ev = tracker.observe(&sh, &w.t, true).expect("session 9");
-    assert_eq!(
-        (
-            ev.service.as_str(),
-            ev.remote_address.as_str(),
-            ev.remote_port
-        ),
-        ("sshd", "", 0)
-    );
+    assert_eq!((ev.service.as_str(), ev.remote_address.as_str(), ev.remote_port), ("sshd", "", 0));
     assert!(ev.existing);
 }
 
@@ -223,18 +191,14 @@ fn service_of_console_cron_and_unknown_parents() {
     };
     let lone = w.p(900, 5, "/bin/sh", 10, 4242);
     let mut tracker = SessionTracker::with_limit(fake.root(), 2);
-    let service =
-        |tr: &mut SessionTracker, p: &Process| tr.observe(p, &w.t, false).map(|e| e.service);
+    let service = |tr: &mut SessionTracker, p: &Process| tr.observe(p, &w.t, false).map(|e| e.service);
     assert_eq!(service(&mut tracker, &bash).as_deref(), Some("login"));
     assert_eq!(service(&mut tracker, &job).as_deref(), Some("cron"));
     assert_eq!(service(&mut tracker, &lone).as_deref(), Some(""));
     assert_eq!(tracker.len(), 2, "bounded");
     // session 6 was forgotten (oldest): seen again as new; the login process itself → "login"
     assert_eq!(service(&mut tracker, &login).as_deref(), Some("login"));
-    assert!(
-        tracker.observe(&job, &w.t, false).is_some(),
-        "session 8 was forgotten too"
-    );
+    assert!(tracker.observe(&job, &w.t, false).is_some(), "session 8 was forgotten too");
     assert_eq!(tracker.len(), 2);
     assert_eq!(w.t.get(&cron.guid).map(ProcEntry::live_children), Some(1));
 }

@@ -1,0 +1,153 @@
+//! Lineage: ancestry on every record, GUIDs across pid reuse, the `/proc` seed for processes
+//! older than the sensor, login session records, executable hashes.
+
+use std::{os::unix::fs::PermissionsExt as _, process::Command, time::Duration};
+
+use sensor_proto::v1::audit_record::Event;
+use sensor_tests::{TestSensor, is_exec_of, unique};
+use sha2::Digest as _;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn is_exit_of(r: &sensor_proto::AuditRecord, pid: u32) -> bool {
+    matches!(r.event, Some(Event::Exit(_))) && r.process.as_ref().is_some_and(|p| p.pid == pid)
+}
+
+#[test]
+fn five_deep_chain_has_its_ancestry_on_the_leaf() {
+    let mut sensor = TestSensor::start_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("chain.sh");
+    // Each level runs the next in a child shell (not the last command, so the shell forks).
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nd=$1; shift\nif [ \"$d\" -gt 0 ]; then /bin/sh \"$0\" $((d-1)) \"$@\"; exit $?; fi\nexec /bin/true \"$@\"\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let tag = unique("chain");
+    let mut c = Command::new(&script).arg("5").arg(&tag).spawn().expect("spawn");
+    let top = c.id();
+    assert!(c.wait().expect("wait").success());
+
+    let leaf = sensor
+        .wait_for(WAIT, |r| {
+            matches!(r.event, Some(Event::Exec(_)))
+                && r.process.as_ref().is_some_and(|p| p.exe == "/usr/bin/true" && p.argv.contains(&tag))
+        })
+        .expect("exec of the leaf");
+    let a = &leaf.ancestors;
+    assert!(a.len() >= 6, "ancestors: {:?}", a.iter().map(|x| (x.pid, &x.argv)).collect::<Vec<_>>());
+    // Nearest first: the shells at depth 1..5, then the test process that started the chain.
+    for (i, depth) in (1..=5).enumerate() {
+        assert_eq!(
+            a[i].argv.get(2).map(String::as_str),
+            Some(depth.to_string().as_str()),
+            "ancestor {i}: {:?}",
+            a[i]
+        );
+        assert!(a[i].argv.contains(&tag));
+        assert!(!a[i].guid.is_empty());
+    }
+    assert_eq!(a[4].pid, top);
+    assert_eq!(a[5].pid, std::process::id());
+    let leaf_p = leaf.process.as_ref().expect("p");
+    assert_eq!(leaf_p.ppid, a[0].pid);
+    assert_eq!(leaf_p.parent_guid, a[0].guid);
+    sensor.stop();
+}
+
+#[test]
+fn pid_reuse_gives_a_new_guid() {
+    let mut sensor = TestSensor::start_default();
+    let tag = unique("reuse");
+    let mut first = Command::new("/bin/true").arg(&tag).arg("first").spawn().expect("spawn");
+    let pid = first.id();
+    first.wait().expect("wait");
+    // GUIDs resolve start times to clock ticks (10 ms, as /proc does), so a pid is reused here
+    // after at least one tick; natural reuse needs the whole pid space to wrap first.
+    std::thread::sleep(Duration::from_millis(20));
+    // Ask the kernel to hand out the same pid again (retry if another process takes it).
+    let mut second_pid = 0;
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).expect("ns_last_pid (root)");
+        let mut c = Command::new("/bin/true").arg(&tag).arg("second").spawn().expect("spawn");
+        second_pid = c.id();
+        c.wait().expect("wait");
+        if second_pid == pid {
+            break;
+        }
+    }
+    assert_eq!(second_pid, pid, "could not get pid {pid} reused");
+    let has = |r: &sensor_proto::AuditRecord, which: &str| {
+        is_exec_of(r, pid)
+            && r.process.as_ref().is_some_and(|p| p.argv.contains(&tag) && p.argv.iter().any(|a| a == which))
+    };
+    let a = sensor.wait_for(WAIT, |r| has(r, "first")).expect("first exec");
+    let b = sensor.wait_for(WAIT, |r| has(r, "second")).expect("second exec");
+    let (pa, pb) = (a.process.as_ref().expect("p"), b.process.as_ref().expect("p"));
+    assert_eq!(pa.pid, pb.pid);
+    assert_ne!(pa.guid, pb.guid, "same pid, different processes, different GUIDs");
+    assert_ne!(pa.start_boot_ns, pb.start_boot_ns);
+    sensor.stop();
+}
+
+#[test]
+fn process_older_than_the_sensor_has_lineage_from_the_proc_seed() {
+    let mut old = Command::new("/bin/sleep").arg("30").spawn().expect("spawn");
+    let pid = old.id();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut sensor = TestSensor::start_default();
+    old.kill().expect("kill");
+    old.wait().expect("wait");
+    let exit = sensor.wait_for(WAIT, |r| is_exit_of(r, pid)).expect("exit record");
+    let p = exit.process.as_ref().expect("p");
+    assert_eq!(p.exe, "/usr/bin/sleep");
+    assert_eq!(p.argv, vec!["/bin/sleep".to_owned(), "30".to_owned()]);
+    assert_eq!(exit.ancestors.first().map(|a| a.pid), Some(std::process::id()));
+    assert!(!exit.ancestors[0].exe.is_empty());
+    sensor.stop();
+}
+
+#[test]
+fn new_login_session_gets_a_session_record() {
+    let mut sensor = TestSensor::start_default();
+    let tag = unique("session");
+    let mut c = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("echo 4243 > /proc/self/loginuid && exec /bin/true {tag}"))
+        .spawn()
+        .expect("spawn");
+    let pid = c.id();
+    assert!(c.wait().expect("wait").success());
+    let exec = sensor
+        .wait_for(WAIT, |r| is_exec_of(r, pid) && r.process.as_ref().is_some_and(|p| p.argv.contains(&tag)))
+        .expect("exec in the new session");
+    let sid = exec.process.as_ref().expect("p").session_id;
+    let rec = sensor
+        .wait_for(WAIT, |r| matches!(&r.event, Some(Event::Session(s)) if s.session_id == sid))
+        .expect("session record");
+    let Some(Event::Session(s)) = &rec.event else { panic!("session") };
+    assert_eq!(s.auid, 4243);
+    assert!(!s.existing);
+    assert_eq!(s.leader_guid, exec.process.as_ref().expect("p").guid);
+    assert!(rec.seq < exec.seq, "the session record comes before the first record in it");
+    sensor.stop();
+}
+
+#[test]
+fn executable_hash_is_carried_once_known() {
+    let mut sensor = TestSensor::start_default();
+    let mut c = Command::new("/bin/sleep").arg("30").spawn().expect("spawn");
+    let pid = c.id();
+    sensor.wait_for(WAIT, |r| is_exec_of(r, pid)).expect("exec");
+    // Hashing happens off the hot path; give the worker a moment before the next event.
+    std::thread::sleep(Duration::from_millis(800));
+    c.kill().expect("kill");
+    c.wait().expect("wait");
+    let exit = sensor.wait_for(WAIT, |r| is_exit_of(r, pid)).expect("exit");
+    let want = hex::encode(sha2::Sha256::digest(std::fs::read("/usr/bin/sleep").expect("read sleep")));
+    assert_eq!(exit.process.as_ref().expect("p").exe_sha256, want);
+    assert_eq!(exit.process.as_ref().expect("p").user, "root");
+    sensor.stop();
+}
