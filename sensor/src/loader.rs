@@ -179,10 +179,12 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
 }
 
 fn attach_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tp: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
     let p: &mut BtfTracePoint =
         ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
     p.load(tp, btf).with_context(|| format!("verifying {prog}"))?;
     p.attach().with_context(|| format!("attaching {prog}"))?;
+    debug!(prog, elapsed_ms = started.elapsed().as_millis(), "verified and attached");
     Ok(())
 }
 
