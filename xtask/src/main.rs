@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's tasks. Every task first runs `setup`, so a fresh clone needs
 //! nothing else.
 
+mod bench;
 mod setup;
 mod tasks;
 mod util;
@@ -37,6 +38,17 @@ enum Task {
     },
     /// Clippy with -D warnings: host crates, then the eBPF crate for bpfel-unknown-none.
     Clippy,
+    /// Benchmarks: workload cost with and without the sensor (ratios), sensor memory.
+    Bench {
+        /// Length of the sustained exec storm (sensor RSS is sampled every second).
+        #[arg(long, default_value_t = 60)]
+        storm_secs: u64,
+        /// Length of each round of the with/without comparison.
+        #[arg(long, default_value_t = 5)]
+        round_secs: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
     /// Format all crates (`--check` to only check).
     Fmt {
         #[arg(long)]
@@ -55,5 +67,8 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => tasks::test(&ws, &args),
         Task::Clippy => tasks::clippy(&ws),
         Task::Fmt { check } => tasks::fmt(&ws, check),
+        Task::Bench { storm_secs, round_secs, rounds } => {
+            bench::bench(&ws, bench::BenchOpts { storm_secs, round_secs, rounds })
+        }
     }
 }

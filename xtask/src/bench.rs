@@ -1,0 +1,199 @@
+//! `cargo xtask bench`: workload cost with and without the sensor, measured in the same run,
+//! and the sensor's memory under load. Numbers are ratios against the baseline of this run
+//! (the machine is noisy; absolute numbers mean little).
+
+use std::{
+    fmt::Write as _,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::util;
+
+/// Options of a bench run.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchOpts {
+    /// Length of the exec storm with the sensor running (RSS is sampled throughout).
+    pub storm_secs: u64,
+    /// Length of each baseline/sensor round of the ratio measurement.
+    pub round_secs: u64,
+    pub rounds: u32,
+}
+
+pub fn bench(ws: &Path, opts: BenchOpts) -> anyhow::Result<()> {
+    if !util::is_root() {
+        bail!("the benchmarks load the sensor's eBPF programs and must run as root");
+    }
+    util::run(util::cargo(ws).args(["build", "--release", "--package", "sensor"]))?;
+    let sensor_bin = ws.join("target/release/sensor");
+    let out_dir = tempfile_dir(ws)?;
+
+    // 1. Exec storm: ns per fork+exec of /bin/true, no sensor vs sensor, interleaved rounds.
+    let round = Duration::from_secs(opts.round_secs);
+    let mut base = Vec::new();
+    let mut with = Vec::new();
+    for r in 0..opts.rounds {
+        base.push(exec_storm(round)?);
+        let sensor = Sensor::start(&sensor_bin, &out_dir.join(format!("round{r}")))?;
+        with.push(exec_storm(round)?);
+        sensor.stop()?;
+    }
+    let base_ns = median(&mut base.iter().map(|s| s.ns_per_op).collect::<Vec<_>>());
+    let with_ns = median(&mut with.iter().map(|s| s.ns_per_op).collect::<Vec<_>>());
+
+    // 2. Sustained storm with the sensor: RSS over time and delivery.
+    let sensor = Sensor::start(&sensor_bin, &out_dir.join("storm"))?;
+    let pid = sensor.child.id();
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    let mut ops = 0u64;
+    while started.elapsed() < Duration::from_secs(opts.storm_secs) {
+        ops += exec_storm(Duration::from_secs(1))?.ops;
+        rss.push((started.elapsed().as_secs(), rss_kib(pid)?));
+    }
+    let summary = sensor.stop()?;
+    let peak = rss.iter().map(|(_, k)| *k).max().unwrap_or(0);
+    let first10 = rss.iter().take(10).map(|(_, k)| *k).max().unwrap_or(0);
+    let last10 = rss.iter().rev().take(10).map(|(_, k)| *k).max().unwrap_or(0);
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# Sensor benchmarks\n");
+    let _ = writeln!(md, "Machine: {}.\n", machine());
+    let _ = writeln!(
+        md,
+        "## Exec storm (fork+exec of /bin/true), {} rounds of {} s each\n",
+        opts.rounds, opts.round_secs
+    );
+    let _ = writeln!(md, "| tracer | median ns/op | ratio to no tracer |");
+    let _ = writeln!(md, "|---|---|---|");
+    let _ = writeln!(md, "| none | {base_ns:.0} | 1.00 |");
+    let _ = writeln!(md, "| sensor (file output) | {with_ns:.0} | {:.2} |", with_ns / base_ns);
+    let _ = writeln!(md, "\n## Sensor memory during a {} s exec storm\n", opts.storm_secs);
+    let _ = writeln!(md, "| execs | peak RSS | max RSS first 10 s | max RSS last 10 s | records written |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| {ops} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {} |",
+        peak as f64 / 1024.0,
+        first10 as f64 / 1024.0,
+        last10 as f64 / 1024.0,
+        summary.records.map_or("?".into(), |n| n.to_string()),
+    );
+    let _ = writeln!(md, "\nRSS samples (s, KiB): {rss:?}");
+    print!("{md}");
+    let path = ws.join("docs/bench/results.md");
+    std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("xtask bench: written to {}", path.display());
+    let _ = std::fs::remove_dir_all(&out_dir);
+    Ok(())
+}
+
+struct StormResult {
+    ops: u64,
+    ns_per_op: f64,
+}
+
+/// Runs fork+exec of /bin/true back to back for `dur`.
+fn exec_storm(dur: Duration) -> anyhow::Result<StormResult> {
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < dur {
+        let status = Command::new("/bin/true").stdin(Stdio::null()).status().context("spawning /bin/true")?;
+        if !status.success() {
+            bail!("/bin/true failed");
+        }
+        ops += 1;
+    }
+    let ns = start.elapsed().as_nanos() as f64;
+    Ok(StormResult { ops, ns_per_op: ns / ops.max(1) as f64 })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Resident set size of `pid` in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    Ok(status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name\t: ").map(str::to_owned))
+        .unwrap_or_default();
+    format!("{cpus} vCPU ({model}), Linux {}", kernel.trim())
+}
+
+fn tempfile_dir(ws: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = ws.join("target/bench-tmp");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The sensor running as a separate process with its default file output.
+struct Sensor {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+struct SensorSummary {
+    records: Option<u64>,
+}
+
+impl Sensor {
+    fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let log = dir.join("sensor.log");
+        let child = Command::new(bin)
+            .args(["run", "--output"])
+            .arg(format!("file:{}", dir.join("records").display()))
+            .env("SENSOR_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("starting the sensor")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("streaming records") {
+                return Ok(Self { child, log });
+            }
+            if Instant::now() > deadline || text.contains("ERROR") {
+                bail!("sensor did not start:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) -> anyhow::Result<SensorSummary> {
+        util::run(Command::new("kill").args(["-TERM", &self.child.id().to_string()]))?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("sensor exited with {status}");
+        }
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let records = text
+            .lines()
+            .filter(|l| l.contains("sensor stopped"))
+            .find_map(|l| l.split("records=").nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok());
+        Ok(SensorSummary { records })
+    }
+}
