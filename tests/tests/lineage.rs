@@ -151,3 +151,23 @@ fn executable_hash_is_carried_once_known() {
     assert_eq!(exit.process.as_ref().expect("p").user, "root");
     sensor.stop();
 }
+
+#[test]
+fn guid_is_the_same_across_a_sensor_restart() {
+    // Run 1 sees the process start (kernel exec event).
+    let mut first = TestSensor::start_default();
+    let mut c = Command::new("/bin/sleep").arg("30").spawn().expect("spawn");
+    let pid = c.id();
+    let exec = first.wait_for(WAIT, |r| is_exec_of(r, pid)).expect("exec in run 1");
+    first.stop();
+    // Run 2 knows it from its /proc seed, then sees it end (kernel exit event).
+    let mut second = TestSensor::start_default();
+    c.kill().expect("kill");
+    c.wait().expect("wait");
+    let exit = second.wait_for(WAIT, |r| is_exit_of(r, pid)).expect("exit in run 2");
+    second.stop();
+    let (a, b) = (exec.process.as_ref().expect("p"), exit.process.as_ref().expect("p"));
+    assert_eq!(a.guid, b.guid, "one process, one GUID, across sensor runs");
+    assert_ne!(exec.host.as_ref().expect("h").instance_id, exit.host.as_ref().expect("h").instance_id);
+    assert_eq!(b.argv, vec!["/bin/sleep".to_owned(), "30".to_owned()], "argv from run 2's seed");
+}
