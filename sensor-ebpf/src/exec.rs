@@ -99,9 +99,16 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
                 (*f).exe_len = w.len;
                 (*f).exe_flags = w.flags;
                 (*f).exe_fs_magic = w.fs_magic;
-                cur += w.len & NAME_MASK;
             }
         }
+        // Reload the cursor from map memory: the verifier then tracks one bounded unknown instead
+        // of every distinct state the walk above can end in (which multiplied the cost of the
+        // walk below ~10x at load time).
+        (*f).filename_len = fname_len;
+        (*f).interp_len = interp_len;
+        let mut cur = (core::ptr::read_volatile(&raw const (*f).filename_len) & NAME_MASK)
+            + (core::ptr::read_volatile(&raw const (*f).interp_len) & NAME_MASK)
+            + (core::ptr::read_volatile(&raw const (*f).exe_len) & NAME_MASK);
 
         // 4. Working directory (task->fs->pwd).
         (*f).cwd_len = 0;
@@ -111,9 +118,9 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
                 let w = walk(d, m, data.wrapping_add((cur & 16383) as usize));
                 (*f).cwd_len = w.len;
                 (*f).cwd_flags = w.flags;
-                cur += w.len & NAME_MASK;
             }
         }
+        cur += core::ptr::read_volatile(&raw const (*f).cwd_len) & NAME_MASK;
         let cur = cur & 16383;
 
         // 5. argv: mm->arg_start .. mm->arg_end in the new image's memory.
@@ -146,8 +153,6 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
 
         (*f).old_pid = old_pid as u32;
         (*f).argc = read_or::<i32>(bprm, off!(binprm_argc), 0) as u32;
-        (*f).filename_len = fname_len;
-        (*f).interp_len = interp_len;
         (*f).args_len = args_len;
         (*f).args_total_len = args_total;
         let size = EXEC_FIXED_SIZE as u32 + cur + (args_len & ARGS_MASK);
