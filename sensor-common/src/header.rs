@@ -20,6 +20,8 @@ pub enum EventKind {
     BpfLoad = 7,
     /// `memfd_create`.
     MemfdCreate = 8,
+    /// A security-relevant file operation (see `crate::file`).
+    File = 16,
 }
 
 /// A kind number that this build does not know.
@@ -39,6 +41,7 @@ impl TryFrom<u32> for EventKind {
             6 => Self::ModuleLoad,
             7 => Self::BpfLoad,
             8 => Self::MemfdCreate,
+            16 => Self::File,
             other => return Err(UnknownKind(other)),
         })
     }
@@ -46,7 +49,7 @@ impl TryFrom<u32> for EventKind {
 
 impl EventKind {
     /// All kinds, in number order (used to size and label per-kind counters).
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -55,6 +58,7 @@ impl EventKind {
         EventKind::ModuleLoad,
         EventKind::BpfLoad,
         EventKind::MemfdCreate,
+        EventKind::File,
     ];
 
     /// Index of this kind's slot in the per-CPU loss counter array.
@@ -73,6 +77,7 @@ impl EventKind {
             EventKind::ModuleLoad => "module_load",
             EventKind::BpfLoad => "bpf_load",
             EventKind::MemfdCreate => "memfd_create",
+            EventKind::File => "file",
         }
     }
 }

@@ -9,6 +9,7 @@
 #![no_std]
 
 pub mod exec;
+pub mod file;
 pub mod header;
 pub mod names;
 pub mod offsets;
@@ -30,4 +31,6 @@ mod pod {
     unsafe impl aya::Pod for crate::EventHeader {}
     unsafe impl aya::Pod for crate::LossCounter {}
     unsafe impl aya::Pod for crate::exec::CaptureConfig {}
+    unsafe impl aya::Pod for crate::file::FileSyscallSpec {}
+    unsafe impl aya::Pod for crate::file::InodeKey {}
 }

@@ -30,6 +30,16 @@ pub const PROG_MODULE_LOAD: &str = "module_load";
 pub const CRED_SYSCALLS: [&str; 9] =
     ["setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "capset"];
 
+/// Ring buffer of file events (high volume: kept apart so it cannot crowd out lineage).
+pub const MAP_FILE_EVENTS: &str = "FILE_EVENTS";
+/// syscall number → [`crate::file::FileSyscallSpec`].
+pub const MAP_FILE_SYSCALLS: &str = "FILE_SYSCALLS";
+/// (dev, ino) → `INODE_*` bits: sensitive files/directories, excluded directories.
+pub const MAP_INODE_FILTER: &str = "INODE_FILTER";
+/// Programs on `syscalls/sys_enter_*` / `sys_exit_*` of every watched file syscall.
+pub const PROG_SYS_ENTER_FILE: &str = "sys_enter_file";
+pub const PROG_SYS_EXIT_FILE: &str = "sys_exit_file";
+
 /// Global with the kernel struct offsets resolved from the running kernel's BTF.
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
 /// Global with the capture settings and the sensor's own pid.

@@ -51,6 +51,18 @@ offsets! {
     task_nsproxy,
     /// `task_struct.signal` (pointer)
     task_signal,
+    /// `task_struct.files` (pointer)
+    task_files,
+    /// `files_struct.fdt` (pointer)
+    files_fdt,
+    /// `fdtable.fd` (pointer to the array of file pointers), `fdtable.max_fds`
+    fdt_fd,
+    fdt_max_fds,
+    /// `inode.i_ino`, `inode.i_sb` (pointer)
+    inode_ino,
+    inode_sb,
+    /// `super_block.s_dev`
+    sb_dev,
     /// `mm_struct.arg_start`
     mm_arg_start,
     /// `mm_struct.arg_end`

@@ -95,7 +95,7 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
         (*f).exe_fs_magic = 0;
         if let Ok(file) = read_ptr(bprm, off!(binprm_file)) {
             if let (Ok(d), Ok(m)) = (read_ptr(file, off!(file_dentry)), read_ptr(file, off!(file_vfsmount))) {
-                let w = walk(d, m, data.wrapping_add((cur & 8191) as usize));
+                let w = walk::<4095, 4096>(d, m, data.wrapping_add((cur & 8191) as usize));
                 (*f).exe_len = w.len;
                 (*f).exe_flags = w.flags;
                 (*f).exe_fs_magic = w.fs_magic;
@@ -115,7 +115,7 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
         (*f).cwd_flags = 0;
         if let Ok(fs) = read_ptr(task, off!(task_fs)) {
             if let (Ok(d), Ok(m)) = (read_ptr(fs, off!(fs_pwd_dentry)), read_ptr(fs, off!(fs_pwd_vfsmount))) {
-                let w = walk(d, m, data.wrapping_add((cur & 16383) as usize));
+                let w = walk::<4095, 4096>(d, m, data.wrapping_add((cur & 16383) as usize));
                 (*f).cwd_len = w.len;
                 (*f).cwd_flags = w.flags;
             }

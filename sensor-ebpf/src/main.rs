@@ -6,6 +6,7 @@
 
 mod emit;
 mod exec;
+mod file;
 mod kernel;
 mod maps;
 mod path;

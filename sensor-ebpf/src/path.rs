@@ -12,8 +12,6 @@ use crate::{
     off,
 };
 
-/// Most bytes one walk writes (components with their NULs).
-pub const WALK_MAX: u32 = 4096;
 const MNT_READONLY: i32 = 0x40;
 const SB_RDONLY: u64 = 1;
 
@@ -26,13 +24,18 @@ pub struct Walked {
 }
 
 /// Walks from `dentry` on `vfsmnt` to the root, writing components leaf-first at `out`.
-/// `out` must have `WALK_MAX + PATH_NAME_MAX` writable bytes.
+/// Writes go to `out + (len & MASK)` and stop (TRUNCATED) once `len + PATH_NAME_MAX` would pass
+/// `LIMIT`; `out` must have `MASK + 1 + PATH_NAME_MAX` writable bytes, and `LIMIT <= MASK + 1`.
 ///
 /// # Safety
 /// `dentry`/`vfsmnt` must be kernel pointers (checked by the probe-read helpers); `out` must be
 /// writable map memory of the stated size.
 #[inline(always)]
-pub unsafe fn walk(dentry: *const u8, vfsmnt: *const u8, out: *mut u8) -> Walked {
+pub unsafe fn walk<const MASK: u32, const LIMIT: u32>(
+    dentry: *const u8,
+    vfsmnt: *const u8,
+    out: *mut u8,
+) -> Walked {
     let mut w = Walked { len: 0, flags: 0, fs_magic: 0 };
     // SAFETY: probe reads only; writes stay within `out`'s documented size (masked offsets).
     unsafe {
@@ -57,7 +60,7 @@ pub unsafe fn walk(dentry: *const u8, vfsmnt: *const u8, out: *mut u8) -> Walked
                     // A disconnected dentry on an internal mount (pipe, socket, memfd): its
                     // name is all there is.
                     w.flags |= PATH_PSEUDO;
-                    push_name(dentry, out, &mut w);
+                    push_name::<MASK, LIMIT>(dentry, out, &mut w);
                     done = true;
                     break;
                 }
@@ -88,7 +91,7 @@ pub unsafe fn walk(dentry: *const u8, vfsmnt: *const u8, out: *mut u8) -> Walked
                 };
                 continue;
             }
-            if !push_name(dentry, out, &mut w) {
+            if !push_name::<MASK, LIMIT>(dentry, out, &mut w) {
                 break;
             }
             dentry = parent;
@@ -105,19 +108,23 @@ pub unsafe fn walk(dentry: *const u8, vfsmnt: *const u8, out: *mut u8) -> Walked
 /// # Safety
 /// As for [`walk`].
 #[inline(always)]
-unsafe fn push_name(dentry: *const u8, out: *mut u8, w: &mut Walked) -> bool {
-    if w.len + PATH_NAME_MAX > WALK_MAX {
+unsafe fn push_name<const MASK: u32, const LIMIT: u32>(
+    dentry: *const u8,
+    out: *mut u8,
+    w: &mut Walked,
+) -> bool {
+    if w.len + PATH_NAME_MAX > LIMIT {
         w.flags |= PATH_TRUNCATED;
         return false;
     }
-    // SAFETY: probe reads; the destination offset is masked below WALK_MAX and at most
+    // SAFETY: probe reads; the destination offset is masked with MASK and at most
     // PATH_NAME_MAX bytes are written.
     unsafe {
         let Ok(name) = read_ptr(dentry, off!(dentry_name_ptr)) else {
             w.flags |= PATH_UNREADABLE;
             return false;
         };
-        let dst = out.wrapping_add((w.len & (WALK_MAX - 1)) as usize);
+        let dst = out.wrapping_add((w.len & MASK) as usize);
         let n = bpf_probe_read_kernel_str(dst.cast(), PATH_NAME_MAX, name.cast());
         if n <= 0 {
             w.flags |= PATH_UNREADABLE;

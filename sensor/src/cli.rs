@@ -50,6 +50,16 @@ pub struct RunArgs {
     /// Also report new threads (clone with CLONE_THREAD) as fork records.
     #[arg(long)]
     pub report_threads: bool,
+    /// A sensitive file or directory (reads are reported, records marked). `*` matches within a
+    /// path component. Repeatable; added to the defaults (shadow files, sudoers, SSH keys).
+    #[arg(long = "sensitive", value_name = "PATH")]
+    pub sensitive: Vec<String>,
+    /// Do not use the default sensitive paths.
+    #[arg(long)]
+    pub no_default_sensitive: bool,
+    /// A directory whose file activity is not reported. Repeatable. Outputs are always excluded.
+    #[arg(long = "exclude-path", value_name = "PATH")]
+    pub exclude_paths: Vec<PathBuf>,
     /// A label added to every record's host, e.g. `--label site=north-ward`. Repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -92,6 +102,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
         args_max: args.args_max,
         report_threads: args.report_threads,
+        sensitive_paths: args.sensitive,
+        no_default_sensitive: args.no_default_sensitive,
+        exclude_paths: args.exclude_paths,
         ..Options::default()
     };
     let running = pipeline::start(opts).await?;

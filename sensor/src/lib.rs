@@ -6,6 +6,8 @@ pub mod btf;
 pub mod cli;
 pub mod decode;
 pub mod enrich;
+pub mod file_syscalls;
+pub mod filter;
 pub mod loader;
 pub mod pipeline;
 pub mod record;

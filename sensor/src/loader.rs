@@ -9,10 +9,15 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
-use sensor_common::{LossCounter, exec::CaptureConfig, names};
+use sensor_common::{
+    LossCounter,
+    exec::CaptureConfig,
+    file::{FileSyscallSpec, InodeKey},
+    names,
+};
 use tracing::{debug, info, warn};
 
-use crate::{btf::KernelBtf, tracefs};
+use crate::{btf::KernelBtf, file_syscalls, tracefs};
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
@@ -33,6 +38,9 @@ pub struct LoadConfig {
 pub struct Loaded {
     pub ebpf: Ebpf,
     pub proc_events: RingBuf<MapData>,
+    pub file_events: RingBuf<MapData>,
+    /// (dev, ino) → INODE_* bits; maintained by `filter::InodeFilter`.
+    pub inode_filter: aya::maps::HashMap<MapData, InodeKey, u32>,
     pub loss: PerCpuArray<MapData, LossCounter>,
     pub logger: Option<EbpfLogger>,
 }
@@ -96,7 +104,8 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
         .override_global(names::GLOBAL_OFFSETS, &offsets, true)
         .override_global(names::GLOBAL_CAPTURE, &capture, true)
         .override_global(names::GLOBAL_MODULE_NAME_LOC, &module_name_loc, true)
-        .map_max_entries(names::MAP_EXEC_SCRATCH, u32::try_from(cpus).unwrap_or(u32::MAX));
+        .map_max_entries(names::MAP_EXEC_SCRATCH, u32::try_from(cpus).unwrap_or(u32::MAX))
+        .map_max_entries("FILE_SCRATCH", u32::try_from(cpus).unwrap_or(u32::MAX));
     if let Some(bytes) = cfg.proc_ring_bytes {
         loader.map_max_entries(names::MAP_PROC_EVENTS, bytes);
     }
@@ -109,9 +118,18 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
         }
     };
     let proc_events = RingBuf::try_from(take(&mut ebpf, names::MAP_PROC_EVENTS)?)?;
+    let file_events = RingBuf::try_from(take(&mut ebpf, names::MAP_FILE_EVENTS)?)?;
+    let inode_filter = aya::maps::HashMap::try_from(take(&mut ebpf, names::MAP_INODE_FILTER)?)?;
+    // Borrowed, not taken: the programs are verified later and need the map to stay open.
+    let mut specs: aya::maps::HashMap<_, u32, FileSyscallSpec> = aya::maps::HashMap::try_from(
+        ebpf.map_mut(names::MAP_FILE_SYSCALLS).context("map FILE_SYSCALLS missing")?,
+    )?;
+    for (nr, _, spec) in file_syscalls::for_this_arch() {
+        specs.insert(nr, spec, 0).context("filling the file syscall table")?;
+    }
     let loss = PerCpuArray::try_from(take(&mut ebpf, names::MAP_LOSS)?)?;
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
-    Ok(Loaded { ebpf, proc_events, loss, logger })
+    Ok(Loaded { ebpf, proc_events, file_events, inode_filter, loss, logger })
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
@@ -144,7 +162,8 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
         attach_btf(ebpf, &btf, prog, tp)?;
         out.collectors.push(prog);
     }
-    let optional: [(&'static str, Collector); 5] = [
+    let optional: [(&'static str, Collector); 6] = [
+        ("file", attach_file),
         ("privilege", attach_cred),
         ("ptrace", |e| {
             attach_syscall_pair(e, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")
@@ -207,6 +226,21 @@ fn attach_tp(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> anyhow:
 fn attach_syscall_pair(ebpf: &mut Ebpf, enter: &str, exit: &str, syscall: &str) -> anyhow::Result<()> {
     attach_tp(ebpf, enter, "syscalls", &format!("sys_enter_{syscall}"))?;
     attach_tp(ebpf, exit, "syscalls", &format!("sys_exit_{syscall}"))
+}
+
+/// The file programs on every watched file syscall this kernel has.
+fn attach_file(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    let mut attached = 0;
+    for (_, name, _) in file_syscalls::for_this_arch() {
+        match attach_syscall_pair(ebpf, names::PROG_SYS_ENTER_FILE, names::PROG_SYS_EXIT_FILE, name) {
+            Ok(()) => attached += 1,
+            Err(e) => debug!(syscall = name, error = %format!("{e:#}"), "file syscall not watched"),
+        }
+    }
+    if attached == 0 {
+        anyhow::bail!("no file syscall tracepoint could be attached");
+    }
+    Ok(())
 }
 
 fn attach_cred(ebpf: &mut Ebpf) -> anyhow::Result<()> {

@@ -87,6 +87,13 @@ pub struct Options {
     pub report_threads: bool,
     /// Process table and hashing limits.
     pub enrich: EnrichConfig,
+    /// Sensitive paths (in addition to the defaults unless `no_default_sensitive`).
+    pub sensitive_paths: Vec<String>,
+    pub no_default_sensitive: bool,
+    /// Directories (or files) whose file activity is not reported. The outputs are always excluded.
+    pub exclude_paths: Vec<std::path::PathBuf>,
+    /// How often the sensitive/excluded paths are re-resolved to inodes.
+    pub filter_refresh: Duration,
 }
 
 impl std::fmt::Debug for Options {
@@ -113,6 +120,10 @@ impl Default for Options {
             proc_ring_bytes: None,
             report_threads: false,
             enrich: EnrichConfig::default(),
+            sensitive_paths: Vec::new(),
+            no_default_sensitive: false,
+            exclude_paths: Vec::new(),
+            filter_refresh: Duration::from_secs(30),
         }
     }
 }
@@ -164,7 +175,19 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
 
     let clock = BootClock::now();
     let host = host::identify(opts.labels.clone());
+    let mut sensitive: Vec<String> = if opts.no_default_sensitive {
+        Vec::new()
+    } else {
+        crate::filter::DEFAULT_SENSITIVE.iter().map(|s| (*s).to_owned()).collect()
+    };
+    sensitive.extend(opts.sensitive_paths.iter().cloned());
+    let mut excluded = opts.exclude_paths.clone();
+    excluded.extend(crate::filter::DEFAULT_EXCLUDED.iter().map(std::path::PathBuf::from));
+    excluded.extend(opts.outputs.iter().filter_map(OutputSpec::local_path));
+    let mut inode_filter = crate::filter::InodeFilter::new(loaded.inode_filter, sensitive, excluded);
+    inode_filter.refresh();
     let mut enricher = Enricher::new(clock, &host.boot_id, opts.enrich);
+    enricher.set_sensitive(inode_filter.shared());
     // Processes that started before the sensor, so their later events have lineage.
     let initial = enricher.seed();
     let builder = RecordBuilder::new(host, clock);
@@ -182,6 +205,14 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             stop_rx.clone(),
             opts.drain_interval,
         )),
+        tokio::spawn(sources::ringbuf::run(
+            loaded.file_events,
+            tx.clone(),
+            stats.clone(),
+            stop_rx.clone(),
+            opts.drain_interval,
+        )),
+        tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())),
         tokio::spawn(sources::loss::run(loaded.loss, tx, stop_rx.clone(), opts.loss_poll_interval)),
     ];
     if let Some(logger) = loaded.logger {

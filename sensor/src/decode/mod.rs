@@ -4,12 +4,14 @@
 //! number goes through `TryFrom`. A malformed event is an error value, never a panic.
 
 mod exec;
+pub mod file;
 pub mod path;
 mod process;
 mod syscalls;
 pub mod task;
 
 pub use exec::ExecRaw;
+pub use file::FileRaw;
 pub use process::{ExitRaw, ForkRaw};
 use sensor_common::{EventHeader, EventKind, UnknownKind, header::HEADER_SIZE};
 pub use syscalls::{BpfLoadRaw, CredRaw, MemfdRaw, ModuleRaw, PtraceRaw};
@@ -25,6 +27,7 @@ pub enum KernelEvent {
     ModuleLoad(ModuleRaw),
     BpfLoad(BpfLoadRaw),
     MemfdCreate(MemfdRaw),
+    File(FileRaw),
 }
 
 /// Why bytes could not be decoded.
@@ -126,6 +129,7 @@ pub fn decode(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
         EventKind::ModuleLoad => syscalls::decode_module(h, buf).map(KernelEvent::ModuleLoad),
         EventKind::BpfLoad => syscalls::decode_bpf(h, buf).map(KernelEvent::BpfLoad),
         EventKind::MemfdCreate => syscalls::decode_memfd(h, buf).map(KernelEvent::MemfdCreate),
+        EventKind::File => file::decode(h, buf).map(KernelEvent::File),
     }
 }
 

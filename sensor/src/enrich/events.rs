@@ -60,39 +60,9 @@ fn creds(c: &Creds) -> Credentials {
     }
 }
 
-/// Names of the credential system calls by number, for this architecture.
-fn cred_syscall_name(nr: u32) -> Option<&'static str> {
-    #[cfg(target_arch = "x86_64")]
-    const TABLE: [(u32, &str); 9] = [
-        (105, "setuid"),
-        (106, "setgid"),
-        (113, "setreuid"),
-        (114, "setregid"),
-        (117, "setresuid"),
-        (119, "setresgid"),
-        (122, "setfsuid"),
-        (123, "setfsgid"),
-        (126, "capset"),
-    ];
-    // The generic table (include/uapi/asm-generic/unistd.h): arm64, riscv64, loongarch64.
-    #[cfg(not(target_arch = "x86_64"))]
-    const TABLE: [(u32, &str); 9] = [
-        (146, "setuid"),
-        (144, "setgid"),
-        (145, "setreuid"),
-        (143, "setregid"),
-        (147, "setresuid"),
-        (149, "setresgid"),
-        (151, "setfsuid"),
-        (152, "setfsgid"),
-        (91, "capset"),
-    ];
-    TABLE.iter().find(|(n, _)| *n == nr).map(|(_, name)| *name)
-}
-
 pub fn privilege(c: &CredRaw) -> Event {
     Event::Privilege(PrivilegeEvent {
-        syscall: cred_syscall_name(c.syscall_nr)
+        syscall: crate::file_syscalls::name(c.syscall_nr)
             .map_or_else(|| format!("syscall#{}", c.syscall_nr), str::to_owned),
         old: Some(creds(&c.old)),
         new: Some(creds(&c.new)),

@@ -7,6 +7,7 @@
 pub mod cgroups;
 pub mod clock;
 mod events;
+mod file;
 pub mod guid;
 pub mod hasher;
 pub mod host;
@@ -63,6 +64,7 @@ pub struct Enricher {
     /// gone, without a syscall per event). Entries leave at exit.
     hash_pending: HashMap<String, FileKey>,
     sessions: SessionTracker,
+    sensitive: crate::filter::SharedSensitive,
 }
 
 /// Most processes waiting for their executable's digest.
@@ -84,8 +86,14 @@ impl Enricher {
             hasher: ExeHasher::start(cfg.hash_max_bytes.unwrap_or(hasher::DEFAULT_MAX_FILE_BYTES)),
             hash_pending: HashMap::new(),
             sessions: SessionTracker::new("/proc"),
+            sensitive: crate::filter::SharedSensitive::default(),
             guids,
         }
+    }
+
+    /// The sensitive paths to mark file records with (kept current by the inode filter).
+    pub fn set_sensitive(&mut self, shared: crate::filter::SharedSensitive) {
+        self.sensitive = shared;
     }
 
     /// Seeds the process table from `/proc` (processes that started before the sensor) and
@@ -162,6 +170,14 @@ impl Enricher {
             KernelEvent::MemfdCreate(m) => {
                 let process = self.known_process(m.header.tgid, m.header.tid, &m.task);
                 self.done(m.header.boot_ns, process, events::memfd_create(&m))
+            }
+            KernelEvent::File(f) => {
+                let process = self.known_process(f.header.tgid, f.header.tid, &f.task);
+                let event = match self.sensitive.read() {
+                    Ok(s) => file::file(&f, &s),
+                    Err(_) => file::file(&f, &crate::filter::SensitivePaths::default()),
+                };
+                self.done(f.header.boot_ns, process, event)
             }
         };
         out.push(done);

@@ -18,6 +18,16 @@ pub enum OutputSpec {
     File(PathBuf),
 }
 
+impl OutputSpec {
+    /// The local file or directory this output writes to, if any.
+    pub fn local_path(&self) -> Option<PathBuf> {
+        match self {
+            Self::Jsonl(JsonlTarget::Path(p)) | Self::File(p) => Some(p.clone()),
+            Self::Jsonl(JsonlTarget::Stdout) => None,
+        }
+    }
+}
+
 impl FromStr for OutputSpec {
     type Err = String;
 

@@ -1,0 +1,388 @@
+//! File events: one program on `sys_enter_*` and one on `sys_exit_*` of every watched file
+//! syscall (open family, unlink, rmdir, rename, link, symlink, chmod, chown, truncate, mknod,
+//! setxattr). Which argument is what comes from `FILE_SYSCALLS` (written by the loader).
+//!
+//! Filtering happens before anything is reserved: read-only opens are dropped unless the file
+//! (or a directory above it, up to `INODE_FILTER_DEPTH` levels) is marked sensitive in
+//! `INODE_FILTER`; anything at or below an excluded directory is dropped; failed read-only opens
+//! are kept only when access was denied (EACCES/EPERM).
+//!
+//! Paths are resolved in the kernel: an opened file or fd argument is walked from its own
+//! dentry; a path argument is sent as passed together with the walked path of its dirfd (or the
+//! cwd) unless it is absolute, and userspace joins and normalises the two.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_task,
+        generated::{
+            bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_probe_read_user, bpf_probe_read_user_str,
+        },
+    },
+    macros::{map, tracepoint},
+    maps::{Array, HashMap, LruHashMap, RingBuf},
+    programs::TracePointContext,
+};
+use sensor_common::{
+    EventKind,
+    file::{
+        ARG_NONE, FILE_DATA_SIZE, FILE_DIR1_IS_TARGET, FILE_FIXED_SIZE, FILE_NAME_MAX, FILE_NAME_TRUNCATED,
+        FILE_NAME_UNREADABLE, FILE_SENSITIVE, FILE_WALK_LIMIT, FileEvent, FileFixed, FileSyscallSpec,
+        INODE_EXCLUDED, INODE_FILTER_DEPTH, INODE_SENSITIVE, InodeKey, PendingFile, op,
+    },
+};
+
+use crate::{
+    emit::{Loss, count_loss, wakeup_flags},
+    kernel::{read, read_ptr},
+    maps::{capture, ready},
+    off,
+    path::walk,
+    task::fill_task,
+};
+
+/// File events; high volume, so kept apart from process lineage events.
+#[map(name = "FILE_EVENTS")]
+static FILE_EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
+
+/// syscall number → argument layout (written by the loader for this architecture).
+#[map(name = "FILE_SYSCALLS")]
+static FILE_SYSCALLS: HashMap<u32, FileSyscallSpec> = HashMap::with_max_entries(64, 0);
+
+/// (dev, ino) → `INODE_*` bits, kept current by userspace from the configured paths.
+#[map(name = "INODE_FILTER")]
+static INODE_FILTER: HashMap<InodeKey, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Arguments saved at enter, by thread id.
+#[map(name = "PENDING_FILE")]
+static PENDING_FILE: LruHashMap<u32, PendingFile> = LruHashMap::with_max_entries(16384, 0);
+
+/// One slot per CPU where a file event is assembled (larger than a per-CPU value may be).
+#[map(name = "FILE_SCRATCH")]
+static FILE_SCRATCH: Array<FileEvent> = Array::with_max_entries(256, 0);
+
+const SYSCALL_NR: usize = 8;
+const ARGS: usize = 16;
+const RET: usize = 16;
+const AT_FDCWD: i32 = -100;
+const O_WRONLY: u64 = 0o1;
+const O_RDWR: u64 = 0o2;
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+const EPERM: i64 = 1;
+const EACCES: i64 = 13;
+const NAME_MASK: u32 = FILE_NAME_MAX as u32 - 1;
+const WALK_MASK: u32 = 8191;
+const DATA_MASK: u32 = FILE_DATA_SIZE as u32 - 1;
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_enter_file(ctx: TracePointContext) -> u32 {
+    if !ready() {
+        return 0;
+    }
+    let cfg = capture();
+    if cfg.self_tgid != 0 && ctx.tgid() == cfg.self_tgid {
+        return 0;
+    }
+    // SAFETY: reads of the tracepoint record.
+    let Ok(nr) = (unsafe { ctx.read_at::<i32>(SYSCALL_NR) }) else { return 0 };
+    // SAFETY: map lookup of a plain value.
+    if unsafe { FILE_SYSCALLS.get(nr as u32) }.is_none() {
+        return 0;
+    }
+    let mut p = PendingFile { nr: nr as u32, _pad: 0, args: [0; 6] };
+    for i in 0..6 {
+        // SAFETY: reads of the tracepoint record.
+        p.args[i] = unsafe { ctx.read_at::<u64>(ARGS + 8 * i) }.unwrap_or(0);
+    }
+    let _ = PENDING_FILE.insert(ctx.pid(), p, 0);
+    0
+}
+
+#[tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_exit_file(ctx: TracePointContext) -> u32 {
+    match try_exit(&ctx) {
+        Ok(()) => 0,
+        Err(why) => {
+            count_loss(EventKind::File, why);
+            0
+        }
+    }
+}
+
+#[inline(always)]
+fn arg(p: &PendingFile, i: u8) -> u64 {
+    if i < 6 { p.args[(i & 7) as usize] } else { 0 }
+}
+
+fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
+    if !ready() {
+        return Ok(());
+    }
+    let tid = ctx.pid();
+    // SAFETY: map lookups; the pending value is copied out before removal.
+    let Some(pending) = (unsafe { PENDING_FILE.get(tid) }).copied() else { return Ok(()) };
+    let _ = PENDING_FILE.remove(tid);
+    // SAFETY: map lookup of a plain value.
+    let Some(spec) = (unsafe { FILE_SYSCALLS.get(pending.nr) }).copied() else { return Ok(()) };
+    // SAFETY: reads the tracepoint record.
+    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(0);
+    // SAFETY: plain helper call.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+
+    let mut flags_arg = if spec.flags != ARG_NONE { arg(&pending, spec.flags) } else { 0 };
+    if spec.is_openat2 != 0 {
+        // openat2(dfd, name, struct open_how *how, size): how->flags is the first u64.
+        let mut f = 0u64;
+        // SAFETY: user memory read with the probe helper into a stack value.
+        unsafe { bpf_probe_read_user((&raw mut f).cast(), 8, arg(&pending, spec.aux) as *const _) };
+        flags_arg = f;
+    }
+    if spec.is_open != 0 && spec.flags == ARG_NONE && spec.is_openat2 == 0 {
+        flags_arg = O_CREAT | O_WRONLY | O_TRUNC; // creat(2)
+    }
+    let write_intent = flags_arg & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC) != 0;
+
+    // The target as a file, when there is one: the opened fd, or an fd argument.
+    let target_fd = if spec.is_open != 0 && ret >= 0 {
+        Some(ret as u32)
+    } else if spec.fd != ARG_NONE {
+        Some(arg(&pending, spec.fd) as u32)
+    } else {
+        None
+    };
+    let target = target_fd.and_then(|fd| fd_file(task, fd).ok());
+
+    let mut hdr_flags = 0u32;
+    if let Some(file) = target {
+        // SAFETY: probe reads.
+        let bits = unsafe { read_ptr(file, off!(file_dentry)).map(|d| filter_bits(d)).unwrap_or(0) };
+        if bits & INODE_EXCLUDED != 0 {
+            return Ok(());
+        }
+        if bits & INODE_SENSITIVE != 0 {
+            hdr_flags |= FILE_SENSITIVE;
+        }
+    }
+    if spec.is_open != 0 {
+        let sensitive = hdr_flags & FILE_SENSITIVE != 0;
+        let denied = ret == -EACCES || ret == -EPERM;
+        if !write_intent && !sensitive && !(ret < 0 && denied) {
+            return Ok(()); // ordinary read-only open: the noise filtered in the kernel
+        }
+    }
+
+    // SAFETY: plain helper call.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let ev = FILE_SCRATCH.get_ptr_mut(cpu).ok_or(Loss::ReadFailed)?;
+    // SAFETY: `ev` is this CPU's slot; every write into `data` is at a masked offset with a
+    // bounded size, inside `data` + `slack`; kernel/user memory is read with probe helpers.
+    unsafe {
+        let f = &raw mut (*ev).fixed;
+        let data = (&raw mut (*ev).data).cast::<u8>();
+        fill_task(task, &raw mut (*f).task).map_err(|_| Loss::ReadFailed)?;
+        (*f).result = ret;
+        (*f).op = spec.op;
+        (*f).flags = flags_arg as u32;
+        (*f).mode = if spec.mode != ARG_NONE { arg(&pending, spec.mode) as u32 } else { 0 };
+        (*f).uid = u32::MAX;
+        (*f).gid = u32::MAX;
+        (*f).length = 0;
+        match spec.op {
+            op::CHOWN => {
+                (*f).uid = arg(&pending, spec.aux) as u32;
+                (*f).gid = arg(&pending, spec.aux2) as u32;
+            }
+            op::TRUNCATE => (*f).length = arg(&pending, spec.aux),
+            _ => {}
+        }
+        (*f).ino = 0;
+        (*f).dev = 0;
+        (*f).dir1_len = 0;
+        (*f).dir1_flags = 0;
+        (*f).name1_len = 0;
+        (*f).dir2_len = 0;
+        (*f).dir2_flags = 0;
+        (*f).name2_len = 0;
+        (*f).xattr_len = 0;
+        (*f).syscall_nr = pending.nr;
+
+        // Path 1: the target file itself, or dirfd/cwd + the name as passed.
+        if let Some(file) = target {
+            hdr_flags |= FILE_DIR1_IS_TARGET;
+            if let (Ok(d), Ok(m)) = (read_ptr(file, off!(file_dentry)), read_ptr(file, off!(file_vfsmount))) {
+                let w = walk::<WALK_MASK, FILE_WALK_LIMIT>(d, m, data);
+                (*f).dir1_len = w.len;
+                (*f).dir1_flags = w.flags;
+            }
+            if let Ok(inode) = read_ptr(file, off!(file_inode)) {
+                (*f).ino = read(inode, off!(inode_ino)).unwrap_or(0);
+                if let Ok(sb) = read_ptr(inode, off!(inode_sb)) {
+                    (*f).dev = read(sb, off!(sb_dev)).unwrap_or(0);
+                }
+            }
+        } else if spec.path1 != ARG_NONE {
+            let name = arg(&pending, spec.path1);
+            if !path_arg(task, &pending, spec.dfd1, name, data, f, true, &mut hdr_flags) {
+                return Ok(());
+            }
+        }
+
+        // Path 2 (rename, link, symlink target side).
+        if spec.path2 != ARG_NONE {
+            let cur = (core::ptr::read_volatile(&raw const (*f).dir1_len) & WALK_MASK)
+                + (core::ptr::read_volatile(&raw const (*f).name1_len) & NAME_MASK);
+            let out = data.wrapping_add((cur & 16383) as usize);
+            let name = arg(&pending, spec.path2);
+            if !path_arg(task, &pending, spec.dfd2, name, out, f, false, &mut hdr_flags) {
+                return Ok(());
+            }
+        }
+
+        // Extended attribute name: only security.* attributes are reported.
+        let cur = ((core::ptr::read_volatile(&raw const (*f).dir1_len) & WALK_MASK)
+            + (core::ptr::read_volatile(&raw const (*f).name1_len) & NAME_MASK)
+            + (core::ptr::read_volatile(&raw const (*f).dir2_len) & WALK_MASK)
+            + (core::ptr::read_volatile(&raw const (*f).name2_len) & NAME_MASK))
+            & DATA_MASK;
+        if spec.op == op::SETXATTR {
+            let dst = data.wrapping_add(cur as usize);
+            let n = bpf_probe_read_user_str(dst.cast(), 256, arg(&pending, spec.aux) as *const _);
+            let is_security = n > 9 && {
+                let mut p = [0u8; 9];
+                core::ptr::copy_nonoverlapping(dst, p.as_mut_ptr(), 9);
+                &p == b"security."
+            };
+            if !is_security {
+                return Ok(());
+            }
+            (*f).xattr_len = (n as u32 - 1) & 255;
+        }
+
+        let size = FILE_FIXED_SIZE as u32 + cur + ((*f).xattr_len & 255);
+        let h = &raw mut (*f).header;
+        (*h).kind = EventKind::File as u32;
+        (*h).size = size;
+        (*h).boot_ns = bpf_ktime_get_boot_ns();
+        (*h).tgid = ctx.tgid();
+        (*h).tid = tid;
+        (*h).cpu = cpu;
+        (*h).flags = hdr_flags;
+        let bytes = core::slice::from_raw_parts(ev.cast::<u8>(), size as usize);
+        FILE_EVENTS.output::<[u8]>(bytes, wakeup_flags(&FILE_EVENTS)).map_err(|_| Loss::RingFull)
+    }
+}
+
+/// Writes `[walked dir][name]` for a path argument at `out`, filling the slot's lengths.
+/// A relative name is resolved against its dirfd (or the cwd); an absolute one needs no walk.
+/// False when the directory is excluded (the event is dropped).
+///
+/// # Safety
+/// `out` must have `WALK_MASK + 1 + PATH_NAME_MAX + FILE_NAME_MAX` writable bytes; `f` valid.
+#[inline(always)]
+#[expect(clippy::too_many_arguments, reason = "one slot of the event, kept inline for the verifier")]
+unsafe fn path_arg(
+    task: *const u8,
+    pending: &PendingFile,
+    dfd_arg: u8,
+    name: u64,
+    out: *mut u8,
+    f: *mut FileFixed,
+    first: bool,
+    hdr_flags: &mut u32,
+) -> bool {
+    // SAFETY: per the contract; reads through probe helpers.
+    unsafe {
+        // Peek at the first byte: absolute names need no directory.
+        let mut first_byte = 0u8;
+        let _ = bpf_probe_read_user((&raw mut first_byte).cast(), 1, name as *const _);
+        let mut dir_len = 0u32;
+        let mut dir_flags = 0u32;
+        if first_byte != b'/' {
+            let dfd = if dfd_arg != ARG_NONE { arg(pending, dfd_arg) as i32 } else { AT_FDCWD };
+            let dir = if dfd == AT_FDCWD {
+                read_ptr(task, off!(task_fs)).and_then(|fs| {
+                    Ok((read_ptr(fs, off!(fs_pwd_dentry))?, read_ptr(fs, off!(fs_pwd_vfsmount))?))
+                })
+            } else {
+                fd_file(task, dfd as u32).and_then(|file| {
+                    Ok((read_ptr(file, off!(file_dentry))?, read_ptr(file, off!(file_vfsmount))?))
+                })
+            };
+            if let Ok((d, m)) = dir {
+                if filter_bits(d) & INODE_EXCLUDED != 0 {
+                    return false;
+                }
+                let w = walk::<WALK_MASK, FILE_WALK_LIMIT>(d, m, out);
+                dir_len = w.len;
+                dir_flags = w.flags;
+            }
+        }
+        let name_out = out.wrapping_add((dir_len & WALK_MASK) as usize);
+        let n = bpf_probe_read_user_str(name_out.cast(), FILE_NAME_MAX as u32, name as *const _);
+        let name_len = if n > 0 {
+            if n as usize >= FILE_NAME_MAX {
+                *hdr_flags |= FILE_NAME_TRUNCATED;
+            }
+            (n as u32 - 1) & NAME_MASK
+        } else {
+            *hdr_flags |= FILE_NAME_UNREADABLE;
+            0
+        };
+        if first {
+            (*f).dir1_len = dir_len;
+            (*f).dir1_flags = dir_flags;
+            (*f).name1_len = name_len;
+        } else {
+            (*f).dir2_len = dir_len;
+            (*f).dir2_flags = dir_flags;
+            (*f).name2_len = name_len;
+        }
+    }
+    true
+}
+
+/// `task->files->fdt->fd[fd]`.
+#[inline(always)]
+fn fd_file(task: *const u8, fd: u32) -> Result<*const u8, i32> {
+    // SAFETY: probe reads; the index is checked against max_fds.
+    unsafe {
+        let files = read_ptr(task, off!(task_files))?;
+        let fdt = read_ptr(files, off!(files_fdt))?;
+        let max: u32 = read(fdt, off!(fdt_max_fds))?;
+        if fd >= max {
+            return Err(-9);
+        }
+        let arr = read_ptr(fdt, off!(fdt_fd))?;
+        read_ptr(arr.wrapping_add(fd as usize * 8), 0)
+    }
+}
+
+/// `INODE_*` bits of `dentry` and up to `INODE_FILTER_DEPTH` directories above it.
+#[inline(always)]
+fn filter_bits(dentry: *const u8) -> u32 {
+    let mut bits = 0u32;
+    let mut d = dentry;
+    for _ in 0..INODE_FILTER_DEPTH {
+        // SAFETY: probe reads and map lookups.
+        unsafe {
+            let Ok(inode) = read_ptr(d, off!(dentry_inode)) else { break };
+            let ino: u64 = read(inode, off!(inode_ino)).unwrap_or(0);
+            let dev: u32 = match read_ptr(inode, off!(inode_sb)) {
+                Ok(sb) => read(sb, off!(sb_dev)).unwrap_or(0),
+                Err(_) => 0,
+            };
+            if let Some(b) = INODE_FILTER.get(InodeKey { dev, _pad: 0, ino }) {
+                bits |= *b;
+            }
+            let Ok(parent) = read_ptr(d, off!(dentry_parent)) else { break };
+            if parent == d {
+                break;
+            }
+            d = parent;
+        }
+    }
+    bits
+}

@@ -1,0 +1,88 @@
+//! File events (see `sensor_common::file` for the layout).
+
+use std::mem::offset_of;
+
+use sensor_common::{
+    EventHeader,
+    file::{
+        FILE_DIR1_IS_TARGET, FILE_FIXED_SIZE, FILE_NAME_TRUNCATED, FILE_NAME_UNREADABLE, FILE_SENSITIVE,
+        FileFixed,
+    },
+};
+
+use super::{
+    DecodeError, Reader,
+    path::{KernelPath, from_kernel},
+    task::TaskRaw,
+};
+
+/// One path argument: the kernel-walked directory (or the target itself) and the name as passed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathArg {
+    pub dir: Option<KernelPath>,
+    pub name: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRaw {
+    pub header: EventHeader,
+    pub task: TaskRaw,
+    pub op: u32,
+    pub syscall_nr: u32,
+    pub result: i64,
+    pub flags: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub length: u64,
+    pub ino: u64,
+    pub dev: u32,
+    /// `path1.dir` is the target's own path.
+    pub target_walked: bool,
+    pub path1: PathArg,
+    pub path2: PathArg,
+    pub xattr: Vec<u8>,
+    pub sensitive: bool,
+    pub name_truncated: bool,
+    pub name_unreadable: bool,
+}
+
+pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<FileRaw, DecodeError> {
+    let r = Reader::new(buf, FILE_FIXED_SIZE)?;
+    let at = |f: usize| r.u32(f);
+    let mut cursor = FILE_FIXED_SIZE;
+    let dir1 = r.take(&mut cursor, at(offset_of!(FileFixed, dir1_len)), "dir1")?;
+    let name1 = r.take(&mut cursor, at(offset_of!(FileFixed, name1_len)), "name1")?;
+    let dir2 = r.take(&mut cursor, at(offset_of!(FileFixed, dir2_len)), "dir2")?;
+    let name2 = r.take(&mut cursor, at(offset_of!(FileFixed, name2_len)), "name2")?;
+    let xattr = r.take(&mut cursor, at(offset_of!(FileFixed, xattr_len)), "xattr")?;
+    let dir = |bytes: &[u8], flags: u32, present: bool| present.then(|| from_kernel(bytes, flags));
+    let target_walked = header.flags & FILE_DIR1_IS_TARGET != 0;
+    Ok(FileRaw {
+        task: super::task::decode(&r, offset_of!(FileFixed, task)),
+        op: at(offset_of!(FileFixed, op)),
+        syscall_nr: at(offset_of!(FileFixed, syscall_nr)),
+        result: i64::from_ne_bytes(r.u64(offset_of!(FileFixed, result)).to_ne_bytes()),
+        flags: at(offset_of!(FileFixed, flags)),
+        mode: at(offset_of!(FileFixed, mode)),
+        uid: at(offset_of!(FileFixed, uid)),
+        gid: at(offset_of!(FileFixed, gid)),
+        length: r.u64(offset_of!(FileFixed, length)),
+        ino: r.u64(offset_of!(FileFixed, ino)),
+        dev: at(offset_of!(FileFixed, dev)),
+        target_walked,
+        path1: PathArg {
+            dir: dir(dir1, at(offset_of!(FileFixed, dir1_flags)), target_walked || !dir1.is_empty()),
+            name: name1.to_vec(),
+        },
+        path2: PathArg {
+            dir: dir(dir2, at(offset_of!(FileFixed, dir2_flags)), !dir2.is_empty()),
+            name: name2.to_vec(),
+        },
+        xattr: xattr.to_vec(),
+        sensitive: header.flags & FILE_SENSITIVE != 0,
+        name_truncated: header.flags & FILE_NAME_TRUNCATED != 0,
+        name_unreadable: header.flags & FILE_NAME_UNREADABLE != 0,
+        header,
+    })
+}

@@ -1,0 +1,200 @@
+//! What the file collector treats specially: sensitive files and directories (reads of them are
+//! reported; everything on them is marked `sensitive`) and excluded directories (nothing below
+//! them is reported, e.g. the sensor's own output). Configured as paths (a `*` may stand for part
+//! of one component, e.g. `/home/*/.ssh`); the kernel matches by (device, inode), so the paths
+//! are resolved into the `INODE_FILTER` map and re-resolved periodically (files such as
+//! /etc/shadow get a new inode each time they are rewritten).
+
+use std::{
+    collections::HashMap,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use aya::maps::{HashMap as BpfHashMap, MapData};
+use sensor_common::file::{INODE_EXCLUDED, INODE_SENSITIVE, InodeKey};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+/// Default sensitive paths: password and group shadow files, sudo rules, SSH host and user keys.
+pub const DEFAULT_SENSITIVE: [&str; 7] = [
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh/ssh_host_*_key",
+    "/root/.ssh",
+    "/home/*/.ssh",
+];
+
+/// Excluded by default: writes to the null device are shell redirections, not file activity.
+pub const DEFAULT_EXCLUDED: [&str; 1] = ["/dev/null"];
+
+/// Resolved sensitive paths, for matching the paths of file records in userspace too (e.g. an
+/// unlink, whose target no longer exists when the event is built).
+#[derive(Debug, Default, Clone)]
+pub struct SensitivePaths {
+    paths: Vec<PathBuf>,
+}
+
+impl SensitivePaths {
+    /// True when `path` is a sensitive path or lies below one.
+    pub fn matches(&self, path: &[u8]) -> bool {
+        self.paths.iter().any(|p| {
+            let p = p.as_os_str().as_bytes();
+            path.starts_with(p) && (path.len() == p.len() || path.get(p.len()) == Some(&b'/'))
+        })
+    }
+}
+
+/// Shared view of the sensitive paths (updated by the refresher, read by enrichment).
+pub type SharedSensitive = Arc<RwLock<SensitivePaths>>;
+
+/// Expands `*` in path components against the file system; paths without `*` are kept as they
+/// are whether or not they exist.
+pub fn expand(pattern: &str) -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("/")];
+    for comp in Path::new(pattern).components().skip(1) {
+        let comp = comp.as_os_str().to_string_lossy();
+        let mut next = Vec::new();
+        for base in out {
+            match comp.split_once('*') {
+                None => next.push(base.join(comp.as_ref())),
+                Some((pre, post)) => {
+                    let Ok(entries) = std::fs::read_dir(&base) else { continue };
+                    for e in entries.flatten() {
+                        let name = e.file_name();
+                        let name = name.to_string_lossy();
+                        if name.len() >= pre.len() + post.len()
+                            && name.starts_with(pre)
+                            && name.ends_with(post)
+                        {
+                            next.push(base.join(name.as_ref()));
+                        }
+                    }
+                }
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+/// Kernel-internal `dev_t` of a stat result (`MKDEV(major, minor)`).
+fn kernel_dev(st_dev: u64) -> u32 {
+    let major = libc::major(st_dev);
+    let minor = libc::minor(st_dev);
+    (major << 20) | (minor & 0xf_ffff)
+}
+
+/// Keeps the kernel's inode filter in step with the configured paths.
+pub struct InodeFilter {
+    map: BpfHashMap<MapData, InodeKey, u32>,
+    sensitive: Vec<String>,
+    excluded: Vec<PathBuf>,
+    shared: SharedSensitive,
+    installed: HashMap<InodeKey, u32>,
+}
+
+impl std::fmt::Debug for InodeFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InodeFilter").field("entries", &self.installed.len()).finish_non_exhaustive()
+    }
+}
+
+impl InodeFilter {
+    pub fn new(
+        map: BpfHashMap<MapData, InodeKey, u32>,
+        sensitive: Vec<String>,
+        excluded: Vec<PathBuf>,
+    ) -> Self {
+        Self { map, sensitive, excluded, shared: SharedSensitive::default(), installed: HashMap::new() }
+    }
+
+    /// The sensitive paths as last resolved.
+    pub fn shared(&self) -> SharedSensitive {
+        self.shared.clone()
+    }
+
+    /// Resolves the configured paths and updates the kernel map (insert new, drop stale).
+    pub fn refresh(&mut self) {
+        let mut want: HashMap<InodeKey, u32> = HashMap::new();
+        let mut resolved = Vec::new();
+        for pattern in &self.sensitive {
+            for path in expand(pattern) {
+                if let Ok(meta) = std::fs::metadata(&path) {
+                    *want.entry(key(&meta)).or_default() |= INODE_SENSITIVE;
+                }
+                resolved.push(path);
+            }
+        }
+        for path in &self.excluded {
+            if let Ok(meta) = std::fs::metadata(path) {
+                *want.entry(key(&meta)).or_default() |= INODE_EXCLUDED;
+            }
+        }
+        for (k, bits) in &want {
+            if self.installed.get(k) != Some(bits) {
+                if let Err(e) = self.map.insert(k, bits, 0) {
+                    warn!(error = %e, "updating the inode filter");
+                }
+            }
+        }
+        for k in self.installed.keys().filter(|k| !want.contains_key(k)).copied().collect::<Vec<_>>() {
+            let _ = self.map.remove(&k);
+        }
+        debug!(entries = want.len(), "inode filter refreshed");
+        self.installed = want;
+        if let Ok(mut s) = self.shared.write() {
+            s.paths = resolved;
+        }
+    }
+
+    /// Refreshes every `every` until `stop`.
+    pub async fn run(mut self, every: Duration, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.refresh(),
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+    }
+}
+
+fn key(meta: &std::fs::Metadata) -> InodeKey {
+    InodeKey { dev: kernel_dev(meta.dev()), _pad: 0, ino: meta.ino() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_globs_and_matches_below_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for u in ["alice", "bob"] {
+            std::fs::create_dir_all(dir.path().join(u).join(".ssh")).expect("mkdir");
+        }
+        let pattern = format!("{}/*/.ssh", dir.path().display());
+        let mut got = expand(&pattern);
+        got.sort();
+        assert_eq!(got, vec![dir.path().join("alice/.ssh"), dir.path().join("bob/.ssh")]);
+        assert_eq!(expand("/etc/shadow"), vec![PathBuf::from("/etc/shadow")]);
+
+        let s = SensitivePaths { paths: vec![PathBuf::from("/etc/shadow"), PathBuf::from("/srv/patients")] };
+        assert!(s.matches(b"/etc/shadow"));
+        assert!(!s.matches(b"/etc/shadow-"));
+        assert!(s.matches(b"/srv/patients/a/b.pdf"));
+        assert!(!s.matches(b"/srv/patients2/x"));
+    }
+
+    #[test]
+    fn kernel_dev_encoding() {
+        // 8:1 (sda1) is 0x800001 in the kernel's encoding.
+        assert_eq!(kernel_dev(libc::makedev(8, 1)), (8 << 20) | 1);
+    }
+}
