@@ -158,7 +158,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
     let mut hdr_flags = 0u32;
     if let Some(file) = target {
         // SAFETY: probe reads.
-        let bits = unsafe { read_ptr(file, off!(file_dentry)).map(|d| filter_bits(d)).unwrap_or(0) };
+        let bits = unsafe { read_ptr(file, off!(file_dentry)).map(filter_bits).unwrap_or(0) };
         if bits & INODE_EXCLUDED != 0 {
             return Ok(());
         }

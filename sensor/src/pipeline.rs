@@ -94,6 +94,9 @@ pub struct Options {
     pub exclude_paths: Vec<std::path::PathBuf>,
     /// How often the sensitive/excluded paths are re-resolved to inodes.
     pub filter_refresh: Duration,
+    /// Ignore the sensor's own process (default). Tests that observe their own syscalls in
+    /// process turn it off.
+    pub ignore_self: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -124,6 +127,7 @@ impl Default for Options {
             no_default_sensitive: false,
             exclude_paths: Vec::new(),
             filter_refresh: Duration::from_secs(30),
+            ignore_self: true,
         }
     }
 }
@@ -164,7 +168,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
 
     let loaded = loader::load(LoadConfig {
         args_max: opts.args_max,
-        self_tgid: std::process::id(),
+        self_tgid: if opts.ignore_self { std::process::id() } else { 0 },
         report_threads: opts.report_threads,
         proc_ring_bytes: opts.proc_ring_bytes,
     })?;
