@@ -10,6 +10,7 @@ pub mod file_syscalls;
 pub mod filter;
 pub mod loader;
 pub mod pipeline;
+pub mod queue;
 pub mod record;
 pub mod records;
 pub mod sinks;

@@ -32,6 +32,7 @@ pub struct LoadConfig {
     pub self_tgid: u32,
     pub report_threads: bool,
     pub proc_ring_bytes: Option<u32>,
+    pub file_ring_bytes: Option<u32>,
 }
 
 /// A loaded (not yet attached) object and the maps the sources need.
@@ -108,6 +109,9 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
         .map_max_entries("FILE_SCRATCH", u32::try_from(cpus).unwrap_or(u32::MAX));
     if let Some(bytes) = cfg.proc_ring_bytes {
         loader.map_max_entries(names::MAP_PROC_EVENTS, bytes);
+    }
+    if let Some(bytes) = cfg.file_ring_bytes {
+        loader.map_max_entries(names::MAP_FILE_EVENTS, bytes);
     }
     let mut ebpf = loader.load(EBPF_OBJECT).context("loading the eBPF object")?;
     let logger = match aya_log::EbpfLogger::init(&mut ebpf) {

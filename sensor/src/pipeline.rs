@@ -16,16 +16,14 @@ use std::{
 };
 
 use anyhow::Context as _;
-use tokio::{
-    sync::{mpsc, watch},
-    task::JoinHandle,
-};
+use tokio::{sync::watch, task::JoinHandle};
 use tracing::{error, info, warn};
 
 use crate::{
     decode::KernelEvent,
     enrich::{EnrichConfig, Enriched, Enricher, clock::BootClock, host},
     loader::{self, EbpfLogger, LoadConfig},
+    queue,
     record::RecordBuilder,
     sinks::{self, OutputSpec, Sink},
     sources,
@@ -83,6 +81,8 @@ pub struct Options {
     /// Size of the process-event ring buffer in bytes (a power-of-two multiple of the page
     /// size); `None` keeps the object's default.
     pub proc_ring_bytes: Option<u32>,
+    /// Size of the file-event ring buffer in bytes; `None` keeps the object's default.
+    pub file_ring_bytes: Option<u32>,
     /// Report new threads as fork events too.
     pub report_threads: bool,
     /// Process table and hashing limits.
@@ -121,6 +121,7 @@ impl Default for Options {
             drain_interval: Duration::from_millis(20),
             loss_poll_interval: Duration::from_secs(1),
             proc_ring_bytes: None,
+            file_ring_bytes: None,
             report_threads: false,
             enrich: EnrichConfig::default(),
             sensitive_paths: Vec::new(),
@@ -171,11 +172,12 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         self_tgid: if opts.ignore_self { std::process::id() } else { 0 },
         report_threads: opts.report_threads,
         proc_ring_bytes: opts.proc_ring_bytes,
+        file_ring_bytes: opts.file_ring_bytes,
     })?;
     let mut ebpf = loaded.ebpf;
     let stats = Arc::new(Stats::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (tx, rx) = mpsc::channel(opts.queue_capacity);
+    let (tx, rx) = queue::priority_queues(opts.queue_capacity);
 
     let clock = BootClock::now();
     let host = host::identify(opts.labels.clone());
@@ -197,27 +199,28 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let builder = RecordBuilder::new(host, clock);
     let record_stage = {
         let stats = stats.clone();
-        tokio::task::spawn_blocking(move || record_stage(rx, initial, enricher, builder, sinks, &stats))
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || record_stage(rx, &rt, initial, enricher, builder, sinks, &stats))
     };
 
     // Readers first, so nothing the programs emit waits unread.
     let mut sources = vec![
         tokio::spawn(sources::ringbuf::run(
             loaded.proc_events,
-            tx.clone(),
+            tx.lineage.clone(),
             stats.clone(),
             stop_rx.clone(),
             opts.drain_interval,
         )),
         tokio::spawn(sources::ringbuf::run(
             loaded.file_events,
-            tx.clone(),
+            tx.bulk.clone(),
             stats.clone(),
             stop_rx.clone(),
             opts.drain_interval,
         )),
         tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())),
-        tokio::spawn(sources::loss::run(loaded.loss, tx, stop_rx.clone(), opts.loss_poll_interval)),
+        tokio::spawn(sources::loss::run(loaded.loss, tx.lineage, stop_rx.clone(), opts.loss_poll_interval)),
     ];
     if let Some(logger) = loaded.logger {
         sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx)));
@@ -255,7 +258,8 @@ impl Running {
 
 /// The single consumer: enrich, number, write. Flushes whenever it has caught up.
 fn record_stage(
-    mut rx: mpsc::Receiver<PipelineEvent>,
+    mut rx: queue::PriorityReceiver,
+    rt: &tokio::runtime::Handle,
     initial: Vec<Enriched>,
     mut enricher: Enricher,
     mut builder: RecordBuilder,
@@ -288,16 +292,16 @@ fn record_stage(
     }
     let mut batch = Vec::with_capacity(2);
     loop {
-        let ev = match rx.try_recv() {
-            Ok(ev) => ev,
-            Err(mpsc::error::TryRecvError::Empty) => {
+        let ev = match rx.try_next() {
+            queue::Polled::Event(ev) => ev,
+            queue::Polled::Empty => {
                 write_all(&mut sinks, true, None);
-                match rx.blocking_recv() {
+                match rt.block_on(rx.next()) {
                     Some(ev) => ev,
                     None => break,
                 }
             }
-            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            queue::Polled::Closed => break,
         };
         if matches!(ev, PipelineEvent::Loss(_)) {
             stats.loss_records.fetch_add(1, Ordering::Relaxed);

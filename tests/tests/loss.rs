@@ -79,3 +79,56 @@ fn ring_overflow_becomes_loss_records() {
     }
     assert_eq!(records.first().map(|r| r.seq), Some(1));
 }
+
+#[test]
+fn file_overload_is_shed_and_counted_while_lineage_survives() {
+    let opts = Options {
+        ignore_self: false,
+        file_ring_bytes: Some(4096),
+        loss_poll_interval: Duration::from_millis(200),
+        ..Options::default()
+    };
+    let mut sensor = TestSensor::start(opts);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storm_dir = dir.path().to_owned();
+    // A file storm from this process into a 4 KiB file ring...
+    let storm = std::thread::spawn(move || {
+        for i in 0..20_000 {
+            std::fs::write(storm_dir.join(format!("f{}", i % 50)), b"x").expect("write");
+        }
+    });
+    // ... while processes start and end.
+    let tag = unique("lineage");
+    const N: usize = 50;
+    for _ in 0..N {
+        let mut c = Command::new("/bin/true").arg(&tag).spawn().expect("spawn");
+        c.wait().expect("wait");
+    }
+    storm.join().expect("storm");
+    std::thread::sleep(Duration::from_millis(500));
+    let records = sensor.stop();
+    let execs = records
+        .iter()
+        .filter(|r| {
+            matches!(r.event, Some(Event::Exec(_)))
+                && r.process.as_ref().is_some_and(|p| p.argv.get(1) == Some(&tag))
+        })
+        .count();
+    let file_lost: u64 = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Some(Event::Loss(l)) if l.kind == "file" && l.reason == "ringbuf_full" => Some(l.count),
+            _ => None,
+        })
+        .sum();
+    let exec_lost: u64 = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Some(Event::Loss(l)) if l.kind == "exec" => Some(l.count),
+            _ => None,
+        })
+        .sum();
+    assert!(file_lost > 0, "the file storm must overflow a 4 KiB ring");
+    assert_eq!(exec_lost, 0, "lineage is never shed with file events");
+    assert_eq!(execs, N, "every exec during the file storm is recorded");
+}

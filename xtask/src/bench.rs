@@ -31,18 +31,25 @@ pub fn bench(ws: &Path, opts: BenchOpts) -> anyhow::Result<()> {
     let sensor_bin = ws.join("target/release/sensor");
     let out_dir = tempfile_dir(ws)?;
 
-    // 1. Exec storm: ns per fork+exec of /bin/true, no sensor vs sensor, interleaved rounds.
+    // 1. Workloads, no sensor vs sensor, interleaved rounds; median ns/op of each.
     let round = Duration::from_secs(opts.round_secs);
-    let mut base = Vec::new();
-    let mut with = Vec::new();
-    for r in 0..opts.rounds {
-        base.push(exec_storm(round)?);
-        let sensor = Sensor::start(&sensor_bin, &out_dir.join(format!("round{r}")))?;
-        with.push(exec_storm(round)?);
-        sensor.stop()?;
+    let workloads: [(&str, Workload); 3] = [
+        ("exec storm (fork+exec /bin/true)", exec_storm),
+        ("create+write+close storm on tmpfs", write_storm),
+        ("read-only open storm (noise)", read_storm),
+    ];
+    let mut rows = Vec::new();
+    for (name, work) in workloads {
+        let mut base = Vec::new();
+        let mut with = Vec::new();
+        for r in 0..opts.rounds {
+            base.push(work(round)?.ns_per_op);
+            let sensor = Sensor::start(&sensor_bin, &out_dir.join(format!("round{r}")))?;
+            with.push(work(round)?.ns_per_op);
+            sensor.stop()?;
+        }
+        rows.push((name, median(&mut base), median(&mut with)));
     }
-    let base_ns = median(&mut base.iter().map(|s| s.ns_per_op).collect::<Vec<_>>());
-    let with_ns = median(&mut with.iter().map(|s| s.ns_per_op).collect::<Vec<_>>());
 
     // 2. Sustained storm with the sensor: RSS over time and delivery.
     let sensor = Sensor::start(&sensor_bin, &out_dir.join("storm"))?;
@@ -62,15 +69,14 @@ pub fn bench(ws: &Path, opts: BenchOpts) -> anyhow::Result<()> {
     let mut md = String::new();
     let _ = writeln!(md, "# Sensor benchmarks\n");
     let _ = writeln!(md, "Machine: {}.\n", machine());
-    let _ = writeln!(
-        md,
-        "## Exec storm (fork+exec of /bin/true), {} rounds of {} s each\n",
-        opts.rounds, opts.round_secs
-    );
-    let _ = writeln!(md, "| tracer | median ns/op | ratio to no tracer |");
-    let _ = writeln!(md, "|---|---|---|");
-    let _ = writeln!(md, "| none | {base_ns:.0} | 1.00 |");
-    let _ = writeln!(md, "| sensor (file output) | {with_ns:.0} | {:.2} |", with_ns / base_ns);
+    let _ =
+        writeln!(md, "## Workload cost, {} interleaved rounds of {} s each\n", opts.rounds, opts.round_secs);
+    let _ =
+        writeln!(md, "| workload | no tracer, median ns/op | sensor (file output), median ns/op | ratio |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for (name, base_ns, with_ns) in &rows {
+        let _ = writeln!(md, "| {name} | {base_ns:.0} | {with_ns:.0} | {:.2} |", with_ns / base_ns);
+    }
     let _ = writeln!(md, "\n## Sensor memory during a {} s exec storm\n", opts.storm_secs);
     let _ = writeln!(md, "| execs | peak RSS | max RSS first 10 s | max RSS last 10 s | records written |");
     let _ = writeln!(md, "|---|---|---|---|---|");
@@ -91,6 +97,8 @@ pub fn bench(ws: &Path, opts: BenchOpts) -> anyhow::Result<()> {
     Ok(())
 }
 
+type Workload = fn(Duration) -> anyhow::Result<StormResult>;
+
 struct StormResult {
     ops: u64,
     ns_per_op: f64,
@@ -106,6 +114,43 @@ fn exec_storm(dur: Duration) -> anyhow::Result<StormResult> {
             bail!("/bin/true failed");
         }
         ops += 1;
+    }
+    let ns = start.elapsed().as_nanos() as f64;
+    Ok(StormResult { ops, ns_per_op: ns / ops.max(1) as f64 })
+}
+
+/// Creates, writes 4 KiB to and closes files on tmpfs (/dev/shm), over a set of 64 names.
+fn write_storm(dur: Duration) -> anyhow::Result<StormResult> {
+    use std::io::Write as _;
+    let dir = Path::new("/dev/shm/sensor-bench");
+    std::fs::create_dir_all(dir)?;
+    let buf = [0x5au8; 4096];
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < dur {
+        for i in 0..64 {
+            let mut f = std::fs::File::create(dir.join(format!("f{i}")))?;
+            f.write_all(&buf)?;
+        }
+        ops += 64;
+    }
+    let ns = start.elapsed().as_nanos() as f64;
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(StormResult { ops, ns_per_op: ns / ops.max(1) as f64 })
+}
+
+/// Opens, reads and closes an ordinary file read-only: the noise the kernel filter must drop.
+fn read_storm(dur: Duration) -> anyhow::Result<StormResult> {
+    use std::io::Read as _;
+    let mut buf = [0u8; 256];
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < dur {
+        for _ in 0..256 {
+            let mut f = std::fs::File::open("/etc/hostname")?;
+            let _ = f.read(&mut buf)?;
+        }
+        ops += 256;
     }
     let ns = start.elapsed().as_nanos() as f64;
     Ok(StormResult { ops, ns_per_op: ns / ops.max(1) as f64 })
