@@ -88,7 +88,7 @@ fn file_overload_is_shed_and_counted_while_lineage_survives() {
         loss_poll_interval: Duration::from_millis(200),
         ..Options::default()
     };
-    let mut sensor = TestSensor::start(opts);
+    let sensor = TestSensor::start(opts);
     let dir = tempfile::tempdir().expect("tempdir");
     let storm_dir = dir.path().to_owned();
     // A file storm from this process into a 4 KiB file ring...

@@ -38,6 +38,9 @@ fn build_sensor_release(ws: &Path) -> anyhow::Result<()> {
 }
 
 pub fn test(ws: &Path, args: &[String]) -> anyhow::Result<()> {
+    // Formatting and lints are part of the test: main stays clean.
+    fmt(ws, true)?;
+    clippy(ws)?;
     // Build everything first: the CLI tests run the sensor binary.
     util::run(cargo(ws).args(["build", "--workspace", "--exclude", "sensor-ebpf", "--all-targets"]))?;
     eprintln!("xtask test: unit tests");
