@@ -34,7 +34,10 @@ pub fn priority_queues(capacity: usize) -> (PrioritySenders, PriorityReceiver) {
 
 /// What a non-blocking receive found.
 #[derive(Debug)]
-#[expect(clippy::large_enum_variant, reason = "returned by value and consumed at once; boxing would allocate per event")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned by value and consumed at once; boxing would allocate per event"
+)]
 pub enum Polled {
     Event(PipelineEvent),
     Empty,
