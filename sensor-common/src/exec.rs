@@ -78,12 +78,13 @@ pub struct CaptureConfig {
     pub self_tgid: u32,
     /// Non-zero: report new threads as fork events too.
     pub report_threads: u32,
-    pub _reserved: u32,
+    /// Non-zero: include paths are configured; file events outside them are dropped.
+    pub include_mode: u32,
 }
 
 const _: () = assert!(size_of::<CaptureConfig>() == 16);
 
 impl CaptureConfig {
     pub const DEFAULT: Self =
-        Self { args_max: EXEC_ARGS_MAX as u32 - 1, self_tgid: 0, report_threads: 0, _reserved: 0 };
+        Self { args_max: EXEC_ARGS_MAX as u32 - 1, self_tgid: 0, report_threads: 0, include_mode: 0 };
 }

@@ -102,6 +102,9 @@ pub struct InodeKey {
 pub const INODE_SENSITIVE: u32 = 1 << 0;
 /// Events on this file or below this directory are not reported (e.g. the sensor's output).
 pub const INODE_EXCLUDED: u32 = 1 << 1;
+/// With include paths configured, only events at or below them (or on sensitive paths) are
+/// reported.
+pub const INODE_INCLUDED: u32 = 1 << 2;
 /// How many ancestors of a file are checked against the filter.
 pub const INODE_FILTER_DEPTH: u32 = 8;
 

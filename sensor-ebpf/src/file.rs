@@ -28,7 +28,7 @@ use sensor_common::{
     file::{
         ARG_NONE, FILE_DATA_SIZE, FILE_DIR1_IS_TARGET, FILE_FIXED_SIZE, FILE_NAME_MAX, FILE_NAME_TRUNCATED,
         FILE_NAME_UNREADABLE, FILE_SENSITIVE, FILE_WALK_LIMIT, FileEvent, FileFixed, FileSyscallSpec,
-        INODE_EXCLUDED, INODE_FILTER_DEPTH, INODE_SENSITIVE, InodeKey, PendingFile, op,
+        INODE_EXCLUDED, INODE_FILTER_DEPTH, INODE_INCLUDED, INODE_SENSITIVE, InodeKey, PendingFile, op,
     },
 };
 
@@ -159,7 +159,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
     if let Some(file) = target {
         // SAFETY: probe reads.
         let bits = unsafe { read_ptr(file, off!(file_dentry)).map(filter_bits).unwrap_or(0) };
-        if bits & INODE_EXCLUDED != 0 {
+        if !wanted(bits) {
             return Ok(());
         }
         if bits & INODE_SENSITIVE != 0 {
@@ -312,8 +312,12 @@ unsafe fn path_arg(
                 })
             };
             if let Ok((d, m)) = dir {
-                if filter_bits(d) & INODE_EXCLUDED != 0 {
+                let bits = filter_bits(d);
+                if !wanted(bits) {
                     return false;
+                }
+                if bits & INODE_SENSITIVE != 0 {
+                    *hdr_flags |= FILE_SENSITIVE;
                 }
                 let w = walk::<WALK_MASK, FILE_WALK_LIMIT>(d, m, out);
                 dir_len = w.len;
@@ -342,6 +346,16 @@ unsafe fn path_arg(
         }
     }
     true
+}
+
+/// Whether filter bits let an event through: never when excluded; with include paths
+/// configured, only when included or sensitive.
+#[inline(always)]
+fn wanted(bits: u32) -> bool {
+    if bits & INODE_EXCLUDED != 0 {
+        return false;
+    }
+    capture().include_mode == 0 || bits & (INODE_INCLUDED | INODE_SENSITIVE) != 0
 }
 
 /// `task->files->fdt->fd[fd]`.

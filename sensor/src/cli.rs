@@ -60,6 +60,9 @@ pub struct RunArgs {
     /// A directory whose file activity is not reported. Repeatable. Outputs are always excluded.
     #[arg(long = "exclude-path", value_name = "PATH")]
     pub exclude_paths: Vec<PathBuf>,
+    /// Report only file activity at or below this directory (and on sensitive paths). Repeatable.
+    #[arg(long = "include-path", value_name = "PATH")]
+    pub include_paths: Vec<PathBuf>,
     /// A label added to every record's host, e.g. `--label site=north-ward`. Repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -105,6 +108,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         sensitive_paths: args.sensitive,
         no_default_sensitive: args.no_default_sensitive,
         exclude_paths: args.exclude_paths,
+        include_paths: args.include_paths,
         ..Options::default()
     };
     let running = pipeline::start(opts).await?;

@@ -1,6 +1,7 @@
 //! What the file collector treats specially: sensitive files and directories (reads of them are
-//! reported; everything on them is marked `sensitive`) and excluded directories (nothing below
-//! them is reported, e.g. the sensor's own output). Configured as paths (a `*` may stand for part
+//! reported; everything on them is marked `sensitive`), excluded directories (nothing below
+//! them is reported, e.g. the sensor's own output) and, when configured, included directories
+//! (only activity below them, or on sensitive paths, is reported). Configured as paths (a `*` may stand for part
 //! of one component, e.g. `/home/*/.ssh`); the kernel matches by (device, inode), so the paths
 //! are resolved into the `INODE_FILTER` map and re-resolved periodically (files such as
 //! /etc/shadow get a new inode each time they are rewritten).
@@ -14,7 +15,7 @@ use std::{
 };
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use sensor_common::file::{INODE_EXCLUDED, INODE_SENSITIVE, InodeKey};
+use sensor_common::file::{INODE_EXCLUDED, INODE_INCLUDED, INODE_SENSITIVE, InodeKey};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -94,6 +95,7 @@ pub struct InodeFilter {
     map: BpfHashMap<MapData, InodeKey, u32>,
     sensitive: Vec<String>,
     excluded: Vec<PathBuf>,
+    included: Vec<PathBuf>,
     shared: SharedSensitive,
     installed: HashMap<InodeKey, u32>,
 }
@@ -109,8 +111,16 @@ impl InodeFilter {
         map: BpfHashMap<MapData, InodeKey, u32>,
         sensitive: Vec<String>,
         excluded: Vec<PathBuf>,
+        included: Vec<PathBuf>,
     ) -> Self {
-        Self { map, sensitive, excluded, shared: SharedSensitive::default(), installed: HashMap::new() }
+        Self {
+            map,
+            sensitive,
+            excluded,
+            included,
+            shared: SharedSensitive::default(),
+            installed: HashMap::new(),
+        }
     }
 
     /// The sensitive paths as last resolved.
@@ -130,9 +140,11 @@ impl InodeFilter {
                 resolved.push(path);
             }
         }
-        for path in &self.excluded {
-            if let Ok(meta) = std::fs::metadata(path) {
-                *want.entry(key(&meta)).or_default() |= INODE_EXCLUDED;
+        for (paths, bit) in [(&self.excluded, INODE_EXCLUDED), (&self.included, INODE_INCLUDED)] {
+            for path in paths {
+                if let Ok(meta) = std::fs::metadata(path) {
+                    *want.entry(key(&meta)).or_default() |= bit;
+                }
             }
         }
         for (k, bits) in &want {

@@ -31,6 +31,7 @@ pub struct LoadConfig {
     pub args_max: u32,
     pub self_tgid: u32,
     pub report_threads: bool,
+    pub include_mode: bool,
     pub proc_ring_bytes: Option<u32>,
     pub file_ring_bytes: Option<u32>,
 }
@@ -93,7 +94,7 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
         args_max: cfg.args_max,
         self_tgid: cfg.self_tgid,
         report_threads: u32::from(cfg.report_threads),
-        _reserved: 0,
+        include_mode: u32::from(cfg.include_mode),
     };
     let module_name_loc = tracefs::field_offsets("module", "module_load")
         .ok()

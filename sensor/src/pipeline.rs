@@ -92,6 +92,8 @@ pub struct Options {
     pub no_default_sensitive: bool,
     /// Directories (or files) whose file activity is not reported. The outputs are always excluded.
     pub exclude_paths: Vec<std::path::PathBuf>,
+    /// When not empty, only file activity at or below these (or on sensitive paths) is reported.
+    pub include_paths: Vec<std::path::PathBuf>,
     /// How often the sensitive/excluded paths are re-resolved to inodes.
     pub filter_refresh: Duration,
     /// Ignore the sensor's own process (default). Tests that observe their own syscalls in
@@ -127,6 +129,7 @@ impl Default for Options {
             sensitive_paths: Vec::new(),
             no_default_sensitive: false,
             exclude_paths: Vec::new(),
+            include_paths: Vec::new(),
             filter_refresh: Duration::from_secs(30),
             ignore_self: true,
         }
@@ -171,6 +174,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         args_max: opts.args_max,
         self_tgid: if opts.ignore_self { std::process::id() } else { 0 },
         report_threads: opts.report_threads,
+        include_mode: !opts.include_paths.is_empty(),
         proc_ring_bytes: opts.proc_ring_bytes,
         file_ring_bytes: opts.file_ring_bytes,
     })?;
@@ -190,7 +194,8 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let mut excluded = opts.exclude_paths.clone();
     excluded.extend(crate::filter::DEFAULT_EXCLUDED.iter().map(std::path::PathBuf::from));
     excluded.extend(opts.outputs.iter().filter_map(OutputSpec::local_path));
-    let mut inode_filter = crate::filter::InodeFilter::new(loaded.inode_filter, sensitive, excluded);
+    let mut inode_filter =
+        crate::filter::InodeFilter::new(loaded.inode_filter, sensitive, excluded, opts.include_paths.clone());
     inode_filter.refresh();
     let mut enricher = Enricher::new(clock, &host.boot_id, opts.enrich);
     enricher.set_sensitive(inode_filter.shared());

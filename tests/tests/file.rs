@@ -254,3 +254,23 @@ fn hostile_file_name_is_carried_exactly() {
     assert!(e.path.contains("evil\nname-\\xff\\xfe-"), "escaped text form");
     s.stop();
 }
+
+#[test]
+fn include_paths_limit_reports_to_them_and_sensitive_files() {
+    let inside = tempfile::tempdir().expect("inside");
+    let outside = tempfile::tempdir().expect("outside");
+    let mut s = TestSensor::start(Options {
+        ignore_self: false,
+        include_paths: vec![inside.path().to_owned()],
+        ..Options::default()
+    });
+    let me = std::process::id();
+    fs::write(outside.path().join("elsewhere.txt"), b"x").expect("write outside");
+    let _ = fs::read("/etc/shadow").expect("read shadow");
+    fs::write(inside.path().join("watched.txt"), b"x").expect("write inside");
+    let e = wait_file(&mut s, me, |f| f.path.ends_with("/watched.txt"));
+    assert_eq!(e.path, format!("{}/watched.txt", real(inside.path())));
+    assert!(s.seen.iter().any(|r| file_event(r).is_some_and(|f| f.path == "/etc/shadow" && f.sensitive)));
+    assert!(!s.seen.iter().any(|r| file_event(r).is_some_and(|f| f.path.ends_with("/elsewhere.txt"))));
+    s.stop();
+}
