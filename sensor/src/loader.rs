@@ -254,3 +254,47 @@ fn attach_cred(ebpf: &mut Ebpf) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names both sides use (sensor-common's consts) exist in the embedded object.
+    #[test]
+    fn object_has_every_named_map_and_program() {
+        let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("parse the embedded eBPF object");
+        for map in [
+            names::MAP_PROC_EVENTS,
+            names::MAP_LOSS,
+            names::MAP_EXEC_SCRATCH,
+            names::MAP_PENDING,
+            names::MAP_FILE_EVENTS,
+            names::MAP_FILE_SYSCALLS,
+            names::MAP_INODE_FILTER,
+        ] {
+            assert!(obj.maps.contains_key(map), "map {map} missing; object has {:?}", obj.maps.keys());
+        }
+        for prog in [
+            names::PROG_SCHED_PROCESS_EXEC,
+            names::PROG_SCHED_PROCESS_FORK,
+            names::PROG_SCHED_PROCESS_EXIT,
+            names::PROG_SYS_ENTER_CRED,
+            names::PROG_SYS_EXIT_CRED,
+            names::PROG_SYS_ENTER_PTRACE,
+            names::PROG_SYS_EXIT_PTRACE,
+            names::PROG_SYS_ENTER_BPF,
+            names::PROG_SYS_EXIT_BPF,
+            names::PROG_SYS_ENTER_MEMFD,
+            names::PROG_SYS_EXIT_MEMFD,
+            names::PROG_MODULE_LOAD,
+            names::PROG_SYS_ENTER_FILE,
+            names::PROG_SYS_EXIT_FILE,
+        ] {
+            assert!(
+                obj.programs.contains_key(prog),
+                "program {prog} missing; object has {:?}",
+                obj.programs.keys()
+            );
+        }
+    }
+}

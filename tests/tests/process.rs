@@ -251,3 +251,63 @@ fn ptrace_attach_and_bpf_load_by_others_are_recorded() {
     target.wait().expect("wait");
     sensor.stop();
 }
+
+#[test]
+fn exec_from_writable_tmpfs_is_flagged() {
+    let mut sensor = TestSensor::start_default();
+    let dir = tempfile::Builder::new().prefix("sensor-test").tempdir_in("/dev/shm").expect("tmpfs dir");
+    let bin = dir.path().join("dropper");
+    std::fs::copy("/bin/true", &bin).expect("copy");
+    let mut c = Command::new(&bin).spawn().expect("spawn from /dev/shm");
+    let pid = c.id();
+    c.wait().expect("wait");
+    let rec = sensor.wait_for(WAIT, |r| is_exec_of(r, pid)).expect("exec record");
+    let p = rec.process.as_ref().expect("process");
+    assert!(p.exe_writable_tmp, "exe {} on tmpfs must be flagged", p.exe);
+    // And a binary on the root file system is not.
+    let mut c = Command::new("/bin/true").spawn().expect("spawn");
+    let pid = c.id();
+    c.wait().expect("wait");
+    let rec = sensor.wait_for(WAIT, |r| is_exec_of(r, pid)).expect("exec record");
+    assert!(!rec.process.as_ref().expect("p").exe_writable_tmp);
+    sensor.stop();
+}
+
+#[test]
+fn container_context_and_terminal_are_recorded() {
+    let mut sensor = TestSensor::start_default();
+    let tag = unique("ctx");
+    // `script` runs the command on a new pseudo-terminal.
+    let mut c = Command::new("script")
+        .args(["-qec", &format!("/bin/sleep 2 {tag} || true"), "/dev/null"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    let rec = sensor
+        .wait_for(WAIT, |r| {
+            matches!(r.event, Some(Event::Exec(_)))
+                && r.process.as_ref().is_some_and(|p| p.argv.contains(&tag))
+        })
+        .expect("exec on a pty");
+    c.kill().ok();
+    c.wait().ok();
+    let p = rec.process.as_ref().expect("process");
+    assert!(p.tty.starts_with("pts"), "tty {:?}", p.tty);
+    // Namespaces and cgroup match what /proc says for this (same-namespace) test process.
+    let ns = |n: &str| {
+        let link = std::fs::read_link(format!("/proc/self/ns/{n}")).expect("ns link");
+        let s = link.to_string_lossy().into_owned();
+        s.split('[').nth(1).and_then(|x| x.trim_end_matches(']').parse::<u32>().ok()).expect("inode")
+    };
+    let n = p.namespaces.as_ref().expect("namespaces");
+    assert_eq!(
+        (n.mnt, n.pid, n.net, n.uts, n.ipc, n.user),
+        (ns("mnt"), ns("pid"), ns("net"), ns("uts"), ns("ipc"), ns("user"))
+    );
+    let own_cgroup = std::fs::read_to_string("/proc/self/cgroup").expect("cgroup");
+    if let Some(path) = own_cgroup.lines().find_map(|l| l.strip_prefix("0::")) {
+        assert_eq!(p.cgroup, path);
+    }
+    assert_ne!(p.cgroup_id, 0);
+    sensor.stop();
+}
