@@ -22,6 +22,8 @@ pub enum EventKind {
     MemfdCreate = 8,
     /// A security-relevant file operation (see `crate::file`).
     File = 16,
+    /// A network operation (see `crate::net`).
+    Net = 32,
 }
 
 /// A kind number that this build does not know.
@@ -42,6 +44,7 @@ impl TryFrom<u32> for EventKind {
             7 => Self::BpfLoad,
             8 => Self::MemfdCreate,
             16 => Self::File,
+            32 => Self::Net,
             other => return Err(UnknownKind(other)),
         })
     }
@@ -49,7 +52,7 @@ impl TryFrom<u32> for EventKind {
 
 impl EventKind {
     /// All kinds, in number order (used to size and label per-kind counters).
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -59,6 +62,7 @@ impl EventKind {
         EventKind::BpfLoad,
         EventKind::MemfdCreate,
         EventKind::File,
+        EventKind::Net,
     ];
 
     /// Index of this kind's slot in the per-CPU loss counter array.
@@ -78,6 +82,7 @@ impl EventKind {
             EventKind::BpfLoad => "bpf_load",
             EventKind::MemfdCreate => "memfd_create",
             EventKind::File => "file",
+            EventKind::Net => "network",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod file;
 pub mod header;
 pub mod names;
+pub mod net;
 pub mod offsets;
 pub mod path;
 pub mod process;
@@ -33,4 +34,5 @@ mod pod {
     unsafe impl aya::Pod for crate::exec::CaptureConfig {}
     unsafe impl aya::Pod for crate::file::FileSyscallSpec {}
     unsafe impl aya::Pod for crate::file::InodeKey {}
+    unsafe impl aya::Pod for crate::net::NetSyscallSpec {}
 }

@@ -40,6 +40,14 @@ pub const MAP_INODE_FILTER: &str = "INODE_FILTER";
 pub const PROG_SYS_ENTER_FILE: &str = "sys_enter_file";
 pub const PROG_SYS_EXIT_FILE: &str = "sys_exit_file";
 
+/// Ring buffer of network events.
+pub const MAP_NET_EVENTS: &str = "NET_EVENTS";
+/// syscall number → [`crate::net::NetSyscallSpec`].
+pub const MAP_NET_SYSCALLS: &str = "NET_SYSCALLS";
+/// Programs on `syscalls/sys_enter_*` / `sys_exit_*` of the watched network syscalls.
+pub const PROG_SYS_ENTER_NET: &str = "sys_enter_net";
+pub const PROG_SYS_EXIT_NET: &str = "sys_exit_net";
+
 /// Global with the kernel struct offsets resolved from the running kernel's BTF.
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
 /// Global with the capture settings and the sensor's own pid.

@@ -63,6 +63,22 @@ offsets! {
     inode_sb,
     /// `super_block.s_dev`
     sb_dev,
+    /// `inode.i_mode`
+    inode_mode,
+    /// `file.private_data` (the `struct socket *` of a socket file)
+    file_private_data,
+    /// `socket.sk` (pointer)
+    socket_sk,
+    /// `sock.__sk_common.skc_*` and `sock.sk_protocol`, `sock.sk_type`
+    sk_daddr,
+    sk_rcv_saddr,
+    sk_dport,
+    sk_num,
+    sk_family,
+    sk_v6_daddr,
+    sk_v6_rcv_saddr,
+    sk_protocol,
+    sk_type,
     /// `mm_struct.arg_start`
     mm_arg_start,
     /// `mm_struct.arg_end`

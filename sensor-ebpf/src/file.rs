@@ -360,7 +360,7 @@ fn wanted(bits: u32) -> bool {
 
 /// `task->files->fdt->fd[fd]`.
 #[inline(always)]
-fn fd_file(task: *const u8, fd: u32) -> Result<*const u8, i32> {
+pub fn fd_file(task: *const u8, fd: u32) -> Result<*const u8, i32> {
     // SAFETY: probe reads; the index is checked against max_fds.
     unsafe {
         let files = read_ptr(task, off!(task_files))?;

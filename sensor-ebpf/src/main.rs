@@ -9,6 +9,7 @@ mod exec;
 mod file;
 mod kernel;
 mod maps;
+mod net;
 mod path;
 mod process;
 mod syscalls;

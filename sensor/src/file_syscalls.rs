@@ -113,3 +113,28 @@ mod tests {
         }
     }
 }
+
+/// The watched network syscalls: (name, op, sockaddr arg, buffer arg, length arg, msghdr arg).
+pub const NET_TABLE: [(&str, sensor_common::net::NetSyscallSpec); 7] = {
+    use sensor_common::net::{NetSyscallSpec as S, op};
+    [
+        ("connect", S { op: op::CONNECT, addr: 1, buf: N, len: N, msghdr: N }),
+        ("accept", S { op: op::ACCEPT, addr: N, buf: N, len: N, msghdr: N }),
+        ("accept4", S { op: op::ACCEPT, addr: N, buf: N, len: N, msghdr: N }),
+        ("bind", S { op: op::BIND, addr: 1, buf: N, len: N, msghdr: N }),
+        ("listen", S { op: op::LISTEN, addr: N, buf: N, len: N, msghdr: N }),
+        ("sendto", S { op: op::SEND, addr: 4, buf: 1, len: 2, msghdr: N }),
+        ("sendmsg", S { op: op::SEND, addr: N, buf: N, len: N, msghdr: 1 }),
+    ]
+};
+
+/// (number, name, spec) of the network syscalls this architecture has.
+pub fn net_for_this_arch() -> Vec<(u32, &'static str, sensor_common::net::NetSyscallSpec)> {
+    NET_TABLE
+        .iter()
+        .filter_map(|(name, spec)| {
+            let nr = syscalls::Sysno::from_str(name).ok()?.id();
+            Some((u32::try_from(nr).ok()?, *name, *spec))
+        })
+        .collect()
+}

@@ -14,6 +14,7 @@ use sensor_common::{
     exec::CaptureConfig,
     file::{FileSyscallSpec, InodeKey},
     names,
+    net::NetSyscallSpec,
 };
 use tracing::{debug, info, warn};
 
@@ -41,6 +42,7 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     pub proc_events: RingBuf<MapData>,
     pub file_events: RingBuf<MapData>,
+    pub net_events: RingBuf<MapData>,
     /// (dev, ino) → INODE_* bits; maintained by `filter::InodeFilter`.
     pub inode_filter: aya::maps::HashMap<MapData, InodeKey, u32>,
     pub loss: PerCpuArray<MapData, LossCounter>,
@@ -124,6 +126,7 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     };
     let proc_events = RingBuf::try_from(take(&mut ebpf, names::MAP_PROC_EVENTS)?)?;
     let file_events = RingBuf::try_from(take(&mut ebpf, names::MAP_FILE_EVENTS)?)?;
+    let net_events = RingBuf::try_from(take(&mut ebpf, names::MAP_NET_EVENTS)?)?;
     let inode_filter = aya::maps::HashMap::try_from(take(&mut ebpf, names::MAP_INODE_FILTER)?)?;
     // Borrowed, not taken: the programs are verified later and need the map to stay open.
     let mut specs: aya::maps::HashMap<_, u32, FileSyscallSpec> = aya::maps::HashMap::try_from(
@@ -132,9 +135,15 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     for (nr, _, spec) in file_syscalls::for_this_arch() {
         specs.insert(nr, spec, 0).context("filling the file syscall table")?;
     }
+    let mut net_specs: aya::maps::HashMap<_, u32, NetSyscallSpec> = aya::maps::HashMap::try_from(
+        ebpf.map_mut(names::MAP_NET_SYSCALLS).context("map NET_SYSCALLS missing")?,
+    )?;
+    for (nr, _, spec) in file_syscalls::net_for_this_arch() {
+        net_specs.insert(nr, spec, 0).context("filling the network syscall table")?;
+    }
     let loss = PerCpuArray::try_from(take(&mut ebpf, names::MAP_LOSS)?)?;
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
-    Ok(Loaded { ebpf, proc_events, file_events, inode_filter, loss, logger })
+    Ok(Loaded { ebpf, proc_events, file_events, net_events, inode_filter, loss, logger })
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
@@ -167,8 +176,9 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
         attach_btf(ebpf, &btf, prog, tp)?;
         out.collectors.push(prog);
     }
-    let optional: [(&'static str, Collector); 6] = [
+    let optional: [(&'static str, Collector); 7] = [
         ("file", attach_file),
+        ("network", attach_net),
         ("privilege", attach_cred),
         ("ptrace", |e| {
             attach_syscall_pair(e, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")
@@ -244,6 +254,14 @@ fn attach_file(ebpf: &mut Ebpf) -> anyhow::Result<()> {
     }
     if attached == 0 {
         anyhow::bail!("no file syscall tracepoint could be attached");
+    }
+    Ok(())
+}
+
+/// The network programs on every watched network syscall.
+fn attach_net(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+    for (_, name, _) in file_syscalls::net_for_this_arch() {
+        attach_syscall_pair(ebpf, names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET, name)?;
     }
     Ok(())
 }

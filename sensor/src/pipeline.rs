@@ -224,6 +224,13 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             stop_rx.clone(),
             opts.drain_interval,
         )),
+        tokio::spawn(sources::ringbuf::run(
+            loaded.net_events,
+            tx.bulk.clone(),
+            stats.clone(),
+            stop_rx.clone(),
+            opts.drain_interval,
+        )),
         tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())),
         tokio::spawn(sources::loss::run(loaded.loss, tx.lineage, stop_rx.clone(), opts.loss_poll_interval)),
     ];

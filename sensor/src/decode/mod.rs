@@ -5,6 +5,7 @@
 
 mod exec;
 pub mod file;
+pub mod net;
 pub mod path;
 mod process;
 mod syscalls;
@@ -28,6 +29,7 @@ pub enum KernelEvent {
     BpfLoad(BpfLoadRaw),
     MemfdCreate(MemfdRaw),
     File(FileRaw),
+    Net(net::NetRaw),
 }
 
 /// Why bytes could not be decoded.
@@ -130,6 +132,7 @@ pub fn decode(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
         EventKind::BpfLoad => syscalls::decode_bpf(h, buf).map(KernelEvent::BpfLoad),
         EventKind::MemfdCreate => syscalls::decode_memfd(h, buf).map(KernelEvent::MemfdCreate),
         EventKind::File => file::decode(h, buf).map(KernelEvent::File),
+        EventKind::Net => net::decode(h, buf).map(KernelEvent::Net),
     }
 }
 

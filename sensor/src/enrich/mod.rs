@@ -6,11 +6,13 @@
 
 pub mod cgroups;
 pub mod clock;
+pub mod dns;
 mod events;
 mod file;
 pub mod guid;
 pub mod hasher;
 pub mod host;
+mod net;
 pub mod process_table;
 mod procfs;
 pub mod session;
@@ -65,6 +67,8 @@ pub struct Enricher {
     hash_pending: HashMap<String, FileKey>,
     sessions: SessionTracker,
     sensitive: crate::filter::SharedSensitive,
+    /// DNS payloads that did not decode (reported in records as `malformed`, counted here).
+    malformed_dns: u64,
 }
 
 /// Most processes waiting for their executable's digest.
@@ -87,6 +91,7 @@ impl Enricher {
             hash_pending: HashMap::new(),
             sessions: SessionTracker::new("/proc"),
             sensitive: crate::filter::SharedSensitive::default(),
+            malformed_dns: 0,
             guids,
         }
     }
@@ -170,6 +175,11 @@ impl Enricher {
             KernelEvent::MemfdCreate(m) => {
                 let process = self.known_process(m.header.tgid, m.header.tid, &m.task);
                 self.done(m.header.boot_ns, process, events::memfd_create(&m))
+            }
+            KernelEvent::Net(n) => {
+                let process = self.known_process(n.header.tgid, n.header.tid, &n.task);
+                let event = net::network(&n, &mut self.malformed_dns);
+                self.done(n.header.boot_ns, process, event)
             }
             KernelEvent::File(f) => {
                 let process = self.known_process(f.header.tgid, f.header.tid, &f.task);

@@ -1,0 +1,100 @@
+//! Network events → `network` and `dns` records.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use sensor_common::net::{DNS_PORT, op};
+use sensor_proto::v1::{DnsEvent, NetworkEvent, audit_record::Event};
+
+use super::dns;
+use crate::decode::net::NetRaw;
+
+const AF_INET: u16 = 2;
+
+fn op_name(op: u32) -> &'static str {
+    match op {
+        op::CONNECT => "connect",
+        op::ACCEPT => "accept",
+        op::BIND => "bind",
+        op::LISTEN => "listen",
+        op::SEND => "send",
+        _ => "unknown",
+    }
+}
+
+/// Address text; an IPv4-mapped IPv6 address is shown as IPv4 (and flagged).
+fn addr(family: u16, raw: &[u8; 16]) -> (String, bool) {
+    if family == AF_INET {
+        return (Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]).to_string(), false);
+    }
+    let v6 = Ipv6Addr::from(*raw);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => (IpAddr::V4(v4).to_string(), true),
+        None => (v6.to_string(), false),
+    }
+}
+
+/// The record event for a network event: DNS queries become `dns`, the rest `network`.
+/// `malformed_dns` is incremented for DNS payloads that do not decode.
+pub fn network(n: &NetRaw, malformed_dns: &mut u64) -> Event {
+    let (local, local_mapped) = addr(n.family, &n.local_addr);
+    let (remote, remote_mapped) = addr(n.family, &n.remote_addr);
+    if n.op == op::SEND && n.remote_port == DNS_PORT && !n.payload.is_empty() {
+        return Event::Dns(match dns::parse_query(&n.payload) {
+            Ok(q) => DnsEvent {
+                name: q.name,
+                r#type: dns::qtype_name(q.qtype),
+                id: u32::from(q.id),
+                server_address: remote,
+                server_port: u32::from(n.remote_port),
+                malformed: false,
+                error: String::new(),
+            },
+            Err(e) => {
+                *malformed_dns += 1;
+                DnsEvent {
+                    server_address: remote,
+                    server_port: u32::from(n.remote_port),
+                    malformed: true,
+                    error: e.to_string(),
+                    ..Default::default()
+                }
+            }
+        });
+    }
+    Event::Network(NetworkEvent {
+        op: op_name(n.op).to_owned(),
+        protocol: match n.protocol {
+            6 => "tcp".into(),
+            17 => "udp".into(),
+            p => p.to_string(),
+        },
+        family: if n.family == AF_INET { "ipv4".into() } else { "ipv6".into() },
+        local_address: local,
+        local_port: u32::from(n.local_port),
+        remote_address: remote,
+        remote_port: u32::from(n.remote_port),
+        result: i64::from(n.result),
+        error: if n.result < 0 {
+            format!("{:?}", nix::errno::Errno::from_raw(-n.result))
+        } else {
+            String::new()
+        },
+        syscall: crate::file_syscalls::name(n.syscall_nr).unwrap_or_default().to_owned(),
+        v4_mapped: local_mapped || remote_mapped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_render() {
+        let mut v4 = [0u8; 16];
+        v4[..4].copy_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(addr(2, &v4), ("127.0.0.1".into(), false));
+        let mapped = Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped().octets();
+        assert_eq!(addr(10, &mapped), ("10.1.2.3".into(), true));
+        assert_eq!(addr(10, &Ipv6Addr::LOCALHOST.octets()), ("::1".into(), false));
+    }
+}
