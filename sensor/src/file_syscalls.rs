@@ -96,24 +96,6 @@ pub fn name(nr: u32) -> Option<&'static str> {
     syscalls::Sysno::new(nr as usize).map(|s| s.name())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_resolves_on_this_arch() {
-        let specs = for_this_arch();
-        assert!(specs.iter().any(|(_, n, _)| *n == "openat"));
-        assert!(specs.iter().any(|(_, n, _)| *n == "renameat2"));
-        #[cfg(target_arch = "x86_64")]
-        {
-            assert_eq!(specs.len(), TABLE.len());
-            assert_eq!(name(105), Some("setuid"));
-            assert!(specs.iter().any(|(nr, n, _)| *n == "openat" && *nr == 257));
-        }
-    }
-}
-
 /// The watched network syscalls: (name, op, sockaddr arg, buffer arg, length arg, msghdr arg).
 pub const NET_TABLE: [(&str, sensor_common::net::NetSyscallSpec); 7] = {
     use sensor_common::net::{NetSyscallSpec as S, op};
@@ -137,4 +119,22 @@ pub fn net_for_this_arch() -> Vec<(u32, &'static str, sensor_common::net::NetSys
             Some((u32::try_from(nr).ok()?, *name, *spec))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_resolves_on_this_arch() {
+        let specs = for_this_arch();
+        assert!(specs.iter().any(|(_, n, _)| *n == "openat"));
+        assert!(specs.iter().any(|(_, n, _)| *n == "renameat2"));
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(specs.len(), TABLE.len());
+            assert_eq!(name(105), Some("setuid"));
+            assert!(specs.iter().any(|(nr, n, _)| *n == "openat" && *nr == 257));
+        }
+    }
 }
