@@ -167,11 +167,9 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
     let (sa_family, sa_port, sa_addr) = sockaddr(&p.sockaddr);
     let (local_port, local_addr) = local_of(sk, family);
     let (mut remote_port, mut remote_addr) = remote_of(sk, family);
-    if sa_family == AF_INET || sa_family == AF_INET6 {
-        if matches!(spec.op, op::CONNECT | op::SEND) {
-            remote_port = sa_port;
-            remote_addr = sa_addr;
-        }
+    if (sa_family == AF_INET || sa_family == AF_INET6) && matches!(spec.op, op::CONNECT | op::SEND) {
+        remote_port = sa_port;
+        remote_addr = sa_addr;
     }
     let datagram = sock_type == SOCK_DGRAM;
     let mut capture_payload = false;
