@@ -1,0 +1,153 @@
+//! Network telemetry: TCP v4/v6 connect (success, refused), accept with the peer address,
+//! bind/listen ports, UDP first-flow dedup, DNS queries decoded — for this test's own sockets.
+
+use std::{
+    net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    time::Duration,
+};
+
+use sensor::{enrich::dns::build_query, pipeline::Options};
+use sensor_proto::{
+    AuditRecord,
+    v1::{DnsEvent, NetworkEvent, audit_record::Event},
+};
+use sensor_tests::TestSensor;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn start() -> TestSensor {
+    TestSensor::start(Options { ignore_self: false, ..Options::default() })
+}
+
+fn net(r: &AuditRecord) -> Option<&NetworkEvent> {
+    match &r.event {
+        Some(Event::Network(n)) if r.process.as_ref().is_some_and(|p| p.pid == std::process::id()) => Some(n),
+        _ => None,
+    }
+}
+
+fn wait_net(s: &mut TestSensor, pred: impl Fn(&NetworkEvent) -> bool) -> NetworkEvent {
+    let r = s.wait_for(WAIT, |r| net(r).is_some_and(&pred)).expect("network record");
+    net(&r).cloned().expect("network event")
+}
+
+fn tcp_round_trip(s: &mut TestSensor, loopback: &str, family: &str) {
+    let listener = TcpListener::bind(format!("{loopback}:0")).expect("bind");
+    let server = listener.local_addr().expect("addr");
+    let client = TcpStream::connect(server).expect("connect");
+    let client_addr = client.local_addr().expect("client addr");
+    let (_conn, peer) = listener.accept().expect("accept");
+    assert_eq!(peer, client_addr);
+    let port = u32::from(server.port());
+    let ip = server.ip().to_string();
+
+    let b = wait_net(s, |n| n.op == "bind" && n.local_port == port);
+    assert_eq!(
+        (b.family.as_str(), b.protocol.as_str(), b.local_address.as_str(), b.result),
+        (family, "tcp", ip.as_str(), 0)
+    );
+    let l = wait_net(s, |n| n.op == "listen" && n.local_port == port);
+    assert_eq!(l.result, 0);
+    let c = wait_net(s, |n| n.op == "connect" && n.remote_port == port);
+    assert_eq!((c.remote_address.as_str(), c.result, c.family.as_str()), (ip.as_str(), 0, family));
+    assert_eq!(c.local_port, u32::from(client_addr.port()));
+    let a = wait_net(s, |n| n.op == "accept" && n.local_port == port);
+    assert_eq!(a.remote_address, client_addr.ip().to_string(), "accept carries the peer address");
+    assert_eq!(a.remote_port, u32::from(client_addr.port()));
+    assert!(a.result >= 0, "accepted fd");
+}
+
+#[test]
+fn tcp_v4_and_v6_connect_accept_bind_listen() {
+    let mut s = start();
+    tcp_round_trip(&mut s, "127.0.0.1", "ipv4");
+    tcp_round_trip(&mut s, "[::1]", "ipv6");
+    s.stop();
+}
+
+#[test]
+fn refused_connects_carry_their_errno() {
+    let mut s = start();
+    for loopback in ["127.0.0.1", "[::1]"] {
+        // A port nobody listens on: bind, note it, close.
+        let port = TcpListener::bind(format!("{loopback}:0")).expect("bind").local_addr().expect("a").port();
+        let target: SocketAddr = format!("{loopback}:{port}").parse().expect("addr");
+        assert!(TcpStream::connect(target).is_err());
+        let c = wait_net(&mut s, |n| n.op == "connect" && n.remote_port == u32::from(port) && n.result < 0);
+        assert_eq!((c.result, c.error.as_str()), (-111, "ECONNREFUSED"));
+        assert_eq!(c.remote_address, target.ip().to_string());
+    }
+    // An IPv6 socket connecting to an IPv4-mapped address is shown as IPv4 and flagged.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("a").port();
+    let mapped = SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0x7f00, 1)), port);
+    let _c = TcpStream::connect(mapped).expect("connect v4-mapped");
+    let c = wait_net(&mut s, |n| n.op == "connect" && n.remote_port == u32::from(port));
+    assert!(c.v4_mapped);
+    assert_eq!((c.remote_address.as_str(), c.family.as_str()), ("127.0.0.1", "ipv6"));
+    s.stop();
+}
+
+#[test]
+fn udp_flow_is_reported_once() {
+    let mut s = start();
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+    let port = sink.local_addr().expect("a").port();
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    for _ in 0..100 {
+        sender.send_to(b"telemetry", ("127.0.0.1", port)).expect("send");
+    }
+    // A marker after the burst: once it is seen, the burst has been processed.
+    let marker = TcpListener::bind("127.0.0.1:0").expect("marker");
+    let mport = u32::from(marker.local_addr().expect("a").port());
+    wait_net(&mut s, |n| n.op == "listen" && n.local_port == mport);
+    let sends: Vec<&NetworkEvent> = s
+        .seen
+        .iter()
+        .filter_map(net)
+        .filter(|n| n.op == "send" && n.remote_port == u32::from(port))
+        .collect();
+    assert_eq!(sends.len(), 1, "100 datagrams of one flow, one record");
+    assert_eq!((sends[0].protocol.as_str(), sends[0].remote_address.as_str()), ("udp", "127.0.0.1"));
+    s.stop();
+}
+
+#[test]
+fn dns_queries_are_decoded() {
+    let mut s = start();
+    let server = UdpSocket::bind("127.0.0.77:53").expect("bind a local DNS responder on port 53 (root)");
+    server.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let responder = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        for _ in 0..2 {
+            if let Ok((n, from)) = server.recv_from(&mut buf) {
+                let mut reply = buf[..n].to_vec();
+                if reply.len() > 2 {
+                    reply[2] |= 0x80; // QR: a response (no answers)
+                }
+                let _ = server.send_to(&reply, from);
+            }
+        }
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    client.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    client.send_to(&build_query(0x4242, "patient-portal.example.org", 1), "127.0.0.77:53").expect("query");
+    let mut buf = [0u8; 512];
+    let _ = client.recv_from(&mut buf).expect("answer");
+    client.send_to(b"\x01\x02garbage", "127.0.0.77:53").expect("malformed");
+    responder.join().expect("responder");
+
+    let dns = |r: &AuditRecord| match &r.event {
+        Some(Event::Dns(d)) if r.process.as_ref().is_some_and(|p| p.pid == std::process::id()) => {
+            Some(d.clone())
+        }
+        _ => None,
+    };
+    let rec = s.wait_for(WAIT, |r| dns(r).is_some_and(|d| !d.malformed)).expect("dns record");
+    let d: DnsEvent = dns(&rec).expect("dns");
+    assert_eq!((d.name.as_str(), d.r#type.as_str(), d.id), ("patient-portal.example.org", "A", 0x4242));
+    assert_eq!((d.server_address.as_str(), d.server_port), ("127.0.0.77", 53));
+    let bad = s.wait_for(WAIT, |r| dns(r).is_some_and(|d| d.malformed)).expect("malformed dns record");
+    assert!(!dns(&bad).expect("dns").error.is_empty());
+    s.stop();
+}
