@@ -33,10 +33,11 @@ pub fn bench(ws: &Path, opts: BenchOpts) -> anyhow::Result<()> {
 
     // 1. Workloads, no sensor vs sensor, interleaved rounds; median ns/op of each.
     let round = Duration::from_secs(opts.round_secs);
-    let workloads: [(&str, Workload); 3] = [
+    let workloads: [(&str, Workload); 4] = [
         ("exec storm (fork+exec /bin/true)", exec_storm),
         ("create+write+close storm on tmpfs", write_storm),
         ("read-only open storm (noise)", read_storm),
+        ("loopback TCP connect storm", connect_storm),
     ];
     let mut rows = Vec::new();
     for (name, work) in workloads {
@@ -153,6 +154,35 @@ fn read_storm(dur: Duration) -> anyhow::Result<StormResult> {
         ops += 256;
     }
     let ns = start.elapsed().as_nanos() as f64;
+    Ok(StormResult { ops, ns_per_op: ns / ops.max(1) as f64 })
+}
+
+/// Connects to a loopback listener and closes, back to back (the listener accepts in a thread).
+fn connect_storm(dur: Duration) -> anyhow::Result<StormResult> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acceptor = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                drop(conn);
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < dur {
+        drop(std::net::TcpStream::connect(addr)?);
+        ops += 1;
+    }
+    let ns = start.elapsed().as_nanos() as f64;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = std::net::TcpStream::connect(addr);
+    let _ = acceptor.join();
     Ok(StormResult { ops, ns_per_op: ns / ops.max(1) as f64 })
 }
 
