@@ -122,6 +122,11 @@ impl Enricher {
         self.table.stats()
     }
 
+    /// DNS payloads that could not be decoded so far.
+    pub fn malformed_dns(&self) -> u64 {
+        self.malformed_dns
+    }
+
     /// Enriches one event into `out`: usually one record's worth, two when the event is the
     /// first seen of a new login session (the session record comes first).
     pub fn enrich(&mut self, ev: PipelineEvent, out: &mut Vec<Enriched>) {
