@@ -151,3 +151,25 @@ fn dns_queries_are_decoded() {
     assert!(!dns(&bad).expect("dns").error.is_empty());
     s.stop();
 }
+
+#[test]
+fn udp_sendmsg_flow_is_reported_with_its_address() {
+    use std::{io::IoSlice, os::fd::AsRawFd as _};
+
+    use nix::sys::socket::{MsgFlags, SockaddrIn, sendmsg};
+    let mut s = start();
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+    let port = sink.local_addr().expect("a").port();
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    let to = SockaddrIn::new(127, 0, 0, 1, port);
+    for _ in 0..10 {
+        sendmsg(sender.as_raw_fd(), &[IoSlice::new(b"hl7")], &[], MsgFlags::empty(), Some(&to))
+            .expect("sendmsg");
+    }
+    let n = wait_net(&mut s, |n| n.op == "send" && n.remote_port == u32::from(port));
+    assert_eq!(
+        (n.syscall.as_str(), n.remote_address.as_str(), n.protocol.as_str()),
+        ("sendmsg", "127.0.0.1", "udp")
+    );
+    s.stop();
+}
