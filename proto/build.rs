@@ -14,7 +14,10 @@ fn main() -> anyhow::Result<()> {
     let descriptor_path = out.join("descriptor.bin");
     std::fs::write(&descriptor_path, fds.encode_to_vec()).context("writing descriptor set")?;
 
+    // BTreeMap for map fields: deterministic encoding, so a decoded record re-encodes to the same
+    // bytes (the hash chain is over record bytes).
     prost_build::Config::new()
+        .btree_map(["."])
         .file_descriptor_set_path(&descriptor_path)
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types")
@@ -25,6 +28,7 @@ fn main() -> anyhow::Result<()> {
     pbjson_build::Builder::new()
         .register_descriptors(&std::fs::read(&descriptor_path)?)?
         .preserve_proto_field_names()
+        .btree_map(["."])
         .emit_fields()
         .build(&[".sensor"])
         .context("generating serde impls")?;

@@ -1,7 +1,7 @@
 //! Golden-file tests of the canonical JSON mapping, and protobuf/JSON round trips.
 //! Regenerate after an intended schema change with `UPDATE_GOLDEN=1 cargo test -p sensor-proto`.
 
-use std::{collections::HashMap, path::PathBuf};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use prost::Message as _;
 use sensor_proto::{
@@ -15,7 +15,7 @@ fn host() -> Host {
         machine_id: "3d1219c7c4c5404aaa1f6d2a48adfda4".into(),
         boot_id: "0b0ba7d1-a50b-4693-ae84-8f24314973e6".into(),
         instance_id: "6f4a557b-8b7f-40dc-bb26-89edd165c828".into(),
-        labels: HashMap::from([("site".into(), "north".into())]),
+        labels: BTreeMap::from([("site".into(), "north".into())]),
         kernel: "6.18.44".into(),
     }
 }

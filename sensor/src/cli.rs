@@ -1,6 +1,6 @@
 //! Command line: `sensor run` and `sensor records cat`.
 
-use std::{collections::HashMap, path::PathBuf, sync::atomic::Ordering, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, sync::atomic::Ordering, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -75,6 +75,12 @@ pub enum RecordsCommand {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Check the hash chain of record files: exit 0 when intact, 1 and the first bad record
+    /// when records were altered, removed or reordered.
+    Verify {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -93,6 +99,26 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let summary = records::cat(&paths, &mut std::io::stdout().lock())?;
             Ok(if summary.damaged.is_empty() { 0 } else { 1 })
         }
+        Command::Records(RecordsCommand::Verify { paths }) => {
+            let r = records::verify::verify(&paths)?;
+            for t in &r.torn {
+                eprintln!("warning: torn record (a crash mid-write): {t}");
+            }
+            if let Some(p) = &r.problem {
+                println!("FAILED: {p}");
+                return Ok(1);
+            }
+            let end = if r.complete {
+                "ends with a final checkpoint"
+            } else {
+                "does not end with a final checkpoint (still running, crashed, or cut short)"
+            };
+            println!(
+                "OK: {} records in {} files from {} sensor runs; chain intact; {end}",
+                r.records, r.files, r.runs
+            );
+            Ok(0)
+        }
     }
 }
 
@@ -102,7 +128,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     info!(?outputs, "starting");
     let opts = Options {
         outputs,
-        labels: args.labels.into_iter().collect::<HashMap<_, _>>(),
+        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
         args_max: args.args_max,
         report_threads: args.report_threads,
         sensitive_paths: args.sensitive,

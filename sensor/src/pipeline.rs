@@ -7,7 +7,7 @@
 //! increasing in every sink.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -73,7 +73,7 @@ pub struct Options {
     pub outputs: Vec<OutputSpec>,
     /// Sinks built by the caller (tests, embedding programs).
     pub extra_sinks: Vec<Box<dyn Sink>>,
-    pub labels: HashMap<String, String>,
+    pub labels: BTreeMap<String, String>,
     pub args_max: u32,
     pub queue_capacity: usize,
     pub drain_interval: Duration,
@@ -117,7 +117,7 @@ impl Default for Options {
         Self {
             outputs: Vec::new(),
             extra_sinks: Vec::new(),
-            labels: HashMap::new(),
+            labels: BTreeMap::new(),
             args_max: sensor_common::exec::CaptureConfig::DEFAULT.args_max,
             queue_capacity: 16 * 1024,
             drain_interval: Duration::from_millis(20),
@@ -201,7 +201,12 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     enricher.set_sensitive(inode_filter.shared());
     // Processes that started before the sensor, so their later events have lineage.
     let initial = enricher.seed();
-    let builder = RecordBuilder::new(host, clock);
+    // Continue the hash chain of a previous run writing to the same directory.
+    let chain_tail = opts.outputs.iter().find_map(|o| match o {
+        OutputSpec::File(dir) => sinks::file::chain_tail(dir),
+        OutputSpec::Jsonl(_) => None,
+    });
+    let builder = RecordBuilder::new(host, clock, chain_tail);
     let record_stage = {
         let stats = stats.clone();
         let rt = tokio::runtime::Handle::current();
@@ -279,24 +284,23 @@ fn record_stage(
     stats: &Stats,
 ) -> Vec<SinkReport> {
     let mut errors = vec![0u64; sinks.len()];
-    let mut write_all =
-        |sinks: &mut Vec<Box<dyn Sink>>, flush: bool, rec: Option<&sensor_proto::AuditRecord>| {
-            for (i, sink) in sinks.iter_mut().enumerate() {
-                let res = match rec {
-                    Some(r) => sink.write(r),
-                    None if flush => sink.flush(),
-                    None => Ok(()),
-                };
-                if let Err(e) = res {
-                    errors[i] += 1;
-                    stats.sink_errors.fetch_add(1, Ordering::Relaxed);
-                    // Log the first error and then every 1000th, so a dead sink cannot flood logs.
-                    if errors[i] == 1 || errors[i].is_multiple_of(1000) {
-                        error!(sink = sink.name(), error = %e, errors = errors[i], "sink write failed");
-                    }
+    let mut write_all = |sinks: &mut Vec<Box<dyn Sink>>, flush: bool, rec: Option<&crate::record::Sealed>| {
+        for (i, sink) in sinks.iter_mut().enumerate() {
+            let res = match rec {
+                Some(r) => sink.write(&r.record, &r.bytes),
+                None if flush => sink.flush(),
+                None => Ok(()),
+            };
+            if let Err(e) = res {
+                errors[i] += 1;
+                stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                // Log the first error and then every 1000th, so a dead sink cannot flood logs.
+                if errors[i] == 1 || errors[i].is_multiple_of(1000) {
+                    error!(sink = sink.name(), error = %e, errors = errors[i], "sink write failed");
                 }
             }
-        };
+        }
+    };
     for e in initial {
         let record = builder.build(e);
         stats.records.fetch_add(1, Ordering::Relaxed);
@@ -323,8 +327,17 @@ fn record_stage(
             let record = builder.build(e);
             stats.records.fetch_add(1, Ordering::Relaxed);
             write_all(&mut sinks, false, Some(&record));
+            if builder.checkpoint_due() {
+                let cp = builder.checkpoint(false);
+                stats.records.fetch_add(1, Ordering::Relaxed);
+                write_all(&mut sinks, false, Some(&cp));
+            }
         }
     }
+    // The final checkpoint: a chain that ends without one was cut short.
+    let cp = builder.checkpoint(true);
+    stats.records.fetch_add(1, Ordering::Relaxed);
+    write_all(&mut sinks, false, Some(&cp));
     write_all(&mut sinks, true, None);
     let t = enricher.table_stats();
     info!(
@@ -334,7 +347,7 @@ fn record_stage(
         retired = t.retired,
         "process table at stop"
     );
-    if builder.count() == 0 {
+    if builder.count() <= 1 {
         warn!("no records were produced");
     }
     sinks.iter().zip(errors).map(|(s, errors)| SinkReport { name: s.name().to_owned(), errors }).collect()

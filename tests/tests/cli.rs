@@ -81,6 +81,24 @@ fn run_writes_jsonl_and_record_files_and_stops_on_sigterm() {
         .find(|v| v["process"]["pid"] == pid && v["exec"].is_object())
         .expect("record in files");
     assert_eq!(from_file, rec);
+
+    // The files' hash chain verifies, and a run that stopped cleanly ends with a checkpoint.
+    let verify =
+        Command::new(sensor_bin()).args(["records", "verify"]).arg(&records_dir).output().expect("verify");
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{out}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(out.starts_with("OK:") && out.contains("ends with a final checkpoint"), "{out}");
+
+    // One flipped byte in the middle of the file is reported, with a non-zero exit.
+    let file = std::fs::read_dir(&records_dir).expect("list").next().expect("a file").expect("entry").path();
+    let mut data = std::fs::read(&file).expect("read");
+    let mid = data.len() / 2;
+    data[mid] ^= 0x20;
+    std::fs::write(&file, &data).expect("write");
+    let verify =
+        Command::new(sensor_bin()).args(["records", "verify"]).arg(&records_dir).output().expect("verify");
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&verify.stdout).starts_with("FAILED:"));
 }
 
 #[test]

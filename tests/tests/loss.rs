@@ -21,7 +21,7 @@ impl Sink for GatedSink {
     fn name(&self) -> &str {
         "gated"
     }
-    fn write(&mut self, _: &AuditRecord) -> Result<(), SinkError> {
+    fn write(&mut self, _: &AuditRecord, _: &[u8]) -> Result<(), SinkError> {
         drop(self.0.lock().expect("gate"));
         Ok(())
     }

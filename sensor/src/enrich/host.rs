@@ -1,11 +1,11 @@
 //! Identity of this machine and sensor run, carried on every record.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use sensor_proto::v1::Host;
 
 /// Reads hostname, machine id, boot id and kernel release; `labels` come from the config.
-pub fn identify(labels: HashMap<String, String>) -> Host {
+pub fn identify(labels: BTreeMap<String, String>) -> Host {
     let uname = nix::sys::utsname::uname().ok();
     Host {
         hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),

@@ -1,39 +1,96 @@
-//! Record building: wraps an enriched event in the audit envelope (seq, time, host).
+//! Record building: wraps an enriched event in the audit envelope (seq, time, host) and links it
+//! into the hash chain (see `Integrity` in the schema): each record carries the SHA-256 of the
+//! previous record's encoding, and checkpoint records bound the chain.
 
 pub mod text;
 
-use sensor_proto::{AuditRecord, SCHEMA_VERSION, v1::Host};
+use prost::Message as _;
+use sensor_proto::{
+    AuditRecord, SCHEMA_VERSION,
+    v1::{CheckpointEvent, Host, Integrity, audit_record::Event},
+};
+use sha2::{Digest as _, Sha256};
 
 use crate::enrich::{Enriched, clock::BootClock};
 
-/// Assigns sequence numbers and adds the envelope. Single owner: the pipeline's record stage.
+/// Records between two checkpoint records.
+pub const CHECKPOINT_EVERY: u64 = 1000;
+
+/// A record and the exact bytes it is hashed and stored as.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub record: AuditRecord,
+    pub bytes: Vec<u8>,
+}
+
+/// Assigns sequence numbers, adds the envelope and chains records. Single owner: the pipeline's
+/// record stage.
 #[derive(Debug)]
 pub struct RecordBuilder {
     host: Host,
     clock: BootClock,
     next_seq: u64,
+    prev_hash: Option<[u8; 32]>,
+    since_checkpoint: u64,
 }
 
 impl RecordBuilder {
-    pub fn new(host: Host, clock: BootClock) -> Self {
-        Self { host, clock, next_seq: 1 }
+    /// `chain_tail`: hash of the last record already written where this run's records go (a
+    /// previous run's output), so the chain continues across restarts.
+    pub fn new(host: Host, clock: BootClock, chain_tail: Option<[u8; 32]>) -> Self {
+        Self { host, clock, next_seq: 1, prev_hash: chain_tail, since_checkpoint: 0 }
     }
 
-    /// Builds the next record. `seq` is strictly increasing from 1 with no gaps.
-    pub fn build(&mut self, e: Enriched) -> AuditRecord {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        AuditRecord {
+    /// Builds and seals the next record. `seq` is strictly increasing from 1 with no gaps.
+    pub fn build(&mut self, e: Enriched) -> Sealed {
+        let boot_ns = e.boot_ns;
+        let record = AuditRecord {
             schema_version: SCHEMA_VERSION,
-            seq,
-            time: Some(self.clock.wall(e.boot_ns)),
-            boot_ns: e.boot_ns,
+            seq: 0,
+            time: Some(self.clock.wall(boot_ns)),
+            boot_ns,
             host: Some(self.host.clone()),
             process: e.process,
             ancestors: e.ancestors,
             event: Some(e.event),
             integrity: None,
-        }
+        };
+        self.seal(record)
+    }
+
+    /// A checkpoint record: due every [`CHECKPOINT_EVERY`] records, and `final` at stop.
+    pub fn checkpoint(&mut self, last: bool) -> Sealed {
+        let boot_ns = BootClock::boot_ns_now();
+        let record = AuditRecord {
+            schema_version: SCHEMA_VERSION,
+            seq: 0,
+            time: Some(self.clock.wall(boot_ns)),
+            boot_ns,
+            host: Some(self.host.clone()),
+            event: Some(Event::Checkpoint(CheckpointEvent {
+                records: self.next_seq,
+                first_seq: 1,
+                r#final: last,
+            })),
+            ..Default::default()
+        };
+        self.seal(record)
+    }
+
+    /// True when a periodic checkpoint is due.
+    pub fn checkpoint_due(&self) -> bool {
+        self.since_checkpoint >= CHECKPOINT_EVERY
+    }
+
+    fn seal(&mut self, mut record: AuditRecord) -> Sealed {
+        record.seq = self.next_seq;
+        self.next_seq += 1;
+        self.since_checkpoint =
+            if matches!(record.event, Some(Event::Checkpoint(_))) { 0 } else { self.since_checkpoint + 1 };
+        record.integrity = Some(Integrity { prev_hash: self.prev_hash.map(hex::encode).unwrap_or_default() });
+        let bytes = record.encode_to_vec();
+        self.prev_hash = Some(Sha256::digest(&bytes).into());
+        Sealed { record, bytes }
     }
 
     /// Records built so far.

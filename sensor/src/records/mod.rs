@@ -1,6 +1,7 @@
 //! Reading record files written by the `file:` sink (`sensor records ...`).
 
 pub mod reader;
+pub mod verify;
 
 use std::{
     io::Write,

@@ -12,7 +12,6 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use prost::Message as _;
 use sensor_proto::AuditRecord;
 
 use super::{Sink, SinkError};
@@ -89,6 +88,24 @@ impl FileSink {
     }
 }
 
+/// SHA-256 of the last whole record in the newest record file of `dir` (the chain tail a new run
+/// continues from), if there is one.
+pub fn chain_tail(dir: &Path) -> Option<[u8; 32]> {
+    use sha2::Digest as _;
+    let newest = record_files(dir).ok()?.pop()?;
+    let file = File::open(newest).ok()?;
+    let mut last = None;
+    for frame in crate::records::reader::RecordReader::new(std::io::BufReader::new(file)) {
+        match frame {
+            crate::records::reader::Frame::Record { bytes, .. } => {
+                last = Some(sha2::Sha256::digest(&bytes).into())
+            }
+            crate::records::reader::Frame::Damaged { .. } => break,
+        }
+    }
+    last
+}
+
 /// Record files in `dir`, oldest first.
 pub fn record_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)?
@@ -109,13 +126,14 @@ impl Sink for FileSink {
         &self.name
     }
 
-    fn write(&mut self, record: &AuditRecord) -> Result<(), SinkError> {
+    fn write(&mut self, _record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError> {
         let full = self.current.as_ref().is_none_or(|(_, n)| *n >= self.rotation.max_file_bytes);
         if full {
             self.new_file()?;
         }
         self.buf.clear();
-        record.encode_length_delimited(&mut self.buf).map_err(|e| self.io(std::io::Error::other(e)))?;
+        prost::encoding::encode_varint(encoded.len() as u64, &mut self.buf);
+        self.buf.extend_from_slice(encoded);
         let Some((w, n)) = self.current.as_mut() else {
             return Err(self.io(std::io::Error::other("no open record file")));
         };

@@ -45,7 +45,7 @@ impl Sink for JsonlSink {
         &self.name
     }
 
-    fn write(&mut self, record: &AuditRecord) -> Result<(), SinkError> {
+    fn write(&mut self, record: &AuditRecord, _encoded: &[u8]) -> Result<(), SinkError> {
         serde_json::to_writer(&mut self.out, record)
             .map_err(|source| SinkError::Json { sink: self.name.clone(), source })?;
         self.out.write_all(b"\n").map_err(|e| self.io(e))?;

@@ -22,7 +22,7 @@ impl Sink for ChannelSink {
         "channel"
     }
 
-    fn write(&mut self, record: &AuditRecord) -> Result<(), SinkError> {
+    fn write(&mut self, record: &AuditRecord, _encoded: &[u8]) -> Result<(), SinkError> {
         self.tx.send(record.clone()).map_err(|_| SinkError::Io {
             sink: "channel".into(),
             source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),

@@ -22,8 +22,9 @@ pub enum SinkError {
 pub trait Sink: Send {
     /// Short name for logs and metrics, e.g. `jsonl:/var/log/x.jsonl`.
     fn name(&self) -> &str;
-    /// Accepts one record (may buffer).
-    fn write(&mut self, record: &AuditRecord) -> Result<(), SinkError>;
+    /// Accepts one record (may buffer). `encoded` is its protobuf encoding, the bytes the hash
+    /// chain covers; sinks that store protobuf write exactly these.
+    fn write(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError>;
     /// Makes everything accepted so far durable/visible.
     fn flush(&mut self) -> Result<(), SinkError>;
 }
