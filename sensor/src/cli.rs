@@ -124,7 +124,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let live_view = args.outputs.is_empty();
-    let outputs = if live_view { vec![OutputSpec::File(DEFAULT_RECORD_DIR.into())] } else { args.outputs };
+    let outputs: Vec<crate::sinks::Output> = if live_view {
+        vec![OutputSpec::File(DEFAULT_RECORD_DIR.into()).into()]
+    } else {
+        args.outputs.into_iter().map(Into::into).collect()
+    };
     info!(?outputs, "starting");
     let opts = Options {
         outputs,

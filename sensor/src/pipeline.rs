@@ -25,7 +25,7 @@ use crate::{
     loader::{self, EbpfLogger, LoadConfig},
     queue,
     record::RecordBuilder,
-    sinks::{self, OutputSpec, Sink},
+    sinks::{self, Output, OutputSpec, Sink},
     sources,
 };
 
@@ -70,7 +70,7 @@ impl Stats {
 
 /// Settings of one sensor run.
 pub struct Options {
-    pub outputs: Vec<OutputSpec>,
+    pub outputs: Vec<Output>,
     /// Sinks built by the caller (tests, embedding programs).
     pub extra_sinks: Vec<Box<dyn Sink>>,
     pub labels: BTreeMap<String, String>,
@@ -165,8 +165,8 @@ pub struct SinkReport {
 pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     loader::preflight()?;
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    for spec in &opts.outputs {
-        sinks.push(sinks::open(spec).with_context(|| format!("opening output {spec:?}"))?);
+    for out in &opts.outputs {
+        sinks.push(sinks::open(out).with_context(|| format!("opening output {}", out.spec))?);
     }
     sinks.append(&mut opts.extra_sinks);
 
@@ -193,7 +193,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     sensitive.extend(opts.sensitive_paths.iter().cloned());
     let mut excluded = opts.exclude_paths.clone();
     excluded.extend(crate::filter::DEFAULT_EXCLUDED.iter().map(std::path::PathBuf::from));
-    excluded.extend(opts.outputs.iter().filter_map(OutputSpec::local_path));
+    excluded.extend(opts.outputs.iter().filter_map(|o| o.spec.local_path()));
     let mut inode_filter =
         crate::filter::InodeFilter::new(loaded.inode_filter, sensitive, excluded, opts.include_paths.clone());
     inode_filter.refresh();
@@ -202,9 +202,9 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     // Processes that started before the sensor, so their later events have lineage.
     let initial = enricher.seed();
     // Continue the hash chain of a previous run writing to the same directory.
-    let chain_tail = opts.outputs.iter().find_map(|o| match o {
+    let chain_tail = opts.outputs.iter().find_map(|o| match &o.spec {
         OutputSpec::File(dir) => sinks::file::chain_tail(dir),
-        OutputSpec::Jsonl(_) => None,
+        _ => None,
     });
     let builder = RecordBuilder::new(host, clock, chain_tail);
     let record_stage = {
@@ -312,6 +312,7 @@ fn record_stage(
             queue::Polled::Event(ev) => ev,
             queue::Polled::Empty => {
                 write_all(&mut sinks, true, None);
+                account_sink_drops(&mut sinks, &mut enricher, &mut builder, stats, &mut write_all);
                 match rt.block_on(rx.next()) {
                     Some(ev) => ev,
                     None => break,
@@ -351,6 +352,36 @@ fn record_stage(
         warn!("no records were produced");
     }
     sinks.iter().zip(errors).map(|(s, errors)| SinkReport { name: s.name().to_owned(), errors }).collect()
+}
+
+/// Turns records a sink had to give up (a full spool) into a loss record, written to every sink.
+fn account_sink_drops(
+    sinks: &mut Vec<Box<dyn Sink>>,
+    enricher: &mut Enricher,
+    builder: &mut RecordBuilder,
+    stats: &Stats,
+    write_all: &mut impl FnMut(&mut Vec<Box<dyn Sink>>, bool, Option<&crate::record::Sealed>),
+) {
+    let dropped: u64 = sinks.iter_mut().map(|s| s.take_dropped()).sum();
+    if dropped == 0 {
+        return;
+    }
+    let now = BootClock::boot_ns_now();
+    let report = LossReport {
+        kind: "record",
+        reason: "sink_spool_full",
+        count: dropped,
+        first_boot_ns: now,
+        last_boot_ns: now,
+    };
+    let mut batch = Vec::with_capacity(1);
+    enricher.enrich(PipelineEvent::Loss(report), &mut batch);
+    for e in batch {
+        let record = builder.build(e);
+        stats.records.fetch_add(1, Ordering::Relaxed);
+        stats.loss_records.fetch_add(1, Ordering::Relaxed);
+        write_all(sinks, false, Some(&record));
+    }
 }
 
 /// Forwards aya-log records from the programs into `log` (and so into tracing).

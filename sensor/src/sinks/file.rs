@@ -1,4 +1,5 @@
-//! `file:DIR`: length-delimited protobuf record files, rotated by size, with retention by count.
+//! `file:DIR`: length-delimited protobuf record files, rotated by size and age, with retention by
+//! count and bytes and a configurable fsync policy.
 //!
 //! Each file is a sequence of `varint(len) || AuditRecord` frames (prost's length-delimited
 //! encoding). Files are created 0600 in a 0700 directory and named
@@ -9,48 +10,44 @@ use std::{
     io::{BufWriter, Write},
     os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use sensor_proto::AuditRecord;
 
-use super::{Sink, SinkError};
+use super::{
+    Sink, SinkError,
+    spec::{FileOptions, Fsync},
+};
 
 /// File name prefix and suffix of record files.
 pub const FILE_PREFIX: &str = "audit-";
 pub const FILE_SUFFIX: &str = ".pb";
 
-/// When to start a new file and how many to keep.
-#[derive(Debug, Clone, Copy)]
-pub struct Rotation {
-    pub max_file_bytes: u64,
-    pub max_files: usize,
-}
-
-impl Default for Rotation {
-    fn default() -> Self {
-        Self { max_file_bytes: 64 * 1024 * 1024, max_files: 64 }
-    }
-}
-
 #[derive(Debug)]
+struct Current {
+    out: BufWriter<File>,
+    bytes: u64,
+    opened: Instant,
+}
+
 pub struct FileSink {
     name: String,
     dir: PathBuf,
-    rotation: Rotation,
-    current: Option<(BufWriter<File>, u64)>,
+    opts: FileOptions,
+    current: Option<Current>,
     files_opened: u64,
     buf: Vec<u8>,
 }
 
 impl FileSink {
-    pub fn open(dir: &Path, rotation: Rotation) -> Result<Self, SinkError> {
+    pub fn open(dir: &Path, opts: FileOptions) -> Result<Self, SinkError> {
         let name = format!("file:{}", dir.display());
         let io = |source| SinkError::Io { sink: name.clone(), source };
         DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
         // An existing directory keeps its owner but gets owner-only access.
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
-        Ok(Self { name, dir: dir.to_owned(), rotation, current: None, files_opened: 0, buf: Vec::new() })
+        Ok(Self { name, dir: dir.to_owned(), opts, current: None, files_opened: 0, buf: Vec::new() })
     }
 
     fn io(&self, source: std::io::Error) -> SinkError {
@@ -58,9 +55,11 @@ impl FileSink {
     }
 
     fn new_file(&mut self) -> Result<(), SinkError> {
-        if let Some((mut w, _)) = self.current.take() {
-            w.flush().map_err(|e| self.io(e))?;
-            w.get_ref().sync_data().map_err(|e| self.io(e))?;
+        if let Some(mut cur) = self.current.take() {
+            cur.out.flush().map_err(|e| self.io(e))?;
+            if self.opts.fsync != Fsync::Never {
+                cur.out.get_ref().sync_data().map_err(|e| self.io(e))?;
+            }
         }
         let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let path = self.dir.join(format!("{FILE_PREFIX}{ms:013}-{:06}{FILE_SUFFIX}", self.files_opened));
@@ -71,18 +70,29 @@ impl FileSink {
             .mode(0o600)
             .open(&path)
             .map_err(|e| self.io(e))?;
-        self.current = Some((BufWriter::with_capacity(256 * 1024, f), 0));
+        self.current =
+            Some(Current { out: BufWriter::with_capacity(256 * 1024, f), bytes: 0, opened: Instant::now() });
         self.enforce_retention()
     }
 
-    /// Deletes the oldest record files beyond `max_files`.
+    /// Deletes the oldest record files beyond `max_files` or `max_total_bytes` (never the file
+    /// being written).
     fn enforce_retention(&self) -> Result<(), SinkError> {
-        let mut files = record_files(&self.dir).map_err(|e| self.io(e))?;
-        if files.len() > self.rotation.max_files {
-            let excess = files.len() - self.rotation.max_files;
-            for old in files.drain(..excess) {
-                fs::remove_file(&old).map_err(|e| self.io(e))?;
+        let files = record_files(&self.dir).map_err(|e| self.io(e))?;
+        let sizes: Vec<u64> = files.iter().map(|f| fs::metadata(f).map_or(0, |m| m.len())).collect();
+        let mut count = files.len();
+        let mut total: u64 = sizes.iter().sum();
+        for (old, size) in files.iter().zip(&sizes).take(files.len().saturating_sub(1)) {
+            if count <= self.opts.max_files && total <= self.opts.max_total_bytes {
+                break;
             }
+            match fs::remove_file(old) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io(e)),
+            }
+            count -= 1;
+            total -= size;
         }
         Ok(())
     }
@@ -127,26 +137,78 @@ impl Sink for FileSink {
     }
 
     fn write(&mut self, _record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError> {
-        let full = self.current.as_ref().is_none_or(|(_, n)| *n >= self.rotation.max_file_bytes);
+        let full = self.current.as_ref().is_none_or(|c| {
+            c.bytes >= self.opts.max_file_bytes || c.opened.elapsed() >= self.opts.max_file_age
+        });
         if full {
             self.new_file()?;
         }
         self.buf.clear();
         prost::encoding::encode_varint(encoded.len() as u64, &mut self.buf);
         self.buf.extend_from_slice(encoded);
-        let Some((w, n)) = self.current.as_mut() else {
+        let Some(cur) = self.current.as_mut() else {
             return Err(self.io(std::io::Error::other("no open record file")));
         };
-        let res = w.write_all(&self.buf);
-        *n += self.buf.len() as u64;
+        let res = cur.out.write_all(&self.buf);
+        cur.bytes += self.buf.len() as u64;
         res.map_err(|e| self.io(e))
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        if let Some((w, _)) = self.current.as_mut() {
-            let res = w.flush().and_then(|()| w.get_ref().sync_data());
+        let fsync = self.opts.fsync == Fsync::Batch;
+        if let Some(cur) = self.current.as_mut() {
+            let res =
+                cur.out.flush().and_then(|()| if fsync { cur.out.get_ref().sync_data() } else { Ok(()) });
             res.map_err(|e| self.io(e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{os::unix::fs::PermissionsExt as _, time::Duration};
+
+    use super::*;
+
+    fn write_n(sink: &mut FileSink, n: usize, size: usize) {
+        let rec = AuditRecord::default();
+        for _ in 0..n {
+            sink.write(&rec, &vec![7u8; size]).expect("write");
+        }
+        sink.flush().expect("flush");
+    }
+
+    #[test]
+    fn rotates_by_size_and_keeps_count_and_bytes() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("rec");
+        let opts = FileOptions { max_file_bytes: 1000, max_files: 3, ..FileOptions::default() };
+        let mut sink = FileSink::open(&dir, opts).expect("open");
+        write_n(&mut sink, 50, 98); // 100-byte frames: a new file every 10 records
+        let files = record_files(&dir).expect("list");
+        assert_eq!(files.len(), 3, "{files:?}");
+        assert_eq!(fs::metadata(&dir).expect("dir").permissions().mode() & 0o777, 0o700);
+        for f in &files {
+            assert_eq!(fs::metadata(f).expect("file").permissions().mode() & 0o777, 0o600);
+        }
+
+        let opts = FileOptions { max_file_bytes: 1000, max_total_bytes: 2500, ..FileOptions::default() };
+        let mut sink = FileSink::open(&dir, opts).expect("reopen");
+        write_n(&mut sink, 50, 98);
+        let total: u64 =
+            record_files(&dir).expect("list").iter().map(|f| fs::metadata(f).expect("m").len()).sum();
+        assert!(total <= 2500 + 1000, "retention keeps about max_total_bytes, got {total}");
+    }
+
+    #[test]
+    fn rotates_by_age() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let opts = FileOptions { max_file_age: Duration::from_millis(50), ..FileOptions::default() };
+        let mut sink = FileSink::open(tmp.path(), opts).expect("open");
+        write_n(&mut sink, 1, 10);
+        std::thread::sleep(Duration::from_millis(80));
+        write_n(&mut sink, 1, 10);
+        assert_eq!(record_files(tmp.path()).expect("list").len(), 2);
     }
 }

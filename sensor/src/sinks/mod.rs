@@ -8,12 +8,14 @@ pub mod spec;
 
 use sensor_proto::AuditRecord;
 
-pub use spec::OutputSpec;
+pub use spec::{Output, OutputOptions, OutputSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("{sink}: {source}")]
     Io { sink: String, source: std::io::Error },
+    #[error("{sink}: this output is not available in this build")]
+    Unsupported { sink: String },
     #[error("{sink}: encoding JSON: {source}")]
     Json { sink: String, source: serde_json::Error },
 }
@@ -27,12 +29,21 @@ pub trait Sink: Send {
     fn write(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError>;
     /// Makes everything accepted so far durable/visible.
     fn flush(&mut self) -> Result<(), SinkError>;
+    /// Records this sink gave up since the last call (e.g. its spool was full), so the pipeline
+    /// can account for them in a loss record. Sinks that never drop keep the default.
+    fn take_dropped(&mut self) -> u64 {
+        0
+    }
 }
 
-/// Opens the sink an output spec names.
-pub fn open(spec: &OutputSpec) -> Result<Box<dyn Sink>, SinkError> {
-    Ok(match spec {
+/// Opens the sink an output names.
+pub fn open(output: &Output) -> Result<Box<dyn Sink>, SinkError> {
+    let opts = &output.options;
+    Ok(match &output.spec {
         OutputSpec::Jsonl(target) => Box::new(jsonl::JsonlSink::open(target)?),
-        OutputSpec::File(dir) => Box::new(file::FileSink::open(dir, file::Rotation::default())?),
+        OutputSpec::File(dir) => Box::new(file::FileSink::open(dir, opts.file)?),
+        spec @ (OutputSpec::Syslog { .. } | OutputSpec::Kafka { .. }) => {
+            return Err(SinkError::Unsupported { sink: spec.to_string() });
+        }
     })
 }

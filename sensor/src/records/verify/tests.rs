@@ -16,7 +16,7 @@ fn host(instance: &str) -> Host {
 /// Writes `n` records (and a final checkpoint) with a real builder and file sink; returns the
 /// frames' byte ranges in the single file written.
 fn write_run(dir: &Path, instance: &str, n: usize) {
-    let mut sink = FileSink::open(dir, crate::sinks::file::Rotation::default()).expect("sink");
+    let mut sink = FileSink::open(dir, crate::sinks::spec::FileOptions::default()).expect("sink");
     let mut b = RecordBuilder::new(host(instance), BootClock::now(), crate::sinks::file::chain_tail(dir));
     for i in 0..n {
         let e = Enriched {
