@@ -2,6 +2,7 @@
 //! into the hash chain (see `Integrity` in the schema): each record carries the SHA-256 of the
 //! previous record's encoding, and checkpoint records bound the chain.
 
+pub mod ocsf;
 pub mod text;
 
 use prost::Message as _;

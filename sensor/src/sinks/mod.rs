@@ -4,7 +4,9 @@
 pub mod file;
 pub mod jsonl;
 pub mod memory;
+pub mod render;
 pub mod spec;
+pub mod transport;
 
 use sensor_proto::AuditRecord;
 
