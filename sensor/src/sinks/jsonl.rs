@@ -8,17 +8,22 @@ use std::{
 
 use sensor_proto::AuditRecord;
 
-use super::{Sink, SinkError, spec::JsonlTarget};
+use super::{
+    Sink, SinkError, render,
+    spec::{Format, JsonlTarget},
+};
 
 pub struct JsonlSink {
     name: String,
     out: BufWriter<Box<dyn Write + Send>>,
     /// Flush after every record (stdout: a person or a pipe is watching).
     line_flush: bool,
+    format: Format,
+    line: Vec<u8>,
 }
 
 impl JsonlSink {
-    pub fn open(target: &JsonlTarget) -> Result<Self, SinkError> {
+    pub fn open(target: &JsonlTarget, format: Format) -> Result<Self, SinkError> {
         let (name, out, line_flush): (String, Box<dyn Write + Send>, bool) = match target {
             JsonlTarget::Stdout => ("jsonl:-".into(), Box::new(std::io::stdout()), true),
             JsonlTarget::Path(p) => {
@@ -32,7 +37,7 @@ impl JsonlSink {
                 (name, Box::new(f), false)
             }
         };
-        Ok(Self { name, out: BufWriter::with_capacity(64 * 1024, out), line_flush })
+        Ok(Self { name, out: BufWriter::with_capacity(64 * 1024, out), line_flush, format, line: Vec::new() })
     }
 
     fn io(&self, source: std::io::Error) -> SinkError {
@@ -46,9 +51,11 @@ impl Sink for JsonlSink {
     }
 
     fn write(&mut self, record: &AuditRecord, _encoded: &[u8]) -> Result<(), SinkError> {
-        serde_json::to_writer(&mut self.out, record)
+        self.line.clear();
+        render::json(record, self.format, &mut self.line)
             .map_err(|source| SinkError::Json { sink: self.name.clone(), source })?;
-        self.out.write_all(b"\n").map_err(|e| self.io(e))?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line).map_err(|e| self.io(e))?;
         if self.line_flush {
             self.out.flush().map_err(|e| self.io(e))?;
         }

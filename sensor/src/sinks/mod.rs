@@ -42,7 +42,7 @@ pub trait Sink: Send {
 pub fn open(output: &Output) -> Result<Box<dyn Sink>, SinkError> {
     let opts = &output.options;
     Ok(match &output.spec {
-        OutputSpec::Jsonl(target) => Box::new(jsonl::JsonlSink::open(target)?),
+        OutputSpec::Jsonl(target) => Box::new(jsonl::JsonlSink::open(target, opts.format)?),
         OutputSpec::File(dir) => Box::new(file::FileSink::open(dir, opts.file)?),
         spec @ (OutputSpec::Syslog { .. } | OutputSpec::Kafka { .. }) => {
             return Err(SinkError::Unsupported { sink: spec.to_string() });
