@@ -33,6 +33,11 @@ pub enum Command {
     /// Work with record files written by `--output file:DIR`.
     #[command(subcommand)]
     Records(RecordsCommand),
+    /// Create an Ed25519 key pair for signing checkpoints: FILE (private, 0600) and FILE.pub.
+    Keygen {
+        #[arg(value_name = "FILE")]
+        private_key: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +71,12 @@ pub struct RunArgs {
     /// A label added to every record's host, e.g. `--label site=north-ward`. Repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Render jsonl/syslog/kafka records as canonical JSON (`json`) or OCSF 1.3 events (`ocsf`).
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<crate::sinks::spec::Format>,
+    /// Sign checkpoint records with this Ed25519 private key (PKCS#8 PEM; see `sensor keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,7 +91,19 @@ pub enum RecordsCommand {
     Verify {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Also require every checkpoint to be signed by this Ed25519 key (SPKI PEM, the
+        /// `.pub` file written by `sensor keygen`).
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
     },
+}
+
+fn parse_format(s: &str) -> Result<crate::sinks::spec::Format, String> {
+    match s {
+        "json" => Ok(crate::sinks::spec::Format::Json),
+        "ocsf" => Ok(crate::sinks::spec::Format::Ocsf),
+        other => Err(format!("`{other}`: expected json or ocsf")),
+    }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -99,8 +122,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let summary = records::cat(&paths, &mut std::io::stdout().lock())?;
             Ok(if summary.damaged.is_empty() { 0 } else { 1 })
         }
-        Command::Records(RecordsCommand::Verify { paths }) => {
-            let r = records::verify::verify(&paths)?;
+        Command::Keygen { private_key } => {
+            let public = crate::record::signing::generate(&private_key)?;
+            println!("private key: {} (keep it on the sensor host, 0600)", private_key.display());
+            println!("public key:  {} (for `sensor records verify --public-key`)", public.display());
+            Ok(0)
+        }
+        Command::Records(RecordsCommand::Verify { paths, public_key }) => {
+            let key = public_key.as_deref().map(crate::record::signing::load_public).transpose()?;
+            let r = records::verify::verify_with(&paths, key.as_ref())?;
             for t in &r.torn {
                 eprintln!("warning: torn record (a crash mid-write): {t}");
             }
@@ -117,6 +147,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 "OK: {} records in {} files from {} sensor runs; chain intact; {end}",
                 r.records, r.files, r.runs
             );
+            if key.is_some() {
+                println!(
+                    "signatures: {} checkpoints verified; {} records after the last signed checkpoint",
+                    r.signed_checkpoints, r.unsigned_tail
+                );
+            }
             Ok(0)
         }
     }
@@ -129,6 +165,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         args.outputs.into_iter().map(Into::into).collect()
     };
+    let mut outputs = outputs;
+    if let Some(format) = args.format {
+        for o in &mut outputs {
+            o.options.format = format;
+        }
+    }
     info!(?outputs, "starting");
     let opts = Options {
         outputs,
@@ -139,6 +181,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         no_default_sensitive: args.no_default_sensitive,
         exclude_paths: args.exclude_paths,
         include_paths: args.include_paths,
+        signing_key: args.signing_key,
         ..Options::default()
     };
     let running = pipeline::start(opts).await?;

@@ -99,6 +99,8 @@ pub struct Options {
     /// Ignore the sensor's own process (default). Tests that observe their own syscalls in
     /// process turn it off.
     pub ignore_self: bool,
+    /// Ed25519 private key (PKCS#8 PEM) that signs checkpoint records.
+    pub signing_key: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Options {
@@ -132,6 +134,7 @@ impl Default for Options {
             include_paths: Vec::new(),
             filter_refresh: Duration::from_secs(30),
             ignore_self: true,
+            signing_key: None,
         }
     }
 }
@@ -164,6 +167,12 @@ pub struct SinkReport {
 /// Starts the sensor: opens sinks, loads programs, starts readers, then attaches.
 pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     loader::preflight()?;
+    let signer = opts
+        .signing_key
+        .as_deref()
+        .map(crate::record::signing::CheckpointSigner::load)
+        .transpose()
+        .context("loading the checkpoint signing key")?;
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     for out in &opts.outputs {
         sinks.push(sinks::open(out).with_context(|| format!("opening output {}", out.spec))?);
@@ -206,7 +215,11 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         OutputSpec::File(dir) => sinks::file::chain_tail(dir),
         _ => None,
     });
-    let builder = RecordBuilder::new(host, clock, chain_tail);
+    let mut builder = RecordBuilder::new(host, clock, chain_tail);
+    if let Some(signer) = signer {
+        info!(key_id = signer.key_id(), "signing checkpoints");
+        builder = builder.with_signer(signer);
+    }
     let record_stage = {
         let stats = stats.clone();
         let rt = tokio::runtime::Handle::current();

@@ -108,3 +108,102 @@ fn bad_output_spec_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown output `bogus`"), "{err}");
 }
+
+/// Starts `sensor run ARGS` and returns once its programs are attached.
+fn spawn_sensor(args: &[String]) -> std::process::Child {
+    let mut sensor = Command::new(sensor_bin())
+        .arg("run")
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sensor");
+    let mut stderr = BufReader::new(sensor.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !line.contains("streaming records") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");
+        assert!(Instant::now() < deadline, "sensor did not start");
+    }
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    sensor
+}
+
+fn sensor_cmd(args: &[&str], paths: &[&std::path::Path]) -> (Option<i32>, String, String) {
+    let out = Command::new(sensor_bin()).args(args).args(paths).output().expect("run sensor command");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn sigkilled_sensor_leaves_readable_files_and_the_signed_chain_continues() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("cp.key");
+    let (code, _, err) = sensor_cmd(&["keygen"], &[&key]);
+    assert_eq!(code, Some(0), "{err}");
+    let public = dir.path().join("cp.pub");
+    let records = dir.path().join("records");
+    let args = vec![
+        "--output".to_owned(),
+        format!("file:{}", records.display()),
+        "--signing-key".to_owned(),
+        key.display().to_string(),
+    ];
+
+    let sensor = spawn_sensor(&args);
+    for _ in 0..20 {
+        Command::new("/bin/true").status().expect("true");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(Pid::from_raw(sensor.id() as i32), Signal::SIGKILL).expect("SIGKILL");
+    let mut sensor = sensor;
+    sensor.wait().expect("reap");
+
+    // A crash mid-write leaves half a record at the end: append one to be sure it happens.
+    let file = std::fs::read_dir(&records).expect("list").next().expect("a file").expect("entry").path();
+    let mut data = std::fs::read(&file).expect("read");
+    let whole = data.len();
+    let half: Vec<u8> = data[..whole.min(400)].to_vec();
+    data.extend_from_slice(&[0xc8, 0x03]); // varint 456: longer than what follows
+    data.extend_from_slice(&half[..half.len().min(200)]);
+    std::fs::write(&file, &data).expect("write");
+
+    let (code, out, err) = sensor_cmd(&["records", "cat"], &[&records]);
+    assert_eq!(code, Some(0), "a torn tail is not an error: {err}");
+    assert!(err.contains("torn"), "{err}");
+    let seqs: Vec<u64> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .map(|v| v["seq"].as_str().expect("seq").parse().expect("number"))
+        .collect();
+    assert!(seqs.len() > 20, "records up to the crash: {}", seqs.len());
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no gaps before the tear");
+
+    let (code, out, err) = sensor_cmd(&["records", "verify"], &[&records]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("does not end with a final checkpoint"), "{out}");
+    assert!(err.contains("torn record"), "{err}");
+
+    // A restart continues the chain after the last whole record; its checkpoints are signed.
+    let mut sensor = spawn_sensor(&args);
+    Command::new("/bin/true").status().expect("true");
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(Pid::from_raw(sensor.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    assert!(sensor.wait().expect("wait").success());
+    let pk = format!("--public-key={}", public.display());
+    let (code, out, err) = sensor_cmd(&["records", "verify", &pk], &[&records]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("from 2 sensor runs") && out.contains("ends with a final checkpoint"), "{out}");
+    assert!(out.contains("signatures: 1 checkpoints verified; 0 records after"), "{out}");
+
+    // Another key does not verify the signed checkpoint.
+    let other = dir.path().join("other.key");
+    sensor_cmd(&["keygen"], &[&other]);
+    let pk = format!("--public-key={}", dir.path().join("other.pub").display());
+    let (code, out, _) = sensor_cmd(&["records", "verify", &pk], &[&records]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("signature does not verify"), "{out}");
+}

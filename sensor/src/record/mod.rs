@@ -3,6 +3,7 @@
 //! previous record's encoding, and checkpoint records bound the chain.
 
 pub mod ocsf;
+pub mod signing;
 pub mod text;
 
 use prost::Message as _;
@@ -33,13 +34,21 @@ pub struct RecordBuilder {
     next_seq: u64,
     prev_hash: Option<[u8; 32]>,
     since_checkpoint: u64,
+    signer: Option<signing::CheckpointSigner>,
 }
 
 impl RecordBuilder {
     /// `chain_tail`: hash of the last record already written where this run's records go (a
     /// previous run's output), so the chain continues across restarts.
     pub fn new(host: Host, clock: BootClock, chain_tail: Option<[u8; 32]>) -> Self {
-        Self { host, clock, next_seq: 1, prev_hash: chain_tail, since_checkpoint: 0 }
+        Self { host, clock, next_seq: 1, prev_hash: chain_tail, since_checkpoint: 0, signer: None }
+    }
+
+    /// Signs every checkpoint with this key from now on.
+    #[must_use]
+    pub fn with_signer(mut self, signer: signing::CheckpointSigner) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// Builds and seals the next record. `seq` is strictly increasing from 1 with no gaps.
@@ -62,6 +71,14 @@ impl RecordBuilder {
     /// A checkpoint record: due every [`CHECKPOINT_EVERY`] records, and `final` at stop.
     pub fn checkpoint(&mut self, last: bool) -> Sealed {
         let boot_ns = BootClock::boot_ns_now();
+        let chain_hash = self.prev_hash.unwrap_or_default();
+        let (signature, key_id) = match &self.signer {
+            Some(s) => {
+                let msg = signing::message(&self.host.instance_id, self.next_seq, self.next_seq, &chain_hash);
+                (s.sign(&msg), s.key_id().to_owned())
+            }
+            None => (Vec::new(), String::new()),
+        };
         let record = AuditRecord {
             schema_version: SCHEMA_VERSION,
             seq: 0,
@@ -72,6 +89,9 @@ impl RecordBuilder {
                 records: self.next_seq,
                 first_seq: 1,
                 r#final: last,
+                chain_hash: hex::encode(chain_hash),
+                signature,
+                key_id,
             })),
             ..Default::default()
         };

@@ -41,8 +41,10 @@ pub fn cat(paths: &[PathBuf], out: &mut impl Write) -> anyhow::Result<CatSummary
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CatSummary {
     pub records: u64,
-    /// Files that ended in a torn or undecodable frame.
+    /// Files with an undecodable frame (corruption: the exit status says so).
     pub damaged: Vec<(PathBuf, String)>,
+    /// Files that end in a torn record (a crash mid-write: reported, not an error).
+    pub torn: Vec<(PathBuf, String)>,
 }
 
 fn cat_file(path: &Path, out: &mut impl Write, summary: &mut CatSummary) -> anyhow::Result<()> {
@@ -56,8 +58,16 @@ fn cat_file(path: &Path, out: &mut impl Write, summary: &mut CatSummary) -> anyh
             }
             Frame::Damaged { offset, reason } => {
                 let msg = format!("at byte {offset}: {reason}");
-                eprintln!("{}: {msg}", path.display());
-                summary.damaged.push((path.to_owned(), msg));
+                if reason.starts_with("torn") {
+                    eprintln!(
+                        "warning: {}: {msg} (a crash mid-write; records before it are whole)",
+                        path.display()
+                    );
+                    summary.torn.push((path.to_owned(), msg));
+                } else {
+                    eprintln!("{}: {msg}", path.display());
+                    summary.damaged.push((path.to_owned(), msg));
+                }
                 break;
             }
         }

@@ -5,9 +5,14 @@
 //! The first record read may link to anything (older files may have been rotated away). A torn
 //! last record of a file (a crash mid-write) is reported but is not tampering: the chain must
 //! then continue from the last whole record.
+//!
+//! With a public key, every checkpoint must carry a valid Ed25519 signature over the chain head
+//! it names: then even someone who rewrites the files and recomputes every hash is caught. The
+//! records after the last signed checkpoint are protected by the chain only (reported).
 
 use std::path::{Path, PathBuf};
 
+use ed25519_dalek::VerifyingKey;
 use sensor_proto::v1::audit_record::Event;
 use sha2::{Digest as _, Sha256};
 
@@ -46,18 +51,26 @@ pub struct Report {
     pub torn: Vec<String>,
     /// The last record is a final checkpoint (the last run stopped cleanly).
     pub complete: bool,
+    /// Checkpoints whose signature was verified (with a public key).
+    pub signed_checkpoints: u64,
+    /// Records after the last verified signed checkpoint (with a public key).
+    pub unsigned_tail: u64,
     /// The first problem, if any: the files were altered, records removed or reordered.
     pub problem: Option<Problem>,
 }
 
 /// Verifies the files (directories expand to their record files, oldest first).
 pub fn verify(paths: &[PathBuf]) -> anyhow::Result<Report> {
+    verify_with(paths, None)
+}
+
+/// Verifies the files and, with `key`, the checkpoint signatures.
+pub fn verify_with(paths: &[PathBuf], key: Option<&VerifyingKey>) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let mut prev_hash: Option<[u8; 32]> = None;
-    let mut last_run: Option<(String, u64)> = None;
+    let mut state = State { prev_hash: None, last_run: None, key };
     for path in expand_paths(paths)? {
         report.files += 1;
-        if let Some(p) = verify_file(&path, &mut report, &mut prev_hash, &mut last_run)? {
+        if let Some(p) = verify_file(&path, &mut report, &mut state)? {
             report.problem = Some(p);
             return Ok(report);
         }
@@ -65,12 +78,14 @@ pub fn verify(paths: &[PathBuf]) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-fn verify_file(
-    path: &Path,
-    report: &mut Report,
-    prev_hash: &mut Option<[u8; 32]>,
-    last_run: &mut Option<(String, u64)>,
-) -> anyhow::Result<Option<Problem>> {
+struct State<'k> {
+    prev_hash: Option<[u8; 32]>,
+    last_run: Option<(String, u64)>,
+    key: Option<&'k VerifyingKey>,
+}
+
+fn verify_file(path: &Path, report: &mut Report, state: &mut State<'_>) -> anyhow::Result<Option<Problem>> {
+    let State { prev_hash, last_run, key } = state;
     let file = std::fs::File::open(path)?;
     let problem = |offset, seq, reason: String| Some(Problem { file: path.to_owned(), offset, seq, reason });
     for frame in RecordReader::new(std::io::BufReader::new(file)) {
@@ -103,12 +118,52 @@ fn verify_file(
             }
             _ => report.runs += 1,
         }
+        if let Some(Event::Checkpoint(c)) = &record.event {
+            if let Some(reason) = check_checkpoint(c, &instance, seq, prev_hash.as_ref(), *key) {
+                return Ok(problem(offset, Some(seq), reason));
+            }
+            if key.is_some() {
+                report.signed_checkpoints += 1;
+                report.unsigned_tail = 0;
+            }
+        } else if key.is_some() {
+            report.unsigned_tail += 1;
+        }
         *last_run = Some((instance, seq));
         *prev_hash = Some(Sha256::digest(&bytes).into());
         report.records += 1;
         report.complete = matches!(&record.event, Some(Event::Checkpoint(c)) if c.r#final);
     }
     Ok(None)
+}
+
+/// A checkpoint must name the chain head it follows and, with a key, be signed over it.
+fn check_checkpoint(
+    c: &sensor_proto::v1::CheckpointEvent,
+    instance: &str,
+    seq: u64,
+    prev: Option<&[u8; 32]>,
+    key: Option<&VerifyingKey>,
+) -> Option<String> {
+    let mut head = [0u8; 32];
+    if hex::decode_to_slice(&c.chain_hash, &mut head).is_err() {
+        return Some("checkpoint without a valid chain_hash".into());
+    }
+    if prev.is_some_and(|p| *p != head) {
+        return Some("checkpoint names another chain head: records before it were altered".into());
+    }
+    let key = key?;
+    if c.signature.is_empty() {
+        return Some("checkpoint is not signed (a key was given)".into());
+    }
+    let msg = crate::record::signing::message(instance, seq, c.records, &head);
+    if !crate::record::signing::verify(key, &msg, &c.signature) {
+        return Some(format!(
+            "checkpoint signature does not verify with key {}",
+            crate::record::signing::key_id(key)
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

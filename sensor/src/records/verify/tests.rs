@@ -16,8 +16,15 @@ fn host(instance: &str) -> Host {
 /// Writes `n` records (and a final checkpoint) with a real builder and file sink; returns the
 /// frames' byte ranges in the single file written.
 fn write_run(dir: &Path, instance: &str, n: usize) {
+    write_signed_run(dir, instance, n, None);
+}
+
+fn write_signed_run(dir: &Path, instance: &str, n: usize, key: Option<&Path>) {
     let mut sink = FileSink::open(dir, crate::sinks::spec::FileOptions::default()).expect("sink");
     let mut b = RecordBuilder::new(host(instance), BootClock::now(), crate::sinks::file::chain_tail(dir));
+    if let Some(k) = key {
+        b = b.with_signer(crate::record::signing::CheckpointSigner::load(k).expect("key"));
+    }
     for i in 0..n {
         let e = Enriched {
             boot_ns: i as u64,
@@ -134,4 +141,34 @@ fn torn_tail_is_accepted_up_to_the_last_whole_record() {
     assert_eq!(r.problem, None, "{:?}", r.problem);
     assert_eq!(r.records, 3 + 3);
     assert!(r.complete);
+}
+
+#[test]
+fn signed_checkpoints_verify_and_a_recomputed_chain_does_not() {
+    use crate::record::signing;
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("cp.key");
+    let public = signing::load_public(&signing::generate(&key).expect("keygen")).expect("pub");
+    let other = keys.path().join("other.key");
+    let other_pub = signing::load_public(&signing::generate(&other).expect("keygen")).expect("pub");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_signed_run(dir.path(), "run-1", 5, Some(&key));
+    let ok = verify_with(&[dir.path().to_owned()], Some(&public)).expect("verify");
+    assert_eq!(ok.problem, None);
+    assert_eq!((ok.signed_checkpoints, ok.unsigned_tail), (1, 0));
+    let wrong = verify_with(&[dir.path().to_owned()], Some(&other_pub)).expect("verify");
+    assert!(wrong.problem.expect("wrong key").reason.contains("signature does not verify"));
+
+    // An attacker rewrites history with a fresh, internally consistent chain (their own key or
+    // none): the hashes all link, but the signatures do not verify.
+    let forged = tempfile::tempdir().expect("tempdir");
+    write_signed_run(forged.path(), "run-1", 5, Some(&other));
+    assert_eq!(verify(&[forged.path().to_owned()]).expect("verify").problem, None, "hashes alone pass");
+    let r = verify_with(&[forged.path().to_owned()], Some(&public)).expect("verify");
+    assert!(r.problem.expect("forged").reason.contains("signature"));
+    let unsigned = tempfile::tempdir().expect("tempdir");
+    write_run(unsigned.path(), "run-1", 5);
+    let r = verify_with(&[unsigned.path().to_owned()], Some(&public)).expect("verify");
+    assert!(r.problem.expect("unsigned").reason.contains("not signed"));
 }
