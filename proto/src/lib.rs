@@ -21,3 +21,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub fn to_json(record: &AuditRecord) -> serde_json::Result<String> {
     serde_json::to_string(record)
 }
+
+/// The compiled schema (a `FileDescriptorSet` with comments), for tools that document or
+/// reflect on it.
+pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
