@@ -4,6 +4,7 @@
 
 pub mod btf;
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod enrich;
 pub mod file_syscalls;

@@ -99,6 +99,10 @@ pub struct Options {
     /// Ignore the sensor's own process (default). Tests that observe their own syscalls in
     /// process turn it off.
     pub ignore_self: bool,
+    /// Serve Prometheus metrics on this address (`GET /metrics`); `None`: off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Ed25519 key that signs checkpoint records (`[integrity] signing_key`); `None`: unsigned.
+    pub signing_key: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Options {
@@ -132,6 +136,8 @@ impl Default for Options {
             include_paths: Vec::new(),
             filter_refresh: Duration::from_secs(30),
             ignore_self: true,
+            metrics_listen: None,
+            signing_key: None,
         }
     }
 }
