@@ -10,6 +10,7 @@ pub mod enrich;
 pub mod file_syscalls;
 pub mod filter;
 pub mod loader;
+pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod record;

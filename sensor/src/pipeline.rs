@@ -9,13 +9,14 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use anyhow::Context as _;
+use sensor_common::EventKind;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{error, info, warn};
 
@@ -26,7 +27,7 @@ use crate::{
     queue,
     record::RecordBuilder,
     sinks::{self, Output, OutputSpec, Sink},
-    sources,
+    sources::{self, ringbuf::Ring},
 };
 
 /// What flows from the sources to the record stage.
@@ -50,7 +51,9 @@ pub struct LossReport {
     pub last_boot_ns: u64,
 }
 
-/// Counters shared by the stages (read by the live view and at shutdown).
+/// Counters and gauges shared by the stages: written by the sources and the record stage, read
+/// by the live view, the metrics endpoint and the shutdown report. Nothing reads them back into
+/// the pipeline.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub kernel_events: AtomicU64,
@@ -59,12 +62,57 @@ pub struct Stats {
     pub records: AtomicU64,
     pub loss_records: AtomicU64,
     pub sink_errors: AtomicU64,
+    /// Decoded kernel events, indexed like [`EventKind::ALL`].
+    pub events_by_kind: [AtomicU64; EventKind::ALL.len()],
+    /// Bytes read from each ring buffer, indexed like [`Ring::ALL`].
+    pub ring_bytes: [AtomicU64; Ring::ALL.len()],
+    /// Events lost (the sum of loss record counts), by (kind, reason).
+    pub lost: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Events waiting in the lineage and bulk queues, sampled by the record stage.
+    pub queue_depth: [AtomicU64; 2],
+    /// Capacity of each queue.
+    pub queue_capacity: AtomicU64,
+    /// Process table: live entries, exited entries kept for lineage, entries evicted when full.
+    pub table_live: AtomicU64,
+    pub table_exited: AtomicU64,
+    pub table_evicted: AtomicU64,
+    /// One entry per sink, in the order the pipeline writes to them.
+    pub sinks: Vec<SinkStats>,
+}
+
+/// What one sink has done, as seen by the record stage and reported by the sink itself.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub name: String,
+    /// Records the sink accepted.
+    pub records: AtomicU64,
+    /// Writes and flushes that returned an error.
+    pub write_errors: AtomicU64,
+    /// From [`Sink::metrics`]: bytes in the sink's spool, records delivered, delivery errors.
+    pub spool_bytes: AtomicU64,
+    pub delivered: AtomicU64,
+    pub delivery_errors: AtomicU64,
 }
 
 impl Stats {
-    pub fn add_kernel_bytes(&self, n: usize) {
+    /// Counts one item read from `ring`.
+    pub fn add_kernel_bytes(&self, ring: Ring, n: usize) {
         self.kernel_events.fetch_add(1, Ordering::Relaxed);
         self.kernel_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.ring_bytes[ring as usize].fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one decoded kernel event by its kind.
+    pub fn add_event(&self, kind: EventKind) {
+        if let Some(i) = EventKind::ALL.iter().position(|k| *k == kind) {
+            self.events_by_kind[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds a loss report's count to its (kind, reason).
+    pub fn add_loss(&self, l: &LossReport) {
+        let mut lost = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *lost.entry((l.kind, l.reason)).or_default() += l.count;
     }
 }
 
@@ -150,6 +198,8 @@ pub struct Running {
     pub stats: Arc<Stats>,
     /// Which collectors run, and which this kernel could not run.
     pub attached: loader::Attached,
+    /// Where the metrics endpoint listens (the bound address, so port 0 resolves).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     // Keeps programs attached until stop.
     _ebpf: aya::Ebpf,
 }
@@ -170,6 +220,11 @@ pub struct SinkReport {
 /// Starts the sensor: opens sinks, loads programs, starts readers, then attaches.
 pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     loader::preflight()?;
+    // Bind first: a taken port should stop the start before anything is loaded.
+    let metrics_listener = match opts.metrics_listen {
+        Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     for out in &opts.outputs {
         sinks.push(sinks::open(out).with_context(|| format!("opening output {}", out.spec))?);
@@ -185,7 +240,14 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         file_ring_bytes: opts.file_ring_bytes,
     })?;
     let mut ebpf = loaded.ebpf;
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Stats {
+        sinks: sinks
+            .iter()
+            .map(|s| SinkStats { name: s.name().to_owned(), ..SinkStats::default() })
+            .collect(),
+        queue_capacity: AtomicU64::new(opts.queue_capacity as u64),
+        ..Stats::default()
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, rx) = queue::priority_queues(opts.queue_capacity);
 
@@ -222,6 +284,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     // Readers first, so nothing the programs emit waits unread.
     let mut sources = vec![
         tokio::spawn(sources::ringbuf::run(
+            Ring::Proc,
             loaded.proc_events,
             tx.lineage.clone(),
             stats.clone(),
@@ -229,6 +292,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             opts.drain_interval,
         )),
         tokio::spawn(sources::ringbuf::run(
+            Ring::File,
             loaded.file_events,
             tx.bulk.clone(),
             stats.clone(),
@@ -236,6 +300,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             opts.drain_interval,
         )),
         tokio::spawn(sources::ringbuf::run(
+            Ring::Net,
             loaded.net_events,
             tx.bulk.clone(),
             stats.clone(),
@@ -245,6 +310,11 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())),
         tokio::spawn(sources::loss::run(loaded.loss, tx.lineage, stop_rx.clone(), opts.loss_poll_interval)),
     ];
+    let mut metrics_addr = None;
+    if let Some(listener) = metrics_listener {
+        metrics_addr = listener.local_addr().ok();
+        sources.push(tokio::spawn(crate::metrics::serve(listener, stats.clone(), stop_rx.clone())));
+    }
     if let Some(logger) = loaded.logger {
         sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx)));
     }
@@ -255,7 +325,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             return Err(e);
         }
     };
-    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, _ebpf: ebpf })
+    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, _ebpf: ebpf })
 }
 
 impl Running {
@@ -297,6 +367,13 @@ fn record_stage(
                 None if flush => sink.flush(),
                 None => Ok(()),
             };
+            if let Some(c) = stats.sinks.get(i) {
+                match (&res, rec) {
+                    (Ok(()), Some(_)) => c.records.fetch_add(1, Ordering::Relaxed),
+                    (Err(_), _) => c.write_errors.fetch_add(1, Ordering::Relaxed),
+                    (Ok(()), None) => 0,
+                };
+            }
             if let Err(e) = res {
                 errors[i] += 1;
                 stats.sink_errors.fetch_add(1, Ordering::Relaxed);
@@ -313,12 +390,19 @@ fn record_stage(
         write_all(&mut sinks, false, Some(&record));
     }
     let mut batch = Vec::with_capacity(2);
+    let mut since_publish = 0u32;
     loop {
+        since_publish += 1;
+        if since_publish >= PUBLISH_EVERY {
+            since_publish = 0;
+            publish_gauges(&rx, &enricher, &sinks, stats);
+        }
         let ev = match rx.try_next() {
             queue::Polled::Event(ev) => ev,
             queue::Polled::Empty => {
                 write_all(&mut sinks, true, None);
                 account_sink_drops(&mut sinks, &mut enricher, &mut builder, stats, &mut write_all);
+                publish_gauges(&rx, &enricher, &sinks, stats);
                 match rt.block_on(rx.next()) {
                     Some(ev) => ev,
                     None => break,
@@ -326,8 +410,9 @@ fn record_stage(
             }
             queue::Polled::Closed => break,
         };
-        if matches!(ev, PipelineEvent::Loss(_)) {
+        if let PipelineEvent::Loss(l) = &ev {
             stats.loss_records.fetch_add(1, Ordering::Relaxed);
+            stats.add_loss(l);
         }
         enricher.enrich(ev, &mut batch);
         for e in batch.drain(..) {
@@ -346,6 +431,7 @@ fn record_stage(
     stats.records.fetch_add(1, Ordering::Relaxed);
     write_all(&mut sinks, false, Some(&cp));
     write_all(&mut sinks, true, None);
+    publish_gauges(&rx, &enricher, &sinks, stats);
     let t = enricher.table_stats();
     info!(
         live = t.live,
@@ -358,6 +444,27 @@ fn record_stage(
         warn!("no records were produced");
     }
     sinks.iter().zip(errors).map(|(s, errors)| SinkReport { name: s.name().to_owned(), errors }).collect()
+}
+
+/// Events between two samples of the gauges while the record stage is busy.
+const PUBLISH_EVERY: u32 = 256;
+
+/// Samples what only the record stage can see (queue depths, the process table, the sinks' own
+/// metrics) into `stats`.
+fn publish_gauges(rx: &queue::PriorityReceiver, enricher: &Enricher, sinks: &[Box<dyn Sink>], stats: &Stats) {
+    let (lineage, bulk) = rx.depths();
+    stats.queue_depth[0].store(lineage as u64, Ordering::Relaxed);
+    stats.queue_depth[1].store(bulk as u64, Ordering::Relaxed);
+    let t = enricher.table_stats();
+    stats.table_live.store(t.live as u64, Ordering::Relaxed);
+    stats.table_exited.store(t.exited as u64, Ordering::Relaxed);
+    stats.table_evicted.store(t.evicted, Ordering::Relaxed);
+    for (sink, c) in sinks.iter().zip(&stats.sinks) {
+        let m = sink.metrics();
+        c.spool_bytes.store(m.spool_bytes, Ordering::Relaxed);
+        c.delivered.store(m.delivered, Ordering::Relaxed);
+        c.delivery_errors.store(m.errors, Ordering::Relaxed);
+    }
 }
 
 /// Turns records a sink had to give up (a full spool) into a loss record, written to every sink.
@@ -380,6 +487,7 @@ fn account_sink_drops(
         first_boot_ns: now,
         last_boot_ns: now,
     };
+    stats.add_loss(&report);
     let mut batch = Vec::with_capacity(1);
     enricher.enrich(PipelineEvent::Loss(report), &mut batch);
     for e in batch {
