@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     pipeline::{SinkStats, Stats},
-    sources::ringbuf::Ring,
+    sources::{ringbuf::Ring, ringfill::RingFill},
 };
 
 /// Scrapes served at the same time; more are closed at once.
@@ -192,6 +192,27 @@ pub fn render(stats: &Stats) -> String {
         "counter",
         "Bytes read from each BPF ring buffer.",
         &rings,
+    );
+    let fill = |f: fn(&RingFill) -> u64| -> Vec<(String, u64)> {
+        Ring::ALL
+            .iter()
+            .zip(&stats.ring_fill)
+            .filter_map(|(r, fill)| fill.as_ref().map(|fill| (labels(&[("ring", r.name())]), f(fill))))
+            .collect()
+    };
+    family(
+        &mut out,
+        "sensor_ringbuf_pending_bytes",
+        "gauge",
+        "Bytes in each BPF ring buffer written by the kernel and not yet read.",
+        &fill(RingFill::pending),
+    );
+    family(
+        &mut out,
+        "sensor_ringbuf_size_bytes",
+        "gauge",
+        "Size of each BPF ring buffer.",
+        &fill(RingFill::size),
     );
     family(
         &mut out,

@@ -27,7 +27,7 @@ use crate::{
     queue,
     record::RecordBuilder,
     sinks::{self, Output, OutputSpec, Sink},
-    sources::{self, ringbuf::Ring},
+    sources::{self, ringbuf::Ring, ringfill::RingFill},
 };
 
 /// What flows from the sources to the record stage.
@@ -66,6 +66,8 @@ pub struct Stats {
     pub events_by_kind: [AtomicU64; EventKind::ALL.len()],
     /// Bytes read from each ring buffer, indexed like [`Ring::ALL`].
     pub ring_bytes: [AtomicU64; Ring::ALL.len()],
+    /// Fill level of each ring buffer, read when scraped; `None` when it could not be mapped.
+    pub ring_fill: [Option<RingFill>; Ring::ALL.len()],
     /// Events lost (the sum of loss record counts), by (kind, reason).
     pub lost: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Events waiting in the lineage and bulk queues, sampled by the record stage.
@@ -240,7 +242,12 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         file_ring_bytes: opts.file_ring_bytes,
     })?;
     let mut ebpf = loaded.ebpf;
+    // In `Ring::ALL` order.
+    let ring_fill = [&loaded.proc_events, &loaded.file_events, &loaded.net_events].map(|r| {
+        RingFill::new(r).inspect_err(|e| warn!(error = %e, "ring buffer fill level unavailable")).ok()
+    });
     let stats = Arc::new(Stats {
+        ring_fill,
         sinks: sinks
             .iter()
             .map(|s| SinkStats { name: s.name().to_owned(), ..SinkStats::default() })

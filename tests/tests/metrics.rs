@@ -81,6 +81,8 @@ fn metrics_endpoint_counts_execs_and_records() {
     assert!(value(&after, "sensor_records_total") >= records0 + 5, "records did not move:\n{after}");
     assert!(value(&after, &sink) >= 5, "the jsonl sink's records did not move:\n{after}");
     assert!(value(&after, "sensor_ringbuf_read_bytes_total{ring=\"proc\"}") > 0, "{after}");
+    let size = value(&after, "sensor_ringbuf_size_bytes{ring=\"proc\"}");
+    assert!(size > 0 && value(&after, "sensor_ringbuf_pending_bytes{ring=\"proc\"}") <= size, "{after}");
     let errors = sink.replace("sensor_sink_records_total", "sensor_sink_write_errors_total");
     assert_eq!(value(&after, &errors), 0, "{after}");
     for family in ["sensor_lost_events_total", "sensor_queue_depth", "sensor_sink_spool_bytes"] {
