@@ -17,4 +17,5 @@ pub mod record;
 pub mod records;
 pub mod sinks;
 pub mod sources;
+pub mod stats;
 pub mod tracefs;

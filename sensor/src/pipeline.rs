@@ -9,14 +9,13 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use anyhow::Context as _;
-use sensor_common::EventKind;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{error, info, warn};
 
@@ -29,6 +28,8 @@ use crate::{
     sinks::{self, Output, OutputSpec, Sink},
     sources::{self, ringbuf::Ring, ringfill::RingFill},
 };
+
+pub use crate::stats::{SinkStats, Stats};
 
 /// What flows from the sources to the record stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,73 +50,6 @@ pub struct LossReport {
     pub count: u64,
     pub first_boot_ns: u64,
     pub last_boot_ns: u64,
-}
-
-/// Counters and gauges shared by the stages: written by the sources and the record stage, read
-/// by the live view, the metrics endpoint and the shutdown report. Nothing reads them back into
-/// the pipeline.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub kernel_events: AtomicU64,
-    pub kernel_bytes: AtomicU64,
-    pub decode_errors: AtomicU64,
-    pub records: AtomicU64,
-    pub loss_records: AtomicU64,
-    pub sink_errors: AtomicU64,
-    /// Decoded kernel events, indexed like [`EventKind::ALL`].
-    pub events_by_kind: [AtomicU64; EventKind::ALL.len()],
-    /// Bytes read from each ring buffer, indexed like [`Ring::ALL`].
-    pub ring_bytes: [AtomicU64; Ring::ALL.len()],
-    /// Fill level of each ring buffer, read when scraped; `None` when it could not be mapped.
-    pub ring_fill: [Option<RingFill>; Ring::ALL.len()],
-    /// Events lost (the sum of loss record counts), by (kind, reason).
-    pub lost: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    /// Events waiting in the lineage and bulk queues, sampled by the record stage.
-    pub queue_depth: [AtomicU64; 2],
-    /// Capacity of each queue.
-    pub queue_capacity: AtomicU64,
-    /// Process table: live entries, exited entries kept for lineage, entries evicted when full.
-    pub table_live: AtomicU64,
-    pub table_exited: AtomicU64,
-    pub table_evicted: AtomicU64,
-    /// One entry per sink, in the order the pipeline writes to them.
-    pub sinks: Vec<SinkStats>,
-}
-
-/// What one sink has done, as seen by the record stage and reported by the sink itself.
-#[derive(Debug, Default)]
-pub struct SinkStats {
-    pub name: String,
-    /// Records the sink accepted.
-    pub records: AtomicU64,
-    /// Writes and flushes that returned an error.
-    pub write_errors: AtomicU64,
-    /// From [`Sink::metrics`]: bytes in the sink's spool, records delivered, delivery errors.
-    pub spool_bytes: AtomicU64,
-    pub delivered: AtomicU64,
-    pub delivery_errors: AtomicU64,
-}
-
-impl Stats {
-    /// Counts one item read from `ring`.
-    pub fn add_kernel_bytes(&self, ring: Ring, n: usize) {
-        self.kernel_events.fetch_add(1, Ordering::Relaxed);
-        self.kernel_bytes.fetch_add(n as u64, Ordering::Relaxed);
-        self.ring_bytes[ring as usize].fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    /// Counts one decoded kernel event by its kind.
-    pub fn add_event(&self, kind: EventKind) {
-        if let Some(i) = EventKind::ALL.iter().position(|k| *k == kind) {
-            self.events_by_kind[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Adds a loss report's count to its (kind, reason).
-    pub fn add_loss(&self, l: &LossReport) {
-        let mut lost = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *lost.entry((l.kind, l.reason)).or_default() += l.count;
-    }
 }
 
 /// Settings of one sensor run.
@@ -400,16 +334,16 @@ fn record_stage(
     let mut since_publish = 0u32;
     loop {
         since_publish += 1;
-        if since_publish >= PUBLISH_EVERY {
+        if since_publish >= crate::stats::PUBLISH_EVERY {
             since_publish = 0;
-            publish_gauges(&rx, &enricher, &sinks, stats);
+            stats.publish(&rx, &enricher, &sinks);
         }
         let ev = match rx.try_next() {
             queue::Polled::Event(ev) => ev,
             queue::Polled::Empty => {
                 write_all(&mut sinks, true, None);
                 account_sink_drops(&mut sinks, &mut enricher, &mut builder, stats, &mut write_all);
-                publish_gauges(&rx, &enricher, &sinks, stats);
+                stats.publish(&rx, &enricher, &sinks);
                 match rt.block_on(rx.next()) {
                     Some(ev) => ev,
                     None => break,
@@ -438,7 +372,7 @@ fn record_stage(
     stats.records.fetch_add(1, Ordering::Relaxed);
     write_all(&mut sinks, false, Some(&cp));
     write_all(&mut sinks, true, None);
-    publish_gauges(&rx, &enricher, &sinks, stats);
+    stats.publish(&rx, &enricher, &sinks);
     let t = enricher.table_stats();
     info!(
         live = t.live,
@@ -451,27 +385,6 @@ fn record_stage(
         warn!("no records were produced");
     }
     sinks.iter().zip(errors).map(|(s, errors)| SinkReport { name: s.name().to_owned(), errors }).collect()
-}
-
-/// Events between two samples of the gauges while the record stage is busy.
-const PUBLISH_EVERY: u32 = 256;
-
-/// Samples what only the record stage can see (queue depths, the process table, the sinks' own
-/// metrics) into `stats`.
-fn publish_gauges(rx: &queue::PriorityReceiver, enricher: &Enricher, sinks: &[Box<dyn Sink>], stats: &Stats) {
-    let (lineage, bulk) = rx.depths();
-    stats.queue_depth[0].store(lineage as u64, Ordering::Relaxed);
-    stats.queue_depth[1].store(bulk as u64, Ordering::Relaxed);
-    let t = enricher.table_stats();
-    stats.table_live.store(t.live as u64, Ordering::Relaxed);
-    stats.table_exited.store(t.exited as u64, Ordering::Relaxed);
-    stats.table_evicted.store(t.evicted, Ordering::Relaxed);
-    for (sink, c) in sinks.iter().zip(&stats.sinks) {
-        let m = sink.metrics();
-        c.spool_bytes.store(m.spool_bytes, Ordering::Relaxed);
-        c.delivered.store(m.delivered, Ordering::Relaxed);
-        c.delivery_errors.store(m.errors, Ordering::Relaxed);
-    }
 }
 
 /// Turns records a sink had to give up (a full spool) into a loss record, written to every sink.
