@@ -136,6 +136,18 @@ fn read_errors_name_the_key_and_line() {
     assert_eq!(p.key, "filters.refresh");
     assert!(p.reason.contains("duration with a unit"), "{p}");
 
+    let p = problem("[[output]]\nformat = \"json\"\n");
+    assert_eq!(p.key, "output[0]");
+    assert!(p.reason.contains("missing field `url`"), "{p}");
+
+    let p = problem("[metric]\nlisten = \"127.0.0.1:1\"\n");
+    assert_eq!(p.key, "metric");
+    assert!(p.reason.contains("unknown field"), "{p}");
+
+    let p = problem("[[output]]\nurl = \"file:/a\"\nfile = { max_files = \"3\" }\n");
+    assert_eq!(p.key, "output[0].file.max_files");
+    assert!(p.reason.contains("invalid type"), "{p}");
+
     let p = problem("[sensor\n");
     assert_eq!((p.key.as_str(), p.at.map(|a| a.0)), ("", Some(1)));
 }
