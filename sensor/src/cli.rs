@@ -1,12 +1,17 @@
-//! Command line: `sensor run` and `sensor records cat`.
+//! Command line: `sensor run`, `sensor records cat|verify` and `sensor config check`.
+//!
+//! `run --config FILE` starts from the file; flags then add to it: repeatable flags add entries
+//! (`--label` replaces a label of the same name), single-valued flags (`--args-max`,
+//! `--metrics`) replace the file's value, switches turn a setting on.
 
-use std::{collections::BTreeMap, path::PathBuf, sync::atomic::Ordering, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::atomic::Ordering, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use tracing::info;
 
 use crate::{
+    config,
     pipeline::{self, Options},
     records,
     sinks::OutputSpec,
@@ -38,10 +43,26 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         private_key: PathBuf,
     },
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file: print OK and the effective settings, or every problem (exit 1).
+    Check {
+        #[arg(value_name = "FILE")]
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Configuration file (TOML, see docs/sensor.example.toml). Flags add to it: repeatable
+    /// flags add entries, single-valued flags replace the file's value, switches turn it on.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Where records go: `jsonl:PATH`, `jsonl:-` (stdout) or `file:DIR`. Repeatable.
     /// Default: `file:/var/lib/sensor/records` plus a short live view on stderr.
     #[arg(long = "output", value_name = "SPEC")]
@@ -49,9 +70,9 @@ pub struct RunArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Bytes of argv captured per exec (at most 32767).
-    #[arg(long, value_name = "BYTES", default_value_t = 32767, value_parser = clap::value_parser!(u32).range(1..=32767))]
-    pub args_max: u32,
+    /// Bytes of argv captured per exec (at most 32767; default 32767).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=32767))]
+    pub args_max: Option<u32>,
     /// Also report new threads (clone with CLONE_THREAD) as fork records.
     #[arg(long)]
     pub report_threads: bool,
@@ -71,12 +92,16 @@ pub struct RunArgs {
     /// A label added to every record's host, e.g. `--label site=north-ward`. Repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
-    /// Render jsonl/syslog/kafka records as canonical JSON (`json`) or OCSF 1.3 events (`ocsf`).
+    /// Render the jsonl/syslog/kafka outputs given with --output as canonical JSON (`json`) or
+    /// OCSF 1.3 events (`ocsf`); outputs from the config file have their own `format`.
     #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
     pub format: Option<crate::sinks::spec::Format>,
     /// Sign checkpoint records with this Ed25519 private key (PKCS#8 PEM; see `sensor keygen`).
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. `--metrics 127.0.0.1:9464`.
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +153,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             println!("public key:  {} (for `sensor records verify --public-key`)", public.display());
             Ok(0)
         }
+        Command::Config(ConfigCommand::Check { path }) => Ok(check_config(&path)),
         Command::Records(RecordsCommand::Verify { paths, public_key }) => {
             let key = public_key.as_deref().map(crate::record::signing::load_public).transpose()?;
             let r = records::verify::verify_with(&paths, key.as_ref())?;
@@ -158,32 +184,69 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let live_view = args.outputs.is_empty();
-    let outputs: Vec<crate::sinks::Output> = if live_view {
-        vec![OutputSpec::File(DEFAULT_RECORD_DIR.into()).into()]
-    } else {
-        args.outputs.into_iter().map(Into::into).collect()
-    };
-    let mut outputs = outputs;
-    if let Some(format) = args.format {
-        for o in &mut outputs {
-            o.options.format = format;
+/// `config check`: OK and a summary on stdout, or the problems on stderr and exit code 1.
+fn check_config(path: &std::path::Path) -> i32 {
+    match config::load(path) {
+        Ok(opts) => {
+            println!("OK: {}", path.display());
+            print!("{}", config::summary(&opts));
+            0
+        }
+        Err(config::ConfigError::Invalid { path, problems }) => {
+            for p in problems {
+                eprintln!("{}: {p}", path.display());
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
         }
     }
-    info!(?outputs, "starting");
-    let opts = Options {
-        outputs,
-        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
-        args_max: args.args_max,
-        report_threads: args.report_threads,
-        sensitive_paths: args.sensitive,
-        no_default_sensitive: args.no_default_sensitive,
-        exclude_paths: args.exclude_paths,
-        include_paths: args.include_paths,
-        signing_key: args.signing_key,
-        ..Options::default()
+}
+
+/// The settings of `sensor run`: the configuration file (or the defaults), then the flags.
+pub fn run_options(args: RunArgs) -> anyhow::Result<Options> {
+    let mut opts = match &args.config {
+        Some(path) => config::load(path)?,
+        None => Options::default(),
     };
+    for spec in args.outputs {
+        if opts.outputs.iter().any(|o| o.spec == spec) {
+            anyhow::bail!("--output {spec}: already an output in the configuration file");
+        }
+        let mut out: crate::sinks::Output = spec.into();
+        if let Some(format) = args.format {
+            out.options.format = format;
+        }
+        opts.outputs.push(out);
+    }
+    if args.signing_key.is_some() {
+        opts.signing_key = args.signing_key;
+    }
+    opts.labels.extend(args.labels);
+    if let Some(n) = args.args_max {
+        opts.args_max = n;
+    }
+    opts.report_threads |= args.report_threads;
+    opts.sensitive_paths.extend(args.sensitive);
+    opts.no_default_sensitive |= args.no_default_sensitive;
+    opts.exclude_paths.extend(args.exclude_paths);
+    opts.include_paths.extend(args.include_paths);
+    if args.metrics.is_some() {
+        opts.metrics_listen = args.metrics;
+    }
+    Ok(opts)
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let duration = args.duration;
+    let mut opts = run_options(args)?;
+    let live_view = opts.outputs.is_empty();
+    if live_view {
+        opts.outputs.push(OutputSpec::File(DEFAULT_RECORD_DIR.into()).into());
+    }
+    info!(outputs = ?opts.outputs, metrics = ?opts.metrics_listen, "starting");
     let running = pipeline::start(opts).await?;
     info!("streaming records; stop with Ctrl-C");
 
@@ -204,7 +267,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         })
     });
 
-    wait_for_stop(args.duration).await?;
+    wait_for_stop(duration).await?;
     if let Some(v) = view {
         v.abort();
     }
@@ -231,4 +294,59 @@ async fn wait_for_stop(duration: Option<f64>) -> anyhow::Result<()> {
         () = sleep => info!("duration reached: stopping"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        match Cli::try_parse_from(["sensor", "run"].iter().chain(args)).expect("parses").command {
+            Command::Run(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_add_to_or_replace_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("sensor.toml");
+        std::fs::write(
+            &file,
+            "[sensor]\nargs_max = 100\nlabels = { site = \"a\", ward = \"3\" }\n\
+             [filters]\nsensitive = [\"/srv/x\"]\n[[output]]\nurl = \"jsonl:-\"\n\
+             [metrics]\nlisten = \"127.0.0.1:9464\"\n",
+        )
+        .expect("write");
+        let cfg = file.to_str().expect("utf8");
+        let o = run_options(run_args(&["--config", cfg])).expect("options");
+        assert_eq!((o.args_max, o.outputs.len()), (100, 1));
+
+        let o = run_options(run_args(&[
+            "--config",
+            cfg,
+            "--args-max",
+            "200",
+            "--label",
+            "site=b",
+            "--sensitive",
+            "/srv/y",
+            "--output",
+            "file:/r",
+            "--metrics",
+            "127.0.0.1:9999",
+        ]))
+        .expect("options");
+        assert_eq!(o.args_max, 200);
+        assert_eq!(o.labels.get("site").map(String::as_str), Some("b"));
+        assert_eq!(o.labels.get("ward").map(String::as_str), Some("3"));
+        assert_eq!(o.sensitive_paths, ["/srv/x", "/srv/y"]);
+        assert_eq!(o.outputs.len(), 2);
+        assert_eq!(o.metrics_listen, Some("127.0.0.1:9999".parse().expect("addr")));
+
+        let dup = run_options(run_args(&["--config", cfg, "--output", "jsonl:-"])).expect_err("dup");
+        assert!(dup.to_string().contains("already an output"), "{dup}");
+        let bad = run_options(run_args(&["--config", "/nonexistent.toml"])).expect_err("missing");
+        assert!(bad.to_string().contains("reading /nonexistent.toml"), "{bad}");
+    }
 }

@@ -4,15 +4,18 @@
 
 pub mod btf;
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod enrich;
 pub mod file_syscalls;
 pub mod filter;
 pub mod loader;
+pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod record;
 pub mod records;
 pub mod sinks;
 pub mod sources;
+pub mod stats;
 pub mod tracefs;

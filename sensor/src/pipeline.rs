@@ -26,8 +26,10 @@ use crate::{
     queue,
     record::RecordBuilder,
     sinks::{self, Output, OutputSpec, Sink},
-    sources,
+    sources::{self, ringbuf::Ring, ringfill::RingFill},
 };
+
+pub use crate::stats::{SinkStats, Stats};
 
 /// What flows from the sources to the record stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,24 +50,6 @@ pub struct LossReport {
     pub count: u64,
     pub first_boot_ns: u64,
     pub last_boot_ns: u64,
-}
-
-/// Counters shared by the stages (read by the live view and at shutdown).
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub kernel_events: AtomicU64,
-    pub kernel_bytes: AtomicU64,
-    pub decode_errors: AtomicU64,
-    pub records: AtomicU64,
-    pub loss_records: AtomicU64,
-    pub sink_errors: AtomicU64,
-}
-
-impl Stats {
-    pub fn add_kernel_bytes(&self, n: usize) {
-        self.kernel_events.fetch_add(1, Ordering::Relaxed);
-        self.kernel_bytes.fetch_add(n as u64, Ordering::Relaxed);
-    }
 }
 
 /// Settings of one sensor run.
@@ -99,7 +83,9 @@ pub struct Options {
     /// Ignore the sensor's own process (default). Tests that observe their own syscalls in
     /// process turn it off.
     pub ignore_self: bool,
-    /// Ed25519 private key (PKCS#8 PEM) that signs checkpoint records.
+    /// Serve Prometheus metrics on this address (`GET /metrics`); `None`: off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Ed25519 key that signs checkpoint records (`[integrity] signing_key`); `None`: unsigned.
     pub signing_key: Option<std::path::PathBuf>,
 }
 
@@ -134,6 +120,7 @@ impl Default for Options {
             include_paths: Vec::new(),
             filter_refresh: Duration::from_secs(30),
             ignore_self: true,
+            metrics_listen: None,
             signing_key: None,
         }
     }
@@ -147,6 +134,8 @@ pub struct Running {
     pub stats: Arc<Stats>,
     /// Which collectors run, and which this kernel could not run.
     pub attached: loader::Attached,
+    /// Where the metrics endpoint listens (the bound address, so port 0 resolves).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     // Keeps programs attached until stop.
     _ebpf: aya::Ebpf,
 }
@@ -173,6 +162,11 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         .map(crate::record::signing::CheckpointSigner::load)
         .transpose()
         .context("loading the checkpoint signing key")?;
+    // Bind first: a taken port should stop the start before anything is loaded.
+    let metrics_listener = match opts.metrics_listen {
+        Some(addr) => Some(crate::metrics::bind(addr).await?),
+        None => None,
+    };
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     for out in &opts.outputs {
         sinks.push(sinks::open(out).with_context(|| format!("opening output {}", out.spec))?);
@@ -188,7 +182,19 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         file_ring_bytes: opts.file_ring_bytes,
     })?;
     let mut ebpf = loaded.ebpf;
-    let stats = Arc::new(Stats::default());
+    // In `Ring::ALL` order.
+    let ring_fill = [&loaded.proc_events, &loaded.file_events, &loaded.net_events].map(|r| {
+        RingFill::new(r).inspect_err(|e| warn!(error = %e, "ring buffer fill level unavailable")).ok()
+    });
+    let stats = Arc::new(Stats {
+        ring_fill,
+        sinks: sinks
+            .iter()
+            .map(|s| SinkStats { name: s.name().to_owned(), ..SinkStats::default() })
+            .collect(),
+        queue_capacity: AtomicU64::new(opts.queue_capacity as u64),
+        ..Stats::default()
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, rx) = queue::priority_queues(opts.queue_capacity);
 
@@ -229,6 +235,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     // Readers first, so nothing the programs emit waits unread.
     let mut sources = vec![
         tokio::spawn(sources::ringbuf::run(
+            Ring::Proc,
             loaded.proc_events,
             tx.lineage.clone(),
             stats.clone(),
@@ -236,6 +243,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             opts.drain_interval,
         )),
         tokio::spawn(sources::ringbuf::run(
+            Ring::File,
             loaded.file_events,
             tx.bulk.clone(),
             stats.clone(),
@@ -243,6 +251,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             opts.drain_interval,
         )),
         tokio::spawn(sources::ringbuf::run(
+            Ring::Net,
             loaded.net_events,
             tx.bulk.clone(),
             stats.clone(),
@@ -252,6 +261,11 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())),
         tokio::spawn(sources::loss::run(loaded.loss, tx.lineage, stop_rx.clone(), opts.loss_poll_interval)),
     ];
+    let mut metrics_addr = None;
+    if let Some(listener) = metrics_listener {
+        metrics_addr = listener.local_addr().ok();
+        sources.push(tokio::spawn(crate::metrics::serve(listener, stats.clone(), stop_rx.clone())));
+    }
     if let Some(logger) = loaded.logger {
         sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx)));
     }
@@ -262,7 +276,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             return Err(e);
         }
     };
-    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, _ebpf: ebpf })
+    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, _ebpf: ebpf })
 }
 
 impl Running {
@@ -304,6 +318,13 @@ fn record_stage(
                 None if flush => sink.flush(),
                 None => Ok(()),
             };
+            if let Some(c) = stats.sinks.get(i) {
+                match (&res, rec) {
+                    (Ok(()), Some(_)) => c.records.fetch_add(1, Ordering::Relaxed),
+                    (Err(_), _) => c.write_errors.fetch_add(1, Ordering::Relaxed),
+                    (Ok(()), None) => 0,
+                };
+            }
             if let Err(e) = res {
                 errors[i] += 1;
                 stats.sink_errors.fetch_add(1, Ordering::Relaxed);
@@ -320,12 +341,19 @@ fn record_stage(
         write_all(&mut sinks, false, Some(&record));
     }
     let mut batch = Vec::with_capacity(2);
+    let mut since_publish = 0u32;
     loop {
+        since_publish += 1;
+        if since_publish >= crate::stats::PUBLISH_EVERY {
+            since_publish = 0;
+            stats.publish(&rx, &enricher, &sinks);
+        }
         let ev = match rx.try_next() {
             queue::Polled::Event(ev) => ev,
             queue::Polled::Empty => {
                 write_all(&mut sinks, true, None);
                 account_sink_drops(&mut sinks, &mut enricher, &mut builder, stats, &mut write_all);
+                stats.publish(&rx, &enricher, &sinks);
                 match rt.block_on(rx.next()) {
                     Some(ev) => ev,
                     None => break,
@@ -333,8 +361,9 @@ fn record_stage(
             }
             queue::Polled::Closed => break,
         };
-        if matches!(ev, PipelineEvent::Loss(_)) {
+        if let PipelineEvent::Loss(l) = &ev {
             stats.loss_records.fetch_add(1, Ordering::Relaxed);
+            stats.add_loss(l);
         }
         enricher.enrich(ev, &mut batch);
         for e in batch.drain(..) {
@@ -353,6 +382,7 @@ fn record_stage(
     stats.records.fetch_add(1, Ordering::Relaxed);
     write_all(&mut sinks, false, Some(&cp));
     write_all(&mut sinks, true, None);
+    stats.publish(&rx, &enricher, &sinks);
     let t = enricher.table_stats();
     info!(
         live = t.live,
@@ -387,6 +417,7 @@ fn account_sink_drops(
         first_boot_ns: now,
         last_boot_ns: now,
     };
+    stats.add_loss(&report);
     let mut batch = Vec::with_capacity(1);
     enricher.enrich(PipelineEvent::Loss(report), &mut batch);
     for e in batch {

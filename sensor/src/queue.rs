@@ -45,6 +45,11 @@ pub enum Polled {
 }
 
 impl PriorityReceiver {
+    /// Events waiting in the lineage and bulk queues.
+    pub fn depths(&self) -> (usize, usize) {
+        (self.lineage.len(), self.bulk.len())
+    }
+
     /// The next event without waiting, lineage first.
     pub fn try_next(&mut self) -> Polled {
         for (rx, open) in [(&mut self.lineage, &mut self.lineage_open), (&mut self.bulk, &mut self.bulk_open)]

@@ -32,6 +32,24 @@ pub enum KernelEvent {
     Net(net::NetRaw),
 }
 
+impl KernelEvent {
+    /// The kind number this event was decoded from.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::Exec(_) => EventKind::Exec,
+            Self::Fork(_) => EventKind::Fork,
+            Self::Exit(_) => EventKind::Exit,
+            Self::Cred(_) => EventKind::Cred,
+            Self::Ptrace(_) => EventKind::Ptrace,
+            Self::ModuleLoad(_) => EventKind::ModuleLoad,
+            Self::BpfLoad(_) => EventKind::BpfLoad,
+            Self::MemfdCreate(_) => EventKind::MemfdCreate,
+            Self::File(_) => EventKind::File,
+            Self::Net(_) => EventKind::Net,
+        }
+    }
+}
+
 /// Why bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {

@@ -36,6 +36,22 @@ pub trait Sink: Send {
     fn take_dropped(&mut self) -> u64 {
         0
     }
+    /// The sink's own view for the metrics endpoint (sampled by the record stage). Sinks without
+    /// a spool or a remote keep the default.
+    fn metrics(&self) -> SinkMetrics {
+        SinkMetrics::default()
+    }
+}
+
+/// What a sink reports about itself beyond what the pipeline sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkMetrics {
+    /// Bytes waiting in the sink's spool (memory and disk).
+    pub spool_bytes: u64,
+    /// Records the destination has acknowledged, in total.
+    pub delivered: u64,
+    /// Delivery attempts that failed (connection refused, timeouts, …), in total.
+    pub errors: u64,
 }
 
 /// Opens the sink an output names.

@@ -2,6 +2,7 @@
 
 pub mod loss;
 pub mod ringbuf;
+pub mod ringfill;
 
 use std::os::fd::AsRawFd;
 

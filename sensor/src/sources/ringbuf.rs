@@ -16,8 +16,29 @@ use crate::{
 /// Most events decoded before they are handed on (bounds the local batch).
 const BATCH: usize = 1024;
 
+/// Which ring buffer a reader drains (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ring {
+    Proc = 0,
+    File = 1,
+    Net = 2,
+}
+
+impl Ring {
+    pub const ALL: [Ring; 3] = [Ring::Proc, Ring::File, Ring::Net];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Ring::Proc => "proc",
+            Ring::File => "file",
+            Ring::Net => "net",
+        }
+    }
+}
+
 /// Reads `ring` until `stop` turns true, then drains what is left and returns.
 pub async fn run(
+    which: Ring,
     ring: RingBuf<MapData>,
     tx: mpsc::Sender<PipelineEvent>,
     stats: Arc<Stats>,
@@ -32,12 +53,12 @@ pub async fn run(
         let stopping = tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut batch, &stats);
+                drain(which, guard.get_inner_mut(), &mut batch, &stats);
                 guard.clear_ready();
                 false
             }
             _ = tick.tick() => {
-                drain(fd.get_mut(), &mut batch, &stats);
+                drain(which, fd.get_mut(), &mut batch, &stats);
                 false
             }
             _ = stop.changed() => true,
@@ -49,7 +70,7 @@ pub async fn run(
                 }
             }
             // A full batch means more may be waiting; on stop, empty the ring completely.
-            drain(fd.get_mut(), &mut batch, &stats);
+            drain(which, fd.get_mut(), &mut batch, &stats);
             if batch.is_empty() {
                 break;
             }
@@ -61,12 +82,15 @@ pub async fn run(
 }
 
 /// Decodes up to [`BATCH`] items into `batch`.
-fn drain(ring: &mut RingBuf<MapData>, batch: &mut Vec<PipelineEvent>, stats: &Stats) {
+fn drain(which: Ring, ring: &mut RingBuf<MapData>, batch: &mut Vec<PipelineEvent>, stats: &Stats) {
     while batch.len() < BATCH {
         let Some(item) = ring.next() else { break };
-        stats.add_kernel_bytes(item.len());
+        stats.add_kernel_bytes(which, item.len());
         match decode::decode(&item) {
-            Ok(ev) => batch.push(PipelineEvent::Kernel(ev)),
+            Ok(ev) => {
+                stats.add_event(ev.kind());
+                batch.push(PipelineEvent::Kernel(ev));
+            }
             Err(e) => {
                 stats.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 warn!(error = %e, len = item.len(), "undecodable kernel event");

@@ -1,0 +1,121 @@
+//! A short, human-readable account of effective settings (`sensor config check`).
+
+use std::fmt::Write as _;
+
+use super::units::{format_duration, format_size};
+use crate::{
+    pipeline::Options,
+    sinks::{Output, OutputSpec, spec},
+};
+
+/// The settings a run with `opts` would use, one topic per line.
+pub fn summary(opts: &Options) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "outputs:");
+    if opts.outputs.is_empty() {
+        let _ = writeln!(s, "  (none: file:{} and a live view)", crate::cli::DEFAULT_RECORD_DIR);
+    }
+    for o in &opts.outputs {
+        let _ = writeln!(s, "  {}", output(o));
+    }
+    let labels: Vec<String> = opts.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(s, "labels: {}", if labels.is_empty() { "(none)".into() } else { labels.join(", ") });
+    let _ = writeln!(
+        s,
+        "capture: args_max {}B, report_threads {}",
+        opts.args_max,
+        if opts.report_threads { "yes" } else { "no" }
+    );
+    let list = |v: &[std::path::PathBuf]| {
+        if v.is_empty() {
+            "(none)".to_owned()
+        } else {
+            v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let _ = writeln!(
+        s,
+        "filters: sensitive {} (+{} configured), exclude {}, include {}, refresh every {}",
+        if opts.no_default_sensitive { "without defaults" } else { "defaults" },
+        opts.sensitive_paths.len(),
+        list(&opts.exclude_paths),
+        list(&opts.include_paths),
+        format_duration(opts.filter_refresh)
+    );
+    let ring = |b: Option<u32>| b.map_or_else(|| "default".to_owned(), |b| format_size(u64::from(b)));
+    let _ = writeln!(
+        s,
+        "limits: queue {} events, process table {} entries, ancestry depth {}, hash files up to {}, \
+         ring buffers proc {} file {}",
+        opts.queue_capacity,
+        opts.enrich.table.max_entries,
+        opts.enrich.table.max_ancestors,
+        format_size(opts.enrich.hash_max_bytes.unwrap_or(crate::enrich::hasher::DEFAULT_MAX_FILE_BYTES)),
+        ring(opts.proc_ring_bytes),
+        ring(opts.file_ring_bytes),
+    );
+    let _ = writeln!(
+        s,
+        "metrics: {}",
+        opts.metrics_listen.map_or_else(|| "off".to_owned(), |a| format!("http://{a}/metrics"))
+    );
+    let _ = writeln!(
+        s,
+        "integrity: checkpoint signing {}",
+        opts.signing_key.as_ref().map_or_else(|| "off".to_owned(), |k| format!("key {}", k.display()))
+    );
+    s
+}
+
+fn output(o: &Output) -> String {
+    let opts = &o.options;
+    let mut parts = Vec::new();
+    match &o.spec {
+        OutputSpec::File(_) => {
+            let f = &opts.file;
+            let fsync = match f.fsync {
+                spec::Fsync::Rotate => "rotate",
+                spec::Fsync::Batch => "batch",
+                spec::Fsync::Never => "never",
+            };
+            parts.push(format!(
+                "rotate at {} or {}, keep {} files / {}, fsync {fsync}",
+                format_size(f.max_file_bytes),
+                format_duration(f.max_file_age),
+                f.max_files,
+                format_size(f.max_total_bytes)
+            ));
+        }
+        OutputSpec::Jsonl(_) | OutputSpec::Syslog { .. } | OutputSpec::Kafka { .. } => {
+            parts.push(format!("format {}", if opts.format == spec::Format::Ocsf { "ocsf" } else { "json" }));
+        }
+    }
+    if let OutputSpec::Syslog { tls: true, host, .. } = &o.spec {
+        let t = &opts.tls;
+        let show = |p: &Option<std::path::PathBuf>, dflt: &str| {
+            p.as_ref().map_or_else(|| dflt.to_owned(), |p| p.display().to_string())
+        };
+        parts.push(format!(
+            "tls ca {}, client cert {}, server name {}",
+            show(&t.ca_file, "system roots"),
+            show(&t.cert_file, "none"),
+            t.server_name.as_deref().unwrap_or(host)
+        ));
+    }
+    if matches!(o.spec, OutputSpec::Syslog { .. } | OutputSpec::Kafka { .. }) {
+        let sp = &opts.spool;
+        parts.push(format!(
+            "spool {} up to {}, when full {}",
+            sp.dir
+                .as_ref()
+                .map_or_else(|| "/var/lib/sensor/spool/<sink>".to_owned(), |d| d.display().to_string()),
+            format_size(sp.max_bytes),
+            if sp.full == spec::SpoolFull::DropOldest { "drop-oldest" } else { "drop-newest" }
+        ));
+    }
+    if !opts.kafka.is_empty() {
+        let props: Vec<String> = opts.kafka.keys().cloned().collect();
+        parts.push(format!("kafka properties {}", props.join(", ")));
+    }
+    format!("{} ({})", o.spec, parts.join("; "))
+}

@@ -1,0 +1,96 @@
+//! `sensor run --config FILE` with the metrics endpoint on: scrape, cause execs, scrape again,
+//! and check that the counters moved.
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use nix::{sys::signal::Signal, unistd::Pid};
+use sensor_tests::sensor_bin;
+
+fn scrape(addr: SocketAddr) -> String {
+    let mut c = TcpStream::connect(addr).expect("connect to metrics");
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: sensor\r\n\r\n").expect("send");
+    let mut out = String::new();
+    c.read_to_string(&mut out).expect("read");
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    out
+}
+
+/// The value of the sample whose name and labels are exactly `series`.
+fn value(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in\n{text}"))
+}
+
+#[test]
+fn metrics_endpoint_counts_execs_and_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jsonl = dir.path().join("out.jsonl");
+    // A free loopback port: bind port 0, note it, let it go.
+    let addr = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let config = dir.path().join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sensor]\nlabels = {{ site = \"metrics-test\" }}\n\n[[output]]\nurl = \"jsonl:{}\"\n\n\
+             [metrics]\nlisten = \"{addr}\"\n",
+            jsonl.display()
+        ),
+    )
+    .expect("write config");
+
+    let mut sensor = Command::new(sensor_bin())
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sensor");
+    let mut stderr = BufReader::new(sensor.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !line.contains("streaming records") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");
+        assert!(Instant::now() < deadline, "sensor did not start");
+    }
+    std::thread::spawn(move || for _ in stderr.lines() {});
+
+    let before = scrape(addr);
+    let sink = format!("sensor_sink_records_total{{sink=\"jsonl:{}\"}}", jsonl.display());
+    let exec = "sensor_kernel_events_total{kind=\"exec\"}";
+    let (execs0, records0) = (value(&before, exec), value(&before, "sensor_records_total"));
+    for _ in 0..5 {
+        Command::new("/bin/true").status().expect("run /bin/true");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let text = scrape(addr);
+        if value(&text, exec) >= execs0 + 5 && value(&text, &sink) > 0 || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(value(&after, exec) >= execs0 + 5, "exec events did not move:\n{after}");
+    assert!(value(&after, "sensor_records_total") >= records0 + 5, "records did not move:\n{after}");
+    assert!(value(&after, &sink) >= 5, "the jsonl sink's records did not move:\n{after}");
+    assert!(value(&after, "sensor_ringbuf_read_bytes_total{ring=\"proc\"}") > 0, "{after}");
+    let size = value(&after, "sensor_ringbuf_size_bytes{ring=\"proc\"}");
+    assert!(size > 0 && value(&after, "sensor_ringbuf_pending_bytes{ring=\"proc\"}") <= size, "{after}");
+    let errors = sink.replace("sensor_sink_records_total", "sensor_sink_write_errors_total");
+    assert_eq!(value(&after, &errors), 0, "{after}");
+    for family in ["sensor_lost_events_total", "sensor_queue_depth", "sensor_sink_spool_bytes"] {
+        assert!(after.contains(&format!("# TYPE {family} ")), "{family} missing:\n{after}");
+    }
+
+    nix::sys::signal::kill(Pid::from_raw(sensor.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    assert!(sensor.wait().expect("wait sensor").success());
+    let text = std::fs::read_to_string(&jsonl).expect("jsonl written");
+    assert!(text.contains("metrics-test"), "the file's labels reached the records");
+}
