@@ -6,6 +6,7 @@ pub mod jsonl;
 pub mod memory;
 pub mod render;
 pub mod spec;
+pub mod spool;
 pub mod transport;
 
 use sensor_proto::AuditRecord;
