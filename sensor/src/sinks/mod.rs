@@ -7,6 +7,7 @@ pub mod memory;
 pub mod render;
 pub mod spec;
 pub mod spool;
+pub mod syslog;
 pub mod transport;
 
 use sensor_proto::AuditRecord;
@@ -21,6 +22,8 @@ pub enum SinkError {
     Unsupported { sink: String },
     #[error("{sink}: encoding JSON: {source}")]
     Json { sink: String, source: serde_json::Error },
+    #[error("{sink}: TLS setup: {reason}")]
+    Tls { sink: String, reason: String },
 }
 
 /// A destination for records.
@@ -45,7 +48,12 @@ pub fn open(output: &Output) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match &output.spec {
         OutputSpec::Jsonl(target) => Box::new(jsonl::JsonlSink::open(target)?),
         OutputSpec::File(dir) => Box::new(file::FileSink::open(dir, opts.file)?),
-        spec @ (OutputSpec::Syslog { .. } | OutputSpec::Kafka { .. }) => {
+        OutputSpec::Syslog { tls, host, port } => Box::new(spool::DurableSink::open(
+            syslog::SyslogTransport::new(*tls, host, *port, opts)?,
+            syslog::SyslogTransport::new(*tls, host, *port, opts)?,
+            &opts.spool,
+        )?),
+        spec @ OutputSpec::Kafka { .. } => {
             return Err(SinkError::Unsupported { sink: spec.to_string() });
         }
     })
