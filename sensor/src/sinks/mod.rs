@@ -40,6 +40,10 @@ pub trait Sink: Send {
     fn take_dropped(&mut self) -> u64 {
         0
     }
+    /// Counters of the sink's spool, for network sinks (metrics).
+    fn spool_stats(&self) -> Option<std::sync::Arc<spool::SpoolStats>> {
+        None
+    }
 }
 
 /// Opens the sink an output names.

@@ -194,6 +194,10 @@ impl<T: Transport> Sink for DurableSink<T> {
         self.shared.stats.dropped.fetch_add(n, Ordering::Relaxed);
         n
     }
+
+    fn spool_stats(&self) -> Option<Arc<SpoolStats>> {
+        Some(self.stats())
+    }
 }
 
 impl<T: Transport> Drop for DurableSink<T> {

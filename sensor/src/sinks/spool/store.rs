@@ -248,7 +248,14 @@ impl Store {
         if w.buf.is_empty() {
             return Ok(());
         }
-        w.file.write_all(&w.buf)?;
+        if let Err(e) = w.file.write_all(&w.buf) {
+            // Part of the buffer may be in the file: never append after it. The segment keeps
+            // its whole frames, the buffered records are lost (counted), the next record
+            // starts a new segment.
+            self.dropped += w.buf_records;
+            self.writer = None;
+            return Err(e);
+        }
         if let Some(seg) = self.segments.iter_mut().rev().find(|s| s.id == w.id) {
             seg.len += w.buf.len() as u64;
             seg.records += w.buf_records;
