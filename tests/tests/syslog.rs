@@ -1,6 +1,7 @@
 //! The syslog output against a real rsyslogd on loopback (`cargo xtask setup` installs it):
 //! every record of a burst arrives, nothing is lost while rsyslog is down for 10 s, and TLS
-//! verifies the receiver (a wrong CA is refused, with no plaintext fallback).
+//! verifies the receiver (a wrong CA is refused, with no plaintext fallback; the records it
+//! kept in the spool are delivered by the next run).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -313,10 +314,9 @@ fn nothing_is_lost_while_rsyslog_is_down() {
 }
 
 #[test]
-fn tls_verifies_the_receiver() {
+fn tls_delivers_with_ca_verification() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = make_pki(dir.path(), "good");
-    let other = make_pki(dir.path(), "other");
     let port = free_port();
     let rsyslog = Rsyslog::start(dir.path(), port, Some(&pki));
 
@@ -330,6 +330,16 @@ fn tls_verifies_the_receiver() {
     std::thread::sleep(Duration::from_millis(300));
     let records = sensor.stop();
     assert_all_arrived(&records, &rsyslog);
+}
+
+#[test]
+fn tls_refuses_a_wrong_ca_and_the_next_run_delivers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = make_pki(dir.path(), "good");
+    let other = make_pki(dir.path(), "other");
+    let port = free_port();
+    let rsyslog = Rsyslog::start(dir.path(), port, Some(&pki));
+    let tag = unique("syslog-tls");
 
     // A CA that did not sign the server: refused, nothing sent in clear, all kept in the spool.
     let spool = dir.path().join("spool-other");
@@ -351,4 +361,12 @@ fn tls_verifies_the_receiver() {
         .map(|e| e.metadata().map_or(0, |m| m.len()))
         .sum();
     assert!(spooled > 0, "undelivered records stay in the spool");
+
+    // The operator fixes the CA and restarts: the next run delivers the spooled records first.
+    let sensor = TestSensor::start(Options {
+        outputs: vec![syslog_output(true, port, &spool, Some(&pki.ca))],
+        ..Options::default()
+    });
+    assert_all_arrived(&refused, &rsyslog);
+    let _ = sensor.stop();
 }

@@ -53,6 +53,8 @@ const BATCH_RECORDS: usize = 512;
 const BATCH_BYTES: usize = 1024 * 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A delivery failure is logged as a warning, and as an error once it lasts this long.
+const ESCALATE_AFTER: Duration = Duration::from_secs(60);
 
 /// Counters of one durable sink, shared with its threads (for logs and a metrics endpoint).
 #[derive(Debug, Default)]
@@ -248,6 +250,7 @@ fn run_sender<T: Transport>(shared: &Shared, mut transport: T, ack: &AckFile) {
     let mut replay = false;
     let mut backoff = BACKOFF_MIN;
     let mut failing_since: Option<Instant> = None;
+    let mut escalated = false;
     loop {
         // What to send next; wait for the pipeline while there is nothing.
         let plan = {
@@ -322,9 +325,20 @@ fn run_sender<T: Transport>(shared: &Shared, mut transport: T, ack: &AckFile) {
                 Err(e) => {
                     stats.delivery_errors.fetch_add(1, Ordering::Relaxed);
                     stats.connected.store(false, Ordering::Relaxed);
-                    if failing_since.is_none() {
-                        warn!(sink = %name, error = %e, "delivery failed; spooling and retrying");
-                        failing_since = Some(Instant::now());
+                    match failing_since {
+                        None => {
+                            warn!(sink = %name, error = %e, "delivery failed; spooling and retrying");
+                            failing_since = Some(Instant::now());
+                            escalated = false;
+                        }
+                        // Still failing after a minute: someone has to look (the receiver, a
+                        // certificate, a firewall).
+                        Some(since) if !escalated && since.elapsed() >= ESCALATE_AFTER => {
+                            error!(sink = %name, error = %e, down_secs = since.elapsed().as_secs(),
+                                "delivery keeps failing; records are kept in the spool until it works");
+                            escalated = true;
+                        }
+                        Some(_) => {}
                     }
                     replay = true;
                     if !nap(shared, backoff) {
