@@ -63,7 +63,7 @@ pub struct SpoolStats {
     pub spool_bytes: AtomicU64,
     /// Records in the spool not yet delivered.
     pub pending_records: AtomicU64,
-    /// Records delivered (re-sends included).
+    /// Records delivered from the spool (re-sends after an error are not counted again).
     pub delivered: AtomicU64,
     /// Failed delivery attempts (each is followed by a reconnect).
     pub delivery_errors: AtomicU64,

@@ -182,7 +182,8 @@ impl Store {
             dir: dir.to_owned(),
             segments,
             writer: None,
-            next_id: ids.last().map_or(1, |i| i + 1),
+            // Never reuse an id at or below the ack: a later run would take it as delivered.
+            next_id: ids.last().copied().unwrap_or(0).max(ack_id) + 1,
             max_bytes,
             segment_bytes,
             full,

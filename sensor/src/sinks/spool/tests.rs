@@ -156,6 +156,27 @@ fn restart_delivers_the_spool_first() {
 }
 
 #[test]
+fn runs_that_write_nothing_do_not_confuse_the_ack() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let up = Mock::new(true);
+    let mut sink = open(&up, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..11);
+    up.wait_distinct(10);
+    drop(sink);
+    // A run that writes nothing removes the delivered segment and leaves no new one.
+    drop(open(&up, tmp.path(), 1024 * 1024, SpoolFull::DropOldest));
+    assert!(segments(tmp.path()).is_empty());
+    let down = Mock::new(false);
+    let mut sink = open(&down, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..6);
+    drop(sink);
+    let again = Mock::new(true);
+    let sink = open(&again, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    assert_eq!(again.wait_distinct(5), (1..6).collect::<Vec<_>>());
+    drop(sink);
+}
+
+#[test]
 fn torn_tail_is_skipped() {
     let tmp = tempfile::tempdir().expect("tmp");
     let down = Mock::new(false);
