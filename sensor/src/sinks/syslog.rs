@@ -72,8 +72,8 @@ impl Conn {
         }
     }
 
-    /// Whether the receiver closed the connection (or it failed). Receivers send nothing on
-    /// a syslog connection, so anything readable other than TLS housekeeping means it ended.
+    /// Whether the receiver closed the connection (or it failed): end of stream or an error.
+    /// Receivers send nothing on a syslog connection; stray bytes are read and ignored.
     fn closed(&mut self) -> bool {
         let sock = match self {
             Self::Tcp(s) => &*s,
@@ -102,10 +102,12 @@ impl Conn {
         closed || sock.set_nonblocking(false).is_err()
     }
 
-    /// Waits until the receiving kernel acknowledged everything written.
+    /// Waits until the receiving kernel acknowledged everything written; fails when nothing
+    /// is acknowledged for `IO_TIMEOUT`.
     fn wait_acked(&self) -> io::Result<()> {
-        let start = Instant::now();
+        let mut start = Instant::now();
         let mut pause = Duration::from_micros(200);
+        let mut last = libc::c_int::MAX;
         loop {
             let mut queued: libc::c_int = 0;
             // SAFETY: TIOCOUTQ (SIOCOUTQ on a TCP socket) writes one int to the pointer.
@@ -115,6 +117,11 @@ impl Conn {
             }
             if queued == 0 {
                 return Ok(());
+            }
+            if queued < last {
+                // Progress: a slow link is not a dead one.
+                last = queued;
+                start = Instant::now();
             }
             if start.elapsed() > IO_TIMEOUT {
                 return Err(io::Error::new(
