@@ -123,6 +123,16 @@ pub fn spool_dir(name: &str, opts: &SpoolOptions) -> PathBuf {
     })
 }
 
+/// The spool directory of a network output (its sink is named after the spec).
+pub fn output_spool_dir(output: &super::Output) -> Option<PathBuf> {
+    match &output.spec {
+        super::OutputSpec::Syslog { .. } | super::OutputSpec::Kafka { .. } => {
+            Some(spool_dir(&output.spec.to_string(), &output.options.spool))
+        }
+        super::OutputSpec::Jsonl(_) | super::OutputSpec::File(_) => None,
+    }
+}
+
 impl<T: Transport> DurableSink<T> {
     /// Opens the spool and starts the sender. Takes two instances of the transport: `renderer`
     /// renders on the pipeline thread, `sender` delivers on the sender thread, so rendering

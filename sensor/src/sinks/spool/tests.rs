@@ -269,4 +269,9 @@ fn one_sensor_per_spool() {
 fn default_dir_is_named_after_the_sink() {
     let d = spool_dir("syslog+tls://siem.example:6514", &SpoolOptions::default());
     assert_eq!(d, Path::new("/var/lib/sensor/spool/syslog_tls___siem.example_6514"));
+    let out: crate::sinks::Output =
+        "syslog+tls://siem.example:6514".parse::<crate::sinks::OutputSpec>().expect("spec").into();
+    assert_eq!(output_spool_dir(&out), Some(d));
+    let file: crate::sinks::Output = crate::sinks::OutputSpec::File("/x".into()).into();
+    assert_eq!(output_spool_dir(&file), None);
 }
