@@ -63,7 +63,8 @@ pub struct RunArgs {
     /// flags add entries, single-valued flags replace the file's value, switches turn it on.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Where records go: `jsonl:PATH`, `jsonl:-` (stdout) or `file:DIR`. Repeatable.
+    /// Where records go: `jsonl:PATH`, `jsonl:-` (stdout), `file:DIR`, `syslog+tls://HOST:PORT`,
+    /// `syslog+tcp://HOST:PORT` or `kafka://BROKERS/TOPIC`. Repeatable.
     /// Default: `file:/var/lib/sensor/records` plus a short live view on stderr.
     #[arg(long = "output", value_name = "SPEC")]
     pub outputs: Vec<OutputSpec>,

@@ -209,6 +209,8 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let mut excluded = opts.exclude_paths.clone();
     excluded.extend(crate::filter::DEFAULT_EXCLUDED.iter().map(std::path::PathBuf::from));
     excluded.extend(opts.outputs.iter().filter_map(|o| o.spec.local_path()));
+    // Network outputs write through a spool on disk.
+    excluded.extend(opts.outputs.iter().filter_map(sinks::spool::output_spool_dir));
     let mut inode_filter =
         crate::filter::InodeFilter::new(loaded.inode_filter, sensitive, excluded, opts.include_paths.clone());
     inode_filter.refresh();

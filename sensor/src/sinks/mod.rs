@@ -6,6 +6,8 @@ pub mod jsonl;
 pub mod memory;
 pub mod render;
 pub mod spec;
+pub mod spool;
+pub mod syslog;
 pub mod transport;
 
 use sensor_proto::AuditRecord;
@@ -20,6 +22,8 @@ pub enum SinkError {
     Unsupported { sink: String },
     #[error("{sink}: encoding JSON: {source}")]
     Json { sink: String, source: serde_json::Error },
+    #[error("{sink}: TLS setup: {reason}")]
+    Tls { sink: String, reason: String },
 }
 
 /// A destination for records.
@@ -36,6 +40,11 @@ pub trait Sink: Send {
     fn take_dropped(&mut self) -> u64 {
         0
     }
+    /// Counters of the sink's spool, for network sinks (metrics).
+    fn spool_stats(&self) -> Option<std::sync::Arc<spool::SpoolStats>> {
+        None
+    }
+
     /// The sink's own view for the metrics endpoint (sampled by the record stage). Sinks without
     /// a spool or a remote keep the default.
     fn metrics(&self) -> SinkMetrics {
@@ -60,7 +69,12 @@ pub fn open(output: &Output) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match &output.spec {
         OutputSpec::Jsonl(target) => Box::new(jsonl::JsonlSink::open(target, opts.format)?),
         OutputSpec::File(dir) => Box::new(file::FileSink::open(dir, opts.file)?),
-        spec @ (OutputSpec::Syslog { .. } | OutputSpec::Kafka { .. }) => {
+        OutputSpec::Syslog { tls, host, port } => Box::new(spool::DurableSink::open(
+            syslog::SyslogTransport::new(*tls, host, *port, opts)?,
+            syslog::SyslogTransport::new(*tls, host, *port, opts)?,
+            &opts.spool,
+        )?),
+        spec @ OutputSpec::Kafka { .. } => {
             return Err(SinkError::Unsupported { sink: spec.to_string() });
         }
     })
