@@ -15,4 +15,5 @@ pub mod record;
 pub mod records;
 pub mod sinks;
 pub mod sources;
+pub mod trace;
 pub mod tracefs;
