@@ -180,7 +180,12 @@ fn trace_leads_from_a_connection_back_to_the_exploited_service() {
         format!("bash {}", payload.display()),
         "▶ ".to_owned(),
         "read sensitive /etc/shadow".to_owned(),
-        format!("renamed {}/chart1.docx → {}/chart1.docx.locked", work.display(), work.display()),
+        // One `mv` per file: six sibling processes folded into one node and one line.
+        "6 processes (pids ".to_owned(),
+        format!("renamed 6 files *.docx → *.locked under {}", work.display()),
+        // The download happened beside the script: the shell that ran both lists it.
+        format!("started {}", if attack.starts_with("curl") { "/usr/bin/curl" } else { "" }),
+        format!("http://127.0.0.1:{http}/payload.sh"),
         format!("connected tcp to {target}"),
         "◀ match".to_owned(),
     ] {

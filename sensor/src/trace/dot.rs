@@ -24,7 +24,7 @@ pub fn node_lines(inc: &Incident, i: usize) -> Vec<String> {
         Role::Ancestor | Role::Descendant => "",
     };
     let mut lines = vec![
-        format!("pid {} · {}{role}", n.pid, n.user_label()),
+        format!("{} · {}{role}", n.pid_label(), n.user_label()),
         clip(&n.command()),
         format!("started {}", fmt_time(n.start_time)),
     ];

@@ -24,6 +24,8 @@ pub enum Kind {
     Delete,
     FileOther,
     DeniedOpen,
+    /// A process outside the view that this one started (e.g. the downloader next to the script).
+    Started,
     Connect,
     Accept,
     Listen,
@@ -74,6 +76,32 @@ impl Group {
         s
     }
 
+    fn absorb_time(&mut self, first: Option<SystemTime>, last: Option<SystemTime>) {
+        if first.is_some() && (self.first.is_none() || first < self.first) {
+            self.first = first;
+        }
+        if last > self.last {
+            self.last = last;
+        }
+    }
+
+    fn absorb_item(&mut self, item: String) {
+        if !self.items.contains(&item) {
+            if self.items.len() < MAX_DISTINCT {
+                self.items.insert(item);
+            } else {
+                self.items_overflow = true;
+            }
+        }
+    }
+
+    fn absorb_dir(&mut self, dir: &str) {
+        self.common_dir = Some(match self.common_dir.take() {
+            None => dir.to_owned(),
+            Some(c) => common_prefix_dir(&c, dir),
+        });
+    }
+
     /// Up to `MAX_DISTINCT` of the distinct items (for JSON).
     pub fn items(&self) -> impl Iterator<Item = &str> {
         self.items.iter().map(String::as_str)
@@ -101,7 +129,12 @@ struct Fact {
 impl Activity {
     /// Folds one event; events that are not activity (exec, fork, exit, ...) are ignored.
     pub fn add(&mut self, event: &Event, time: Option<SystemTime>, matched: bool) {
-        let Some(f) = fact(event) else { return };
+        if let Some(f) = fact(event) {
+            self.add_fact(f, time, matched);
+        }
+    }
+
+    fn add_fact(&mut self, f: Fact, time: Option<SystemTime>, matched: bool) {
         let g = match self.groups.iter_mut().position(|g| g.kind == f.kind && g.key == f.key) {
             Some(i) => &mut self.groups[i],
             None if self.groups.len() >= MAX_GROUPS => {
@@ -128,26 +161,48 @@ impl Activity {
         };
         g.count += 1;
         g.matched |= matched;
-        if time.is_some() && (g.first.is_none() || time < g.first) {
-            g.first = time;
+        g.absorb_time(time, time);
+        g.absorb_item(f.item);
+        if let Some(p) = f.path {
+            g.absorb_dir(parent_dir(&p));
         }
-        if time > g.last {
-            g.last = time;
-        }
-        if !g.items.contains(&f.item) {
-            if g.items.len() < MAX_DISTINCT {
-                g.items.insert(f.item);
-            } else {
-                g.items_overflow = true;
+    }
+
+    /// Notes a process this one started that is not in the view.
+    pub fn add_started(&mut self, exe: &str, command: &str, time: Option<SystemTime>) {
+        let ev = Fact {
+            kind: Kind::Started,
+            key: exe.to_owned(),
+            verb: "started".into(),
+            item: command.to_owned(),
+            path: None,
+            many: format!("processes {exe}"),
+        };
+        self.add_fact(ev, time, false);
+    }
+
+    /// Adds another process's activity (folded sibling processes).
+    pub fn merge(&mut self, other: &Activity) {
+        for og in &other.groups {
+            let full = self.groups.len() >= MAX_GROUPS;
+            match self.groups.iter_mut().find(|g| g.kind == og.kind && g.key == og.key) {
+                Some(g) => {
+                    g.count += og.count;
+                    g.matched |= og.matched;
+                    g.absorb_time(og.first, og.last);
+                    for item in &og.items {
+                        g.absorb_item(item.clone());
+                    }
+                    g.items_overflow |= og.items_overflow;
+                    if let Some(d) = &og.common_dir {
+                        g.absorb_dir(d);
+                    }
+                }
+                None if full => self.other += og.count,
+                None => self.groups.push(og.clone()),
             }
         }
-        if let Some(p) = f.path {
-            let dir = parent_dir(&p);
-            g.common_dir = Some(match g.common_dir.take() {
-                None => dir.to_owned(),
-                Some(c) => common_prefix_dir(&c, dir),
-            });
-        }
+        self.other += other.other;
     }
 
     /// The lines, oldest first.

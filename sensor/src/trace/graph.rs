@@ -29,6 +29,8 @@ const MAX_ARGS: usize = 24;
 const MAX_ARG_CHARS: usize = 200;
 /// Distinct programs remembered per node (a process may exec several times).
 const MAX_EXECS: usize = 8;
+/// Pids named in a node that stands for several folded sibling processes.
+const MAX_FOLDED_PIDS: usize = 8;
 
 /// The key of a GUID string; `None` when empty.
 pub fn key(guid: &str) -> Option<Key> {
@@ -170,6 +172,10 @@ pub struct Node {
     /// Known only from other processes' ancestry (e.g. started before the sensor, `/proc` seed).
     pub from_ancestry: bool,
     pub activity: Activity,
+    /// Further sibling processes folded into this node (same program, no children of their
+    /// own), e.g. one `mv` per encrypted file; a few of their pids.
+    pub folded: u64,
+    pub folded_pids: Vec<u32>,
 }
 
 impl Node {
@@ -195,6 +201,8 @@ impl Node {
             records: 0,
             from_ancestry: true,
             activity: Activity::default(),
+            folded: 0,
+            folded_pids: Vec::new(),
         }
     }
 
@@ -268,6 +276,37 @@ impl Node {
         }
     }
 
+    /// Folds a sibling process running the same program into this node.
+    pub fn absorb_sibling(&mut self, o: Node) {
+        self.folded += 1 + o.folded;
+        for pid in std::iter::once(o.pid).chain(o.folded_pids) {
+            if self.folded_pids.len() < MAX_FOLDED_PIDS {
+                self.folded_pids.push(pid);
+            }
+        }
+        self.activity.merge(&o.activity);
+        self.records += o.records;
+        if o.start_time.is_some() && (self.start_time.is_none() || o.start_time < self.start_time) {
+            self.start_time = o.start_time;
+        }
+        if o.exit != self.exit {
+            self.exit = Some("exit statuses differ".into());
+        }
+    }
+
+    /// "pid 42", or "6 processes (pids 42, 43, 44, …)" for folded siblings.
+    pub fn pid_label(&self) -> String {
+        if self.folded == 0 {
+            return format!("pid {}", self.pid);
+        }
+        let pids: Vec<String> = std::iter::once(self.pid)
+            .chain(self.folded_pids.iter().copied())
+            .map(|p| p.to_string())
+            .collect();
+        let more = if self.folded as usize + 1 > pids.len() { ", …" } else { "" };
+        format!("{} processes (pids {}{more})", self.folded + 1, pids.join(", "))
+    }
+
     /// "alice" or "uid 1000" (or "?" when unknown).
     pub fn user_label(&self) -> String {
         if !self.user.is_empty() {
@@ -281,15 +320,20 @@ impl Node {
 
     /// The command line, shell-like, for display.
     pub fn command(&self) -> String {
-        if self.argv.is_empty() {
-            return if self.exe.is_empty() { "?".into() } else { self.exe.clone() };
-        }
-        let args: Vec<String> = self.argv.iter().map(|a| quote(a)).collect();
-        let cmd = args.join(" ");
-        match self.argv.first() {
-            Some(a0) if *a0 == self.exe || self.exe.is_empty() => cmd,
-            _ => format!("{} ({cmd})", self.exe),
-        }
+        command_line(&self.exe, &self.argv)
+    }
+}
+
+/// "exe (argv…)" for display, or just argv when argv[0] is the exe; arguments cut as in nodes.
+pub fn command_line(exe: &str, argv: &[String]) -> String {
+    if argv.is_empty() {
+        return if exe.is_empty() { "?".into() } else { exe.to_owned() };
+    }
+    let args: Vec<String> = short_argv(argv).iter().map(|a| quote(a)).collect();
+    let cmd = args.join(" ");
+    match argv.first() {
+        Some(a0) if a0 == exe || exe.is_empty() => cmd,
+        _ => format!("{exe} ({cmd})"),
     }
 }
 

@@ -42,6 +42,9 @@ struct ProcessJ<'a> {
     depth: usize,
     pid: u32,
     ppid: u32,
+    /// Further sibling processes (same program) folded into this entry, and some of their pids.
+    folded_processes: u64,
+    folded_pids: &'a [u32],
     exe: &'a str,
     argv: &'a [String],
     execs: &'a [String],
@@ -125,6 +128,8 @@ pub fn write(inc: &Incident, out: &mut dyn Write) -> io::Result<()> {
                 depth: inc.depth[i],
                 pid: n.pid,
                 ppid: n.ppid,
+                folded_processes: n.folded,
+                folded_pids: &n.folded_pids,
                 exe: &n.exe,
                 argv: &n.argv,
                 execs: &n.execs,

@@ -43,6 +43,8 @@ use progress::Progress;
 pub const MAX_VIEW: usize = 500;
 /// Acting processes followed at most (a query such as `--session` may match many).
 pub const MAX_ACTING: usize = 64;
+/// Sibling processes running the same program fold into one node from this many on.
+pub const FOLD_SIBLINGS: usize = 3;
 /// Login sessions remembered from pass 1.
 const MAX_SESSIONS: usize = 4096;
 /// Activity of ancestors is shown from this long before the first acting process started: an
@@ -325,14 +327,24 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
     // Pass 2: details and activity of the processes in the view.
     scan(&files, q, &mut progress, None, |rec| {
         let t = time(rec.time.as_ref());
-        let me = rec.process.as_ref().and_then(|p| Some((p, nodes.get_mut(&key(&p.guid)?)?)));
-        if let Some((p, n)) = me {
-            n.absorb_process(p, rec.event.as_ref());
-            let in_window =
-                n.role != Role::Ancestor || ancestor_from.is_none_or(|from| t.is_none_or(|t| t >= from));
-            match &rec.event {
-                Some(ev) if in_window => n.activity.add(ev, t, q.target.event_matches(rec)),
-                _ => {}
+        let in_window = |role: Role| {
+            role != Role::Ancestor || ancestor_from.is_none_or(|from| t.is_none_or(|t| t >= from))
+        };
+        if let Some(p) = &rec.process {
+            if let Some(n) = key(&p.guid).and_then(|k| nodes.get_mut(&k)) {
+                n.absorb_process(p, rec.event.as_ref());
+                match &rec.event {
+                    Some(ev) if in_window(n.role) => n.activity.add(ev, t, q.target.event_matches(rec)),
+                    _ => {}
+                }
+            } else if let (Some(Event::Exec(_)), Some(parent)) =
+                (&rec.event, key(&p.parent_guid).and_then(|k| nodes.get_mut(&k)))
+            {
+                // Started by a process in the view but not in it (e.g. the downloader beside
+                // the script): part of what the parent did.
+                if in_window(parent.role) {
+                    parent.activity.add_started(&p.exe, &graph::command_line(&p.exe, &p.argv), t);
+                }
             }
         }
         for (i, a) in rec.ancestors.iter().enumerate() {
@@ -413,6 +425,7 @@ fn order(inc: &mut Incident, mut nodes: HashMap<Key, Node>, index: &ParentIndex)
     for c in children.values_mut() {
         c.sort_by_key(sort_key);
     }
+    fold_siblings(&mut nodes, &mut children);
     // Depth-first, with an explicit stack (chains can be deep).
     let mut stack: Vec<(Key, usize, Option<usize>)> = roots.iter().rev().map(|&k| (k, 0, None)).collect();
     while let Some((k, depth, parent_idx)) = stack.pop() {
@@ -426,6 +439,30 @@ fn order(inc: &mut Incident, mut nodes: HashMap<Key, Node>, index: &ParentIndex)
         for &c in children.get(&k).into_iter().flatten().rev() {
             stack.push((c, depth + 1, Some(idx)));
         }
+    }
+}
+
+/// Leaf siblings (no children in the view, not acting) that ran the same program fold into
+/// the first of them when there are at least `FOLD_SIBLINGS`: a script that runs one `mv` per
+/// file shows as one node "1,204 processes … renamed 1,204 files".
+fn fold_siblings(nodes: &mut HashMap<Key, Node>, children: &mut HashMap<Key, Vec<Key>>) {
+    let has_children: HashSet<Key> =
+        children.iter().filter(|(_, c)| !c.is_empty()).map(|(&k, _)| k).collect();
+    for kids in children.values_mut() {
+        let mut by_exe: HashMap<String, Vec<Key>> = HashMap::new();
+        for k in kids.iter() {
+            if let Some(n) = nodes.get(k).filter(|n| n.role != Role::Acting && !has_children.contains(k)) {
+                by_exe.entry(n.exe.clone()).or_default().push(*k);
+            }
+        }
+        for (_, same) in by_exe.into_iter().filter(|(exe, v)| !exe.is_empty() && v.len() >= FOLD_SIBLINGS) {
+            let Some(mut first) = nodes.remove(&same[0]) else { continue };
+            for o in same[1..].iter().filter_map(|k| nodes.remove(k)) {
+                first.absorb_sibling(o);
+            }
+            nodes.insert(same[0], first);
+        }
+        kids.retain(|k| nodes.contains_key(k));
     }
 }
 

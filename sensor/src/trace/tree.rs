@@ -105,9 +105,9 @@ fn node(
     let tags = if tags.is_empty() { String::new() } else { format!("  [{}]", tags.join(", ")) };
     writeln!(
         out,
-        "{prefix}{branch}{mark}{}  pid {}  {}  {}{tags}",
+        "{prefix}{branch}{mark}{}  {}  {}  {}{tags}",
         fmt_time(n.start_time),
-        n.pid,
+        n.pid_label(),
         n.user_label(),
         n.command()
     )?;
