@@ -196,8 +196,13 @@ fn trace(args: TraceArgs) -> anyhow::Result<i32> {
         eprintln!("warning: damaged record file, read up to the damage: {d}");
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    crate::trace::render(&incident, args.format, &mut out)?;
-    std::io::Write::flush(&mut out)?;
+    let written =
+        crate::trace::render(&incident, args.format, &mut out).and_then(|()| std::io::Write::flush(&mut out));
+    match written {
+        // `sensor trace … | head` is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+        other => other?,
+    }
     // 0: found; 2: nothing matched (like grep's "no match" but distinct from errors).
     Ok(if incident.nodes.is_empty() { 2 } else { 0 })
 }

@@ -47,10 +47,15 @@ pub fn node_lines(inc: &Incident, i: usize) -> Vec<String> {
 
 /// Cuts a line at `LINE_CHARS` characters.
 pub fn clip(s: &str) -> String {
-    if s.chars().count() <= LINE_CHARS {
+    clip_to(s, LINE_CHARS)
+}
+
+/// Cuts a line at `max` characters (the last one becomes `…`).
+pub fn clip_to(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
         return s.to_owned();
     }
-    let mut t: String = s.chars().take(LINE_CHARS - 1).collect();
+    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
     t.push('…');
     t
 }

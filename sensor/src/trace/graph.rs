@@ -327,14 +327,22 @@ impl Node {
 /// "exe (argv…)" for display, or just argv when argv[0] is the exe; arguments cut as in nodes.
 pub fn command_line(exe: &str, argv: &[String]) -> String {
     if argv.is_empty() {
-        return if exe.is_empty() { "?".into() } else { exe.to_owned() };
+        return if exe.is_empty() { "(exe unknown)".into() } else { one_line(exe) };
     }
-    let args: Vec<String> = short_argv(argv).iter().map(|a| quote(a)).collect();
+    let args: Vec<String> = short_argv(argv).iter().map(|a| quote(&one_line(a))).collect();
     let cmd = args.join(" ");
     match argv.first() {
         Some(a0) if a0 == exe || exe.is_empty() => cmd,
-        _ => format!("{exe} ({cmd})"),
+        _ => format!("{} ({cmd})", one_line(exe)),
     }
+}
+
+/// Control characters (a newline in `python3 -c '…'`) shown as escapes, so a line stays a line.
+fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 fn set_str(dst: &mut String, src: &str) {
@@ -466,6 +474,7 @@ mod tests {
         assert_eq!(n.exe, "/usr/bin/bash");
         assert_eq!(n.pid, 7);
         assert_eq!(n.command(), "/usr/bin/bash (bash '/tmp/x y.sh')");
+        assert_eq!(command_line("/p", &["p".into(), "-c".into(), "a\nb".into()]), "/p (p -c 'a\\nb')");
         assert_eq!(n.records, 2);
         assert!(!n.from_ancestry);
     }

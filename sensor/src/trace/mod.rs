@@ -45,6 +45,8 @@ pub const MAX_VIEW: usize = 500;
 pub const MAX_ACTING: usize = 64;
 /// Sibling processes running the same program fold into one node from this many on.
 pub const FOLD_SIBLINGS: usize = 3;
+/// Characters of a command line kept for a process started outside the view.
+const STARTED_CHARS: usize = 240;
 /// Login sessions remembered from pass 1.
 const MAX_SESSIONS: usize = 4096;
 /// Activity of ancestors is shown from this long before the first acting process started: an
@@ -327,14 +329,23 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
     // Pass 2: details and activity of the processes in the view.
     scan(&files, q, &mut progress, None, |rec| {
         let t = time(rec.time.as_ref());
-        let in_window = |role: Role| {
-            role != Role::Ancestor || ancestor_from.is_none_or(|from| t.is_none_or(|t| t >= from))
+        // Ancestry first: it names a parent that has no records of its own.
+        for (i, a) in rec.ancestors.iter().enumerate() {
+            if let Some(n) = key(&a.guid).and_then(|k| nodes.get_mut(&k)) {
+                let parent = rec.ancestors.get(i + 1).and_then(|p| key(&p.guid));
+                n.absorb_ancestor(a, parent);
+            }
+        }
+        // init and kthreadd (pids 1 and 2) are ancestors of everything: what they did is noise.
+        let in_window = |n: &Node| match n.role {
+            Role::Ancestor => n.pid > 2 && ancestor_from.is_none_or(|from| t.is_none_or(|t| t >= from)),
+            Role::Acting | Role::Descendant => true,
         };
         if let Some(p) = &rec.process {
             if let Some(n) = key(&p.guid).and_then(|k| nodes.get_mut(&k)) {
                 n.absorb_process(p, rec.event.as_ref());
                 match &rec.event {
-                    Some(ev) if in_window(n.role) => n.activity.add(ev, t, q.target.event_matches(rec)),
+                    Some(ev) if in_window(n) => n.activity.add(ev, t, q.target.event_matches(rec)),
                     _ => {}
                 }
             } else if let (Some(Event::Exec(_)), Some(parent)) =
@@ -342,15 +353,10 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
             {
                 // Started by a process in the view but not in it (e.g. the downloader beside
                 // the script): part of what the parent did.
-                if in_window(parent.role) {
-                    parent.activity.add_started(&p.exe, &graph::command_line(&p.exe, &p.argv), t);
+                if in_window(parent) {
+                    let cmd = dot::clip_to(&graph::command_line(&p.exe, &p.argv), STARTED_CHARS);
+                    parent.activity.add_started(&p.exe, &cmd, t);
                 }
-            }
-        }
-        for (i, a) in rec.ancestors.iter().enumerate() {
-            if let Some(n) = key(&a.guid).and_then(|k| nodes.get_mut(&k)) {
-                let parent = rec.ancestors.get(i + 1).and_then(|p| key(&p.guid));
-                n.absorb_ancestor(a, parent);
             }
         }
     })?;

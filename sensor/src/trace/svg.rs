@@ -9,7 +9,8 @@ use std::{
 
 use super::{Incident, dot::node_lines, graph::Role, tree::session_line};
 
-const CHAR_W: f64 = 6.7;
+/// Advance of one monospace character at font-size 11, with room for bold lines.
+const CHAR_W: f64 = 7.2;
 const LINE_H: f64 = 15.0;
 const PAD: f64 = 8.0;
 const HGAP: f64 = 24.0;
