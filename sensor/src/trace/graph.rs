@@ -222,7 +222,8 @@ impl Node {
             self.exe.clone_from(&p.exe);
             self.argv = short_argv(&p.argv);
         }
-        if exec && !p.exe.is_empty() && self.execs.len() < MAX_EXECS {
+        // The same image twice in a row is one program (e.g. a record file read twice).
+        if exec && !p.exe.is_empty() && self.execs.len() < MAX_EXECS && self.execs.last() != Some(&p.exe) {
             self.execs.push(p.exe.clone());
         }
         // A record with an empty exe carries only ids: its credentials are not known.
