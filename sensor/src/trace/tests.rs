@@ -259,6 +259,24 @@ fn pid_guid_file_and_session_queries() {
 }
 
 #[test]
+fn a_torn_file_is_read_up_to_the_damage_and_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_incident(dir.path());
+    // Cut the second file inside its last record (the connect): everything before it counts.
+    let second = dir.path().join("audit-0000000000002-000001.pb");
+    let bytes = std::fs::read(&second).expect("read");
+    std::fs::write(&second, &bytes[..bytes.len() - 3]).expect("write");
+    let q = Query { target: Target::File("/etc/shadow".into()), since: None, until: None };
+    let inc = trace(&[dir.path().to_owned()], &q).expect("trace");
+    assert_eq!(inc.stats.damaged.len(), 1, "{:?}", inc.stats.damaged);
+    assert!(inc.stats.damaged[0].contains("audit-0000000000002-000001.pb"));
+    assert_eq!(inc.acting().map(|i| inc.nodes[i].pid).collect::<Vec<_>>(), vec![402]);
+    assert!(render_to_string(&inc, Format::Tree).contains("warning: damaged file"));
+    let gone = Query { target: connect(), since: None, until: None };
+    assert!(trace(&[dir.path().to_owned()], &gone).expect("trace").nodes.is_empty());
+}
+
+#[test]
 fn time_window_limits_the_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_incident(dir.path());
