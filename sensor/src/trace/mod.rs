@@ -43,8 +43,6 @@ use progress::Progress;
 pub const MAX_VIEW: usize = 500;
 /// Acting processes followed at most (a query such as `--session` may match many).
 pub const MAX_ACTING: usize = 64;
-/// Sibling processes running the same program fold into one node from this many on.
-pub const FOLD_SIBLINGS: usize = 3;
 /// Characters of a command line kept for a process started outside the view.
 const STARTED_CHARS: usize = 240;
 /// Login sessions remembered from pass 1.
@@ -362,7 +360,8 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
     })?;
     progress.finish();
 
-    order(&mut inc, nodes, &index);
+    let tree = graph::tree_order(nodes, &index);
+    (inc.nodes, inc.depth, inc.edges) = (tree.nodes, tree.depth, tree.edges);
     attach_sessions(&mut inc, &sessions);
     Ok(inc)
 }
@@ -409,67 +408,6 @@ fn scan(
         progress.file_done(len);
     }
     Ok(n)
-}
-
-/// Puts the nodes in tree order (roots first, children by start time) and makes the edges.
-fn order(inc: &mut Incident, mut nodes: HashMap<Key, Node>, index: &ParentIndex) {
-    for n in nodes.values_mut() {
-        if let Some(p) = index.parent(n.key) {
-            n.parent = Some(p);
-        }
-    }
-    let mut children: HashMap<Key, Vec<Key>> = HashMap::new();
-    let mut roots = Vec::new();
-    for n in nodes.values() {
-        match n.parent.filter(|p| nodes.contains_key(p)) {
-            Some(p) => children.entry(p).or_default().push(n.key),
-            None => roots.push(n.key),
-        }
-    }
-    let sort_key = |k: &Key| nodes.get(k).map(|n| (n.start_time, n.pid));
-    roots.sort_by_key(sort_key);
-    for c in children.values_mut() {
-        c.sort_by_key(sort_key);
-    }
-    fold_siblings(&mut nodes, &mut children);
-    // Depth-first, with an explicit stack (chains can be deep).
-    let mut stack: Vec<(Key, usize, Option<usize>)> = roots.iter().rev().map(|&k| (k, 0, None)).collect();
-    while let Some((k, depth, parent_idx)) = stack.pop() {
-        let Some(n) = nodes.remove(&k) else { continue };
-        let idx = inc.nodes.len();
-        inc.nodes.push(n);
-        inc.depth.push(depth);
-        if let Some(p) = parent_idx {
-            inc.edges.push((p, idx));
-        }
-        for &c in children.get(&k).into_iter().flatten().rev() {
-            stack.push((c, depth + 1, Some(idx)));
-        }
-    }
-}
-
-/// Leaf siblings (no children in the view, not acting) that ran the same program fold into
-/// the first of them when there are at least `FOLD_SIBLINGS`: a script that runs one `mv` per
-/// file shows as one node "1,204 processes … renamed 1,204 files".
-fn fold_siblings(nodes: &mut HashMap<Key, Node>, children: &mut HashMap<Key, Vec<Key>>) {
-    let has_children: HashSet<Key> =
-        children.iter().filter(|(_, c)| !c.is_empty()).map(|(&k, _)| k).collect();
-    for kids in children.values_mut() {
-        let mut by_exe: HashMap<String, Vec<Key>> = HashMap::new();
-        for k in kids.iter() {
-            if let Some(n) = nodes.get(k).filter(|n| n.role != Role::Acting && !has_children.contains(k)) {
-                by_exe.entry(n.exe.clone()).or_default().push(*k);
-            }
-        }
-        for (_, same) in by_exe.into_iter().filter(|(exe, v)| !exe.is_empty() && v.len() >= FOLD_SIBLINGS) {
-            let Some(mut first) = nodes.remove(&same[0]) else { continue };
-            for o in same[1..].iter().filter_map(|k| nodes.remove(k)) {
-                first.absorb_sibling(o);
-            }
-            nodes.insert(same[0], first);
-        }
-        kids.retain(|k| nodes.contains_key(k));
-    }
 }
 
 fn attach_sessions(inc: &mut Incident, sessions: &HashMap<u32, SessionEvent>) {
