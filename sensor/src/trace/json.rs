@@ -77,6 +77,7 @@ struct ActivityJ<'a> {
 struct StatsJ<'a> {
     files: usize,
     records: u64,
+    records_in_window: u64,
     damaged: &'a [String],
     not_indexed: u64,
     descendants_not_shown: u64,
@@ -163,6 +164,7 @@ pub fn write(inc: &Incident, out: &mut dyn Write) -> io::Result<()> {
         stats: StatsJ {
             files: inc.stats.files,
             records: inc.stats.records,
+            records_in_window: inc.stats.in_window,
             damaged: &inc.stats.damaged,
             not_indexed: inc.stats.not_indexed,
             descendants_not_shown: inc.stats.descendants_more,

@@ -244,6 +244,8 @@ pub struct Incident {
 pub struct Stats {
     pub files: usize,
     pub records: u64,
+    /// Records within --since/--until.
+    pub in_window: u64,
     /// Files that ended in a torn or undecodable frame.
     pub damaged: Vec<String>,
     /// Processes not indexed in pass 1 (index full).
@@ -272,32 +274,37 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
     let mut sessions: HashMap<u32, SessionEvent> = HashMap::new();
     let mut acting: Vec<Key> = Vec::new();
     let mut first_start: Option<SystemTime> = None;
-    inc.stats.records = scan(&files, q, &mut progress, Some(&mut inc.stats.damaged), |rec| {
-        index.observe(rec);
-        match &rec.event {
-            Some(Event::Session(s))
-                if sessions.len() < MAX_SESSIONS || sessions.contains_key(&s.session_id) =>
-            {
-                sessions.insert(s.session_id, s.clone());
+    (inc.stats.records, inc.stats.in_window) =
+        scan(&files, q, &mut progress, Some(&mut inc.stats.damaged), |rec, in_window| {
+            // Lineage comes from every record: an ancestor may have started long before --since.
+            index.observe(rec);
+            match &rec.event {
+                Some(Event::Session(s))
+                    if sessions.len() < MAX_SESSIONS || sessions.contains_key(&s.session_id) =>
+                {
+                    sessions.insert(s.session_id, s.clone());
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        let Some((k, _)) = q.target.matches(rec) else { return };
-        inc.matched_records += 1;
-        let t = time(rec.time.as_ref());
-        inc.first_match = min_time(inc.first_match, t);
-        inc.last_match = inc.last_match.max(t);
-        if acting.contains(&k) {
-            return;
-        }
-        if acting.len() >= MAX_ACTING {
-            inc.acting_more += 1;
-            return;
-        }
-        acting.push(k);
-        let started = rec.process.as_ref().and_then(|p| time(p.start_time.as_ref())).or(t);
-        first_start = min_time(first_start, started);
-    })?;
+            if !in_window {
+                return;
+            }
+            let Some((k, _)) = q.target.matches(rec) else { return };
+            inc.matched_records += 1;
+            let t = time(rec.time.as_ref());
+            inc.first_match = min_time(inc.first_match, t);
+            inc.last_match = inc.last_match.max(t);
+            if acting.contains(&k) {
+                return;
+            }
+            if acting.len() >= MAX_ACTING {
+                inc.acting_more += 1;
+                return;
+            }
+            acting.push(k);
+            let started = rec.process.as_ref().and_then(|p| time(p.start_time.as_ref())).or(t);
+            first_start = min_time(first_start, started);
+        })?;
     inc.stats.not_indexed = index.dropped;
     progress.set_done(total);
     if acting.is_empty() {
@@ -325,7 +332,7 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
     let ancestor_from = first_start.and_then(|t| t.checked_sub(ANCESTOR_LOOKBACK));
 
     // Pass 2: details and activity of the processes in the view.
-    scan(&files, q, &mut progress, None, |rec| {
+    scan(&files, q, &mut progress, None, |rec, in_window| {
         let t = time(rec.time.as_ref());
         // Ancestry first: it names a parent that has no records of its own.
         for (i, a) in rec.ancestors.iter().enumerate() {
@@ -335,7 +342,8 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
             }
         }
         // init and kthreadd (pids 1 and 2) are ancestors of everything: what they did is noise.
-        let in_window = |n: &Node| match n.role {
+        let shown = |n: &Node| match n.role {
+            _ if !in_window => false,
             Role::Ancestor => n.pid > 2 && ancestor_from.is_none_or(|from| t.is_none_or(|t| t >= from)),
             Role::Acting | Role::Descendant => true,
         };
@@ -343,7 +351,7 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
             if let Some(n) = key(&p.guid).and_then(|k| nodes.get_mut(&k)) {
                 n.absorb_process(p, rec.event.as_ref());
                 match &rec.event {
-                    Some(ev) if in_window(n) => n.activity.add(ev, t, q.target.event_matches(rec)),
+                    Some(ev) if shown(n) => n.activity.add(ev, t, q.target.event_matches(rec)),
                     _ => {}
                 }
             } else if let (Some(Event::Exec(_)), Some(parent)) =
@@ -351,7 +359,7 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
             {
                 // Started by a process in the view but not in it (e.g. the downloader beside
                 // the script): part of what the parent did.
-                if in_window(parent) {
+                if shown(parent) {
                     let cmd = dot::clip_to(&graph::command_line(&p.exe, &p.argv), STARTED_CHARS);
                     parent.activity.add_started(&p.exe, &cmd, t);
                 }
@@ -373,15 +381,16 @@ fn min_time(a: Option<SystemTime>, b: Option<SystemTime>) -> Option<SystemTime> 
     }
 }
 
-/// Streams every record of `files` within the query's time window to `f`; returns the count.
+/// Streams every record of `files` to `f`, saying whether it lies in the query's time window;
+/// returns how many records there were, and how many in the window.
 fn scan(
     files: &[PathBuf],
     q: &Query,
     progress: &mut Progress,
     mut damaged: Option<&mut Vec<String>>,
-    mut f: impl FnMut(&AuditRecord),
-) -> anyhow::Result<u64> {
-    let mut n = 0;
+    mut f: impl FnMut(&AuditRecord, bool),
+) -> anyhow::Result<(u64, u64)> {
+    let (mut all, mut n) = (0, 0);
     for path in files {
         let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -392,10 +401,9 @@ fn scan(
                     let t = time(record.time.as_ref());
                     let before = q.since.is_some_and(|s| t.is_some_and(|t| t < s));
                     let after = q.until.is_some_and(|u| t.is_some_and(|t| t > u));
-                    if !before && !after {
-                        n += 1;
-                        f(&record);
-                    }
+                    all += 1;
+                    n += u64::from(!before && !after);
+                    f(&record, !before && !after);
                 }
                 Frame::Damaged { offset, reason } => {
                     if let Some(d) = damaged.as_deref_mut() {
@@ -407,7 +415,7 @@ fn scan(
         }
         progress.file_done(len);
     }
-    Ok(n)
+    Ok((all, n))
 }
 
 fn attach_sessions(inc: &mut Incident, sessions: &HashMap<u32, SessionEvent>) {

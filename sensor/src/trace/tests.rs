@@ -285,6 +285,15 @@ fn time_window_limits_the_records() {
     assert!(trace(&[dir.path().to_owned()], &q).expect("trace").nodes.is_empty());
     let q = Query { target: connect(), since: Some(at(T0)), until: Some(at(T0 + 100 + 40)) };
     assert_eq!(trace(&[dir.path().to_owned()], &q).expect("trace").matched_records, 1);
+    // A window holding only the connect: lineage and process details still come from the
+    // records before it, activity only from the window.
+    let q = Query { target: connect(), since: Some(at(T0 + 100 + 40)), until: Some(at(T0 + 100 + 40)) };
+    let inc = trace(&[dir.path().to_owned()], &q).expect("trace");
+    assert_eq!(inc.stats.in_window, 1);
+    let shell = inc.nodes.iter().find(|n| n.pid == 400).expect("shell");
+    assert_eq!((shell.exe.as_str(), shell.activity.is_empty()), ("/usr/bin/dash", true));
+    let cat = inc.nodes.iter().find(|n| n.pid == 402).expect("cat");
+    assert!(cat.activity.is_empty(), "the shadow read is before the window");
 }
 
 #[test]

@@ -136,7 +136,12 @@ fn node(
 fn notes(inc: &Incident, out: &mut dyn Write) -> io::Result<()> {
     let s = &inc.stats;
     writeln!(out)?;
-    writeln!(out, "read {} records from {} files", thousands(s.records), s.files)?;
+    let window = if s.in_window == s.records {
+        String::new()
+    } else {
+        format!(", {} in the time window", thousands(s.in_window))
+    };
+    writeln!(out, "read {} records from {} files{window}", thousands(s.records), s.files)?;
     for d in &s.damaged {
         writeln!(out, "warning: damaged file, read up to the damage: {d}")?;
     }
