@@ -265,7 +265,7 @@ impl Incident {
 pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
     let files = expand_paths(paths)?;
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-    let mut progress = Progress::new(total * 2);
+    let mut progress = Progress::new(total);
     let mut inc = Incident { query: q.target.describe(), ..Incident::default() };
     inc.stats.files = files.len();
 
@@ -306,7 +306,7 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
             first_start = min_time(first_start, started);
         })?;
     inc.stats.not_indexed = index.dropped;
-    progress.set_done(total);
+    progress.next_pass();
     if acting.is_empty() {
         progress.finish();
         return Ok(inc);

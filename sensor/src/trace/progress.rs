@@ -12,14 +12,16 @@ const WIDTH: u64 = 30;
 pub struct Progress {
     enabled: bool,
     total: u64,
-    /// Bytes of files already finished (over both passes).
+    /// 1 or 2.
+    pass: u8,
+    /// Bytes of files already finished in this pass.
     done: u64,
     last: Option<Instant>,
 }
 
 impl Progress {
     pub fn new(total: u64) -> Self {
-        Self { enabled: std::io::stderr().is_terminal() && total > 0, total, done: 0, last: None }
+        Self { enabled: std::io::stderr().is_terminal() && total > 0, total, pass: 1, done: 0, last: None }
     }
 
     /// Position within the current file.
@@ -35,7 +37,8 @@ impl Progress {
         let mut e = std::io::stderr().lock();
         let _ = write!(
             e,
-            "\rsensor trace [{bar}] {:5.1}%  {:.1}/{:.1} MiB read ",
+            "\rsensor trace: pass {}/2 [{bar}] {:5.1}%  {:.1}/{:.1} MiB ",
+            self.pass,
             pos as f64 * 100.0 / self.total as f64,
             mib(pos),
             mib(self.total)
@@ -47,9 +50,10 @@ impl Progress {
         self.done += len;
     }
 
-    /// Jumps to an absolute position (e.g. the end of pass 1 when files changed size).
-    pub fn set_done(&mut self, done: u64) {
-        self.done = done;
+    /// Starts the second pass.
+    pub fn next_pass(&mut self) {
+        self.pass = 2;
+        self.done = 0;
     }
 
     /// Clears the line.
