@@ -417,7 +417,7 @@ pub fn tree_order(mut nodes: HashMap<Key, Node>, index: &ParentIndex) -> Tree {
             None => roots.push(n.key),
         }
     }
-    let sort_key = |k: &Key| nodes.get(k).map(|n| (n.start_time, n.pid));
+    let sort_key = |k: &Key| nodes.get(k).map(|n| (n.start_time, n.pid, n.key));
     roots.sort_by_key(sort_key);
     for c in children.values_mut() {
         c.sort_by_key(sort_key);

@@ -259,6 +259,54 @@ fn pid_guid_file_and_session_queries() {
 }
 
 #[test]
+fn pid_reuse_and_sensor_restarts_are_told_apart_by_guid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run1 = AuditRecord {
+        host: Some(sensor_proto::v1::Host { instance_id: "run-1".into(), ..Default::default() }),
+        ..rec(
+            1,
+            proc("old", 500, "init", "/usr/bin/sleep", &["sleep"]),
+            vec![],
+            Event::Exec(ExecEvent::default()),
+        )
+    };
+    // The same process seen again by a restarted sensor, then a new process with its pid.
+    let run2 = |r: AuditRecord| AuditRecord {
+        host: Some(sensor_proto::v1::Host { instance_id: "run-2".into(), ..Default::default() }),
+        ..r
+    };
+    let again = run2(rec(
+        2,
+        proc("old", 500, "init", "/usr/bin/sleep", &["sleep"]),
+        vec![],
+        Event::Exit(ExitEvent::default()),
+    ));
+    let reused = run2(rec(
+        3,
+        Process {
+            start_time: Some(Timestamp { seconds: T0 + 9000, nanos: 0 }),
+            ..proc("new", 500, "init", "/usr/bin/nc", &["nc"])
+        },
+        vec![],
+        Event::Exec(ExecEvent::default()),
+    ));
+    for (name, recs) in [("audit-1-000000.pb", vec![run1]), ("audit-2-000000.pb", vec![again, reused])] {
+        let mut buf = Vec::new();
+        for r in recs {
+            r.encode_length_delimited(&mut buf).expect("encode");
+        }
+        std::fs::write(dir.path().join(name), buf).expect("write");
+    }
+    let q = Query { target: Target::Pid(500), since: None, until: None };
+    let inc = trace(&[dir.path().to_owned()], &q).expect("trace");
+    let acting: Vec<(&str, u64, bool)> = inc
+        .acting()
+        .map(|i| (inc.nodes[i].exe.as_str(), inc.nodes[i].records, inc.nodes[i].exit.is_some()))
+        .collect();
+    assert_eq!(acting, vec![("/usr/bin/sleep", 2, true), ("/usr/bin/nc", 1, false)]);
+}
+
+#[test]
 fn a_torn_file_is_read_up_to_the_damage_and_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_incident(dir.path());
