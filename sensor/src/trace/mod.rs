@@ -273,6 +273,7 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
     let mut index = ParentIndex::default();
     let mut sessions: HashMap<u32, SessionEvent> = HashMap::new();
     let mut acting: Vec<Key> = Vec::new();
+    let mut not_followed: HashSet<Key> = HashSet::new();
     let mut first_start: Option<SystemTime> = None;
     (inc.stats.records, inc.stats.in_window) =
         scan(&files, q, &mut progress, Some(&mut inc.stats.damaged), |rec, in_window| {
@@ -298,14 +299,19 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
                 return;
             }
             if acting.len() >= MAX_ACTING {
-                inc.acting_more += 1;
+                not_followed.insert(k);
                 return;
             }
             acting.push(k);
-            let started = rec.process.as_ref().and_then(|p| time(p.start_time.as_ref())).or(t);
+            // The match may be an ancestor of the record's process (--pid, --guid).
+            let own = rec.process.as_ref().filter(|p| key(&p.guid) == Some(k)).map(|p| p.start_time.as_ref());
+            let anc =
+                || rec.ancestors.iter().find(|a| key(&a.guid) == Some(k)).map(|a| a.start_time.as_ref());
+            let started = own.or_else(anc).and_then(time).or(t);
             first_start = min_time(first_start, started);
         })?;
     inc.stats.not_indexed = index.dropped;
+    inc.acting_more = not_followed.len() as u64;
     progress.next_pass();
     if acting.is_empty() {
         progress.finish();
