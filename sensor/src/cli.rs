@@ -1,4 +1,5 @@
-//! Command line: `sensor run`, `sensor records cat|verify` and `sensor config check`.
+//! Command line: `sensor run`, `sensor records cat|verify`, `sensor trace`, `sensor keygen`
+//! and `sensor config check`.
 //!
 //! `run --config FILE` starts from the file; flags then add to it: repeatable flags add entries
 //! (`--label` replaces a label of the same name), single-valued flags (`--args-max`,
@@ -38,6 +39,9 @@ pub enum Command {
     /// Work with record files written by `--output file:DIR`.
     #[command(subcommand)]
     Records(RecordsCommand),
+    /// From a suspicious record back to its source: the login session, the ancestors, the
+    /// acting process and its descendants, and what each did. Reads record files (`file:DIR`).
+    Trace(TraceArgs),
     /// Create an Ed25519 key pair for signing checkpoints: FILE (private, 0600) and FILE.pub.
     Keygen {
         #[arg(value_name = "FILE")]
@@ -55,6 +59,61 @@ pub enum ConfigCommand {
         #[arg(value_name = "FILE")]
         path: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Record files or directories of them (rotated sets are read oldest first).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub target: TraceTarget,
+    /// Only records at or after this time: RFC 3339 UTC (2026-11-23T12:00:00Z) or a duration
+    /// before now (-1h, 30m).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records at or before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// tree (text), json (SIEM/SOAR), dot (Graphviz) or svg (a picture, drawn by the sensor).
+    #[arg(long, value_enum, default_value = "tree")]
+    pub format: crate::trace::Format,
+}
+
+/// What `sensor trace` starts from (exactly one).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TraceTarget {
+    /// Processes with this pid (every process that had it, when it was reused).
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// The process with this GUID.
+    #[arg(long)]
+    pub guid: Option<String>,
+    /// Processes that connected to (or accepted from, or sent a datagram to) ADDR[:PORT], or
+    /// that resolved the host name.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = crate::trace::Target::parse_connect)]
+    pub connect: Option<crate::trace::Target>,
+    /// Processes with a file event on this path (or below it).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<String>,
+    /// Processes of this login (audit) session.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<u32>,
+}
+
+impl TraceTarget {
+    fn into_target(self) -> anyhow::Result<crate::trace::Target> {
+        use crate::trace::Target;
+        let t = self
+            .pid
+            .map(Target::Pid)
+            .or(self.guid.map(Target::Guid))
+            .or(self.connect)
+            .or(self.file.map(|f| Target::File(f.trim_end_matches('/').to_owned())))
+            .or(self.session.map(Target::Session));
+        t.context("one of --pid, --guid, --connect, --file, --session is required")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +241,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Trace(args) => trace(args),
     }
 }
 
@@ -238,6 +298,32 @@ pub fn run_options(args: RunArgs) -> anyhow::Result<Options> {
         opts.metrics_listen = args.metrics;
     }
     Ok(opts)
+}
+
+fn trace(args: TraceArgs) -> anyhow::Result<i32> {
+    let now = std::time::SystemTime::now();
+    let time = |t: Option<String>| {
+        t.map(|t| crate::trace::parse_time(&t, now)).transpose().map_err(anyhow::Error::msg)
+    };
+    let query = crate::trace::Query {
+        target: args.target.into_target()?,
+        since: time(args.since)?,
+        until: time(args.until)?,
+    };
+    let incident = crate::trace::trace(&args.paths, &query)?;
+    for d in &incident.stats.damaged {
+        eprintln!("warning: damaged record file, read up to the damage: {d}");
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written =
+        crate::trace::render(&incident, args.format, &mut out).and_then(|()| std::io::Write::flush(&mut out));
+    match written {
+        // `sensor trace … | head` is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+        other => other?,
+    }
+    // 0: found; 2: nothing matched (like grep's "no match" but distinct from errors).
+    Ok(if incident.nodes.is_empty() { 2 } else { 0 })
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

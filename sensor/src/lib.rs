@@ -18,4 +18,5 @@ pub mod records;
 pub mod sinks;
 pub mod sources;
 pub mod stats;
+pub mod trace;
 pub mod tracefs;
