@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod jsonl;
+pub mod kafka;
 pub mod memory;
 pub mod render;
 pub mod spec;
@@ -20,6 +21,10 @@ pub enum SinkError {
     Unsupported { sink: String },
     #[error("{sink}: encoding JSON: {source}")]
     Json { sink: String, source: serde_json::Error },
+    #[error("{sink}: {source}")]
+    Kafka { sink: String, source: rdkafka::error::KafkaError },
+    #[error("{sink}: delivery failed: {reason}")]
+    Delivery { sink: String, reason: String },
 }
 
 /// A destination for records.
