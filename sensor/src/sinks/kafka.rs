@@ -23,7 +23,7 @@ use rdkafka::{
     producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext},
 };
 use sensor_proto::AuditRecord;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{
     SinkError, render,
@@ -64,25 +64,30 @@ pub fn key(record: &AuditRecord) -> &str {
     }
 }
 
-/// Packs a key and a value into one spool payload: the key's length (u32, big endian), the
-/// key, then the value.
-pub fn encode(key: &[u8], value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + key.len() + value.len());
-    encode_into(key, value, &mut out);
-    out
-}
+/// Version of the spool payload layout (payloads outlive the process in the disk spool).
+const PAYLOAD_V1: u8 = 1;
 
-fn encode_into(key: &[u8], value: &[u8], out: &mut Vec<u8>) {
-    // Keys are host ids, far below 4 GiB; saturate rather than wrap on absurd input.
+/// Packs a key and a value into one spool payload: a version byte, the key's length (u32, big
+/// endian), the key, then the value.
+pub fn encode(key: &[u8], value: &[u8]) -> Vec<u8> {
+    // Keys are host ids, far below 4 GiB; cut rather than wrap on absurd input.
     let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+    let key = key.get(..len as usize).unwrap_or(key);
+    let mut out = Vec::with_capacity(5 + key.len() + value.len());
+    out.push(PAYLOAD_V1);
     out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&key[..len as usize]);
+    out.extend_from_slice(key);
     out.extend_from_slice(value);
+    out
 }
 
 /// Splits a payload made by [`encode`] into key and value; `None` if it is malformed.
 pub fn decode(payload: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = payload.split_first_chunk::<4>()?;
+    let (&version, rest) = payload.split_first()?;
+    if version != PAYLOAD_V1 {
+        return None;
+    }
+    let (len, rest) = rest.split_first_chunk::<4>()?;
     let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
     (len <= rest.len()).then(|| rest.split_at(len))
 }
@@ -162,7 +167,8 @@ pub struct KafkaTransport {
     topic: String,
     format: Format,
     config: ClientConfig,
-    /// `None` after a fatal producer error; made anew by the next `deliver`.
+    /// Made by the first `deliver` (so an instance that only renders never connects), and
+    /// made anew after a fatal producer error.
     producer: Option<BaseProducer<Context>>,
     generation: usize,
     /// How long `deliver` waits for the reports of a batch.
@@ -176,8 +182,8 @@ impl std::fmt::Debug for KafkaTransport {
 }
 
 impl KafkaTransport {
-    /// Creates the producer (it connects in the background; a broker that is down is not an
-    /// error here). Fails on an invalid property.
+    /// Checks the producer configuration (an unknown property or bad value is an error here);
+    /// the producer itself is created, and connects, on the first `deliver`.
     pub fn new(
         brokers: &str,
         topic: &str,
@@ -192,14 +198,13 @@ impl KafkaTransport {
             .and_then(|v| v.parse::<u64>().ok())
             .filter(|&ms| ms > 0)
             .map_or(DEFAULT_MESSAGE_TIMEOUT, Duration::from_millis);
-        let producer = create(&config).map_err(|source| SinkError::Kafka { sink: name.clone(), source })?;
-        info!(sink = %name, extra = extra.len(), "kafka producer created");
+        config.create_native_config().map_err(|source| SinkError::Kafka { sink: name.clone(), source })?;
         Ok(Self {
             name,
             topic: topic.to_owned(),
             format,
             config,
-            producer: Some(producer),
+            producer: None,
             generation: 0,
             wait: timeout_ms + REPORT_GRACE,
         })
@@ -235,7 +240,10 @@ impl Transport for KafkaTransport {
         let producer = match self.producer.take() {
             Some(p) => p,
             None => {
-                create(&self.config).map_err(|source| SinkError::Kafka { sink: self.name.clone(), source })?
+                let p = create(&self.config)
+                    .map_err(|source| SinkError::Kafka { sink: self.name.clone(), source })?;
+                info!(sink = %self.name, "kafka producer created");
+                p
             }
         };
         let res = self.produce_all(&producer, generation, batch);
@@ -258,9 +266,14 @@ impl KafkaTransport {
     ) -> Result<(), SinkError> {
         producer.context().start(generation);
         let deadline = Instant::now() + self.wait;
+        let mut expected = 0;
         for out in batch {
-            let (key, value) = decode(&out.payload)
-                .ok_or_else(|| self.failed(format!("seq {}: malformed payload", out.seq)))?;
+            let Some((key, value)) = decode(&out.payload) else {
+                // Retrying cannot fix it, and failing would stop the spool behind it for good.
+                error!(sink = %self.name, seq = out.seq, "malformed spooled payload; record not sent");
+                continue;
+            };
+            expected += 1;
             let mut record = BaseRecord::with_opaque_to(&self.topic, generation).key(key).payload(value);
             loop {
                 match producer.send(record) {
@@ -278,21 +291,20 @@ impl KafkaTransport {
         }
         loop {
             let t = producer.context().tally();
-            if t.acked + t.failed >= batch.len() {
+            if t.acked + t.failed >= expected {
                 return match t.first_error {
                     None => Ok(()),
-                    Some(first) => Err(self.failed(format!(
-                        "{} of {} not delivered, first: {first}",
-                        t.failed,
-                        batch.len()
-                    ))),
+                    Some(first) => {
+                        Err(self
+                            .failed(format!("{} of {} not delivered, first: {first}", t.failed, expected)))
+                    }
                 };
             }
             if Instant::now() >= deadline {
                 return Err(self.failed(format!(
                     "{} of {} not acknowledged within {:?}",
-                    batch.len() - t.acked - t.failed,
-                    batch.len(),
+                    expected - t.acked - t.failed,
+                    expected,
                     self.wait
                 )));
             }
@@ -318,12 +330,14 @@ mod tests {
     #[test]
     fn kafka_payload_roundtrip() {
         let p = encode(b"host-1", b"{\"seq\":\"1\"}");
-        assert_eq!(&p[..4], &6u32.to_be_bytes());
+        assert_eq!(&p[..5], &[1, 0, 0, 0, 6]);
         assert_eq!(decode(&p), Some((&b"host-1"[..], &b"{\"seq\":\"1\"}"[..])));
         assert_eq!(decode(&encode(b"", b"v")), Some((&b""[..], &b"v"[..])));
         assert_eq!(decode(&encode(b"k", b"")), Some((&b"k"[..], &b""[..])));
-        assert_eq!(decode(b"\0\0"), None);
-        assert_eq!(decode(b"\0\0\0\x09short"), None);
+        assert_eq!(decode(b""), None);
+        assert_eq!(decode(b"\x01\0\0"), None);
+        assert_eq!(decode(b"\x01\0\0\0\x09short"), None);
+        assert_eq!(decode(b"\x02\0\0\0\0"), None, "unknown layout version");
     }
 
     #[test]
@@ -431,7 +445,9 @@ mod tests {
             seqs.map(|seq| Outgoing { seq, payload: t.render(&record("m1", "h", seq), &[]).expect("render") })
                 .collect()
         };
-        let (first, second) = (batch(1..4), batch(4..6));
+        let (mut first, second) = (batch(1..4), batch(4..6));
+        // A corrupt payload is skipped (logged), not retried forever.
+        first.insert(1, Outgoing { seq: 99, payload: b"garbage".to_vec() });
         t.deliver(&first).expect("delivered");
 
         cluster.broker_down(1).expect("down");
