@@ -37,7 +37,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Where records go: `jsonl:PATH`, `jsonl:-` (stdout) or `file:DIR`. Repeatable.
+    /// Where records go: `jsonl:PATH`, `jsonl:-` (stdout), `file:DIR`, `syslog+tls://HOST:PORT`
+    /// or `syslog+tcp://HOST:PORT`. Repeatable.
     /// Default: `file:/var/lib/sensor/records` plus a short live view on stderr.
     #[arg(long = "output", value_name = "SPEC")]
     pub outputs: Vec<OutputSpec>,

@@ -4,7 +4,9 @@
 //! - bpf-linker 0.13 built against the nightly toolchain's own libLLVM (Debian 12 has no LLVM
 //!   of the right major), with the LLVM prefix kept in `target/tools/llvm` so the binary's
 //!   RUNPATH stays valid; rebuilt when the nightly's libLLVM changes;
-//! - tracefs at /sys/kernel/tracing and bpffs at /sys/fs/bpf when absent (as root).
+//! - tracefs at /sys/kernel/tracing and bpffs at /sys/fs/bpf when absent (as root);
+//! - rsyslog and its GnuTLS driver (Debian packages), the receiver the syslog output's
+//!   integration tests run on loopback, when absent (as root, with apt-get).
 
 use std::{
     fs,
@@ -25,6 +27,7 @@ pub fn setup(ws: &Path) -> anyhow::Result<()> {
     ensure_rust_src()?;
     ensure_bpf_linker(ws)?;
     ensure_mounts();
+    ensure_rsyslog();
     Ok(())
 }
 
@@ -127,5 +130,38 @@ fn ensure_mounts() {
         if let Err(e) = res {
             eprintln!("xtask setup: could not mount {fstype} at {target}: {e:#}");
         }
+    }
+}
+
+/// Installs rsyslog and rsyslog-gnutls when `rsyslogd` or the TLS driver is missing. Failures
+/// are reported, not fatal: only the syslog integration tests need them, and say so.
+fn ensure_rsyslog() {
+    if !util::is_root() {
+        return;
+    }
+    let have_bin = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"].iter().any(|p| Path::new(p).exists());
+    let have_tls = Path::new("/usr/lib/rsyslog/lmnsd_gtls.so").exists()
+        || fs::read_dir("/usr/lib")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|e| e.path().join("rsyslog/lmnsd_gtls.so").exists());
+    if have_bin && have_tls {
+        return;
+    }
+    eprintln!("xtask setup: installing rsyslog and rsyslog-gnutls (for the syslog output tests)");
+    let apt = |args: &[&str]| {
+        util::run(
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdin(std::process::Stdio::null()),
+        )
+    };
+    let install = ["install", "-y", "--no-install-recommends", "rsyslog", "rsyslog-gnutls"];
+    // A fresh machine may have no package lists yet.
+    let res = apt(&install).or_else(|_| apt(&["update", "-qq"]).and_then(|()| apt(&install)));
+    if let Err(e) = res {
+        eprintln!("xtask setup: could not install rsyslog: {e:#}");
     }
 }

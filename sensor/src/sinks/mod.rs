@@ -7,6 +7,8 @@ pub mod kafka;
 pub mod memory;
 pub mod render;
 pub mod spec;
+pub mod spool;
+pub mod syslog;
 pub mod transport;
 
 use sensor_proto::AuditRecord;
@@ -25,6 +27,8 @@ pub enum SinkError {
     Kafka { sink: String, source: rdkafka::error::KafkaError },
     #[error("{sink}: delivery failed: {reason}")]
     Delivery { sink: String, reason: String },
+    #[error("{sink}: TLS setup: {reason}")]
+    Tls { sink: String, reason: String },
 }
 
 /// A destination for records.
@@ -41,6 +45,10 @@ pub trait Sink: Send {
     fn take_dropped(&mut self) -> u64 {
         0
     }
+    /// Counters of the sink's spool, for network sinks (metrics).
+    fn spool_stats(&self) -> Option<std::sync::Arc<spool::SpoolStats>> {
+        None
+    }
 }
 
 /// Opens the sink an output names.
@@ -49,7 +57,12 @@ pub fn open(output: &Output) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match &output.spec {
         OutputSpec::Jsonl(target) => Box::new(jsonl::JsonlSink::open(target)?),
         OutputSpec::File(dir) => Box::new(file::FileSink::open(dir, opts.file)?),
-        spec @ (OutputSpec::Syslog { .. } | OutputSpec::Kafka { .. }) => {
+        OutputSpec::Syslog { tls, host, port } => Box::new(spool::DurableSink::open(
+            syslog::SyslogTransport::new(*tls, host, *port, opts)?,
+            syslog::SyslogTransport::new(*tls, host, *port, opts)?,
+            &opts.spool,
+        )?),
+        spec @ OutputSpec::Kafka { .. } => {
             return Err(SinkError::Unsupported { sink: spec.to_string() });
         }
     })

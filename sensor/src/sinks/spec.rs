@@ -86,7 +86,8 @@ impl Default for FileOptions {
 /// TLS settings of `syslog+tls`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TlsOptions {
-    /// PEM CA bundle that signs the server; default: the system roots (webpki-roots).
+    /// PEM CA bundle that signs the server; default: the system trust store (rustls-native-certs,
+    /// e.g. /etc/ssl/certs, where an internal CA is usually installed).
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain and key, for servers that require client authentication.
     pub cert_file: Option<PathBuf>,

@@ -1,0 +1,251 @@
+use std::{
+    io::Write as _,
+    os::unix::fs::PermissionsExt as _,
+    path::Path,
+    sync::{Arc, Mutex, atomic::AtomicBool},
+};
+
+use super::*;
+use crate::sinks::spec::SpoolFull;
+
+/// A transport that delivers into a shared list while `up` is set.
+#[derive(Clone)]
+struct Mock {
+    up: Arc<AtomicBool>,
+    got: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Mock {
+    fn new(up: bool) -> Self {
+        Self { up: Arc::new(AtomicBool::new(up)), got: Arc::default() }
+    }
+
+    fn got(&self) -> Vec<u64> {
+        self.got.lock().expect("lock").clone()
+    }
+
+    /// Waits until `n` distinct seqs arrived; returns them in first-arrival order.
+    fn wait_distinct(&self, n: usize) -> Vec<u64> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut seen = std::collections::HashSet::new();
+            let firsts: Vec<u64> = self.got().into_iter().filter(|s| seen.insert(*s)).collect();
+            if firsts.len() >= n || Instant::now() > deadline {
+                return firsts;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Transport for Mock {
+    fn name(&self) -> &str {
+        "mock://x"
+    }
+
+    fn render(&self, record: &AuditRecord, _encoded: &[u8]) -> Result<Vec<u8>, SinkError> {
+        Ok(format!("record {} {}", record.seq, "x".repeat(84)).into_bytes())
+    }
+
+    fn deliver(&mut self, batch: &[Outgoing]) -> Result<(), SinkError> {
+        if !self.up.load(Ordering::Relaxed) {
+            return Err(SinkError::Io {
+                sink: "mock".into(),
+                source: std::io::ErrorKind::ConnectionRefused.into(),
+            });
+        }
+        for o in batch {
+            assert_eq!(o.payload, self.render(&rec(o.seq), &[]).expect("render"));
+        }
+        self.got.lock().expect("lock").extend(batch.iter().map(|o| o.seq));
+        Ok(())
+    }
+}
+
+fn rec(seq: u64) -> AuditRecord {
+    AuditRecord { seq, ..AuditRecord::default() }
+}
+
+fn open(mock: &Mock, dir: &Path, max_bytes: u64, full: SpoolFull) -> DurableSink<Mock> {
+    let opts = SpoolOptions { dir: Some(dir.to_owned()), max_bytes, full };
+    let mut sink = DurableSink::open(mock.clone(), mock.clone(), &opts).expect("open spool");
+    sink.set_drain_on_close(Duration::from_millis(300));
+    sink
+}
+
+fn write_range(sink: &mut DurableSink<Mock>, seqs: std::ops::Range<u64>) {
+    for s in seqs {
+        sink.write(&rec(s), &[]).expect("write");
+        if s % 97 == 0 {
+            sink.flush().expect("flush");
+        }
+    }
+    sink.flush().expect("flush");
+}
+
+fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn delivers_in_order_with_private_files() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("spool");
+    let mock = Mock::new(true);
+    let mut sink = open(&mock, &dir, 4 * 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..3001);
+    assert_eq!(mock.wait_distinct(3000), (1..3001).collect::<Vec<_>>());
+    assert_eq!(mock.got().len(), 3000, "no re-sends without errors");
+    assert_eq!(sink.take_dropped(), 0);
+    let stats = sink.stats();
+    assert_eq!(stats.delivered.load(Ordering::Relaxed), 3000);
+    assert!(stats.spool_bytes.load(Ordering::Relaxed) <= 4 * 1024 * 1024);
+    assert_eq!(std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777, 0o700);
+    for f in segments(&dir) {
+        assert_eq!(std::fs::metadata(&f).expect("seg").permissions().mode() & 0o777, 0o600);
+    }
+    drop(sink);
+    // Everything was delivered and acknowledged: a new run sends nothing again.
+    let again = Mock::new(true);
+    let sink = open(&again, &dir, 64 * 1024, SpoolFull::DropOldest);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(again.got().is_empty(), "{:?}", again.got());
+    drop(sink);
+}
+
+#[test]
+fn outage_then_recovery_loses_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mock = Mock::new(true);
+    let mut sink = open(&mock, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..201);
+    mock.wait_distinct(200);
+    mock.up.store(false, Ordering::Relaxed);
+    write_range(&mut sink, 201..1001);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.stats().pending_records.load(Ordering::Relaxed), 800);
+    assert!(!sink.stats().connected.load(Ordering::Relaxed));
+    mock.up.store(true, Ordering::Relaxed);
+    assert_eq!(mock.wait_distinct(1000), (1..1001).collect::<Vec<_>>());
+    assert!(sink.stats().delivery_errors.load(Ordering::Relaxed) > 0);
+    drop(sink);
+}
+
+#[test]
+fn restart_delivers_the_spool_first() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let down = Mock::new(false);
+    let mut sink = open(&down, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..501);
+    drop(sink); // remote still down: records stay on disk
+    assert!(down.got().is_empty());
+
+    // A new run (its seq starts again at 1) after the remote came back.
+    let up = Mock::new(true);
+    let mut sink = open(&up, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1001..1101);
+    let want: Vec<u64> = (1..501).chain(1001..1101).collect();
+    assert_eq!(up.wait_distinct(600), want);
+    drop(sink);
+}
+
+#[test]
+fn torn_tail_is_skipped() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let down = Mock::new(false);
+    let mut sink = open(&down, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..51);
+    drop(sink);
+    // A crash mid-write: half a frame, then zeros (preallocated space).
+    let last = segments(tmp.path()).pop().expect("a segment");
+    let mut frame = Vec::new();
+    store::encode(51, b"half of this record never made it", &mut frame);
+    frame.truncate(20);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&last).expect("open seg");
+    f.write_all(&frame).expect("tear");
+    drop(f);
+
+    let up = Mock::new(true);
+    let mut sink = open(&up, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 100..110);
+    let want: Vec<u64> = (1..51).chain(100..110).collect();
+    assert_eq!(up.wait_distinct(60), want);
+    drop(sink);
+
+    // Zeros where frames should be are damage too, not records.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut sink = open(&down, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..11);
+    drop(sink);
+    let last = segments(tmp.path()).pop().expect("a segment");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&last).expect("open seg");
+    f.write_all(&[0u8; 4096]).expect("zeros");
+    drop(f);
+    let up = Mock::new(true);
+    let sink = open(&up, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    assert_eq!(up.wait_distinct(10), (1..11).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(up.got().len(), 10);
+    drop(sink);
+}
+
+#[test]
+fn full_spool_drops_oldest_and_counts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let down = Mock::new(false);
+    // About 110-byte frames, 4 KiB segments, 16 KiB spool.
+    let mut sink = open(&down, tmp.path(), 16 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..1001);
+    let dropped = sink.take_dropped();
+    assert_eq!(sink.take_dropped(), 0, "taken once");
+    let stats = sink.stats();
+    let pending = stats.pending_records.load(Ordering::Relaxed);
+    assert!(dropped > 800 && pending > 100, "dropped {dropped}, pending {pending}");
+    assert_eq!(dropped + pending, 1000);
+    assert!(stats.spool_bytes.load(Ordering::Relaxed) <= 16 * 1024);
+    down.up.store(true, Ordering::Relaxed);
+    // The newest records are kept, in order, ending with the last one.
+    let got = down.wait_distinct(pending as usize);
+    let first = 1000 - pending + 1;
+    assert_eq!(got, (first..1001).collect::<Vec<_>>());
+    drop(sink);
+}
+
+#[test]
+fn full_spool_drops_newest_and_counts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let down = Mock::new(false);
+    let mut sink = open(&down, tmp.path(), 16 * 1024, SpoolFull::DropNewest);
+    write_range(&mut sink, 1..1001);
+    let dropped = sink.take_dropped();
+    let pending = sink.stats().pending_records.load(Ordering::Relaxed);
+    assert_eq!(dropped + pending, 1000);
+    // About 110-byte frames: the spool holds what fits in 16 KiB, nothing more.
+    assert!((140..=16 * 1024 / 100).contains(&pending), "pending {pending}");
+    down.up.store(true, Ordering::Relaxed);
+    assert_eq!(down.wait_distinct(pending as usize), (1..=pending).collect::<Vec<_>>());
+    drop(sink);
+}
+
+#[test]
+fn one_sensor_per_spool() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mock = Mock::new(true);
+    let sink = open(&mock, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    let opts = SpoolOptions { dir: Some(tmp.path().to_owned()), ..SpoolOptions::default() };
+    let err = DurableSink::open(mock.clone(), mock.clone(), &opts).expect_err("locked");
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(sink);
+}
+
+#[test]
+fn default_dir_is_named_after_the_sink() {
+    let d = spool_dir("syslog+tls://siem.example:6514", &SpoolOptions::default());
+    assert_eq!(d, Path::new("/var/lib/sensor/spool/syslog_tls___siem.example_6514"));
+}
