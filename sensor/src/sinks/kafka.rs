@@ -33,9 +33,10 @@ use super::{
 
 /// How long librdkafka keeps trying to deliver a message (`message.timeout.ms`) unless the
 /// output's options say otherwise. After it, `deliver` fails and the spool retries the batch.
-const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Kept short because a `deliver` in progress also delays shutdown while Kafka is down.
+const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Extra time `deliver` waits past the message timeout for the last delivery reports.
-const REPORT_GRACE: Duration = Duration::from_secs(5);
+const REPORT_GRACE: Duration = Duration::from_secs(3);
 /// How long one `poll` of the producer blocks while waiting for delivery reports.
 const POLL_SLICE: Duration = Duration::from_millis(5);
 

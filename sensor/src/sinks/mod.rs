@@ -62,8 +62,10 @@ pub fn open(output: &Output) -> Result<Box<dyn Sink>, SinkError> {
             syslog::SyslogTransport::new(*tls, host, *port, opts)?,
             &opts.spool,
         )?),
-        spec @ OutputSpec::Kafka { .. } => {
-            return Err(SinkError::Unsupported { sink: spec.to_string() });
-        }
+        OutputSpec::Kafka { brokers, topic } => Box::new(spool::DurableSink::open(
+            kafka::KafkaTransport::new(brokers, topic, opts.format, &opts.kafka)?,
+            kafka::KafkaTransport::new(brokers, topic, opts.format, &opts.kafka)?,
+            &opts.spool,
+        )?),
     })
 }
