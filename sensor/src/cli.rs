@@ -37,8 +37,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Where records go: `jsonl:PATH`, `jsonl:-` (stdout), `file:DIR`, `syslog+tls://HOST:PORT`
-    /// or `syslog+tcp://HOST:PORT`. Repeatable.
+    /// Where records go: `jsonl:PATH`, `jsonl:-` (stdout), `file:DIR`, `syslog+tls://HOST:PORT`,
+    /// `syslog+tcp://HOST:PORT` or `kafka://BROKER[,BROKER...]/TOPIC`. Repeatable.
     /// Default: `file:/var/lib/sensor/records` plus a short live view on stderr.
     #[arg(long = "output", value_name = "SPEC")]
     pub outputs: Vec<OutputSpec>,

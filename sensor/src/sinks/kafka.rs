@@ -390,6 +390,17 @@ mod tests {
     }
 
     #[test]
+    fn kafka_accepts_tls_properties() {
+        // librdkafka rejects these when it was built without OpenSSL.
+        let extra: BTreeMap<String, String> =
+            [("security.protocol", "sasl_ssl"), ("sasl.mechanisms", "SCRAM-SHA-512")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &extra).expect("TLS is built in");
+    }
+
+    #[test]
     fn kafka_delivery_fails_when_no_broker_answers() {
         let mut extra = BTreeMap::new();
         extra.insert("message.timeout.ms".to_owned(), "300".to_owned());
