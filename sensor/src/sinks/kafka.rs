@@ -183,8 +183,9 @@ impl std::fmt::Debug for KafkaTransport {
 }
 
 impl KafkaTransport {
-    /// Checks the producer configuration (an unknown property or bad value is an error here);
-    /// the producer itself is created, and connects, on the first `deliver`.
+    /// Checks the producer configuration: an unknown property, a bad value or a conflict (such
+    /// as `acks=1` with idempotence) is an error here, at start, not a delivery error later.
+    /// The producer that is kept is created, and connects, on the first `deliver`.
     pub fn new(
         brokers: &str,
         topic: &str,
@@ -199,7 +200,9 @@ impl KafkaTransport {
             .and_then(|v| v.parse::<u64>().ok())
             .filter(|&ms| ms > 0)
             .map_or(DEFAULT_MESSAGE_TIMEOUT, Duration::from_millis);
-        config.create_native_config().map_err(|source| SinkError::Kafka { sink: name.clone(), source })?;
+        // Some conflicts are only found when a client is made; this one is closed at once,
+        // before it has connected (it has nothing to send).
+        drop(create(&config).map_err(|source| SinkError::Kafka { sink: name.clone(), source })?);
         Ok(Self {
             name,
             topic: topic.to_owned(),
@@ -390,13 +393,28 @@ mod tests {
     }
 
     #[test]
+    fn kafka_rejects_conflicting_properties() {
+        let mut extra = BTreeMap::new();
+        extra.insert("acks".to_owned(), "1".to_owned());
+        let t0 = Instant::now();
+        let err = KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &extra).expect_err("acks=1");
+        assert!(err.to_string().contains("acks"), "{err}");
+        KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &BTreeMap::new()).expect("defaults");
+        assert!(t0.elapsed() < Duration::from_secs(2), "validation took {:?}", t0.elapsed());
+    }
+
+    #[test]
     fn kafka_accepts_tls_properties() {
         // librdkafka rejects these when it was built without OpenSSL.
-        let extra: BTreeMap<String, String> =
-            [("security.protocol", "sasl_ssl"), ("sasl.mechanisms", "SCRAM-SHA-512")]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
+        let extra: BTreeMap<String, String> = [
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "sensor"),
+            ("sasl.password", "secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
         KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &extra).expect("TLS is built in");
     }
 
