@@ -289,6 +289,13 @@ impl KafkaTransport {
                         record = back;
                         producer.poll(POLL_SLICE);
                     }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+                        // Above message.max.bytes: it would fail every retry, like a corrupt payload.
+                        error!(sink = %self.name, seq = out.seq, bytes = value.len(),
+                            "record larger than message.max.bytes; not sent to kafka");
+                        expected -= 1;
+                        break;
+                    }
                     Err((source, _)) => return Err(SinkError::Kafka { sink: self.name.clone(), source }),
                 }
             }
@@ -470,14 +477,18 @@ mod tests {
         let bootstrap = cluster.bootstrap_servers();
         let mut extra = BTreeMap::new();
         extra.insert("message.timeout.ms".to_owned(), "1000".to_owned());
+        extra.insert("message.max.bytes".to_owned(), "2000".to_owned());
         let mut t = KafkaTransport::new(&bootstrap, "audit", Format::Json, &extra).expect("producer");
         let batch = |seqs: std::ops::Range<u64>| -> Vec<Outgoing> {
             seqs.map(|seq| Outgoing { seq, payload: t.render(&record("m1", "h", seq), &[]).expect("render") })
                 .collect()
         };
         let (mut first, second) = (batch(1..4), batch(4..6));
-        // A corrupt payload is skipped (logged), not retried forever.
+        // A corrupt payload is skipped (logged at ERROR), not retried forever.
         first.insert(1, Outgoing { seq: 99, payload: b"garbage".to_vec() });
+        // So is a record above message.max.bytes.
+        let huge = t.render(&record("m1", &"h".repeat(3000), 98), &[]).expect("render");
+        first.insert(2, Outgoing { seq: 98, payload: huge });
         t.deliver(&first).expect("delivered");
 
         cluster.broker_down(1).expect("down");
