@@ -123,7 +123,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where records go: `jsonl:PATH`, `jsonl:-` (stdout), `file:DIR`, `syslog+tls://HOST:PORT`,
-    /// `syslog+tcp://HOST:PORT` or `kafka://BROKERS/TOPIC`. Repeatable.
+    /// `syslog+tcp://HOST:PORT` or `kafka://BROKER[,BROKER...]/TOPIC`. Repeatable.
     /// Default: `file:/var/lib/sensor/records` plus a short live view on stderr.
     #[arg(long = "output", value_name = "SPEC")]
     pub outputs: Vec<OutputSpec>,

@@ -6,7 +6,9 @@
 //!   RUNPATH stays valid; rebuilt when the nightly's libLLVM changes;
 //! - tracefs at /sys/kernel/tracing and bpffs at /sys/fs/bpf when absent (as root);
 //! - rsyslog and its GnuTLS driver (Debian packages), the receiver the syslog output's
-//!   integration tests run on loopback, when absent (as root, with apt-get).
+//!   integration tests run on loopback, when absent (as root, with apt-get);
+//! - the C libraries librdkafka (the Kafka output) is built against: OpenSSL and zlib headers
+//!   and pkg-config (Debian packages), when absent (as root, with apt-get).
 
 use std::{
     fs,
@@ -25,6 +27,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub fn setup(ws: &Path) -> anyhow::Result<()> {
     ensure_rust_src()?;
+    ensure_build_libs();
     ensure_bpf_linker(ws)?;
     ensure_mounts();
     ensure_rsyslog();
@@ -164,4 +167,49 @@ fn ensure_rsyslog() {
     if let Err(e) = res {
         eprintln!("xtask setup: could not install rsyslog: {e:#}");
     }
+}
+
+/// Debian packages the build needs (librdkafka links the system OpenSSL and zlib), each with a
+/// file that shows it is installed.
+const BUILD_PACKAGES: &[(&str, &str)] = &[
+    ("libssl-dev", "/usr/include/openssl/ssl.h"),
+    ("zlib1g-dev", "/usr/include/zlib.h"),
+    ("pkg-config", "/usr/bin/pkg-config"),
+];
+
+/// Installs the build's missing Debian packages. Failures are reported, not fatal: the build
+/// then stops with the -sys crate's own message.
+fn ensure_build_libs() {
+    let missing: Vec<&str> =
+        BUILD_PACKAGES.iter().filter(|(_, file)| !Path::new(file).exists()).map(|(pkg, _)| *pkg).collect();
+    if missing.is_empty() {
+        return;
+    }
+    if !util::is_root() {
+        eprintln!(
+            "xtask setup: the build needs {}; install them (apt-get install) or run as root",
+            missing.join(" ")
+        );
+        return;
+    }
+    eprintln!("xtask setup: installing {} (librdkafka is built against them)", missing.join(" "));
+    if let Err(e) = apt_install(&missing) {
+        eprintln!("xtask setup: could not install {}: {e:#}", missing.join(" "));
+    }
+}
+
+/// `apt-get install` without questions or recommends, updating the package lists first when
+/// the install fails (a fresh machine may have none).
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    let apt = |args: &[&str]| {
+        util::run(
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdin(std::process::Stdio::null()),
+        )
+    };
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    apt(&install).or_else(|_| apt(&["update", "-qq"]).and_then(|()| apt(&install)))
 }

@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod jsonl;
+pub mod kafka;
 pub mod memory;
 pub mod render;
 pub mod spec;
@@ -22,6 +23,10 @@ pub enum SinkError {
     Unsupported { sink: String },
     #[error("{sink}: encoding JSON: {source}")]
     Json { sink: String, source: serde_json::Error },
+    #[error("{sink}: {source}")]
+    Kafka { sink: String, source: rdkafka::error::KafkaError },
+    #[error("{sink}: delivery failed: {reason}")]
+    Delivery { sink: String, reason: String },
     #[error("{sink}: TLS setup: {reason}")]
     Tls { sink: String, reason: String },
 }
@@ -74,8 +79,10 @@ pub fn open(output: &Output) -> Result<Box<dyn Sink>, SinkError> {
             syslog::SyslogTransport::new(*tls, host, *port, opts)?,
             &opts.spool,
         )?),
-        spec @ OutputSpec::Kafka { .. } => {
-            return Err(SinkError::Unsupported { sink: spec.to_string() });
-        }
+        OutputSpec::Kafka { brokers, topic } => Box::new(spool::DurableSink::open(
+            kafka::KafkaTransport::new(brokers, topic, opts.format, &opts.kafka)?,
+            kafka::KafkaTransport::new(brokers, topic, opts.format, &opts.kafka)?,
+            &opts.spool,
+        )?),
     })
 }
