@@ -42,6 +42,9 @@ pub enum PipelineEvent {
     Loss(LossReport),
 }
 
+/// How often the record stage wakes up while events wait for their process's lineage.
+const PARKED_POLL: Duration = Duration::from_millis(50);
+
 /// Events lost before they became records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LossReport {
@@ -351,23 +354,37 @@ fn record_stage(
             stats.publish(&rx, &enricher, &sinks);
         }
         let ev = match rx.try_next() {
-            queue::Polled::Event(ev) => ev,
+            queue::Polled::Event(ev) => Some(ev),
             queue::Polled::Empty => {
                 write_all(&mut sinks, true, None);
                 account_sink_drops(&mut sinks, &mut enricher, &mut builder, stats, &mut write_all);
                 stats.publish(&rx, &enricher, &sinks);
-                match rt.block_on(rx.next()) {
-                    Some(ev) => ev,
-                    None => break,
+                if enricher.parked() == 0 {
+                    match rt.block_on(rx.next()) {
+                        Some(ev) => Some(ev),
+                        None => break,
+                    }
+                } else {
+                    // Events wait for their process's lineage: wake up to release them.
+                    match rt.block_on(tokio::time::timeout(PARKED_POLL, rx.next())) {
+                        Ok(Some(ev)) => Some(ev),
+                        Ok(None) => break,
+                        Err(_) => None,
+                    }
                 }
             }
             queue::Polled::Closed => break,
         };
-        if let PipelineEvent::Loss(l) = &ev {
-            stats.loss_records.fetch_add(1, Ordering::Relaxed);
-            stats.add_loss(l);
+        if let Some(ev) = ev {
+            if let PipelineEvent::Loss(l) = &ev {
+                stats.loss_records.fetch_add(1, Ordering::Relaxed);
+                stats.add_loss(l);
+            }
+            enricher.enrich(ev, &mut batch);
         }
-        enricher.enrich(ev, &mut batch);
+        if enricher.parked() > 0 {
+            enricher.release_parked(BootClock::boot_ns_now(), false, &mut batch);
+        }
         for e in batch.drain(..) {
             let record = builder.build(e);
             stats.records.fetch_add(1, Ordering::Relaxed);
@@ -378,6 +395,13 @@ fn record_stage(
                 write_all(&mut sinks, false, Some(&cp));
             }
         }
+    }
+    // Events still waiting for lineage go now, with what is known.
+    enricher.release_parked(BootClock::boot_ns_now(), true, &mut batch);
+    for e in batch.drain(..) {
+        let record = builder.build(e);
+        stats.records.fetch_add(1, Ordering::Relaxed);
+        write_all(&mut sinks, false, Some(&record));
     }
     // The final checkpoint: a chain that ends without one was cut short.
     let cp = builder.checkpoint(true);

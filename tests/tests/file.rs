@@ -274,3 +274,44 @@ fn include_paths_limit_reports_to_them_and_sensitive_files() {
     assert!(!s.seen.iter().any(|r| file_event(r).is_some_and(|f| f.path.ends_with("/elsewhere.txt"))));
     s.stop();
 }
+
+/// A process that writes and exits at once: its file record is enriched after its exit record
+/// (file events queue behind lineage events under load), yet still names its program, command
+/// line and ancestors.
+#[test]
+fn short_lived_writers_keep_their_context_under_a_file_storm() {
+    let s = start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storm_dir = dir.path().join("storm");
+    fs::create_dir(&storm_dir).expect("mkdir");
+    let storm = std::thread::spawn(move || {
+        for i in 0..30_000 {
+            fs::write(storm_dir.join(format!("s{}", i % 64)), b"x").expect("write");
+        }
+    });
+    let mut pids = Vec::new();
+    for i in 0..30 {
+        let target = dir.path().join(format!("short-{i}"));
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("echo x > '{}'", target.display()))
+            .spawn()
+            .expect("spawn sh");
+        pids.push(child.id());
+        let mut child = child;
+        child.wait().expect("wait");
+    }
+    storm.join().expect("storm");
+    std::thread::sleep(Duration::from_millis(500));
+    let records = s.stop();
+    let mut checked = 0;
+    for r in &records {
+        let Some(p) = r.process.as_ref().filter(|p| pids.contains(&p.pid)) else { continue };
+        let Some(f) = file_event(r).filter(|f| f.path.contains("/short-")) else { continue };
+        assert!(p.exe.ends_with("sh"), "exe of pid {} writing {}: {:?}", p.pid, f.path, p.exe);
+        assert!(!p.argv.is_empty(), "argv of pid {}", p.pid);
+        assert!(!r.ancestors.is_empty(), "ancestors of pid {}", p.pid);
+        checked += 1;
+    }
+    assert_eq!(checked, 30, "a file record for every short-lived writer");
+}

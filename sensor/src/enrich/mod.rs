@@ -13,6 +13,7 @@ pub mod guid;
 pub mod hasher;
 pub mod host;
 mod net;
+pub mod parking;
 pub mod process_table;
 mod procfs;
 pub mod session;
@@ -69,6 +70,8 @@ pub struct Enricher {
     sensitive: crate::filter::SharedSensitive,
     /// DNS payloads that did not decode (reported in records as `malformed`, counted here).
     malformed_dns: u64,
+    /// Bulk events waiting for their process's lineage events.
+    parking: parking::Parking<KernelEvent>,
 }
 
 /// Most processes waiting for their executable's digest.
@@ -92,6 +95,7 @@ impl Enricher {
             sessions: SessionTracker::new("/proc"),
             sensitive: crate::filter::SharedSensitive::default(),
             malformed_dns: 0,
+            parking: parking::Parking::default(),
             guids,
         }
     }
@@ -137,9 +141,50 @@ impl Enricher {
             }
             PipelineEvent::Kernel(k) => k,
         };
+        let lineage = match &ev {
+            KernelEvent::Exec(e) => Some(e.header.boot_ns),
+            KernelEvent::Fork(f) => Some(f.header.boot_ns),
+            KernelEvent::Exit(x) => Some(x.header.boot_ns),
+            _ => None,
+        };
+        let bulk = match &ev {
+            KernelEvent::File(f) => Some((f.header.tgid, f.task.start_boottime_ns, f.header.boot_ns)),
+            KernelEvent::Net(n) => Some((n.header.tgid, n.task.start_boottime_ns, n.header.boot_ns)),
+            _ => None,
+        };
+        if let Some((tgid, start, boot_ns)) = bulk {
+            if self.parking.should_park(boot_ns) && self.table.get(&self.guids.guid(tgid, start)).is_none() {
+                if let Some(old) = self.parking.park(boot_ns, ev) {
+                    self.enrich_now(old, out);
+                }
+                return;
+            }
+        }
+        self.enrich_now(ev, out);
+        if let Some(t) = lineage {
+            self.parking.lineage_seen(t);
+            self.release_parked(BootClock::boot_ns_now(), false, out);
+        }
+    }
+
+    /// Enriches the parked events whose wait is over at `now_boot_ns` (all of them with `all`,
+    /// at stop). The record stage calls this when it is idle.
+    pub fn release_parked(&mut self, now_boot_ns: u64, all: bool, out: &mut Vec<Enriched>) {
+        while let Some(ev) = self.parking.next_ready(now_boot_ns, all) {
+            self.enrich_now(ev, out);
+        }
+    }
+
+    /// Events parked, waiting for their process's lineage events.
+    pub fn parked(&self) -> usize {
+        self.parking.len()
+    }
+
+    fn enrich_now(&mut self, ev: KernelEvent, out: &mut Vec<Enriched>) {
         let done = match ev {
             KernelEvent::Exec(e) => self.exec(&e, out),
             KernelEvent::Fork(f) => {
+                self.table.advance(f.header.boot_ns);
                 let mut process = self.process(f.header.tgid, f.header.tid, &f.task);
                 // Until it execs, the child runs its parent's program.
                 if let Some(parent) = self.table.get(&process.parent_guid) {
@@ -150,6 +195,9 @@ impl Enricher {
                 self.done(f.header.boot_ns, process, event)
             }
             KernelEvent::Exit(x) => {
+                // Lineage events drive the table's clock: processes that exited more than the
+                // grace period ago, and that nothing needs, are retired.
+                self.table.advance(x.header.boot_ns);
                 let process = self.known_process(x.header.tgid, x.header.tid, &x.task);
                 self.hash_pending.remove(&process.guid);
                 let done = self.done(x.header.boot_ns, process, events::exit(&x));

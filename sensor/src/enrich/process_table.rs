@@ -1,15 +1,17 @@
 //! The sensor's view of live and recently exited processes.
 //!
 //! Entries are keyed by process GUID (see [`super::guid`]); live processes are also indexed by
-//! pid. An exited process is kept only while some process below it in the tree is still in the
-//! table (it may be needed for that process's ancestry) and retired when the last one goes.
+//! pid. An exited process is kept while some process below it in the tree is still in the table
+//! (it may be needed for that process's ancestry), and at least [`TableLimits::exit_grace_ns`]
+//! after its exit: its last file and network events travel in the bulk queue, behind the
+//! lineage queue that carries the exit, and must still find its exe, argv and ancestors.
 //! Memory is bounded by [`TableLimits::max_entries`]: beyond it, exited entries are evicted
 //! oldest-first, then the oldest live ones.
 
 pub(crate) mod seed;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     path::Path,
 };
 
@@ -27,11 +29,13 @@ pub struct TableLimits {
     pub max_entries: usize,
     /// Most ancestors returned by [`ProcessTable::ancestors`].
     pub max_ancestors: usize,
+    /// How long (boot ns, by event time) an exited process stays for events still queued.
+    pub exit_grace_ns: u64,
 }
 
 impl Default for TableLimits {
     fn default() -> Self {
-        Self { max_entries: 65536, max_ancestors: 16 }
+        Self { max_entries: 65536, max_ancestors: 16, exit_grace_ns: 10_000_000_000 }
     }
 }
 
@@ -100,6 +104,10 @@ pub struct ProcessTable {
     next_order: u64,
     evicted: u64,
     retired: u64,
+    /// Exited entries no child needs, in exit order: retired once their grace has passed.
+    retire_queue: VecDeque<(u64, String)>,
+    /// Latest event time seen (boot ns): the clock of the grace period.
+    now_boot_ns: u64,
 }
 
 impl ProcessTable {
@@ -117,6 +125,26 @@ impl ProcessTable {
             next_order: 0,
             evicted: 0,
             retired: 0,
+            retire_queue: VecDeque::new(),
+            now_boot_ns: 0,
+        }
+    }
+
+    /// Advances the table's clock to `boot_ns` (event time) and retires exited entries whose
+    /// grace period has passed and that no child needs.
+    pub fn advance(&mut self, boot_ns: u64) {
+        self.now_boot_ns = self.now_boot_ns.max(boot_ns);
+        while let Some((exited, _)) = self.retire_queue.front() {
+            if exited.saturating_add(self.limits.exit_grace_ns) > self.now_boot_ns {
+                break;
+            }
+            let Some((_, guid)) = self.retire_queue.pop_front() else { break };
+            let unneeded =
+                self.entries.get(&guid).is_some_and(|e| e.exited_boot_ns.is_some() && e.live_children == 0);
+            if unneeded {
+                self.remove_entry(&guid);
+                self.retired += 1;
+            }
         }
     }
 
@@ -303,7 +331,7 @@ impl ProcessTable {
         self.enforce_cap();
     }
 
-    /// Marks `guid` exited; retires it at once when no child needs it.
+    /// Marks `guid` exited; queues it for retirement when no child needs it.
     fn mark_exited(&mut self, guid: &str, boot_ns: u64) {
         let order = self.bump();
         let Some(e) = self.entries.get_mut(guid) else {
@@ -321,9 +349,13 @@ impl ProcessTable {
             self.by_pid.remove(&pid);
         }
         if unneeded {
-            self.remove_entry(guid);
-            self.retired += 1;
+            self.retire_later(guid.to_owned(), boot_ns);
         }
+    }
+
+    fn retire_later(&mut self, guid: String, exited_boot_ns: u64) {
+        self.retire_queue.push_back((exited_boot_ns, guid));
+        self.advance(exited_boot_ns);
     }
 
     /// Counts one more child of `parent`.
@@ -350,26 +382,26 @@ impl ProcessTable {
         if e.live_children > 0 {
             *self.orphans.entry(guid.to_owned()).or_insert(0) += e.live_children;
         }
-        let mut next = e.parent_guid;
-        while let Some(pg) = next.take() {
-            let Some(p) = self.entries.get_mut(&pg) else {
-                if let Some(n) = self.orphans.get_mut(&pg) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.orphans.remove(&pg);
-                    }
+        let Some(pg) = e.parent_guid else {
+            return;
+        };
+        let Some(p) = self.entries.get_mut(&pg) else {
+            if let Some(n) = self.orphans.get_mut(&pg) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.orphans.remove(&pg);
                 }
-                break;
-            };
-            p.live_children = p.live_children.saturating_sub(1);
-            if p.live_children > 0 || p.exited_boot_ns.is_none() {
-                break;
             }
-            if let Some(p) = self.entries.remove(&pg) {
-                self.exited_order.remove(&p.order);
-                self.retired += 1;
-                next = p.parent_guid;
-            }
+            return;
+        };
+        p.live_children = p.live_children.saturating_sub(1);
+        if p.live_children > 0 {
+            return;
+        }
+        if let Some(exited) = p.exited_boot_ns {
+            // Nothing needs it any more: it goes once its own grace has passed (at once when it
+            // exited long ago), and so on up the tree.
+            self.retire_queue.push_back((exited, pg));
         }
     }
 

@@ -4,7 +4,8 @@ use super::{seed::*, *};
 use crate::enrich::guid::NS_PER_TICK;
 
 fn table(max_entries: usize) -> ProcessTable {
-    ProcessTable::new(TableLimits { max_entries, ..TableLimits::default() }, GuidMaker::new("test-boot"))
+    let limits = TableLimits { max_entries, exit_grace_ns: 0, ..TableLimits::default() };
+    ProcessTable::new(limits, GuidMaker::new("test-boot"))
 }
 
 fn proc(t: &ProcessTable, pid: u32, start_s: u64, exe: &str, session_id: u32) -> Process {
@@ -295,4 +296,24 @@ fn eviction_keeps_the_cap_exited_first() {
     assert!(t.live_by_pid(1).is_none(), "oldest live evicted");
     assert!(t.live_by_pid(419).is_some());
     assert!(t.orphans.values().sum::<u32>() <= 10);
+}
+
+#[test]
+fn an_exited_process_stays_for_the_grace_period_for_its_queued_events() {
+    let limits = TableLimits { exit_grace_ns: 10_000_000_000, ..TableLimits::default() };
+    let mut t = ProcessTable::new(limits, GuidMaker::new("test-boot"));
+    let init = proc(&t, 1, 1, "/sbin/init", UNSET);
+    t.on_exec(init.clone());
+    let sh = proc(&t, 30, 2, "/bin/sh", UNSET);
+    spawn(&mut t, &init, &sh);
+    t.on_exit(&sh.guid, 100_000_000_000);
+    // Its last file events arrive after the exit: the entry and ancestry are still there.
+    assert_eq!(t.get(&sh.guid).expect("kept in grace").process.exe, "/bin/sh");
+    assert_eq!(pids(&t.ancestors(&sh.guid)), vec![1]);
+    assert!(t.live_by_pid(30).is_none(), "no longer live");
+    t.advance(105_000_000_000);
+    assert!(t.get(&sh.guid).is_some());
+    t.advance(110_000_000_001);
+    assert!(t.get(&sh.guid).is_none(), "retired after the grace period");
+    assert_eq!(t.stats().retired, 1);
 }

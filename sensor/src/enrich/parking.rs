@@ -1,0 +1,97 @@
+//! Bulk events that arrive before their process's lineage events.
+//!
+//! File and network events come from their own ring buffers and readers, so the event of a
+//! process that has just started can reach the record stage before its fork and exec (which
+//! travel in the process ring). Such an event would be recorded without the process's program,
+//! command line and ancestors. It is parked here until the lineage events have caught up with
+//! its time (the lineage clock passed it), or [`MAX_PARK_NS`] has passed, or the queue is full;
+//! then it is enriched as usual.
+
+use std::collections::VecDeque;
+
+/// Longest an event waits for its process's lineage events (the process ring is drained at
+/// least every 20 ms, so this leaves a wide margin).
+pub const MAX_PARK_NS: u64 = 250_000_000;
+/// Most events parked at once; beyond it the oldest go on without waiting.
+pub const MAX_PARKED: usize = 8192;
+
+/// Events waiting, oldest first, and the lineage clock.
+#[derive(Debug)]
+pub struct Parking<E> {
+    waiting: VecDeque<(u64, E)>,
+    /// Latest event time (boot ns) of the lineage events enriched so far.
+    lineage_clock: u64,
+}
+
+impl<E> Default for Parking<E> {
+    fn default() -> Self {
+        Self { waiting: VecDeque::new(), lineage_clock: 0 }
+    }
+}
+
+impl<E> Parking<E> {
+    /// A lineage event of time `boot_ns` was enriched.
+    pub fn lineage_seen(&mut self, boot_ns: u64) {
+        self.lineage_clock = self.lineage_clock.max(boot_ns);
+    }
+
+    /// Whether an event of time `boot_ns` whose process is unknown should wait.
+    pub fn should_park(&self, boot_ns: u64) -> bool {
+        boot_ns > self.lineage_clock
+    }
+
+    /// Parks an event; returns the oldest one when the queue overflows.
+    pub fn park(&mut self, boot_ns: u64, ev: E) -> Option<E> {
+        self.waiting.push_back((boot_ns, ev));
+        if self.waiting.len() > MAX_PARKED { self.waiting.pop_front().map(|(_, e)| e) } else { None }
+    }
+
+    /// The next event whose wait is over at `now_boot_ns` (or every event with `all`).
+    pub fn next_ready(&mut self, now_boot_ns: u64, all: bool) -> Option<E> {
+        let (t, _) = self.waiting.front()?;
+        let ready = all || *t <= self.lineage_clock || now_boot_ns.saturating_sub(*t) >= MAX_PARK_NS;
+        if ready { self.waiting.pop_front().map(|(_, e)| e) } else { None }
+    }
+
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_wait_for_the_lineage_clock_or_the_deadline() {
+        let mut p = Parking::default();
+        p.lineage_seen(100);
+        assert!(!p.should_park(90), "lineage already past it");
+        assert!(p.should_park(200));
+        assert_eq!(p.park(200, "a"), None);
+        assert_eq!(p.park(300, "b"), None);
+        assert_eq!(p.next_ready(250, false), None, "still waiting");
+        p.lineage_seen(250);
+        assert_eq!(p.next_ready(250, false), Some("a"));
+        assert_eq!(p.next_ready(250, false), None);
+        assert_eq!(p.next_ready(300 + MAX_PARK_NS, false), Some("b"), "deadline");
+        p.park(400, "c");
+        assert_eq!(p.next_ready(0, true), Some("c"), "all at stop");
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn overflow_releases_the_oldest() {
+        let mut p = Parking::default();
+        for i in 0..MAX_PARKED {
+            assert_eq!(p.park(1000 + i as u64, i), None);
+        }
+        assert_eq!(p.park(u64::MAX, MAX_PARKED), Some(0));
+        assert_eq!(p.len(), MAX_PARKED);
+    }
+}
