@@ -353,6 +353,9 @@ fn record_stage(
             since_publish = 0;
             stats.publish(&rx, &enricher, &sinks);
         }
+        // Read before taking an event: the process events it covers are queued by now, and the
+        // lineage queue is emptied before any bulk event is taken.
+        enricher.advance_lineage_mark(stats.lineage_mark.load(Ordering::Acquire));
         let ev = match rx.try_next() {
             queue::Polled::Event(ev) => Some(ev),
             queue::Polled::Empty => {

@@ -50,6 +50,10 @@ pub struct Stats {
     pub table_evicted: AtomicU64,
     /// One entry per sink, in the order the pipeline writes to them.
     pub sinks: Vec<SinkStats>,
+    /// Every process-ring event stamped before this time (boot ns) is in the lineage queue: the
+    /// process reader found the ring empty after it. Bulk events wait for it to pass their time
+    /// (see `enrich::parking`).
+    pub lineage_mark: AtomicU64,
 }
 
 /// What one sink has done, as seen by the record stage and reported by the sink itself.

@@ -141,19 +141,13 @@ impl Enricher {
             }
             PipelineEvent::Kernel(k) => k,
         };
-        let lineage = match &ev {
-            KernelEvent::Exec(e) => Some(e.header.boot_ns),
-            KernelEvent::Fork(f) => Some(f.header.boot_ns),
-            KernelEvent::Exit(x) => Some(x.header.boot_ns),
-            _ => None,
-        };
         let bulk = match &ev {
-            KernelEvent::File(f) => Some((f.header.tgid, f.task.start_boottime_ns, f.header.boot_ns)),
-            KernelEvent::Net(n) => Some((n.header.tgid, n.task.start_boottime_ns, n.header.boot_ns)),
+            KernelEvent::File(f) => Some(f.header.boot_ns),
+            KernelEvent::Net(n) => Some(n.header.boot_ns),
             _ => None,
         };
-        if let Some((tgid, start, boot_ns)) = bulk {
-            if self.parking.should_park(boot_ns) && self.table.get(&self.guids.guid(tgid, start)).is_none() {
+        if let Some(boot_ns) = bulk {
+            if self.parking.should_park(boot_ns) {
                 if let Some(old) = self.parking.park(boot_ns, ev) {
                     self.enrich_now(old, out);
                 }
@@ -161,10 +155,12 @@ impl Enricher {
             }
         }
         self.enrich_now(ev, out);
-        if let Some(t) = lineage {
-            self.parking.lineage_seen(t);
-            self.release_parked(BootClock::boot_ns_now(), false, out);
-        }
+    }
+
+    /// Every process event stamped before `boot_ns` has been enriched (the record stage reads the
+    /// mark before it takes the next event; see [`parking`]).
+    pub fn advance_lineage_mark(&mut self, boot_ns: u64) {
+        self.parking.advance_mark(boot_ns);
     }
 
     /// Enriches the parked events whose wait is over at `now_boot_ns` (all of them with `all`,

@@ -3,9 +3,10 @@
 //! File and network events come from their own ring buffers and readers, so the event of a
 //! process that has just started can reach the record stage before its fork and exec (which
 //! travel in the process ring). Such an event would be recorded without the process's program,
-//! command line and ancestors. It is parked here until the lineage events have caught up with
-//! its time (the lineage clock passed it), or [`MAX_PARK_NS`] has passed, or the queue is full;
-//! then it is enriched as usual.
+//! command line and ancestors. So bulk events wait here until the lineage mark has passed their
+//! time — every process event stamped before the mark has been queued, and the lineage queue is
+//! always emptied before a bulk event is taken — or [`MAX_PARK_NS`] has passed, or the queue is
+//! full; then they are enriched in order as usual. The wait is about one drain interval.
 
 use std::collections::VecDeque;
 
@@ -19,7 +20,7 @@ pub const MAX_PARKED: usize = 8192;
 #[derive(Debug)]
 pub struct Parking<E> {
     waiting: VecDeque<(u64, E)>,
-    /// Latest event time (boot ns) of the lineage events enriched so far.
+    /// The lineage mark (boot ns): process events stamped before it have been enriched.
     lineage_clock: u64,
 }
 
@@ -30,14 +31,15 @@ impl<E> Default for Parking<E> {
 }
 
 impl<E> Parking<E> {
-    /// A lineage event of time `boot_ns` was enriched.
-    pub fn lineage_seen(&mut self, boot_ns: u64) {
+    /// Every process event stamped before `boot_ns` has been enriched.
+    pub fn advance_mark(&mut self, boot_ns: u64) {
         self.lineage_clock = self.lineage_clock.max(boot_ns);
     }
 
-    /// Whether an event of time `boot_ns` whose process is unknown should wait.
+    /// Whether an event of time `boot_ns` must wait (its lineage may still be on the way, or
+    /// older events wait: order is kept).
     pub fn should_park(&self, boot_ns: u64) -> bool {
-        boot_ns > self.lineage_clock
+        boot_ns > self.lineage_clock || !self.waiting.is_empty()
     }
 
     /// Parks an event; returns the oldest one when the queue overflows.
@@ -70,13 +72,13 @@ mod tests {
     #[test]
     fn events_wait_for_the_lineage_clock_or_the_deadline() {
         let mut p = Parking::default();
-        p.lineage_seen(100);
+        p.advance_mark(100);
         assert!(!p.should_park(90), "lineage already past it");
         assert!(p.should_park(200));
         assert_eq!(p.park(200, "a"), None);
         assert_eq!(p.park(300, "b"), None);
         assert_eq!(p.next_ready(250, false), None, "still waiting");
-        p.lineage_seen(250);
+        p.advance_mark(250);
         assert_eq!(p.next_ready(250, false), Some("a"));
         assert_eq!(p.next_ready(250, false), None);
         assert_eq!(p.next_ready(300 + MAX_PARK_NS, false), Some("b"), "deadline");

@@ -13,6 +13,10 @@ use crate::{
     pipeline::{LossReport, PipelineEvent, Stats},
 };
 
+/// An event is stamped, then reserved and committed in the ring within microseconds: the
+/// lineage mark stays this far behind the time the ring was found empty.
+const MARK_MARGIN_NS: u64 = 1_000_000;
+
 /// Most events decoded before they are handed on (bounds the local batch).
 const BATCH: usize = 1024;
 
@@ -70,8 +74,15 @@ pub async fn run(
                 }
             }
             // A full batch means more may be waiting; on stop, empty the ring completely.
+            let before = BootClock::boot_ns_now();
             drain(which, fd.get_mut(), &mut batch, &stats);
             if batch.is_empty() {
+                if which == Ring::Proc {
+                    // Everything stamped before `before` (less a margin for events stamped but
+                    // not yet committed) has been read and queued.
+                    let mark = before.saturating_sub(MARK_MARGIN_NS);
+                    stats.lineage_mark.fetch_max(mark, std::sync::atomic::Ordering::Release);
+                }
                 break;
             }
         }
