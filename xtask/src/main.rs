@@ -66,6 +66,9 @@ enum Task {
         /// Directory for results.md and overhead.svg (default: docs/bench).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+        /// Keep each run's records and tracer logs in target/bench-tmp.
+        #[arg(long)]
+        keep_tmp: bool,
     },
     /// Format all crates (`--check` to only check).
     Fmt {
@@ -85,7 +88,17 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => tasks::test(&ws, &args),
         Task::Clippy => tasks::clippy(&ws),
         Task::Fmt { check } => tasks::fmt(&ws, check),
-        Task::Bench { rounds, round_secs, mixed_secs, mixed_rate, no_auditd, no_micro, quick, out } => {
+        Task::Bench {
+            rounds,
+            round_secs,
+            mixed_secs,
+            mixed_rate,
+            no_auditd,
+            no_micro,
+            quick,
+            out,
+            keep_tmp,
+        } => {
             let opts = bench::BenchOpts {
                 rounds,
                 round_secs,
@@ -94,6 +107,7 @@ fn main() -> anyhow::Result<()> {
                 no_auditd,
                 no_micro,
                 quick,
+                keep_tmp,
                 out,
             };
             bench::bench(&ws, &opts)

@@ -71,6 +71,8 @@ pub struct Status {
     pub enabled: u32,
     pub pid: u32,
     pub lost: u64,
+    /// Records queued in the kernel for auditd.
+    pub backlog: u64,
 }
 
 pub fn status() -> anyhow::Result<Status> {
@@ -82,6 +84,7 @@ pub fn status() -> anyhow::Result<Status> {
         enabled: field("enabled").and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
         pid: field("pid").and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
         lost: field("lost").unwrap_or(0),
+        backlog: field("backlog").unwrap_or(0),
     })
 }
 
@@ -179,6 +182,11 @@ impl Auditd {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Records queued in the kernel for auditd.
+    pub fn backlog(&self) -> u64 {
+        status().map_or(0, |s| s.backlog)
+    }
+
     /// Records the kernel dropped since the start (backlog full).
     pub fn lost(&self) -> u64 {
         status().map_or(0, |s| s.lost.saturating_sub(self.lost_at_start))
@@ -193,9 +201,11 @@ impl Auditd {
         let Some(mut child) = self.child.take() else { return Ok(()) };
         let deleted = auditctl(&["-D"]);
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // It writes out what it has queued first; give it time on a busy disk.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while child.try_wait()?.is_none() {
             if Instant::now() > deadline {
+                eprintln!("xtask bench: auditd did not exit 60 s after SIGTERM: killing it");
                 let _ = child.kill();
                 let _ = child.wait();
                 break;
@@ -289,7 +299,7 @@ pub fn parse_syscall(line: &str) -> Option<SyscallRecord> {
             "pid" => rec.pid = v.parse().unwrap_or(0),
             "ppid" => rec.ppid = v.parse().unwrap_or(0),
             "success" => rec.success = v == "yes",
-            "key" => rec.key = unq(),
+            "key" if v != "(null)" => rec.key = unq(),
             "exe" => rec.exe = unq(),
             _ => {}
         }

@@ -129,7 +129,8 @@ pub fn sensor_records(bin: &Path, records_dir: &Path, m: Matcher, me: u32) -> an
 fn audit_match(r: &auditd::SyscallRecord, m: Matcher, me: u32) -> bool {
     let key = r.key.strip_prefix(auditd::KEY_PREFIX).unwrap_or("");
     let exec = key == "exec" && r.ppid == me && r.success && r.exe.ends_with("/true");
-    let mine = |keys: &[&str]| r.pid == me && keys.contains(&key);
+    // Successful calls only: the workloads' ops all succeed (the acceptor's polls do not).
+    let mine = |keys: &[&str]| r.pid == me && r.success && keys.contains(&key);
     match m {
         Matcher::Storm(Storm::Exec) => exec,
         Matcher::Storm(Storm::Write) => mine(&["wopen"]),

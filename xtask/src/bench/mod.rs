@@ -48,6 +48,8 @@ pub struct BenchOpts {
     pub no_micro: bool,
     /// A smoke test: one short round, short mixed load, quick criterion run.
     pub quick: bool,
+    /// Keep each session's records and logs in target/bench-tmp (for inspection).
+    pub keep_tmp: bool,
     /// Where results.md and overhead.svg go (default `docs/bench`, `target/bench-quick` with
     /// `--quick`).
     pub out: Option<PathBuf>,
@@ -157,7 +159,9 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
                     cell.loss_reported += d.loss_reported;
                 }
                 note_sensor(&mut res, &end);
-                let _ = std::fs::remove_dir_all(&dir);
+                if !opts.keep_tmp {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
             }
         }
     }
@@ -184,7 +188,9 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
             cpu_secs: end.cpu_secs,
             rss_kib: rss,
         });
-        let _ = std::fs::remove_dir_all(&dir);
+        if !opts.keep_tmp {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
     res.load_after = loadavg();
 
@@ -202,7 +208,9 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
     std::fs::write(&svg_path, svg::chart(&res)).with_context(|| format!("writing {}", svg_path.display()))?;
     print!("{md}");
     eprintln!("xtask bench: written to {} and {}", md_path.display(), svg_path.display());
-    let _ = std::fs::remove_dir_all(&tmp);
+    if !opts.keep_tmp {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
     Ok(())
 }
 
