@@ -180,6 +180,7 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
         let load = workloads::mixed(opts.mixed_rate, mixed_secs, || rss.extend(session.sensor_rss_kib()))?;
         rss.extend(session.sensor_rss_kib());
         let end = session.finish(&bin, Matcher::Mixed)?;
+        workloads::cleanup_mixed();
         note_sensor(&mut res, &end);
         res.mixed.push(MixedRun {
             mode,

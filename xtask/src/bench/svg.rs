@@ -37,7 +37,7 @@ pub fn chart(r: &Results) -> String {
     let plot_w = WIDTH - LEFT - RIGHT;
     let x = |v: f64| LEFT + (v - lo) / (hi - lo) * plot_w;
     let group_h = tracers.len() as f64 * BAR + GAP;
-    let height = TOP + r.storms.len() as f64 * group_h + 60.0;
+    let height = TOP + r.storms.len() as f64 * group_h + 64.0;
 
     let mut s = String::new();
     let _ = writeln!(
@@ -66,7 +66,7 @@ pub fn chart(r: &Results) -> String {
 
     // Grid: ticks every 0.1 (every 0.5 when the range is wide).
     let step = if hi - lo > 2.0 { 0.5 } else { 0.1 };
-    let bottom = height - 40.0;
+    let bottom = height - 44.0;
     let mut t = (lo / step).ceil() * step;
     while t <= hi {
         let gx = x(t);
@@ -103,7 +103,13 @@ pub fn chart(r: &Results) -> String {
                 color(*m),
                 m.name()
             );
-            let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}">{v:.2}</text>"#, b + 4.0, y + BAR - 4.0);
+            // The value beside the bar's far end.
+            let (lx, anchor) = if v < 1.0 { (a - 4.0, "end") } else { (b + 4.0, "start") };
+            let _ = writeln!(
+                s,
+                r#"<text x="{lx:.1}" y="{:.1}" text-anchor="{anchor}">{v:.2}</text>"#,
+                y + BAR - 4.0
+            );
         }
         let tx = x(target(*storm));
         let _ = writeln!(
@@ -113,6 +119,58 @@ pub fn chart(r: &Results) -> String {
             gy + tracers.len() as f64 * BAR + 2.0
         );
     }
+    let _ = writeln!(s, r##"<text x="12" y="{:.1}" fill="#444">{}</text>"##, height - 8.0, esc(&footer(r)));
     let _ = writeln!(s, "</svg>");
     s
+}
+
+/// One line under the chart: loss under the mixed load and the pipeline's rate.
+fn footer(r: &Results) -> String {
+    let mut parts = Vec::new();
+    for m in r.mixed.iter().filter(|m| m.mode != Mode::None) {
+        if let Some(d) = m.delivered {
+            let lost = m.load.expected().saturating_sub(d.matched);
+            parts.push(format!("{}: {lost} of {} lost", m.mode.name(), m.load.expected()));
+        }
+    }
+    let mut line = String::new();
+    if !parts.is_empty() {
+        let _ = write!(line, "Mixed load at {} events/s: {}.", r.mixed_rate, parts.join(", "));
+    }
+    if let Some(m) = r.micro {
+        let _ = write!(line, " Pipeline: {:.0}k records/s on one core.", m.records_per_sec / 1000.0);
+    }
+    line.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Cell, MixedRun, workloads::MixedResult};
+    use super::*;
+    use crate::bench::{count::Delivered, workloads::Storm};
+
+    #[test]
+    fn chart_has_a_bar_per_tracer_and_workload() {
+        let cell = |ns: f64| Cell { ns_per_op: vec![ns], ..Cell::default() };
+        let r = Results {
+            modes: vec![Mode::None, Mode::Auditd, Mode::Sensor],
+            storms: Storm::ALL.iter().map(|s| (*s, vec![cell(100.0), cell(140.0), cell(95.0)])).collect(),
+            mixed: vec![MixedRun {
+                mode: Mode::Sensor,
+                load: MixedResult { file_events: 1000, ..MixedResult::default() },
+                delivered: Some(Delivered { matched: 1000, loss_reported: 0 }),
+                cpu_secs: 0.1,
+                rss_kib: vec![],
+            }],
+            mixed_rate: 50_000,
+            ..Results::default()
+        };
+        let svg = chart(&r);
+        if let Some(path) = std::env::var_os("XTASK_SVG_OUT") {
+            std::fs::write(path, &svg).expect("writing the chart");
+        }
+        assert_eq!(svg.matches("<title>").count(), 8);
+        assert!(svg.contains("sensor: 0 of 1000 lost"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
 }
