@@ -22,8 +22,9 @@ pub const KEY_PREFIX: &str = "sb_";
 pub fn prepare() -> anyhow::Result<()> {
     if let Some(pid) = find_process("auditd") {
         bail!(
-            "auditd is already running (pid {pid}): the bench starts and stops its own; stop it \
-             first, or run with --no-auditd"
+            "auditd is already running (pid {pid}): the bench starts and stops its own. Stop it \
+             first (if an interrupted bench left it: `auditctl -D; kill {pid}; auditctl -e 0`), \
+             or run with --no-auditd"
         );
     }
     if tool("auditd").is_none() || tool("auditctl").is_none() {

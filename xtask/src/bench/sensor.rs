@@ -95,6 +95,16 @@ impl Sensor {
     }
 }
 
+impl Drop for Sensor {
+    /// A sensor left behind by an error is stopped (after `stop` it has already exited).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
