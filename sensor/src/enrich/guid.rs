@@ -15,8 +15,9 @@ use super::process_table::FastMap;
 pub const NS_PER_TICK: u64 = 10_000_000;
 
 /// GUIDs remembered (every event names its process and its parent: computing a v5 UUID is a
-/// SHA-1 and a formatting per call, a lookup is much cheaper). Cleared when full.
-const CACHE_MAX: usize = 16_384;
+/// SHA-1 and a formatting per call, a lookup is much cheaper). Cleared when full; about 100
+/// bytes an entry.
+const CACHE_MAX: usize = 8192;
 
 #[derive(Debug)]
 pub struct GuidMaker {
