@@ -205,6 +205,19 @@ fn mixed_table(md: &mut String, r: &Results) {
             m.cpu_secs
         );
     }
+    if let Some(m) = r.mixed.iter().find(|m| m.mode == Mode::Sensor) {
+        let d = m.delivered.unwrap_or_default();
+        let no_loss = d.matched >= m.load.expected() && d.loss_reported == 0;
+        let at_rate = m.load.rate() >= 0.98 * r.mixed_rate as f64;
+        let _ = writeln!(
+            md,
+            "\nTarget: zero loss at {} events/s sustained: {} (loss: {}; rate reached: {}).",
+            r.mixed_rate,
+            verdict(no_loss && at_rate),
+            if no_loss { "none" } else { "some" },
+            if at_rate { "yes" } else { "no, the generator fell short" },
+        );
+    }
     let _ = writeln!(md);
 }
 
@@ -260,6 +273,11 @@ fn notes(md: &mut String, has_auditd: bool) {
         md,
         "- Ratios compare medians from the same run; rounds interleave the tracers so machine \
          drift affects all of them alike. Absolute ns/op on a shared VM mean little."
+    );
+    let _ = writeln!(
+        md,
+        "- Both tracers trace the whole machine: their CPU seconds include whatever else ran, \
+         so run on a quiet machine (the load averages above tell how quiet it was)."
     );
     let _ = writeln!(
         md,
