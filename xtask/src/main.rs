@@ -38,16 +38,37 @@ enum Task {
     },
     /// Clippy with -D warnings: host crates, then the eBPF crate for bpfel-unknown-none.
     Clippy,
-    /// Benchmarks: workload cost with and without the sensor (ratios), sensor memory.
+    /// Benchmarks: workload cost with no tracer, auditd and the sensor (ratios, CPU, delivery),
+    /// a fixed-rate mixed load (loss), sensor memory, and the pipeline micro-benchmark.
     Bench {
-        /// Length of the sustained exec storm (sensor RSS is sampled every second).
-        #[arg(long, default_value_t = 60)]
-        storm_secs: u64,
-        /// Length of each round of the with/without comparison.
+        /// Interleaved rounds of the storms.
         #[arg(long, default_value_t = 5)]
-        round_secs: u64,
-        #[arg(long, default_value_t = 3)]
         rounds: u32,
+        /// Seconds of each storm run.
+        #[arg(long, default_value_t = 5.0)]
+        round_secs: f64,
+        /// Seconds of the fixed-rate mixed load, per tracer.
+        #[arg(long, default_value_t = 60.0)]
+        mixed_secs: f64,
+        /// Events per second of the mixed load.
+        #[arg(long, default_value_t = 50_000)]
+        mixed_rate: u64,
+        /// Compare with no tracer only (do not install or run auditd).
+        #[arg(long)]
+        no_auditd: bool,
+        /// Skip the criterion pipeline micro-benchmark.
+        #[arg(long)]
+        no_micro: bool,
+        /// Smoke test: one 1 s round, 3 s mixed load, short criterion run; results go to
+        /// target/bench-quick unless --out is given.
+        #[arg(long)]
+        quick: bool,
+        /// Directory for results.md and overhead.svg (default: docs/bench).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Keep each run's records and tracer logs in target/bench-tmp.
+        #[arg(long)]
+        keep_tmp: bool,
     },
     /// Format all crates (`--check` to only check).
     Fmt {
@@ -67,8 +88,29 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => tasks::test(&ws, &args),
         Task::Clippy => tasks::clippy(&ws),
         Task::Fmt { check } => tasks::fmt(&ws, check),
-        Task::Bench { storm_secs, round_secs, rounds } => {
-            bench::bench(&ws, bench::BenchOpts { storm_secs, round_secs, rounds })
+        Task::Bench {
+            rounds,
+            round_secs,
+            mixed_secs,
+            mixed_rate,
+            no_auditd,
+            no_micro,
+            quick,
+            out,
+            keep_tmp,
+        } => {
+            let opts = bench::BenchOpts {
+                rounds,
+                round_secs,
+                mixed_secs,
+                mixed_rate,
+                no_auditd,
+                no_micro,
+                quick,
+                keep_tmp,
+                out,
+            };
+            bench::bench(&ws, &opts)
         }
     }
 }

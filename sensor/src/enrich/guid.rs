@@ -5,26 +5,52 @@
 //! kernel event gets the same GUID; it differs after pid reuse (another start time) and is the
 //! same across sensor restarts within one boot.
 
+use std::sync::{Mutex, PoisonError};
+
 use uuid::Uuid;
+
+use super::process_table::FastMap;
 
 /// Nanoseconds per clock tick (`USER_HZ` is 100 on every Linux ABI).
 pub const NS_PER_TICK: u64 = 10_000_000;
 
-#[derive(Debug, Clone)]
+/// GUIDs remembered (every event names its process and its parent: computing a v5 UUID is a
+/// SHA-1 and a formatting per call, a lookup is much cheaper). Cleared when full; about 100
+/// bytes an entry.
+const CACHE_MAX: usize = 8192;
+
+#[derive(Debug)]
 pub struct GuidMaker {
     namespace: Uuid,
+    cache: Mutex<FastMap<(u32, u64), String>>,
+}
+
+impl Clone for GuidMaker {
+    /// A maker for the same namespace, with its own (empty) cache.
+    fn clone(&self) -> Self {
+        Self { namespace: self.namespace, cache: Mutex::default() }
+    }
 }
 
 impl GuidMaker {
     pub fn new(boot_id: &str) -> Self {
         let namespace = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("sensor-boot:{boot_id}").as_bytes());
-        Self { namespace }
+        Self { namespace, cache: Mutex::default() }
     }
 
     /// GUID of the process `pid` that started at `start_boot_ns`.
     pub fn guid(&self, pid: u32, start_boot_ns: u64) -> String {
         let ticks = start_boot_ns / NS_PER_TICK;
-        Uuid::new_v5(&self.namespace, format!("{pid}:{ticks}").as_bytes()).to_string()
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(g) = cache.get(&(pid, ticks)) {
+            return g.clone();
+        }
+        let g = Uuid::new_v5(&self.namespace, format!("{pid}:{ticks}").as_bytes()).to_string();
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert((pid, ticks), g.clone());
+        g
     }
 }
 
@@ -39,5 +65,11 @@ mod tests {
         assert_ne!(g.guid(10, 5_000_000_000), g.guid(10, 6_000_000_000));
         assert_ne!(g.guid(10, 5_000_000_000), g.guid(11, 5_000_000_000));
         assert_ne!(g.guid(10, 5_000_000_000), GuidMaker::new("b2").guid(10, 5_000_000_000));
+        // Cached and computed answers agree, also after the cache was cleared.
+        let fresh = g.clone();
+        for pid in 0..(CACHE_MAX as u32 + 10) {
+            assert_eq!(g.guid(pid, 7_000_000_000), fresh.guid(pid, 7_000_000_000));
+        }
+        assert_eq!(g.guid(10, 5_000_000_001), GuidMaker::new("b1").guid(10, 5_000_000_001));
     }
 }

@@ -19,8 +19,6 @@ mod procfs;
 pub mod session;
 pub mod users;
 
-use std::collections::HashMap;
-
 use sensor_common::task::TASK_EXE_DELETED;
 use sensor_proto::v1::{Ancestor, LossEvent, Namespaces, Process, audit_record::Event};
 
@@ -65,7 +63,7 @@ pub struct Enricher {
     hasher: ExeHasher,
     /// Executables being hashed, by process GUID (so the digest is found after the process is
     /// gone, without a syscall per event). Entries leave at exit.
-    hash_pending: HashMap<String, FileKey>,
+    hash_pending: process_table::FastMap<String, FileKey>,
     sessions: SessionTracker,
     sensitive: crate::filter::SharedSensitive,
     /// DNS payloads that did not decode (reported in records as `malformed`, counted here).
@@ -91,7 +89,7 @@ impl Enricher {
             cgroups: cgroups::CgroupPaths::new(),
             table: ProcessTable::new(cfg.table, guids.clone()),
             hasher: ExeHasher::start(cfg.hash_max_bytes.unwrap_or(hasher::DEFAULT_MAX_FILE_BYTES)),
-            hash_pending: HashMap::new(),
+            hash_pending: process_table::FastMap::default(),
             sessions: SessionTracker::new("/proc"),
             sensitive: crate::filter::SharedSensitive::default(),
             malformed_dns: 0,
@@ -262,9 +260,8 @@ impl Enricher {
     /// cwd, hash) from its exec, its fork or the `/proc` seed.
     fn known_process(&mut self, tgid: u32, tid: u32, t: &TaskRaw) -> Process {
         let mut process = self.process(tgid, tid, t);
-        let known = self.table.get(&process.guid).map(|e| e.process.clone());
-        match known {
-            Some(k) => inherit_program(&mut process, &k),
+        match self.table.get(&process.guid) {
+            Some(k) => inherit_program(&mut process, &k.process),
             None => {
                 // Not seen before (e.g. it started while the table was being seeded).
                 if let Some(view) = procfs::live_view(tgid, t.start_boottime_ns) {

@@ -11,7 +11,8 @@
 pub(crate) mod seed;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
+    hash::{BuildHasherDefault, Hasher},
     path::Path,
 };
 
@@ -93,14 +94,14 @@ pub struct SeedStats {
 pub struct ProcessTable {
     limits: TableLimits,
     guids: GuidMaker,
-    entries: HashMap<String, ProcEntry>,
+    entries: FastMap<String, ProcEntry>,
     /// pid → GUID of the live process with that pid.
-    by_pid: HashMap<u32, String>,
+    by_pid: FastMap<u32, String>,
     /// Age orders (insertion for live entries, exit for exited ones) → GUID.
     live_order: BTreeMap<u64, String>,
     exited_order: BTreeMap<u64, String>,
     /// Children in the table whose parent GUID is not (yet, or any more) in the table.
-    orphans: HashMap<String, u32>,
+    orphans: FastMap<String, u32>,
     next_order: u64,
     evicted: u64,
     retired: u64,
@@ -117,11 +118,11 @@ impl ProcessTable {
         Self {
             limits,
             guids,
-            entries: HashMap::new(),
-            by_pid: HashMap::new(),
+            entries: FastMap::default(),
+            by_pid: FastMap::default(),
             live_order: BTreeMap::new(),
             exited_order: BTreeMap::new(),
-            orphans: HashMap::new(),
+            orphans: FastMap::default(),
             next_order: 0,
             evicted: 0,
             retired: 0,
@@ -253,14 +254,15 @@ impl ProcessTable {
             return out;
         };
         let session = me.process.session_id;
-        let mut seen = HashSet::from([guid]);
         let mut cur = me;
         while out.len() < self.limits.max_ancestors && cur.process.pid != 1 {
             let Some(pg) = cur.parent_guid.as_deref() else {
                 break;
             };
-            if !seen.insert(pg) {
-                break; // a cycle (inconsistent events): never loop
+            // Seen before: a cycle (inconsistent events): never loop. (At most `max_ancestors`
+            // to compare with, cheaper than a set.)
+            if pg == guid || out.iter().any(|a: &Ancestor| a.guid == pg) {
+                break;
             }
             let Some(parent) = self.entries.get(pg) else {
                 break;
@@ -425,6 +427,59 @@ impl ProcessTable {
     fn bump(&mut self) -> u64 {
         self.next_order += 1;
         self.next_order
+    }
+}
+
+/// A map with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A multiply-rotate hasher (the Fx hash) for keys nobody can choose: GUIDs are SHA-1 derived,
+/// pids are given by the kernel. Several lookups per event make SipHash a visible cost.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl FastHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

@@ -108,7 +108,8 @@ impl RecordBuilder {
         self.next_seq += 1;
         self.since_checkpoint =
             if matches!(record.event, Some(Event::Checkpoint(_))) { 0 } else { self.since_checkpoint + 1 };
-        record.integrity = Some(Integrity { prev_hash: self.prev_hash.map(hex::encode).unwrap_or_default() });
+        record.integrity =
+            Some(Integrity { prev_hash: self.prev_hash.as_ref().map(hex32).unwrap_or_default() });
         let bytes = record.encode_to_vec();
         self.prev_hash = Some(Sha256::digest(&bytes).into());
         Sealed { record, bytes }
@@ -117,5 +118,25 @@ impl RecordBuilder {
     /// Records built so far.
     pub fn count(&self) -> u64 {
         self.next_seq - 1
+    }
+}
+
+/// Lower-case hex of a digest (what `hex::encode` gives, without its per-char iterator).
+fn hex32(h: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in h {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex32_matches_hex_encode() {
+        let h: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37));
+        assert_eq!(super::hex32(&h), hex::encode(h));
     }
 }

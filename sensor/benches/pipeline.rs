@@ -1,0 +1,444 @@
+//! Pipeline micro-benchmark: raw ring-buffer bytes → decode → enrich → record build (envelope,
+//! protobuf encoding, hash chain), on one core, in records per second.
+//!
+//! The input is a realistic stream laid out exactly as the eBPF programs write it: for each
+//! short-lived process a fork, an exec (interpreter, script, arguments), a create+write open, a
+//! chmod, a rename and an unlink (paths as the kernel walks them), a TCP connect and an exit.
+//! Pids and start times change from process to process, so GUIDs, the process table and the
+//! ancestry walk do real work; the same batch is replayed every iteration.
+//!
+//! Time is the CPU time of the benchmark thread, pinned to one core: the result is records per
+//! second of one core, also when other work shares the machine.
+//!
+//! Run: `cargo bench -p sensor --bench pipeline` (`cargo xtask bench` runs it and reports it);
+//! `PIPELINE_BENCH_BATCHES=N` runs N batches without criterion (for `perf record`).
+
+use std::{collections::BTreeMap, hint::black_box, time::Duration};
+
+use criterion::{
+    Criterion, Throughput,
+    measurement::{Measurement, ValueFormatter, WallTime},
+};
+use sensor::{
+    decode,
+    enrich::{EnrichConfig, Enricher, clock::BootClock, host},
+    pipeline::PipelineEvent,
+    record::RecordBuilder,
+};
+use sensor_common::{
+    EventHeader, EventKind, ExecFixed, TaskInfo,
+    exec::EXEC_FIXED_SIZE,
+    file::{FILE_DIR1_IS_TARGET, FILE_FIXED_SIZE, FileFixed, op as file_op},
+    net::{NetEvent, op as net_op},
+    process::{ExitEvent, ForkEvent},
+    task::AUDIT_UNSET,
+};
+
+/// Processes per batch; each contributes [`EVENTS_PER_PROCESS`] events.
+const PROCESSES: u32 = 128;
+const EVENTS_PER_PROCESS: u64 = 8;
+/// The login: sshd started the user's shell, which starts every process of the batch.
+const SSHD_PID: u32 = 8_000;
+const SSHD_START_NS: u64 = 1_000_000_000;
+const SHELL_PID: u32 = 9_000;
+const SHELL_START_NS: u64 = 5_000_000_000;
+const SESSION: u32 = 7;
+
+/// Raw bytes of a `repr(C)` event struct.
+fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+    // SAFETY: the event structs are `repr(C)`, `Copy` and laid out without padding (their
+    // crate asserts their sizes), so every byte of `*v` is initialised; the slice lives only
+    // while `v` is borrowed.
+    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+/// Leaf-first NUL-separated components, the kernel's path encoding (`/a/b` → `b\0a\0`).
+fn kernel_path(path: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in path.split('/').filter(|c| !c.is_empty()).rev() {
+        out.extend_from_slice(c.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+fn fixed<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = s.len().min(N - 1);
+    out[..n].copy_from_slice(&s.as_bytes()[..n]);
+    out
+}
+
+/// The cgroup v2 id (directory inode) of this process, so cgroup paths resolve from the cache.
+fn own_cgroup_id() -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        right.starts_with("cgroup2 ").then(|| left.split(' ').nth(4).map(str::to_owned))?
+    });
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/");
+    root.and_then(|r| std::fs::metadata(format!("{r}{rel}")).ok()).map_or(0, |m| m.ino())
+}
+
+struct Proc {
+    pid: u32,
+    start_ns: u64,
+    ppid: u32,
+    parent_start_ns: u64,
+    session: u32,
+    cgroup_id: u64,
+}
+
+impl Proc {
+    fn task(&self, comm: &str) -> TaskInfo {
+        TaskInfo {
+            start_boottime_ns: self.start_ns,
+            parent_start_boottime_ns: self.parent_start_ns,
+            cgroup_id: self.cgroup_id,
+            ppid: self.ppid,
+            uid: 1000,
+            euid: 1000,
+            gid: 1000,
+            egid: 1000,
+            auid: if self.session == AUDIT_UNSET { AUDIT_UNSET } else { 1000 },
+            sessionid: self.session,
+            mnt_ns: 4_026_531_841,
+            pid_ns: 4_026_531_836,
+            net_ns: 4_026_531_840,
+            uts_ns: 4_026_531_838,
+            ipc_ns: 4_026_531_839,
+            cgroup_ns: 4_026_531_835,
+            user_ns: 4_026_531_837,
+            tty: fixed("pts3"),
+            comm: fixed(comm),
+            ..TaskInfo::default()
+        }
+    }
+
+    fn header(&self, kind: EventKind, size: usize, at_ns: u64, flags: u32) -> EventHeader {
+        EventHeader {
+            kind: kind as u32,
+            size: u32::try_from(size).unwrap_or(u32::MAX),
+            boot_ns: self.start_ns + at_ns,
+            tgid: self.pid,
+            tid: self.pid,
+            cpu: 1,
+            flags,
+        }
+    }
+
+    fn fork(&self) -> Vec<u8> {
+        let size = size_of::<ForkEvent>();
+        bytes_of(&ForkEvent {
+            header: self.header(EventKind::Fork, size, 0, 0),
+            task: self.task("bash"),
+            parent_tgid: self.ppid,
+            _reserved: 0,
+        })
+    }
+
+    fn exec(&self) -> Vec<u8> {
+        self.exec_of(
+            "/usr/bin/python3",
+            "/usr/bin/python3.11",
+            "/opt/ward-app",
+            b"python3\0/opt/ward-app/export.py\0--ward\0north-3\0--since\x002026-11-23\0",
+        )
+    }
+
+    fn exec_of(&self, filename: &str, exe: &str, cwd: &str, args: &[u8]) -> Vec<u8> {
+        let filename = filename.as_bytes();
+        let comm = exe.rsplit('/').next().unwrap_or(exe);
+        let exe = kernel_path(exe);
+        let cwd = kernel_path(cwd);
+        let size = EXEC_FIXED_SIZE + filename.len() + exe.len() + cwd.len() + args.len();
+        let len = |b: &[u8]| u32::try_from(b.len()).unwrap_or(u32::MAX);
+        let fixed = ExecFixed {
+            header: self.header(EventKind::Exec, size, 200_000, 0),
+            task: self.task(comm),
+            exe_fs_magic: 0xef53,
+            old_pid: self.pid,
+            argc: u32::try_from(args.iter().filter(|&&b| b == 0).count()).unwrap_or(0),
+            filename_len: len(filename),
+            exe_len: len(&exe),
+            cwd_len: len(&cwd),
+            args_len: len(args),
+            args_total_len: len(args),
+            ..ExecFixed::default()
+        };
+        let mut b = bytes_of(&fixed);
+        for part in [filename, &exe, &cwd, args] {
+            b.extend_from_slice(part);
+        }
+        b
+    }
+
+    /// A file event: `dir1` walked by the kernel (the target itself when `target`), `name1`
+    /// as passed; `dir2`/`name2` for renames.
+    #[expect(clippy::too_many_arguments, reason = "one call per file op, all fields visible")]
+    fn file(
+        &self,
+        at_ns: u64,
+        op: u32,
+        syscall_nr: u32,
+        target: bool,
+        dir1: &str,
+        name1: &str,
+        path2: Option<(&str, &str)>,
+        flags: u32,
+        mode: u32,
+    ) -> Vec<u8> {
+        let dir1 = kernel_path(dir1);
+        let (dir2, name2) = path2.map_or((Vec::new(), ""), |(d, n)| (kernel_path(d), n));
+        let len = |b: &[u8]| u32::try_from(b.len()).unwrap_or(u32::MAX);
+        let size = FILE_FIXED_SIZE + dir1.len() + name1.len() + dir2.len() + name2.len();
+        let fixed = FileFixed {
+            header: self.header(EventKind::File, size, at_ns, if target { FILE_DIR1_IS_TARGET } else { 0 }),
+            task: self.task("python3"),
+            result: if op == file_op::OPEN { 3 } else { 0 },
+            ino: 1_048_576 + u64::from(self.pid),
+            dev: 0x803,
+            op,
+            flags,
+            mode,
+            uid: 1000,
+            gid: 1000,
+            dir1_len: len(&dir1),
+            name1_len: len(name1.as_bytes()),
+            dir2_len: len(&dir2),
+            name2_len: len(name2.as_bytes()),
+            syscall_nr,
+            ..FileFixed::default()
+        };
+        let mut b = bytes_of(&fixed);
+        for part in [&dir1[..], name1.as_bytes(), &dir2, name2.as_bytes()] {
+            b.extend_from_slice(part);
+        }
+        b
+    }
+
+    fn files(&self) -> [Vec<u8>; 4] {
+        let tmp = format!("export-{}.tmp", self.pid);
+        let out = format!("export-{}.csv", self.pid);
+        let dir = "/var/lib/ward-app/exports";
+        let creat = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC) as u32;
+        [
+            self.file(300_000, file_op::OPEN, 257, true, &format!("{dir}/{tmp}"), &tmp, None, creat, 0o644),
+            self.file(400_000, file_op::CHMOD, 90, false, dir, &tmp, None, 0, 0o600),
+            self.file(500_000, file_op::RENAME, 316, false, dir, &tmp, Some((dir, &out)), 0, 0),
+            self.file(600_000, file_op::UNLINK, 263, false, dir, &out, None, 0, 0),
+        ]
+    }
+
+    fn connect(&self) -> Vec<u8> {
+        let mut remote = [0u8; 16];
+        remote[..4].copy_from_slice(&[10, 20, 30, 40]);
+        let mut local = [0u8; 16];
+        local[..4].copy_from_slice(&[10, 20, 1, 7]);
+        let ev = NetEvent {
+            header: self.header(EventKind::Net, size_of::<NetEvent>(), 700_000, 0),
+            task: self.task("python3"),
+            op: net_op::CONNECT,
+            result: 0,
+            family: 2,
+            protocol: 6,
+            sock_type: 1,
+            local_port: 40_000 + u16::try_from(self.pid % 20_000).unwrap_or(0),
+            remote_port: 443,
+            syscall_nr: 42,
+            local_addr: local,
+            remote_addr: remote,
+            ..NetEvent::default()
+        };
+        bytes_of(&ev)
+    }
+
+    fn exit(&self) -> Vec<u8> {
+        let size = size_of::<ExitEvent>();
+        bytes_of(&ExitEvent {
+            header: self.header(EventKind::Exit, size, 900_000, 0),
+            task: self.task("python3"),
+            exit_code: 0,
+            _reserved: 0,
+        })
+    }
+}
+
+/// One batch of raw events, in stream order: the login (sshd, then the user's shell), then the
+/// processes the shell starts, each with those two as its ancestors.
+fn batch() -> Vec<Vec<u8>> {
+    let cgroup_id = own_cgroup_id();
+    let sshd = Proc {
+        pid: SSHD_PID,
+        start_ns: SSHD_START_NS,
+        ppid: 1,
+        parent_start_ns: 0,
+        session: AUDIT_UNSET,
+        cgroup_id,
+    };
+    let shell = Proc {
+        pid: SHELL_PID,
+        start_ns: SHELL_START_NS,
+        ppid: SSHD_PID,
+        parent_start_ns: SSHD_START_NS,
+        session: SESSION,
+        cgroup_id,
+    };
+    let mut out = vec![
+        sshd.exec_of("/usr/sbin/sshd", "/usr/sbin/sshd", "/", b"sshd: nurse [priv]\0"),
+        shell.exec_of("/bin/bash", "/usr/bin/bash", "/home/nurse", b"-bash\0"),
+    ];
+    for i in 0..PROCESSES {
+        let p = Proc {
+            pid: 20_000 + i,
+            start_ns: 10_000_000_000 + u64::from(i) * 20_000_000,
+            ppid: SHELL_PID,
+            parent_start_ns: SHELL_START_NS,
+            session: SESSION,
+            cgroup_id,
+        };
+        out.push(p.fork());
+        out.push(p.exec());
+        out.extend(p.files());
+        out.push(p.connect());
+        out.push(p.exit());
+    }
+    debug_assert_eq!(out.len() as u64, 2 + u64::from(PROCESSES) * EVENTS_PER_PROCESS);
+    out
+}
+
+/// Criterion measurement: CPU time of the benchmark thread (`CLOCK_THREAD_CPUTIME_ID`), so the
+/// result is records per second of one core even when other work shares the machine (wall
+/// time would count the time this thread waited for a CPU).
+struct ThreadCpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the owned timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) } != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+
+    fn zero(&self) -> u64 {
+        0
+    }
+
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are nanoseconds, as with wall time: reuse its formatting.
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+/// Pins this thread (and the threads it starts later) to the first CPU it may run on.
+fn pin_to_one_core() {
+    // SAFETY: plain libc calls on a zeroed, owned cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut set) != 0 {
+            return;
+        }
+        let Some(cpu) = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)) else { return };
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) == 0 {
+            eprintln!("pipeline bench: pinned to cpu {cpu}");
+        }
+    }
+}
+
+/// The stage under test: decode, enrich and build (encode, chain) every event of the batch.
+struct Stage {
+    enricher: Enricher,
+    builder: RecordBuilder,
+    out: Vec<sensor::enrich::Enriched>,
+}
+
+impl Stage {
+    fn new() -> Self {
+        let clock = BootClock::now();
+        let host = host::identify(BTreeMap::from([("site".to_owned(), "north".to_owned())]));
+        let enricher = Enricher::new(clock, &host.boot_id, EnrichConfig::default());
+        Self { enricher, builder: RecordBuilder::new(host, clock, None), out: Vec::with_capacity(2) }
+    }
+
+    /// Runs the batch through; returns the records built.
+    fn run(&mut self, events: &[Vec<u8>]) -> u64 {
+        let mut records = 0;
+        for raw in events {
+            let Ok(ev) = decode::decode(black_box(raw)) else { continue };
+            self.enricher.enrich(PipelineEvent::Kernel(ev), &mut self.out);
+            for e in self.out.drain(..) {
+                black_box(self.builder.build(e));
+                records += 1;
+                if self.builder.checkpoint_due() {
+                    black_box(self.builder.checkpoint(false));
+                }
+            }
+        }
+        records
+    }
+}
+
+fn pipeline(c: &mut Criterion<ThreadCpuTime>) {
+    let events = batch();
+    let mut stage = Stage::new();
+    // Every event must decode and give a record (the first shell exec also opens a session).
+    let records = stage.run(&events);
+    assert!(records >= events.len() as u64, "{records} records from {} events", events.len());
+
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("decode_enrich_record_encode", |b| b.iter(|| stage.run(&events)));
+    g.finish();
+}
+
+fn main() {
+    pin_to_one_core();
+    // `PIPELINE_BENCH_BATCHES=N`: run N batches without criterion (for `perf stat`/`perf record`
+    // on a fixed amount of work) and print the records and the CPU-time rate.
+    if let Some(n) = std::env::var("PIPELINE_BENCH_BATCHES").ok().and_then(|v| v.parse::<u64>().ok()) {
+        let events = batch();
+        let mut stage = Stage::new();
+        let (wall, cpu) = (std::time::Instant::now(), thread_cpu_ns());
+        let records: u64 = (0..n).map(|_| stage.run(&events)).sum();
+        let cpu = (thread_cpu_ns() - cpu) as f64 / 1e9;
+        let wall = wall.elapsed().as_secs_f64();
+        println!(
+            "{records} records: {:.0} records per CPU second ({cpu:.3} s CPU, {wall:.3} s wall)",
+            records as f64 / cpu
+        );
+        return;
+    }
+    let mut c = Criterion::default()
+        .with_measurement(ThreadCpuTime)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8))
+        .configure_from_args();
+    pipeline(&mut c);
+    c.final_summary();
+}
