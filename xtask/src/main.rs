@@ -5,6 +5,7 @@ mod bench;
 mod setup;
 mod tasks;
 mod util;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +50,19 @@ enum Task {
         #[arg(long, default_value_t = 3)]
         rounds: u32,
     },
+    /// The content-asserting integration tests in QEMU guests on a matrix of kernels (5.10, 6.1,
+    /// 6.12, the host's series, 7.2); prints kernel × test pass/fail, logs in target/vm/logs/.
+    VmTest {
+        /// A kernel of the matrix by series ("5.10", "host"); repeat for several. Default: all.
+        #[arg(long = "kernel", value_name = "VERSION")]
+        kernels: Vec<String>,
+        /// Guests booted at the same time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Per-boot limit, in seconds.
+        #[arg(long, default_value_t = 1200)]
+        timeout_secs: u64,
+    },
     /// Format all crates (`--check` to only check).
     Fmt {
         #[arg(long)]
@@ -61,12 +75,19 @@ fn main() -> anyhow::Result<()> {
     let ws = util::workspace_root()?;
     setup::setup(&ws)?;
     match cli.task {
-        Task::Setup => Ok(()),
+        Task::Setup => setup::ensure_vm_packages(),
         Task::Build { release } => tasks::build(&ws, release),
         Task::Run { args } => tasks::run(&ws, &args),
         Task::Test { args } => tasks::test(&ws, &args),
         Task::Clippy => tasks::clippy(&ws),
         Task::Fmt { check } => tasks::fmt(&ws, check),
+        Task::VmTest { kernels, jobs, timeout_secs } => {
+            setup::ensure_vm_packages()?;
+            vm::vm_test(
+                &ws,
+                &vm::VmOpts { kernels, jobs, timeout: std::time::Duration::from_secs(timeout_secs) },
+            )
+        }
         Task::Bench { storm_secs, round_secs, rounds } => {
             bench::bench(&ws, bench::BenchOpts { storm_secs, round_secs, rounds })
         }
