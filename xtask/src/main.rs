@@ -60,8 +60,11 @@ enum Task {
         #[arg(long, default_value_t = 1)]
         jobs: usize,
         /// Per-boot limit, in seconds.
-        #[arg(long, default_value_t = 1200)]
+        #[arg(long, default_value_t = 1800)]
         timeout_secs: u64,
+        /// Extra arguments for every test binary (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
     },
     /// Format all crates (`--check` to only check).
     Fmt {
@@ -81,12 +84,10 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => tasks::test(&ws, &args),
         Task::Clippy => tasks::clippy(&ws),
         Task::Fmt { check } => tasks::fmt(&ws, check),
-        Task::VmTest { kernels, jobs, timeout_secs } => {
+        Task::VmTest { kernels, jobs, timeout_secs, args } => {
             setup::ensure_vm_packages()?;
-            vm::vm_test(
-                &ws,
-                &vm::VmOpts { kernels, jobs, timeout: std::time::Duration::from_secs(timeout_secs) },
-            )
+            let timeout = std::time::Duration::from_secs(timeout_secs);
+            vm::vm_test(&ws, &vm::VmOpts { kernels, jobs, timeout, args })
         }
         Task::Bench { storm_secs, round_secs, rounds } => {
             bench::bench(&ws, bench::BenchOpts { storm_secs, round_secs, rounds })

@@ -29,6 +29,9 @@ pub struct TestBin {
     pub path: PathBuf,
     /// Arguments after `--test-threads=1` (e.g. `--skip NAME`).
     pub args: Vec<String>,
+    /// The sensor collector these tests need: when the sensor switches it off on a kernel
+    /// (and says why at start-up), the binary is not run there and the matrix shows "off".
+    pub collector: Option<String>,
 }
 
 /// Markers /init prints on the serial console; the host greps for them.
@@ -38,9 +41,10 @@ pub const MARK: &str = "@@VMTEST";
 const HOST_PROGRAMS: [&str; 4] = ["/usr/bin/true", "/usr/bin/echo", "/usr/bin/sleep", "/usr/bin/cat"];
 const BUSYBOX: &str = "/bin/busybox";
 
-/// Builds `target/vm/initramfs.cpio` holding `sensor` and `tests`; returns its path.
-pub fn build(ws: &Path, sensor: &Path, tests: &[TestBin]) -> anyhow::Result<PathBuf> {
-    let root = ws.join("target/vm/rootfs");
+/// Builds `<work>/initramfs.cpio` (staging in `<work>/rootfs`) holding `sensor` and `tests`;
+/// returns its path.
+pub fn build(work: &Path, sensor: &Path, tests: &[TestBin]) -> anyhow::Result<PathBuf> {
+    let root = work.join("rootfs");
     if root.exists() {
         fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
     }
@@ -95,8 +99,9 @@ pub fn build(ws: &Path, sensor: &Path, tests: &[TestBin]) -> anyhow::Result<Path
     fs::write(&init, init_script(tests)?)?;
     fs::set_permissions(&init, fs::Permissions::from_mode(0o755))?;
 
-    let cpio = ws.join("target/vm/initramfs.cpio");
+    let cpio = work.join("initramfs.cpio");
     write_cpio(&root, &cpio)?;
+    fs::remove_dir_all(&root)?;
     Ok(cpio)
 }
 
@@ -183,10 +188,21 @@ if [ ! -e /sys/kernel/btf/vmlinux ]; then
     echo "$M unsupported no BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)"
     poweroff -f
 fi
-# What the sensor attaches on this kernel, and what it switches off (and why).
+# What the sensor attaches on this kernel, and what it switches off (and why, with the
+# verifier's log when it refused a program). If it does not start, the tests cannot run.
 echo "$M start sensor-startup"
-SENSOR_LOG=info /t/sensor run --duration 1 --output jsonl:/dev/null 2>&1 | grep -E 'collector disabled|programs attached|ERROR|Error'
-echo "$M end sensor-startup rc=$?"
+SENSOR_LOG=info,sensor::enrich=warn,sensor::pipeline=warn NO_COLOR=1 /t/sensor run --duration 1 --output jsonl:/dev/null >/tmp/startup.log 2>&1
+rc=$?
+cat /tmp/startup.log
+echo "$M end sensor-startup rc=$rc"
+if [ $rc -ne 0 ]; then
+    echo "$M nostart $(grep -m1 -E 'ERROR|Error' /tmp/startup.log | cut -c1-240)"
+    poweroff -f
+fi
+if grep -q vmtest.startup_only /proc/cmdline; then
+    echo "$M done"
+    poweroff -f
+fi
 cd /t
 "#,
     );
@@ -196,11 +212,19 @@ cd /t
             bail!("test name/arguments must be shell-safe: {t:?}");
         }
         let args: Vec<String> = t.args.iter().map(|a| format!("'{a}'")).collect();
-        s.push_str(&format!(
+        let run = format!(
             "echo \"$M start {n}\"\n./deps/{file} --test-threads=1 {a} 2>&1\necho \"$M end {n} rc=$?\"\n",
             n = t.name,
             a = args.join(" "),
-        ));
+        );
+        match &t.collector {
+            Some(c) => s.push_str(&format!(
+                "if grep -q 'collector disabled on this kernel collector=\"{c}\"' /tmp/startup.log; then\n\
+                 echo \"$M off {n} the sensor switched the {c} collector off on this kernel\"\nelse\n{run}fi\n",
+                n = t.name
+            )),
+            None => s.push_str(&run),
+        }
     }
     s.push_str("echo \"$M done\"\npoweroff -f\n");
     Ok(s)

@@ -82,11 +82,17 @@ pub enum Outcome {
     Fail(i32, Vec<String>),
     /// Started but never ended (guest crash or timeout), or never started.
     NoResult(&'static str),
+    /// Not run: the collector it tests is switched off on this kernel (the reason is in the
+    /// sensor's start-up log).
+    Off(String),
 }
 
 /// The outcome of test `name` in the console text. Lines are matched anywhere (`grep -a`
 /// style): the first console line carries terminal escape codes.
 pub fn outcome(console: &str, name: &str) -> Outcome {
+    if let Some(why) = marker_value(console, &format!("off {name}")) {
+        return Outcome::Off(why.to_owned());
+    }
     let start = format!("{MARK} start {name}");
     let end = format!("{MARK} end {name} rc=");
     let Some(from) = console.find(&start) else { return Outcome::NoResult("did not start") };
@@ -125,11 +131,12 @@ mod tests {
     fn outcomes_from_console_text() {
         let console = "\x1b[?7l@@VMTEST kernel 6.1.0\n@@VMTEST start exec\ntest a ... ok\ntest b ... FAILED\n\
                        @@VMTEST end exec rc=101\n@@VMTEST start file\ntest c ... ok\n@@VMTEST end file rc=0\n\
-                       @@VMTEST start net\n";
+                       @@VMTEST start net\n@@VMTEST off dns the dns collector is off\n";
         assert_eq!(outcome(console, "exec"), Outcome::Fail(101, vec!["b".to_owned()]));
         assert_eq!(outcome(console, "file"), Outcome::Pass);
         assert!(matches!(outcome(console, "net"), Outcome::NoResult(_)));
         assert!(matches!(outcome(console, "lineage"), Outcome::NoResult(_)));
+        assert_eq!(outcome(console, "dns"), Outcome::Off("the dns collector is off".to_owned()));
         assert_eq!(marker_value(console, "kernel"), Some("6.1.0"));
     }
 }
