@@ -138,7 +138,11 @@ fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
                     want = limit;
                     flags |= FLAG_ARGS_TRUNCATED;
                 }
-                let want = want & ARGS_MASK;
+                // Through the stack, so the mask survives optimisation: LLVM knows
+                // want <= ARGS_MASK and drops a plain `& ARGS_MASK`, and the 5.10 verifier
+                // cannot bound the branchless min() above ("R2 min value is negative" at
+                // bpf_probe_read_user). A masked load gives it 0..=ARGS_MASK on every kernel.
+                let want = core::ptr::read_volatile(&raw const want) & ARGS_MASK;
                 if want > 0 {
                     let dst = data.wrapping_add(cur as usize);
                     if bpf_probe_read_user(dst.cast(), want, start as *const _) == 0 {

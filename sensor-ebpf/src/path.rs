@@ -50,6 +50,12 @@ pub unsafe fn walk<const MASK: u32, const LIMIT: u32>(
         };
         let mut done = false;
         for i in 0..PATH_MAX_DEPTH {
+            // The verifier tracks `len` precisely (it bounds the write offset), so every path
+            // through earlier iterations reaches this loop head with its own range and nothing
+            // is pruned: verifiers before ~6.3 then exceed their 1M-instruction budget on the
+            // exec program (5.10, 6.1). An opaque copy makes every iteration start from one
+            // state; the bounds checks below hold for any value.
+            w.len = opaque(w.len);
             let Ok(parent) = read_ptr(dentry, off!(dentry_parent)) else {
                 w.flags |= PATH_UNREADABLE;
                 done = true;
@@ -101,6 +107,14 @@ pub unsafe fn walk<const MASK: u32, const LIMIT: u32>(
         }
     }
     w
+}
+
+/// `v`, copied through a helper so the verifier knows nothing about it (an unknown scalar).
+#[inline(always)]
+fn opaque(v: u32) -> u32 {
+    // SAFETY: reads 4 bytes of this program's own stack; on the (impossible) fault, 0 restarts
+    // the path, which the bounds checks accept.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(&raw const v).unwrap_or(0) }
 }
 
 /// Appends the dentry's name and a NUL. False (and TRUNCATED) when there is no room.

@@ -246,14 +246,20 @@ fn attach_syscall_pair(ebpf: &mut Ebpf, enter: &str, exit: &str, syscall: &str) 
 /// The file programs on every watched file syscall this kernel has.
 fn attach_file(ebpf: &mut Ebpf) -> anyhow::Result<()> {
     let mut attached = 0;
+    let mut first_error = None;
     for (_, name, _) in file_syscalls::for_this_arch() {
         match attach_syscall_pair(ebpf, names::PROG_SYS_ENTER_FILE, names::PROG_SYS_EXIT_FILE, name) {
             Ok(()) => attached += 1,
-            Err(e) => debug!(syscall = name, error = %format!("{e:#}"), "file syscall not watched"),
+            Err(e) => {
+                debug!(syscall = name, error = %format!("{e:#}"), "file syscall not watched");
+                first_error.get_or_insert(e);
+            }
         }
     }
     if attached == 0 {
-        anyhow::bail!("no file syscall tracepoint could be attached");
+        // Say why (a verifier refusal is the same for every syscall), not only that it failed.
+        let e = first_error.unwrap_or_else(|| anyhow::anyhow!("no file syscalls on this architecture"));
+        return Err(e.context("no file syscall tracepoint could be attached"));
     }
     Ok(())
 }

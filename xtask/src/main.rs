@@ -5,6 +5,7 @@ mod bench;
 mod setup;
 mod tasks;
 mod util;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -70,6 +71,22 @@ enum Task {
         #[arg(long)]
         keep_tmp: bool,
     },
+    /// The content-asserting integration tests in QEMU guests on a matrix of kernels (5.10, 6.1,
+    /// 6.12, the host's series, 7.2); prints kernel × test pass/fail, logs in target/vm/logs/.
+    VmTest {
+        /// A kernel of the matrix by series ("5.10", "host"); repeat for several. Default: all.
+        #[arg(long = "kernel", value_name = "VERSION")]
+        kernels: Vec<String>,
+        /// Guests booted at the same time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Per-boot limit, in seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+        /// Extra arguments for every test binary (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Format all crates (`--check` to only check).
     Fmt {
         #[arg(long)]
@@ -82,12 +99,17 @@ fn main() -> anyhow::Result<()> {
     let ws = util::workspace_root()?;
     setup::setup(&ws)?;
     match cli.task {
-        Task::Setup => Ok(()),
+        Task::Setup => setup::ensure_vm_packages(),
         Task::Build { release } => tasks::build(&ws, release),
         Task::Run { args } => tasks::run(&ws, &args),
         Task::Test { args } => tasks::test(&ws, &args),
         Task::Clippy => tasks::clippy(&ws),
         Task::Fmt { check } => tasks::fmt(&ws, check),
+        Task::VmTest { kernels, jobs, timeout_secs, args } => {
+            setup::ensure_vm_packages()?;
+            let timeout = std::time::Duration::from_secs(timeout_secs);
+            vm::vm_test(&ws, &vm::VmOpts { kernels, jobs, timeout, args })
+        }
         Task::Bench {
             rounds,
             round_secs,

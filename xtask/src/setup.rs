@@ -114,6 +114,50 @@ fn ensure_bpf_linker(ws: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Debian packages `vm-test` uses: QEMU, busybox-static (the guest's shell and tools) and
+/// binutils (objcopy strips the test binaries). Installed with apt when missing (as root).
+pub fn ensure_vm_packages() -> anyhow::Result<()> {
+    let wanted = [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("/bin/busybox", "busybox-static"),
+        ("objcopy", "binutils"),
+    ];
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(cmd, _)| {
+            if cmd.starts_with('/') {
+                !Path::new(cmd).exists()
+            } else {
+                util::output(Command::new("sh").args(["-c", &format!("command -v {cmd}")])).is_err()
+            }
+        })
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !util::is_root() {
+        bail!("vm-test needs these Debian packages: {} (run as root to install them)", missing.join(" "));
+    }
+    eprintln!("xtask setup: installing {}", missing.join(" "));
+    util::run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing),
+    )
+    .or_else(|_| {
+        util::run(Command::new("apt-get").args(["update", "-q"]))?;
+        util::run(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&missing),
+        )
+    })
+    .context("installing the vm-test packages")
+}
+
 /// Mounts tracefs and bpffs if they are missing. Failures are reported, not fatal: the sensor
 /// says what it needs when it starts.
 fn ensure_mounts() {
