@@ -102,6 +102,27 @@ pub fn sensor_bin() -> PathBuf {
     bin
 }
 
+/// Starts the `sensor` binary with `args` (e.g. `["run", "--output", ...]`) and returns once it
+/// says its programs are attached; its stderr is drained in the background from then on.
+pub fn spawn_sensor<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> std::process::Child {
+    use std::io::{BufRead as _, BufReader};
+    let mut sensor = std::process::Command::new(sensor_bin())
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sensor");
+    let mut stderr = BufReader::new(sensor.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !line.contains("streaming records") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");
+        assert!(Instant::now() < deadline, "sensor did not start");
+    }
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    sensor
+}
+
 /// Text of `/proc/self/<what>` (e.g. loginuid), trimmed.
 pub fn proc_self(what: &str) -> String {
     std::fs::read_to_string(format!("/proc/self/{what}")).map(|s| s.trim().to_owned()).unwrap_or_default()

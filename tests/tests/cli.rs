@@ -2,40 +2,29 @@
 //! and `records cat` on the files it wrote.
 
 use std::{
-    io::{BufRead as _, BufReader},
     os::unix::fs::PermissionsExt as _,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use sensor_tests::{sensor_bin, unique};
+use sensor_tests::{sensor_bin, spawn_sensor, unique};
 
 #[test]
 fn run_writes_jsonl_and_record_files_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let jsonl = dir.path().join("out.jsonl");
     let records_dir = dir.path().join("records");
-    let mut sensor = Command::new(sensor_bin())
-        .args(["run", "--label", "site=test-ward"])
-        .arg("--output")
-        .arg(format!("jsonl:{}", jsonl.display()))
-        .arg("--output")
-        .arg(format!("file:{}", records_dir.display()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sensor");
-
-    // Wait until the programs are attached (the sensor says so on stderr).
-    let mut stderr = BufReader::new(sensor.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !line.contains("streaming records") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");
-        assert!(Instant::now() < deadline, "sensor did not start");
-    }
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    // Returns once the programs are attached (the sensor says so on stderr).
+    let mut sensor = spawn_sensor([
+        "run".to_owned(),
+        "--label".to_owned(),
+        "site=test-ward".to_owned(),
+        "--output".to_owned(),
+        format!("jsonl:{}", jsonl.display()),
+        "--output".to_owned(),
+        format!("file:{}", records_dir.display()),
+    ]);
 
     let tag = unique("cli");
     let mut child = Command::new("/bin/echo").arg(&tag).stdout(Stdio::null()).spawn().expect("spawn");
@@ -109,26 +98,6 @@ fn bad_output_spec_is_a_clear_error() {
     assert!(err.contains("unknown output `bogus`"), "{err}");
 }
 
-/// Starts `sensor run ARGS` and returns once its programs are attached.
-fn spawn_sensor(args: &[String]) -> std::process::Child {
-    let mut sensor = Command::new(sensor_bin())
-        .arg("run")
-        .args(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sensor");
-    let mut stderr = BufReader::new(sensor.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !line.contains("streaming records") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");
-        assert!(Instant::now() < deadline, "sensor did not start");
-    }
-    std::thread::spawn(move || for _ in stderr.lines() {});
-    sensor
-}
-
 fn sensor_cmd(args: &[&str], paths: &[&std::path::Path]) -> (Option<i32>, String, String) {
     let out = Command::new(sensor_bin()).args(args).args(paths).output().expect("run sensor command");
     (
@@ -153,7 +122,7 @@ fn sigkilled_sensor_leaves_readable_files_and_the_signed_chain_continues() {
         key.display().to_string(),
     ];
 
-    let sensor = spawn_sensor(&args);
+    let sensor = spawn_sensor(std::iter::once("run".to_owned()).chain(args.clone()));
     for _ in 0..20 {
         Command::new("/bin/true").status().expect("true");
     }
@@ -188,7 +157,7 @@ fn sigkilled_sensor_leaves_readable_files_and_the_signed_chain_continues() {
     assert!(err.contains("torn record"), "{err}");
 
     // A restart continues the chain after the last whole record; its checkpoints are signed.
-    let mut sensor = spawn_sensor(&args);
+    let mut sensor = spawn_sensor(std::iter::once("run".to_owned()).chain(args.clone()));
     Command::new("/bin/true").status().expect("true");
     std::thread::sleep(Duration::from_millis(300));
     nix::sys::signal::kill(Pid::from_raw(sensor.id() as i32), Signal::SIGTERM).expect("SIGTERM");

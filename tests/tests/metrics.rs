@@ -2,14 +2,13 @@
 //! and check that the counters moved.
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use sensor_tests::sensor_bin;
 
 fn scrape(addr: SocketAddr) -> String {
     let mut c = TcpStream::connect(addr).expect("connect to metrics");
@@ -45,22 +44,8 @@ fn metrics_endpoint_counts_execs_and_records() {
     )
     .expect("write config");
 
-    let mut sensor = Command::new(sensor_bin())
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sensor");
-    let mut stderr = BufReader::new(sensor.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !line.contains("streaming records") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");
-        assert!(Instant::now() < deadline, "sensor did not start");
-    }
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    let mut sensor =
+        sensor_tests::spawn_sensor([std::ffi::OsStr::new("run"), "--config".as_ref(), config.as_ref()]);
 
     let before = scrape(addr);
     let sink = format!("sensor_sink_records_total{{sink=\"jsonl:{}\"}}", jsonl.display());

@@ -5,7 +5,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::{BufRead as _, BufReader},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -21,7 +20,7 @@ use sensor::{
     },
 };
 use sensor_proto::{AuditRecord, v1::audit_record::Event};
-use sensor_tests::{TestSensor, sensor_bin, unique};
+use sensor_tests::{TestSensor, unique};
 
 /// TLS material of a throwaway CA and a server certificate for localhost/127.0.0.1.
 struct Pki {
@@ -234,20 +233,7 @@ fn rsyslog_receives_every_record_of_a_burst() {
     let spool = sensor::sinks::spool::spool_dir(&spec, &SpoolOptions::default());
     let _ = std::fs::remove_dir_all(&spool);
 
-    let mut sensor = Command::new(sensor_bin())
-        .args(["run", "--output", &spec])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sensor");
-    let mut stderr = BufReader::new(sensor.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !line.contains("streaming records") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");
-        assert!(Instant::now() < deadline, "sensor did not start");
-    }
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    let mut sensor = sensor_tests::spawn_sensor(["run", "--output", &spec]);
 
     let tag = unique("syslog-burst");
     burst(&tag, 200);

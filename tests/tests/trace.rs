@@ -6,11 +6,11 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::TcpListener,
     path::Path,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
@@ -68,23 +68,11 @@ fn downloader(url: &str, to: &Path) -> String {
 }
 
 fn start_sensor(records: &Path) -> std::process::Child {
-    let mut sensor = Command::new(sensor_bin())
-        .arg("run")
-        .arg("--output")
-        .arg(format!("file:{}", records.display()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sensor");
-    let mut stderr = BufReader::new(sensor.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !line.contains("streaming records") {
-        line.clear();
-        assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");
-        assert!(Instant::now() < deadline, "sensor did not start");
-    }
-    std::thread::spawn(move || for _ in stderr.lines() {});
-    sensor
+    sensor_tests::spawn_sensor([
+        "run".to_owned(),
+        "--output".to_owned(),
+        format!("file:{}", records.display()),
+    ])
 }
 
 fn trace(records: &Path, args: &[&str]) -> String {
