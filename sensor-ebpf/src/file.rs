@@ -138,6 +138,10 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
         return Ok(());
     }
     let tid = ctx.pid();
+    let cfg = capture();
+    if cfg.self_tgid != 0 && ctx.tgid() == cfg.self_tgid {
+        return Ok(()); // the enter program saved nothing for the sensor's own calls
+    }
     // SAFETY: map lookups; the pending value is copied out before removal.
     let Some(pending) = (unsafe { PENDING_FILE.get(tid) }).copied() else { return Ok(()) };
     let _ = PENDING_FILE.remove(tid);

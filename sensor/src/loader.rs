@@ -7,10 +7,10 @@ use anyhow::{Context as _, bail};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, ProgramFd, TracePoint},
 };
 use sensor_common::{
-    LossCounter,
+    EventKind, LossCounter,
     exec::CaptureConfig,
     file::{FileSyscallSpec, InodeKey},
     names,
@@ -159,6 +159,49 @@ pub struct Attached {
     pub collectors: Vec<&'static str>,
     /// Collectors that could not start on this kernel, with the reason.
     pub disabled: Vec<(&'static str, String)>,
+}
+
+/// An attached program and the kind of event a run of it reports. The kernel skips a run when
+/// another BPF program is already active on that CPU (`recursion_misses` in its fdinfo); those
+/// runs are events lost before any of our code ran, so they are accounted like ring overflows.
+#[derive(Debug)]
+pub struct ProgramRuns {
+    pub kind: EventKind,
+    pub name: String,
+    pub fd: ProgramFd,
+}
+
+/// Every loaded program of `ebpf` with the event kind it reports.
+pub fn program_runs(ebpf: &Ebpf) -> Vec<ProgramRuns> {
+    ebpf.programs()
+        .filter_map(|(name, prog)| {
+            let kind = program_kind(name)?;
+            let fd = prog
+                .fd()
+                .ok()?
+                .try_clone()
+                .inspect_err(|e| warn!(prog = name, error = %e, "dup of program fd"))
+                .ok()?;
+            Some(ProgramRuns { kind, name: name.to_owned(), fd })
+        })
+        .collect()
+}
+
+/// Which event kind a program of the object reports.
+fn program_kind(name: &str) -> Option<EventKind> {
+    Some(match name {
+        names::PROG_SCHED_PROCESS_EXEC => EventKind::Exec,
+        names::PROG_SCHED_PROCESS_FORK => EventKind::Fork,
+        names::PROG_SCHED_PROCESS_EXIT => EventKind::Exit,
+        names::PROG_SYS_ENTER_CRED | names::PROG_SYS_EXIT_CRED => EventKind::Cred,
+        names::PROG_SYS_ENTER_PTRACE | names::PROG_SYS_EXIT_PTRACE => EventKind::Ptrace,
+        names::PROG_SYS_ENTER_BPF | names::PROG_SYS_EXIT_BPF => EventKind::BpfLoad,
+        names::PROG_SYS_ENTER_MEMFD | names::PROG_SYS_EXIT_MEMFD => EventKind::MemfdCreate,
+        names::PROG_MODULE_LOAD => EventKind::ModuleLoad,
+        names::PROG_SYS_ENTER_FILE | names::PROG_SYS_EXIT_FILE => EventKind::File,
+        names::PROG_SYS_ENTER_NET | names::PROG_SYS_EXIT_NET => EventKind::Net,
+        _ => return None,
+    })
 }
 
 /// Loads into the kernel and attaches every program. Call after the readers have started.

@@ -231,7 +231,7 @@ pub fn render(stats: &Stats) -> String {
     // Every kernel kind and reason is listed, at 0 until it happens, so alerts can use rate().
     let mut lost = std::collections::BTreeMap::new();
     for k in EventKind::ALL {
-        for reason in ["ringbuf_full", "read_failed"] {
+        for reason in ["ringbuf_full", "read_failed", "kernel_skipped"] {
             lost.insert((k.name(), reason), 0);
         }
     }

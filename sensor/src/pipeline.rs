@@ -264,7 +264,6 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             opts.drain_interval,
         )),
         tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())),
-        tokio::spawn(sources::loss::run(loaded.loss, tx.lineage, stop_rx.clone(), opts.loss_poll_interval)),
     ];
     let mut metrics_addr = None;
     if let Some(listener) = metrics_listener {
@@ -272,7 +271,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         sources.push(tokio::spawn(crate::metrics::serve(listener, stats.clone(), stop_rx.clone())));
     }
     if let Some(logger) = loaded.logger {
-        sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx)));
+        sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx.clone())));
     }
     let attached = match loader::attach(&mut ebpf) {
         Ok(a) => a,
@@ -281,6 +280,14 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             return Err(e);
         }
     };
+    // After attach: the skipped-run counters belong to loaded programs.
+    sources.push(tokio::spawn(sources::loss::run(
+        loaded.loss,
+        loader::program_runs(&ebpf),
+        tx.lineage,
+        stop_rx,
+        opts.loss_poll_interval,
+    )));
     release_startup_memory();
     Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, _ebpf: ebpf })
 }
@@ -396,7 +403,9 @@ fn record_stage(
             }
             enricher.enrich(ev, &mut batch);
         }
-        if enricher.parked() > 0 {
+        // Only once the lineage queue is empty: the mark read above covers process events that
+        // may still be queued behind the one just taken.
+        if enricher.parked() > 0 && rx.lineage_is_empty() {
             enricher.release_parked(BootClock::boot_ns_now(), false, &mut batch);
         }
         for e in batch.drain(..) {

@@ -50,6 +50,11 @@ impl PriorityReceiver {
         (self.lineage.len(), self.bulk.len())
     }
 
+    /// Whether every lineage event queued so far has been taken.
+    pub fn lineage_is_empty(&self) -> bool {
+        self.lineage.is_empty()
+    }
+
     /// The next event without waiting, lineage first.
     pub fn try_next(&mut self) -> Polled {
         for (rx, open) in [(&mut self.lineage, &mut self.lineage_open), (&mut self.bulk, &mut self.bulk_open)]

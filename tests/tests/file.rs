@@ -325,7 +325,8 @@ fn short_lived_writers_keep_their_context_under_a_file_storm() {
         })
         .sum();
     assert!(
-        checked == 30 || (file_lost > 0 && checked > 0),
-        "a file record for every short-lived writer: {checked} of 30, {file_lost} file events lost"
+        checked > 0 && checked as u64 + file_lost >= 30,
+        "a file record for every short-lived writer, or a loss record for it: {checked} of 30, \
+         {file_lost} file events lost"
     );
 }

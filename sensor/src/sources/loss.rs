@@ -1,6 +1,10 @@
-//! Polls the kernel's per-CPU loss counters and turns increases into loss reports.
+//! Polls the kernel's per-CPU loss counters, and the kernel's count of skipped runs of each
+//! program, and turns increases into loss reports.
 
-use std::time::Duration;
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _},
+    time::Duration,
+};
 
 use aya::maps::{MapData, PerCpuArray};
 use sensor_common::{EventKind, LossCounter};
@@ -9,6 +13,7 @@ use tracing::{error, warn};
 
 use crate::{
     enrich::clock::BootClock,
+    loader::ProgramRuns,
     pipeline::{LossReport, PipelineEvent},
 };
 
@@ -21,19 +26,23 @@ struct Seen {
 /// Polls every `every` until `stop`, with a final poll at stop.
 pub async fn run(
     map: PerCpuArray<MapData, LossCounter>,
+    programs: Vec<ProgramRuns>,
     tx: mpsc::Sender<PipelineEvent>,
     mut stop: watch::Receiver<bool>,
     every: Duration,
 ) -> anyhow::Result<()> {
     let start = BootClock::boot_ns_now();
     let mut seen = [Seen { at_boot_ns: start, ..Default::default() }; EventKind::ALL.len()];
+    let mut skipped = Skipped::new(programs, start);
     let mut tick = tokio::time::interval(every);
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,
             _ = stop.changed() => true,
         };
-        for report in poll(&map, &mut seen) {
+        let mut reports = poll(&map, &mut seen);
+        reports.extend(skipped.poll());
+        for report in reports {
             error!(kind = report.kind, reason = report.reason, count = report.count, "kernel events lost");
             if tx.send(PipelineEvent::Loss(report)).await.is_err() {
                 return Ok(());
@@ -79,4 +88,66 @@ fn poll(map: &PerCpuArray<MapData, LossCounter>, seen: &mut [Seen]) -> Vec<LossR
         seen[i] = Seen { counts: total, at_boot_ns: now };
     }
     out
+}
+
+/// Runs the kernel skipped because another BPF program was active on the CPU at the time
+/// (`recursion_misses`, counted per program since Linux 5.12 and shown in its fdinfo).
+struct Skipped {
+    programs: Vec<(ProgramRuns, u64)>,
+    since_boot_ns: u64,
+}
+
+impl Skipped {
+    fn new(programs: Vec<ProgramRuns>, start: u64) -> Self {
+        Self { programs: programs.into_iter().map(|p| (p, 0)).collect(), since_boot_ns: start }
+    }
+
+    fn poll(&mut self) -> Vec<LossReport> {
+        let now = BootClock::boot_ns_now();
+        let mut by_kind = [0u64; EventKind::ALL.len()];
+        for (prog, seen) in &mut self.programs {
+            let path = format!("/proc/self/fdinfo/{}", prog.fd.as_fd().as_raw_fd());
+            let Some(misses) = std::fs::read_to_string(&path).ok().and_then(|t| recursion_misses(&t)) else {
+                continue; // kernels before 5.12 do not count them
+            };
+            if misses > *seen {
+                warn!(prog = prog.name, skipped = misses - *seen, "the kernel skipped runs of a program");
+                if let Some(i) = EventKind::ALL.iter().position(|k| *k == prog.kind) {
+                    by_kind[i] += misses - *seen;
+                }
+                *seen = misses;
+            }
+        }
+        let out = EventKind::ALL
+            .iter()
+            .zip(by_kind)
+            .filter(|(_, n)| *n > 0)
+            .map(|(kind, count)| LossReport {
+                kind: kind.name(),
+                reason: "kernel_skipped",
+                count,
+                first_boot_ns: self.since_boot_ns,
+                last_boot_ns: now,
+            })
+            .collect();
+        self.since_boot_ns = now;
+        out
+    }
+}
+
+/// The `recursion_misses:` value of a BPF program's fdinfo.
+fn recursion_misses(fdinfo: &str) -> Option<u64> {
+    fdinfo.lines().find_map(|l| l.strip_prefix("recursion_misses:")).and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recursion_misses;
+
+    #[test]
+    fn reads_recursion_misses_from_fdinfo() {
+        let t = "pos:\t0\nflags:\t02000002\nprog_type:\t5\nrun_cnt:\t0\nrecursion_misses:\t17\nverified_insns:\t9\n";
+        assert_eq!(recursion_misses(t), Some(17));
+        assert_eq!(recursion_misses("prog_type:\t5\n"), None);
+    }
 }

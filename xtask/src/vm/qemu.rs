@@ -74,6 +74,14 @@ pub fn boot(
     Ok(Boot { elapsed: started.elapsed(), timed_out, console })
 }
 
+/// The first kernel oops or panic line on the console, if the guest kernel crashed.
+pub fn guest_oops(console: &str) -> Option<&str> {
+    console
+        .lines()
+        .find(|l| l.contains("] Oops: ") || l.contains("] Kernel panic") || l.contains("] BUG: "))
+        .map(|l| l.split_once("] ").map_or(l, |(_, r)| r).trim())
+}
+
 /// One test binary's outcome in the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -126,6 +134,13 @@ pub fn marker_value<'a>(console: &'a str, key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guest_oops_is_found_in_kernel_lines_only() {
+        let console = "@@VMTEST start file\ntest BUG: in a name ... ok\n[    7.071424] Oops: int3: 0000 [#1] SMP NOPTI\n";
+        assert_eq!(guest_oops(console), Some("Oops: int3: 0000 [#1] SMP NOPTI"));
+        assert_eq!(guest_oops("@@VMTEST start file\ntest a ... ok\n"), None);
+    }
 
     #[test]
     fn outcomes_from_console_text() {
