@@ -34,7 +34,7 @@ use sensor_common::{
 
 use crate::{
     emit::{Loss, count_loss, wakeup_flags},
-    kernel::{read, read_ptr},
+    kernel::{read, read_ptr, tp_args, tp_field},
     maps::{capture, ready},
     off,
     path::walk,
@@ -86,16 +86,15 @@ pub fn sys_enter_file(ctx: TracePointContext) -> u32 {
         return 0;
     }
     // SAFETY: reads of the tracepoint record.
-    let Ok(nr) = (unsafe { ctx.read_at::<i32>(SYSCALL_NR) }) else { return 0 };
+    let nr: i32 = unsafe { tp_field(&ctx, SYSCALL_NR) };
     // SAFETY: map lookup of a plain value.
     if unsafe { FILE_SYSCALLS.get(nr as u32) }.is_none() {
         return 0;
     }
-    let mut p = PendingFile { nr: nr as u32, _pad: 0, args: [0; 6] };
-    for i in 0..6 {
-        // SAFETY: reads of the tracepoint record.
-        p.args[i] = unsafe { ctx.read_at::<u64>(ARGS + 8 * i) }.unwrap_or(0);
-    }
+    // One copy of the six argument slots; the shared program is attached to syscalls with fewer
+    // arguments, so direct context loads beyond the first would be refused at attach (EACCES).
+    let args = tp_args(&ctx, ARGS);
+    let p = PendingFile { nr: nr as u32, _pad: 0, args };
     let _ = PENDING_FILE.insert(ctx.pid(), p, 0);
     0
 }
@@ -148,7 +147,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
     // SAFETY: map lookup of a plain value.
     let Some(spec) = (unsafe { FILE_SYSCALLS.get(pending.nr) }).copied() else { return Ok(()) };
     // SAFETY: reads the tracepoint record.
-    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(0);
+    let ret: i64 = unsafe { tp_field(ctx, RET) };
     // SAFETY: plain helper call.
     let task = unsafe { bpf_get_current_task() } as *const u8;
 
@@ -395,19 +394,21 @@ pub fn fd_file(task: *const u8, fd: u32) -> Result<*const u8, i32> {
 }
 
 /// `INODE_*` bits of `dentry` and up to `INODE_FILTER_DEPTH` directories above it.
+/// `d_parent` never leaves the file system, so the device is read once, from the first inode.
 #[inline(always)]
 fn filter_bits(dentry: *const u8) -> u32 {
     let mut bits = 0u32;
     let mut d = dentry;
+    let mut dev: Option<u32> = None;
     for _ in 0..INODE_FILTER_DEPTH {
         // SAFETY: probe reads and map lookups.
         unsafe {
             let Ok(inode) = read_ptr(d, off!(dentry_inode)) else { break };
             let ino: u64 = read(inode, off!(inode_ino)).unwrap_or(0);
-            let dev: u32 = match read_ptr(inode, off!(inode_sb)) {
+            let dev = *dev.get_or_insert_with(|| match read_ptr(inode, off!(inode_sb)) {
                 Ok(sb) => read(sb, off!(sb_dev)).unwrap_or(0),
                 Err(_) => 0,
-            };
+            });
             if let Some(b) = INODE_FILTER.get(InodeKey { dev, _pad: 0, ino }) {
                 bits |= *b;
             }

@@ -25,7 +25,7 @@ use sensor_common::{
 use crate::{
     emit::{Loss, count_loss, fill_header, wakeup_flags},
     file::fd_file,
-    kernel::{read, read_ptr},
+    kernel::{read, read_ptr, tp_args, tp_field},
     maps::{capture, ready},
     off,
     task::fill_task,
@@ -53,13 +53,22 @@ const SOCK_DGRAM: u16 = 2;
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
 
+/// Argument `i` of the six copied by [`tp_args`]; constant offsets only (see `file::arg`).
 #[inline(always)]
-fn arg(ctx: &TracePointContext, i: u8) -> u64 {
-    if i >= 6 {
-        return 0;
+fn arg(args: &[u64; 6], i: u8) -> u64 {
+    let at = |k: usize| {
+        // SAFETY: `k` < 6 is in bounds of `args`.
+        unsafe { core::ptr::read_volatile(&raw const args[k]) }
+    };
+    match i {
+        0 => at(0),
+        1 => at(1),
+        2 => at(2),
+        3 => at(3),
+        4 => at(4),
+        5 => at(5),
+        _ => 0,
     }
-    // SAFETY: reads the tracepoint record.
-    unsafe { ctx.read_at::<u64>(ARGS + 8 * (i & 7) as usize) }.unwrap_or(0)
 }
 
 #[tracepoint]
@@ -73,18 +82,19 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
         return 0;
     }
     // SAFETY: reads of the tracepoint record; map lookup of a plain value.
-    let Ok(nr) = (unsafe { ctx.read_at::<i32>(SYSCALL_NR) }) else { return 0 };
+    let nr: i32 = unsafe { tp_field(&ctx, SYSCALL_NR) };
     let Some(spec) = (unsafe { NET_SYSCALLS.get(nr as u32) }).copied() else { return 0 };
+    let args = tp_args(&ctx, ARGS);
     let mut p =
-        PendingNet { nr: nr as u32, fd: arg(&ctx, 0) as u32, sockaddr: [0; 28], _pad: 0, buf: 0, len: 0 };
-    let mut addr_ptr = if spec.addr != ARG_NONE { arg(&ctx, spec.addr) } else { 0 };
+        PendingNet { nr: nr as u32, fd: arg(&args, 0) as u32, sockaddr: [0; 28], _pad: 0, buf: 0, len: 0 };
+    let mut addr_ptr = if spec.addr != ARG_NONE { arg(&args, spec.addr) } else { 0 };
     if spec.buf != ARG_NONE {
-        p.buf = arg(&ctx, spec.buf);
-        p.len = arg(&ctx, spec.len);
+        p.buf = arg(&args, spec.buf);
+        p.len = arg(&args, spec.len);
     }
     if spec.msghdr != ARG_NONE {
         // struct user_msghdr (UAPI): msg_name at 0, msg_iov at 16; struct iovec: base, len.
-        let msg = arg(&ctx, spec.msghdr);
+        let msg = arg(&args, spec.msghdr);
         let mut hdr = [0u64; 3];
         // SAFETY: user memory read with the probe helper into a stack value.
         unsafe {
@@ -144,7 +154,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
     // SAFETY: map lookup of a plain value.
     let Some(spec) = (unsafe { NET_SYSCALLS.get(p.nr) }).copied() else { return Ok(()) };
     // SAFETY: reads the tracepoint record.
-    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(0);
+    let ret: i64 = unsafe { tp_field(ctx, RET) };
     let fd = if spec.op == op::ACCEPT {
         if ret < 0 {
             return Ok(()); // a failed accept (e.g. EAGAIN) is not a connection

@@ -26,6 +26,7 @@ use sensor_common::{
 
 use crate::{
     emit::{emit, fill_header},
+    kernel::tp_field,
     maps::{PENDING, PENDING_SCRATCH, capture, module_name_loc, ready},
     task::{fill_task, read_creds},
 };
@@ -92,13 +93,13 @@ fn take(tid: u32, kind: EventKind) -> Option<*mut PendingSyscall> {
 #[inline(always)]
 fn ret(ctx: &TracePointContext) -> i64 {
     // SAFETY: reads the tracepoint record.
-    unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1)
+    unsafe { tp_field(ctx, RET) }
 }
 
 #[inline(always)]
 fn arg(ctx: &TracePointContext, off: usize) -> u64 {
     // SAFETY: reads the tracepoint record.
-    unsafe { ctx.read_at::<u64>(off) }.unwrap_or(0)
+    unsafe { tp_field(ctx, off) }
 }
 
 // --- credentials: setuid family, setgid family, capset ---
@@ -132,7 +133,7 @@ pub fn sys_exit_cred(ctx: TracePointContext) -> u32 {
         return 0; // a successful call that changed nothing is not a privilege change
     }
     // SAFETY: reads the tracepoint record.
-    let nr = unsafe { ctx.read_at::<i32>(SYSCALL_NR) }.unwrap_or(-1);
+    let nr: i32 = unsafe { tp_field(&ctx, SYSCALL_NR) };
     emit::<CredEvent>(EventKind::Cred, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
         unsafe {
