@@ -19,7 +19,7 @@ mod procfs;
 pub mod session;
 pub mod users;
 
-use sensor_common::task::TASK_EXE_DELETED;
+use sensor_common::task::{TASK_EXE_DELETED, TASK_NO_MM};
 use sensor_proto::v1::{Ancestor, LossEvent, Namespaces, Process, audit_record::Event};
 
 use crate::{
@@ -70,6 +70,8 @@ pub struct Enricher {
     malformed_dns: u64,
     /// Bulk events waiting for their process's lineage events.
     parking: parking::Parking<KernelEvent>,
+    /// The sensor's mount namespace: exe paths of processes in it can be checked on disk.
+    own_mnt_ns: u64,
 }
 
 /// Most processes waiting for their executable's digest.
@@ -94,6 +96,7 @@ impl Enricher {
             sensitive: crate::filter::SharedSensitive::default(),
             malformed_dns: 0,
             parking: parking::Parking::default(),
+            own_mnt_ns: procfs::own_mnt_ns(),
             guids,
         }
     }
@@ -192,7 +195,16 @@ impl Enricher {
                 // Lineage events drive the table's clock: processes that exited more than the
                 // grace period ago, and that nothing needs, are retired.
                 self.table.advance(x.header.boot_ns);
-                let process = self.known_process(x.header.tgid, x.header.tid, &x.task);
+                let mut process = self.known_process(x.header.tgid, x.header.tid, &x.task);
+                if x.task.flags & TASK_NO_MM != 0
+                    && !process.exe_deleted
+                    && !process.exe_memfd
+                    && self.own_mnt_ns != 0
+                    && u64::from(x.task.mnt_ns) == self.own_mnt_ns
+                {
+                    // The kernel released the executable before the exit tracepoint (< 6.16).
+                    process.exe_deleted = procfs::exe_gone(&process.exe);
+                }
                 self.hash_pending.remove(&process.guid);
                 let done = self.done(x.header.boot_ns, process, events::exit(&x));
                 self.table.on_exit(

@@ -35,9 +35,33 @@ pub fn live_view(pid: u32, start_boot_ns: u64) -> Option<LiveView> {
     (start_ticks(pid)? == start_boot_ns / NS_PER_TICK).then_some(view)
 }
 
+/// The mount namespace the sensor runs in (inode of `/proc/self/ns/mnt`), 0 when unknown.
+pub fn own_mnt_ns() -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self/ns/mnt").map_or(0, |m| m.ino())
+}
+
+/// Whether the executable at `exe` is gone: for exit records on kernels whose exit tracepoint
+/// runs after the address space (and with it the executable's file) was released (before
+/// 6.16), where the kernel cannot say. Only meaningful for a path in the sensor's own mount
+/// namespace; a binary deleted and replaced at the same path is not seen.
+pub fn exe_gone(exe: &str) -> bool {
+    exe.starts_with('/')
+        && matches!(std::fs::symlink_metadata(exe), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exe_gone_only_for_a_missing_absolute_path() {
+        assert!(exe_gone("/nonexistent-dir-for-sensor-test/doomed"));
+        assert!(!exe_gone("/proc/self/exe"));
+        assert!(!exe_gone(""));
+        assert!(!exe_gone("memfd:payload (deleted)"));
+        assert_ne!(own_mnt_ns(), 0);
+    }
 
     #[test]
     fn own_start_ticks_parse() {

@@ -75,12 +75,7 @@ const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 5] = [
 /// Failures seen on one kernel and not fixed yet: (kernel, test binary, test, what happens).
 /// They still run; when a binary fails only with these, its cell reads "known" and CI stays
 /// green, with the reason in the notes. A known failure that passes again shows as "pass".
-const KNOWN_FAILURES: &[(&str, &str, &str, &str)] = &[(
-    "6.12",
-    "process",
-    "binary_deleted_after_start_is_flagged",
-    "exe_deleted is not set on the exit record of a process whose binary was deleted (passes on 6.18 and 7.2)",
-)];
+const KNOWN_FAILURES: &[(&str, &str, &str, &str)] = &[];
 
 /// Options of `vm-test`.
 #[derive(Debug)]
@@ -145,7 +140,7 @@ pub fn vm_test(ws: &Path, opts: &VmOpts) -> anyhow::Result<()> {
     let mut failed = false;
     let mut report = String::new();
     let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
-    let _ = writeln!(report, "\nKernel matrix (QEMU TCG, -smp 2 -m 1024):");
+    let _ = writeln!(report, "\nKernel matrix (QEMU TCG single-threaded, -smp 2 -m 1024):");
     let _ = write!(report, "{:<9} {:<34}", "kernel", "guest uname -r");
     for n in &names {
         let _ = write!(report, " {n:<8}");
