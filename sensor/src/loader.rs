@@ -1,13 +1,13 @@
 //! Loading the embedded eBPF object: preflight checks, globals from the running kernel's BTF,
 //! and program attachment. Maps the sources read from are taken out before anything attaches.
 
-use std::time::Instant;
+use std::{collections::HashMap, time::Instant};
 
 use anyhow::{Context as _, bail};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, ProgramFd, TracePoint},
+    programs::{BtfTracePoint, Program, ProgramFd, TracePoint},
 };
 use sensor_common::{
     EventKind, LossCounter,
@@ -151,7 +151,10 @@ fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
 }
 
 /// Attaches one optional collector.
-type Collector = fn(&mut Ebpf) -> anyhow::Result<()>;
+type Collector = fn(&mut Ebpf, &Refused) -> anyhow::Result<()>;
+
+/// Programs the verifier refused, with its reason.
+type Refused = HashMap<String, String>;
 
 /// What is attached, for the startup log and tests.
 #[derive(Debug, Default, Clone)]
@@ -211,32 +214,33 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
     let started = Instant::now();
     let btf = Btf::from_sys_fs().context("reading kernel BTF")?;
     let mut out = Attached::default();
-    for (prog, tp) in [
-        (names::PROG_SCHED_PROCESS_EXEC, "sched_process_exec"),
-        (names::PROG_SCHED_PROCESS_FORK, "sched_process_fork"),
-        (names::PROG_SCHED_PROCESS_EXIT, "sched_process_exit"),
-    ] {
-        attach_btf(ebpf, &btf, prog, tp)?;
+    let refused = verify(ebpf, &btf)?;
+    for prog in LIFECYCLE.map(|(prog, _)| prog) {
+        let p: &mut BtfTracePoint =
+            ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+        p.attach().with_context(|| format!("attaching {prog}"))?;
         out.collectors.push(prog);
     }
     let optional: [(&'static str, Collector); 7] = [
         ("file", attach_file),
         ("network", attach_net),
         ("privilege", attach_cred),
-        ("ptrace", |e| {
-            attach_syscall_pair(e, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")
+        ("ptrace", |e, r| {
+            attach_syscall_pair(e, r, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")
         }),
-        ("bpf_load", |e| attach_syscall_pair(e, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")),
-        ("memfd_create", |e| {
-            attach_syscall_pair(e, names::PROG_SYS_ENTER_MEMFD, names::PROG_SYS_EXIT_MEMFD, "memfd_create")
+        ("bpf_load", |e, r| {
+            attach_syscall_pair(e, r, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")
         }),
-        ("module_load", |e| attach_tp(e, names::PROG_MODULE_LOAD, "module", "module_load")),
+        ("memfd_create", |e, r| {
+            attach_syscall_pair(e, r, names::PROG_SYS_ENTER_MEMFD, names::PROG_SYS_EXIT_MEMFD, "memfd_create")
+        }),
+        ("module_load", |e, r| attach_tp(e, r, names::PROG_MODULE_LOAD, "module", "module_load")),
     ];
     let layout_ok = tracefs::check_syscall_layout();
     for (name, attach) in optional {
         let res = match (&layout_ok, name) {
             (Err(e), n) if n != "module_load" => Err(anyhow::anyhow!("{e:#}")),
-            _ => attach(ebpf),
+            _ => attach(ebpf, &refused),
         };
         match res {
             Ok(()) => out.collectors.push(name),
@@ -255,43 +259,99 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
     Ok(out)
 }
 
-fn attach_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tp: &str) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let p: &mut BtfTracePoint =
-        ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-    p.load(tp, btf).with_context(|| format!("verifying {prog}"))?;
-    p.attach().with_context(|| format!("attaching {prog}"))?;
-    debug!(prog, elapsed_ms = started.elapsed().as_millis(), "verified and attached");
-    Ok(())
+/// The lifecycle programs and their `tp_btf` tracepoints (required).
+const LIFECYCLE: [(&str, &str); 3] = [
+    (names::PROG_SCHED_PROCESS_EXEC, "sched_process_exec"),
+    (names::PROG_SCHED_PROCESS_FORK, "sched_process_fork"),
+    (names::PROG_SCHED_PROCESS_EXIT, "sched_process_exit"),
+];
+
+/// Verifies (loads) every program: verification is most of start-up (on 6.18: sys_exit_net
+/// ~200 ms, sched_process_exec ~150 ms, sys_exit_file ~100 ms), so the tracepoint programs are
+/// verified on threads of their own while the lifecycle programs are verified here. A refused
+/// lifecycle program is an error; refused optional ones are returned with the reason.
+fn verify(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<Refused> {
+    std::thread::scope(|s| {
+        let mut lifecycle = Vec::new();
+        let mut others = Vec::new();
+        for (name, prog) in ebpf.programs_mut() {
+            match prog {
+                Program::BtfTracePoint(p) => lifecycle.push((name, p)),
+                Program::TracePoint(p) => {
+                    let started = Instant::now();
+                    let job = s.spawn(move || {
+                        let res = p.load();
+                        debug!(prog = name, elapsed_ms = started.elapsed().as_millis(), "verified");
+                        res
+                    });
+                    others.push((name, job));
+                }
+                _ => {}
+            }
+        }
+        for (prog, tp) in LIFECYCLE {
+            let started = Instant::now();
+            let (_, p) = lifecycle
+                .iter_mut()
+                .find(|(n, _)| *n == prog)
+                .with_context(|| format!("program {prog} missing"))?;
+            p.load(tp, btf).with_context(|| format!("verifying {prog}"))?;
+            debug!(prog, elapsed_ms = started.elapsed().as_millis(), "verified");
+        }
+        let mut refused = Refused::new();
+        for (name, job) in others {
+            let res = job.join().map_err(|_| anyhow::anyhow!("verifying {name}: the thread panicked"))?;
+            if let Err(e) = res {
+                refused.insert(
+                    name.to_owned(),
+                    format!("{:#}", anyhow::Error::new(e).context(format!("verifying {name}"))),
+                );
+            }
+        }
+        Ok(refused)
+    })
 }
 
-fn tracepoint<'a>(ebpf: &'a mut Ebpf, prog: &str) -> anyhow::Result<&'a mut TracePoint> {
+fn tracepoint<'a>(ebpf: &'a mut Ebpf, refused: &Refused, prog: &str) -> anyhow::Result<&'a mut TracePoint> {
+    if let Some(why) = refused.get(prog) {
+        anyhow::bail!("{why}");
+    }
     let p: &mut TracePoint =
         ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-    if p.fd().is_err() {
-        p.load().with_context(|| format!("verifying {prog}"))?;
-    }
     Ok(p)
 }
 
-fn attach_tp(ebpf: &mut Ebpf, prog: &str, category: &str, name: &str) -> anyhow::Result<()> {
-    tracepoint(ebpf, prog)?
+fn attach_tp(
+    ebpf: &mut Ebpf,
+    refused: &Refused,
+    prog: &str,
+    category: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    tracepoint(ebpf, refused, prog)?
         .attach(category, name)
         .with_context(|| format!("attaching {prog} to {category}/{name}"))?;
     Ok(())
 }
 
-fn attach_syscall_pair(ebpf: &mut Ebpf, enter: &str, exit: &str, syscall: &str) -> anyhow::Result<()> {
-    attach_tp(ebpf, enter, "syscalls", &format!("sys_enter_{syscall}"))?;
-    attach_tp(ebpf, exit, "syscalls", &format!("sys_exit_{syscall}"))
+fn attach_syscall_pair(
+    ebpf: &mut Ebpf,
+    refused: &Refused,
+    enter: &str,
+    exit: &str,
+    syscall: &str,
+) -> anyhow::Result<()> {
+    attach_tp(ebpf, refused, enter, "syscalls", &format!("sys_enter_{syscall}"))?;
+    attach_tp(ebpf, refused, exit, "syscalls", &format!("sys_exit_{syscall}"))
 }
 
 /// The file programs on every watched file syscall this kernel has.
-fn attach_file(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+fn attach_file(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
     let mut attached = 0;
     let mut first_error = None;
     for (_, name, _) in file_syscalls::for_this_arch() {
-        match attach_syscall_pair(ebpf, names::PROG_SYS_ENTER_FILE, names::PROG_SYS_EXIT_FILE, name) {
+        match attach_syscall_pair(ebpf, refused, names::PROG_SYS_ENTER_FILE, names::PROG_SYS_EXIT_FILE, name)
+        {
             Ok(()) => attached += 1,
             Err(e) => {
                 debug!(syscall = name, error = %format!("{e:#}"), "file syscall not watched");
@@ -308,16 +368,16 @@ fn attach_file(ebpf: &mut Ebpf) -> anyhow::Result<()> {
 }
 
 /// The network programs on every watched network syscall.
-fn attach_net(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+fn attach_net(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
     for (_, name, _) in file_syscalls::net_for_this_arch() {
-        attach_syscall_pair(ebpf, names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET, name)?;
+        attach_syscall_pair(ebpf, refused, names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET, name)?;
     }
     Ok(())
 }
 
-fn attach_cred(ebpf: &mut Ebpf) -> anyhow::Result<()> {
+fn attach_cred(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
     for syscall in names::CRED_SYSCALLS {
-        attach_syscall_pair(ebpf, names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED, syscall)?;
+        attach_syscall_pair(ebpf, refused, names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED, syscall)?;
     }
     Ok(())
 }
