@@ -34,7 +34,7 @@ use sensor_common::{
 
 use crate::{
     emit::{Loss, count_loss, wakeup_flags},
-    kernel::{read, read_ptr, tp_args, tp_field},
+    kernel::{arg_at, read, read_ptr, tp_args, tp_field},
     maps::{capture, ready},
     off,
     path::walk,
@@ -111,25 +111,10 @@ pub fn sys_exit_file(ctx: TracePointContext) -> u32 {
     }
 }
 
-/// Argument `i` of the pending call. Constant offsets only: indexing with `i` is a
-/// variable-offset stack read, which verifiers before 6.12 refuse ("invalid variable-offset
-/// read from stack" on 6.1, once LLVM drops the `& 7` after the `< 6` check). Volatile, so
-/// LLVM cannot merge the arms back into one indexed load.
+/// Argument `i` of the pending call.
 #[inline(always)]
 fn arg(p: &PendingFile, i: u8) -> u64 {
-    let at = |k: usize| {
-        // SAFETY: `k` < 6 is in bounds of `args`.
-        unsafe { core::ptr::read_volatile(&raw const p.args[k]) }
-    };
-    match i {
-        0 => at(0),
-        1 => at(1),
-        2 => at(2),
-        3 => at(3),
-        4 => at(4),
-        5 => at(5),
-        _ => 0,
-    }
+    arg_at(&p.args, i)
 }
 
 fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {

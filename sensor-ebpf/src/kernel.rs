@@ -64,3 +64,24 @@ pub fn tp_args(ctx: &TracePointContext, off: usize) -> [u64; 6] {
     unsafe { bpf_probe_read_kernel(ctx.as_ptr().cast::<u8>().wrapping_add(off).cast::<[u64; 6]>()) }
         .unwrap_or([0; 6])
 }
+
+/// Slot `i` (< 6) of syscall arguments saved or copied as `[u64; 6]`. Constant offsets only:
+/// indexing with `i` is a variable-offset stack read, which verifiers before 6.12 refuse
+/// ("invalid variable-offset read from stack" on 6.1, once LLVM drops the `& 7` after the `< 6`
+/// check). Volatile, so LLVM cannot merge the arms back into one indexed load.
+#[inline(always)]
+pub fn arg_at(args: &[u64; 6], i: u8) -> u64 {
+    let at = |k: usize| {
+        // SAFETY: `k` < 6 is in bounds of `args`.
+        unsafe { core::ptr::read_volatile(&raw const args[k]) }
+    };
+    match i {
+        0 => at(0),
+        1 => at(1),
+        2 => at(2),
+        3 => at(3),
+        4 => at(4),
+        5 => at(5),
+        _ => 0,
+    }
+}

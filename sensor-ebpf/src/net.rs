@@ -25,7 +25,7 @@ use sensor_common::{
 use crate::{
     emit::{Loss, count_loss, fill_header, wakeup_flags},
     file::fd_file,
-    kernel::{read, read_ptr, tp_args, tp_field},
+    kernel::{arg_at, read, read_ptr, tp_args, tp_field},
     maps::{capture, ready},
     off,
     task::fill_task,
@@ -53,24 +53,6 @@ const SOCK_DGRAM: u16 = 2;
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
 
-/// Argument `i` of the six copied by [`tp_args`]; constant offsets only (see `file::arg`).
-#[inline(always)]
-fn arg(args: &[u64; 6], i: u8) -> u64 {
-    let at = |k: usize| {
-        // SAFETY: `k` < 6 is in bounds of `args`.
-        unsafe { core::ptr::read_volatile(&raw const args[k]) }
-    };
-    match i {
-        0 => at(0),
-        1 => at(1),
-        2 => at(2),
-        3 => at(3),
-        4 => at(4),
-        5 => at(5),
-        _ => 0,
-    }
-}
-
 #[tracepoint]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
@@ -86,15 +68,15 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
     let Some(spec) = (unsafe { NET_SYSCALLS.get(nr as u32) }).copied() else { return 0 };
     let args = tp_args(&ctx, ARGS);
     let mut p =
-        PendingNet { nr: nr as u32, fd: arg(&args, 0) as u32, sockaddr: [0; 28], _pad: 0, buf: 0, len: 0 };
-    let mut addr_ptr = if spec.addr != ARG_NONE { arg(&args, spec.addr) } else { 0 };
+        PendingNet { nr: nr as u32, fd: arg_at(&args, 0) as u32, sockaddr: [0; 28], _pad: 0, buf: 0, len: 0 };
+    let mut addr_ptr = if spec.addr != ARG_NONE { arg_at(&args, spec.addr) } else { 0 };
     if spec.buf != ARG_NONE {
-        p.buf = arg(&args, spec.buf);
-        p.len = arg(&args, spec.len);
+        p.buf = arg_at(&args, spec.buf);
+        p.len = arg_at(&args, spec.len);
     }
     if spec.msghdr != ARG_NONE {
         // struct user_msghdr (UAPI): msg_name at 0, msg_iov at 16; struct iovec: base, len.
-        let msg = arg(&args, spec.msghdr);
+        let msg = arg_at(&args, spec.msghdr);
         let mut hdr = [0u64; 3];
         // SAFETY: user memory read with the probe helper into a stack value.
         unsafe {
