@@ -81,6 +81,17 @@ pub fn is_exec_of(r: &AuditRecord, pid: u32) -> bool {
     matches!(r.event, Some(Event::Exec(_))) && r.process.as_ref().is_some_and(|p| p.pid == pid)
 }
 
+/// Events of `kind` that loss records account for (with `reason`, when given).
+pub fn lost(records: &[AuditRecord], kind: &str, reason: Option<&str>) -> u64 {
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Some(Event::Loss(l)) if l.kind == kind && reason.is_none_or(|x| l.reason == x) => Some(l.count),
+            _ => None,
+        })
+        .sum()
+}
+
 /// A string no other process on the machine will have in its argv.
 pub fn unique(tag: &str) -> String {
     let nanos =

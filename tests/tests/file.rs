@@ -317,13 +317,7 @@ fn short_lived_writers_keep_their_context_under_a_file_storm() {
     }
     // Under overload (e.g. an emulated guest) the file ring may shed events: then they are
     // accounted for by loss records, and every record that did arrive must still be complete.
-    let file_lost: u64 = records
-        .iter()
-        .filter_map(|r| match &r.event {
-            Some(Event::Loss(l)) if l.kind == "file" => Some(l.count),
-            _ => None,
-        })
-        .sum();
+    let file_lost = sensor_tests::lost(&records, "file", None);
     assert!(
         checked > 0 && checked as u64 + file_lost >= 30,
         "a file record for every short-lived writer, or a loss record for it: {checked} of 30, \

@@ -12,7 +12,7 @@ use sensor::{
     sinks::{Sink, SinkError},
 };
 use sensor_proto::{AuditRecord, v1::audit_record::Event};
-use sensor_tests::{TestSensor, unique};
+use sensor_tests::{TestSensor, lost, unique};
 
 /// A sink that blocks while the test holds the gate, stalling the whole pipeline.
 struct GatedSink(Arc<Mutex<()>>);
@@ -62,13 +62,7 @@ fn ring_overflow_becomes_loss_records() {
                 && r.process.as_ref().is_some_and(|p| p.argv.get(1) == Some(&tag))
         })
         .count();
-    let lost: u64 = records
-        .iter()
-        .filter_map(|r| match &r.event {
-            Some(Event::Loss(l)) if l.kind == "exec" && l.reason == "ringbuf_full" => Some(l.count),
-            _ => None,
-        })
-        .sum();
+    let lost = lost(&records, "exec", Some("ringbuf_full"));
     assert!(lost > 0, "a 4 KiB ring with a stalled reader must overflow (delivered {delivered})");
     // Other processes on the machine may also have lost events, so `lost` can exceed ours.
     assert!(delivered as u64 + lost >= N as u64, "delivered {delivered} + lost {lost} < {N}");
@@ -114,20 +108,8 @@ fn file_overload_is_shed_and_counted_while_lineage_survives() {
                 && r.process.as_ref().is_some_and(|p| p.argv.get(1) == Some(&tag))
         })
         .count();
-    let file_lost: u64 = records
-        .iter()
-        .filter_map(|r| match &r.event {
-            Some(Event::Loss(l)) if l.kind == "file" && l.reason == "ringbuf_full" => Some(l.count),
-            _ => None,
-        })
-        .sum();
-    let exec_lost: u64 = records
-        .iter()
-        .filter_map(|r| match &r.event {
-            Some(Event::Loss(l)) if l.kind == "exec" => Some(l.count),
-            _ => None,
-        })
-        .sum();
+    let file_lost = lost(&records, "file", Some("ringbuf_full"));
+    let exec_lost = lost(&records, "exec", None);
     assert!(file_lost > 0, "the file storm must overflow a 4 KiB ring");
     assert_eq!(exec_lost, 0, "lineage is never shed with file events");
     assert_eq!(execs, N, "every exec during the file storm is recorded");

@@ -140,22 +140,7 @@ pub fn ensure_vm_packages() -> anyhow::Result<()> {
         bail!("vm-test needs these Debian packages: {} (run as root to install them)", missing.join(" "));
     }
     eprintln!("xtask setup: installing {}", missing.join(" "));
-    util::run(
-        Command::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing),
-    )
-    .or_else(|_| {
-        util::run(Command::new("apt-get").args(["update", "-q"]))?;
-        util::run(
-            Command::new("apt-get")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["install", "-y", "-q", "--no-install-recommends"])
-                .args(&missing),
-        )
-    })
-    .context("installing the vm-test packages")
+    apt_install(&missing).context("installing the vm-test packages")
 }
 
 /// Mounts tracefs and bpffs if they are missing. Failures are reported, not fatal: the sensor
@@ -197,18 +182,7 @@ fn ensure_rsyslog() {
         return;
     }
     eprintln!("xtask setup: installing rsyslog and rsyslog-gnutls (for the syslog output tests)");
-    let apt = |args: &[&str]| {
-        util::run(
-            Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdin(std::process::Stdio::null()),
-        )
-    };
-    let install = ["install", "-y", "--no-install-recommends", "rsyslog", "rsyslog-gnutls"];
-    // A fresh machine may have no package lists yet.
-    let res = apt(&install).or_else(|_| apt(&["update", "-qq"]).and_then(|()| apt(&install)));
-    if let Err(e) = res {
+    if let Err(e) = apt_install(&["rsyslog", "rsyslog-gnutls"]) {
         eprintln!("xtask setup: could not install rsyslog: {e:#}");
     }
 }
@@ -244,7 +218,7 @@ fn ensure_build_libs() {
 
 /// `apt-get install` without questions or recommends, updating the package lists first when
 /// the install fails (a fresh machine may have none).
-fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     let apt = |args: &[&str]| {
         util::run(
             Command::new("apt-get")

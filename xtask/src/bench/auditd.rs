@@ -29,17 +29,7 @@ pub fn prepare() -> anyhow::Result<()> {
     }
     if tool("auditd").is_none() || tool("auditctl").is_none() {
         eprintln!("xtask bench: installing auditd (apt-get)");
-        let install = || {
-            util::run(
-                Command::new("apt-get")
-                    .args(["install", "-y", "--no-install-recommends", "auditd"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            )
-        };
-        if install().is_err() {
-            util::run(Command::new("apt-get").arg("update"))?;
-            install().context("apt-get install auditd")?;
-        }
+        crate::setup::apt_install(&["auditd"]).context("apt-get install auditd")?;
     }
     if tool("auditd").is_none() || tool("auditctl").is_none() {
         bail!("auditd/auditctl not found after installing the auditd package");
