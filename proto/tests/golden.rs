@@ -79,7 +79,34 @@ fn loss_record() -> AuditRecord {
             count: 17,
             first_boot_ns: 6_072_000_000_000,
             last_boot_ns: 6_073_000_000_000,
+            ..Default::default()
         })),
+        ..Default::default()
+    }
+}
+
+/// Records an output could not write (its disk was full), as that output's stream shows them.
+fn sink_loss_record() -> AuditRecord {
+    AuditRecord {
+        schema_version: 1,
+        seq: 5044,
+        time: Some(Timestamp { seconds: 1_795_432_060, nanos: 0 }),
+        boot_ns: 6_133_000_000_000,
+        host: Some(host()),
+        event: Some(Event::Loss(LossEvent {
+            kind: "sink".into(),
+            reason: "disk_full".into(),
+            count: 1000,
+            first_boot_ns: 6_080_000_000_000,
+            last_boot_ns: 6_130_000_000_000,
+            output: "file:/var/lib/sensor/records".into(),
+            first_seq: 4044,
+            last_seq: 5043,
+            gap_prev_hash: "5f1d0a4f3c2e1b6a798897a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6".into(),
+        })),
+        integrity: Some(sensor_proto::v1::Integrity {
+            prev_hash: "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9".into(),
+        }),
         ..Default::default()
     }
 }
@@ -108,6 +135,11 @@ fn exec_record_golden() {
 #[test]
 fn loss_record_golden() {
     check_golden("loss.json", &loss_record());
+}
+
+#[test]
+fn sink_loss_record_golden() {
+    check_golden("loss_sink.json", &sink_loss_record());
 }
 
 #[test]

@@ -151,6 +151,32 @@ fn sink_values(s: &SinkStats) -> [u64; 5] {
         .map(|a| a.load(Ordering::Relaxed))
 }
 
+/// Series of the sinks that write to a local disk (`file:` and the spools).
+const DISK_FAMILIES: [(&str, &str, &str); 5] = [
+    ("sensor_sink_disk_free_bytes", "gauge", "Free bytes on the file system a sink writes to."),
+    ("sensor_sink_disk_reserve_bytes", "gauge", "Free space a sink leaves to the rest of the machine."),
+    (
+        "sensor_sink_disk_suspended",
+        "gauge",
+        "1 while a sink does not write (below its reserve, or a write failed).",
+    ),
+    (
+        "sensor_sink_unwritten_records_total",
+        "counter",
+        "Records a sink could not write (full disk, I/O error); loss records of kind sink account for them.",
+    ),
+    (
+        "sensor_sink_low_space_deleted_files_total",
+        "counter",
+        "Oldest files a sink deleted to keep its disk reserve (on_low_space = rotate).",
+    ),
+];
+
+fn disk_values(s: &SinkStats) -> [u64; 5] {
+    [&s.disk_free, &s.disk_reserve, &s.disk_suspended, &s.unwritten, &s.deleted_files]
+        .map(|a| a.load(Ordering::Relaxed))
+}
+
 /// The Prometheus text exposition (version 0.0.4) of `stats`.
 pub fn render(stats: &Stats) -> String {
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -278,6 +304,17 @@ pub fn render(stats: &Stats) -> String {
         let samples: Vec<_> =
             stats.sinks.iter().map(|s| (labels(&[("sink", &s.name)]), sink_values(s)[i])).collect();
         family(&mut out, name, kind, help, &samples);
+    }
+    for (i, (name, kind, help)) in DISK_FAMILIES.iter().enumerate() {
+        let samples: Vec<_> = stats
+            .sinks
+            .iter()
+            .filter(|s| s.has_disk.load(Ordering::Relaxed))
+            .map(|s| (labels(&[("sink", &s.name)]), disk_values(s)[i]))
+            .collect();
+        if !samples.is_empty() {
+            family(&mut out, name, kind, help, &samples);
+        }
     }
     out
 }

@@ -370,6 +370,7 @@ fn record_stage(
         if since_publish >= crate::stats::PUBLISH_EVERY {
             since_publish = 0;
             stats.publish(&rx, &enricher, &sinks);
+            account_sink_losses(&mut sinks, &mut builder, stats, &mut write_all, false);
         }
         // Read before taking an event: the process events it covers are queued by now, and the
         // lineage queue is emptied before any bulk event is taken.
@@ -379,6 +380,7 @@ fn record_stage(
             queue::Polled::Empty => {
                 write_all(&mut sinks, true, None);
                 account_sink_drops(&mut sinks, &mut enricher, &mut builder, stats, &mut write_all);
+                account_sink_losses(&mut sinks, &mut builder, stats, &mut write_all, false);
                 stats.publish(&rx, &enricher, &sinks);
                 if enricher.parked() == 0 {
                     match rt.block_on(rx.next()) {
@@ -426,6 +428,9 @@ fn record_stage(
         stats.records.fetch_add(1, Ordering::Relaxed);
         write_all(&mut sinks, false, Some(&record));
     }
+    // Outputs that cannot write: the other outputs learn how much is missing from them.
+    account_sink_drops(&mut sinks, &mut enricher, &mut builder, stats, &mut write_all);
+    account_sink_losses(&mut sinks, &mut builder, stats, &mut write_all, true);
     // The final checkpoint: a chain that ends without one was cut short.
     let cp = builder.checkpoint(true);
     stats.records.fetch_add(1, Ordering::Relaxed);
@@ -446,7 +451,8 @@ fn record_stage(
     sinks.iter().zip(errors).map(|(s, errors)| SinkReport { name: s.name().to_owned(), errors }).collect()
 }
 
-/// Turns records a sink had to give up (a full spool) into a loss record, written to every sink.
+/// Turns records a sink had to give up (a full spool, a low disk) into loss records, written to
+/// every sink.
 fn account_sink_drops(
     sinks: &mut Vec<Box<dyn Sink>>,
     enricher: &mut Enricher,
@@ -454,23 +460,49 @@ fn account_sink_drops(
     stats: &Stats,
     write_all: &mut impl FnMut(&mut Vec<Box<dyn Sink>>, bool, Option<&crate::record::Sealed>),
 ) {
-    let dropped: u64 = sinks.iter_mut().map(|s| s.take_dropped()).sum();
-    if dropped == 0 {
-        return;
+    let mut dropped = Vec::new();
+    for s in sinks.iter_mut() {
+        dropped.extend(s.take_dropped().into_iter().map(|(reason, n)| (s.name().to_owned(), reason, n)));
     }
-    let now = BootClock::boot_ns_now();
-    let report = LossReport {
-        kind: "record",
-        reason: "sink_spool_full",
-        count: dropped,
-        first_boot_ns: now,
-        last_boot_ns: now,
-    };
-    stats.add_loss(&report);
-    let mut batch = Vec::with_capacity(1);
-    enricher.enrich(PipelineEvent::Loss(report), &mut batch);
-    for e in batch {
-        let record = builder.build(e);
+    for (output, reason, count) in dropped.into_iter().filter(|d| d.2 > 0) {
+        let now = BootClock::boot_ns_now();
+        let report = LossReport { kind: "record", reason, count, first_boot_ns: now, last_boot_ns: now };
+        stats.add_loss(&report);
+        let mut batch = Vec::with_capacity(1);
+        enricher.enrich(PipelineEvent::Loss(report), &mut batch);
+        for mut e in batch {
+            if let sensor_proto::v1::audit_record::Event::Loss(l) = &mut e.event {
+                l.output = output.clone();
+            }
+            let record = builder.build(e);
+            stats.records.fetch_add(1, Ordering::Relaxed);
+            stats.loss_records.fetch_add(1, Ordering::Relaxed);
+            write_all(sinks, false, Some(&record));
+        }
+    }
+}
+
+/// Records a sink could not write (full disk, I/O error): once it can write again (or at stop),
+/// one loss record for the gap goes to every sink, that sink's stream included. One sink at a
+/// time, so each such record directly follows its own gap.
+fn account_sink_losses(
+    sinks: &mut Vec<Box<dyn Sink>>,
+    builder: &mut RecordBuilder,
+    stats: &Stats,
+    write_all: &mut impl FnMut(&mut Vec<Box<dyn Sink>>, bool, Option<&crate::record::Sealed>),
+    stopping: bool,
+) {
+    for i in 0..sinks.len() {
+        let Some(loss) = sinks.get_mut(i).and_then(|s| s.take_loss(stopping)) else { continue };
+        let now = BootClock::boot_ns_now();
+        stats.add_loss(&LossReport {
+            kind: "sink",
+            reason: loss.reason,
+            count: loss.count,
+            first_boot_ns: loss.first_boot_ns,
+            last_boot_ns: loss.last_boot_ns,
+        });
+        let record = builder.build(crate::enrich::sink_loss(now, loss));
         stats.records.fetch_add(1, Ordering::Relaxed);
         stats.loss_records.fetch_add(1, Ordering::Relaxed);
         write_all(sinks, false, Some(&record));

@@ -68,6 +68,14 @@ pub struct SinkStats {
     pub spool_bytes: AtomicU64,
     pub delivered: AtomicU64,
     pub delivery_errors: AtomicU64,
+    /// From [`Sink::metrics`] of sinks that write to a local disk (`has_disk`): free space,
+    /// reserve, 1 while suspended, records not written, files deleted for space.
+    pub has_disk: std::sync::atomic::AtomicBool,
+    pub disk_free: AtomicU64,
+    pub disk_reserve: AtomicU64,
+    pub disk_suspended: AtomicU64,
+    pub unwritten: AtomicU64,
+    pub deleted_files: AtomicU64,
 }
 
 impl Stats {
@@ -106,6 +114,14 @@ impl Stats {
             c.spool_bytes.store(m.spool_bytes, Ordering::Relaxed);
             c.delivered.store(m.delivered, Ordering::Relaxed);
             c.delivery_errors.store(m.errors, Ordering::Relaxed);
+            if let Some(d) = m.disk {
+                c.has_disk.store(true, Ordering::Relaxed);
+                c.disk_free.store(d.free_bytes, Ordering::Relaxed);
+                c.disk_reserve.store(d.reserve_bytes, Ordering::Relaxed);
+                c.disk_suspended.store(u64::from(d.suspended), Ordering::Relaxed);
+                c.unwritten.store(d.unwritten, Ordering::Relaxed);
+                c.deleted_files.store(d.deleted_files, Ordering::Relaxed);
+            }
         }
     }
 }

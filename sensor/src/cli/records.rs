@@ -26,10 +26,17 @@ pub fn verify(paths: &[PathBuf], public_key: Option<&Path>) -> anyhow::Result<i3
     } else {
         "does not end with a final checkpoint (still running, crashed, or cut short)"
     };
+    let gaps = match r.gaps.iter().map(|g| g.count).sum::<u64>() {
+        0 => String::new(),
+        n => format!(" across {} gaps the sensor reported ({n} records not written)", r.gaps.len()),
+    };
     println!(
-        "OK: {} records in {} files from {} sensor runs; chain intact; {end}",
+        "OK: {} records in {} files from {} sensor runs; chain intact{gaps}; {end}",
         r.records, r.files, r.runs
     );
+    for g in &r.gaps {
+        println!("gap: {g}");
+    }
     if key.is_some() {
         println!(
             "signatures: {} checkpoints verified; {} records after the last signed checkpoint",

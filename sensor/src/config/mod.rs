@@ -180,6 +180,13 @@ enum Fsync {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LowSpace {
+    Rotate,
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum SpoolFull {
     DropOldest,
@@ -194,6 +201,9 @@ struct FileSection {
     max_files: Option<usize>,
     max_total_bytes: Option<Size>,
     fsync: Option<Fsync>,
+    reserve: Option<Size>,
+    reserve_percent: Option<u8>,
+    on_low_space: Option<LowSpace>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +221,9 @@ struct SpoolSection {
     dir: Option<PathBuf>,
     max_bytes: Option<Size>,
     full: Option<SpoolFull>,
+    reserve: Option<Size>,
+    reserve_percent: Option<u8>,
+    on_low_space: Option<LowSpace>,
 }
 
 /// librdkafka properties are strings; numbers and booleans are accepted and written as text.
@@ -448,6 +461,8 @@ impl Validator {
                     SpoolFull::DropNewest => spec::SpoolFull::DropNewest,
                 };
             }
+            let disk = (sp.reserve, sp.reserve_percent, sp.on_low_space);
+            self.disk_options(&key("spool"), disk, &mut options.spool.disk);
         }
         for (k, v) in s.kafka.unwrap_or_default() {
             if k.is_empty() || k == "bootstrap.servers" {
@@ -488,6 +503,35 @@ impl Validator {
                 Fsync::Rotate => spec::Fsync::Rotate,
                 Fsync::Batch => spec::Fsync::Batch,
                 Fsync::Never => spec::Fsync::Never,
+            };
+        }
+        self.disk_options(
+            &format!("output[{i}].file"),
+            (f.reserve, f.reserve_percent, f.on_low_space),
+            &mut o.disk,
+        );
+    }
+
+    /// `reserve`, `reserve_percent` and `on_low_space` of a file output or a spool.
+    fn disk_options(
+        &mut self,
+        table: &str,
+        (reserve, percent, low): (Option<Size>, Option<u8>, Option<LowSpace>),
+        o: &mut spec::DiskOptions,
+    ) {
+        if let Some(Size(n)) = reserve {
+            o.reserve_bytes = n;
+        }
+        if let Some(p) = percent {
+            if p > 99 {
+                self.problem(format!("{table}.reserve_percent"), format!("{p} is out of range (0 to 99)"));
+            }
+            o.reserve_percent = p.min(99);
+        }
+        if let Some(l) = low {
+            o.on_low_space = match l {
+                LowSpace::Rotate => spec::LowSpace::Rotate,
+                LowSpace::Stop => spec::LowSpace::Stop,
             };
         }
     }

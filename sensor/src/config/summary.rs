@@ -67,6 +67,12 @@ pub fn summary(opts: &Options) -> String {
     s
 }
 
+/// The disk-space policy in words.
+fn disk(d: &spec::DiskOptions) -> String {
+    let low = if d.on_low_space == spec::LowSpace::Rotate { "rotate" } else { "stop" };
+    format!("keep {} or {}% free (on low space: {low})", format_size(d.reserve_bytes), d.reserve_percent)
+}
+
 fn output(o: &Output) -> String {
     let opts = &o.options;
     let mut parts = Vec::new();
@@ -79,11 +85,12 @@ fn output(o: &Output) -> String {
                 spec::Fsync::Never => "never",
             };
             parts.push(format!(
-                "rotate at {} or {}, keep {} files / {}, fsync {fsync}",
+                "rotate at {} or {}, keep {} files / {}, fsync {fsync}, {}",
                 format_size(f.max_file_bytes),
                 format_duration(f.max_file_age),
                 f.max_files,
-                format_size(f.max_total_bytes)
+                format_size(f.max_total_bytes),
+                disk(&f.disk)
             ));
         }
         OutputSpec::Jsonl(_) | OutputSpec::Syslog { .. } | OutputSpec::Kafka { .. } => {
@@ -105,12 +112,13 @@ fn output(o: &Output) -> String {
     if matches!(o.spec, OutputSpec::Syslog { .. } | OutputSpec::Kafka { .. }) {
         let sp = &opts.spool;
         parts.push(format!(
-            "spool {} up to {}, when full {}",
+            "spool {} up to {}, when full {}, {}",
             sp.dir
                 .as_ref()
                 .map_or_else(|| "/var/lib/sensor/spool/<sink>".to_owned(), |d| d.display().to_string()),
             format_size(sp.max_bytes),
-            if sp.full == spec::SpoolFull::DropOldest { "drop-oldest" } else { "drop-newest" }
+            if sp.full == spec::SpoolFull::DropOldest { "drop-oldest" } else { "drop-newest" },
+            disk(&sp.disk)
         ));
     }
     if !opts.kafka.is_empty() {

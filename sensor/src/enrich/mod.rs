@@ -416,6 +416,26 @@ fn raw_split(bytes: Vec<u8>) -> (String, Vec<u8>) {
     (s, if escaped { bytes } else { Vec::new() })
 }
 
+/// The loss record for records one sink could not write (see `sinks::space`).
+pub fn sink_loss(now_boot_ns: u64, l: crate::sinks::SinkLoss) -> Enriched {
+    Enriched {
+        boot_ns: now_boot_ns,
+        process: None,
+        ancestors: Vec::new(),
+        event: Event::Loss(LossEvent {
+            kind: "sink".to_owned(),
+            reason: l.reason.to_owned(),
+            count: l.count,
+            first_boot_ns: l.first_boot_ns,
+            last_boot_ns: l.last_boot_ns,
+            output: l.sink,
+            first_seq: l.first_seq,
+            last_seq: l.last_seq,
+            gap_prev_hash: l.prev_hash,
+        }),
+    }
+}
+
 fn loss(l: LossReport) -> Enriched {
     Enriched {
         boot_ns: l.last_boot_ns,
@@ -427,6 +447,7 @@ fn loss(l: LossReport) -> Enriched {
             count: l.count,
             first_boot_ns: l.first_boot_ns,
             last_boot_ns: l.last_boot_ns,
+            ..LossEvent::default()
         }),
     }
 }

@@ -6,6 +6,12 @@
 //! last record of a file (a crash mid-write) is reported but is not tampering: the chain must
 //! then continue from the last whole record.
 //!
+//! An output that could not write for a while (a full disk, an I/O error) has a gap: the
+//! sensor then wrote a loss record (kind `sink`) as the first record after it, naming the
+//! missing seq range and the hash of the last record written before it. Such a record bridges
+//! the chain: it must name exactly the record before it and exactly the seqs missing, and the
+//! gap is reported, not called tampering.
+//!
 //! With a public key, every checkpoint must carry a valid Ed25519 signature over the chain head
 //! it names: then even someone who rewrites the files and recomputes every hash is caught. The
 //! records after the last signed checkpoint are protected by the chain only (reported).
@@ -55,8 +61,40 @@ pub struct Report {
     pub signed_checkpoints: u64,
     /// Records after the last verified signed checkpoint (with a public key).
     pub unsigned_tail: u64,
+    /// Gaps the sensor itself reported (an output that could not write), in file order.
+    pub gaps: Vec<Gap>,
     /// The first problem, if any: the files were altered, records removed or reordered.
     pub problem: Option<Problem>,
+}
+
+/// Records missing from the files because the output could not write them, as its loss record
+/// says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub file: PathBuf,
+    pub offset: u64,
+    /// seq of the loss record.
+    pub seq: u64,
+    pub reason: String,
+    pub count: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+impl std::fmt::Display for Gap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} records (seq {} to {}) not written ({}), reported by the loss record at {} byte {} (seq {})",
+            self.count,
+            self.first_seq,
+            self.last_seq,
+            self.reason,
+            self.file.display(),
+            self.offset,
+            self.seq
+        )
+    }
 }
 
 /// Verifies the files (directories expand to their record files, oldest first).
@@ -99,24 +137,40 @@ fn verify_file(path: &Path, report: &mut Report, state: &mut State<'_>) -> anyho
         };
         let seq = record.seq;
         let linked = record.integrity.as_ref().map(|i| i.prev_hash.as_str()).unwrap_or_default();
-        if let Some(want) = prev_hash {
-            if linked != hex::encode(*want) {
-                return Ok(problem(
-                    offset,
-                    Some(seq),
-                    "does not link to the record before it: a record was altered, removed or reordered"
-                        .into(),
-                ));
-            }
-        }
         let instance = record.host.as_ref().map(|h| h.instance_id.clone()).unwrap_or_default();
-        match last_run {
-            Some((run, last_seq)) if *run == instance => {
-                if seq != *last_seq + 1 {
-                    return Ok(problem(offset, Some(seq), format!("seq {seq} follows {last_seq}")));
-                }
+        let same_run = last_run.as_ref().and_then(|(run, last)| (*run == instance).then_some(*last));
+        let bridge = gap_bridge(&record, prev_hash.as_ref(), same_run);
+        if let Some(Err(reason)) = bridge {
+            return Ok(problem(offset, Some(seq), reason));
+        }
+        let bridged = bridge.is_some();
+        if let Some(want) = prev_hash
+            && !bridged
+            && linked != hex::encode(*want)
+        {
+            return Ok(problem(
+                offset,
+                Some(seq),
+                "does not link to the record before it: a record was altered, removed or reordered".into(),
+            ));
+        }
+        match same_run {
+            Some(last_seq) if !bridged && seq != last_seq + 1 => {
+                return Ok(problem(offset, Some(seq), format!("seq {seq} follows {last_seq}")));
             }
-            _ => report.runs += 1,
+            Some(_) => {}
+            None => report.runs += 1,
+        }
+        if let (true, Some(Event::Loss(l))) = (bridged, &record.event) {
+            report.gaps.push(Gap {
+                file: path.to_owned(),
+                offset,
+                seq,
+                reason: l.reason.clone(),
+                count: l.count,
+                first_seq: l.first_seq,
+                last_seq: l.last_seq,
+            });
         }
         if let Some(Event::Checkpoint(c)) = &record.event {
             if let Some(reason) = check_checkpoint(c, &instance, seq, prev_hash.as_ref(), *key) {
@@ -135,6 +189,55 @@ fn verify_file(path: &Path, report: &mut Report, state: &mut State<'_>) -> anyho
         report.complete = matches!(&record.event, Some(Event::Checkpoint(c)) if c.r#final);
     }
     Ok(None)
+}
+
+/// A loss record of kind `sink` that follows a gap (its output could not write): `None` when
+/// `record` is not one or there is no gap (it then links like any record), `Ok` when it bridges
+/// the gap exactly, `Err` when it claims a gap that does not match what is in the files.
+fn gap_bridge(
+    record: &sensor_proto::AuditRecord,
+    prev: Option<&[u8; 32]>,
+    same_run_last_seq: Option<u64>,
+) -> Option<Result<(), String>> {
+    let Some(Event::Loss(l)) = &record.event else { return None };
+    if l.kind != "sink" || l.count == 0 {
+        return None;
+    }
+    let linked = record.integrity.as_ref().map(|i| i.prev_hash.as_str()).unwrap_or_default();
+    if prev.is_some_and(|p| hex::encode(p) == linked) {
+        // Linked as usual: the gap is in another output's stream.
+        return None;
+    }
+    let range_ok = l.first_seq <= l.last_seq
+        && l.last_seq.checked_add(1) == Some(record.seq)
+        && l.last_seq - l.first_seq + 1 == l.count;
+    if !range_ok {
+        return Some(Err(format!(
+            "loss record for a gap names seq {} to {} ({} records), which does not end right before it",
+            l.first_seq, l.last_seq, l.count
+        )));
+    }
+    // The first missing record follows the last one read (in this run), or opens the run.
+    let follows = match same_run_last_seq {
+        Some(last) => last.checked_add(1) == Some(l.first_seq),
+        None => true,
+    };
+    if !follows {
+        return Some(Err(format!(
+            "loss record for a gap starts at seq {} but the record before it is seq {}",
+            l.first_seq,
+            same_run_last_seq.unwrap_or_default()
+        )));
+    }
+    if let Some(p) = prev
+        && hex::encode(p) != l.gap_prev_hash
+    {
+        return Some(Err(
+            "loss record for a gap does not name the record before it: a record was altered, removed or reordered"
+                .into(),
+        ));
+    }
+    Some(Ok(()))
 }
 
 /// A checkpoint must name the chain head it follows and, with a key, be signed over it.

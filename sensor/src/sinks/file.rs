@@ -7,28 +7,42 @@
 
 use std::{
     fs::{self, DirBuilder, File, OpenOptions},
-    io::{BufWriter, Write},
+    io::{ErrorKind, Write},
     os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use sensor_proto::AuditRecord;
+use tracing::{info, warn};
 
 use super::{
-    Sink, SinkError,
-    spec::{FileOptions, Fsync},
+    DiskMetrics, Sink, SinkError, SinkLoss,
+    space::{self, Episode, SpaceCheck},
+    spec::{FileOptions, Fsync, LowSpace},
 };
 
 /// File name prefix and suffix of record files.
 pub const FILE_PREFIX: &str = "audit-";
 pub const FILE_SUFFIX: &str = ".pb";
+/// Frames are handed to the kernel once this many bytes are buffered (and at every flush).
+const WRITE_BUF: usize = 256 * 1024;
 
 #[derive(Debug)]
 struct Current {
-    out: BufWriter<File>,
-    bytes: u64,
+    file: File,
+    /// Bytes of whole frames in the file.
+    len: u64,
     opened: Instant,
+}
+
+/// A frame in the write buffer: where it ends there, and what a loss record needs of it.
+#[derive(Debug)]
+struct Pending {
+    end: usize,
+    seq: u64,
+    boot_ns: u64,
+    prev_hash: String,
 }
 
 pub struct FileSink {
@@ -37,7 +51,18 @@ pub struct FileSink {
     opts: FileOptions,
     current: Option<Current>,
     files_opened: u64,
+    /// Frames not yet handed to the kernel.
     buf: Vec<u8>,
+    pending: Vec<Pending>,
+    space: SpaceCheck,
+    /// Records not written since a write failed or the reserve was reached.
+    episode: Option<Episode>,
+    /// The loss record of the episode is the next record: try to write it.
+    resuming: bool,
+    /// Below the reserve at the last check (one warning per low-space spell).
+    low_warned: bool,
+    unwritten: u64,
+    deleted_files: u64,
 }
 
 impl FileSink {
@@ -47,38 +72,43 @@ impl FileSink {
         DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
         // An existing directory keeps its owner but gets owner-only access.
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
-        Ok(Self { name, dir: dir.to_owned(), opts, current: None, files_opened: 0, buf: Vec::new() })
+        let space = SpaceCheck::new(&name, dir, opts.disk);
+        Ok(Self {
+            name,
+            dir: dir.to_owned(),
+            opts,
+            current: None,
+            files_opened: 0,
+            buf: Vec::with_capacity(WRITE_BUF),
+            pending: Vec::new(),
+            space,
+            episode: None,
+            resuming: false,
+            low_warned: false,
+            unwritten: 0,
+            deleted_files: 0,
+        })
     }
 
-    fn io(&self, source: std::io::Error) -> SinkError {
-        SinkError::Io { sink: self.name.clone(), source }
-    }
-
-    fn new_file(&mut self) -> Result<(), SinkError> {
-        if let Some(mut cur) = self.current.take() {
-            cur.out.flush().map_err(|e| self.io(e))?;
+    /// Closes the current file (synced unless `fsync = "never"`) and starts a new one.
+    fn new_file(&mut self) -> std::io::Result<()> {
+        if let Some(cur) = self.current.take() {
             if self.opts.fsync != Fsync::Never {
-                cur.out.get_ref().sync_data().map_err(|e| self.io(e))?;
+                cur.file.sync_data()?;
             }
         }
         let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let path = self.dir.join(format!("{FILE_PREFIX}{ms:013}-{:06}{FILE_SUFFIX}", self.files_opened));
         self.files_opened += 1;
-        let f = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| self.io(e))?;
-        self.current =
-            Some(Current { out: BufWriter::with_capacity(256 * 1024, f), bytes: 0, opened: Instant::now() });
+        let file = OpenOptions::new().create_new(true).write(true).mode(0o600).open(&path)?;
+        self.current = Some(Current { file, len: 0, opened: Instant::now() });
         self.enforce_retention()
     }
 
     /// Deletes the oldest record files beyond `max_files` or `max_total_bytes` (never the file
     /// being written).
-    fn enforce_retention(&self) -> Result<(), SinkError> {
-        let files = record_files(&self.dir).map_err(|e| self.io(e))?;
+    fn enforce_retention(&self) -> std::io::Result<()> {
+        let files = record_files(&self.dir)?;
         let sizes: Vec<u64> = files.iter().map(|f| fs::metadata(f).map_or(0, |m| m.len())).collect();
         let mut count = files.len();
         let mut total: u64 = sizes.iter().sum();
@@ -86,34 +116,142 @@ impl FileSink {
             if count <= self.opts.max_files && total <= self.opts.max_total_bytes {
                 break;
             }
-            match fs::remove_file(old) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.io(e)),
-            }
+            remove(old)?;
             count -= 1;
             total -= size;
         }
         Ok(())
     }
+
+    /// Below the reserve: with `rotate`, deletes the oldest record files (never the current one)
+    /// until the reserve is free. True when it still is not.
+    fn make_room(&mut self) -> bool {
+        let mut deleted = 0u64;
+        if self.opts.disk.on_low_space == LowSpace::Rotate {
+            let files = record_files(&self.dir).unwrap_or_default();
+            for old in files.iter().take(files.len().saturating_sub(1)) {
+                if remove(old).is_ok() {
+                    deleted += 1;
+                }
+                if !self.space.low() {
+                    break;
+                }
+            }
+        }
+        self.deleted_files += deleted;
+        let still_low = self.space.free < self.space.reserve;
+        if !self.low_warned {
+            self.low_warned = true;
+            warn!(sink = %self.name, free = self.space.free, reserve = self.space.reserve,
+                deleted_files = deleted, stopped = still_low,
+                "free space below the reserve{}",
+                if still_low { ": writing stops until it is free again (the records not written are counted)" }
+                else { ": deleted the oldest record files" });
+        }
+        still_low
+    }
+
+    /// Hands the buffered frames to the kernel. On failure, keeps the whole frames that made it,
+    /// cuts the file back to them, and starts (or extends) an episode with the rest.
+    fn flush_buf(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let Some(cur) = self.current.as_mut() else {
+            self.fail(&std::io::Error::other("no open record file"), 0);
+            return false;
+        };
+        let mut written = 0usize;
+        while written < self.buf.len() {
+            match cur.file.write(&self.buf[written..]) {
+                Ok(0) => {
+                    let e = std::io::Error::from(ErrorKind::WriteZero);
+                    self.fail(&e, written);
+                    return false;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail(&e, written);
+                    return false;
+                }
+            }
+        }
+        cur.len += self.buf.len() as u64;
+        self.buf.clear();
+        self.pending.clear();
+        true
+    }
+
+    /// A write failed after `written` bytes of the buffer reached the file.
+    fn fail(&mut self, e: &std::io::Error, written: usize) {
+        let whole = self.pending.iter().take_while(|p| p.end <= written).count();
+        let kept = if whole == 0 { 0 } else { self.pending[whole - 1].end };
+        if let Some(cur) = self.current.take() {
+            // Never leave part of a frame: the next run (or `verify`) continues from the last
+            // whole record. The file is not appended to again.
+            let _ = cur.file.set_len(cur.len + kept as u64);
+        }
+        let reason = space::reason(e);
+        let ep = self.episode.get_or_insert_with(|| {
+            warn!(sink = %self.name, error = %e, reason,
+                "writing records failed: the records not written are counted, and a loss record \
+                 follows as soon as writing works again");
+            Episode::new(reason)
+        });
+        for p in self.pending.drain(whole..) {
+            ep.add(p.seq, p.boot_ns, &p.prev_hash);
+            self.unwritten += 1;
+        }
+        self.pending.clear();
+        self.buf.clear();
+        self.resuming = false;
+    }
+
+    /// Starts an episode because the reserve is reached (nothing failed).
+    fn suspend(&mut self) {
+        if self.flush_buf() {
+            self.episode.get_or_insert_with(|| Episode::new("disk_full"));
+            self.resuming = false;
+        }
+    }
+
+    fn count_unwritten(&mut self, record: &AuditRecord) {
+        if let Some(ep) = self.episode.as_mut() {
+            ep.add_record(record);
+            self.unwritten += 1;
+        }
+    }
+}
+
+fn remove(path: &Path) -> std::io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// SHA-256 of the last whole record in the newest record file of `dir` (the chain tail a new run
 /// continues from), if there is one.
+/// Files without a whole record (e.g. created just before the disk filled up) are skipped.
 pub fn chain_tail(dir: &Path) -> Option<[u8; 32]> {
     use sha2::Digest as _;
-    let newest = record_files(dir).ok()?.pop()?;
-    let file = File::open(newest).ok()?;
-    let mut last = None;
-    for frame in crate::records::reader::RecordReader::new(std::io::BufReader::new(file)) {
-        match frame {
-            crate::records::reader::Frame::Record { bytes, .. } => {
-                last = Some(sha2::Sha256::digest(&bytes).into())
+    for path in record_files(dir).ok()?.iter().rev() {
+        let Ok(file) = File::open(path) else { continue };
+        let mut last = None;
+        for frame in crate::records::reader::RecordReader::new(std::io::BufReader::new(file)) {
+            match frame {
+                crate::records::reader::Frame::Record { bytes, .. } => {
+                    last = Some(sha2::Sha256::digest(&bytes).into());
+                }
+                crate::records::reader::Frame::Damaged { .. } => break,
             }
-            crate::records::reader::Frame::Damaged { .. } => break,
+        }
+        if last.is_some() {
+            return last;
         }
     }
-    last
+    None
 }
 
 /// Record files in `dir`, oldest first.
@@ -136,32 +274,110 @@ impl Sink for FileSink {
         &self.name
     }
 
-    fn write(&mut self, _record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError> {
-        let full = self.current.as_ref().is_none_or(|c| {
-            c.bytes >= self.opts.max_file_bytes || c.opened.elapsed() >= self.opts.max_file_age
-        });
-        if full {
-            self.new_file()?;
+    /// Never fails: a record that cannot be written is counted in the episode, and the loss
+    /// record follows when writing works again (see [`space`]).
+    fn write(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError> {
+        if self.episode.is_some() && !self.resuming {
+            self.count_unwritten(record);
+            return Ok(());
         }
-        self.buf.clear();
+        let frame_len = encoded.len() + prost::encoding::encoded_len_varint(encoded.len() as u64);
+        if self.space.due(frame_len as u64) && !self.resuming {
+            if self.space.low() {
+                if self.make_room() {
+                    self.suspend();
+                    self.count_unwritten(record);
+                    return Ok(());
+                }
+            } else {
+                self.low_warned = false;
+            }
+        }
+        let full = self.current.as_ref().is_none_or(|c| {
+            c.len + self.buf.len() as u64 >= self.opts.max_file_bytes
+                || c.opened.elapsed() >= self.opts.max_file_age
+        });
+        if full && (!self.flush_buf() || self.new_file().map_err(|e| self.fail(&e, 0)).is_err()) {
+            self.count_unwritten(record);
+            return Ok(());
+        }
         prost::encoding::encode_varint(encoded.len() as u64, &mut self.buf);
         self.buf.extend_from_slice(encoded);
-        let Some(cur) = self.current.as_mut() else {
-            return Err(self.io(std::io::Error::other("no open record file")));
-        };
-        let res = cur.out.write_all(&self.buf);
-        cur.bytes += self.buf.len() as u64;
-        res.map_err(|e| self.io(e))
+        self.pending.push(Pending {
+            end: self.buf.len(),
+            seq: record.seq,
+            boot_ns: record.boot_ns,
+            prev_hash: record.integrity.as_ref().map(|i| i.prev_hash.clone()).unwrap_or_default(),
+        });
+        if self.resuming {
+            // The episode's loss record: once it is in the file, the episode is over.
+            if self.flush_buf() {
+                if let Some(ep) = self.episode.take() {
+                    info!(sink = %self.name, records = ep.count, reason = ep.reason,
+                        secs = ep.duration().as_secs(), "writing again; a loss record accounts for the gap");
+                }
+                self.resuming = false;
+            }
+        } else if self.buf.len() >= WRITE_BUF {
+            self.flush_buf();
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        let fsync = self.opts.fsync == Fsync::Batch;
-        if let Some(cur) = self.current.as_mut() {
-            let res =
-                cur.out.flush().and_then(|()| if fsync { cur.out.get_ref().sync_data() } else { Ok(()) });
-            res.map_err(|e| self.io(e))?;
+        if self.episode.is_some() || !self.flush_buf() {
+            return Ok(());
+        }
+        if self.opts.fsync == Fsync::Batch {
+            if let Some(cur) = self.current.as_ref() {
+                if let Err(e) = cur.file.sync_data() {
+                    // What the kernel had is in doubt; what follows goes to a new file.
+                    self.fail(&e, 0);
+                }
+            }
         }
         Ok(())
+    }
+
+    fn take_loss(&mut self, stopping: bool) -> Option<SinkLoss> {
+        let ep = self.episode.as_mut()?;
+        if self.resuming || !(stopping || ep.probe_due()) {
+            return None;
+        }
+        let can = self.space.can_write();
+        if !can && !stopping {
+            return None;
+        }
+        if ep.count == 0 {
+            // Nothing was lost (e.g. an fsync failed while idle).
+            self.episode = None;
+            return None;
+        }
+        self.resuming = true;
+        self.low_warned = false;
+        Some(ep.loss(&self.name))
+    }
+
+    fn metrics(&self) -> super::SinkMetrics {
+        super::SinkMetrics {
+            disk: Some(DiskMetrics {
+                free_bytes: self.space.free,
+                reserve_bytes: self.space.reserve,
+                suspended: self.episode.is_some(),
+                unwritten: self.unwritten,
+                deleted_files: self.deleted_files,
+            }),
+            ..super::SinkMetrics::default()
+        }
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if let Some(ep) = &self.episode {
+            warn!(sink = %self.name, records = ep.count, reason = ep.reason,
+                "stopping while the output cannot write: these records are missing from it");
+        }
     }
 }
 

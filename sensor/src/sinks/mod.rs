@@ -6,6 +6,7 @@ pub mod jsonl;
 pub mod kafka;
 pub mod memory;
 pub mod render;
+pub mod space;
 pub mod spec;
 pub mod spool;
 pub mod syslog;
@@ -40,10 +41,18 @@ pub trait Sink: Send {
     fn write(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError>;
     /// Makes everything accepted so far durable/visible.
     fn flush(&mut self) -> Result<(), SinkError>;
-    /// Records this sink gave up since the last call (e.g. its spool was full), so the pipeline
-    /// can account for them in a loss record. Sinks that never drop keep the default.
-    fn take_dropped(&mut self) -> u64 {
-        0
+    /// Records this sink gave up since the last call, by loss reason (`sink_spool_full`: its
+    /// spool was full; `disk_full`: spooled records deleted to keep the disk reserve), so the
+    /// pipeline can account for them in loss records. Sinks that never drop keep the default.
+    fn take_dropped(&mut self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// Records this sink could not write (a full disk, an I/O error), once it can write again —
+    /// or, with `stopping`, in any case. The pipeline then writes the loss record built from it
+    /// to every sink at once, so it is the first record after the gap in this sink's stream.
+    /// Sinks that do not write to a local disk keep the default.
+    fn take_loss(&mut self, _stopping: bool) -> Option<SinkLoss> {
+        None
     }
     /// Counters of the sink's spool, for network sinks (metrics).
     fn spool_stats(&self) -> Option<std::sync::Arc<spool::SpoolStats>> {
@@ -66,6 +75,38 @@ pub struct SinkMetrics {
     pub delivered: u64,
     /// Delivery attempts that failed (connection refused, timeouts, …), in total.
     pub errors: u64,
+    /// The disk the sink writes to (`file:` and the spools of network sinks).
+    pub disk: Option<DiskMetrics>,
+}
+
+/// Disk space and the disk-space policy of a sink that writes local files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskMetrics {
+    /// Free bytes on the file system at the last check.
+    pub free_bytes: u64,
+    /// The reserve the sink leaves free.
+    pub reserve_bytes: u64,
+    /// The sink is not writing (below the reserve, or a write failed).
+    pub suspended: bool,
+    /// Records not written because of a full disk or an I/O error, in total.
+    pub unwritten: u64,
+    /// Files deleted to keep the reserve (`on_low_space = "rotate"`), in total.
+    pub deleted_files: u64,
+}
+
+/// Records one sink could not write: a run of consecutive `seq`s missing from its stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkLoss {
+    pub sink: String,
+    /// `disk_full` or `io_error`.
+    pub reason: &'static str,
+    pub count: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub first_boot_ns: u64,
+    pub last_boot_ns: u64,
+    /// Hex SHA-256 of the last record the sink wrote before the gap.
+    pub prev_hash: String,
 }
 
 /// Opens the sink an output names.

@@ -58,6 +58,41 @@ pub enum Fsync {
     Never,
 }
 
+/// What a sink that writes local files does when free space falls below its reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LowSpace {
+    /// Delete the oldest kept files (record files; spool segments, whose records are counted as
+    /// lost) until the reserve is free again; stop writing only when nothing is left to delete.
+    #[default]
+    Rotate,
+    /// Stop writing (the records not written are counted and reported) until the reserve is
+    /// free again.
+    Stop,
+}
+
+/// Free space a sink leaves on its file system for the rest of the machine: the larger of
+/// `bytes` and `percent` of the file system's size (auditd's `space_left`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskOptions {
+    pub reserve_bytes: u64,
+    pub reserve_percent: u8,
+    pub on_low_space: LowSpace,
+}
+
+impl Default for DiskOptions {
+    fn default() -> Self {
+        Self { reserve_bytes: 256 * 1024 * 1024, reserve_percent: 5, on_low_space: LowSpace::default() }
+    }
+}
+
+impl DiskOptions {
+    /// The reserve in bytes on a file system of `fs_bytes`.
+    pub fn reserve(&self, fs_bytes: u64) -> u64 {
+        let pct = u128::from(fs_bytes) * u128::from(self.reserve_percent) / 100;
+        self.reserve_bytes.max(u64::try_from(pct).unwrap_or(u64::MAX))
+    }
+}
+
 /// `file:` sink rotation, retention and durability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileOptions {
@@ -69,6 +104,8 @@ pub struct FileOptions {
     /// Keep at most this many bytes of record files (oldest deleted first).
     pub max_total_bytes: u64,
     pub fsync: Fsync,
+    /// Free space kept, and what happens below it.
+    pub disk: DiskOptions,
 }
 
 impl Default for FileOptions {
@@ -79,6 +116,7 @@ impl Default for FileOptions {
             max_files: 64,
             max_total_bytes: 4 * 1024 * 1024 * 1024,
             fsync: Fsync::default(),
+            disk: DiskOptions::default(),
         }
     }
 }
@@ -113,11 +151,18 @@ pub struct SpoolOptions {
     pub dir: Option<PathBuf>,
     pub max_bytes: u64,
     pub full: SpoolFull,
+    /// Free space kept on the spool's file system, and what happens below it.
+    pub disk: DiskOptions,
 }
 
 impl Default for SpoolOptions {
     fn default() -> Self {
-        Self { dir: None, max_bytes: 1024 * 1024 * 1024, full: SpoolFull::default() }
+        Self {
+            dir: None,
+            max_bytes: 1024 * 1024 * 1024,
+            full: SpoolFull::default(),
+            disk: DiskOptions::default(),
+        }
     }
 }
 

@@ -172,3 +172,111 @@ fn signed_checkpoints_verify_and_a_recomputed_chain_does_not() {
     let r = verify_with(&[unsigned.path().to_owned()], Some(&public)).expect("verify");
     assert!(r.problem.expect("unsigned").reason.contains("not signed"));
 }
+
+/// A run of `n` records of which the output wrote all but `lost` (seq range), with the loss
+/// record for the gap built the way the pipeline builds it: right after the gap. `tweak` may
+/// alter the loss record before it is sealed. Returns the path of the single file written.
+fn write_run_with_gap(
+    dir: &Path,
+    n: u64,
+    lost: std::ops::RangeInclusive<u64>,
+    mut tweak: impl FnMut(&mut crate::sinks::SinkLoss),
+) -> PathBuf {
+    let mut b = RecordBuilder::new(host("gap-run"), BootClock::now(), None);
+    let mut out = Vec::new();
+    let frame = |out: &mut Vec<u8>, bytes: &[u8]| {
+        prost::encoding::encode_varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    };
+    let mut gap: Option<crate::sinks::SinkLoss> = None;
+    for i in 1..=n {
+        // As the pipeline does: once writing works again, the loss record comes first.
+        if !lost.contains(&(b.count() + 1))
+            && let Some(mut g) = gap.take()
+        {
+            tweak(&mut g);
+            let l = b.build(crate::enrich::sink_loss(i, g));
+            frame(&mut out, &l.bytes);
+        }
+        let s = b.build(Enriched {
+            boot_ns: i,
+            process: None,
+            ancestors: Vec::new(),
+            event: Event::Exec(ExecEvent { filename: format!("/bin/{i}"), ..Default::default() }),
+        });
+        if lost.contains(&s.record.seq) {
+            let g = gap.get_or_insert_with(|| crate::sinks::SinkLoss {
+                sink: "file:/x".into(),
+                reason: "disk_full",
+                count: 0,
+                first_seq: s.record.seq,
+                last_seq: 0,
+                first_boot_ns: s.record.boot_ns,
+                last_boot_ns: 0,
+                prev_hash: s.record.integrity.as_ref().expect("linked").prev_hash.clone(),
+            });
+            g.count += 1;
+            g.last_seq = s.record.seq;
+            g.last_boot_ns = s.record.boot_ns;
+            continue;
+        }
+        frame(&mut out, &s.bytes);
+    }
+    let cp = b.checkpoint(true);
+    frame(&mut out, &cp.bytes);
+    let path = dir.join("audit-0000000000001-000000.pb");
+    std::fs::write(&path, out).expect("write");
+    path
+}
+
+#[test]
+fn a_gap_the_sensor_reported_is_followed_and_reported_not_called_tampering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_run_with_gap(dir.path(), 10, 4..=7, |_| {});
+    let r = verify(&[path]).expect("verify");
+    assert_eq!(r.problem, None, "{:?}", r.problem);
+    assert_eq!(r.gaps.len(), 1);
+    let g = &r.gaps[0];
+    assert_eq!((g.count, g.first_seq, g.last_seq, g.seq), (4, 4, 7, 8));
+    assert_eq!(g.reason, "disk_full");
+    assert_eq!(r.records, 10 - 4 + 1 + 1, "6 records, the loss record, the final checkpoint");
+    assert_eq!(r.runs, 1);
+    assert!(r.complete);
+    assert!(g.to_string().contains("4 records (seq 4 to 7) not written (disk_full)"), "{g}");
+}
+
+#[test]
+fn a_gap_record_that_does_not_match_the_gap_is_a_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Claims fewer records than are missing.
+    let path = write_run_with_gap(dir.path(), 10, 4..=7, |g| {
+        g.count = 3;
+        g.first_seq = 5;
+    });
+    let p = verify(&[path]).expect("verify").problem.expect("detected");
+    assert!(p.reason.contains("starts at seq 5 but the record before it is seq 3"), "{p}");
+    // Names another record before the gap.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_run_with_gap(dir.path(), 10, 4..=7, |g| g.prev_hash = "00".repeat(32));
+    let p = verify(&[path]).expect("verify").problem.expect("detected");
+    assert!(p.reason.contains("does not name the record before it"), "{p}");
+    // A count that does not match the range.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_run_with_gap(dir.path(), 10, 4..=7, |g| g.count = 9);
+    let p = verify(&[path]).expect("verify").problem.expect("detected");
+    assert!(p.reason.contains("does not end right before it"), "{p}");
+}
+
+#[test]
+fn records_removed_before_a_reported_gap_are_detected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_run_with_gap(dir.path(), 10, 4..=7, |_| {});
+    let f = frames(&path);
+    let data = std::fs::read(&path).expect("read");
+    // Remove seq 3, the last record before the gap: the gap record no longer fits.
+    let mut cut = data[..f[2].start].to_vec();
+    cut.extend_from_slice(&data[f[2].end..]);
+    std::fs::write(&path, &cut).expect("write");
+    let p = verify(&[path]).expect("verify").problem.expect("detected");
+    assert_eq!(p.seq, Some(8), "{p}");
+}

@@ -17,7 +17,12 @@
 //!   de-duplicate by `(instance, seq)`.
 //! - On drop (after the pipeline's final flush), the sender gets [`DRAIN_ON_CLOSE`] to deliver
 //!   the rest; whatever is left stays in the spool for the next run.
+//! - The spool's disk follows the disk-space policy of `super::space`: a reserve of free space
+//!   (below it the oldest segments go, or spooling stops), and a failed write (full disk, I/O
+//!   error) starts an episode whose loss record goes into the spool when writing works again.
 
+mod ack;
+mod frame;
 mod store;
 
 use std::{
@@ -35,10 +40,14 @@ use std::{
 use sensor_proto::AuditRecord;
 use tracing::{error, info, warn};
 
-use self::store::{AckFile, Store};
+use self::{
+    ack::AckFile,
+    store::{Entry, Store},
+};
 use super::{
-    Sink, SinkError,
-    spec::SpoolOptions,
+    DiskMetrics, Sink, SinkError, SinkLoss,
+    space::{self, Episode, SpaceCheck},
+    spec::{LowSpace, SpoolOptions},
     transport::{Outgoing, Transport},
 };
 
@@ -103,6 +112,14 @@ pub struct DurableSink<T: Transport> {
     shared: Arc<Shared>,
     sender: Option<JoinHandle<()>>,
     drain: Duration,
+    space: SpaceCheck,
+    /// Records not spooled since a write failed or the reserve was reached.
+    episode: Option<Episode>,
+    /// The episode's loss record is the next record.
+    resuming: bool,
+    low_warned: bool,
+    unwritten: u64,
+    deleted_segments: u64,
 }
 
 impl<T: Transport> std::fmt::Debug for DurableSink<T> {
@@ -160,7 +177,20 @@ impl<T: Transport> DurableSink<T> {
             .name("spool-sender".into())
             .spawn(move || run_sender(&thread_shared, sender, &ack))
             .map_err(io)?;
-        Ok(Self { name, renderer, shared, sender: Some(sender), drain: DRAIN_ON_CLOSE })
+        let space = SpaceCheck::new(&name, &dir, opts.disk);
+        Ok(Self {
+            name,
+            renderer,
+            shared,
+            sender: Some(sender),
+            drain: DRAIN_ON_CLOSE,
+            space,
+            episode: None,
+            resuming: false,
+            low_warned: false,
+            unwritten: 0,
+            deleted_segments: 0,
+        })
     }
 
     /// How long closing may keep delivering (default [`DRAIN_ON_CLOSE`]).
@@ -173,8 +203,55 @@ impl<T: Transport> DurableSink<T> {
         self.shared.stats.clone()
     }
 
-    fn io(&self, source: std::io::Error) -> SinkError {
-        SinkError::Io { sink: self.name.clone(), source }
+    /// A spool write failed: the records it lost start (or extend) the episode.
+    fn fail(&mut self, e: &std::io::Error, lost: Option<store::Unwritten>) {
+        let reason = space::reason(e);
+        let name = &self.name;
+        let ep = self.episode.get_or_insert_with(|| {
+            warn!(sink = %name, error = %e, reason,
+                "spooling records failed: the records not spooled are counted, and a loss record \
+                 follows as soon as writing works again");
+            Episode::new(reason)
+        });
+        if let Some(u) = lost {
+            ep.add_run(u.count, (u.first_seq, u.first_boot_ns, &u.prev_hash), (u.last_seq, u.last_boot_ns));
+            self.unwritten += u.count;
+        }
+        self.resuming = false;
+    }
+
+    /// Below the reserve: with `rotate`, deletes the oldest sealed segments (their undelivered
+    /// records are counted as lost) until it is free. True when it still is not.
+    fn make_room(&mut self) -> bool {
+        let mut deleted = 0u64;
+        if self.space.options().on_low_space == LowSpace::Rotate {
+            let mut store = self.shared.lock();
+            while let Ok(true) = store.drop_oldest_for_space() {
+                deleted += 1;
+                if !self.space.low() {
+                    break;
+                }
+            }
+            self.shared.publish(&store);
+        }
+        self.deleted_segments += deleted;
+        let still_low = self.space.free < self.space.reserve;
+        if !self.low_warned {
+            self.low_warned = true;
+            warn!(sink = %self.name, free = self.space.free, reserve = self.space.reserve,
+                deleted_segments = deleted, stopped = still_low,
+                "spool: free space below the reserve{}",
+                if still_low { ": spooling stops until it is free again (the records not spooled are counted)" }
+                else { ": deleted the oldest spooled records (counted as lost)" });
+        }
+        still_low
+    }
+
+    fn count_unwritten(&mut self, record: &AuditRecord) {
+        if let Some(ep) = self.episode.as_mut() {
+            ep.add_record(record);
+            self.unwritten += 1;
+        }
     }
 }
 
@@ -183,28 +260,101 @@ impl<T: Transport> Sink for DurableSink<T> {
         &self.name
     }
 
+    /// A record that cannot be spooled (full disk, I/O error) is counted, not an error.
     fn write(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError> {
+        if self.episode.is_some() && !self.resuming {
+            self.count_unwritten(record);
+            return Ok(());
+        }
         let payload = self.renderer.render(record, encoded)?;
-        let mut store = self.shared.lock();
-        let res = store.append(record.seq, &payload);
-        self.shared.publish(&store);
-        res.map_err(|e| self.io(e))
+        if !self.resuming && self.space.due(payload.len() as u64) {
+            if self.space.low() {
+                if self.make_room() {
+                    let res = self.shared.lock().flush();
+                    let lost = self.shared.lock().take_unwritten();
+                    match res {
+                        Ok(()) => {
+                            self.episode.get_or_insert_with(|| Episode::new("disk_full"));
+                        }
+                        Err(e) => self.fail(&e, lost),
+                    }
+                    self.count_unwritten(record);
+                    return Ok(());
+                }
+            } else {
+                self.low_warned = false;
+            }
+        }
+        let entry = Entry {
+            seq: record.seq,
+            boot_ns: record.boot_ns,
+            prev_hash: record.integrity.as_ref().map_or("", |i| i.prev_hash.as_str()),
+            payload: &payload,
+        };
+        let (mut res, lost) = {
+            let mut store = self.shared.lock();
+            let res = store.append(entry);
+            self.shared.publish(&store);
+            (res, store.take_unwritten())
+        };
+        if self.resuming && res.is_ok() {
+            // The loss record must be on disk before the episode is over.
+            res = self.shared.lock().flush();
+            if res.is_ok() {
+                if let Some(ep) = self.episode.take() {
+                    info!(sink = %self.name, records = ep.count, reason = ep.reason,
+                        secs = ep.duration().as_secs(), "spooling again; a loss record accounts for the gap");
+                }
+                self.resuming = false;
+                return Ok(());
+            }
+        }
+        if let Err(e) = res {
+            let lost = lost.or_else(|| self.shared.lock().take_unwritten());
+            self.fail(&e, lost);
+        }
+        Ok(())
     }
 
     /// Hands spooled records to the kernel and wakes the sender; never waits for the remote.
     fn flush(&mut self) -> Result<(), SinkError> {
-        let mut store = self.shared.lock();
-        let res = store.flush();
-        self.shared.publish(&store);
-        drop(store);
+        let res = {
+            let mut store = self.shared.lock();
+            let res = store.flush();
+            self.shared.publish(&store);
+            res.map_err(|e| (e, store.take_unwritten()))
+        };
         self.shared.wake.notify_all();
-        res.map_err(|e| self.io(e))
+        if let Err((e, lost)) = res {
+            self.fail(&e, lost);
+        }
+        Ok(())
     }
 
-    fn take_dropped(&mut self) -> u64 {
-        let n = std::mem::take(&mut self.shared.lock().dropped);
-        self.shared.stats.dropped.fetch_add(n, Ordering::Relaxed);
-        n
+    fn take_dropped(&mut self) -> Vec<(&'static str, u64)> {
+        let mut store = self.shared.lock();
+        let full = std::mem::take(&mut store.dropped);
+        let low = std::mem::take(&mut store.dropped_low_space);
+        let damaged = std::mem::take(&mut store.dropped_damaged);
+        self.shared.stats.dropped.fetch_add(full + low + damaged, Ordering::Relaxed);
+        vec![("sink_spool_full", full), ("disk_full", low), ("spool_damaged", damaged)]
+    }
+
+    fn take_loss(&mut self, stopping: bool) -> Option<SinkLoss> {
+        let ep = self.episode.as_mut()?;
+        if self.resuming || !(stopping || ep.probe_due()) {
+            return None;
+        }
+        if !self.space.can_write() && !stopping {
+            return None;
+        }
+        if ep.count == 0 {
+            self.episode = None;
+            return None;
+        }
+        self.resuming = true;
+        self.low_warned = false;
+        Some(ep.loss(&self.name))
     }
 
     fn spool_stats(&self) -> Option<Arc<SpoolStats>> {
@@ -217,6 +367,13 @@ impl<T: Transport> Sink for DurableSink<T> {
             spool_bytes: s.spool_bytes.load(std::sync::atomic::Ordering::Relaxed),
             delivered: s.delivered.load(std::sync::atomic::Ordering::Relaxed),
             errors: s.delivery_errors.load(std::sync::atomic::Ordering::Relaxed),
+            disk: Some(DiskMetrics {
+                free_bytes: self.space.free,
+                reserve_bytes: self.space.reserve,
+                suspended: self.episode.is_some(),
+                unwritten: self.unwritten,
+                deleted_files: self.deleted_segments,
+            }),
         }
     }
 }
@@ -225,6 +382,10 @@ impl<T: Transport> Drop for DurableSink<T> {
     fn drop(&mut self) {
         if let Err(e) = self.shared.lock().flush() {
             error!(sink = %self.name, error = %e, "spool: final write failed");
+        }
+        if let Some(ep) = &self.episode {
+            warn!(sink = %self.name, records = ep.count, reason = ep.reason,
+                "stopping while the spool cannot be written: these records are missing from it");
         }
         *self.shared.deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(Instant::now() + self.drain);

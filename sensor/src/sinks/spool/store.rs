@@ -23,63 +23,17 @@ use std::{
 use nix::fcntl::{Flock, FlockArg};
 use tracing::warn;
 
+use super::{
+    ack::{self, checked_ack},
+    frame::{self, HEADER, Parsed, encode, parse, scan},
+};
 use crate::sinks::{spec::SpoolFull, transport::Outgoing};
 
-pub const HEADER: usize = 16;
-/// A frame longer than this is treated as damage, not as a record.
-const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 const SUFFIX: &str = ".seg";
+/// Largest segment id taken from a file name (ids count up from 1; this leaves room to count).
+pub const MAX_ID: u64 = 1 << 62;
 /// Buffered bytes the writer hands to the kernel even before a flush.
 const WRITE_BUF: usize = 64 * 1024;
-
-fn check(seq: u64, payload: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in seq.to_le_bytes().iter().chain(payload) {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
-}
-
-/// Appends one frame to `out`.
-pub fn encode(seq: u64, payload: &[u8], out: &mut Vec<u8>) {
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&check(seq, payload).to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(payload);
-}
-
-/// What starts `buf`: a whole checked frame (and its length), part of one (and the length the
-/// whole frame needs), or damage.
-pub enum Parsed {
-    Frame(Outgoing, usize),
-    Incomplete(usize),
-    Damaged,
-}
-
-pub fn parse(buf: &[u8]) -> Parsed {
-    let Some(head) = buf.get(..HEADER) else {
-        return Parsed::Incomplete(HEADER);
-    };
-    let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-    let len = word(0) as usize;
-    let sum = word(4);
-    let mut seq = [0u8; 8];
-    seq.copy_from_slice(&head[8..16]);
-    let seq = u64::from_le_bytes(seq);
-    if len > MAX_PAYLOAD {
-        return Parsed::Damaged;
-    }
-    let Some(payload) = buf.get(HEADER..HEADER + len) else {
-        return Parsed::Incomplete(HEADER + len);
-    };
-    // An all-zero header is what a crash leaves in preallocated space.
-    if check(seq, payload) != sum || (len == 0 && seq == 0) {
-        return Parsed::Damaged;
-    }
-    Parsed::Frame(Outgoing { seq, payload: payload.to_vec() }, HEADER + len)
-}
 
 #[derive(Debug)]
 pub struct Segment {
@@ -100,6 +54,42 @@ struct Writer {
     file: File,
     buf: Vec<u8>,
     buf_records: u64,
+    /// The first and the last buffered record (what a loss record needs when writing fails).
+    first: Option<Unwritten>,
+}
+
+/// Records that could not be written to the spool (a full disk, an I/O error).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unwritten {
+    pub count: u64,
+    pub first_seq: u64,
+    pub first_boot_ns: u64,
+    /// The `prev_hash` of the first of them.
+    pub prev_hash: String,
+    pub last_seq: u64,
+    pub last_boot_ns: u64,
+}
+
+impl Unwritten {
+    fn one(seq: u64, boot_ns: u64, prev_hash: &str) -> Self {
+        Self {
+            count: 1,
+            first_seq: seq,
+            first_boot_ns: boot_ns,
+            prev_hash: prev_hash.to_owned(),
+            last_seq: seq,
+            last_boot_ns: boot_ns,
+        }
+    }
+}
+
+/// A record to append: its sequence number, time, chain link and rendered payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub seq: u64,
+    pub boot_ns: u64,
+    pub prev_hash: &'a str,
+    pub payload: &'a [u8],
 }
 
 /// What the sender should read next.
@@ -122,6 +112,12 @@ pub struct Store {
     total_bytes: u64,
     /// Records given up to the full policy, not yet reported.
     pub dropped: u64,
+    /// Undelivered records deleted to keep the disk reserve, not yet reported.
+    pub dropped_low_space: u64,
+    /// Records lost in damaged spool segments (estimated from the seqs around the damage).
+    pub dropped_damaged: u64,
+    /// Records a failed write lost since the last call of [`Store::take_unwritten`].
+    unwritten: Option<Unwritten>,
     _lock: Flock<File>,
 }
 
@@ -147,31 +143,67 @@ impl Store {
                 format!("spool {} is in use by another sensor ({e})", dir.display()),
             )
         })?;
-        let (ack_id, ack_offset) = read_ack(dir);
         let mut ids: Vec<u64> = fs::read_dir(dir)?
             .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(SUFFIX)?.parse().ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                let id = name.to_str()?.strip_suffix(SUFFIX)?.parse::<u64>().ok();
+                if id.is_none_or(|id| id > MAX_ID) {
+                    warn!(file = %e.path().display(), "spool: not a segment name; left alone");
+                    return None;
+                }
+                id
+            })
             .collect();
         ids.sort_unstable();
+        let (ack_id, ack_offset) = checked_ack(dir, &ids);
         let mut segments = VecDeque::new();
+        let mut dropped_damaged = 0;
         for id in &ids {
             let path = dir.join(segment_name(*id));
-            let bytes = fs::read(&path)?;
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    // Unreadable (an I/O error, or not a file): leave it, deliver the rest.
+                    warn!(segment = %path.display(), error = %e, "spool: cannot read a segment; left alone");
+                    continue;
+                }
+            };
             let start = if *id == ack_id { ack_offset } else { 0 };
             let scan = scan(&bytes, start);
-            if scan.len < bytes.len() as u64 {
-                warn!(segment = %path.display(), skipped_bytes = bytes.len() as u64 - scan.len,
+            let mut size = bytes.len() as u64;
+            let mut len = scan.len;
+            if scan.damaged_bytes > 0 && scan.after_damage.is_empty() {
+                warn!(segment = %path.display(), skipped_bytes = scan.damaged_bytes,
                     "spool segment has a torn tail (a crash mid-write); skipping it");
+            } else if !scan.after_damage.is_empty() {
+                warn!(segment = %path.display(), damaged_bytes = scan.damaged_bytes,
+                    records_after = scan.after_damage.len(), lost_at_most = scan.lost,
+                    "spool segment is damaged in the middle; keeping the whole records after the damage");
+                match frame::repair(&path, &bytes, &scan) {
+                    Ok(n) => {
+                        (len, size) = (n, n);
+                        dropped_damaged += scan.lost;
+                        if *id == ack_id && ack_offset > scan.acked_offset {
+                            ack::write(dir, *id, scan.acked_offset)?;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(segment = %path.display(), error = %e, "spool: repairing the segment failed")
+                    }
+                }
             }
             if *id < ack_id || scan.records == scan.acked_records {
-                fs::remove_file(&path)?;
+                if let Err(e) = remove(&path) {
+                    warn!(segment = %path.display(), error = %e, "spool: cannot delete a delivered segment");
+                }
                 continue;
             }
             segments.push_back(Segment {
                 id: *id,
                 path,
-                len: scan.len,
-                size: bytes.len() as u64,
+                len,
+                size,
                 records: scan.records,
                 acked_offset: scan.acked_offset,
                 acked_records: scan.acked_records,
@@ -189,6 +221,9 @@ impl Store {
             full,
             total_bytes,
             dropped: 0,
+            dropped_low_space: 0,
+            dropped_damaged,
+            unwritten: None,
             _lock: lock,
         })
     }
@@ -207,8 +242,39 @@ impl Store {
         on_disk + self.writer.as_ref().map_or(0, |w| w.buf_records)
     }
 
-    /// Appends a record, applying the full policy.
-    pub fn append(&mut self, seq: u64, payload: &[u8]) -> io::Result<()> {
+    /// Appends a record, applying the full policy. On an error, the records lost (this one
+    /// included) are in [`Store::take_unwritten`].
+    pub fn append(&mut self, e: Entry<'_>) -> io::Result<()> {
+        let res = self.try_append(e);
+        if res.is_err() && !self.buffered(e.seq) {
+            self.lost(Unwritten::one(e.seq, e.boot_ns, e.prev_hash));
+        }
+        res
+    }
+
+    /// True when the record `seq` went into the write buffer (then a failed flush counted it).
+    fn buffered(&self, seq: u64) -> bool {
+        self.unwritten.as_ref().is_some_and(|u| u.last_seq == seq && u.count > 0)
+    }
+
+    fn lost(&mut self, u: Unwritten) {
+        match self.unwritten.as_mut() {
+            Some(acc) => {
+                acc.count += u.count;
+                acc.last_seq = u.last_seq;
+                acc.last_boot_ns = acc.last_boot_ns.max(u.last_boot_ns);
+            }
+            None => self.unwritten = Some(u),
+        }
+    }
+
+    /// Records lost to failed writes since the last call.
+    pub fn take_unwritten(&mut self) -> Option<Unwritten> {
+        self.unwritten.take()
+    }
+
+    fn try_append(&mut self, e: Entry<'_>) -> io::Result<()> {
+        let (seq, payload) = (e.seq, e.payload);
         let frame = (HEADER + payload.len()) as u64;
         if frame > self.max_bytes {
             self.dropped += 1;
@@ -235,6 +301,14 @@ impl Store {
         };
         encode(seq, payload, &mut w.buf);
         w.buf_records += 1;
+        match w.first.as_mut() {
+            None => w.first = Some(Unwritten::one(seq, e.boot_ns, e.prev_hash)),
+            Some(f) => {
+                f.count += 1;
+                f.last_seq = seq;
+                f.last_boot_ns = f.last_boot_ns.max(e.boot_ns);
+            }
+        }
         seg.size += frame;
         self.total_bytes += frame;
         if w.buf.len() >= WRITE_BUF {
@@ -251,10 +325,13 @@ impl Store {
         }
         if let Err(e) = w.file.write_all(&w.buf) {
             // Part of the buffer may be in the file: never append after it. The segment keeps
-            // its whole frames, the buffered records are lost (counted), the next record
-            // starts a new segment.
-            self.dropped += w.buf_records;
+            // its whole frames (a reader stops at the torn one), the buffered records are lost
+            // (counted), the next record starts a new segment.
+            let lost = w.first.take();
             self.writer = None;
+            if let Some(u) = lost {
+                self.lost(u);
+            }
             return Err(e);
         }
         if let Some(seg) = self.segments.iter_mut().rev().find(|s| s.id == w.id) {
@@ -263,6 +340,7 @@ impl Store {
         }
         w.buf.clear();
         w.buf_records = 0;
+        w.first = None;
         Ok(())
     }
 
@@ -282,7 +360,8 @@ impl Store {
         let path = self.dir.join(segment_name(id));
         let file = OpenOptions::new().create_new(true).append(true).mode(0o600).open(&path)?;
         self.next_id += 1;
-        self.writer = Some(Writer { id, file, buf: Vec::with_capacity(WRITE_BUF), buf_records: 0 });
+        self.writer =
+            Some(Writer { id, file, buf: Vec::with_capacity(WRITE_BUF), buf_records: 0, first: None });
         self.segments.push_back(Segment {
             id,
             path,
@@ -305,6 +384,20 @@ impl Store {
         self.dropped += old.records - old.acked_records;
         self.total_bytes -= old.size;
         remove(&old.path)
+    }
+
+    /// Deletes the oldest sealed segment to free disk space (the disk reserve), counting its
+    /// undelivered records; false when only the open segment is left.
+    pub fn drop_oldest_for_space(&mut self) -> io::Result<bool> {
+        let open = self.writer.as_ref().map(|w| w.id);
+        if self.segments.front().is_none_or(|s| Some(s.id) == open) {
+            return Ok(false);
+        }
+        let Some(old) = self.segments.pop_front() else { return Ok(false) };
+        self.dropped_low_space += old.records - old.acked_records;
+        self.total_bytes -= old.size;
+        remove(&old.path)?;
+        Ok(true)
     }
 
     /// The next range to deliver, deleting segments that are done.
@@ -348,7 +441,7 @@ impl Store {
     }
 }
 
-fn segment_name(id: u64) -> String {
+pub(super) fn segment_name(id: u64) -> String {
     format!("{id:020}{SUFFIX}")
 }
 
@@ -356,57 +449,6 @@ fn remove(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
-    }
-}
-
-struct Scan {
-    len: u64,
-    records: u64,
-    acked_offset: u64,
-    acked_records: u64,
-}
-
-/// Whole, checked frames of a segment; those ending at or before `acked` were delivered.
-fn scan(bytes: &[u8], acked: u64) -> Scan {
-    let mut s = Scan { len: 0, records: 0, acked_offset: 0, acked_records: 0 };
-    let mut at = 0usize;
-    while let Some(rest) = bytes.get(at..).filter(|r| !r.is_empty()) {
-        let Parsed::Frame(_, n) = parse(rest) else { break };
-        at += n;
-        s.records += 1;
-        if at as u64 <= acked {
-            s.acked_offset = at as u64;
-            s.acked_records += 1;
-        }
-    }
-    s.len = at as u64;
-    s
-}
-
-/// The `ack` file: `<segment id> <offset>`, fixed width so an overwrite never leaves stale
-/// digits. It is advisory: a lost or damaged one means re-sending (receivers de-duplicate).
-pub struct AckFile {
-    file: File,
-}
-
-impl AckFile {
-    pub fn open(dir: &Path) -> io::Result<Self> {
-        let file =
-            OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(dir.join("ack"))?;
-        Ok(Self { file })
-    }
-
-    pub fn write(&self, id: u64, offset: u64) -> io::Result<()> {
-        self.file.write_all_at(format!("{id:020} {offset:020}\n").as_bytes(), 0)
-    }
-}
-
-fn read_ack(dir: &Path) -> (u64, u64) {
-    let text = fs::read_to_string(dir.join("ack")).unwrap_or_default();
-    let mut it = text.split_whitespace().map(str::parse::<u64>);
-    match (it.next(), it.next()) {
-        (Some(Ok(id)), Some(Ok(off))) => (id, off),
-        _ => (0, 0),
     }
 }
 

@@ -62,12 +62,17 @@ impl Transport for Mock {
     }
 }
 
+/// Records of the spool's full policy (`sink_spool_full`) taken from `sink`.
+fn dropped(sink: &mut DurableSink<Mock>) -> u64 {
+    sink.take_dropped().iter().filter(|(r, _)| *r == "sink_spool_full").map(|(_, n)| n).sum()
+}
+
 fn rec(seq: u64) -> AuditRecord {
     AuditRecord { seq, ..AuditRecord::default() }
 }
 
 fn open(mock: &Mock, dir: &Path, max_bytes: u64, full: SpoolFull) -> DurableSink<Mock> {
-    let opts = SpoolOptions { dir: Some(dir.to_owned()), max_bytes, full };
+    let opts = SpoolOptions { dir: Some(dir.to_owned()), max_bytes, full, ..SpoolOptions::default() };
     let mut sink = DurableSink::open(mock.clone(), mock.clone(), &opts).expect("open spool");
     sink.set_drain_on_close(Duration::from_millis(300));
     sink
@@ -102,7 +107,7 @@ fn delivers_in_order_with_private_files() {
     write_range(&mut sink, 1..3001);
     assert_eq!(mock.wait_distinct(3000), (1..3001).collect::<Vec<_>>());
     assert_eq!(mock.got().len(), 3000, "no re-sends without errors");
-    assert_eq!(sink.take_dropped(), 0);
+    assert_eq!(dropped(&mut sink), 0);
     let stats = sink.stats();
     assert_eq!(stats.delivered.load(Ordering::Relaxed), 3000);
     assert!(stats.spool_bytes.load(Ordering::Relaxed) <= 4 * 1024 * 1024);
@@ -186,7 +191,7 @@ fn torn_tail_is_skipped() {
     // A crash mid-write: half a frame, then zeros (preallocated space).
     let last = segments(tmp.path()).pop().expect("a segment");
     let mut frame = Vec::new();
-    store::encode(51, b"half of this record never made it", &mut frame);
+    frame::encode(51, b"half of this record never made it", &mut frame);
     frame.truncate(20);
     let mut f = std::fs::OpenOptions::new().append(true).open(&last).expect("open seg");
     f.write_all(&frame).expect("tear");
@@ -223,8 +228,8 @@ fn full_spool_drops_oldest_and_counts() {
     // About 110-byte frames, 4 KiB segments, 16 KiB spool.
     let mut sink = open(&down, tmp.path(), 16 * 1024, SpoolFull::DropOldest);
     write_range(&mut sink, 1..1001);
-    let dropped = sink.take_dropped();
-    assert_eq!(sink.take_dropped(), 0, "taken once");
+    let dropped = dropped(&mut sink);
+    assert_eq!(self::dropped(&mut sink), 0, "taken once");
     let stats = sink.stats();
     let pending = stats.pending_records.load(Ordering::Relaxed);
     assert!(dropped > 800 && pending > 100, "dropped {dropped}, pending {pending}");
@@ -244,7 +249,7 @@ fn full_spool_drops_newest_and_counts() {
     let down = Mock::new(false);
     let mut sink = open(&down, tmp.path(), 16 * 1024, SpoolFull::DropNewest);
     write_range(&mut sink, 1..1001);
-    let dropped = sink.take_dropped();
+    let dropped = dropped(&mut sink);
     let pending = sink.stats().pending_records.load(Ordering::Relaxed);
     assert_eq!(dropped + pending, 1000);
     // About 110-byte frames: the spool holds what fits in 16 KiB, nothing more.
@@ -274,4 +279,103 @@ fn default_dir_is_named_after_the_sink() {
     assert_eq!(output_spool_dir(&out), Some(d));
     let file: crate::sinks::Output = crate::sinks::OutputSpec::File("/x".into()).into();
     assert_eq!(output_spool_dir(&file), None);
+}
+
+/// Leaves 3 segments of 100 records each undelivered in `dir`; returns their paths.
+fn three_segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let down = Mock::new(false);
+    // About 110-byte frames and 4 KiB segments (max_bytes / 8 is clamped to 4096).
+    let mut sink = open(&down, dir, 16 * 1024, SpoolFull::DropNewest);
+    write_range(&mut sink, 1..101);
+    drop(sink);
+    segments(dir)
+}
+
+#[test]
+fn a_damaged_or_foreign_ack_never_deletes_undelivered_records() {
+    for ack in [
+        "garbage\n".to_owned(),
+        format!("{:020} {:020}\n", 99_999_999u64, 0),
+        format!("{:020} {:020}\n", u64::MAX, u64::MAX),
+        "1 2 3\n".to_owned(),
+        "\u{0}\u{0}\u{0}".to_owned(),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let segs = three_segments(tmp.path());
+        assert!(segs.len() >= 3, "{segs:?}");
+        std::fs::write(tmp.path().join("ack"), &ack).expect("ack");
+        let up = Mock::new(true);
+        let sink = open(&up, tmp.path(), 16 * 1024, SpoolFull::DropNewest);
+        assert_eq!(up.wait_distinct(100), (1..101).collect::<Vec<_>>(), "ack {ack:?}");
+        drop(sink);
+    }
+    // An offset beyond the end of the segment it names.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let segs = three_segments(tmp.path());
+    let id: u64 = segs[1].file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("id");
+    std::fs::write(tmp.path().join("ack"), format!("{id:020} {:020}\n", 1u64 << 40)).expect("ack");
+    let up = Mock::new(true);
+    let sink = open(&up, tmp.path(), 16 * 1024, SpoolFull::DropNewest);
+    assert_eq!(up.wait_distinct(100), (1..101).collect::<Vec<_>>());
+    drop(sink);
+}
+
+#[test]
+fn a_valid_ack_still_counts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let segs = three_segments(tmp.path());
+    let id: u64 = segs[1].file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).expect("id");
+    // Everything before the second segment was delivered.
+    std::fs::write(tmp.path().join("ack"), format!("{id:020} {:020}\n", 0)).expect("ack");
+    let first_seq_of_second = {
+        let bytes = std::fs::read(&segs[1]).expect("read");
+        match frame::parse(&bytes) {
+            frame::Parsed::Frame(o, _) => o.seq,
+            _ => panic!("frame"),
+        }
+    };
+    let up = Mock::new(true);
+    let sink = open(&up, tmp.path(), 16 * 1024, SpoolFull::DropNewest);
+    let want: Vec<u64> = (first_seq_of_second..101).collect();
+    assert_eq!(up.wait_distinct(want.len()), want);
+    drop(sink);
+}
+
+#[test]
+fn segment_names_that_are_not_ids_are_left_alone_and_ids_do_not_overflow() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let huge = tmp.path().join(format!("{}.seg", u64::MAX));
+    std::fs::write(&huge, b"not ours").expect("write");
+    std::fs::create_dir(tmp.path().join("00000000000000000007.seg")).expect("a directory");
+    std::fs::write(tmp.path().join("ack"), format!("{} 0\n", u64::MAX)).expect("ack");
+    let up = Mock::new(true);
+    let mut sink = open(&up, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..11);
+    assert_eq!(up.wait_distinct(10), (1..11).collect::<Vec<_>>());
+    drop(sink);
+    assert!(huge.exists(), "a file that is not a segment is not deleted");
+}
+
+#[test]
+fn damage_in_the_middle_keeps_the_records_after_it_and_counts_the_lost() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let down = Mock::new(false);
+    let mut sink = open(&down, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    write_range(&mut sink, 1..51);
+    drop(sink);
+    let seg = segments(tmp.path()).pop().expect("segment");
+    let mut bytes = std::fs::read(&seg).expect("read");
+    // Overwrite frames 11 to 13 (about 110 bytes each) with garbage.
+    let frame_len = bytes.len() / 50;
+    for b in &mut bytes[10 * frame_len + 5..13 * frame_len - 3] {
+        *b = 0xa5;
+    }
+    std::fs::write(&seg, &bytes).expect("damage");
+    let up = Mock::new(true);
+    let mut sink = open(&up, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
+    let dropped: Vec<_> = sink.take_dropped().into_iter().filter(|(r, _)| *r == "spool_damaged").collect();
+    assert_eq!(dropped, vec![("spool_damaged", 3)], "three records were in the damaged bytes");
+    let want: Vec<u64> = (1..11).chain(14..51).collect();
+    assert_eq!(up.wait_distinct(want.len()), want);
+    drop(sink);
 }
