@@ -26,9 +26,9 @@ pub struct RunArgs {
     /// Default: `file:/var/lib/sensor/records` plus a short live view on stderr.
     #[arg(long = "output", value_name = "SPEC")]
     pub outputs: Vec<OutputSpec>,
-    /// Stop after this many seconds.
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
+    /// Stop after this many seconds (fractions allowed; at most a year).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_hyphen_values = true)]
+    pub duration: Option<Duration>,
     /// Bytes of argv captured per exec (at most 32767; default 32767).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=32767))]
     pub args_max: Option<u32>,
@@ -62,6 +62,24 @@ pub struct RunArgs {
     #[arg(long = "metrics", value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
 }
+/// Longest `--duration` accepted.
+const MAX_DURATION_SECS: f64 = 366.0 * 86_400.0;
+
+/// A positive, finite number of seconds up to [`MAX_DURATION_SECS`].
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !v.is_finite() {
+        return Err(format!("`{s}` is not a finite number of seconds"));
+    }
+    if v <= 0.0 {
+        return Err(format!("`{s}`: the duration must be more than 0 seconds"));
+    }
+    if v > MAX_DURATION_SECS {
+        return Err(format!("`{s}` seconds is more than a year; leave --duration out to run until stopped"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
 fn parse_format(s: &str) -> Result<crate::sinks::spec::Format, String> {
     match s {
         "json" => Ok(crate::sinks::spec::Format::Json),
@@ -149,13 +167,13 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_stop(duration: Option<f64>) -> anyhow::Result<()> {
+async fn wait_for_stop(duration: Option<Duration>) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let sleep = async {
         match duration {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await,
+            Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }
     };
@@ -177,6 +195,16 @@ mod tests {
         match Cli::try_parse_from(["sensor", "run"].iter().chain(args)).expect("parses").command {
             Command::Run(a) => a,
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn duration_must_be_a_sane_number_of_seconds() {
+        assert_eq!(run_args(&["--duration", "2.5"]).duration, Some(Duration::from_millis(2500)));
+        for bad in ["inf", "-inf", "NaN", "nan", "-1", "0", "1e30", "31708800.5", "", "ten"] {
+            let e = Cli::try_parse_from(["sensor", "run", "--duration", bad]).expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}: {e}");
+            assert!(e.to_string().contains("--duration"), "{bad}: {e}");
         }
     }
 
