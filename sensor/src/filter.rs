@@ -98,6 +98,7 @@ pub struct InodeFilter {
     included: Vec<PathBuf>,
     shared: SharedSensitive,
     installed: HashMap<InodeKey, u32>,
+    map_errors: crate::ratelimit::RateLimited,
 }
 
 impl std::fmt::Debug for InodeFilter {
@@ -120,6 +121,7 @@ impl InodeFilter {
             included,
             shared: SharedSensitive::default(),
             installed: HashMap::new(),
+            map_errors: crate::ratelimit::RateLimited::default(),
         }
     }
 
@@ -148,10 +150,11 @@ impl InodeFilter {
             }
         }
         for (k, bits) in &want {
-            if self.installed.get(k) != Some(bits) {
-                if let Err(e) = self.map.insert(k, bits, 0) {
-                    warn!(error = %e, "updating the inode filter");
-                }
+            if self.installed.get(k) != Some(bits)
+                && let Err(e) = self.map.insert(k, bits, 0)
+                && let Some(suppressed) = self.map_errors.allow()
+            {
+                warn!(error = %e, suppressed, "updating the inode filter");
             }
         }
         for k in self.installed.keys().filter(|k| !want.contains_key(k)).copied().collect::<Vec<_>>() {
@@ -164,13 +167,25 @@ impl InodeFilter {
         }
     }
 
-    /// Refreshes every `every` until `stop`.
+    /// Refreshes every `every` until `stop`. Globbing and `stat` can block (a hung network
+    /// mount), so each refresh runs on a blocking thread, never on an async worker; a refresh
+    /// that hangs delays only the next refresh.
     pub async fn run(mut self, every: Duration, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tokio::select! {
-                _ = tick.tick() => self.refresh(),
+                _ = tick.tick() => {}
+                _ = stop.changed() => return Ok(()),
+            }
+            let work = tokio::task::spawn_blocking(move || {
+                self.refresh();
+                self
+            });
+            tokio::select! {
+                done = work => self = done?,
+                // The refresh finishes on its own thread; nothing waits for it.
                 _ = stop.changed() => return Ok(()),
             }
         }

@@ -13,6 +13,7 @@ pub mod loader;
 pub mod metrics;
 pub mod pipeline;
 pub mod queue;
+pub mod ratelimit;
 pub mod record;
 pub mod records;
 pub mod sinks;

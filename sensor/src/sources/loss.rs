@@ -15,6 +15,7 @@ use crate::{
     enrich::clock::BootClock,
     loader::ProgramRuns,
     pipeline::{LossReport, PipelineEvent},
+    ratelimit::RateLimited,
 };
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,6 +36,8 @@ pub async fn run(
     let mut seen = [Seen { at_boot_ns: start, ..Default::default() }; EventKind::ALL.len()];
     let mut skipped = Skipped::new(programs, start);
     let mut tick = tokio::time::interval(every);
+    // Sustained loss is one line per interval per kind and reason, with the sum since the last.
+    let mut limits: std::collections::HashMap<(&str, &str), (RateLimited, u64)> = Default::default();
     loop {
         let stopping = tokio::select! {
             _ = tick.tick() => false,
@@ -43,7 +46,17 @@ pub async fn run(
         let mut reports = poll(&map, &mut seen);
         reports.extend(skipped.poll());
         for report in reports {
-            error!(kind = report.kind, reason = report.reason, count = report.count, "kernel events lost");
+            let (limit, unlogged) = limits.entry((report.kind, report.reason)).or_default();
+            *unlogged += report.count;
+            if limit.allow().is_some() {
+                error!(
+                    kind = report.kind,
+                    reason = report.reason,
+                    count = *unlogged,
+                    "kernel events lost (each accounted for by a loss record)"
+                );
+                *unlogged = 0;
+            }
             if tx.send(PipelineEvent::Loss(report)).await.is_err() {
                 return Ok(());
             }
@@ -95,11 +108,16 @@ fn poll(map: &PerCpuArray<MapData, LossCounter>, seen: &mut [Seen]) -> Vec<LossR
 struct Skipped {
     programs: Vec<(ProgramRuns, u64)>,
     since_boot_ns: u64,
+    log: RateLimited,
 }
 
 impl Skipped {
     fn new(programs: Vec<ProgramRuns>, start: u64) -> Self {
-        Self { programs: programs.into_iter().map(|p| (p, 0)).collect(), since_boot_ns: start }
+        Self {
+            programs: programs.into_iter().map(|p| (p, 0)).collect(),
+            since_boot_ns: start,
+            log: RateLimited::default(),
+        }
     }
 
     fn poll(&mut self) -> Vec<LossReport> {
@@ -111,7 +129,14 @@ impl Skipped {
                 continue; // kernels before 5.12 do not count them
             };
             if misses > *seen {
-                warn!(prog = prog.name, skipped = misses - *seen, "the kernel skipped runs of a program");
+                if let Some(suppressed) = self.log.allow() {
+                    warn!(
+                        prog = prog.name,
+                        skipped = misses - *seen,
+                        suppressed,
+                        "the kernel skipped runs of a program"
+                    );
+                }
                 if let Some(i) = EventKind::ALL.iter().position(|k| *k == prog.kind) {
                     by_kind[i] += misses - *seen;
                 }

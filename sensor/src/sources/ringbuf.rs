@@ -11,6 +11,7 @@ use crate::{
     decode,
     enrich::clock::BootClock,
     pipeline::{LossReport, PipelineEvent, Stats},
+    ratelimit::RateLimited,
 };
 
 /// An event is stamped, then reserved and committed in the ring within microseconds: the
@@ -53,16 +54,17 @@ pub async fn run(
     let mut tick = tokio::time::interval(drain_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::with_capacity(BATCH);
+    let mut bad = RateLimited::default();
     loop {
         let stopping = tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
-                drain(which, guard.get_inner_mut(), &mut batch, &stats);
+                drain(which, guard.get_inner_mut(), &mut batch, &stats, &mut bad);
                 guard.clear_ready();
                 false
             }
             _ = tick.tick() => {
-                drain(which, fd.get_mut(), &mut batch, &stats);
+                drain(which, fd.get_mut(), &mut batch, &stats, &mut bad);
                 false
             }
             _ = stop.changed() => true,
@@ -75,7 +77,7 @@ pub async fn run(
             }
             // A full batch means more may be waiting; on stop, empty the ring completely.
             let before = BootClock::boot_ns_now();
-            drain(which, fd.get_mut(), &mut batch, &stats);
+            drain(which, fd.get_mut(), &mut batch, &stats, &mut bad);
             if batch.is_empty() {
                 if which == Ring::Proc {
                     // Everything stamped before `before` (less a margin for events stamped but
@@ -93,7 +95,13 @@ pub async fn run(
 }
 
 /// Decodes up to [`BATCH`] items into `batch`.
-fn drain(which: Ring, ring: &mut RingBuf<MapData>, batch: &mut Vec<PipelineEvent>, stats: &Stats) {
+fn drain(
+    which: Ring,
+    ring: &mut RingBuf<MapData>,
+    batch: &mut Vec<PipelineEvent>,
+    stats: &Stats,
+    bad: &mut RateLimited,
+) {
     while batch.len() < BATCH {
         let Some(item) = ring.next() else { break };
         stats.add_kernel_bytes(which, item.len());
@@ -104,7 +112,11 @@ fn drain(which: Ring, ring: &mut RingBuf<MapData>, batch: &mut Vec<PipelineEvent
             }
             Err(e) => {
                 stats.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                warn!(error = %e, len = item.len(), "undecodable kernel event");
+                if let Some(suppressed) = bad.allow() {
+                    // Each one is also counted in a loss record (kind "unknown").
+                    warn!(ring = which.name(), error = %e, len = item.len(), suppressed,
+                        "undecodable kernel event");
+                }
                 let now = BootClock::boot_ns_now();
                 batch.push(PipelineEvent::Loss(LossReport {
                     kind: "unknown",
