@@ -8,7 +8,9 @@
 //! - rsyslog and its GnuTLS driver (Debian packages), the receiver the syslog output's
 //!   integration tests run on loopback, when absent (as root, with apt-get);
 //! - the C libraries librdkafka (the Kafka output) is built against: OpenSSL and zlib headers
-//!   and pkg-config (Debian packages), when absent (as root, with apt-get).
+//!   and pkg-config (Debian packages), when absent (as root, with apt-get);
+//! - OpenSSH (server and client; Debian packages), for the integration test that logs in with
+//!   `ssh -t`, when absent (as root, with apt-get).
 
 use std::{
     fs,
@@ -31,7 +33,20 @@ pub fn setup(ws: &Path) -> anyhow::Result<()> {
     ensure_bpf_linker(ws)?;
     ensure_mounts();
     ensure_rsyslog();
+    ensure_openssh();
     Ok(())
+}
+
+/// Installs openssh-server and openssh-client when `sshd` or `ssh` is missing. Failures are
+/// reported, not fatal: only the `ssh -t` login test needs them, and says so.
+fn ensure_openssh() {
+    if !util::is_root() || (Path::new("/usr/sbin/sshd").exists() && Path::new("/usr/bin/ssh").exists()) {
+        return;
+    }
+    eprintln!("xtask setup: installing openssh-server and openssh-client (for the ssh login test)");
+    if let Err(e) = apt_install(&["openssh-server", "openssh-client"]) {
+        eprintln!("xtask setup: could not install OpenSSH: {e:#}");
+    }
 }
 
 fn ensure_rust_src() -> anyhow::Result<()> {

@@ -170,11 +170,30 @@ impl Enricher {
         while let Some(ev) = self.parking.next_ready(now_boot_ns, all) {
             self.enrich_now(ev, out);
         }
+        self.release_sessions(None, now_boot_ns, all, out);
     }
 
-    /// Events parked, waiting for their process's lineage events.
+    /// Events parked, waiting for their process's lineage events, and session records waiting
+    /// for their terminal.
     pub fn parked(&self) -> usize {
-        self.parking.len()
+        self.parking.len() + self.sessions.deferred()
+    }
+
+    /// Session records held back for their terminal that can go now (before `by`'s record).
+    fn release_sessions(
+        &mut self,
+        by: Option<&Process>,
+        now_boot_ns: u64,
+        all: bool,
+        out: &mut Vec<Enriched>,
+    ) {
+        if self.sessions.deferred() == 0 {
+            return;
+        }
+        for d in self.sessions.ready(by, now_boot_ns, all) {
+            let rec = self.done(d.boot_ns, d.process, Event::Session(d.event));
+            out.push(rec);
+        }
     }
 
     fn enrich_now(&mut self, ev: KernelEvent, out: &mut Vec<Enriched>) {
@@ -249,6 +268,7 @@ impl Enricher {
                 self.done(f.header.boot_ns, process, event)
             }
         };
+        self.release_sessions(done.process.as_ref(), done.boot_ns, false, out);
         out.push(done);
     }
 
@@ -373,7 +393,9 @@ impl Enricher {
         process.argv_truncated = e.args_truncated;
         self.hash_exe(&mut process);
         self.table.on_exec(process.clone());
-        if let Some(session) = self.sessions.observe(&process, &self.table, false) {
+        if let Some(session) = self.sessions.observe(&process, &self.table, false)
+            && !self.sessions.defer(e.header.boot_ns, &process, &session)
+        {
             let rec = self.done(e.header.boot_ns, process.clone(), Event::Session(session));
             out.push(rec);
         }

@@ -22,6 +22,20 @@ use super::{
 
 /// Sessions remembered by default (older ones are forgotten first).
 pub const DEFAULT_MAX_SESSIONS: usize = 65536;
+/// How long the record of a new sshd session without a terminal waits for one (boot ns): with
+/// `ssh -t`, PAM opens the session — and runs programs in it, e.g. pam_motd's scripts — before
+/// the pty is allocated. The record is written with the terminal of the session's first process
+/// that has one, or without a terminal after this long (`ssh host cmd`, sftp).
+pub const TTY_WAIT_NS: u64 = 2_000_000_000;
+
+/// A session record held back until the session's terminal is known.
+#[derive(Debug)]
+pub struct Deferred {
+    /// When the session was first seen, and by which process.
+    pub boot_ns: u64,
+    pub process: Process,
+    pub event: SessionEvent,
+}
 
 /// Remembers which sessions were already reported.
 #[derive(Debug)]
@@ -31,6 +45,7 @@ pub struct SessionTracker {
     max_sessions: usize,
     names: NameCache,
     proc_root: PathBuf,
+    deferred: Vec<Deferred>,
 }
 
 impl SessionTracker {
@@ -47,6 +62,7 @@ impl SessionTracker {
             max_sessions: max_sessions.max(1),
             names: NameCache::default(),
             proc_root: proc_root.into(),
+            deferred: Vec::new(),
         }
     }
 
@@ -96,22 +112,66 @@ impl SessionTracker {
             None => String::new(),
         };
         let upto = outside.map_or(chain.len(), |i| i + 1);
-        let remote = std::iter::once(ancestor_of(process))
+        let sshd: Vec<Ancestor> = std::iter::once(ancestor_of(process))
             .chain(chain.into_iter().take(upto))
             .filter(|a| basename(&a.exe).starts_with("sshd"))
             .filter(|a| self.still_running(a, table, process))
-            .find_map(|a| client_of(&self.proc_root, a.pid));
+            .collect();
+        let remote = sshd.iter().find_map(|a| client_of(&self.proc_root, a.pid));
+        // `ssh -t`: PAM opens the session (and may run programs in it) before the shell gets
+        // its terminal; the pty is already allocated and held by the session's sshd.
+        let tty = if process.tty.is_empty() {
+            sshd.iter().find_map(|a| pty_of(&self.proc_root, a.pid)).unwrap_or_default()
+        } else {
+            process.tty.clone()
+        };
         Some(SessionEvent {
             session_id: sid,
             auid: process.auid,
             user: self.names.user(process.auid).unwrap_or_default().to_owned(),
-            tty: process.tty.clone(),
+            tty,
             remote_address: remote.map(|r| r.ip().to_string()).unwrap_or_default(),
             remote_port: remote.map_or(0, |r| u32::from(r.port())),
             service,
             leader_guid: process.guid.clone(),
             existing,
         })
+    }
+
+    /// Holds a session record back while its terminal is unknown (see [`TTY_WAIT_NS`]); false
+    /// when the record should be written now.
+    pub fn defer(&mut self, boot_ns: u64, process: &Process, event: &SessionEvent) -> bool {
+        if !event.tty.is_empty() || !event.service.starts_with("sshd") || event.existing {
+            return false;
+        }
+        self.deferred.push(Deferred { boot_ns, process: process.clone(), event: event.clone() });
+        true
+    }
+
+    /// Session records held back.
+    pub fn deferred(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// Held-back session records that can go now: the session of `by` (a process about to get a
+    /// record) when it has a terminal — the record takes it — and those that waited
+    /// [`TTY_WAIT_NS`] by `now_boot_ns`; all of them with `all` (at stop).
+    pub fn ready(&mut self, by: Option<&Process>, now_boot_ns: u64, all: bool) -> Vec<Deferred> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.deferred.len() {
+            let d = &mut self.deferred[i];
+            let tty = by.filter(|p| p.session_id == d.event.session_id && !p.tty.is_empty());
+            if let Some(p) = tty {
+                d.event.tty.clone_from(&p.tty);
+            }
+            if all || tty.is_some() || now_boot_ns >= d.boot_ns.saturating_add(TTY_WAIT_NS) {
+                out.push(self.deferred.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        out
     }
 
     /// `a` is still the process with that pid (not a reuse): its start time matches.
@@ -233,6 +293,30 @@ pub fn established_remotes(proc_root: &Path, pid: u32) -> Vec<(u32, SocketAddr)>
     }
     out.sort_unstable();
     out
+}
+
+/// The pseudo-terminal `pid` holds, named as the kernel names a tty (`pts3`): a slave it has
+/// open (`/dev/pts/3`), or the slave index of a master (`/dev/ptmx`, from the fd's `tty-index`).
+pub fn pty_of(proc_root: &Path, pid: u32) -> Option<String> {
+    let dir = proc_root.join(pid.to_string());
+    let mut fds: Vec<(u32, PathBuf)> = fs::read_dir(dir.join("fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, fs::read_link(e.path()).ok()?)))
+        .collect();
+    fds.sort_unstable();
+    fds.iter().find_map(|(fd, target)| {
+        let t = target.to_str()?;
+        if let Some(n) = t.strip_prefix("/dev/pts/").filter(|n| n.bytes().all(|b| b.is_ascii_digit())) {
+            return Some(format!("pts{n}"));
+        }
+        if t == "/dev/ptmx" || t == "/dev/pts/ptmx" {
+            let info = fs::read_to_string(dir.join("fdinfo").join(fd.to_string())).ok()?;
+            let n: u32 = info.lines().find_map(|l| l.strip_prefix("tty-index:"))?.trim().parse().ok()?;
+            return Some(format!("pts{n}"));
+        }
+        None
+    })
 }
 
 /// The client of a connection-serving process: the remote end of its established TCP

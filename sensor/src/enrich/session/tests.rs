@@ -202,3 +202,52 @@ fn service_of_console_cron_and_unknown_parents() {
     assert_eq!(tracker.len(), 2);
     assert_eq!(w.t.get(&cron.guid).map(ProcEntry::live_children), Some(1));
 }
+
+#[test]
+fn the_pty_an_sshd_holds_names_the_session_terminal() {
+    let root = tempfile::tempdir().expect("tmp");
+    let pid = root.path().join("4242");
+    std::fs::create_dir_all(pid.join("fd")).expect("fd");
+    std::fs::create_dir_all(pid.join("fdinfo")).expect("fdinfo");
+    assert_eq!(pty_of(root.path(), 4242), None, "no pty");
+    std::os::unix::fs::symlink("socket:[123]", pid.join("fd/3")).expect("link");
+    std::os::unix::fs::symlink("/dev/ptmx", pid.join("fd/9")).expect("link");
+    std::fs::write(pid.join("fdinfo/9"), "pos:\t0\nflags:\t02\nmnt_id:\t1\ntty-index:\t7\n").expect("info");
+    assert_eq!(pty_of(root.path(), 4242).as_deref(), Some("pts7"), "a master names its slave");
+    std::os::unix::fs::symlink("/dev/pts/2", pid.join("fd/5")).expect("link");
+    assert_eq!(pty_of(root.path(), 4242).as_deref(), Some("pts2"), "the lowest fd wins");
+    assert_eq!(pty_of(root.path(), 1), None, "no such process");
+}
+
+#[test]
+fn an_sshd_session_without_a_terminal_waits_for_one() {
+    let mut w = World::new();
+    let monitor = w.p(400, 3, "/usr/sbin/sshd", 5, 1);
+    let motd = Process { tty: String::new(), ..w.p(401, 4, "/bin/sh", 5, 400) };
+    let mut tracker = SessionTracker::new("/nonexistent");
+    let ev = tracker.observe(&motd, &w.t, false).expect("new session");
+    assert_eq!((ev.service.as_str(), ev.tty.as_str()), ("sshd", ""));
+    assert!(tracker.defer(4_000_000_000, &motd, &ev), "held back for its terminal");
+    assert_eq!(tracker.deferred(), 1);
+    assert!(tracker.ready(Some(&motd), 4_100_000_000, false).is_empty(), "no terminal yet");
+    let other = Process { session_id: 6, tty: "pts1".into(), ..motd.clone() };
+    assert!(tracker.ready(Some(&other), 4_200_000_000, false).is_empty(), "another session's terminal");
+    let shell = Process { tty: "pts0".into(), ..w.p(402, 5, "/bin/bash", 5, 400) };
+    let ready = tracker.ready(Some(&shell), 4_300_000_000, false);
+    assert_eq!(ready.len(), 1);
+    assert_eq!(ready[0].event.tty, "pts0", "the shell's terminal is the session's");
+    assert_eq!((ready[0].boot_ns, ready[0].event.leader_guid.as_str()), (4_000_000_000, motd.guid.as_str()));
+    drop(monitor);
+
+    // `ssh host cmd`: no terminal ever; the record goes after TTY_WAIT_NS.
+    let cmd = Process { tty: String::new(), ..w.p(501, 6, "/bin/sh", 7, 400) };
+    let ev = tracker.observe(&cmd, &w.t, false).expect("session 7");
+    assert!(tracker.defer(6_000_000_000, &cmd, &ev));
+    assert!(tracker.ready(None, 6_000_000_000 + TTY_WAIT_NS - 1, false).is_empty());
+    let ready = tracker.ready(None, 6_000_000_000 + TTY_WAIT_NS, false);
+    assert_eq!((ready.len(), ready[0].event.tty.as_str()), (1, ""));
+    // Not sshd, or with a terminal: written at once.
+    let login = w.p(601, 7, "/bin/login", 8, 1);
+    let ev = tracker.observe(&login, &w.t, false).expect("session 8");
+    assert!(!tracker.defer(7_000_000_000, &login, &ev));
+}
