@@ -1,6 +1,7 @@
 //! The kernels of the matrix: Debian cloud kernels fetched with `apt-get download` through a
 //! throwaway apt configuration (its own sources, lists and cache under `target/vm/apt`; the
-//! machine's apt sources are never touched), cached under `target/vm/kernels/<label>/`.
+//! machine's apt sources are read, never touched: their Debian mirror URIs are reused with the
+//! suites below), cached under `target/vm/kernels/<label>/`.
 //!
 //! Package ABI names move with security updates (`linux-image-5.10.0-46-…` today, `-47-`
 //! tomorrow), so the name is resolved against the throwaway lists: the highest ABI number that
@@ -14,6 +15,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+use super::mirrors;
 use crate::util;
 
 /// One kernel of the matrix and the Debian package that provides it.
@@ -38,15 +40,11 @@ pub struct Kernel {
     pub origin: String,
 }
 
-/// Debian suites that carry the kernels: bullseye-security (5.10), bookworm and
-/// bookworm-security (6.1, 6.12), trixie-backports (6.18), sid (7.2).
-const SOURCES: &str = "\
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bullseye-security main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
-";
+/// Debian suites that carry the kernels, asked of the machine's own Debian archive:
+/// bookworm (6.1, 6.12), trixie-backports (6.18), sid (7.2); and of its security archive:
+/// bookworm-security (6.1), bullseye-security (5.10).
+const ARCHIVE_SUITES: [&str; 3] = ["bookworm", "trixie-backports", "sid"];
+const SECURITY_SUITES: [&str; 2] = ["bookworm-security", "bullseye-security"];
 
 /// The matrix: 5.10 (bullseye), 6.1 and 6.12 (bookworm), 7.2 (sid), plus the host's series.
 pub fn matrix() -> Vec<KernelSpec> {
@@ -205,7 +203,14 @@ impl Apt {
         for d in ["lists/partial", "cache/archives/partial", "parts", "sources.d"] {
             fs::create_dir_all(root.join(d))?;
         }
-        fs::write(root.join("sources.list"), SOURCES)?;
+        let mirrors = mirrors::debian_mirrors(&mirrors::machine_sources(Path::new("/etc/apt")))?;
+        if mirrors.security_derived {
+            eprintln!(
+                "xtask vm-test: no Debian security archive in this machine's apt sources; using {}",
+                mirrors.security.uri
+            );
+        }
+        fs::write(root.join("sources.list"), mirrors.sources_list(&ARCHIVE_SUITES, &SECURITY_SUITES))?;
         let status = root.join("status");
         if !status.exists() {
             fs::write(&status, "")?;

@@ -6,6 +6,7 @@
 
 mod initramfs;
 mod kernels;
+mod mirrors;
 mod qemu;
 
 use std::{
