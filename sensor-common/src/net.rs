@@ -1,6 +1,11 @@
 //! Network events from system-call tracepoints: connect, accept, bind, listen, and the first
-//! datagram of each UDP flow (every datagram to or from port 53 carries its payload for DNS).
-//! Addresses are read from the socket (`struct sock_common`) and from the sockaddr argument.
+//! datagram of each UDP flow (process, remote address, port) with its payload, on any port, so
+//! userspace can decode DNS sent to non-standard ports; every datagram to port 53 is reported
+//! with its payload. Addresses are read from the socket (`struct sock_common`) and from the
+//! sockaddr argument.
+//!
+//! A [`NetEvent`] travels as its fixed part ([`NET_FIXED_SIZE`] bytes) followed by
+//! `payload_len` bytes of payload: `header.size` is `NET_FIXED_SIZE + payload_len`.
 
 use crate::{EventHeader, task::TaskInfo};
 
@@ -10,7 +15,8 @@ pub mod op {
     pub const ACCEPT: u32 = 2;
     pub const BIND: u32 = 3;
     pub const LISTEN: u32 = 4;
-    /// First datagram of a (process, remote) UDP flow, or a datagram to port 53.
+    /// First datagram of a (process, remote) UDP flow, or a datagram to port 53; both carry
+    /// the payload (up to [`super::NET_PAYLOAD_MAX`] bytes).
     pub const SEND: u32 = 5;
 }
 
@@ -22,7 +28,7 @@ pub const NET_PAYLOAD_TRUNCATED: u32 = 1 << 1;
 
 /// Bytes of payload captured (DNS over UDP fits in 512).
 pub const NET_PAYLOAD_MAX: usize = 512;
-/// DNS port: datagrams to it are always reported, with their payload.
+/// DNS port: datagrams to it are always reported (not only a flow's first).
 pub const DNS_PORT: u16 = 53;
 
 /// A network event.
@@ -32,7 +38,7 @@ pub struct NetEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
     pub op: u32,
-    /// Return value: 0, a new fd (accept), bytes sent, or -errno.
+    /// Return value: 0, a new fd (accept), bytes sent (messages sent for sendmmsg), or -errno.
     pub result: i32,
     /// AF_INET (2) or AF_INET6 (10).
     pub family: u16,
@@ -48,10 +54,18 @@ pub struct NetEvent {
     /// IPv4 in the first 4 bytes, or IPv6.
     pub local_addr: [u8; 16],
     pub remote_addr: [u8; 16],
+    /// Bytes of `payload` that were captured and sent.
     pub payload_len: u32,
+    /// Length of the datagram (of the first buffer, for sendmsg/sendmmsg).
     pub payload_total: u32,
+    /// Only the first `payload_len` bytes are sent.
     pub payload: [u8; NET_PAYLOAD_MAX],
 }
+
+/// Bytes of a [`NetEvent`] before its payload: the size of an event without payload.
+pub const NET_FIXED_SIZE: usize = core::mem::offset_of!(NetEvent, payload);
+const _: () = assert!(NET_FIXED_SIZE == 232);
+const _: () = assert!(core::mem::offset_of!(NetEvent, local_addr) % 8 == 0);
 
 impl Default for NetEvent {
     fn default() -> Self {
@@ -89,7 +103,8 @@ pub struct NetSyscallSpec {
     pub buf: u8,
     /// Arg index of the payload length (sendto).
     pub len: u8,
-    /// Arg index of a `struct user_msghdr *` (sendmsg).
+    /// Arg index of a `struct user_msghdr *` (sendmsg), or of a `struct mmsghdr *` (sendmmsg:
+    /// its first member is the first message's `user_msghdr`).
     pub msghdr: u8,
 }
 
@@ -101,9 +116,9 @@ const _: () = assert!(size_of::<NetSyscallSpec>() == 8);
 pub struct PendingNet {
     pub nr: u32,
     pub fd: u32,
-    /// The sockaddr argument, as read at enter (zero when none).
-    pub sockaddr: [u8; 28],
-    pub _pad: u32,
+    /// The sockaddr argument as read at enter, in native-endian words (a `sockaddr_in6` is 28
+    /// bytes); zero when none. Words, not bytes, so the programs copy it without byte loops.
+    pub sockaddr: [u64; 4],
     pub buf: u64,
     pub len: u64,
 }
@@ -117,7 +132,8 @@ pub struct FlowKey {
     pub tgid: u32,
     pub family: u16,
     pub port: u16,
-    pub addr: [u8; 16],
+    /// IPv4 in the low 4 bytes of the first word, or IPv6; as the bytes lie in memory.
+    pub addr: [u64; 2],
 }
 
 const _: () = assert!(size_of::<FlowKey>() == 24);

@@ -1,4 +1,4 @@
-//! Exec: `tp_btf/sched_process_exec`.
+//! Exec: raw tracepoint `sched_process_exec` (no kernel BTF needed to attach).
 //!
 //! Kernel prototype (include/trace/events/sched.h):
 //! `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`
@@ -11,8 +11,8 @@ use aya_ebpf::{
     helpers::generated::{
         bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str, bpf_probe_read_user,
     },
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use sensor_common::{
     EventKind,
@@ -34,9 +34,9 @@ use crate::{
 const NAME_MASK: u32 = EXEC_NAME_MAX as u32 - 1;
 const ARGS_MASK: u32 = EXEC_ARGS_MAX as u32 - 1;
 
-#[btf_tracepoint(function = "sched_process_exec")]
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     match try_exec(&ctx) {
         Ok(()) => 0,
         Err(why) => {
@@ -50,7 +50,7 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     }
 }
 
-fn try_exec(ctx: &BtfTracePointContext) -> Result<(), Loss> {
+fn try_exec(ctx: &RawTracePointContext) -> Result<(), Loss> {
     if !ready() {
         return Ok(());
     }

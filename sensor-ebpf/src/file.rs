@@ -202,15 +202,16 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
             op::TRUNCATE => (*f).length = arg(&pending, spec.aux),
             _ => {}
         }
-        (*f).ino = 0;
-        (*f).dev = 0;
-        (*f).dir1_len = 0;
-        (*f).dir1_flags = 0;
-        (*f).name1_len = 0;
-        (*f).dir2_len = 0;
-        (*f).dir2_flags = 0;
-        (*f).name2_len = 0;
-        (*f).xattr_len = 0;
+        // Volatile: LLVM would merge these stores into a byte-wise `memset` loop.
+        core::ptr::write_volatile(&raw mut (*f).ino, 0);
+        core::ptr::write_volatile(&raw mut (*f).dev, 0);
+        core::ptr::write_volatile(&raw mut (*f).dir1_len, 0);
+        core::ptr::write_volatile(&raw mut (*f).dir1_flags, 0);
+        core::ptr::write_volatile(&raw mut (*f).name1_len, 0);
+        core::ptr::write_volatile(&raw mut (*f).dir2_len, 0);
+        core::ptr::write_volatile(&raw mut (*f).dir2_flags, 0);
+        core::ptr::write_volatile(&raw mut (*f).name2_len, 0);
+        core::ptr::write_volatile(&raw mut (*f).xattr_len, 0);
         (*f).syscall_nr = pending.nr;
 
         // Path 1: the target file itself, or dirfd/cwd + the name as passed.

@@ -1,31 +1,38 @@
 //! Network events: one program on `sys_enter_*` and one on `sys_exit_*` of connect, accept,
-//! accept4, bind, listen, sendto and sendmsg. Which argument is what comes from `NET_SYSCALLS`
-//! (written by the loader). Addresses come from the socket (`struct sock_common`) and, for
-//! connect/bind/sendto/sendmsg, from the sockaddr argument read at enter.
+//! accept4, bind, listen, sendto, sendmsg and sendmmsg. Which argument is what comes from
+//! `NET_SYSCALLS` (written by the loader). Addresses come from the socket (`struct sock_common`)
+//! and, for connect/bind/sendto/sendmsg, from the sockaddr argument read at enter.
 //!
-//! UDP is reported once per (process, remote address, port) flow (`NET_FLOWS`, an LRU), except
-//! datagrams to port 53, which are all reported with their payload for DNS decoding.
+//! UDP is reported once per (process, remote address, port) flow (`NET_FLOWS`, an LRU): the
+//! flow's first datagram, with up to `NET_PAYLOAD_MAX` bytes of its payload, whatever the port
+//! (userspace recognises DNS sent to other ports). Datagrams to port 53 are all reported, with
+//! their payload.
+//!
+//! Written for old verifiers (5.10, 6.1; 1M-instruction budget, little state pruning): the
+//! event is assembled in a per-CPU slot and sent with an explicit length (fixed part + the
+//! payload actually read), so nothing is zeroed; addresses move as 64-bit words, so LLVM emits
+//! no byte-wise `memset`/`memcpy` loops; kernel reads do not branch on their outcome.
 
 use aya_ebpf::{
     EbpfContext,
     helpers::{bpf_get_current_task, generated::bpf_probe_read_user},
     macros::{map, tracepoint},
-    maps::{HashMap, LruHashMap, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::TracePointContext,
 };
 use sensor_common::{
     EventKind,
     file::ARG_NONE,
     net::{
-        DNS_PORT, FlowKey, NET_DATAGRAM, NET_PAYLOAD_MAX, NET_PAYLOAD_TRUNCATED, NetEvent, NetSyscallSpec,
-        PendingNet, op,
+        DNS_PORT, FlowKey, NET_DATAGRAM, NET_FIXED_SIZE, NET_PAYLOAD_MAX, NET_PAYLOAD_TRUNCATED, NetEvent,
+        NetSyscallSpec, PendingNet, op,
     },
 };
 
 use crate::{
     emit::{Loss, count_loss, fill_header, wakeup_flags},
     file::fd_file,
-    kernel::{arg_at, read, read_ptr, tp_args, tp_field},
+    kernel::{arg_at, read_ptr, read_z, tp_args, tp_field, zero_words},
     maps::{capture, ready},
     off,
     task::fill_task,
@@ -44,6 +51,10 @@ static PENDING_NET: LruHashMap<u32, PendingNet> = LruHashMap::with_max_entries(1
 #[map(name = "NET_FLOWS")]
 static NET_FLOWS: LruHashMap<FlowKey, u8> = LruHashMap::with_max_entries(65536, 0);
 
+/// Where this CPU assembles a network event.
+#[map(name = "NET_SCRATCH")]
+static NET_SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 0);
+
 const SYSCALL_NR: usize = 8;
 const ARGS: usize = 16;
 const RET: usize = 16;
@@ -52,6 +63,7 @@ const AF_INET6: u16 = 10;
 const SOCK_DGRAM: u16 = 2;
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
+const PAYLOAD_MAX: u64 = NET_PAYLOAD_MAX as u64;
 
 #[tracepoint]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
@@ -67,8 +79,7 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
     let nr: i32 = unsafe { tp_field(&ctx, SYSCALL_NR) };
     let Some(spec) = (unsafe { NET_SYSCALLS.get(nr as u32) }).copied() else { return 0 };
     let args = tp_args(&ctx, ARGS);
-    let mut p =
-        PendingNet { nr: nr as u32, fd: arg_at(&args, 0) as u32, sockaddr: [0; 28], _pad: 0, buf: 0, len: 0 };
+    let mut p = pending(nr as u32, arg_at(&args, 0) as u32);
     let mut addr_ptr = if spec.addr != ARG_NONE { arg_at(&args, spec.addr) } else { 0 };
     if spec.buf != ARG_NONE {
         p.buf = arg_at(&args, spec.buf);
@@ -76,14 +87,18 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
     }
     if spec.msghdr != ARG_NONE {
         // struct user_msghdr (UAPI): msg_name at 0, msg_iov at 16; struct iovec: base, len.
+        // For sendmmsg the argument is a `struct mmsghdr *`, whose first member is that.
         let msg = arg_at(&args, spec.msghdr);
-        let mut hdr = [0u64; 3];
-        // SAFETY: user memory read with the probe helper into a stack value.
+        // SAFETY: user memory read with the probe helper into stack values, which it fills
+        // (with zeros when the read faults).
         unsafe {
+            let mut hdr = core::mem::MaybeUninit::<[u64; 3]>::uninit();
             if bpf_probe_read_user(hdr.as_mut_ptr().cast(), 24, msg as *const _) == 0 {
+                let hdr = hdr.assume_init();
                 addr_ptr = hdr[0];
-                let mut iov = [0u64; 2];
+                let mut iov = core::mem::MaybeUninit::<[u64; 2]>::uninit();
                 if bpf_probe_read_user(iov.as_mut_ptr().cast(), 16, hdr[2] as *const _) == 0 {
+                    let iov = iov.assume_init();
                     p.buf = iov[0];
                     p.len = iov[1];
                 }
@@ -91,11 +106,36 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
         }
     }
     if addr_ptr != 0 {
+        // A sockaddr_in is 16 bytes, a sockaddr_in6 28: read the longer one only for IPv6, so a
+        // short sockaddr at the end of a page still reads (a failed read leaves zeros).
+        let sa = p.sockaddr.as_mut_ptr().cast();
         // SAFETY: user memory read with the probe helper into a stack value.
-        unsafe { bpf_probe_read_user(p.sockaddr.as_mut_ptr().cast(), 28, addr_ptr as *const _) };
+        unsafe {
+            bpf_probe_read_user(sa, 16, addr_ptr as *const _);
+            if p.sockaddr[0] as u16 == AF_INET6 {
+                bpf_probe_read_user(sa, 28, addr_ptr as *const _);
+            }
+        }
     }
     let _ = PENDING_NET.insert(ctx.pid(), p, 0);
     0
+}
+
+/// A zeroed [`PendingNet`] for `nr` on `fd`, written word by word (a struct literal with zeros
+/// becomes a byte-wise `memset` loop).
+#[inline(always)]
+fn pending(nr: u32, fd: u32) -> PendingNet {
+    let mut p = core::mem::MaybeUninit::<PendingNet>::uninit();
+    let w = p.as_mut_ptr();
+    // SAFETY: every field of `p` is written before it is read.
+    unsafe {
+        core::ptr::write_volatile(&raw mut (*w).nr, nr);
+        core::ptr::write_volatile(&raw mut (*w).fd, fd);
+        core::ptr::write_volatile(&raw mut (*w).sockaddr, zero_words());
+        core::ptr::write_volatile(&raw mut (*w).buf, 0);
+        core::ptr::write_volatile(&raw mut (*w).len, 0);
+        p.assume_init()
+    }
 }
 
 #[tracepoint]
@@ -110,17 +150,18 @@ pub fn sys_exit_net(ctx: TracePointContext) -> u32 {
     }
 }
 
-/// Family, port (host order) and address of a sockaddr read at enter.
+/// Family, port (host order) and address (two native-endian words, IPv4 in the low 4 bytes)
+/// of a sockaddr read at enter: `sockaddr_in` {family, port (BE), addr} or `sockaddr_in6`
+/// {family, port (BE), flowinfo, addr[16], scope}.
 #[inline(always)]
-fn sockaddr(sa: &[u8; 28]) -> (u16, u16, [u8; 16]) {
-    let family = u16::from_ne_bytes([sa[0], sa[1]]);
-    let port = u16::from_be_bytes([sa[2], sa[3]]);
-    let mut addr = [0u8; 16];
-    if family == AF_INET {
-        addr[..4].copy_from_slice(&sa[4..8]);
-    } else if family == AF_INET6 {
-        addr.copy_from_slice(&sa[8..24]);
-    }
+fn sockaddr(sa: &[u64; 4]) -> (u16, u16, [u64; 2]) {
+    let family = sa[0] as u16;
+    let port = u16::from_be((sa[0] >> 16) as u16);
+    let addr = match family {
+        AF_INET => [sa[0] >> 32, 0],
+        AF_INET6 => [sa[1], sa[2]],
+        _ => [0, 0],
+    };
     (family, port, addr)
 }
 
@@ -148,92 +189,80 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
     // SAFETY: plain helper call.
     let task = unsafe { bpf_get_current_task() } as *const u8;
     let Ok(sk) = socket_of(task, fd) else { return Ok(()) };
-    // SAFETY: probe reads of the sock.
-    let family: u16 = unsafe { read(sk, off!(sk_family)) }.unwrap_or(0);
+    // SAFETY: probe reads of the sock (zero when they fail).
+    let (family, sock_type, protocol): (u16, u16, u16) =
+        unsafe { (read_z(sk, off!(sk_family)), read_z(sk, off!(sk_type)), read_z(sk, off!(sk_protocol))) };
     if family != AF_INET && family != AF_INET6 {
         return Ok(());
     }
-    // SAFETY: probe reads.
-    let (sock_type, protocol): (u16, u16) =
-        unsafe { (read(sk, off!(sk_type)).unwrap_or(0), read(sk, off!(sk_protocol)).unwrap_or(0)) };
+    let datagram = sock_type == SOCK_DGRAM;
     let (sa_family, sa_port, sa_addr) = sockaddr(&p.sockaddr);
-    let (local_port, local_addr) = local_of(sk, family);
     let (mut remote_port, mut remote_addr) = remote_of(sk, family);
     if (sa_family == AF_INET || sa_family == AF_INET6) && matches!(spec.op, op::CONNECT | op::SEND) {
         remote_port = sa_port;
         remote_addr = sa_addr;
     }
-    let datagram = sock_type == SOCK_DGRAM;
-    let mut capture_payload = false;
-    match spec.op {
-        op::SEND => {
-            if !datagram {
-                return Ok(());
-            }
-            if remote_port == DNS_PORT {
-                capture_payload = true;
-            } else {
-                let key = FlowKey { tgid, family, port: remote_port, addr: remote_addr };
-                // SAFETY: map lookup of a plain value.
-                if unsafe { NET_FLOWS.get(key) }.is_some() {
-                    return Ok(());
-                }
-                let _ = NET_FLOWS.insert(key, 1, 0);
-            }
+    if spec.op == op::SEND {
+        if !datagram {
+            return Ok(());
         }
-        op::CONNECT if datagram => {
+        if remote_port != DNS_PORT {
             let key = FlowKey { tgid, family, port: remote_port, addr: remote_addr };
+            // SAFETY: map lookup of a plain value.
+            if unsafe { NET_FLOWS.get(key) }.is_some() {
+                return Ok(()); // not the flow's first datagram
+            }
             let _ = NET_FLOWS.insert(key, 1, 0);
         }
-        _ => {}
     }
 
-    let Some(mut entry) = NET_EVENTS.reserve::<NetEvent>(0) else { return Err(Loss::RingFull) };
-    let ev = entry.as_mut_ptr();
-    // SAFETY: `ev` is a reserved entry of the right size; reads through probe helpers.
-    let filled = unsafe {
-        let r = fill_task(task, &raw mut (*ev).task);
+    let ev = NET_SCRATCH.get_ptr_mut(0).ok_or(Loss::ReadFailed)?;
+    // SAFETY: `ev` is this CPU's slot; kernel and user memory is read with probe helpers; the
+    // payload read is bounded by NET_PAYLOAD_MAX, the size of `payload`.
+    unsafe {
+        let filled = fill_task(task, &raw mut (*ev).task);
         (*ev).op = spec.op;
         (*ev).result = ret as i32;
         (*ev).family = family;
         (*ev).protocol = protocol;
         (*ev).sock_type = sock_type;
-        (*ev).local_port = local_port;
+        (*ev).local_port = read_z(sk, off!(sk_num));
         (*ev).remote_port = remote_port;
         (*ev)._pad = 0;
         (*ev).syscall_nr = p.nr;
-        (*ev).local_addr = local_addr;
-        (*ev).remote_addr = remote_addr;
-        (*ev).payload_len = 0;
-        (*ev).payload_total = 0;
+        let local = (&raw mut (*ev).local_addr).cast::<[u64; 2]>();
+        if family == AF_INET {
+            *local = [u64::from(read_z::<u32>(sk, off!(sk_rcv_saddr))), 0];
+        } else {
+            *local = read_z(sk, off!(sk_v6_rcv_saddr));
+        }
+        *(&raw mut (*ev).remote_addr).cast::<[u64; 2]>() = remote_addr;
+
+        // The payload: sends only (the flow's first datagram, or any to port 53).
         let mut flags = if datagram { NET_DATAGRAM } else { 0 };
-        if capture_payload && p.buf != 0 {
-            let total = p.len;
-            let mut n = total as u32;
-            if total > NET_PAYLOAD_MAX as u64 {
-                n = NET_PAYLOAD_MAX as u32;
+        let mut n = 0u64;
+        if spec.op == op::SEND && p.buf != 0 {
+            n = if p.len > PAYLOAD_MAX {
                 flags |= NET_PAYLOAD_TRUNCATED;
-            }
-            let n = n & (NET_PAYLOAD_MAX as u32 * 2 - 1);
-            let n = if n > NET_PAYLOAD_MAX as u32 { NET_PAYLOAD_MAX as u32 } else { n };
+                PAYLOAD_MAX
+            } else {
+                p.len & (PAYLOAD_MAX * 2 - 1)
+            };
             let dst = (&raw mut (*ev).payload).cast::<u8>();
-            if n > 0 && bpf_probe_read_user(dst.cast(), n, p.buf as *const _) == 0 {
-                (*ev).payload_len = n;
-                (*ev).payload_total = total as u32;
+            if n > 0 && bpf_probe_read_user(dst.cast(), n as u32, p.buf as *const _) != 0 {
+                n = 0;
             }
         }
-        fill_header(&raw mut (*ev).header, EventKind::Net, size_of::<NetEvent>(), tgid, tid, flags);
-        r
-    };
-    match filled {
-        Ok(()) => {
-            entry.submit(wakeup_flags(&NET_EVENTS));
-            Ok(())
+        (*ev).payload_len = n as u32;
+        (*ev).payload_total = if p.len > u64::from(u32::MAX) { u32::MAX } else { p.len as u32 };
+        let size = NET_FIXED_SIZE + (n & (PAYLOAD_MAX * 2 - 1)) as usize;
+        fill_header(&raw mut (*ev).header, EventKind::Net, size, tgid, tid, flags);
+        if filled.is_err() {
+            return Err(Loss::ReadFailed);
         }
-        Err(_) => {
-            entry.discard(0);
-            Err(Loss::ReadFailed)
-        }
+        let size = if size > size_of::<NetEvent>() { size_of::<NetEvent>() } else { size };
+        let bytes = core::slice::from_raw_parts(ev.cast::<u8>(), size);
+        NET_EVENTS.output::<[u8]>(bytes, wakeup_flags(&NET_EVENTS)).map_err(|_| Loss::RingFull)
     }
 }
 
@@ -243,44 +272,27 @@ fn socket_of(task: *const u8, fd: u32) -> Result<*const u8, i32> {
     let file = fd_file(task, fd)?;
     // SAFETY: probe reads.
     unsafe {
-        let inode = read_ptr(file, off!(file_inode))?;
-        let mode: u16 = read(inode, off!(inode_mode))?;
+        let inode: *const u8 = read_z(file, off!(file_inode));
+        let mode: u16 = read_z(inode, off!(inode_mode));
         if mode & S_IFMT != S_IFSOCK {
             return Err(-88);
         }
-        let socket = read_ptr(file, off!(file_private_data))?;
+        let socket: *const u8 = read_z(file, off!(file_private_data));
         read_ptr(socket, off!(socket_sk))
     }
 }
 
+/// Remote port (host order) and address (as [`sockaddr`]) of a socket.
 #[inline(always)]
-fn local_of(sk: *const u8, family: u16) -> (u16, [u8; 16]) {
-    let mut addr = [0u8; 16];
-    // SAFETY: probe reads.
+fn remote_of(sk: *const u8, family: u16) -> (u16, [u64; 2]) {
+    // SAFETY: probe reads (zero when they fail).
     unsafe {
-        let port: u16 = read(sk, off!(sk_num)).unwrap_or(0);
-        if family == AF_INET {
-            let a: [u8; 4] = read(sk, off!(sk_rcv_saddr)).unwrap_or([0; 4]);
-            addr[..4].copy_from_slice(&a);
+        let port = u16::from_be(read_z(sk, off!(sk_dport)));
+        let addr = if family == AF_INET {
+            [u64::from(read_z::<u32>(sk, off!(sk_daddr))), 0]
         } else {
-            addr = read(sk, off!(sk_v6_rcv_saddr)).unwrap_or([0; 16]);
-        }
-        (port, addr)
-    }
-}
-
-#[inline(always)]
-fn remote_of(sk: *const u8, family: u16) -> (u16, [u8; 16]) {
-    let mut addr = [0u8; 16];
-    // SAFETY: probe reads.
-    unsafe {
-        let port: u16 = u16::from_be(read(sk, off!(sk_dport)).unwrap_or(0));
-        if family == AF_INET {
-            let a: [u8; 4] = read(sk, off!(sk_daddr)).unwrap_or([0; 4]);
-            addr[..4].copy_from_slice(&a);
-        } else {
-            addr = read(sk, off!(sk_v6_daddr)).unwrap_or([0; 16]);
-        }
+            read_z(sk, off!(sk_v6_daddr))
+        };
         (port, addr)
     }
 }

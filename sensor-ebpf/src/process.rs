@@ -1,10 +1,11 @@
-//! Fork and exit: `tp_btf/sched_process_fork`, `tp_btf/sched_process_exit`.
+//! Fork and exit: raw tracepoints `sched_process_fork`, `sched_process_exit` (the tracepoint's
+//! arguments as raw values; unlike `tp_btf`, no kernel BTF is needed to attach).
 //!
 //! Kernel prototypes (include/trace/events/sched.h):
 //! `sched_process_fork: TP_PROTO(struct task_struct *parent, struct task_struct *child)`
 //! `sched_process_exit: TP_PROTO(struct task_struct *p)` (6.16+ adds `bool group_dead`)
 
-use aya_ebpf::{EbpfContext, macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{EbpfContext, macros::raw_tracepoint, programs::RawTracePointContext};
 use sensor_common::{
     EventKind,
     process::{ExitEvent, FLAG_THREAD, ForkEvent},
@@ -18,9 +19,9 @@ use crate::{
     task::fill_task,
 };
 
-#[btf_tracepoint(function = "sched_process_fork")]
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     if !ready() {
         return 0;
     }
@@ -54,9 +55,9 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-#[btf_tracepoint(function = "sched_process_exit")]
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     if !ready() {
         return 0;
     }

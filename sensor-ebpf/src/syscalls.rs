@@ -26,7 +26,7 @@ use sensor_common::{
 
 use crate::{
     emit::{emit, fill_header},
-    kernel::tp_field,
+    kernel::{copy_kernel, tp_field},
     maps::{PENDING, PENDING_SCRATCH, capture, module_name_loc, ready},
     task::{fill_task, read_creds},
 };
@@ -83,7 +83,7 @@ fn take(tid: u32, kind: EventKind) -> Option<*mut PendingSyscall> {
     let p = PENDING_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: both pointers are map values; the copy is a fixed-size struct.
     unsafe {
-        *p = *saved;
+        copy_kernel(p, saved);
     }
     let _ = PENDING.remove(tid);
     // SAFETY: scratch slot just written.
@@ -123,11 +123,14 @@ pub fn sys_exit_cred(ctx: TracePointContext) -> u32 {
     if ret(&ctx) != 0 {
         return 0;
     }
-    let mut new = Creds::default();
-    // SAFETY: probe reads of the current task into a stack value.
-    if unsafe { read_creds(task, &raw mut new) }.is_err() {
+    let mut new = core::mem::MaybeUninit::<Creds>::uninit();
+    // SAFETY: probe reads of the current task into a stack value, which `read_creds` fills
+    // when it succeeds (no `Creds::default()`: LLVM zeroes it with a byte-wise memset loop).
+    if unsafe { read_creds(task, new.as_mut_ptr()) }.is_err() {
         return 0;
     }
+    // SAFETY: filled above.
+    let new = unsafe { new.assume_init() };
     // SAFETY: `saved` is this CPU's scratch slot.
     if unsafe { (*saved).creds } == new {
         return 0; // a successful call that changed nothing is not a privilege change
@@ -138,8 +141,8 @@ pub fn sys_exit_cred(ctx: TracePointContext) -> u32 {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
         unsafe {
             fill_task(task, &raw mut (*ev).task)?;
-            (*ev).old = (*saved).creds;
-            (*ev).new = new;
+            copy_kernel(&raw mut (*ev).old, &raw const (*saved).creds);
+            copy_kernel(&raw mut (*ev).new, &raw const new);
             (*ev).syscall_nr = nr as u32;
             (*ev)._reserved = 0;
             fill_header(&raw mut (*ev).header, EventKind::Cred, size_of::<CredEvent>(), tgid, tid, 0);
@@ -224,7 +227,7 @@ pub fn sys_exit_bpf(ctx: TracePointContext) -> u32 {
             (*ev).prog_type = (*saved).arg0;
             (*ev).result = result;
             let src = (&raw const (*saved).name).cast::<[u8; 16]>();
-            (*ev).prog_name = *src;
+            copy_kernel(&raw mut (*ev).prog_name, src);
             fill_header(&raw mut (*ev).header, EventKind::BpfLoad, size_of::<BpfLoadEvent>(), tgid, tid, 0);
         }
         Ok(())
@@ -263,7 +266,7 @@ pub fn sys_exit_memfd_create(ctx: TracePointContext) -> u32 {
             fill_task(task, &raw mut (*ev).task)?;
             (*ev).flags = (*saved).arg0;
             (*ev).result = result;
-            (*ev).name = (*saved).name;
+            copy_kernel(&raw mut (*ev).name, &raw const (*saved).name);
             fill_header(&raw mut (*ev).header, EventKind::MemfdCreate, size_of::<MemfdEvent>(), tgid, tid, 0);
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Filling [`TaskInfo`] from a `task_struct`.
 
-use aya_ebpf::helpers::{bpf_get_current_comm, generated::bpf_get_current_cgroup_id};
+use aya_ebpf::helpers::{generated, generated::bpf_get_current_cgroup_id};
 use sensor_common::{
     TaskInfo,
     syscalls::Creds,
@@ -8,79 +8,62 @@ use sensor_common::{
 };
 
 use crate::{
-    kernel::{read, read_or, read_ptr},
+    kernel::{E_NULL, read, read_into, read_or, read_ptr, read_z},
     off,
 };
 
 /// Fills `out` for `task`. `cgroup_id` and `comm` are those of the current task, which is `task`
 /// itself or (at fork) its parent, whose values the child has inherited.
 ///
+/// Straight-line code: every field is read in place with [`read_into`], which leaves zeros when
+/// a read fails, so the verifier walks this once per call site instead of once per combination
+/// of failed reads (the old verifiers of 5.10 and 6.1 ran out of budget on that). Only a task
+/// whose group leader, parent or credentials cannot be read is an error (a counted loss).
+///
 /// # Safety
 /// `task` must be a `task_struct` pointer; `out` must be writable.
 #[inline(always)]
 pub unsafe fn fill_task(task: *const u8, out: *mut TaskInfo) -> Result<(), i32> {
-    // SAFETY: every read goes through probe-read helpers; `out` is valid per the contract.
+    // SAFETY: every read goes through the probe-read helper; `out` is valid per the contract.
     unsafe {
-        let leader = read_ptr(task, off!(task_group_leader))?;
-        (*out).start_boottime_ns = read(leader, off!(task_start_boottime))?;
-        let parent = read_ptr(task, off!(task_real_parent))?;
-        (*out).ppid = read(parent, off!(task_tgid))?;
-        (*out).parent_start_boottime_ns = match read_ptr(parent, off!(task_group_leader)) {
-            Ok(pl) => read_or(pl, off!(task_start_boottime), 0),
-            Err(_) => 0,
-        };
-        let cred = read_ptr(task, off!(task_cred))?;
-        (*out).uid = read(cred, off!(cred_uid))?;
-        (*out).euid = read(cred, off!(cred_euid))?;
-        (*out).gid = read(cred, off!(cred_gid))?;
-        (*out).egid = read(cred, off!(cred_egid))?;
+        let leader: *const u8 = read_z(task, off!(task_group_leader));
+        let parent: *const u8 = read_z(task, off!(task_real_parent));
+        let cred: *const u8 = read_z(task, off!(task_cred));
+        read_into(&raw mut (*out).start_boottime_ns, leader, off!(task_start_boottime));
+        read_into(&raw mut (*out).ppid, parent, off!(task_tgid));
+        let parent_leader: *const u8 = read_z(parent, off!(task_group_leader));
+        read_into(&raw mut (*out).parent_start_boottime_ns, parent_leader, off!(task_start_boottime));
+        read_into(&raw mut (*out).uid, cred, off!(cred_uid));
+        read_into(&raw mut (*out).euid, cred, off!(cred_euid));
+        read_into(&raw mut (*out).gid, cred, off!(cred_gid));
+        read_into(&raw mut (*out).egid, cred, off!(cred_egid));
         (*out).auid = read_or(task, off!(task_loginuid), AUDIT_UNSET);
         (*out).sessionid = read_or(task, off!(task_sessionid), AUDIT_UNSET);
         (*out).cgroup_id = bpf_get_current_cgroup_id();
-        (*out).user_ns = match read_ptr(cred, off!(cred_user_ns)) {
-            Ok(ns) => read_or(ns, off!(user_inum), 0),
-            Err(_) => 0,
+        let user_ns: *const u8 = read_z(cred, off!(cred_user_ns));
+        read_into(&raw mut (*out).user_ns, user_ns, off!(user_inum));
+        let nsp: *const u8 = read_z(task, off!(task_nsproxy));
+        let inum = |dst: *mut u32, ns_off: u32, inum_off: u32| {
+            let ns: *const u8 = read_z(nsp, ns_off);
+            read_into(dst, ns, inum_off);
         };
-        fill_namespaces(task, out);
-        (*out).tty = [0; 32];
-        if let Ok(signal) = read_ptr(task, off!(task_signal)) {
-            if let Ok(tty) = read_ptr(signal, off!(signal_tty)) {
-                (*out).tty = read_or(tty, off!(tty_name), [0u8; 32]);
-            }
-        }
-        (*out).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        inum(&raw mut (*out).mnt_ns, off!(nsproxy_mnt), off!(mnt_inum));
+        inum(&raw mut (*out).pid_ns, off!(nsproxy_pid), off!(pid_inum));
+        inum(&raw mut (*out).net_ns, off!(nsproxy_net), off!(net_inum));
+        inum(&raw mut (*out).uts_ns, off!(nsproxy_uts), off!(uts_inum));
+        inum(&raw mut (*out).ipc_ns, off!(nsproxy_ipc), off!(ipc_inum));
+        inum(&raw mut (*out).cgroup_ns, off!(nsproxy_cgroup), off!(cgroup_inum));
+        let signal: *const u8 = read_z(task, off!(task_signal));
+        let tty: *const u8 = read_z(signal, off!(signal_tty));
+        read_into(&raw mut (*out).tty, tty, off!(tty_name));
+        generated::bpf_get_current_comm((&raw mut (*out).comm).cast(), 16);
         (*out).flags = exe_flags(task);
         (*out)._reserved = 0;
+        if leader.is_null() || parent.is_null() || cred.is_null() {
+            return Err(E_NULL);
+        }
     }
     Ok(())
-}
-
-/// # Safety
-/// As for [`fill_task`].
-#[inline(always)]
-unsafe fn fill_namespaces(task: *const u8, out: *mut TaskInfo) {
-    // SAFETY: probe reads only; `out` valid per the caller's contract.
-    unsafe {
-        let Ok(nsp) = read_ptr(task, off!(task_nsproxy)) else {
-            (*out).mnt_ns = 0;
-            (*out).pid_ns = 0;
-            (*out).net_ns = 0;
-            (*out).uts_ns = 0;
-            (*out).ipc_ns = 0;
-            (*out).cgroup_ns = 0;
-            return;
-        };
-        let inum = |ns_off: u32, inum_off: u32| match read_ptr(nsp, ns_off) {
-            Ok(ns) => read_or(ns, inum_off, 0u32),
-            Err(_) => 0,
-        };
-        (*out).mnt_ns = inum(off!(nsproxy_mnt), off!(mnt_inum));
-        (*out).pid_ns = inum(off!(nsproxy_pid), off!(pid_inum));
-        (*out).net_ns = inum(off!(nsproxy_net), off!(net_inum));
-        (*out).uts_ns = inum(off!(nsproxy_uts), off!(uts_inum));
-        (*out).ipc_ns = inum(off!(nsproxy_ipc), off!(ipc_inum));
-        (*out).cgroup_ns = inum(off!(nsproxy_cgroup), off!(cgroup_inum));
-    }
 }
 
 /// `TASK_*` flags about the task's executable.
@@ -89,15 +72,16 @@ unsafe fn fill_namespaces(task: *const u8, out: *mut TaskInfo) {
 /// `task` must be a `task_struct` pointer.
 #[inline(always)]
 unsafe fn exe_flags(task: *const u8) -> u32 {
-    // SAFETY: probe reads only.
+    // SAFETY: probe reads only (zero when a pointer on the way is NULL).
     unsafe {
-        let Ok(mm) = read_ptr(task, off!(task_mm)) else { return TASK_NO_MM };
-        let Ok(file) = read_ptr(mm, off!(mm_exe_file)) else { return 0 };
-        let Ok(inode) = read_ptr(file, off!(file_inode)) else { return 0 };
-        match read::<u32>(inode, off!(inode_nlink)) {
-            Ok(0) => TASK_EXE_DELETED,
-            _ => 0,
+        let mm: *const u8 = read_z(task, off!(task_mm));
+        if mm.is_null() {
+            return TASK_NO_MM;
         }
+        let file: *const u8 = read_z(mm, off!(mm_exe_file));
+        let inode: *const u8 = read_z(file, off!(file_inode));
+        let nlink: u32 = read_z(inode, off!(inode_nlink));
+        if !inode.is_null() && nlink == 0 { TASK_EXE_DELETED } else { 0 }
     }
 }
 

@@ -29,7 +29,7 @@ use sensor_common::{
     EventHeader, EventKind, ExecFixed, TaskInfo,
     exec::EXEC_FIXED_SIZE,
     file::{FILE_DIR1_IS_TARGET, FILE_FIXED_SIZE, FileFixed, op as file_op},
-    net::{NetEvent, op as net_op},
+    net::{NET_FIXED_SIZE, NetEvent, op as net_op},
     process::{ExitEvent, ForkEvent},
     task::AUDIT_UNSET,
 };
@@ -238,7 +238,7 @@ impl Proc {
         let mut local = [0u8; 16];
         local[..4].copy_from_slice(&[10, 20, 1, 7]);
         let ev = NetEvent {
-            header: self.header(EventKind::Net, size_of::<NetEvent>(), 700_000, 0),
+            header: self.header(EventKind::Net, NET_FIXED_SIZE, 700_000, 0),
             task: self.task("python3"),
             op: net_op::CONNECT,
             result: 0,
@@ -252,7 +252,8 @@ impl Proc {
             remote_addr: remote,
             ..NetEvent::default()
         };
-        bytes_of(&ev)
+        // Sent without payload, as the kernel sends a connect.
+        bytes_of(&ev)[..NET_FIXED_SIZE].to_vec()
     }
 
     fn exit(&self) -> Vec<u8> {

@@ -1,10 +1,13 @@
-//! Kernel struct offsets from the running kernel's BTF (`/sys/kernel/btf/vmlinux`).
+//! Kernel struct offsets from the running kernel's BTF: its own (`/sys/kernel/btf/vmlinux`), or a
+//! BTF file given by the operator for kernels built without `CONFIG_DEBUG_INFO_BTF` (raw BTF, the
+//! format BTFHub distributes once extracted, or `bpftool btf dump file … format raw` produces).
 //!
 //! The eBPF programs are plain Rust without CO-RE relocations, so every field they read is
 //! located here, at load time, and passed in as the `OFFSETS` global. The same binary therefore
-//! loads on any kernel that has BTF.
+//! loads on any kernel whose BTF it is given. Nothing else needs kernel BTF: the lifecycle
+//! programs are raw tracepoints, which attach without it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use btf_rs::{Btf, Type};
 use sensor_common::{KernelOffsets, offsets::OFFSET_ABSENT};
@@ -12,18 +15,51 @@ use sensor_common::{KernelOffsets, offsets::OFFSET_ABSENT};
 /// Where the running kernel publishes its BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
+/// Magic numbers of compressed files an operator may pass by mistake (BTFHub ships
+/// `<release>.btf.tar.xz`).
+const XZ_MAGIC: &[u8] = b"\xfd7zXZ\0";
+const GZIP_MAGIC: &[u8] = b"\x1f\x8b";
+
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
     #[error(
-        "reading kernel BTF from {path}: {source} (the sensor needs a kernel built with CONFIG_DEBUG_INFO_BTF)"
+        "this kernel publishes no BTF ({VMLINUX_BTF} is missing: it was built without \
+         CONFIG_DEBUG_INFO_BTF) and no BTF file was given. Give the BTF of this kernel ({release}) \
+         with `--btf FILE` or `btf = \"FILE\"` in the [sensor] section of the configuration file \
+         (BTFHub publishes BTF files for many distribution kernels)"
     )]
+    Missing { release: String },
+    #[error("reading kernel BTF from {path}: {source}")]
     Read { path: String, source: btf_rs::Error },
+    #[error(
+        "{path} is a compressed archive, not a BTF file: extract it first (BTFHub's \
+         `<release>.btf.tar.xz`: `tar -xJf FILE` gives `<release>.btf`)"
+    )]
+    Compressed { path: String },
     #[error("kernel BTF has no struct {0}")]
     NoStruct(&'static str),
     #[error("kernel BTF: struct {strukt} has no field {field}")]
     NoField { strukt: &'static str, field: &'static str },
     #[error("kernel BTF: {0}")]
     Parse(#[from] btf_rs::Error),
+}
+
+/// Where the kernel BTF in use came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BtfSource {
+    /// The running kernel's own, from sysfs.
+    Kernel,
+    /// A file given by the operator.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for BtfSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Kernel => write!(f, "{VMLINUX_BTF}"),
+            Self::File(p) => write!(f, "{} (BTF file given)", p.display()),
+        }
+    }
 }
 
 /// Parsed kernel BTF with field-offset lookups.
@@ -43,9 +79,31 @@ impl KernelBtf {
         Self::from_file(Path::new(VMLINUX_BTF))
     }
 
+    /// The BTF to use: the file given (it wins, the operator asked for it), else the kernel's
+    /// own; a clear error naming both ways when there is neither.
+    pub fn locate(given: Option<&Path>) -> Result<(Self, BtfSource), BtfError> {
+        if let Some(path) = given {
+            return Ok((Self::from_file(path)?, BtfSource::File(path.to_owned())));
+        }
+        if !Path::new(VMLINUX_BTF).exists() {
+            let release = nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "uname -r".to_owned());
+            return Err(BtfError::Missing { release });
+        }
+        Ok((Self::from_sys()?, BtfSource::Kernel))
+    }
+
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        let btf = Btf::from_file(path)
-            .map_err(|source| BtfError::Read { path: path.display().to_string(), source })?;
+        let shown = || path.display().to_string();
+        let mut head = [0u8; 6];
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let _ = std::io::Read::read(&mut f, &mut head);
+            if head.starts_with(XZ_MAGIC) || head.starts_with(GZIP_MAGIC) {
+                return Err(BtfError::Compressed { path: shown() });
+            }
+        }
+        let btf = Btf::from_file(path).map_err(|source| BtfError::Read { path: shown(), source })?;
         Ok(Self { btf })
     }
 
@@ -238,6 +296,36 @@ mod tests {
         // kuid_t uid precedes gid in struct cred.
         assert_eq!(off.cred_gid, off.cred_uid + 4);
         assert_ne!(off.task_cred, OFFSET_ABSENT);
+    }
+
+    #[test]
+    fn a_compressed_or_missing_file_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let xz = dir.path().join("5.10.0-46-cloud-amd64.btf.tar.xz");
+        std::fs::write(&xz, b"\xfd7zXZ\0rest").expect("write");
+        let err = KernelBtf::from_file(&xz).unwrap_err().to_string();
+        assert!(err.contains(&xz.display().to_string()) && err.contains("tar -xJf"), "{err}");
+        let missing = dir.path().join("none.btf");
+        let err = KernelBtf::locate(Some(&missing)).unwrap_err().to_string();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+        let junk = dir.path().join("junk.btf");
+        std::fs::write(&junk, b"not btf at all").expect("write");
+        assert!(KernelBtf::from_file(&junk).is_err());
+    }
+
+    #[test]
+    fn a_copy_of_the_kernel_btf_gives_the_same_offsets() {
+        let Ok(sys) = KernelBtf::from_sys() else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let copy = dir.path().join("vmlinux.btf");
+        std::fs::copy(VMLINUX_BTF, &copy).expect("copy");
+        let (file, source) = KernelBtf::locate(Some(&copy)).expect("locate");
+        assert_eq!(source, BtfSource::File(copy.clone()));
+        assert_eq!(file.kernel_offsets().expect("file"), sys.kernel_offsets().expect("sys"));
+        let msg = BtfError::Missing { release: "5.10.0-46-cloud-amd64".into() }.to_string();
+        assert!(msg.contains("--btf FILE") && msg.contains("5.10.0-46-cloud-amd64"), "{msg}");
     }
 
     #[test]

@@ -97,7 +97,9 @@ pub fn name(nr: u32) -> Option<&'static str> {
 }
 
 /// The watched network syscalls: (name, op, sockaddr arg, buffer arg, length arg, msghdr arg).
-pub const NET_TABLE: [(&str, sensor_common::net::NetSyscallSpec); 7] = {
+/// sendmmsg's `struct mmsghdr *` starts with the first message's `user_msghdr` (glibc's stub
+/// resolver sends its A and AAAA queries with one sendmmsg).
+pub const NET_TABLE: [(&str, sensor_common::net::NetSyscallSpec); 8] = {
     use sensor_common::net::{NetSyscallSpec as S, op};
     [
         ("connect", S { op: op::CONNECT, addr: 1, buf: N, len: N, msghdr: N }),
@@ -107,6 +109,7 @@ pub const NET_TABLE: [(&str, sensor_common::net::NetSyscallSpec); 7] = {
         ("listen", S { op: op::LISTEN, addr: N, buf: N, len: N, msghdr: N }),
         ("sendto", S { op: op::SEND, addr: 4, buf: 1, len: 2, msghdr: N }),
         ("sendmsg", S { op: op::SEND, addr: N, buf: N, len: N, msghdr: 1 }),
+        ("sendmmsg", S { op: op::SEND, addr: N, buf: N, len: N, msghdr: 1 }),
     ]
 };
 

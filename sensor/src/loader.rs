@@ -1,13 +1,14 @@
-//! Loading the embedded eBPF object: preflight checks, globals from the running kernel's BTF,
-//! and program attachment. Maps the sources read from are taken out before anything attaches.
+//! Loading the embedded eBPF object: preflight checks, globals from the kernel's BTF (its own, or
+//! a BTF file given for kernels built without it), and program attachment. Maps the sources read
+//! from are taken out before anything attaches.
 
-use std::{collections::HashMap, time::Instant};
+use std::{collections::HashMap, path::PathBuf, time::Instant};
 
 use anyhow::{Context as _, bail};
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, Program, ProgramFd, TracePoint},
+    programs::{Program, ProgramFd, RawTracePoint, TracePoint},
 };
 use sensor_common::{
     EventKind, LossCounter,
@@ -18,7 +19,10 @@ use sensor_common::{
 };
 use tracing::{debug, info, warn};
 
-use crate::{btf::KernelBtf, file_syscalls, tracefs};
+use crate::{
+    btf::{BtfSource, KernelBtf},
+    file_syscalls, tracefs,
+};
 
 /// The eBPF object built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
@@ -27,8 +31,10 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 pub type EbpfLogger = aya_log::EbpfLogger<&'static dyn log::Log>;
 
 /// Load-time settings passed to the programs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadConfig {
+    /// BTF file of this kernel, for kernels without `/sys/kernel/btf/vmlinux`.
+    pub btf: Option<PathBuf>,
     pub args_max: u32,
     pub self_tgid: u32,
     pub report_threads: bool,
@@ -40,6 +46,8 @@ pub struct LoadConfig {
 /// A loaded (not yet attached) object and the maps the sources need.
 pub struct Loaded {
     pub ebpf: Ebpf,
+    /// Where the kernel struct offsets came from.
+    pub btf_source: BtfSource,
     pub proc_events: RingBuf<MapData>,
     pub file_events: RingBuf<MapData>,
     pub net_events: RingBuf<MapData>,
@@ -83,11 +91,19 @@ pub fn preflight() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the object with offsets resolved from the running kernel's BTF.
+/// Loads the object with offsets resolved from the kernel's BTF.
 pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     let started = Instant::now();
-    let kbtf = KernelBtf::from_sys()?;
-    let offsets = kbtf.kernel_offsets().context("resolving kernel struct offsets")?;
+    let given = cfg.btf;
+    let (kbtf, btf_source) = KernelBtf::locate(given.as_deref())?;
+    let offsets = kbtf
+        .kernel_offsets()
+        .with_context(|| format!("resolving kernel struct offsets from {btf_source}"))?;
+    drop(kbtf);
+    if let BtfSource::File(path) = &btf_source {
+        warn_on_release_mismatch(path);
+    }
+    info!(btf = %btf_source, "kernel struct offsets resolved");
     debug!(?offsets, "kernel offsets from BTF");
     if let Err(e) = tracefs::ensure_mounted() {
         warn!(error = %format!("{e:#}"), "tracefs unavailable: syscall collectors will be off");
@@ -104,7 +120,11 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
         .unwrap_or(u32::MAX);
     let cpus = aya::util::nr_cpus().map_err(|(what, e)| anyhow::anyhow!("{what}: {e}"))?;
     let mut loader = EbpfLoader::new();
+    // No kernel BTF for aya: the programs carry no CO-RE relocations (offsets come in as the
+    // global above) and the lifecycle programs are raw tracepoints, so the kernel's BTF is not
+    // needed, and not parsing it again saves start-up time.
     loader
+        .btf(None)
         .override_global(names::GLOBAL_OFFSETS, &offsets, true)
         .override_global(names::GLOBAL_CAPTURE, &capture, true)
         .override_global(names::GLOBAL_MODULE_NAME_LOC, &module_name_loc, true)
@@ -143,7 +163,24 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     }
     let loss = PerCpuArray::try_from(take(&mut ebpf, names::MAP_LOSS)?)?;
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
-    Ok(Loaded { ebpf, proc_events, file_events, net_events, inode_filter, loss, logger })
+    Ok(Loaded { ebpf, btf_source, proc_events, file_events, net_events, inode_filter, loss, logger })
+}
+
+/// BTFHub names its files after the kernel release (`5.10.0-46-cloud-amd64.btf`): a file named
+/// after another release is most likely the wrong kernel's, whose offsets would read garbage.
+fn warn_on_release_mismatch(path: &std::path::Path) {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return };
+    let stem = name.split(".btf").next().unwrap_or(name);
+    let looks_like_release = stem.starts_with(|c: char| c.is_ascii_digit()) && stem.contains('.');
+    let Ok(uts) = nix::sys::utsname::uname() else { return };
+    let release = uts.release().to_string_lossy();
+    if looks_like_release && stem != release {
+        warn!(
+            btf = %path.display(),
+            kernel = %release,
+            "the BTF file is named after another kernel release: offsets may not match this kernel"
+        );
+    }
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
@@ -212,13 +249,12 @@ fn program_kind(name: &str) -> Option<EventKind> {
 /// a warning when this kernel cannot run them.
 pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
     let started = Instant::now();
-    let btf = Btf::from_sys_fs().context("reading kernel BTF")?;
     let mut out = Attached::default();
-    let refused = verify(ebpf, &btf)?;
-    for prog in LIFECYCLE.map(|(prog, _)| prog) {
-        let p: &mut BtfTracePoint =
+    let refused = verify(ebpf)?;
+    for (prog, tp) in LIFECYCLE {
+        let p: &mut RawTracePoint =
             ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-        p.attach().with_context(|| format!("attaching {prog}"))?;
+        p.attach(tp).with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
         out.collectors.push(prog);
     }
     let optional: [(&'static str, Collector); 7] = [
@@ -259,7 +295,9 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
     Ok(out)
 }
 
-/// The lifecycle programs and their `tp_btf` tracepoints (required).
+/// The lifecycle programs and their raw tracepoints (required). Raw tracepoints pass the same
+/// arguments as BTF tracepoints (`task`, `bprm`, …) without needing the kernel's own BTF, so
+/// process lifecycle works the same on kernels built without it.
 const LIFECYCLE: [(&str, &str); 3] = [
     (names::PROG_SCHED_PROCESS_EXEC, "sched_process_exec"),
     (names::PROG_SCHED_PROCESS_FORK, "sched_process_fork"),
@@ -270,18 +308,19 @@ const LIFECYCLE: [(&str, &str); 3] = [
 /// ~200 ms, sched_process_exec ~150 ms, sys_exit_file ~100 ms), so the tracepoint programs are
 /// verified on threads of their own while the lifecycle programs are verified here. A refused
 /// lifecycle program is an error; refused optional ones are returned with the reason.
-fn verify(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<Refused> {
+fn verify(ebpf: &mut Ebpf) -> anyhow::Result<Refused> {
     std::thread::scope(|s| {
         let mut lifecycle = Vec::new();
         let mut others = Vec::new();
         for (name, prog) in ebpf.programs_mut() {
             match prog {
-                Program::BtfTracePoint(p) => lifecycle.push((name, p)),
+                Program::RawTracePoint(p) => lifecycle.push((name, p)),
                 Program::TracePoint(p) => {
                     let started = Instant::now();
                     let job = s.spawn(move || {
                         let res = p.load();
-                        debug!(prog = name, elapsed_ms = started.elapsed().as_millis(), "verified");
+                        let insns = p.info().ok().and_then(|i| i.verified_instruction_count());
+                        debug!(prog = name, elapsed_ms = started.elapsed().as_millis(), ?insns, "verified");
                         res
                     });
                     others.push((name, job));
@@ -289,14 +328,15 @@ fn verify(ebpf: &mut Ebpf, btf: &Btf) -> anyhow::Result<Refused> {
                 _ => {}
             }
         }
-        for (prog, tp) in LIFECYCLE {
+        for (prog, _) in LIFECYCLE {
             let started = Instant::now();
             let (_, p) = lifecycle
                 .iter_mut()
                 .find(|(n, _)| *n == prog)
                 .with_context(|| format!("program {prog} missing"))?;
-            p.load(tp, btf).with_context(|| format!("verifying {prog}"))?;
-            debug!(prog, elapsed_ms = started.elapsed().as_millis(), "verified");
+            p.load().with_context(|| format!("verifying {prog}"))?;
+            let insns = p.info().ok().and_then(|i| i.verified_instruction_count());
+            debug!(prog, elapsed_ms = started.elapsed().as_millis(), ?insns, "verified");
         }
         let mut refused = Refused::new();
         for (name, job) in others {

@@ -90,6 +90,8 @@ pub struct Options {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Ed25519 key that signs checkpoint records (`[integrity] signing_key`); `None`: unsigned.
     pub signing_key: Option<std::path::PathBuf>,
+    /// BTF file of the kernel (`--btf`, `[sensor] btf`); `None`: the kernel's own.
+    pub btf: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Options {
@@ -125,6 +127,7 @@ impl Default for Options {
             ignore_self: true,
             metrics_listen: None,
             signing_key: None,
+            btf: None,
         }
     }
 }
@@ -177,6 +180,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     sinks.append(&mut opts.extra_sinks);
 
     let loaded = loader::load(LoadConfig {
+        btf: opts.btf.clone(),
         args_max: opts.args_max,
         self_tgid: if opts.ignore_self { std::process::id() } else { 0 },
         report_threads: opts.report_threads,

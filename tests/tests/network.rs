@@ -173,3 +173,63 @@ fn udp_sendmsg_flow_is_reported_with_its_address() {
     );
     s.stop();
 }
+
+/// The kernel side of DNS on any port: the first datagram of every UDP flow arrives with its
+/// payload (whole, or cut at 512 bytes and flagged), later datagrams of the flow do not arrive,
+/// and datagrams to port 53 all arrive. Read straight from the network ring buffer, before any
+/// userspace interpretation of the payload.
+#[test]
+fn first_datagram_of_every_udp_flow_carries_its_payload() {
+    use sensor::{
+        decode::{KernelEvent, decode},
+        loader::{self, LoadConfig},
+    };
+    loader::preflight().expect("root");
+    let mut loaded = loader::load(LoadConfig {
+        btf: None,
+        args_max: 4096,
+        self_tgid: 0,
+        report_threads: false,
+        include_mode: false,
+        proc_ring_bytes: None,
+        file_ring_bytes: None,
+    })
+    .expect("load");
+    loader::attach(&mut loaded.ebpf).expect("attach");
+
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+    let port = sink.local_addr().expect("a").port();
+    let big_sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+    let big_port = big_sink.local_addr().expect("a").port();
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    let query = build_query(0x7777, "records.ward-3.example.org", 16);
+    sender.send_to(&query, ("127.0.0.1", port)).expect("send");
+    sender.send_to(b"second datagram of the flow", ("127.0.0.1", port)).expect("send");
+    let big = vec![0x5a_u8; 700];
+    sender.send_to(&big, ("127.0.0.1", big_port)).expect("send big");
+    for _ in 0..2 {
+        // Port 53: every datagram (nothing listens there; the send still succeeds).
+        sender.send_to(&query, "127.0.0.1:53").expect("send to 53");
+    }
+
+    let me = std::process::id();
+    let mut seen: Vec<(u16, Vec<u8>, bool)> = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline && seen.len() < 4 {
+        while let Some(item) = loaded.net_events.next() {
+            if let Ok(KernelEvent::Net(n)) = decode(&item) {
+                if n.header.tgid == me && [port, big_port, 53].contains(&n.remote_port) {
+                    seen.push((n.remote_port, n.payload.clone(), n.payload_truncated));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let of = |p: u16| seen.iter().filter(|s| s.0 == p).collect::<Vec<_>>();
+    assert_eq!(of(port), vec![&(port, query.clone(), false)], "the flow's first datagram only, whole");
+    let b = of(big_port);
+    assert_eq!(b.len(), 1);
+    assert_eq!((b[0].1.len(), b[0].2), (512, true), "cut at 512 bytes and flagged");
+    assert_eq!(of(53).len(), 2, "every datagram to port 53");
+    assert!(of(53).iter().all(|s| s.1 == query));
+}

@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. `--metrics 127.0.0.1:9464`.
     #[arg(long = "metrics", value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// BTF of this kernel (raw BTF, e.g. BTFHub's `<release>.btf`), for kernels built without
+    /// `/sys/kernel/btf/vmlinux`. Used even when the kernel has its own.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
 }
 /// Longest `--duration` accepted.
 const MAX_DURATION_SECS: f64 = 366.0 * 86_400.0;
@@ -113,6 +117,9 @@ pub fn run_options(args: RunArgs) -> anyhow::Result<Options> {
     }
     if args.signing_key.is_some() {
         opts.signing_key = args.signing_key;
+    }
+    if args.btf.is_some() {
+        opts.btf = args.btf;
     }
     opts.labels.extend(args.labels);
     if let Some(n) = args.args_max {

@@ -124,6 +124,8 @@ struct ConfigFile {
 #[serde(deny_unknown_fields)]
 struct SensorSection {
     args_max: Option<u32>,
+    /// BTF file of the kernel, for kernels without `/sys/kernel/btf/vmlinux`.
+    btf: Option<PathBuf>,
     report_threads: Option<bool>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
@@ -309,6 +311,10 @@ impl Validator {
             o.args_max = n;
         }
         o.report_threads = s.report_threads.unwrap_or(o.report_threads);
+        if let Some(btf) = s.btf {
+            self.absolute("sensor.btf", &btf);
+            o.btf = Some(btf);
+        }
         for k in s.labels.keys().filter(|k| k.is_empty()) {
             self.problem(format!("sensor.labels.\"{k}\""), "empty label name");
         }

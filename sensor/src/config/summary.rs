@@ -26,6 +26,9 @@ pub fn summary(opts: &Options) -> String {
         opts.args_max,
         if opts.report_threads { "yes" } else { "no" }
     );
+    if let Some(btf) = &opts.btf {
+        let _ = writeln!(s, "kernel BTF: {} (instead of {})", btf.display(), crate::btf::VMLINUX_BTF);
+    }
     let list = |v: &[std::path::PathBuf]| {
         if v.is_empty() {
             "(none)".to_owned()

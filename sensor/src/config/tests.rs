@@ -87,6 +87,7 @@ fn limits_and_filters_map() {
         [sensor]
         args_max = 4096
         report_threads = true
+        btf = "/etc/sensor/5.10.0-46-cloud-amd64.btf"
         [filters]
         sensitive = ["/srv/x"]
         no_default_sensitive = true
@@ -112,6 +113,7 @@ fn limits_and_filters_map() {
         (Some(1 << 20), Some(1 << 20), None)
     );
     assert_eq!(o.signing_key.as_deref(), Some(Path::new("/etc/sensor/k")));
+    assert_eq!(o.btf.as_deref(), Some(Path::new("/etc/sensor/5.10.0-46-cloud-amd64.btf")));
 }
 
 #[test]

@@ -189,9 +189,10 @@ if [ ! -e /sys/kernel/btf/vmlinux ]; then
     poweroff -f
 fi
 # What the sensor attaches on this kernel, and what it switches off (and why, with the
-# verifier's log when it refused a program). If it does not start, the tests cannot run.
+# verifier's log when it refused a program), with each program's verification time and
+# instruction count. If it does not start, the tests cannot run.
 echo "$M start sensor-startup"
-SENSOR_LOG=info,sensor::enrich=warn,sensor::pipeline=warn NO_COLOR=1 /t/sensor run --duration 1 --output jsonl:/dev/null >/tmp/startup.log 2>&1
+SENSOR_LOG=info,sensor::loader=debug,sensor::enrich=warn,sensor::pipeline=warn NO_COLOR=1 /t/sensor run --duration 1 --output jsonl:/dev/null >/tmp/startup.log 2>&1
 rc=$?
 cat /tmp/startup.log
 echo "$M end sensor-startup rc=$rc"
