@@ -79,11 +79,11 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
     let nr: i32 = unsafe { tp_field(&ctx, SYSCALL_NR) };
     let Some(spec) = (unsafe { NET_SYSCALLS.get(nr as u32) }).copied() else { return 0 };
     let args = tp_args(&ctx, ARGS);
-    let mut p = pending(nr as u32, arg_at(&args, 0) as u32);
     let mut addr_ptr = if spec.addr != ARG_NONE { arg_at(&args, spec.addr) } else { 0 };
+    let (mut buf, mut len) = (0, 0);
     if spec.buf != ARG_NONE {
-        p.buf = arg_at(&args, spec.buf);
-        p.len = arg_at(&args, spec.len);
+        buf = arg_at(&args, spec.buf);
+        len = arg_at(&args, spec.len);
     }
     if spec.msghdr != ARG_NONE {
         // struct user_msghdr (UAPI): msg_name at 0, msg_iov at 16; struct iovec: base, len.
@@ -99,12 +99,13 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
                 let mut iov = core::mem::MaybeUninit::<[u64; 2]>::uninit();
                 if bpf_probe_read_user(iov.as_mut_ptr().cast(), 16, hdr[2] as *const _) == 0 {
                     let iov = iov.assume_init();
-                    p.buf = iov[0];
-                    p.len = iov[1];
+                    buf = iov[0];
+                    len = iov[1];
                 }
             }
         }
     }
+    let mut p = pending(nr as u32, arg_at(&args, 0) as u32, buf, len);
     if addr_ptr != 0 {
         // A sockaddr_in is 16 bytes, a sockaddr_in6 28: read the longer one only for IPv6, so a
         // short sockaddr at the end of a page still reads (a failed read leaves zeros).
@@ -121,10 +122,10 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// A zeroed [`PendingNet`] for `nr` on `fd`, written word by word (a struct literal with zeros
+/// A [`PendingNet`] with no sockaddr yet, written word by word (a struct literal with zeros
 /// becomes a byte-wise `memset` loop).
 #[inline(always)]
-fn pending(nr: u32, fd: u32) -> PendingNet {
+fn pending(nr: u32, fd: u32, buf: u64, len: u64) -> PendingNet {
     let mut p = core::mem::MaybeUninit::<PendingNet>::uninit();
     let w = p.as_mut_ptr();
     // SAFETY: every field of `p` is written before it is read.
@@ -132,8 +133,8 @@ fn pending(nr: u32, fd: u32) -> PendingNet {
         core::ptr::write_volatile(&raw mut (*w).nr, nr);
         core::ptr::write_volatile(&raw mut (*w).fd, fd);
         core::ptr::write_volatile(&raw mut (*w).sockaddr, zero_words());
-        core::ptr::write_volatile(&raw mut (*w).buf, 0);
-        core::ptr::write_volatile(&raw mut (*w).len, 0);
+        core::ptr::write_volatile(&raw mut (*w).buf, buf);
+        core::ptr::write_volatile(&raw mut (*w).len, len);
         p.assume_init()
     }
 }

@@ -426,6 +426,28 @@ fn attach_cred(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// No program calls a subprogram. Such calls have been LLVM's byte-wise `memset`/`memmove`
+    /// loops (zeroed or copied aggregates of 16 bytes or more), which the 5.10 and 6.1 verifiers
+    /// walk byte by byte on every path: that put sys_exit_net over their 1M-instruction budget.
+    #[test]
+    fn no_program_calls_a_subprogram() {
+        const BPF_CALL_INSN: u8 = 0x85; // BPF_JMP | BPF_CALL
+        const BPF_PSEUDO_CALL: u8 = 1;
+        let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("parse the embedded eBPF object");
+        for (name, prog) in &obj.programs {
+            let f = &obj.functions[&(prog.section_index, prog.address)];
+            let calls = f
+                .instructions
+                .iter()
+                .filter(|i| i.code == BPF_CALL_INSN && i.src_reg() == BPF_PSEUDO_CALL)
+                .count();
+            assert_eq!(
+                calls, 0,
+                "program {name} calls {calls} subprogram(s): a mem* loop? see llvm-objdump -dr"
+            );
+        }
+    }
+
     /// The names both sides use (sensor-common's consts) exist in the embedded object.
     #[test]
     fn object_has_every_named_map_and_program() {
