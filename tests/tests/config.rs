@@ -11,7 +11,10 @@ fn example_config_checks_ok() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("OK: "), "{stdout}");
-    assert!(stdout.contains("metrics: http://127.0.0.1:9464/metrics"), "{stdout}");
+    // As shipped (the package's /etc/sensor/sensor.toml): the defaults, records to the default
+    // directory, metrics off.
+    assert!(stdout.contains("outputs:\n  file:/var/lib/sensor/records ("), "{stdout}");
+    assert!(stdout.contains("metrics: off"), "{stdout}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! nothing else.
 
 mod bench;
+mod package;
 mod setup;
 mod tasks;
 mod util;
@@ -87,6 +88,15 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// The Debian package target/package/sensor_VERSION_ARCH.deb: the binary (glibc 2.31 symbol
+    /// versions, OpenSSL and zlib static), the systemd unit, the configuration, man pages and
+    /// shell completions.
+    Package {
+        /// Then install it on this machine, check it, run the unit's command, purge (as root;
+        /// the install test `cargo xtask test` ends with).
+        #[arg(long)]
+        install_test: bool,
+    },
     /// Format all crates (`--check` to only check).
     Fmt {
         #[arg(long)]
@@ -105,6 +115,13 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => tasks::test(&ws, &args),
         Task::Clippy => tasks::clippy(&ws),
         Task::Fmt { check } => tasks::fmt(&ws, check),
+        Task::Package { install_test } => {
+            let deb = package::package(&ws)?;
+            if install_test {
+                package::install_test::install_test(&ws, &deb)?;
+            }
+            Ok(())
+        }
         Task::VmTest { kernels, jobs, timeout_secs, args } => {
             setup::ensure_vm_packages()?;
             let timeout = std::time::Duration::from_secs(timeout_secs);

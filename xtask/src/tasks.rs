@@ -53,7 +53,10 @@ pub fn test(ws: &Path, args: &[String]) -> anyhow::Result<()> {
         bail!("the integration tests load eBPF programs and must run as root (sudo -E cargo xtask test)");
     }
     eprintln!("xtask test: integration tests (real eBPF programs, one at a time)");
-    util::run(cargo(ws).args(["test", "--package", "sensor-tests", "--", "--test-threads=1"]).args(args))
+    util::run(cargo(ws).args(["test", "--package", "sensor-tests", "--", "--test-threads=1"]).args(args))?;
+    eprintln!("xtask test: the Debian package, installed on this machine and purged");
+    let deb = crate::package::package(ws)?;
+    crate::package::install_test::install_test(ws, &deb)
 }
 
 pub fn clippy(ws: &Path) -> anyhow::Result<()> {

@@ -14,19 +14,54 @@ fn problem(text: &str) -> Problem {
     }
 }
 
+fn example_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sensor.example.toml")
+}
+
+/// The documented example is also the package's /etc/sensor/sensor.toml: what it sets is the
+/// defaults, with the default record directory as its one output (no live view under systemd).
 #[test]
-fn example_file_is_accepted() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sensor.example.toml");
-    let o = load(&path).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(o.outputs.len(), 2);
+fn example_file_is_the_defaults() {
+    let o = load(&example_path()).unwrap_or_else(|e| panic!("{e}"));
+    let mut defaults = Options::default();
+    defaults.outputs.push(OutputSpec::File("/var/lib/sensor/records".into()).into());
+    assert_eq!(summary(&o), summary(&defaults));
+    assert!(o.labels.is_empty() && o.metrics_listen.is_none() && o.signing_key.is_none());
+}
+
+/// Lines `# X` where X alone is TOML (`key = value`, `[table]`) without their `# `; prose stays
+/// a comment.
+fn uncomment_examples(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if toml::from_str::<toml::Table>(rest)
+                    .is_ok_and(|t| !t.is_empty() || rest.starts_with('[')) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every commented example in the file is valid as written once uncommented.
+#[test]
+fn example_files_examples_are_accepted() {
+    let text = std::fs::read_to_string(example_path()).expect("example");
+    let o = parse(&uncomment_examples(&text)).unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(o.outputs.len(), 3);
     assert_eq!(o.outputs[0].spec, OutputSpec::File("/var/lib/sensor/records".into()));
     assert_eq!(o.labels.get("site").map(String::as_str), Some("north-ward"));
     assert_eq!(o.metrics_listen, Some("127.0.0.1:9464".parse().expect("addr")));
+    assert_eq!(o.signing_key.as_deref(), Some(Path::new("/etc/sensor/checkpoint.key")));
     let s = summary(&o);
     assert!(
         s.contains("syslog+tls://siem.example.org:6514 (format json; tls ca /etc/sensor/siem-ca.pem"),
         "{s}"
     );
+    assert!(s.contains("kafka://broker1:9092,broker2:9092/audit"), "{s}");
     assert!(s.contains("rotate at 64MiB or 1h, keep 64 files / 4GiB, fsync batch"), "{s}");
 }
 
@@ -220,4 +255,24 @@ fn all_problems_are_reported_at_once() {
     let p = parse("[sensor]\nargs_max = 0\n[[output]]\nurl = \"file:r\"\n").expect_err("invalid");
     let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["sensor.args_max", "output[0].url"]);
+}
+
+/// The per-site configuration in the README's "Install" section, with its template variables
+/// filled in, is a valid configuration.
+#[test]
+fn readme_site_configuration_is_accepted() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+        .expect("README.md");
+    let section = readme.split("### Rolling out to many machines").nth(1).expect("rollout section");
+    let toml = section.split("```toml\n").nth(1).and_then(|t| t.split("```").next()).expect("toml block");
+    let text = toml
+        .replace("{{ site }}", "north")
+        .replace("{{ department }}", "radiology")
+        .replace("{{ siem_host }}", "siem.north.example");
+    let o = parse(&text).unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(o.outputs.len(), 2);
+    assert_eq!(o.labels.get("department").map(String::as_str), Some("radiology"));
+    let s = summary(&o);
+    assert!(s.contains("syslog+tls://siem.north.example:6514"), "{s}");
+    assert!(s.contains("client cert /etc/sensor/tls/client.pem"), "{s}");
 }
