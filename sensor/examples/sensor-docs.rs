@@ -43,7 +43,7 @@ fn man_pages(cmd: &clap::Command, dir: &Path, version: &str) -> std::io::Result<
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         count += man_pages(sub, dir, version)?;
     }
-    // Subcommands inherit no version; every page names the package's.
+    // Subcommands have no version of their own; every page's footer names the package's.
     let page = Man::new(cmd.clone())
         .section("8")
         .source(format!("sensor {version}"))
@@ -57,11 +57,15 @@ fn man_pages(cmd: &clap::Command, dir: &Path, version: &str) -> std::io::Result<
     if cmd.has_subcommands() {
         page.render_subcommands_section(&mut roff)?;
     }
-    page.render_extra_section(&mut roff)?;
+    if cmd.get_after_long_help().is_some() || cmd.get_after_help().is_some() {
+        page.render_extra_section(&mut roff)?;
+    }
     if cmd.get_name() == "sensor" {
         roff.extend_from_slice(PACKAGE_SECTIONS.as_bytes());
     }
-    page.render_version_section(&mut roff)?;
+    if cmd.get_version().is_some() {
+        page.render_version_section(&mut roff)?;
+    }
     fs::write(dir.join(page.get_filename()), roff)?;
     Ok(count + 1)
 }
