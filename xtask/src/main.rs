@@ -2,8 +2,10 @@
 //! nothing else.
 
 mod bench;
+mod fuzz;
 mod package;
 mod setup;
+mod soak;
 mod tasks;
 mod util;
 mod vm;
@@ -97,6 +99,40 @@ enum Task {
         #[arg(long)]
         install_test: bool,
     },
+    /// A long run at a ward terminal's rate with bursts: the sensor's memory, fds, threads,
+    /// loss and queue depth over time (docs/soak/results.md and soak.svg).
+    Soak {
+        /// Length of the run.
+        #[arg(long, default_value_t = 60.0)]
+        minutes: f64,
+        /// Events per second of the steady load (a busy ward terminal).
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Events per second during a burst.
+        #[arg(long, default_value_t = 5000)]
+        burst_rate: u64,
+        /// Seconds of each burst.
+        #[arg(long, default_value_t = 15)]
+        burst_secs: u64,
+        /// A burst starts every this many seconds.
+        #[arg(long, default_value_t = 300)]
+        burst_every_secs: u64,
+        /// Directory for results.md and soak.svg (default: docs/soak).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// The fuzz targets of fuzz/ (cargo-fuzz, nightly), each for --secs, from the corpus kept in
+    /// fuzz/corpus; prints executions and coverage per target (target/fuzz/report.md).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 30)]
+        secs: u64,
+        /// Merge what was found into fuzz/corpus, minimized (to commit).
+        #[arg(long)]
+        minimize: bool,
+        /// One target (default: all).
+        target: Option<String>,
+    },
     /// Format all crates (`--check` to only check).
     Fmt {
         #[arg(long)]
@@ -126,6 +162,10 @@ fn main() -> anyhow::Result<()> {
             setup::ensure_vm_packages()?;
             let timeout = std::time::Duration::from_secs(timeout_secs);
             vm::vm_test(&ws, &vm::VmOpts { kernels, jobs, timeout, args })
+        }
+        Task::Fuzz { secs, minimize, target } => fuzz::fuzz(&ws, secs, target.as_deref(), minimize),
+        Task::Soak { minutes, rate, burst_rate, burst_secs, burst_every_secs, out } => {
+            soak::soak(&ws, &soak::SoakOpts { minutes, rate, burst_rate, burst_secs, burst_every_secs, out })
         }
         Task::Bench {
             rounds,

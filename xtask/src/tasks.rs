@@ -89,5 +89,24 @@ pub fn fmt(ws: &Path, check: bool) -> anyhow::Result<()> {
     if check {
         cmd.args(["--", "--check"]);
     }
-    util::run(&mut cmd)
+    util::run(&mut cmd)?;
+    // The fuzz targets are their own workspace (nightly only): format their files directly.
+    let mut targets: Vec<std::path::PathBuf> = std::fs::read_dir(ws.join("fuzz/fuzz_targets"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    targets.sort();
+    let mut rustfmt = Command::new("rustfmt");
+    rustfmt.current_dir(ws).args(["--edition", "2024"]).args(&targets);
+    if check {
+        rustfmt.arg("--check");
+    }
+    util::run(&mut rustfmt)
 }

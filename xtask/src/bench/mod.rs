@@ -12,13 +12,13 @@
 //! within this run because absolute numbers on a shared VM mean little.
 
 mod auditd;
-mod count;
+pub(crate) mod count;
 mod micro;
 mod report;
 mod sensor;
 mod svg;
 mod tracer;
-mod workloads;
+pub(crate) mod workloads;
 
 use std::{
     path::{Path, PathBuf},
@@ -239,7 +239,7 @@ fn loadavg() -> String {
 }
 
 /// The machine description printed with the results.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let kernel = read("/proc/sys/kernel/osrelease");
