@@ -81,6 +81,12 @@ impl<R: BufRead> Iterator for RecordReader<R> {
             Err(e) => return damaged(self, e.to_string()),
         }
         match AuditRecord::decode(bytes.as_slice()) {
+            // Protobuf decodes almost anything (every field is optional): a record the sensor
+            // wrote always has a schema version and a seq.
+            Ok(record) if record.schema_version == 0 || record.seq == 0 => damaged(
+                self,
+                format!("not an audit record (schema_version {}, seq {})", record.schema_version, record.seq),
+            ),
             Ok(record) => {
                 self.offset += prefix as u64 + len;
                 Some(Frame::Record { offset, record: Box::new(record), bytes })
@@ -130,6 +136,18 @@ mod tests {
             let boundary = (0..=3).any(|k| file(k).len() == cut);
             assert_eq!(last_damaged, !boundary, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn empty_and_foreign_frames_are_damage() {
+        let frames: Vec<Frame> = RecordReader::new(&[0u8, 0, 0][..]).collect();
+        assert!(
+            matches!(frames.as_slice(), [Frame::Damaged { reason, .. }] if reason.contains("not an audit record")),
+            "{frames:?}"
+        );
+        // A protobuf message that is not a record (here: a bare string field 40).
+        let frames: Vec<Frame> = RecordReader::new(&[5u8, 0xc2, 2, 2, b'h', b'i'][..]).collect();
+        assert!(matches!(frames.as_slice(), [Frame::Damaged { .. }]), "{frames:?}");
     }
 
     #[test]

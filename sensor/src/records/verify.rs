@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use ed25519_dalek::VerifyingKey;
 use sensor_proto::v1::audit_record::Event;
 use sha2::{Digest as _, Sha256};
@@ -124,7 +125,7 @@ struct State<'k> {
 
 fn verify_file(path: &Path, report: &mut Report, state: &mut State<'_>) -> anyhow::Result<Option<Problem>> {
     let State { prev_hash, last_run, key } = state;
-    let file = std::fs::File::open(path)?;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let problem = |offset, seq, reason: String| Some(Problem { file: path.to_owned(), offset, seq, reason });
     for frame in RecordReader::new(std::io::BufReader::new(file)) {
         let (offset, record, bytes) = match frame {
@@ -204,8 +205,10 @@ fn gap_bridge(
         return None;
     }
     let linked = record.integrity.as_ref().map(|i| i.prev_hash.as_str()).unwrap_or_default();
-    if prev.is_some_and(|p| hex::encode(p) == linked) {
-        // Linked as usual: the gap is in another output's stream.
+    // Nothing read before it (the oldest file kept), or linked as usual (the gap is in another
+    // output's stream): nothing to bridge.
+    let prev = prev?;
+    if hex::encode(prev) == linked {
         return None;
     }
     let range_ok = l.first_seq <= l.last_seq
@@ -229,9 +232,7 @@ fn gap_bridge(
             same_run_last_seq.unwrap_or_default()
         )));
     }
-    if let Some(p) = prev
-        && hex::encode(p) != l.gap_prev_hash
-    {
+    if hex::encode(prev) != l.gap_prev_hash {
         return Some(Err(
             "loss record for a gap does not name the record before it: a record was altered, removed or reordered"
                 .into(),

@@ -48,6 +48,7 @@ fn anc(name: &str, pid: u32, exe: &str) -> Ancestor {
 
 fn rec(seq: u64, p: Process, ancestors: Vec<Ancestor>, event: Event) -> AuditRecord {
     AuditRecord {
+        schema_version: 1,
         seq,
         time: Some(Timestamp { seconds: T0 + 100 + seq as i64, nanos: 0 }),
         process: Some(p),
