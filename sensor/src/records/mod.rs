@@ -49,11 +49,22 @@ pub struct CatSummary {
 
 fn cat_file(path: &Path, out: &mut impl Write, summary: &mut CatSummary) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut line = Vec::new();
     for frame in RecordReader::new(std::io::BufReader::new(file)) {
         match frame {
-            Frame::Record { record, .. } => {
-                serde_json::to_writer(&mut *out, &record)?;
-                out.write_all(b"\n")?;
+            Frame::Record { record, offset, .. } => {
+                line.clear();
+                // A record can decode and still not be JSON (e.g. a time beyond year 9999):
+                // say so and go on with the next one; never print half a line.
+                if let Err(e) = serde_json::to_writer(&mut line, &record) {
+                    let msg =
+                        format!("at byte {offset}: record seq {} cannot be shown as JSON: {e}", record.seq);
+                    eprintln!("{}: {msg}", path.display());
+                    summary.damaged.push((path.to_owned(), msg));
+                    continue;
+                }
+                line.push(b'\n');
+                out.write_all(&line)?;
                 summary.records += 1;
             }
             Frame::Damaged { offset, reason } => {
@@ -73,4 +84,39 @@ fn cat_file(path: &Path, out: &mut impl Write, summary: &mut CatSummary) -> anyh
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+    use sensor_proto::{AuditRecord, Timestamp};
+
+    use super::*;
+
+    /// Found by fuzzing (record_file): a record whose time is beyond what JSON can show ended
+    /// `records cat` with an error, and nothing after it was printed.
+    #[test]
+    fn a_record_that_cannot_be_json_is_reported_and_the_rest_is_printed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("audit-0000000000001-000000.pb");
+        let mut data = Vec::new();
+        for (seq, seconds) in [(1, 1_700_000_000), (2, i64::MAX), (3, 1_700_000_001)] {
+            let r = AuditRecord {
+                schema_version: 1,
+                seq,
+                time: Some(Timestamp { seconds, nanos: 0 }),
+                ..Default::default()
+            };
+            r.encode_length_delimited(&mut data).expect("encode");
+        }
+        std::fs::write(&path, data).expect("write");
+        let mut out = Vec::new();
+        let s = cat(&[path], &mut out).expect("cat");
+        assert_eq!(s.records, 2);
+        assert_eq!(s.damaged.len(), 1);
+        assert!(s.damaged[0].1.contains("seq 2 cannot be shown as JSON"), "{:?}", s.damaged);
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    }
 }

@@ -206,16 +206,34 @@ impl std::fmt::Display for OutputSpec {
     }
 }
 
+/// An IP address, or a DNS name: dot-separated labels of letters, digits, `-` and `_`.
+fn valid_host(h: &str) -> bool {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    h.len() <= 253
+        && h.trim_end_matches('.').split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// Splits `HOST:PORT` or `[V6]:PORT`.
 fn host_port(s: &str, whole: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, p) = rest.split_once("]:").ok_or_else(|| format!("`{whole}`: expected [IPV6]:PORT"))?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{whole}`: `[{}]` is not a host name or IP address", h.escape_debug()));
+        }
         (h, p)
     } else {
         s.rsplit_once(':').ok_or_else(|| format!("`{whole}`: expected HOST:PORT"))?
     };
     if host.is_empty() {
         return Err(format!("`{whole}`: empty host"));
+    }
+    if !valid_host(host) {
+        return Err(format!("`{whole}`: `{}` is not a host name or IP address", host.escape_debug()));
     }
     let port = port.parse::<u16>().map_err(|_| format!("`{whole}`: `{port}` is not a port number"))?;
     if port == 0 {
@@ -296,5 +314,31 @@ mod tests {
         assert!("syslog+tcp://h:99999".parse::<OutputSpec>().unwrap_err().contains("not a port"));
         assert!("kafka://a:1".parse::<OutputSpec>().unwrap_err().contains("BROKERS/TOPIC"));
         assert!("http://x".parse::<OutputSpec>().unwrap_err().contains("unknown output `http://`"));
+    }
+
+    /// Found by fuzzing (output_spec): anything before the last `:` was taken as the host, so
+    /// a spec with slashes, brackets or control characters parsed, and showed as one that did
+    /// not parse back.
+    #[test]
+    fn hosts_must_be_names_or_addresses() {
+        for bad in [
+            "syslog+tcp://10syslog+tl01yslog+cs://[::1]:65p://100\u{17}14:514",
+            "syslog+tcp://a/b:514",
+            "syslog+tcp://a b:514",
+            "syslog+tcp://[not-v6]:514",
+            "syslog+tcp://..:514",
+            "kafka://good:9092,b@d:9092/t",
+        ] {
+            let e = bad.parse::<OutputSpec>().expect_err(bad);
+            assert!(e.contains("not a host name or IP address"), "{bad}: {e}");
+        }
+        for good in [
+            "syslog+tcp://siem-1.example.org:514",
+            "syslog+tls://[fe80::1]:6514",
+            "syslog+tcp://10.0.0.1:514",
+        ] {
+            let spec: OutputSpec = good.parse().expect(good);
+            assert_eq!(spec.to_string().parse::<OutputSpec>(), Ok(spec));
+        }
     }
 }

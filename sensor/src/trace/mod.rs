@@ -199,14 +199,23 @@ pub fn time(ts: Option<&Timestamp>) -> Option<SystemTime> {
     if ts.seconds <= 0 && ts.nanos <= 0 {
         return None;
     }
-    let secs = u64::try_from(ts.seconds).ok()?;
-    let nanos = u32::try_from(ts.nanos).ok()?;
+    let secs = u64::try_from(ts.seconds).ok().filter(|s| *s <= MAX_SECS)?;
+    let nanos = u32::try_from(ts.nanos).ok().filter(|n| *n < 1_000_000_000)?;
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
-/// RFC 3339 UTC with milliseconds, or "?".
+/// 9999-12-31T23:59:59Z, the last time RFC 3339 (and the proto3 JSON mapping) can show.
+const MAX_SECS: u64 = 253_402_300_799;
+
+/// RFC 3339 UTC with milliseconds, or "?" (no time, or one RFC 3339 cannot show).
 pub fn fmt_time(t: Option<SystemTime>) -> String {
-    t.map_or_else(|| "?".into(), |t| humantime::format_rfc3339_millis(t).to_string())
+    use std::fmt::Write as _;
+    let Some(t) = t else { return "?".into() };
+    let mut s = String::new();
+    match write!(s, "{}", humantime::format_rfc3339_millis(t)) {
+        Ok(()) => s,
+        Err(_) => "?".into(),
+    }
 }
 
 /// A login session that processes of the view belong to.

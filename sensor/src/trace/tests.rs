@@ -490,3 +490,17 @@ fn connect_and_time_arguments_parse() {
     assert_eq!(parse_time("2026-11-23T08:00:00+00:00", now), Ok(abs));
     assert!(parse_time("yesterday", now).is_err());
 }
+
+/// Found by fuzzing (trace_input): a record time beyond year 9999 made `sensor trace` panic
+/// while formatting it.
+#[test]
+fn times_that_rfc3339_cannot_show_are_unknown_not_a_panic() {
+    let far = Timestamp { seconds: 300_000_000_000, nanos: 0 };
+    assert_eq!(super::time(Some(&far)), None);
+    assert_eq!(super::time(Some(&Timestamp { seconds: 1, nanos: 1_000_000_000 })), None);
+    let beyond = std::time::UNIX_EPOCH + std::time::Duration::from_secs(300_000_000_000);
+    assert_eq!(super::fmt_time(Some(beyond)), "?");
+    assert_eq!(super::fmt_time(None), "?");
+    let ok = super::time(Some(&Timestamp { seconds: 1_795_432_000, nanos: 5_000_000 }));
+    assert_eq!(super::fmt_time(ok), "2026-11-23T11:06:40.005Z");
+}
