@@ -6,7 +6,7 @@
 //! memory fails the task and leaves the input in `target/fuzz/artifacts/<target>/`.
 //!
 //! `--minimize` merges what was found into the repository's corpus, minimized (libFuzzer's
-//! `-merge=1`), to be committed. cargo-fuzz is installed into `target/tools/cargo-fuzz` by the
+//! `-merge=1`), to be committed; inputs named `regression-*` (past findings) are always kept. cargo-fuzz is installed into `target/tools/cargo-fuzz` by the
 //! task itself (once, pinned).
 
 use std::{
@@ -190,8 +190,17 @@ fn merge_corpus(ws: &Path, cargo_fuzz: &Path, build_dir: &Path, t: &str) -> anyh
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     util::run(&mut cmd).with_context(|| format!("merging the corpus of {t}"))?;
+    // Inputs of past findings stay, whether or not they add coverage now.
+    let keep: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&seeds)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("regression-"))
+        .filter_map(|e| Some((e.file_name(), std::fs::read(e.path()).ok()?)))
+        .collect();
     std::fs::remove_dir_all(&seeds)?;
     std::fs::rename(&merged, &seeds)?;
+    for (name, data) in keep {
+        std::fs::write(seeds.join(name), data)?;
+    }
     Ok(())
 }
 

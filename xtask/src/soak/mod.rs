@@ -24,6 +24,9 @@ use crate::{
     util,
 };
 
+/// Where the fuzz targets keep their scratch files.
+const FUZZ_SCRATCH: &str = "/dev/shm/sensor-fuzz";
+
 /// Options of a soak run.
 #[derive(Debug, Clone)]
 pub struct SoakOpts {
@@ -157,8 +160,18 @@ struct Running {
 
 impl Running {
     fn start(bin: &Path, records: &Path, port: u16, log: &Path) -> anyhow::Result<Self> {
+        // The fuzz targets' scratch files (`cargo xtask fuzz` on the same machine) are not
+        // the load under test.
+        std::fs::create_dir_all(FUZZ_SCRATCH)?;
         let child = Command::new(bin)
-            .args(["run", "--metrics", &format!("127.0.0.1:{port}"), "--output"])
+            .args([
+                "run",
+                "--metrics",
+                &format!("127.0.0.1:{port}"),
+                "--exclude-path",
+                FUZZ_SCRATCH,
+                "--output",
+            ])
             .arg(format!("file:{}", records.display()))
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())

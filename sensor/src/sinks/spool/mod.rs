@@ -21,9 +21,10 @@
 //!   (below it the oldest segments go, or spooling stops), and a failed write (full disk, I/O
 //!   error) starts an episode whose loss record goes into the spool when writing works again.
 
-mod ack;
-mod frame;
-mod store;
+// Public for the fuzz targets (fuzz/): the spool's on-disk formats are untrusted input.
+pub mod ack;
+pub mod frame;
+pub mod store;
 
 use std::{
     collections::VecDeque,
