@@ -61,6 +61,9 @@ pub struct FileSink {
     resuming: bool,
     /// Below the reserve at the last check (one warning per low-space spell).
     low_warned: bool,
+    /// Low-space spells that come and go (others fill the disk, rotation frees it): one line
+    /// per 10 minutes at most, with how many were not logged.
+    low_log: crate::ratelimit::RateLimited,
     unwritten: u64,
     deleted_files: u64,
 }
@@ -85,6 +88,7 @@ impl FileSink {
             episode: None,
             resuming: false,
             low_warned: false,
+            low_log: crate::ratelimit::RateLimited::new(std::time::Duration::from_secs(600)),
             unwritten: 0,
             deleted_files: 0,
         })
@@ -140,10 +144,15 @@ impl FileSink {
         }
         self.deleted_files += deleted;
         let still_low = self.space.free < self.space.reserve;
-        if !self.low_warned {
+        // Stopping starts an episode: always said. Deleting old files to keep the reserve is
+        // said at most once per 10 minutes (others filling the disk make it come and go).
+        let suppressed = if still_low { Some(0) } else { self.low_log.allow() };
+        if !self.low_warned
+            && let Some(suppressed) = suppressed
+        {
             self.low_warned = true;
             warn!(sink = %self.name, free = self.space.free, reserve = self.space.reserve,
-                deleted_files = deleted, stopped = still_low,
+                deleted_files = deleted, stopped = still_low, suppressed,
                 "free space below the reserve{}",
                 if still_low { ": writing stops until it is free again (the records not written are counted)" }
                 else { ": deleted the oldest record files" });

@@ -119,6 +119,7 @@ pub struct DurableSink<T: Transport> {
     /// The episode's loss record is the next record.
     resuming: bool,
     low_warned: bool,
+    low_log: crate::ratelimit::RateLimited,
     unwritten: u64,
     deleted_segments: u64,
 }
@@ -189,6 +190,7 @@ impl<T: Transport> DurableSink<T> {
             episode: None,
             resuming: false,
             low_warned: false,
+            low_log: crate::ratelimit::RateLimited::new(Duration::from_secs(600)),
             unwritten: 0,
             deleted_segments: 0,
         })
@@ -237,10 +239,15 @@ impl<T: Transport> DurableSink<T> {
         }
         self.deleted_segments += deleted;
         let still_low = self.space.free < self.space.reserve;
-        if !self.low_warned {
+        // Stopping starts an episode: always said. Deleting old files to keep the reserve is
+        // said at most once per 10 minutes (others filling the disk make it come and go).
+        let suppressed = if still_low { Some(0) } else { self.low_log.allow() };
+        if !self.low_warned
+            && let Some(suppressed) = suppressed
+        {
             self.low_warned = true;
             warn!(sink = %self.name, free = self.space.free, reserve = self.space.reserve,
-                deleted_segments = deleted, stopped = still_low,
+                deleted_segments = deleted, stopped = still_low, suppressed,
                 "spool: free space below the reserve{}",
                 if still_low { ": spooling stops until it is free again (the records not spooled are counted)" }
                 else { ": deleted the oldest spooled records (counted as lost)" });
