@@ -222,7 +222,8 @@ pub const CYCLE_EVENTS: u64 = 240 * 4 + 18 * 2 + 4;
 /// `tick` is called about once a second (the caller samples memory there).
 pub fn mixed(rate: u64, dur: Duration, mut tick: impl FnMut()) -> anyhow::Result<MixedResult> {
     let dir = Path::new(MIXED_DIR);
-    let _ = std::fs::remove_dir_all(dir);
+    // Kept if it exists (every cycle removes its own files): a tracer filtering by the
+    // directory's inode (the soak) keeps seeing the same directory.
     std::fs::create_dir_all(dir)?;
     let acceptor = Acceptor::start()?;
     let cycle_time = Duration::from_secs_f64(CYCLE_EVENTS as f64 / rate.max(1) as f64);

@@ -2,7 +2,9 @@
 //! load (file create/chmod/rename/unlink, loopback connects and accepts, fork+exec) at a steady
 //! rate, with bursts (a login storm, a software update) at a fixed interval; the sensor writes
 //! record files and serves metrics. Every 10 s: resident memory, open fds, threads, the loss the
-//! sensor reported and its queue depth. At the end, what it delivered of the load.
+//! sensor reported and its queue depth. At the end, what it delivered of the load. The sensor
+//! records file activity of the load's directory only: the machine is shared with builds and
+//! tests whose file storms are not the load under test.
 //!
 //! Writes `results.md` (figures and the samples) and `soak.svg` (the samples over time) to
 //! `docs/soak/` (or `--out`).
@@ -23,9 +25,6 @@ use crate::{
     bench::{count, workloads},
     util,
 };
-
-/// Where the fuzz targets keep their scratch files.
-const FUZZ_SCRATCH: &str = "/dev/shm/sensor-fuzz";
 
 /// Options of a soak run.
 #[derive(Debug, Clone)]
@@ -160,19 +159,24 @@ struct Running {
 
 impl Running {
     fn start(bin: &Path, records: &Path, port: u16, log: &Path) -> anyhow::Result<Self> {
-        // The fuzz targets' scratch files (`cargo xtask fuzz` on the same machine) are not
-        // the load under test.
-        std::fs::create_dir_all(FUZZ_SCRATCH)?;
+        // The machine is shared (builds, tests, fuzzers): file activity is recorded for the
+        // load's directory only (exec, fork, exit and network records of everything still
+        // are). Retention keeps the whole run, so what was delivered can be counted; the disk
+        // reserve still applies (and what it keeps from being written is in loss records).
+        std::fs::create_dir_all(workloads::MIXED_DIR)?;
+        let config = log.with_file_name("sensor.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[output]]\nurl = \"file:{}\"\n[output.file]\nmax_files = 1000000\nmax_total_bytes = \"1TiB\"\n\
+                 [filters]\ninclude_paths = [\"{}\"]\n",
+                records.display(),
+                workloads::MIXED_DIR
+            ),
+        )?;
         let child = Command::new(bin)
-            .args([
-                "run",
-                "--metrics",
-                &format!("127.0.0.1:{port}"),
-                "--exclude-path",
-                FUZZ_SCRATCH,
-                "--output",
-            ])
-            .arg(format!("file:{}", records.display()))
+            .args(["run", "--metrics", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(&config)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)
