@@ -185,6 +185,9 @@ fn a_reused_pid_is_a_different_process() {
         pid
     };
     let first = spawn(&format!("{tag}-a"));
+    // GUIDs tell processes apart by pid and start time in clock ticks (10 ms, the resolution
+    // of /proc): a pid can only come back that fast when root forces it, as here.
+    std::thread::sleep(Duration::from_millis(20));
     // Ask the kernel for the same pid again (others may take it first: retry).
     let mut second = 0;
     for _ in 0..50 {
