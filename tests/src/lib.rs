@@ -143,3 +143,10 @@ pub fn proc_self(what: &str) -> String {
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
+
+/// A temporary directory for record files written by the sensor binary: on tmpfs, so the
+/// sensor's free-space reserve (by default the larger of 5 % and 256 MiB of the file system)
+/// does not depend on how full the machine's disk is.
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("sensor-test").tempdir_in("/dev/shm").expect("tempdir in /dev/shm")
+}

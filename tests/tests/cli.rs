@@ -12,7 +12,7 @@ use sensor_tests::{sensor_bin, spawn_sensor, unique};
 
 #[test]
 fn run_writes_jsonl_and_record_files_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = sensor_tests::scratch_dir();
     let jsonl = dir.path().join("out.jsonl");
     let records_dir = dir.path().join("records");
     // Returns once the programs are attached (the sensor says so on stderr).
@@ -109,7 +109,7 @@ fn sensor_cmd(args: &[&str], paths: &[&std::path::Path]) -> (Option<i32>, String
 
 #[test]
 fn sigkilled_sensor_leaves_readable_files_and_the_signed_chain_continues() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = sensor_tests::scratch_dir();
     let key = dir.path().join("cp.key");
     let (code, _, err) = sensor_cmd(&["keygen"], &[&key]);
     assert_eq!(code, Some(0), "{err}");

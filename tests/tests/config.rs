@@ -19,7 +19,7 @@ fn example_config_checks_ok() {
 
 #[test]
 fn bad_config_names_the_keys_and_exits_1() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = sensor_tests::scratch_dir();
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[[output]]\nurl = \"file:/r\"\nfile = { max_files = 0 }\ntls = {}\n")
         .expect("write");

@@ -59,7 +59,11 @@ fn sensor(args: &[&str], extra: &[&Path]) -> (i32, String, String) {
 fn record_file(dir: &Path) -> PathBuf {
     let host = Host { instance_id: "hostile-cli".into(), hostname: "h".into(), ..Default::default() };
     let mut b = RecordBuilder::new(host, BootClock::now(), None);
-    let mut sink = FileSink::open(dir, FileOptions::default()).expect("sink");
+    let opts = FileOptions {
+        disk: sensor::sinks::spec::DiskOptions { reserve_bytes: 0, reserve_percent: 0, ..Default::default() },
+        ..FileOptions::default()
+    };
+    let mut sink = FileSink::open(dir, opts).expect("sink");
     let p = |pid: u32, ppid: u32| Process {
         guid: format!("guid-{pid}"),
         parent_guid: format!("guid-{ppid}"),
@@ -104,7 +108,7 @@ fn record_file(dir: &Path) -> PathBuf {
 
 #[test]
 fn damaged_record_files_are_reported_never_a_panic_or_a_hang() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = sensor_tests::scratch_dir();
     let good = record_file(&dir.path().join("good"));
     let data = std::fs::read(&good).expect("read");
     let (code, out, _) = sensor(&["records", "verify"], &[&good]);
@@ -174,7 +178,7 @@ fn sensor_tests_last_frame_len(data: &[u8]) -> usize {
 
 #[test]
 fn malformed_configuration_files_name_the_key_and_the_problem() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = sensor_tests::scratch_dir();
     let cases: &[(&str, &str, &str)] = &[
         ("syntax", "[sensor\nargs_max = 1\n", "line 1"),
         ("unknown section", "[bogus]\nx = 1\n", "bogus"),
@@ -259,7 +263,7 @@ fn a_spool_with_a_corrupted_ack_and_damaged_segments_delivers_what_is_whole() {
         net::TcpListener,
         sync::{Arc, Mutex},
     };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = sensor_tests::scratch_dir();
     let spool = dir.path().join("spool");
     std::fs::create_dir_all(&spool).expect("spool dir");
     let msg = |i: u32| {

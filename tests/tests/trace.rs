@@ -117,7 +117,7 @@ fn parse_dot(dot: &str) -> (HashMap<String, String>, Vec<(String, String)>) {
 
 #[test]
 fn trace_leads_from_a_connection_back_to_the_exploited_service() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = sensor_tests::scratch_dir();
     let records = dir.path().join("records");
     let work = dir.path().join("work");
     let c2 = listener();
@@ -219,7 +219,7 @@ fn trace_leads_from_a_connection_back_to_the_exploited_service() {
 
 #[test]
 fn trace_with_no_match_exits_2() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = sensor_tests::scratch_dir();
     std::fs::create_dir(dir.path().join("empty")).expect("mkdir");
     let out = Command::new(sensor_bin())
         .arg("trace")

@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn reserve_is_the_larger_of_bytes_and_percent() {
-        let d = DiskOptions::default();
+        let d = DiskOptions { reserve_bytes: 256 << 20, reserve_percent: 5, on_low_space: LowSpace::Rotate };
         assert_eq!(d.reserve(1 << 30), 256 << 20, "5% of 1 GiB is less than 256 MiB");
         assert_eq!(d.reserve(100 << 30), 5 << 30);
         let none = DiskOptions { reserve_bytes: 0, reserve_percent: 0, on_low_space: LowSpace::Stop };

@@ -217,6 +217,9 @@ fn run_exec_start(work: &Path, cleanup: &mut Cleanup) -> anyhow::Result<()> {
         fs::set_permissions(p, fs::Permissions::from_mode(0o700))?;
         std::os::unix::fs::chown(p, Some(65534), Some(65534))?;
     }
+    // The record directory on a tmpfs: this machine's disk may be below the sensor's default
+    // free-space reserve (5 %), where it rightly stops writing (shared CI machines are).
+    let records_mount = TmpfsMount::new(Path::new(&format!("/{STATE_DIR}/records")))?;
     let log_path = work.join("sensor.log");
     let log = fs::File::create(&log_path)?;
     // Limits (LimitNOFILE, LimitMEMLOCK) are left out: raising them needs CAP_SYS_RESOURCE,
@@ -271,6 +274,7 @@ fn run_exec_start(work: &Path, cleanup: &mut Cleanup) -> anyhow::Result<()> {
     util::output(Command::new(format!("/{BINARY}")).args(["records", "verify", &records]))
         .context("records verify")?;
     let json = util::output(Command::new(format!("/{BINARY}")).args(["records", "cat", &records]))?;
+    drop(records_mount);
     for (pid, exe) in pids {
         let want = util::output(Command::new("sha256sum").arg(&exe))?;
         let want = want.split_whitespace().next().unwrap_or_default();
@@ -396,6 +400,23 @@ impl Drop for Cleanup {
                 eprintln!("install test: could not move {} back to {}: {e}", aside.display(), path.display());
             }
         }
+    }
+}
+
+/// A tmpfs mounted for the length of the test (unmounted on drop).
+struct TmpfsMount(std::path::PathBuf);
+
+impl TmpfsMount {
+    fn new(path: &Path) -> anyhow::Result<Self> {
+        fs::create_dir_all(path)?;
+        util::run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=2g,mode=0700", "tmpfs"]).arg(path))?;
+        Ok(Self(path.to_owned()))
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
     }
 }
 
