@@ -59,10 +59,7 @@ fn sensor(args: &[&str], extra: &[&Path]) -> (i32, String, String) {
 fn record_file(dir: &Path) -> PathBuf {
     let host = Host { instance_id: "hostile-cli".into(), hostname: "h".into(), ..Default::default() };
     let mut b = RecordBuilder::new(host, BootClock::now(), None);
-    let opts = FileOptions {
-        disk: sensor::sinks::spec::DiskOptions { reserve_bytes: 0, reserve_percent: 0, ..Default::default() },
-        ..FileOptions::default()
-    };
+    let opts = FileOptions { disk: sensor::sinks::spec::DiskOptions::NONE, ..FileOptions::default() };
     let mut sink = FileSink::open(dir, opts).expect("sink");
     let p = |pid: u32, ppid: u32| Process {
         guid: format!("guid-{pid}"),

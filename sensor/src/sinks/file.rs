@@ -395,6 +395,7 @@ mod tests {
     use std::{os::unix::fs::PermissionsExt as _, time::Duration};
 
     use super::*;
+    use crate::sinks::spec::DiskOptions;
 
     fn write_n(sink: &mut FileSink, n: usize, size: usize) {
         let rec = AuditRecord::default();
@@ -408,7 +409,12 @@ mod tests {
     fn rotates_by_size_and_keeps_count_and_bytes() {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("rec");
-        let opts = FileOptions { max_file_bytes: 1000, max_files: 3, ..FileOptions::default() };
+        let opts = FileOptions {
+            max_file_bytes: 1000,
+            max_files: 3,
+            disk: DiskOptions::NONE,
+            ..FileOptions::default()
+        };
         let mut sink = FileSink::open(&dir, opts).expect("open");
         write_n(&mut sink, 50, 98); // 100-byte frames: a new file every 10 records
         let files = record_files(&dir).expect("list");
@@ -418,7 +424,12 @@ mod tests {
             assert_eq!(fs::metadata(f).expect("file").permissions().mode() & 0o777, 0o600);
         }
 
-        let opts = FileOptions { max_file_bytes: 1000, max_total_bytes: 2500, ..FileOptions::default() };
+        let opts = FileOptions {
+            max_file_bytes: 1000,
+            max_total_bytes: 2500,
+            disk: DiskOptions::NONE,
+            ..FileOptions::default()
+        };
         let mut sink = FileSink::open(&dir, opts).expect("reopen");
         write_n(&mut sink, 50, 98);
         let total: u64 =
@@ -429,7 +440,11 @@ mod tests {
     #[test]
     fn rotates_by_age() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let opts = FileOptions { max_file_age: Duration::from_millis(50), ..FileOptions::default() };
+        let opts = FileOptions {
+            max_file_age: Duration::from_millis(50),
+            disk: DiskOptions::NONE,
+            ..FileOptions::default()
+        };
         let mut sink = FileSink::open(tmp.path(), opts).expect("open");
         write_n(&mut sink, 1, 10);
         std::thread::sleep(Duration::from_millis(80));

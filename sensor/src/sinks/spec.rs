@@ -81,16 +81,15 @@ pub struct DiskOptions {
 
 impl Default for DiskOptions {
     fn default() -> Self {
-        // Unit tests write small files in temporary directories: they must not depend on how
-        // full the machine's disk is (tests of the reserve set it explicitly).
-        if cfg!(test) {
-            return Self { reserve_bytes: 0, reserve_percent: 0, on_low_space: LowSpace::default() };
-        }
         Self { reserve_bytes: 256 * 1024 * 1024, reserve_percent: 5, on_low_space: LowSpace::default() }
     }
 }
 
 impl DiskOptions {
+    /// No reserve: write until the disk is full (tests, which must not depend on how full the
+    /// machine's disk is).
+    pub const NONE: Self = Self { reserve_bytes: 0, reserve_percent: 0, on_low_space: LowSpace::Rotate };
+
     /// The reserve in bytes on a file system of `fs_bytes`.
     pub fn reserve(&self, fs_bytes: u64) -> u64 {
         let pct = u128::from(fs_bytes) * u128::from(self.reserve_percent) / 100;

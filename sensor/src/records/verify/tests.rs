@@ -20,7 +20,11 @@ fn write_run(dir: &Path, instance: &str, n: usize) {
 }
 
 fn write_signed_run(dir: &Path, instance: &str, n: usize, key: Option<&Path>) {
-    let mut sink = FileSink::open(dir, crate::sinks::spec::FileOptions::default()).expect("sink");
+    let mut sink = FileSink::open(
+        dir,
+        crate::sinks::spec::FileOptions { disk: crate::sinks::spec::DiskOptions::NONE, ..Default::default() },
+    )
+    .expect("sink");
     let mut b = RecordBuilder::new(host(instance), BootClock::now(), crate::sinks::file::chain_tail(dir));
     if let Some(k) = key {
         b = b.with_signer(crate::record::signing::CheckpointSigner::load(k).expect("key"));

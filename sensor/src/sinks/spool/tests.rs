@@ -6,7 +6,7 @@ use std::{
 };
 
 use super::*;
-use crate::sinks::spec::SpoolFull;
+use crate::sinks::spec::{DiskOptions, SpoolFull};
 
 /// A transport that delivers into a shared list while `up` is set.
 #[derive(Clone)]
@@ -72,7 +72,7 @@ fn rec(seq: u64) -> AuditRecord {
 }
 
 fn open(mock: &Mock, dir: &Path, max_bytes: u64, full: SpoolFull) -> DurableSink<Mock> {
-    let opts = SpoolOptions { dir: Some(dir.to_owned()), max_bytes, full, ..SpoolOptions::default() };
+    let opts = SpoolOptions { dir: Some(dir.to_owned()), max_bytes, full, disk: DiskOptions::NONE };
     let mut sink = DurableSink::open(mock.clone(), mock.clone(), &opts).expect("open spool");
     sink.set_drain_on_close(Duration::from_millis(300));
     sink
@@ -264,7 +264,8 @@ fn one_sensor_per_spool() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mock = Mock::new(true);
     let sink = open(&mock, tmp.path(), 1024 * 1024, SpoolFull::DropOldest);
-    let opts = SpoolOptions { dir: Some(tmp.path().to_owned()), ..SpoolOptions::default() };
+    let opts =
+        SpoolOptions { dir: Some(tmp.path().to_owned()), disk: DiskOptions::NONE, ..SpoolOptions::default() };
     let err = DurableSink::open(mock.clone(), mock.clone(), &opts).expect_err("locked");
     assert!(err.to_string().contains("in use"), "{err}");
     drop(sink);
