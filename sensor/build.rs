@@ -1,5 +1,10 @@
 //! Builds the eBPF object (crate `sensor-ebpf`) with aya-build; it is embedded in the agent.
-use std::{env, path::PathBuf};
+//! Also embeds the built-in detection rules (`rules/*.yml`).
+use std::{
+    env,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
@@ -7,6 +12,7 @@ use aya_build::{Package, Toolchain};
 fn main() -> anyhow::Result<()> {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
     let workspace = manifest.parent().context("workspace root")?;
+    embed_rules(&workspace.join("rules"))?;
 
     // `cargo xtask setup` installs bpf-linker under target/tools; make it findable by the inner
     // eBPF build even when cargo is run directly rather than through xtask.
@@ -36,4 +42,26 @@ fn main() -> anyhow::Result<()> {
         Toolchain::default(),
     )
     .context("building the eBPF programs (run `cargo xtask setup` if bpf-linker is missing)")
+}
+
+/// Writes `builtin_rules.rs`: a slice of (file name, text) of every `rules/*.yml`, sorted.
+fn embed_rules(dir: &Path) -> anyhow::Result<()> {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    let mut out = String::from("&[\n");
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f.file_name().context("file name")?.to_string_lossy();
+        writeln!(out, "    ({name:?}, include_str!({:?})),", f.display().to_string())?;
+    }
+    out.push(']');
+    let dest = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR")?).join("builtin_rules.rs");
+    std::fs::write(&dest, out).with_context(|| format!("writing {}", dest.display()))?;
+    Ok(())
 }

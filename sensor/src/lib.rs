@@ -6,6 +6,7 @@ pub mod btf;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod enrich;
 pub mod file_syscalls;
 pub mod filter;

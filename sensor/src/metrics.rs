@@ -316,6 +316,17 @@ pub fn render(stats: &Stats) -> String {
             family(&mut out, name, kind, help, &samples);
         }
     }
+    let alerts = stats.alerts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let by_rule: Vec<_> =
+        alerts.iter().map(|((rule, level), n)| (labels(&[("rule", rule), ("level", level)]), *n)).collect();
+    drop(alerts);
+    family(
+        &mut out,
+        "sensor_alerts_total",
+        "counter",
+        "Alert records written, by rule id and level (a rule appears once it has fired).",
+        &by_rule,
+    );
     out
 }
 
@@ -357,6 +368,7 @@ mod tests {
             last_boot_ns: 0,
         });
         s.sinks[0].records.store(5, Ordering::Relaxed);
+        s.alerts.lock().expect("lock").insert(("sensor.execution.reverse_shell".into(), "high".into()), 2);
         s
     }
 
@@ -372,6 +384,7 @@ mod tests {
             "sensor_lost_events_total{kind=\"file\",reason=\"ringbuf_full\"} 10",
             "sensor_lost_events_total{kind=\"exec\",reason=\"read_failed\"} 0",
             "sensor_lost_events_total{kind=\"record\",reason=\"sink_spool_full\"} 1",
+            "sensor_alerts_total{rule=\"sensor.execution.reverse_shell\",level=\"high\"} 2",
             "sensor_queue_capacity 16",
             "# TYPE sensor_sink_spool_bytes gauge",
             "sensor_sink_records_total{sink=\"jsonl:/tmp/a \\\"b\\\".jsonl\"} 5",

@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     decode::KernelEvent,
+    detect::{DetectConfig, Detector},
     enrich::{EnrichConfig, Enriched, Enricher, clock::BootClock, host},
     loader::{self, EbpfLogger, LoadConfig},
     queue,
@@ -92,6 +93,8 @@ pub struct Options {
     pub signing_key: Option<std::path::PathBuf>,
     /// BTF file of the kernel (`--btf`, `[sensor] btf`); `None`: the kernel's own.
     pub btf: Option<std::path::PathBuf>,
+    /// Detection rules and their settings (`[detection]`).
+    pub detection: DetectConfig,
 }
 
 impl std::fmt::Debug for Options {
@@ -128,6 +131,7 @@ impl Default for Options {
             metrics_listen: None,
             signing_key: None,
             btf: None,
+            detection: DetectConfig::default(),
         }
     }
 }
@@ -162,6 +166,8 @@ pub struct SinkReport {
 /// Starts the sensor: opens sinks, loads programs, starts readers, then attaches.
 pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     loader::preflight()?;
+    // Rules first: a broken rule file stops the start before anything is loaded.
+    let detector = load_detector(&opts.detection)?;
     let signer = opts
         .signing_key
         .as_deref()
@@ -238,7 +244,11 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let record_stage = {
         let stats = stats.clone();
         let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || record_stage(rx, &rt, initial, enricher, builder, sinks, &stats))
+        tokio::task::spawn_blocking(move || {
+            let mut out =
+                RecordOut { builder, detector, sinks, alerts: Vec::with_capacity(4), errors: Vec::new() };
+            record_stage(rx, &rt, initial, enricher, &mut out, &stats)
+        })
     };
 
     // Readers first, so nothing the programs emit waits unread.
@@ -327,45 +337,120 @@ impl Running {
     }
 }
 
-/// The single consumer: enrich, number, write. Flushes whenever it has caught up.
+/// Loads the detection rules; logs what was loaded and what was left out.
+fn load_detector(cfg: &DetectConfig) -> anyhow::Result<Detector> {
+    let detector = Detector::new(cfg).context("loading detection rules")?;
+    for p in detector.unsupported() {
+        tracing::debug!(problem = %p, "rule left out");
+    }
+    if !detector.unsupported().is_empty() {
+        warn!(
+            rules = detector.unsupported().len(),
+            "rules left out because the sensor cannot evaluate them as written (see `sensor rules check`)"
+        );
+    }
+    info!(rules = detector.rule_count(), "detection rules loaded");
+    Ok(detector)
+}
+
+/// The end of the record stage: numbering and chaining (builder), detection, and the sinks.
+struct RecordOut {
+    builder: RecordBuilder,
+    detector: Detector,
+    sinks: Vec<Box<dyn Sink>>,
+    /// Alerts raised by the record being written.
+    alerts: Vec<Enriched>,
+    /// Write errors per sink.
+    errors: Vec<u64>,
+}
+
+impl RecordOut {
+    /// Builds, evaluates and writes one record, then the alerts it raised, then a checkpoint
+    /// when one is due.
+    fn emit(&mut self, e: Enriched, stats: &Stats) {
+        let record = self.builder.build(e);
+        self.detector.evaluate(&record.record, &mut self.alerts);
+        self.write(&record, stats);
+        let mut alerts = std::mem::take(&mut self.alerts);
+        for a in alerts.drain(..) {
+            let sealed = self.builder.build(a);
+            stats.add_alert(&sealed.record);
+            self.write(&sealed, stats);
+        }
+        self.alerts = alerts;
+        if self.builder.checkpoint_due() {
+            let cp = self.builder.checkpoint(false);
+            self.write(&cp, stats);
+        }
+    }
+
+    /// The final checkpoint: a chain that ends without one was cut short.
+    fn finish(&mut self, stats: &Stats) {
+        let cp = self.builder.checkpoint(true);
+        self.write(&cp, stats);
+        self.flush(stats);
+    }
+
+    fn write(&mut self, rec: &crate::record::Sealed, stats: &Stats) {
+        stats.records.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.sinks.len() {
+            let res = self.sinks[i].write(&rec.record, &rec.bytes);
+            if res.is_ok()
+                && let Some(c) = stats.sinks.get(i)
+            {
+                c.records.fetch_add(1, Ordering::Relaxed);
+            }
+            self.count_error(i, res, stats);
+        }
+    }
+
+    fn flush(&mut self, stats: &Stats) {
+        for i in 0..self.sinks.len() {
+            let res = self.sinks[i].flush();
+            self.count_error(i, res, stats);
+        }
+    }
+
+    fn count_error(&mut self, i: usize, res: Result<(), sinks::SinkError>, stats: &Stats) {
+        let Err(e) = res else { return };
+        if self.errors.len() < self.sinks.len() {
+            self.errors.resize(self.sinks.len(), 0);
+        }
+        self.errors[i] += 1;
+        stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = stats.sinks.get(i) {
+            c.write_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // Log the first error and then every 1000th, so a dead sink cannot flood logs.
+        let n = self.errors[i];
+        if n == 1 || n.is_multiple_of(1000) {
+            error!(sink = self.sinks[i].name(), error = %e, errors = n, "sink write failed");
+        }
+    }
+
+    fn reports(&self) -> Vec<SinkReport> {
+        self.sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SinkReport {
+                name: s.name().to_owned(),
+                errors: self.errors.get(i).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+}
+
+/// The single consumer: enrich, number, detect, write. Flushes whenever it has caught up.
 fn record_stage(
     mut rx: queue::PriorityReceiver,
     rt: &tokio::runtime::Handle,
     initial: Vec<Enriched>,
     mut enricher: Enricher,
-    mut builder: RecordBuilder,
-    mut sinks: Vec<Box<dyn Sink>>,
+    out: &mut RecordOut,
     stats: &Stats,
 ) -> Vec<SinkReport> {
-    let mut errors = vec![0u64; sinks.len()];
-    let mut write_all = |sinks: &mut Vec<Box<dyn Sink>>, flush: bool, rec: Option<&crate::record::Sealed>| {
-        for (i, sink) in sinks.iter_mut().enumerate() {
-            let res = match rec {
-                Some(r) => sink.write(&r.record, &r.bytes),
-                None if flush => sink.flush(),
-                None => Ok(()),
-            };
-            if let Some(c) = stats.sinks.get(i) {
-                match (&res, rec) {
-                    (Ok(()), Some(_)) => c.records.fetch_add(1, Ordering::Relaxed),
-                    (Err(_), _) => c.write_errors.fetch_add(1, Ordering::Relaxed),
-                    (Ok(()), None) => 0,
-                };
-            }
-            if let Err(e) = res {
-                errors[i] += 1;
-                stats.sink_errors.fetch_add(1, Ordering::Relaxed);
-                // Log the first error and then every 1000th, so a dead sink cannot flood logs.
-                if errors[i] == 1 || errors[i].is_multiple_of(1000) {
-                    error!(sink = sink.name(), error = %e, errors = errors[i], "sink write failed");
-                }
-            }
-        }
-    };
     for e in initial {
-        let record = builder.build(e);
-        stats.records.fetch_add(1, Ordering::Relaxed);
-        write_all(&mut sinks, false, Some(&record));
+        out.emit(e, stats);
     }
     let mut batch = Vec::with_capacity(2);
     let mut since_publish = 0u32;
@@ -373,8 +458,8 @@ fn record_stage(
         since_publish += 1;
         if since_publish >= crate::stats::PUBLISH_EVERY {
             since_publish = 0;
-            stats.publish(&rx, &enricher, &sinks);
-            account_sink_losses(&mut sinks, &mut builder, stats, &mut write_all, false);
+            stats.publish(&rx, &enricher, &out.sinks);
+            account_sink_losses(out, stats, false);
         }
         // Read before taking an event: the process events it covers are queued by now, and the
         // lineage queue is emptied before any bulk event is taken.
@@ -382,10 +467,10 @@ fn record_stage(
         let ev = match rx.try_next() {
             queue::Polled::Event(ev) => Some(ev),
             queue::Polled::Empty => {
-                write_all(&mut sinks, true, None);
-                account_sink_drops(&mut sinks, &mut enricher, &mut builder, stats, &mut write_all);
-                account_sink_losses(&mut sinks, &mut builder, stats, &mut write_all, false);
-                stats.publish(&rx, &enricher, &sinks);
+                out.flush(stats);
+                account_sink_drops(out, &mut enricher, stats);
+                account_sink_losses(out, stats, false);
+                stats.publish(&rx, &enricher, &out.sinks);
                 if enricher.parked() == 0 {
                     match rt.block_on(rx.next()) {
                         Some(ev) => Some(ev),
@@ -415,32 +500,19 @@ fn record_stage(
             enricher.release_parked(BootClock::boot_ns_now(), false, &mut batch);
         }
         for e in batch.drain(..) {
-            let record = builder.build(e);
-            stats.records.fetch_add(1, Ordering::Relaxed);
-            write_all(&mut sinks, false, Some(&record));
-            if builder.checkpoint_due() {
-                let cp = builder.checkpoint(false);
-                stats.records.fetch_add(1, Ordering::Relaxed);
-                write_all(&mut sinks, false, Some(&cp));
-            }
+            out.emit(e, stats);
         }
     }
     // Events still waiting for lineage go now, with what is known.
     enricher.release_parked(BootClock::boot_ns_now(), true, &mut batch);
     for e in batch.drain(..) {
-        let record = builder.build(e);
-        stats.records.fetch_add(1, Ordering::Relaxed);
-        write_all(&mut sinks, false, Some(&record));
+        out.emit(e, stats);
     }
     // Outputs that cannot write: the other outputs learn how much is missing from them.
-    account_sink_drops(&mut sinks, &mut enricher, &mut builder, stats, &mut write_all);
-    account_sink_losses(&mut sinks, &mut builder, stats, &mut write_all, true);
-    // The final checkpoint: a chain that ends without one was cut short.
-    let cp = builder.checkpoint(true);
-    stats.records.fetch_add(1, Ordering::Relaxed);
-    write_all(&mut sinks, false, Some(&cp));
-    write_all(&mut sinks, true, None);
-    stats.publish(&rx, &enricher, &sinks);
+    account_sink_drops(out, &mut enricher, stats);
+    account_sink_losses(out, stats, true);
+    out.finish(stats);
+    stats.publish(&rx, &enricher, &out.sinks);
     let t = enricher.table_stats();
     info!(
         live = t.live,
@@ -449,23 +521,25 @@ fn record_stage(
         retired = t.retired,
         "process table at stop"
     );
-    if builder.count() <= 1 {
+    let d = out.detector.stats();
+    info!(
+        evaluated = d.evaluated,
+        alerts = d.alerts,
+        excepted = d.excepted,
+        suppressed = d.suppressed,
+        "detection at stop"
+    );
+    if out.builder.count() <= 1 {
         warn!("no records were produced");
     }
-    sinks.iter().zip(errors).map(|(s, errors)| SinkReport { name: s.name().to_owned(), errors }).collect()
+    out.reports()
 }
 
 /// Turns records a sink had to give up (a full spool, a low disk) into loss records, written to
 /// every sink.
-fn account_sink_drops(
-    sinks: &mut Vec<Box<dyn Sink>>,
-    enricher: &mut Enricher,
-    builder: &mut RecordBuilder,
-    stats: &Stats,
-    write_all: &mut impl FnMut(&mut Vec<Box<dyn Sink>>, bool, Option<&crate::record::Sealed>),
-) {
+fn account_sink_drops(out: &mut RecordOut, enricher: &mut Enricher, stats: &Stats) {
     let mut dropped = Vec::new();
-    for s in sinks.iter_mut() {
+    for s in &mut out.sinks {
         dropped.extend(s.take_dropped().into_iter().map(|(reason, n)| (s.name().to_owned(), reason, n)));
     }
     for (output, reason, count) in dropped.into_iter().filter(|d| d.2 > 0) {
@@ -478,10 +552,8 @@ fn account_sink_drops(
             if let sensor_proto::v1::audit_record::Event::Loss(l) = &mut e.event {
                 l.output = output.clone();
             }
-            let record = builder.build(e);
-            stats.records.fetch_add(1, Ordering::Relaxed);
             stats.loss_records.fetch_add(1, Ordering::Relaxed);
-            write_all(sinks, false, Some(&record));
+            out.emit(e, stats);
         }
     }
 }
@@ -489,15 +561,9 @@ fn account_sink_drops(
 /// Records a sink could not write (full disk, I/O error): once it can write again (or at stop),
 /// one loss record for the gap goes to every sink, that sink's stream included. One sink at a
 /// time, so each such record directly follows its own gap.
-fn account_sink_losses(
-    sinks: &mut Vec<Box<dyn Sink>>,
-    builder: &mut RecordBuilder,
-    stats: &Stats,
-    write_all: &mut impl FnMut(&mut Vec<Box<dyn Sink>>, bool, Option<&crate::record::Sealed>),
-    stopping: bool,
-) {
-    for i in 0..sinks.len() {
-        let Some(loss) = sinks.get_mut(i).and_then(|s| s.take_loss(stopping)) else { continue };
+fn account_sink_losses(out: &mut RecordOut, stats: &Stats, stopping: bool) {
+    for i in 0..out.sinks.len() {
+        let Some(loss) = out.sinks.get_mut(i).and_then(|s| s.take_loss(stopping)) else { continue };
         let now = BootClock::boot_ns_now();
         stats.add_loss(&LossReport {
             kind: "sink",
@@ -506,10 +572,8 @@ fn account_sink_losses(
             first_boot_ns: loss.first_boot_ns,
             last_boot_ns: loss.last_boot_ns,
         });
-        let record = builder.build(crate::enrich::sink_loss(now, loss));
-        stats.records.fetch_add(1, Ordering::Relaxed);
         stats.loss_records.fetch_add(1, Ordering::Relaxed);
-        write_all(sinks, false, Some(&record));
+        out.emit(crate::enrich::sink_loss(now, loss), stats);
     }
 }
 

@@ -3,7 +3,7 @@
 //! back into the pipeline, so data still flows one way.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     sync::{
         Mutex,
         atomic::{AtomicU64, Ordering},
@@ -54,7 +54,16 @@ pub struct Stats {
     /// process reader found the ring empty after it. Bulk events wait for it to pass their time
     /// (see `enrich::parking`).
     pub lineage_mark: AtomicU64,
+    /// Alert records written, by (rule id, level).
+    pub alerts: Mutex<BTreeMap<(String, String), u64>>,
+    /// Alert records written, in total.
+    pub alerts_total: AtomicU64,
+    /// One line per recent alert, for the live view (the oldest are dropped past 64).
+    pub recent_alerts: Mutex<VecDeque<String>>,
 }
+
+/// Alerts kept for the live view until it shows them.
+const RECENT_ALERTS: usize = 64;
 
 /// What one sink has done, as seen by the record stage and reported by the sink itself.
 #[derive(Debug, Default)]
@@ -97,6 +106,31 @@ impl Stats {
     pub fn add_loss(&self, l: &LossReport) {
         let mut lost = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *lost.entry((l.kind, l.reason)).or_default() += l.count;
+    }
+
+    /// Counts an alert record and keeps a line for the live view.
+    pub fn add_alert(&self, record: &sensor_proto::AuditRecord) {
+        let Some(sensor_proto::v1::audit_record::Event::Alert(a)) = &record.event else { return };
+        self.alerts_total.fetch_add(1, Ordering::Relaxed);
+        let mut alerts = self.alerts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *alerts.entry((a.rule_id.clone(), a.level.clone())).or_default() += 1;
+        drop(alerts);
+        let (pid, exe) = record.process.as_ref().map_or((0, ""), |p| (p.pid, p.exe.as_str()));
+        let line = format!(
+            "ALERT {:<8} {} — pid {pid} {exe} (seq {}; sensor trace --alert {})",
+            a.level, a.title, record.seq, record.seq
+        );
+        let mut recent = self.recent_alerts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.len() >= RECENT_ALERTS {
+            recent.pop_front();
+        }
+        recent.push_back(line);
+    }
+
+    /// Takes the alert lines not shown yet.
+    pub fn take_recent_alerts(&self) -> Vec<String> {
+        let mut recent = self.recent_alerts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        recent.drain(..).collect()
     }
 
     /// Samples what only the record stage can see: queue depths, the process table, the sinks'

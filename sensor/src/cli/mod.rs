@@ -1,11 +1,12 @@
-//! Command line: `sensor run`, `sensor records cat|verify`, `sensor trace`, `sensor keygen`
-//! and `sensor config check`.
+//! Command line: `sensor run`, `sensor records cat|verify`, `sensor trace`, `sensor keygen`,
+//! `sensor config check` and `sensor rules check|list|test|fields`.
 //!
 //! `run --config FILE` starts from the file; flags then add to it: repeatable flags add entries
 //! (`--label` replaces a label of the same name), single-valued flags (`--args-max`,
 //! `--metrics`) replace the file's value, switches turn a setting on.
 
 mod records;
+mod rules;
 mod run;
 mod trace;
 
@@ -45,6 +46,9 @@ pub enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Detection rules (Sigma): check, list, replay record files through them, field mapping.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,17 +94,29 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             records::verify(&paths, public_key.as_deref())
         }
         Command::Trace(args) => trace::trace(args),
+        Command::Rules(cmd) => rules::dispatch(cmd),
     }
 }
 
 /// `config check`: OK and a summary on stdout, or the problems on stderr and exit code 1.
 fn check_config(path: &std::path::Path) -> i32 {
     match config::load(path) {
-        Ok(opts) => {
-            println!("OK: {}", path.display());
-            print!("{}", config::summary(&opts));
-            0
-        }
+        Ok(opts) => match crate::detect::Detector::new(&opts.detection) {
+            Ok(d) => {
+                println!("OK: {}", path.display());
+                print!("{}", config::summary(&opts));
+                println!(
+                    "rules: {} loaded, {} left out as unsupported",
+                    d.rule_count(),
+                    d.unsupported().len()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("{}: detection: {e}", path.display());
+                1
+            }
+        },
         Err(config::ConfigError::Invalid { path, problems }) => {
             for p in problems {
                 eprintln!("{}: {p}", path.display());

@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// `/sys/kernel/btf/vmlinux`. Used even when the kernel has its own.
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
+    /// Sigma rule file or directory, added to the built-in rules and the configuration's.
+    /// Repeatable. A broken rule stops the start with its file, rule id and problem.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
 }
 /// Longest `--duration` accepted.
 const MAX_DURATION_SECS: f64 = 366.0 * 86_400.0;
@@ -133,6 +137,7 @@ pub fn run_options(args: RunArgs) -> anyhow::Result<Options> {
     if args.metrics.is_some() {
         opts.metrics_listen = args.metrics;
     }
+    opts.detection.sources.paths.extend(args.rules);
     Ok(opts)
 }
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -149,13 +154,20 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let stats = running.stats.clone();
     let view = live_view.then(|| {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            tick.tick().await;
+            let mut shown = 0u32;
             loop {
-                tick.tick().await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                for line in stats.take_recent_alerts() {
+                    eprintln!("{line}");
+                }
+                shown += 1;
+                if shown % 5 != 0 {
+                    continue;
+                }
                 eprintln!(
-                    "records {} (loss records {}, sink errors {}) -> {DEFAULT_RECORD_DIR}",
+                    "records {} (alerts {}, loss records {}, sink errors {}) -> {DEFAULT_RECORD_DIR}",
                     stats.records.load(Ordering::Relaxed),
+                    stats.alerts_total.load(Ordering::Relaxed),
                     stats.loss_records.load(Ordering::Relaxed),
                     stats.sink_errors.load(Ordering::Relaxed),
                 );

@@ -6,6 +6,7 @@
 //! also carry the line and column. Paths must be absolute: a daemon's working directory is not
 //! something an operator should have to think about.
 
+mod detection;
 mod summary;
 pub mod units;
 
@@ -118,6 +119,8 @@ struct ConfigFile {
     metrics: MetricsSection,
     #[serde(default)]
     integrity: IntegritySection,
+    #[serde(default)]
+    detection: detection::DetectionSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -361,6 +364,7 @@ impl Validator {
             self.absolute("integrity.signing_key", &key);
             o.signing_key = Some(key);
         }
+        o.detection = self.detection(f.detection);
         o
     }
 

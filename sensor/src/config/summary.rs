@@ -67,6 +67,22 @@ pub fn summary(opts: &Options) -> String {
         "integrity: checkpoint signing {}",
         opts.signing_key.as_ref().map_or_else(|| "off".to_owned(), |k| format!("key {}", k.display()))
     );
+    let d = &opts.detection;
+    if d.enabled {
+        let _ = writeln!(
+            s,
+            "detection: built-in rules {}, rule paths {}, alerts from level {}, {} disabled, {} exceptions, \
+             suppress repeats for {}s",
+            if d.sources.builtin { "on" } else { "off" },
+            list(&d.sources.paths),
+            d.min_level,
+            d.disable.len(),
+            d.exceptions.len(),
+            d.suppress_secs,
+        );
+    } else {
+        let _ = writeln!(s, "detection: off");
+    }
     s
 }
 

@@ -45,6 +45,42 @@ pub fn parse_query(p: &[u8]) -> Result<Question, DnsError> {
     Ok(Question { id, name, qtype })
 }
 
+/// The question of a datagram sent to a port other than 53, when the payload is shaped exactly
+/// like a standard DNS query: a query (QR 0, opcode 0) with one question, no answer or authority
+/// records, at most one additional record (EDNS), class IN, CH or ANY, and nothing after the
+/// question but that record. Random UDP payloads practically never pass all of this.
+pub fn dns_shaped_query(p: &[u8]) -> Option<Question> {
+    if p.len() < 17 {
+        return None;
+    }
+    let count = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
+    let opcode = (p[2] >> 3) & 0x0f;
+    if p[2] & 0x80 != 0 || opcode != 0 || count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
+        return None;
+    }
+    let (name, end) = read_name(p, 12).ok()?;
+    if name == "." {
+        return None;
+    }
+    let qtype = u16::from_be_bytes([*p.get(end)?, *p.get(end + 1)?]);
+    let qclass = u16::from_be_bytes([*p.get(end + 2)?, *p.get(end + 3)?]);
+    if !matches!(qclass, 1 | 3 | 255) || qtype == 0 {
+        return None;
+    }
+    let rest = &p[end + 4..];
+    let tail_ok = match count(10) {
+        0 => rest.is_empty(),
+        // An EDNS OPT record: root name, type 41, class, ttl, rdlength, rdata.
+        _ => {
+            rest.len() >= 11
+                && rest[0] == 0
+                && u16::from_be_bytes([rest[1], rest[2]]) == 41
+                && usize::from(u16::from_be_bytes([rest[9], rest[10]])) == rest.len() - 11
+        }
+    };
+    tail_ok.then(|| Question { id: count(0), name, qtype })
+}
+
 /// Reads a (possibly compressed) name at `at`; returns it and the offset after it.
 fn read_name(p: &[u8], mut at: usize) -> Result<(String, usize), DnsError> {
     let mut labels: Vec<String> = Vec::new();
@@ -139,6 +175,37 @@ mod tests {
         let q = parse_query(&build_query(0x1234, "patient-portal.example.org", 28)).expect("parse");
         assert_eq!(q, Question { id: 0x1234, name: "patient-portal.example.org".into(), qtype: 28 });
         assert_eq!(qtype_name(q.qtype), "AAAA");
+    }
+
+    #[test]
+    fn dns_shaped_payloads_on_other_ports() {
+        let q = build_query(7, "c2.example.net", 16);
+        assert_eq!(dns_shaped_query(&q).map(|q| q.name), Some("c2.example.net".into()));
+        let mut edns = q.clone();
+        edns[11] = 1;
+        edns.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(dns_shaped_query(&edns).is_some(), "EDNS OPT record");
+        let mut trailing = q.clone();
+        trailing.push(0);
+        assert!(dns_shaped_query(&trailing).is_none(), "bytes after the question");
+        let mut response = q.clone();
+        response[2] |= 0x80;
+        assert!(dns_shaped_query(&response).is_none());
+        assert!(dns_shaped_query(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").is_none());
+        assert!(dns_shaped_query(&[0u8; 64]).is_none());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut hits = 0;
+        for _ in 0..100_000 {
+            let mut p = [0u8; 48];
+            for b in &mut p {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            hits += usize::from(dns_shaped_query(&p).is_some());
+        }
+        assert_eq!(hits, 0, "random datagrams are not DNS-shaped");
     }
 
     #[test]

@@ -256,8 +256,14 @@ impl Enricher {
             }
             KernelEvent::Net(n) => {
                 let process = self.known_process(n.header.tgid, n.header.tid, &n.task);
-                let event = net::network(&n, &mut self.malformed_dns);
-                self.done(n.header.boot_ns, process, event)
+                let (event, dns) = net::network(&n, &mut self.malformed_dns);
+                if let Some(dns) = dns {
+                    let first = self.done(n.header.boot_ns, process.clone(), event);
+                    out.push(first);
+                    self.done(n.header.boot_ns, process, dns)
+                } else {
+                    self.done(n.header.boot_ns, process, event)
+                }
             }
             KernelEvent::File(f) => {
                 let process = self.known_process(f.header.tgid, f.header.tid, &f.task);

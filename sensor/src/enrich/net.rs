@@ -33,9 +33,31 @@ fn addr(family: u16, raw: &[u8; 16]) -> (String, bool) {
     }
 }
 
-/// The record event for a network event: DNS queries become `dns`, the rest `network`.
-/// `malformed_dns` is incremented for DNS payloads that do not decode.
-pub fn network(n: &NetRaw, malformed_dns: &mut u64) -> Event {
+/// The record events for a network event: datagrams to port 53 become `dns`; the first datagram
+/// of a flow to another port is a `network` record, followed by a `dns` record when its payload
+/// is shaped like a DNS query (DNS to a non-standard port); the rest are `network`.
+/// `malformed_dns` is incremented for port-53 payloads that do not decode.
+pub fn network(n: &NetRaw, malformed_dns: &mut u64) -> (Event, Option<Event>) {
+    if n.op == op::SEND
+        && n.remote_port != DNS_PORT
+        && let Some(q) = dns::dns_shaped_query(&n.payload)
+    {
+        let (remote, _) = addr(n.family, &n.remote_addr);
+        let dns = Event::Dns(DnsEvent {
+            name: q.name,
+            r#type: dns::qtype_name(q.qtype),
+            id: u32::from(q.id),
+            server_address: remote,
+            server_port: u32::from(n.remote_port),
+            malformed: false,
+            error: String::new(),
+        });
+        return (one(n, malformed_dns), Some(dns));
+    }
+    (one(n, malformed_dns), None)
+}
+
+fn one(n: &NetRaw, malformed_dns: &mut u64) -> Event {
     let (local, local_mapped) = addr(n.family, &n.local_addr);
     let (remote, remote_mapped) = addr(n.family, &n.remote_addr);
     if n.op == op::SEND && n.remote_port == DNS_PORT && !n.payload.is_empty() {

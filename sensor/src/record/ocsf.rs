@@ -3,8 +3,8 @@
 //! Each record becomes one OCSF 1.3 event: exec/fork/exit/privilege/ptrace/memfd → Process
 //! Activity (1007), module and bpf loads → Kernel Extension Activity (1002), sessions →
 //! Authentication (3002), file events → File System Activity (1001), network events → Network
-//! Activity (4001), DNS queries → DNS Activity (4003); loss and checkpoint records → Base Event
-//! (0). The acting process (with its GUID, user, session and lineage) is the `actor`. What OCSF
+//! Activity (4001), DNS queries → DNS Activity (4003); alerts → Detection Finding (2004); loss
+//! and checkpoint records → Base Event (0). The acting process (with its GUID, user, session and lineage) is the `actor`. What OCSF
 //! has no attribute for (sequence number, hash chain link, raw bytes, flags) is kept under
 //! `unmapped`, so nothing of the record is lost. `docs/records.md` has the table.
 
@@ -31,6 +31,7 @@ const FILE: Class = Class { category: SYSTEM, class: (1001, "File System Activit
 const AUTH: Class = Class { category: IAM, class: (3002, "Authentication") };
 const NET: Class = Class { category: NETWORK, class: (4001, "Network Activity") };
 const DNS: Class = Class { category: NETWORK, class: (4003, "DNS Activity") };
+const FINDING: Class = Class { category: (2, "Findings"), class: (2004, "Detection Finding") };
 const BASE: Class = Class { category: (0, "Uncategorized"), class: (0, "Base Event") };
 
 /// The OCSF event for a record.
@@ -54,10 +55,14 @@ pub fn map(record: &AuditRecord) -> Value {
     ev.insert("type_uid".into(), json!(u64::from(class.class.0) * 100 + u64::from(activity.0)));
     ev.insert("type_name".into(), json!(format!("{}: {}", class.class.1, activity.1)));
     ev.insert("activity_name".into(), json!(activity.1));
-    let loss = matches!(record.event, Some(Event::Loss(_)));
-    // 1 Informational, 3 Medium (a loss record means events are missing).
-    ev.insert("severity_id".into(), json!(if loss { 3 } else { 1 }));
-    ev.insert("severity".into(), json!(if loss { "Medium" } else { "Informational" }));
+    let (severity_id, severity) = match &record.event {
+        // A loss record means events are missing.
+        Some(Event::Loss(_)) => (3, "Medium"),
+        Some(Event::Alert(a)) => alert_severity(&a.level),
+        _ => (1, "Informational"),
+    };
+    ev.insert("severity_id".into(), json!(severity_id));
+    ev.insert("severity".into(), json!(severity));
     if let Some((ok, code)) = status {
         ev.insert("status_id".into(), json!(if ok { 1 } else { 2 }));
         ev.insert("status".into(), json!(if ok { "Success" } else { "Failure" }));
@@ -206,6 +211,53 @@ fn event_fields(
             unmapped.insert("checkpoint".into(), to_value(x));
             (&BASE, a(99, "Checkpoint"), None)
         }
+        Event::Alert(x) => {
+            unmapped.insert("alert".into(), to_value(x));
+            finding(x, actor, ev);
+            (&FINDING, a(1, "Create"), None)
+        }
+    }
+}
+
+/// OCSF severity of an alert, from its Sigma level.
+fn alert_severity(level: &str) -> (u32, &'static str) {
+    match level {
+        "critical" => (5, "Critical"),
+        "high" => (4, "High"),
+        "medium" => (3, "Medium"),
+        "low" => (2, "Low"),
+        _ => (1, "Informational"),
+    }
+}
+
+/// Detection Finding attributes: `finding_info` (the rule as the analytic, ATT&CK, the
+/// triggering records), `status` New, and the acting process as evidence.
+fn finding(x: &sensor_proto::v1::AlertEvent, actor: Option<&Process>, ev: &mut Map<String, Value>) {
+    let attacks: Vec<Value> = x
+        .techniques
+        .iter()
+        .map(|t| json!({ "technique": { "uid": t }, "version": "v15" }))
+        .chain(x.tactics.iter().map(|t| json!({ "tactic": { "name": t }, "version": "v15" })))
+        .collect();
+    let related: Vec<Value> = x.trigger_seqs.iter().map(|s| json!({ "uid": s.to_string() })).collect();
+    ev.insert(
+        "finding_info".into(),
+        json!({
+            "uid": format!("{}:{}", x.rule_id, x.trigger_seqs.last().copied().unwrap_or_default()),
+            "title": x.title,
+            "desc": x.description,
+            "types": [x.category],
+            "analytic": { "uid": x.rule_id, "name": x.title, "type_id": 1, "type": "Rule", "category": x.category },
+            "attacks": attacks,
+            "related_events": related,
+            "src_url": x.references.first().cloned().unwrap_or_default(),
+        }),
+    );
+    ev.insert("status_id".into(), json!(1));
+    ev.insert("status".into(), json!("New"));
+    ev.insert("confidence_id".into(), json!(if x.correlation_type.is_empty() { 2 } else { 3 }));
+    if let Some(p) = actor {
+        ev.insert("evidences".into(), json!([{ "process": process(p, &[]) }]));
     }
 }
 

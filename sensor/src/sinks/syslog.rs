@@ -44,6 +44,8 @@ use super::{
 
 /// RFC 5424 facility 10: security/authorization messages (private).
 const FACILITY_AUTHPRIV: u8 = 10;
+const SEVERITY_CRITICAL: u8 = 2;
+const SEVERITY_ERROR: u8 = 3;
 const SEVERITY_WARNING: u8 = 4;
 const SEVERITY_NOTICE: u8 = 5;
 const SEVERITY_INFO: u8 = 6;
@@ -271,7 +273,19 @@ pub fn kind(record: &AuditRecord) -> (&'static str, u8) {
         Some(Event::BpfLoad(_)) => ("bpf_load", SEVERITY_NOTICE),
         Some(Event::MemfdCreate(_)) => ("memfd_create", SEVERITY_NOTICE),
         Some(Event::Loss(_)) => ("loss", SEVERITY_WARNING),
+        Some(Event::Alert(a)) => ("alert", alert_severity(&a.level)),
         None => ("-", SEVERITY_INFO),
+    }
+}
+
+/// Syslog severity of an alert: it follows the rule's Sigma level.
+fn alert_severity(level: &str) -> u8 {
+    match level {
+        "critical" => SEVERITY_CRITICAL,
+        "high" => SEVERITY_ERROR,
+        "medium" => SEVERITY_WARNING,
+        "low" => SEVERITY_NOTICE,
+        _ => SEVERITY_INFO,
     }
 }
 

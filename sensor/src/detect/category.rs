@@ -1,0 +1,187 @@
+//! Log source categories: which rules a record meets.
+//!
+//! Sigma rules name a `logsource`; for `product: linux` the sensor serves the Sigma categories
+//! `process_creation`, `file_event`, `network_connection` and `dns_query` (Sysmon for Linux's
+//! taxonomy), and categories of its own, with the same rule syntax, for what Sigma has no Linux
+//! category for. Every record kind is mapped here, in one exhaustive `match`, so a new kind of
+//! record cannot be added without deciding which rules it meets.
+
+use sensor_proto::{
+    AuditRecord,
+    v1::{FileEvent, audit_record::Event},
+};
+
+/// A log source category. The discriminants index per-category tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    /// A program was executed (`exec` records). Sigma.
+    ProcessCreation,
+    /// A file was created or written: opens with write intent, links, symlinks, device nodes,
+    /// truncation, and the new name of a rename. Sigma.
+    FileEvent,
+    /// A connect, accept, bind, listen or first UDP datagram (`network` records). Sigma.
+    NetworkConnection,
+    /// A DNS query (`dns` records). Sigma.
+    DnsQuery,
+    /// A read-only open: reads of sensitive files and denied opens. The sensor's own.
+    FileAccess,
+    /// unlink, rmdir. The sensor's own.
+    FileDelete,
+    /// rename (old and new name). The sensor's own.
+    FileRename,
+    /// chmod, chown, setxattr of `security.*`. The sensor's own.
+    FilePermission,
+    /// A successful credential change (setuid family, capset). The sensor's own.
+    PrivilegeChange,
+    /// ptrace attach/seize of another process. The sensor's own.
+    Ptrace,
+    /// A BPF program was loaded by another process. The sensor's own.
+    BpfLoad,
+    /// A kernel module was loaded. The sensor's own.
+    ModuleLoad,
+    /// memfd_create. The sensor's own.
+    MemfdCreate,
+    /// A login session was first seen. The sensor's own.
+    Session,
+    /// A process ended. The sensor's own.
+    ProcessExit,
+    /// Events were lost before they became records (a flood can be an attempt to blind the
+    /// sensor). The sensor's own.
+    Loss,
+}
+
+impl Category {
+    /// Every category, in discriminant order.
+    pub const ALL: [Self; 16] = [
+        Self::ProcessCreation,
+        Self::FileEvent,
+        Self::NetworkConnection,
+        Self::DnsQuery,
+        Self::FileAccess,
+        Self::FileDelete,
+        Self::FileRename,
+        Self::FilePermission,
+        Self::PrivilegeChange,
+        Self::Ptrace,
+        Self::BpfLoad,
+        Self::ModuleLoad,
+        Self::MemfdCreate,
+        Self::Session,
+        Self::ProcessExit,
+        Self::Loss,
+    ];
+
+    /// The `logsource.category` value rules use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ProcessCreation => "process_creation",
+            Self::FileEvent => "file_event",
+            Self::NetworkConnection => "network_connection",
+            Self::DnsQuery => "dns_query",
+            Self::FileAccess => "file_access",
+            Self::FileDelete => "file_delete",
+            Self::FileRename => "file_rename",
+            Self::FilePermission => "file_permission",
+            Self::PrivilegeChange => "privilege_change",
+            Self::Ptrace => "ptrace",
+            Self::BpfLoad => "bpf_load",
+            Self::ModuleLoad => "module_load",
+            Self::MemfdCreate => "memfd_create",
+            Self::Session => "session",
+            Self::ProcessExit => "process_exit",
+            Self::Loss => "loss",
+        }
+    }
+
+    /// True for the categories Sigma itself defines for Linux.
+    pub const fn is_sigma(self) -> bool {
+        matches!(self, Self::ProcessCreation | Self::FileEvent | Self::NetworkConnection | Self::DnsQuery)
+    }
+
+    /// Index into per-category tables.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The category a rule's `logsource.category` names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The categories a record is evaluated as (most records: one; a rename is both a
+/// `file_rename` and a `file_event` at its new name). Alerts and checkpoints: none, so the
+/// sensor never alerts on its own verdicts.
+pub fn categories_of(record: &AuditRecord) -> &'static [Category] {
+    use Category as C;
+    let Some(event) = &record.event else { return &[] };
+    match event {
+        Event::Exec(_) => &[C::ProcessCreation],
+        Event::File(f) => file_categories(f),
+        Event::Network(_) => &[C::NetworkConnection],
+        Event::Dns(_) => &[C::DnsQuery],
+        Event::Privilege(_) => &[C::PrivilegeChange],
+        Event::Ptrace(_) => &[C::Ptrace],
+        Event::BpfLoad(_) => &[C::BpfLoad],
+        Event::ModuleLoad(_) => &[C::ModuleLoad],
+        Event::MemfdCreate(_) => &[C::MemfdCreate],
+        Event::Session(_) => &[C::Session],
+        Event::Exit(_) => &[C::ProcessExit],
+        Event::Loss(_) => &[C::Loss],
+        Event::Fork(_) | Event::Checkpoint(_) | Event::Alert(_) => &[],
+    }
+}
+
+fn file_categories(f: &FileEvent) -> &'static [Category] {
+    use Category as C;
+    match f.op.as_str() {
+        "open" if write_intent(f.flags_raw) => &[C::FileEvent],
+        "open" => &[C::FileAccess],
+        "link" | "symlink" | "mknod" | "truncate" => &[C::FileEvent],
+        "unlink" | "rmdir" => &[C::FileDelete],
+        "rename" => &[C::FileRename, C::FileEvent],
+        "chmod" | "chown" | "setxattr" => &[C::FilePermission],
+        _ => &[],
+    }
+}
+
+/// open(2) flags that create or change a file.
+pub fn write_intent(flags: u32) -> bool {
+    let f = i32::from_ne_bytes(flags.to_ne_bytes());
+    f & libc::O_ACCMODE != libc::O_RDONLY || f & (libc::O_CREAT | libc::O_TRUNC) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_index_in_order() {
+        for (i, c) in Category::ALL.into_iter().enumerate() {
+            assert_eq!(c.index(), i);
+            assert_eq!(Category::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Category::from_name("registry_event"), None);
+    }
+
+    #[test]
+    fn file_ops_map_to_categories() {
+        let f = |op: &str, flags: i32| FileEvent {
+            op: op.into(),
+            flags_raw: u32::from_ne_bytes(flags.to_ne_bytes()),
+            ..Default::default()
+        };
+        assert_eq!(file_categories(&f("open", libc::O_RDONLY)), [Category::FileAccess]);
+        assert_eq!(file_categories(&f("open", libc::O_WRONLY)), [Category::FileEvent]);
+        assert_eq!(file_categories(&f("open", libc::O_RDONLY | libc::O_CREAT)), [Category::FileEvent]);
+        assert_eq!(file_categories(&f("rename", 0)), [Category::FileRename, Category::FileEvent]);
+        assert_eq!(file_categories(&f("chown", 0)), [Category::FilePermission]);
+        assert_eq!(file_categories(&f("unlink", 0)), [Category::FileDelete]);
+    }
+}

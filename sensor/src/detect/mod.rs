@@ -1,0 +1,369 @@
+//! Detection: every record is evaluated against the loaded rules; a match becomes an `alert`
+//! record in the same stream and hash chain, right after the record that completed it.
+//!
+//! Rules are Sigma (detection and correlation rules), read by `rsigma-parser` and evaluated by
+//! `rsigma-eval`, compiled once and indexed by log source category so that a record meets only
+//! the rules of its kind. Records are read through the field mapping in [`fields`] (no JSON per
+//! record). Correlation rules (`event_count`, `value_count`, `temporal`) count the matches of
+//! the rules they name, grouped by fields such as `ProcessGuid` or `SessionId`, in a window.
+
+pub mod category;
+pub mod exceptions;
+pub mod fields;
+pub mod load;
+pub mod meta;
+mod sessions;
+mod validate;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use rsigma_eval::{
+    CorrelationAction, CorrelationConfig, CorrelationEngine, CorrelationEventMode, Engine, EvaluationResult,
+    ResultBody,
+};
+use sensor_proto::{
+    AuditRecord,
+    v1::{AlertEvent, audit_record::Event},
+};
+
+use crate::enrich::Enriched;
+use category::{Category, categories_of};
+use exceptions::{Exception, ExceptionSpec};
+use fields::RecordView;
+pub use load::{Problem, RuleSet, Severity, Sources};
+pub use meta::{Level, RuleKind, RuleMeta, SharedMeta};
+
+/// Most records a correlation alert names in `trigger_seqs`.
+pub const MAX_TRIGGER_SEQS: usize = 16;
+
+/// Settings of the detection stage (`[detection]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct DetectConfig {
+    /// Turn detection off entirely.
+    pub enabled: bool,
+    pub sources: Sources,
+    /// Alerts below this level are not written.
+    pub min_level: Level,
+    /// Rule ids that never alert.
+    pub disable: Vec<String>,
+    pub exceptions: Vec<ExceptionSpec>,
+    /// The same rule on the same process alerts at most once per this many seconds (later
+    /// matches are counted in `suppressed`); 0 alerts on every match.
+    pub suppress_secs: u64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sources: Sources { builtin: true, paths: Vec::new() },
+            min_level: Level::Low,
+            disable: Vec::new(),
+            exceptions: Vec::new(),
+            suppress_secs: 60,
+        }
+    }
+}
+
+/// Why the detector could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("{} rule problem(s):\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Rules(Vec<Problem>),
+    #[error("detection.exception[{index}]: {reason}")]
+    Exception { index: usize, reason: String },
+    #[error("rule {rule}: {reason}")]
+    Engine { rule: String, reason: String },
+}
+
+/// Counters of the detection stage.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DetectStats {
+    pub evaluated: u64,
+    pub alerts: u64,
+    /// Matches not written: allowed by an exception.
+    pub excepted: u64,
+    /// Matches not written: the same rule on the same process within the suppression window.
+    pub suppressed: u64,
+}
+
+/// The detection stage: owned by the record stage, fed every record in `seq` order.
+pub struct Detector {
+    /// One engine per category, indexed by [`Category::index`]; `None` when no rule applies.
+    engines: Vec<Option<Engine>>,
+    correlation: Option<CorrelationEngine>,
+    metas: HashMap<String, SharedMeta>,
+    min_level: Level,
+    disabled: HashSet<String>,
+    exceptions: Vec<Exception>,
+    suppress_secs: u64,
+    /// (rule id, process GUID) → time (s) of the last alert written.
+    last_alert: HashMap<(String, String), i64>,
+    sessions: sessions::SessionCache,
+    stats: DetectStats,
+    unsupported: Vec<Problem>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector").field("rules", &self.metas.len()).field("stats", &self.stats).finish()
+    }
+}
+
+impl Detector {
+    /// Loads the configured rules. Any error in a rule file, or an exception that does not
+    /// compile, is an error: a sensor silently running without its rules is worse than one that
+    /// does not start.
+    pub fn new(cfg: &DetectConfig) -> Result<Self, DetectError> {
+        let set = if cfg.enabled { load::load(&cfg.sources) } else { RuleSet::default() };
+        Self::from_rules(set, cfg)
+    }
+
+    /// Builds the detector from rules already read.
+    pub fn from_rules(set: RuleSet, cfg: &DetectConfig) -> Result<Self, DetectError> {
+        if set.has_errors() {
+            return Err(DetectError::Rules(set.errors().cloned().collect()));
+        }
+        let exceptions = cfg
+            .exceptions
+            .iter()
+            .enumerate()
+            .map(|(index, s)| Exception::new(s).map_err(|reason| DetectError::Exception { index, reason }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let referenced: HashSet<&str> =
+            set.correlations.iter().flat_map(|c| c.rule.rules.iter().map(String::as_str)).collect();
+        let disabled: HashSet<String> = cfg.disable.iter().cloned().collect();
+        let mut per_category: Vec<Vec<rsigma_eval::CompiledRule>> = vec![Vec::new(); Category::ALL.len()];
+        let mut metas = HashMap::new();
+        for rule in &set.rules {
+            let id = rule.meta.id.as_str();
+            if disabled.contains(id) && !referenced.contains(id) {
+                continue;
+            }
+            for c in load::rule_categories(&rule.meta) {
+                per_category[c.index()].push(rule.compiled.clone());
+            }
+            metas.insert(rule.meta.id.clone(), rule.meta.clone());
+        }
+        let mut engines = Vec::with_capacity(per_category.len());
+        for rules in per_category {
+            if rules.is_empty() {
+                engines.push(None);
+                continue;
+            }
+            let mut e = Engine::new();
+            e.extend_compiled_rules(rules);
+            for f in &set.filters {
+                // Filters name rules by id; those not in this engine are simply not found.
+                let _ = e.apply_filter(f);
+            }
+            engines.push(Some(e));
+        }
+        let correlation = if set.correlations.is_empty() {
+            None
+        } else {
+            let mut ce = CorrelationEngine::new(CorrelationConfig {
+                correlation_event_mode: CorrelationEventMode::Refs,
+                max_correlation_events: MAX_TRIGGER_SEQS,
+                action_on_match: CorrelationAction::Reset,
+                suppress: Some(cfg.suppress_secs),
+                max_group_entries: Some(100_000),
+                // Sigma: rules a correlation names alert on their own only with `generate: true`.
+                emit_detections: false,
+                ..CorrelationConfig::default()
+            });
+            for c in &set.correlations {
+                ce.add_correlation(&c.rule)
+                    .map_err(|e| DetectError::Engine { rule: c.meta.id.clone(), reason: e.to_string() })?;
+                metas.insert(c.meta.id.clone(), c.meta.clone());
+            }
+            Some(ce)
+        };
+        let unsupported =
+            set.problems.iter().filter(|p| p.severity == Severity::Unsupported).cloned().collect();
+        Ok(Self {
+            engines,
+            correlation,
+            metas,
+            min_level: cfg.min_level,
+            disabled,
+            exceptions,
+            suppress_secs: cfg.suppress_secs,
+            last_alert: HashMap::new(),
+            sessions: sessions::SessionCache::default(),
+            stats: DetectStats::default(),
+            unsupported,
+        })
+    }
+
+    /// Rules loaded (detection and correlation).
+    pub fn rule_count(&self) -> usize {
+        self.metas.len()
+    }
+
+    /// Rules left out because the sensor cannot evaluate them as written.
+    pub fn unsupported(&self) -> &[Problem] {
+        &self.unsupported
+    }
+
+    pub fn stats(&self) -> &DetectStats {
+        &self.stats
+    }
+
+    /// Evaluates one record; alerts it raises are pushed to `out` (ready for the record builder).
+    pub fn evaluate(&mut self, record: &AuditRecord, out: &mut Vec<Enriched>) {
+        if let Some(Event::Session(s)) = &record.event {
+            self.sessions.observe(s);
+        }
+        let cats = categories_of(record);
+        if cats.is_empty() {
+            return;
+        }
+        self.stats.evaluated += 1;
+        let session = record.process.as_ref().and_then(|p| self.sessions.get(p.session_id));
+        let ts = record.time.as_ref().map_or(0, |t| t.seconds);
+        let mut fired: Vec<(String, Option<EvaluationResult>, Category)> = Vec::new();
+        for &cat in cats {
+            let Some(engine) = &self.engines[cat.index()] else { continue };
+            let view = RecordView::new(record, cat, session);
+            let detections = engine.evaluate(&view);
+            if detections.is_empty() {
+                continue;
+            }
+            let results = match &mut self.correlation {
+                Some(ce) => ce.process_with_detections(&view, detections, ts),
+                None => detections,
+            };
+            for r in results {
+                let id = r.header.rule_id.clone().unwrap_or_else(|| format!("title:{}", r.header.rule_title));
+                // A record evaluated as two categories raises a rule's alert once.
+                if !fired.iter().any(|(f, ..)| *f == id) {
+                    fired.push((id, Some(r), cat));
+                }
+            }
+        }
+        for (id, result, cat) in fired {
+            if let Some(r) = result
+                && let Some(alert) = self.alert(&id, &r, cat, record, ts)
+            {
+                out.push(Enriched {
+                    boot_ns: record.boot_ns,
+                    process: record.process.clone(),
+                    ancestors: record.ancestors.clone(),
+                    event: Event::Alert(alert),
+                });
+            }
+        }
+    }
+
+    /// The alert for one match, or `None` when it is muted, excepted or suppressed.
+    fn alert(
+        &mut self,
+        id: &str,
+        r: &EvaluationResult,
+        cat: Category,
+        record: &AuditRecord,
+        ts: i64,
+    ) -> Option<AlertEvent> {
+        let meta = self.metas.get(id)?.clone();
+        if meta.level < self.min_level || self.disabled.contains(id) {
+            return None;
+        }
+        if self.exceptions.iter().any(|e| e.allows(id, record)) {
+            self.stats.excepted += 1;
+            return None;
+        }
+        let correlation = matches!(r.body, ResultBody::Correlation(_));
+        if !correlation && self.suppress_secs > 0 {
+            let guid = record.process.as_ref().map(|p| p.guid.clone()).unwrap_or_default();
+            let key = (id.to_owned(), guid);
+            let window = i64::try_from(self.suppress_secs).unwrap_or(i64::MAX);
+            match self.last_alert.get(&key) {
+                Some(&last) if ts.saturating_sub(last) < window => {
+                    self.stats.suppressed += 1;
+                    return None;
+                }
+                _ => {
+                    if self.last_alert.len() >= 65_536 {
+                        self.last_alert.retain(|_, t| ts.saturating_sub(*t) < window);
+                    }
+                    self.last_alert.insert(key, ts);
+                }
+            }
+        }
+        self.stats.alerts += 1;
+        Some(alert_event(&meta, r, cat, record.seq))
+    }
+}
+
+fn alert_event(meta: &RuleMeta, r: &EvaluationResult, cat: Category, seq: u64) -> AlertEvent {
+    let mut a = AlertEvent {
+        rule_id: meta.id.clone(),
+        title: meta.title.clone(),
+        level: meta.level.as_str().to_owned(),
+        tags: meta.tags.clone(),
+        techniques: meta.techniques.clone(),
+        tactics: meta.tactics.clone(),
+        description: meta.description.clone(),
+        trigger_seqs: vec![seq],
+        category: cat.name().to_owned(),
+        rule_source: meta.source.clone(),
+        author: meta.author.clone(),
+        references: meta.references.clone(),
+        ..AlertEvent::default()
+    };
+    match &r.body {
+        ResultBody::Detection(d) => {
+            a.matched = d
+                .matched_fields
+                .iter()
+                .map(|m| match &m.value {
+                    serde_json::Value::String(s) => format!("{}={s}", m.field),
+                    v => format!("{}={v}", m.field),
+                })
+                .collect();
+        }
+        ResultBody::Correlation(c) => {
+            a.correlation_type = c.correlation_type.as_str().to_owned();
+            a.group_key = c.group_key.iter().cloned().collect();
+            a.count = if c.aggregated_value.is_finite() && c.aggregated_value > 0.0 {
+                c.aggregated_value as u64
+            } else {
+                0
+            };
+            a.window_secs = c.timespan_secs;
+            let mut seqs: Vec<u64> = c
+                .event_refs
+                .iter()
+                .flatten()
+                .filter_map(|e| e.id.as_deref().and_then(|s| s.parse().ok()))
+                .collect();
+            if !seqs.contains(&seq) {
+                seqs.push(seq);
+            }
+            seqs.sort_unstable();
+            seqs.dedup();
+            let skip = seqs.len().saturating_sub(MAX_TRIGGER_SEQS);
+            a.trigger_seqs = seqs.split_off(skip);
+        }
+    }
+    a
+}
+
+/// Loads rules for the offline tools (`sensor rules …`) and returns the set with its problems.
+pub fn read_rules(sources: &Sources) -> RuleSet {
+    load::load(sources)
+}
+
+/// Every rule's description, sorted by id (for `sensor rules list`).
+pub fn list(set: &RuleSet) -> Vec<Arc<RuleMeta>> {
+    let mut v: Vec<Arc<RuleMeta>> = set.metas().cloned().collect();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    v
+}
+
+#[cfg(test)]
+mod tests;
