@@ -19,15 +19,43 @@ use sensor_common::file::{INODE_EXCLUDED, INODE_INCLUDED, INODE_SENSITIVE, Inode
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-/// Default sensitive paths: password and group shadow files, sudo rules, SSH host and user keys.
-pub const DEFAULT_SENSITIVE: [&str; 7] = [
+/// Default sensitive paths: password and group shadow files (and their backups), sudo rules, SSH
+/// host and user keys, shell histories, browser and desktop credential stores, and the usual
+/// credential files of cloud, database and git clients.
+pub const DEFAULT_SENSITIVE: [&str; 33] = [
     "/etc/shadow",
     "/etc/gshadow",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+    "/etc/security/opasswd",
     "/etc/sudoers",
     "/etc/sudoers.d",
     "/etc/ssh/ssh_host_*_key",
     "/root/.ssh",
     "/home/*/.ssh",
+    "/root/.bash_history",
+    "/home/*/.bash_history",
+    "/root/.zsh_history",
+    "/home/*/.zsh_history",
+    "/home/*/.mozilla/firefox/*/logins.json",
+    "/home/*/.mozilla/firefox/*/key4.db",
+    "/home/*/.mozilla/firefox/*/cookies.sqlite",
+    "/home/*/.config/google-chrome/*/Login Data",
+    "/home/*/.config/google-chrome/*/Cookies",
+    "/home/*/.config/chromium/*/Login Data",
+    "/home/*/.config/chromium/*/Cookies",
+    "/home/*/.local/share/keyrings",
+    "/home/*/.password-store",
+    "/home/*/.gnupg/private-keys-v1.d",
+    "/root/.gnupg/private-keys-v1.d",
+    "/root/.aws/credentials",
+    "/home/*/.aws/credentials",
+    "/root/.pgpass",
+    "/home/*/.pgpass",
+    "/root/.git-credentials",
+    "/home/*/.git-credentials",
+    "/root/.docker/config.json",
+    "/home/*/.docker/config.json",
 ];
 
 /// Excluded by default: writes to the null device are shell redirections, not file activity.

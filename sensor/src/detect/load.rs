@@ -76,7 +76,7 @@ pub struct LoadedCorrelation {
 }
 
 /// Everything read from the rule sources.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RuleSet {
     pub rules: Vec<LoadedRule>,
     pub correlations: Vec<LoadedCorrelation>,
@@ -211,7 +211,8 @@ impl Loader {
         for rule in collection.rules {
             self.rule(file, line, rule);
         }
-        for corr in collection.correlations {
+        for mut corr in collection.correlations {
+            temporal_default(doc, &mut corr);
             self.correlation(file, line, corr);
         }
         self.set.filters.extend(collection.filters);
@@ -341,6 +342,16 @@ impl Loader {
                     _ => missing.push(r.clone()),
                 }
             }
+            // Aliases name rules the same ways `rules:` does.
+            for a in &mut c.rule.aliases {
+                a.mapping = std::mem::take(&mut a.mapping)
+                    .into_iter()
+                    .map(|(r, f)| match self.names.get(&r) {
+                        Some(id) if !known.contains_key(r.as_str()) => (id.clone(), f),
+                        _ => (r, f),
+                    })
+                    .collect();
+            }
             if missing.is_empty() {
                 let mut meta = (*c.meta).clone();
                 if let RuleKind::Correlation { rules, .. } = &mut meta.kind {
@@ -362,6 +373,24 @@ impl Loader {
 
     fn line_of(&self, id: &str) -> usize {
         self.ids.get(id).and_then(|at| at.rsplit_once(':')).and_then(|(_, l)| l.parse().ok()).unwrap_or(1)
+    }
+}
+
+/// Sigma: a temporal correlation without a `condition` needs every rule it names in the window
+/// (the parser would otherwise default to any one of them).
+fn temporal_default(doc: &str, corr: &mut CorrelationRule) {
+    use rsigma_parser::{ConditionOperator, CorrelationCondition, CorrelationType};
+    if !matches!(corr.correlation_type, CorrelationType::Temporal | CorrelationType::TemporalOrdered) {
+        return;
+    }
+    let has_condition = yaml_serde::from_str::<yaml_serde::Value>(doc)
+        .ok()
+        .and_then(|v| v.get("correlation").map(|c| c.get("condition").is_some()))
+        .unwrap_or(true);
+    if !has_condition {
+        let n = u64::try_from(corr.rules.len()).unwrap_or(u64::MAX);
+        corr.condition =
+            CorrelationCondition::Threshold { predicates: vec![(ConditionOperator::Gte, n)], field: None, percentile: None };
     }
 }
 

@@ -12,6 +12,8 @@ pub mod exceptions;
 pub mod fields;
 pub mod load;
 pub mod meta;
+#[cfg(test)]
+mod rule_tests;
 mod sessions;
 mod validate;
 
@@ -211,6 +213,21 @@ impl Detector {
 
     pub fn stats(&self) -> &DetectStats {
         &self.stats
+    }
+
+    /// Detection rules matching `record` before correlation, muting and suppression (tests of
+    /// base rules that raise no alert of their own).
+    #[cfg(test)]
+    pub(crate) fn raw_matches(&self, record: &AuditRecord) -> Vec<String> {
+        let session = record.process.as_ref().and_then(|p| self.sessions.get(p.session_id));
+        let mut ids = Vec::new();
+        for &cat in categories_of(record) {
+            if let Some(engine) = &self.engines[cat.index()] {
+                let view = RecordView::new(record, cat, session);
+                ids.extend(engine.evaluate(&view).into_iter().filter_map(|r| r.header.rule_id));
+            }
+        }
+        ids
     }
 
     /// Evaluates one record; alerts it raises are pushed to `out` (ready for the record builder).

@@ -135,8 +135,15 @@ pub fn correlation(c: &CorrelationRule) -> Result<(), String> {
     }
     let mut problems = Vec::new();
     for g in &c.group_by {
-        if fields::lookup(g).is_none() {
+        if fields::lookup(g).is_none() && !c.aliases.iter().any(|a| a.alias == *g) {
             problems.push(format!("group-by {}", unknown_field(g)));
+        }
+    }
+    for a in &c.aliases {
+        for field in a.mapping.values() {
+            if fields::lookup(field).is_none() {
+                problems.push(format!("alias `{}`: {}", a.alias, unknown_field(field)));
+            }
         }
     }
     if c.timespan.seconds == 0 {
