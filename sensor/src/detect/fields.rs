@@ -214,6 +214,36 @@ fn source_filename<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
     })
 }
 
+fn executed_file<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
+    let Some(Event::Exec(e)) = v.event() else { return None };
+    let p = v.process()?;
+    if e.interpreter.is_empty() || e.filename.is_empty() {
+        return ne(&p.exe);
+    }
+    if e.filename.starts_with('/') {
+        return Some(EventValue::Str(Cow::Owned(normalize(&e.filename))));
+    }
+    if p.cwd.is_empty() {
+        return ne(&e.filename);
+    }
+    Some(EventValue::Str(Cow::Owned(normalize(&format!("{}/{}", p.cwd, e.filename)))))
+}
+
+/// `/a/./b/../c` → `/a/c` (lexically; the kernel already resolved the real file).
+fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 fn result_of<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
     match v.event()? {
         Event::File(f) => int(f.result),
@@ -453,6 +483,12 @@ pub static FIELDS: &[Field] = &[
         scope: Scope::Only(&[Category::ProcessCreation]),
         doc: "file name as passed to execve (a script's path for `#!` scripts)",
         get: |v| ev!(v, Event::Exec(e) => ne(&e.filename)),
+    },
+    Field {
+        name: "ExecutedFile",
+        scope: Scope::Only(&[Category::ProcessCreation]),
+        doc: "the file that was executed: the script for `#!` scripts (made absolute with the working directory), else `Image`",
+        get: executed_file,
     },
     Field {
         name: "Interpreter",

@@ -137,3 +137,18 @@ fn keyword_search_and_json_cover_the_record() {
     assert_eq!(j["event_id"], "7");
     assert_eq!(j["Image"], "/usr/bin/bash");
 }
+
+#[test]
+fn executed_file_is_the_script_made_absolute() {
+    let mut r = exec_record();
+    r.event = Some(Event::Exec(sensor_proto::v1::ExecEvent {
+        filename: "./run/../update.sh".into(),
+        interpreter: "/bin/sh".into(),
+        ..Default::default()
+    }));
+    let v = RecordView::new(&r, Category::ProcessCreation, None);
+    assert_eq!(str_of(v.get_field("ExecutedFile")).as_deref(), Some("/tmp/update.sh"));
+    let r = exec_record();
+    let v = RecordView::new(&r, Category::ProcessCreation, None);
+    assert_eq!(str_of(v.get_field("ExecutedFile")).as_deref(), Some("/usr/bin/bash"));
+}
