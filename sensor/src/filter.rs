@@ -127,6 +127,8 @@ pub struct InodeFilter {
     shared: SharedSensitive,
     installed: HashMap<InodeKey, u32>,
     map_errors: crate::ratelimit::RateLimited,
+    /// Wakes the refresher early: a sensitive file was replaced (new inode).
+    wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for InodeFilter {
@@ -150,6 +152,7 @@ impl InodeFilter {
             shared: SharedSensitive::default(),
             installed: HashMap::new(),
             map_errors: crate::ratelimit::RateLimited::default(),
+            wake: std::sync::Arc::default(),
         }
     }
 
@@ -195,16 +198,25 @@ impl InodeFilter {
         }
     }
 
-    /// Refreshes every `every` until `stop`. Globbing and `stat` can block (a hung network
-    /// mount), so each refresh runs on a blocking thread, never on an async worker; a refresh
-    /// that hangs delays only the next refresh.
+    /// A handle that makes the refresher run at once (e.g. when a sensitive file was replaced by
+    /// a rename, as `passwd` and `useradd` do with /etc/shadow: until the filter learns the new
+    /// inode, reads of it would not be reported).
+    pub fn waker(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
+    /// Refreshes every `every`, and when woken, until `stop`. Globbing and `stat` can block (a
+    /// hung network mount), so each refresh runs on a blocking thread, never on an async worker;
+    /// a refresh that hangs delays only the next refresh.
     pub async fn run(mut self, every: Duration, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let wake = self.wake.clone();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                () = wake.notified() => {}
                 _ = stop.changed() => return Ok(()),
             }
             let work = tokio::task::spawn_blocking(move || {

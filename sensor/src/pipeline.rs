@@ -228,7 +228,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         crate::filter::InodeFilter::new(loaded.inode_filter, sensitive, excluded, opts.include_paths.clone());
     inode_filter.refresh();
     let mut enricher = Enricher::new(clock, &host.boot_id, opts.enrich);
-    enricher.set_sensitive(inode_filter.shared());
+    enricher.set_sensitive(inode_filter.shared(), Some(inode_filter.waker()));
     // Processes that started before the sensor, so their later events have lineage.
     let initial = enricher.seed();
     // Continue the hash chain of a previous run writing to the same directory.

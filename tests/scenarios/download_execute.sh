@@ -4,7 +4,8 @@
 # expect: sensor.execution.from_tmp T1204.002
 # expect: sensor.execution.download_pipe_shell T1059.004
 . "$(dirname "$0")/lib.sh"
-port=$(http_server)
+http_server
+port=$HTTP_PORT
 cp /bin/true "$SCN_DIR/www/update"
 printf 'echo piped\n' > "$SCN_DIR/www/i.sh"
 curl -s -o "$SCN_DIR/update" "http://127.0.0.1:$port/update"

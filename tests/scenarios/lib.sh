@@ -2,7 +2,7 @@
 set -u
 : "${SCN_DIR:?}" "${PY:=/usr/bin/python3}"
 
-# A throw-away HTTP server on 127.0.0.1 serving $SCN_DIR/www; prints its port.
+# A throw-away HTTP server on 127.0.0.1 serving $SCN_DIR/www; sets HTTP_PORT and HTTP_PID.
 http_server() {
     mkdir -p "$SCN_DIR/www"
     "$PY" - "$SCN_DIR/www" > "$SCN_DIR/http.port" <<'PY' &
@@ -20,7 +20,7 @@ while time.time() < end and not os.path.exists(sys.argv[1] + "/../stop"):
 PY
     HTTP_PID=$!
     for _ in $(seq 50); do [ -s "$SCN_DIR/http.port" ] && break; sleep 0.1; done
-    cat "$SCN_DIR/http.port"
+    HTTP_PORT=$(cat "$SCN_DIR/http.port")
 }
 
 stop_http_server() {
@@ -28,7 +28,7 @@ stop_http_server() {
     wait "${HTTP_PID:-}" 2>/dev/null || true
 }
 
-# A TCP listener on 127.0.0.1 that sends `exit` to whoever connects; prints its port.
+# A TCP listener on 127.0.0.1 that sends `exit` to whoever connects; sets LISTEN_PORT, LISTEN_PID.
 listener() {
     "$PY" - > "$SCN_DIR/listen.port" <<'PY' &
 import socket, sys
@@ -42,5 +42,5 @@ except OSError:
 PY
     LISTEN_PID=$!
     for _ in $(seq 50); do [ -s "$SCN_DIR/listen.port" ] && break; sleep 0.1; done
-    cat "$SCN_DIR/listen.port"
+    LISTEN_PORT=$(cat "$SCN_DIR/listen.port")
 }

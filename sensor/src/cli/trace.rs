@@ -44,6 +44,10 @@ pub struct TraceTarget {
     /// Processes of this login (audit) session.
     #[arg(long, value_name = "ID")]
     pub session: Option<u32>,
+    /// The alert record with this seq: the records that triggered it, their processes and
+    /// the alert's process (the live view and `sensor rules test` print the seq).
+    #[arg(long, value_name = "SEQ")]
+    pub alert: Option<u64>,
 }
 
 impl TraceTarget {
@@ -55,8 +59,9 @@ impl TraceTarget {
             .or(self.guid.map(Target::Guid))
             .or(self.connect)
             .or(self.file.map(|f| Target::File(f.trim_end_matches('/').to_owned())))
-            .or(self.session.map(Target::Session));
-        t.context("one of --pid, --guid, --connect, --file, --session is required")
+            .or(self.session.map(Target::Session))
+            .or(self.alert.map(|seq| Target::Alert { seq, triggers: std::collections::HashMap::new() }));
+        t.context("one of --pid, --guid, --connect, --file, --session, --alert is required")
     }
 }
 

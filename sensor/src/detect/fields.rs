@@ -351,6 +351,12 @@ pub static FIELDS: &[Field] = &[
         },
     },
     Field {
+        name: "GrandparentImage",
+        scope: Scope::Process,
+        doc: "the parent's parent's executable",
+        get: |v| ne(&v.record.ancestors.get(1)?.exe),
+    },
+    Field {
         name: "Hashes",
         scope: Scope::Process,
         doc: "`SHA256=<hex>` of the executable, once computed",

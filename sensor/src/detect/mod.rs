@@ -107,6 +107,9 @@ pub struct Detector {
     sessions: sessions::SessionCache,
     stats: DetectStats,
     unsupported: Vec<Problem>,
+    /// The correlation rules, to start their state afresh (tests).
+    #[cfg(test)]
+    correlations: Vec<load::LoadedCorrelation>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -164,26 +167,10 @@ impl Detector {
             }
             engines.push(Some(e));
         }
-        let correlation = if set.correlations.is_empty() {
-            None
-        } else {
-            let mut ce = CorrelationEngine::new(CorrelationConfig {
-                correlation_event_mode: CorrelationEventMode::Refs,
-                max_correlation_events: MAX_TRIGGER_SEQS,
-                action_on_match: CorrelationAction::Reset,
-                suppress: Some(cfg.suppress_secs),
-                max_group_entries: Some(100_000),
-                // Sigma: rules a correlation names alert on their own only with `generate: true`.
-                emit_detections: false,
-                ..CorrelationConfig::default()
-            });
-            for c in &set.correlations {
-                ce.add_correlation(&c.rule)
-                    .map_err(|e| DetectError::Engine { rule: c.meta.id.clone(), reason: e.to_string() })?;
-                metas.insert(c.meta.id.clone(), c.meta.clone());
-            }
-            Some(ce)
-        };
+        for c in &set.correlations {
+            metas.insert(c.meta.id.clone(), c.meta.clone());
+        }
+        let correlation = correlation_engine(&set.correlations, cfg.suppress_secs)?;
         let unsupported =
             set.problems.iter().filter(|p| p.severity == Severity::Unsupported).cloned().collect();
         Ok(Self {
@@ -198,6 +185,8 @@ impl Detector {
             sessions: sessions::SessionCache::default(),
             stats: DetectStats::default(),
             unsupported,
+            #[cfg(test)]
+            correlations: set.correlations.clone(),
         })
     }
 
@@ -213,6 +202,15 @@ impl Detector {
 
     pub fn stats(&self) -> &DetectStats {
         &self.stats
+    }
+
+    /// Forgets every correlation window, session and suppression (tests run case after case
+    /// through one detector).
+    #[cfg(test)]
+    pub(crate) fn reset_state(&mut self) {
+        self.correlation = correlation_engine(&self.correlations, self.suppress_secs).expect("rules compiled before");
+        self.last_alert.clear();
+        self.sessions = sessions::SessionCache::default();
     }
 
     /// Detection rules matching `record` before correlation, muting and suppression (tests of
@@ -314,6 +312,28 @@ impl Detector {
         self.stats.alerts += 1;
         Some(alert_event(&meta, r, cat, record.seq))
     }
+}
+
+/// The correlation engine for `rules` (`None` without correlation rules).
+fn correlation_engine(rules: &[load::LoadedCorrelation], suppress_secs: u64) -> Result<Option<CorrelationEngine>, DetectError> {
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let mut ce = CorrelationEngine::new(CorrelationConfig {
+        correlation_event_mode: CorrelationEventMode::Refs,
+        max_correlation_events: MAX_TRIGGER_SEQS,
+        action_on_match: CorrelationAction::Reset,
+        suppress: Some(suppress_secs),
+        max_group_entries: Some(100_000),
+        // Sigma: rules a correlation names alert on their own only with `generate: true`.
+        emit_detections: false,
+        ..CorrelationConfig::default()
+    });
+    for c in rules {
+        ce.add_correlation(&c.rule)
+            .map_err(|e| DetectError::Engine { rule: c.meta.id.clone(), reason: e.to_string() })?;
+    }
+    Ok(Some(ce))
 }
 
 fn alert_event(meta: &RuleMeta, r: &EvaluationResult, cat: Category, seq: u64) -> AlertEvent {

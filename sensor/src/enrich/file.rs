@@ -114,6 +114,18 @@ fn errno_name(result: i64) -> String {
     format!("{:?}", nix::errno::Errno::from_raw(code))
 }
 
+/// True when the event put a new file at a sensitive path (a new inode the kernel's filter does
+/// not know yet): created, renamed or linked there.
+pub fn replaces_sensitive(f: &FileEvent) -> bool {
+    f.sensitive
+        && f.result >= 0
+        && match f.op.as_str() {
+            "rename" | "link" | "symlink" | "mknod" => true,
+            "open" => i32::from_ne_bytes(f.flags_raw.to_ne_bytes()) & libc::O_CREAT != 0,
+            _ => false,
+        }
+}
+
 /// open(2) flags as text.
 pub fn open_flags(flags: u32) -> String {
     let f = i32::from_ne_bytes(flags.to_ne_bytes());

@@ -72,6 +72,8 @@ pub struct Enricher {
     parking: parking::Parking<KernelEvent>,
     /// The sensor's mount namespace: exe paths of processes in it can be checked on disk.
     own_mnt_ns: u64,
+    /// Wakes the inode filter when a sensitive path gets a new inode.
+    filter_waker: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// Most processes waiting for their executable's digest.
@@ -97,13 +99,20 @@ impl Enricher {
             malformed_dns: 0,
             parking: parking::Parking::default(),
             own_mnt_ns: procfs::own_mnt_ns(),
+            filter_waker: None,
             guids,
         }
     }
 
-    /// The sensitive paths to mark file records with (kept current by the inode filter).
-    pub fn set_sensitive(&mut self, shared: crate::filter::SharedSensitive) {
+    /// The sensitive paths to mark file records with (kept current by the inode filter), and
+    /// the handle that makes the filter re-resolve them at once.
+    pub fn set_sensitive(
+        &mut self,
+        shared: crate::filter::SharedSensitive,
+        waker: Option<std::sync::Arc<tokio::sync::Notify>>,
+    ) {
         self.sensitive = shared;
+        self.filter_waker = waker;
     }
 
     /// Seeds the process table from `/proc` (processes that started before the sensor) and
@@ -271,6 +280,11 @@ impl Enricher {
                     Ok(s) => file::file(&f, &s),
                     Err(_) => file::file(&f, &crate::filter::SensitivePaths::default()),
                 };
+                if let (Event::File(fe), Some(w)) = (&event, &self.filter_waker)
+                    && file::replaces_sensitive(fe)
+                {
+                    w.notify_one();
+                }
                 self.done(f.header.boot_ns, process, event)
             }
         };

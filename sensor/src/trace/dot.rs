@@ -34,6 +34,9 @@ pub fn node_lines(inc: &Incident, i: usize) -> Vec<String> {
     if let Some(e) = &n.exit {
         lines.push(e.clone());
     }
+    for a in &n.alerts {
+        lines.push(clip(&format!("⚠ ALERT {a}")));
+    }
     let groups = n.activity.groups();
     for g in groups.iter().take(NODE_LINES) {
         lines.push(clip(&format!("{}{}", if g.matched { "▶ " } else { "· " }, g.text())));

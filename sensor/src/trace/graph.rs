@@ -178,7 +178,12 @@ pub struct Node {
     /// own), e.g. one `mv` per encrypted file; a few of their pids.
     pub folded: u64,
     pub folded_pids: Vec<u32>,
+    /// Alerts raised on this process: "LEVEL: title (rule id)", at most [`MAX_ALERTS`].
+    pub alerts: Vec<String>,
 }
+
+/// Alerts remembered per process in a trace.
+pub const MAX_ALERTS: usize = 8;
 
 impl Node {
     pub fn new(key: Key, role: Role) -> Self {
@@ -205,6 +210,15 @@ impl Node {
             activity: Activity::default(),
             folded: 0,
             folded_pids: Vec::new(),
+            alerts: Vec::new(),
+        }
+    }
+
+    /// Remembers an alert raised on this process (once per rule).
+    pub fn add_alert(&mut self, a: &sensor_proto::v1::AlertEvent) {
+        let line = format!("{}: {} ({})", a.level, a.title, a.rule_id);
+        if self.alerts.len() < MAX_ALERTS && !self.alerts.contains(&line) {
+            self.alerts.push(line);
         }
     }
 

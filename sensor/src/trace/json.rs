@@ -55,6 +55,8 @@ struct ProcessJ<'a> {
     tty: &'a str,
     start_time: Option<String>,
     exit: Option<&'a str>,
+    /// Alerts raised on this process ("LEVEL: title (rule id)").
+    alerts: &'a [String],
     records: u64,
     seen_only_as_ancestor: bool,
     activity: Vec<ActivityJ<'a>>,
@@ -141,6 +143,7 @@ pub fn write(inc: &Incident, out: &mut dyn Write) -> io::Result<()> {
                 tty: &n.tty,
                 start_time: opt_time(n.start_time),
                 exit: n.exit.as_deref(),
+                alerts: &n.alerts,
                 records: n.records,
                 seen_only_as_ancestor: n.from_ancestry,
                 activity: n

@@ -66,6 +66,10 @@ pub enum Target {
     File(String),
     /// Processes of a login session (audit session id).
     Session(u32),
+    /// An alert record (its `seq`): the records that triggered it are the matches, their
+    /// processes and the alert's own process the acting processes. Filled in by a first pass:
+    /// the sensor instance and trigger seqs of every alert with that seq.
+    Alert { seq: u64, triggers: HashMap<String, HashSet<u64>> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +138,7 @@ impl Target {
             }
             Self::File(p) => format!("--file {p}"),
             Self::Session(s) => format!("--session {s}"),
+            Self::Alert { seq, .. } => format!("--alert {seq}"),
         }
     }
 
@@ -152,7 +157,8 @@ impl Target {
                 rec.ancestors.iter().find(|a| a.guid == *g).and_then(|a| key(&a.guid)).map(|k| (k, false))
             }
             Self::Session(s) => (p.session_id == *s).then_some((me, false)),
-            Self::Connect { .. } | Self::File(_) => self.event_matches(rec).then_some((me, true)),
+            Self::Alert { seq, .. } if is_alert(rec) && rec.seq == *seq => Some((me, false)),
+            Self::Connect { .. } | Self::File(_) | Self::Alert { .. } => self.event_matches(rec).then_some((me, true)),
         }
     }
 
@@ -166,6 +172,11 @@ impl Target {
             (Self::Connect { host: ConnectHost::Name(name), .. }, Some(Event::Dns(d))) => {
                 d.name.trim_end_matches('.').eq_ignore_ascii_case(name)
             }
+            (Self::Alert { triggers, .. }, _) => rec
+                .host
+                .as_ref()
+                .and_then(|h| triggers.get(&h.instance_id))
+                .is_some_and(|seqs| seqs.contains(&rec.seq)),
             (Self::File(path), Some(Event::File(f))) => {
                 let under =
                     |p: &str| p == path || p.strip_prefix(path.as_str()).is_some_and(|r| r.starts_with('/'));
@@ -174,6 +185,10 @@ impl Target {
             _ => false,
         }
     }
+}
+
+fn is_alert(rec: &AuditRecord) -> bool {
+    matches!(rec.event, Some(Event::Alert(_)))
 }
 
 fn same_ip(a: IpAddr, b: IpAddr) -> bool {
@@ -277,6 +292,14 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
     let mut progress = Progress::new(total);
     let mut inc = Incident { query: q.target.describe(), ..Incident::default() };
     inc.stats.files = files.len();
+    let resolved;
+    let q = match &q.target {
+        Target::Alert { seq, .. } => {
+            resolved = Query { target: alert_triggers(&files, *seq)?, since: q.since, until: q.until };
+            &resolved
+        }
+        _ => q,
+    };
 
     // Pass 1: parent links, sessions, matches.
     let mut index = ParentIndex::default();
@@ -366,6 +389,8 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
             if let Some(n) = key(&p.guid).and_then(|k| nodes.get_mut(&k)) {
                 n.absorb_process(p, rec.event.as_ref());
                 match &rec.event {
+                    // Alerts mark the process (in every window: they are the verdicts).
+                    Some(Event::Alert(a)) => n.add_alert(a),
                     Some(ev) if shown(n) => n.activity.add(ev, t, q.target.event_matches(rec)),
                     _ => {}
                 }
@@ -387,6 +412,23 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
     (inc.nodes, inc.depth, inc.edges) = (tree.nodes, tree.depth, tree.edges);
     attach_sessions(&mut inc, &sessions);
     Ok(inc)
+}
+
+/// `--alert SEQ`: finds the alert records with that seq (one per sensor run that wrote one) and
+/// the records that triggered them.
+fn alert_triggers(files: &[PathBuf], seq: u64) -> anyhow::Result<Target> {
+    let mut triggers: HashMap<String, HashSet<u64>> = HashMap::new();
+    for path in files {
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        for frame in RecordReader::new(std::io::BufReader::with_capacity(1 << 16, file)) {
+            let Frame::Record { record, .. } = frame else { break };
+            if let (true, Some(Event::Alert(a))) = (record.seq == seq, &record.event) {
+                let instance = record.host.as_ref().map(|h| h.instance_id.clone()).unwrap_or_default();
+                triggers.entry(instance).or_default().extend(a.trigger_seqs.iter().copied());
+            }
+        }
+    }
+    Ok(Target::Alert { seq, triggers })
 }
 
 fn min_time(a: Option<SystemTime>, b: Option<SystemTime>) -> Option<SystemTime> {

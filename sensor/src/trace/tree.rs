@@ -102,6 +102,9 @@ fn node(
     if let Some(e) = &n.exit {
         tags.push(e.clone());
     }
+    for a in &n.alerts {
+        tags.push(format!("ALERT {a}"));
+    }
     let tags = if tags.is_empty() { String::new() } else { format!("  [{}]", tags.join(", ")) };
     writeln!(
         out,
