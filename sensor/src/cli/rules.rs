@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use crate::{
     detect::{
         self, DetectConfig, Detector, Level, RuleKind, Severity, Sources,
-        fields::{FIELDS, command_line},
+        fields::command_line,
     },
     enrich::Enriched,
     records::{
@@ -72,7 +72,7 @@ pub fn dispatch(cmd: RulesCommand) -> anyhow::Result<i32> {
         RulesCommand::List(a) => list(&a),
         RulesCommand::Test(a) => test(&a),
         RulesCommand::Fields => {
-            print!("{}", fields_table());
+            print!("{}", detect::fields::markdown_table());
             Ok(0)
         }
     }
@@ -208,13 +208,4 @@ fn print_alert(
         a.techniques.join(","),
     )?;
     Ok(())
-}
-
-/// The field mapping as a Markdown table (also in the README).
-pub fn fields_table() -> String {
-    let mut s = String::from("| field | on | meaning |\n|---|---|---|\n");
-    for f in FIELDS {
-        s.push_str(&format!("| `{}` | {} | {} |\n", f.name, f.scope.describe(), f.doc.replace('|', "\\|")));
-    }
-    s
 }

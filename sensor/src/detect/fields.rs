@@ -840,6 +840,15 @@ pub static FIELDS: &[Field] = &[
 static FIELD_INDEX: LazyLock<HashMap<&'static str, &'static Field>> =
     LazyLock::new(|| FIELDS.iter().map(|f| (f.name, f)).collect());
 
+/// The field mapping as a Markdown table (`sensor rules fields`, the README).
+pub fn markdown_table() -> String {
+    let mut s = String::from("| field | on | meaning |\n|---|---|---|\n");
+    for f in FIELDS {
+        s.push_str(&format!("| `{}` | {} | {} |\n", f.name, f.scope.describe(), f.doc.replace('|', "\\|")));
+    }
+    s
+}
+
 /// The field of this name, if the sensor provides it.
 pub fn lookup(name: &str) -> Option<&'static Field> {
     FIELD_INDEX.get(name).copied()

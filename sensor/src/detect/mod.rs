@@ -13,6 +13,8 @@ pub mod fields;
 pub mod load;
 pub mod meta;
 #[cfg(test)]
+mod readme_tests;
+#[cfg(test)]
 mod rule_tests;
 mod sessions;
 mod validate;
