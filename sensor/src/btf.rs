@@ -109,10 +109,10 @@ impl KernelBtf {
 
     fn find_struct(&self, name: &'static str) -> Result<btf_rs::Struct, BtfError> {
         for ty in self.btf.resolve_types_by_name(name).unwrap_or_default() {
-            if let Type::Struct(s) = ty {
-                if !s.members.is_empty() {
-                    return Ok(s);
-                }
+            if let Type::Struct(s) = ty
+                && !s.members.is_empty()
+            {
+                return Ok(s);
             }
         }
         Err(BtfError::NoStruct(name))
@@ -140,10 +140,10 @@ impl KernelBtf {
             }
             if name.is_empty() {
                 // Anonymous struct/union: its members live at the parent's offset plus its own.
-                if let Some(inner) = self.aggregate(&self.btf.resolve_chained_type(m)?)? {
-                    if let Some(bits) = self.member_bits(&inner, field)? {
-                        return Ok(Some(m.bit_offset() + bits));
-                    }
+                if let Some(inner) = self.aggregate(&self.btf.resolve_chained_type(m)?)?
+                    && let Some(bits) = self.member_bits(&inner, field)?
+                {
+                    return Ok(Some(m.bit_offset() + bits));
                 }
             }
         }

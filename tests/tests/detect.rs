@@ -94,7 +94,8 @@ fn attack_scenarios_raise_their_alerts_with_process_and_ancestry() {
     // root's ~/.ssh exists by then, as it does on any machine someone logs in to with a key.
     if !Path::new("/root/.ssh").exists() {
         std::fs::create_dir_all("/root/.ssh").expect("mkdir /root/.ssh");
-        std::fs::set_permissions("/root/.ssh", std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+        std::fs::set_permissions("/root/.ssh", std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("chmod");
     }
     let mut sensor = TestSensor::start(Options::default());
     let runs: Vec<(PathBuf, u32)> = scripts.iter().map(|s| (s.clone(), run_scenario(s))).collect();
@@ -105,7 +106,9 @@ fn attack_scenarios_raise_their_alerts_with_process_and_ancestry() {
     for (script, pid) in &runs {
         let name = script.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         let guid = sensor
-            .wait_for(Duration::from_secs(20), |r| script_guid(std::slice::from_ref(r), *pid, script).is_some())
+            .wait_for(Duration::from_secs(20), |r| {
+                script_guid(std::slice::from_ref(r), *pid, script).is_some()
+            })
             .and_then(|r| r.process.map(|p| p.guid));
         let Some(guid) = guid else {
             failures.push(format!("{name}: no exec record of the script (pid {pid})"));
@@ -122,7 +125,10 @@ fn attack_scenarios_raise_their_alerts_with_process_and_ancestry() {
             let a = alert(&r).expect("alert");
             let p = r.process.as_ref().expect("alert names its process");
             if !a.techniques.contains(&e.technique) {
-                failures.push(format!("{name}: {} has techniques {:?}, not {}", e.rule, a.techniques, e.technique));
+                failures.push(format!(
+                    "{name}: {} has techniques {:?}, not {}",
+                    e.rule, a.techniques, e.technique
+                ));
             }
             if p.exe.is_empty() || p.guid.is_empty() || r.ancestors.is_empty() || a.trigger_seqs.is_empty() {
                 failures.push(format!("{name}: {} lacks process, ancestry or trigger: {r:?}", e.rule));
@@ -140,7 +146,10 @@ fn attack_scenarios_raise_their_alerts_with_process_and_ancestry() {
     for r in records.iter().filter(|r| alert(r).is_some()) {
         let a = alert(r).expect("alert");
         if !a.trigger_seqs.iter().all(|s| seqs.contains(s) && *s < r.seq) {
-            failures.push(format!("alert {} (seq {}) names triggers {:?} not before it", a.rule_id, r.seq, a.trigger_seqs));
+            failures.push(format!(
+                "alert {} (seq {}) names triggers {:?} not before it",
+                a.rule_id, r.seq, a.trigger_seqs
+            ));
         }
     }
     assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
@@ -209,8 +218,11 @@ fn an_ordinary_day_raises_no_high_alert_and_at_most_two_medium() {
         .expect("http server");
     let mut http = http;
     let mut port = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(http.stdout.as_mut().expect("stdout")), &mut port)
-        .expect("port");
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(http.stdout.as_mut().expect("stdout")),
+        &mut port,
+    )
+    .expect("port");
     std::fs::write(dir.path().join("http.port"), port.trim()).expect("port file");
 
     let mut sensor = TestSensor::start(Options::default());
@@ -234,7 +246,11 @@ fn an_ordinary_day_raises_no_high_alert_and_at_most_two_medium() {
     let mut by_level: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in records.iter().filter(|r| caused_by(r, &guid)) {
         if let Some(a) = alert(r) {
-            let what = format!("{} ({})", a.rule_id, r.process.as_ref().map(|p| p.argv.join(" ")).unwrap_or_default());
+            let what = format!(
+                "{} ({})",
+                a.rule_id,
+                r.process.as_ref().map(|p| p.argv.join(" ")).unwrap_or_default()
+            );
             by_level.entry(a.level.clone()).or_default().push(what);
         }
     }
@@ -247,7 +263,10 @@ fn an_ordinary_day_raises_no_high_alert_and_at_most_two_medium() {
 
 /// The public SigmaHQ Linux rules (test data, kept beside the repository).
 fn sigma_dir() -> PathBuf {
-    let candidates = [Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sigma"), PathBuf::from("/work/shared/sigma")];
+    let candidates = [
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sigma"),
+        PathBuf::from("/work/shared/sigma"),
+    ];
     candidates
         .into_iter()
         .find(|p| p.join("rules/linux").is_dir())
@@ -278,7 +297,11 @@ fn sigmahq_linux_rules_load_and_fire_on_real_activity() {
     let status = Command::new("/bin/bash").args(["-c", &script]).status().expect("activity");
     assert!(status.success());
     let pc = linux.join("process_creation");
-    for file in ["proc_creation_lnx_base64_decode.yml", "proc_creation_lnx_mkfifo_named_pipe_creation.yml", "proc_creation_lnx_nohup.yml"] {
+    for file in [
+        "proc_creation_lnx_base64_decode.yml",
+        "proc_creation_lnx_mkfifo_named_pipe_creation.yml",
+        "proc_creation_lnx_nohup.yml",
+    ] {
         let id = rule_id(&pc.join(file));
         let hit = sensor.wait_for(Duration::from_secs(20), |r| alert(r).is_some_and(|a| a.rule_id == id));
         let r = hit.unwrap_or_else(|| panic!("SigmaHQ rule {file} ({id}) did not fire"));
@@ -291,12 +314,17 @@ fn sigmahq_linux_rules_load_and_fire_on_real_activity() {
 
 #[test]
 fn sigmahq_linux_rules_all_load_or_are_reported_unsupported() {
-    let set = sensor::detect::read_rules(&sensor::detect::Sources { builtin: false, paths: vec![sigma_dir()] });
+    let set =
+        sensor::detect::read_rules(&sensor::detect::Sources { builtin: false, paths: vec![sigma_dir()] });
     let errors: Vec<String> = set.errors().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     let files = walk(&sigma_dir());
     let unsupported = set.problems.len();
-    assert_eq!(set.rules.len() + set.correlations.len() + unsupported, files, "every rule file is accounted for");
+    assert_eq!(
+        set.rules.len() + set.correlations.len() + unsupported,
+        files,
+        "every rule file is accounted for"
+    );
     assert!(set.rules.len() >= 140, "{} SigmaHQ rules loaded", set.rules.len());
     for p in &set.problems {
         assert!(!p.reason.is_empty() && p.rule.is_some(), "{p}");
@@ -309,11 +337,7 @@ fn walk(dir: &Path) -> usize {
         .filter_map(Result::ok)
         .map(|e| {
             let p = e.path();
-            if p.is_dir() {
-                walk(&p)
-            } else {
-                usize::from(p.extension().is_some_and(|x| x == "yml"))
-            }
+            if p.is_dir() { walk(&p) } else { usize::from(p.extension().is_some_and(|x| x == "yml")) }
         })
         .sum()
 }

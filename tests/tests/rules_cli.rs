@@ -54,7 +54,8 @@ fn rules_check_names_file_line_rule_and_problem() {
     assert_eq!(out.status.code(), Some(1), "{stdout}{err}");
     let broken = dir.path().join("broken.yml");
     assert!(
-        err.contains(&format!("{}:6: error: rule site.test.broken: ", broken.display())) && err.contains("sometimes"),
+        err.contains(&format!("{}:6: error: rule site.test.broken: ", broken.display()))
+            && err.contains("sometimes"),
         "{err}"
     );
     assert!(err.contains("unsupported: rule site.test.auditd: log source service `auditd`"), "{err}");
@@ -65,7 +66,8 @@ fn rules_check_names_file_line_rule_and_problem() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK: 1 rules"));
 
-    let out = Command::new(sensor_bin()).args(["rules", "check", "/nonexistent/rules"]).output().expect("run");
+    let out =
+        Command::new(sensor_bin()).args(["rules", "check", "/nonexistent/rules"]).output().expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rules:1: error: cannot read"));
 }
@@ -73,7 +75,8 @@ fn rules_check_names_file_line_rule_and_problem() {
 #[test]
 fn rules_list_shows_builtin_and_site_rules() {
     let dir = rules_dir(&[("good.yml", GOOD)]);
-    let out = Command::new(sensor_bin()).args(["rules", "list", "--rules"]).arg(dir.path()).output().expect("run");
+    let out =
+        Command::new(sensor_bin()).args(["rules", "list", "--rules"]).arg(dir.path()).output().expect("run");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("site.test.base64") && text.contains("T1140"), "{text}");
@@ -93,7 +96,10 @@ fn a_broken_rule_file_stops_the_start_naming_file_rule_and_problem() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("broken.yml:6") && err.contains("site.test.broken") && err.contains("sometimes"), "{err}");
+    assert!(
+        err.contains("broken.yml:6") && err.contains("site.test.broken") && err.contains("sometimes"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5), "refused before running");
     assert!(!err.contains("streaming records"), "{err}");
 }
@@ -118,13 +124,21 @@ fn rules_test_replays_records_and_trace_starts_from_the_alert() {
     let seq = String::from_utf8_lossy(&cat.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|r| r["alert"]["rule_id"] == "sensor.defense_evasion.decode_execute" && r["process"]["argv"].to_string().contains(&tag))
+        .find(|r| {
+            r["alert"]["rule_id"] == "sensor.defense_evasion.decode_execute"
+                && r["process"]["argv"].to_string().contains(&tag)
+        })
         .and_then(|r| r["seq"].as_str().map(str::to_owned))
         .expect("the live run raised the decode-execute alert");
 
     // Offline replay through a site rule.
     let dir = rules_dir(&[("good.yml", GOOD)]);
-    let out = Command::new(sensor_bin()).args(["rules", "test", "--rules"]).arg(dir.path()).arg(&records).output().expect("test");
+    let out = Command::new(sensor_bin())
+        .args(["rules", "test", "--rules"])
+        .arg(dir.path())
+        .arg(&records)
+        .output()
+        .expect("test");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("site.test.base64") && text.contains("/base64"), "{text}");
@@ -136,16 +150,29 @@ fn rules_test_replays_records_and_trace_starts_from_the_alert() {
         .expect("test");
     let alerts: Vec<serde_json::Value> =
         String::from_utf8_lossy(&json.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    assert!(alerts.iter().any(|a| a["alert"]["rule_id"] == "sensor.defense_evasion.decode_execute"), "{alerts:?}");
+    assert!(
+        alerts.iter().any(|a| a["alert"]["rule_id"] == "sensor.defense_evasion.decode_execute"),
+        "{alerts:?}"
+    );
 
     // The trace from the alert: the shell that decoded and ran the payload, marked.
-    let trace = Command::new(sensor_bin()).arg("trace").arg(&records).args(["--alert", &seq]).output().expect("trace");
+    let trace = Command::new(sensor_bin())
+        .arg("trace")
+        .arg(&records)
+        .args(["--alert", &seq])
+        .output()
+        .expect("trace");
     let tree = String::from_utf8_lossy(&trace.stdout);
     assert_eq!(trace.status.code(), Some(0), "{tree}{}", String::from_utf8_lossy(&trace.stderr));
     assert!(tree.contains(&format!("trace --alert {seq}")), "{tree}");
     assert!(tree.contains("ALERT high: Encoded Payload Decoded And Executed"), "{tree}");
     assert!(tree.contains("ACTING") && tree.contains(&tag), "{tree}");
-    let missing = Command::new(sensor_bin()).arg("trace").arg(&records).args(["--alert", "999999999"]).output().expect("trace");
+    let missing = Command::new(sensor_bin())
+        .arg("trace")
+        .arg(&records)
+        .args(["--alert", "999999999"])
+        .output()
+        .expect("trace");
     assert_eq!(missing.status.code(), Some(2), "nothing matched");
     assert!(Path::new(&records).exists());
 }

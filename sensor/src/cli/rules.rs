@@ -6,10 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use crate::{
-    detect::{
-        self, DetectConfig, Detector, Level, RuleKind, Severity, Sources,
-        fields::command_line,
-    },
+    detect::{self, DetectConfig, Detector, Level, RuleKind, Severity, Sources, fields::command_line},
     enrich::Enriched,
     records::{
         expand_paths,
@@ -159,7 +156,7 @@ fn test(a: &TestArgs) -> anyhow::Result<i32> {
             detector.evaluate(&record, &mut alerts);
             for alert in alerts.drain(..) {
                 fired += 1;
-                print_alert(&mut out, &record, alert, a.json)?;
+                print_alert(&mut out, &record, &alert, a.json)?;
             }
         }
     }
@@ -170,7 +167,7 @@ fn test(a: &TestArgs) -> anyhow::Result<i32> {
 fn print_alert(
     out: &mut impl std::io::Write,
     trigger: &sensor_proto::AuditRecord,
-    alert: Enriched,
+    alert: &Enriched,
     json: bool,
 ) -> anyhow::Result<()> {
     let sensor_proto::v1::audit_record::Event::Alert(a) = &alert.event else { return Ok(()) };

@@ -161,7 +161,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
                     eprintln!("{line}");
                 }
                 shown += 1;
-                if shown % 5 != 0 {
+                if !shown.is_multiple_of(5) {
                     continue;
                 }
                 eprintln!(

@@ -389,8 +389,11 @@ fn temporal_default(doc: &str, corr: &mut CorrelationRule) {
         .unwrap_or(true);
     if !has_condition {
         let n = u64::try_from(corr.rules.len()).unwrap_or(u64::MAX);
-        corr.condition =
-            CorrelationCondition::Threshold { predicates: vec![(ConditionOperator::Gte, n)], field: None, percentile: None };
+        corr.condition = CorrelationCondition::Threshold {
+            predicates: vec![(ConditionOperator::Gte, n)],
+            field: None,
+            percentile: None,
+        };
     }
 }
 

@@ -126,11 +126,11 @@ impl Detector {
     /// does not start.
     pub fn new(cfg: &DetectConfig) -> Result<Self, DetectError> {
         let set = if cfg.enabled { load::load(&cfg.sources) } else { RuleSet::default() };
-        Self::from_rules(set, cfg)
+        Self::from_rules(&set, cfg)
     }
 
     /// Builds the detector from rules already read.
-    pub fn from_rules(set: RuleSet, cfg: &DetectConfig) -> Result<Self, DetectError> {
+    pub fn from_rules(set: &RuleSet, cfg: &DetectConfig) -> Result<Self, DetectError> {
         if set.has_errors() {
             return Err(DetectError::Rules(set.errors().cloned().collect()));
         }
@@ -210,7 +210,8 @@ impl Detector {
     /// through one detector).
     #[cfg(test)]
     pub(crate) fn reset_state(&mut self) {
-        self.correlation = correlation_engine(&self.correlations, self.suppress_secs).expect("rules compiled before");
+        self.correlation =
+            correlation_engine(&self.correlations, self.suppress_secs).expect("rules compiled before");
         self.last_alert.clear();
         self.sessions = sessions::SessionCache::default();
     }
@@ -317,7 +318,10 @@ impl Detector {
 }
 
 /// The correlation engine for `rules` (`None` without correlation rules).
-fn correlation_engine(rules: &[load::LoadedCorrelation], suppress_secs: u64) -> Result<Option<CorrelationEngine>, DetectError> {
+fn correlation_engine(
+    rules: &[load::LoadedCorrelation],
+    suppress_secs: u64,
+) -> Result<Option<CorrelationEngine>, DetectError> {
     if rules.is_empty() {
         return Ok(None);
     }

@@ -17,7 +17,13 @@ fn rules_table() -> String {
                 format!("{correlation_type} by {} in {window_secs}s", group_by.join(", "))
             }
         };
-        s.push_str(&format!("| `{}` | {} | {source} | {} | {} |\n", m.id, m.level, m.techniques.join(" "), m.title));
+        s.push_str(&format!(
+            "| `{}` | {} | {source} | {} | {} |\n",
+            m.id,
+            m.level,
+            m.techniques.join(" "),
+            m.title
+        ));
     }
     s
 }
@@ -28,7 +34,8 @@ fn sync(name: &str, body: &str) {
     let text = std::fs::read_to_string(&path).expect("README");
     let open = format!("<!-- {name}");
     let close = format!("<!-- /{name} -->");
-    let start = text.find(&open).and_then(|i| text[i..].find("-->").map(|j| i + j + 3)).expect("opening marker");
+    let start =
+        text.find(&open).and_then(|i| text[i..].find("-->").map(|j| i + j + 3)).expect("opening marker");
     let end = text.find(&close).expect("closing marker");
     let want = format!("\n{body}");
     if text[start..end] == want {

@@ -48,7 +48,8 @@ fn records(case: &Value, case_no: usize) -> Vec<AuditRecord> {
         if !p.contains_key("session_id") {
             p.insert("session_id".into(), if session.is_some() { 7.into() } else { u32::MAX.into() });
         }
-        let r: AuditRecord = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("case {case_no}: {e}: {v}"));
+        let r: AuditRecord =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("case {case_no}: {e}: {v}"));
         out.push(r);
     };
     if let Some(s) = &session {
@@ -119,19 +120,24 @@ fn every_builtin_rule_fires_on_its_positive_cases_and_not_on_its_negative_ones()
         suppress_secs: 0,
         ..DetectConfig::default()
     };
-    let mut d = Detector::from_rules(all.clone(), &cfg).expect("built-in rules load");
+    let mut d = Detector::from_rules(&all, &cfg).expect("built-in rules load");
     let mut failures = Vec::new();
     let mut tested = std::collections::BTreeSet::new();
     for (file, _) in load::BUILTIN {
         let path = rules_dir().join("tests").join(file);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (every rule needs tests)", path.display()));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (every rule needs tests)", path.display()));
         let docs: Vec<RuleCases> = text
             .split("\n---\n")
             .filter(|d| !d.trim().is_empty())
             .map(|d| yaml_serde::from_str(d).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
             .collect();
         for cases in docs {
-            assert!(!cases.matches.is_empty() && !cases.no_match.is_empty(), "{}: needs match and no_match cases", cases.rule);
+            assert!(
+                !cases.matches.is_empty() && !cases.no_match.is_empty(),
+                "{}: needs match and no_match cases",
+                cases.rule
+            );
             for (i, c) in cases.matches.iter().enumerate() {
                 let f = fired(&mut d, c, i);
                 if !f.contains(&cases.rule) {

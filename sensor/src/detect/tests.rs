@@ -48,8 +48,8 @@ detection:
   condition: sel and not filter
 ";
 
-fn detector(cfg: DetectConfig) -> Detector {
-    Detector::from_rules(load::load_text("t.yml", RULES), &cfg).expect("rules load")
+fn detector(cfg: &DetectConfig) -> Detector {
+    Detector::from_rules(&load::load_text("t.yml", RULES), cfg).expect("rules load")
 }
 
 fn cfg() -> DetectConfig {
@@ -103,7 +103,7 @@ fn alerts(d: &mut Detector, r: &AuditRecord) -> Vec<AlertEvent> {
 
 #[test]
 fn a_match_becomes_an_alert_with_the_rule_and_the_trigger() {
-    let mut d = detector(cfg());
+    let mut d = detector(&cfg());
     let a = alerts(&mut d, &exec(42, "g1", "/usr/bin/bash", &["/usr/sbin/nginx", "/sbin/init"], u32::MAX));
     assert_eq!(a.len(), 1);
     let a = &a[0];
@@ -122,7 +122,7 @@ fn a_match_becomes_an_alert_with_the_rule_and_the_trigger() {
 
 #[test]
 fn the_same_rule_on_the_same_process_is_suppressed_for_a_while() {
-    let mut d = detector(cfg());
+    let mut d = detector(&cfg());
     let r = |seq| exec(seq, "g1", "/usr/bin/bash", &["/usr/sbin/nginx"], u32::MAX);
     assert_eq!(alerts(&mut d, &r(1)).len(), 1);
     assert!(alerts(&mut d, &r(2)).is_empty());
@@ -130,13 +130,13 @@ fn the_same_rule_on_the_same_process_is_suppressed_for_a_while() {
     let mut late = r(3);
     late.time = Some(sensor_proto::Timestamp { seconds: 5_000, nanos: 0 });
     assert_eq!(alerts(&mut d, &late).len(), 1, "after the window");
-    let mut d = detector(DetectConfig { suppress_secs: 0, ..cfg() });
+    let mut d = detector(&DetectConfig { suppress_secs: 0, ..cfg() });
     assert_eq!((alerts(&mut d, &r(1)).len(), alerts(&mut d, &r(2)).len()), (1, 1));
 }
 
 #[test]
 fn correlation_counts_per_process_and_names_the_triggers() {
-    let mut d = detector(cfg());
+    let mut d = detector(&cfg());
     let mut fired = Vec::new();
     for seq in 1..=6 {
         fired.extend(alerts(&mut d, &rename(seq, "p1", &format!("/srv/f{seq}.locked"))));
@@ -156,7 +156,7 @@ fn correlation_counts_per_process_and_names_the_triggers() {
 
 #[test]
 fn session_fields_and_cidr_filters_work() {
-    let mut d = detector(cfg());
+    let mut d = detector(&cfg());
     let session = |id: u32, addr: &str| AuditRecord {
         seq: 1,
         process: Some(Process { session_id: id, ..Default::default() }),
@@ -178,11 +178,11 @@ fn session_fields_and_cidr_filters_work() {
 #[test]
 fn min_level_disable_and_exceptions_mute_alerts() {
     let r = exec(1, "g", "/usr/bin/bash", &["/usr/sbin/nginx"], u32::MAX);
-    let mut d = detector(DetectConfig { min_level: Level::Critical, ..cfg() });
+    let mut d = detector(&DetectConfig { min_level: Level::Critical, ..cfg() });
     assert!(alerts(&mut d, &r).is_empty());
-    let mut d = detector(DetectConfig { disable: vec!["r-webshell".into()], ..cfg() });
+    let mut d = detector(&DetectConfig { disable: vec!["r-webshell".into()], ..cfg() });
     assert!(alerts(&mut d, &r).is_empty());
-    let mut d = detector(DetectConfig {
+    let mut d = detector(&DetectConfig {
         exceptions: vec![ExceptionSpec {
             rules: vec!["r-webshell".into()],
             ancestor_image: vec!["/usr/sbin/nginx".into()],
@@ -200,20 +200,20 @@ fn broken_rules_and_exceptions_refuse_to_build() {
         "x.yml",
         "title: x\nid: x\nlogsource: {product: linux, category: process_creation}\ndetection: {condition: nope}\n",
     );
-    match Detector::from_rules(bad, &cfg()) {
+    match Detector::from_rules(&bad, &cfg()) {
         Err(DetectError::Rules(p)) => assert!(p[0].to_string().contains("x.yml"), "{p:?}"),
         other => panic!("{other:?}"),
     }
     let cfg = DetectConfig { exceptions: vec![ExceptionSpec::default()], ..cfg() };
     assert!(matches!(
-        Detector::from_rules(load::load_text("t.yml", RULES), &cfg),
+        Detector::from_rules(&load::load_text("t.yml", RULES), &cfg),
         Err(DetectError::Exception { index: 0, .. })
     ));
 }
 
 #[test]
 fn alerts_and_checkpoints_are_never_evaluated() {
-    let mut d = detector(cfg());
+    let mut d = detector(&cfg());
     let mut r = exec(1, "g", "/usr/bin/bash", &["/usr/sbin/nginx"], u32::MAX);
     r.event = Some(Event::Alert(AlertEvent::default()));
     assert!(alerts(&mut d, &r).is_empty());

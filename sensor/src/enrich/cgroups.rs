@@ -122,12 +122,11 @@ impl CgroupPaths {
             if seen > SCAN_LIMIT {
                 break;
             }
-            if let Ok(meta) = std::fs::metadata(&dir) {
-                if let Some(rel) = relative(root, &dir) {
-                    if self.cache.len() < CACHE_LIMIT {
-                        self.cache.insert(meta.ino(), Entry::Found(rel));
-                    }
-                }
+            if let Ok(meta) = std::fs::metadata(&dir)
+                && let Some(rel) = relative(root, &dir)
+                && self.cache.len() < CACHE_LIMIT
+            {
+                self.cache.insert(meta.ino(), Entry::Found(rel));
             }
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
             for e in entries.flatten() {

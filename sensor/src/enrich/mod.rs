@@ -156,13 +156,13 @@ impl Enricher {
             KernelEvent::Net(n) => Some(n.header.boot_ns),
             _ => None,
         };
-        if let Some(boot_ns) = bulk {
-            if self.parking.should_park(boot_ns) {
-                if let Some(old) = self.parking.park(boot_ns, ev) {
-                    self.enrich_now(old, out);
-                }
-                return;
+        if let Some(boot_ns) = bulk
+            && self.parking.should_park(boot_ns)
+        {
+            if let Some(old) = self.parking.park(boot_ns, ev) {
+                self.enrich_now(old, out);
             }
+            return;
         }
         self.enrich_now(ev, out);
     }
@@ -316,21 +316,20 @@ impl Enricher {
             Some(k) => inherit_program(&mut process, &k.process),
             None => {
                 // Not seen before (e.g. it started while the table was being seeded).
-                if let Some(view) = procfs::live_view(tgid, t.start_boottime_ns) {
-                    if let Some(exe) = view.exe {
-                        (process.exe, process.exe_raw) = raw_split(exe);
-                    }
+                if let Some(view) = procfs::live_view(tgid, t.start_boottime_ns)
+                    && let Some(exe) = view.exe
+                {
+                    (process.exe, process.exe_raw) = raw_split(exe);
                 }
             }
         }
-        if process.exe_sha256.is_empty() {
-            if let Some(key) = self.hash_pending.get(&process.guid) {
-                if let Some(sha) = self.hasher.lookup_key(key) {
-                    self.hash_pending.remove(&process.guid);
-                    self.table.set_exe_sha256(&process.guid, sha.clone());
-                    process.exe_sha256 = sha;
-                }
-            }
+        if process.exe_sha256.is_empty()
+            && let Some(key) = self.hash_pending.get(&process.guid)
+            && let Some(sha) = self.hasher.lookup_key(key)
+        {
+            self.hash_pending.remove(&process.guid);
+            self.table.set_exe_sha256(&process.guid, sha.clone());
+            process.exe_sha256 = sha;
         }
         process
     }

@@ -96,10 +96,10 @@ impl FileSink {
 
     /// Closes the current file (synced unless `fsync = "never"`) and starts a new one.
     fn new_file(&mut self) -> std::io::Result<()> {
-        if let Some(cur) = self.current.take() {
-            if self.opts.fsync != Fsync::Never {
-                cur.file.sync_data()?;
-            }
+        if let Some(cur) = self.current.take()
+            && self.opts.fsync != Fsync::Never
+        {
+            cur.file.sync_data()?;
         }
         let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let path = self.dir.join(format!("{FILE_PREFIX}{ms:013}-{:06}{FILE_SUFFIX}", self.files_opened));
@@ -337,13 +337,12 @@ impl Sink for FileSink {
         if self.episode.is_some() || !self.flush_buf() {
             return Ok(());
         }
-        if self.opts.fsync == Fsync::Batch {
-            if let Some(cur) = self.current.as_ref() {
-                if let Err(e) = cur.file.sync_data() {
-                    // What the kernel had is in doubt; what follows goes to a new file.
-                    self.fail(&e, 0);
-                }
-            }
+        if self.opts.fsync == Fsync::Batch
+            && let Some(cur) = self.current.as_ref()
+            && let Err(e) = cur.file.sync_data()
+        {
+            // What the kernel had is in doubt; what follows goes to a new file.
+            self.fail(&e, 0);
         }
         Ok(())
     }

@@ -69,7 +69,10 @@ pub enum Target {
     /// An alert record (its `seq`): the records that triggered it are the matches, their
     /// processes and the alert's own process the acting processes. Filled in by a first pass:
     /// the sensor instance and trigger seqs of every alert with that seq.
-    Alert { seq: u64, triggers: HashMap<String, HashSet<u64>> },
+    Alert {
+        seq: u64,
+        triggers: HashMap<String, HashSet<u64>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +161,9 @@ impl Target {
             }
             Self::Session(s) => (p.session_id == *s).then_some((me, false)),
             Self::Alert { seq, .. } if is_alert(rec) && rec.seq == *seq => Some((me, false)),
-            Self::Connect { .. } | Self::File(_) | Self::Alert { .. } => self.event_matches(rec).then_some((me, true)),
+            Self::Connect { .. } | Self::File(_) | Self::Alert { .. } => {
+                self.event_matches(rec).then_some((me, true))
+            }
         }
     }
 
