@@ -93,13 +93,13 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), Loss> {
         (*f).exe_len = 0;
         (*f).exe_flags = 0;
         (*f).exe_fs_magic = 0;
-        if let Ok(file) = read_ptr(bprm, off!(binprm_file)) {
-            if let (Ok(d), Ok(m)) = (read_ptr(file, off!(file_dentry)), read_ptr(file, off!(file_vfsmount))) {
-                let w = walk::<4095, 4096>(d, m, data.wrapping_add((cur & 8191) as usize));
-                (*f).exe_len = w.len;
-                (*f).exe_flags = w.flags;
-                (*f).exe_fs_magic = w.fs_magic;
-            }
+        if let Ok(file) = read_ptr(bprm, off!(binprm_file))
+            && let (Ok(d), Ok(m)) = (read_ptr(file, off!(file_dentry)), read_ptr(file, off!(file_vfsmount)))
+        {
+            let w = walk::<4095, 4096>(d, m, data.wrapping_add((cur & 8191) as usize));
+            (*f).exe_len = w.len;
+            (*f).exe_flags = w.flags;
+            (*f).exe_fs_magic = w.fs_magic;
         }
         // Reload the cursor from map memory: the verifier then tracks one bounded unknown instead
         // of every distinct state the walk above can end in (which multiplied the cost of the
@@ -113,12 +113,12 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), Loss> {
         // 4. Working directory (task->fs->pwd).
         (*f).cwd_len = 0;
         (*f).cwd_flags = 0;
-        if let Ok(fs) = read_ptr(task, off!(task_fs)) {
-            if let (Ok(d), Ok(m)) = (read_ptr(fs, off!(fs_pwd_dentry)), read_ptr(fs, off!(fs_pwd_vfsmount))) {
-                let w = walk::<4095, 4096>(d, m, data.wrapping_add((cur & 16383) as usize));
-                (*f).cwd_len = w.len;
-                (*f).cwd_flags = w.flags;
-            }
+        if let Ok(fs) = read_ptr(task, off!(task_fs))
+            && let (Ok(d), Ok(m)) = (read_ptr(fs, off!(fs_pwd_dentry)), read_ptr(fs, off!(fs_pwd_vfsmount)))
+        {
+            let w = walk::<4095, 4096>(d, m, data.wrapping_add((cur & 16383) as usize));
+            (*f).cwd_len = w.len;
+            (*f).cwd_flags = w.flags;
         }
         cur += core::ptr::read_volatile(&raw const (*f).cwd_len) & NAME_MASK;
         let cur = cur & 16383;

@@ -158,10 +158,10 @@ unsafe fn push_name<const MASK: u32, const LIMIT: u32>(
 unsafe fn leaf_facts(dentry: *const u8, vfsmnt: *const u8, w: &mut Walked) {
     // SAFETY: probe reads only.
     unsafe {
-        if let Ok(inode) = read_ptr(dentry, off!(dentry_inode)) {
-            if read::<u32>(inode, off!(inode_nlink)) == Ok(0) {
-                w.flags |= PATH_DELETED;
-            }
+        if let Ok(inode) = read_ptr(dentry, off!(dentry_inode))
+            && read::<u32>(inode, off!(inode_nlink)) == Ok(0)
+        {
+            w.flags |= PATH_DELETED;
         }
         if read_or::<i32>(vfsmnt, off!(vfsmount_flags), 0) & MNT_READONLY != 0 {
             w.flags |= PATH_READONLY;

@@ -10,8 +10,13 @@
 //! Time is the CPU time of the benchmark thread, pinned to one core: the result is records per
 //! second of one core, also when other work shares the machine.
 //!
+//! Two functions: without detection, and with the detection stage holding the built-in rules and
+//! the public SigmaHQ Linux rules (from `../shared/sigma` beside the repository, when present) —
+//! every record evaluated, as in the sensor.
+//!
 //! Run: `cargo bench -p sensor --bench pipeline` (`cargo xtask bench` runs it and reports it);
-//! `PIPELINE_BENCH_BATCHES=N` runs N batches without criterion (for `perf record`).
+//! `PIPELINE_BENCH_BATCHES=N` runs N batches without criterion (for `perf record`), with the
+//! detection stage when `PIPELINE_BENCH_DETECT` is set.
 
 use std::{collections::BTreeMap, hint::black_box, time::Duration};
 
@@ -21,6 +26,7 @@ use criterion::{
 };
 use sensor::{
     decode,
+    detect::{DetectConfig, Detector, Sources},
     enrich::{EnrichConfig, Enricher, clock::BootClock, host},
     pipeline::PipelineEvent,
     record::RecordBuilder,
@@ -372,14 +378,40 @@ fn pin_to_one_core() {
     }
 }
 
-/// The stage under test: decode, enrich and build (encode, chain) every event of the batch.
+/// The SigmaHQ Linux rules beside the repository (`../shared/sigma`), when present.
+fn sigma_rules() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/sigma");
+    ["rules/linux", "rules-threat-hunting/linux"]
+        .iter()
+        .map(|d| root.join(d))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// The detection stage as the sensor runs it by default, plus the SigmaHQ Linux rules.
+fn detector() -> Detector {
+    let cfg =
+        DetectConfig { sources: Sources { builtin: true, paths: sigma_rules() }, ..DetectConfig::default() };
+    let d = Detector::new(&cfg).expect("rules load");
+    eprintln!("pipeline bench: detection with {} rules", d.rule_count());
+    d
+}
+
+/// The stage under test: decode, enrich and build (encode, chain) every event of the batch, and
+/// evaluate every record when there is a detector.
 struct Stage {
     enricher: Enricher,
     builder: RecordBuilder,
     out: Vec<sensor::enrich::Enriched>,
+    detector: Option<Detector>,
+    alerts: Vec<sensor::enrich::Enriched>,
 }
 
 impl Stage {
+    fn with_detector(detector: Detector) -> Self {
+        Self { detector: Some(detector), ..Self::new() }
+    }
+
     fn new() -> Self {
         let clock = BootClock::now();
         let host = host::identify(BTreeMap::from([("site".to_owned(), "north".to_owned())]));
@@ -387,7 +419,13 @@ impl Stage {
         // Events are fed in order from one source: every lineage event is already enriched when
         // a bulk event comes, so nothing waits for the process ring's mark.
         enricher.advance_lineage_mark(u64::MAX);
-        Self { enricher, builder: RecordBuilder::new(host, clock, None), out: Vec::with_capacity(2) }
+        Self {
+            enricher,
+            builder: RecordBuilder::new(host, clock, None),
+            out: Vec::with_capacity(2),
+            detector: None,
+            alerts: Vec::new(),
+        }
     }
 
     /// Runs the batch through; returns the records built.
@@ -397,7 +435,14 @@ impl Stage {
             let Ok(ev) = decode::decode(black_box(raw)) else { continue };
             self.enricher.enrich(PipelineEvent::Kernel(ev), &mut self.out);
             for e in self.out.drain(..) {
-                black_box(self.builder.build(e));
+                let sealed = self.builder.build(e);
+                if let Some(d) = &mut self.detector {
+                    d.evaluate(&sealed.record, &mut self.alerts);
+                    for a in self.alerts.drain(..) {
+                        black_box(self.builder.build(a));
+                    }
+                }
+                black_box(sealed);
                 records += 1;
                 if self.builder.checkpoint_due() {
                     black_box(self.builder.checkpoint(false));
@@ -415,9 +460,14 @@ fn pipeline(c: &mut Criterion<ThreadCpuTime>) {
     let records = stage.run(&events);
     assert!(records >= events.len() as u64, "{records} records from {} events", events.len());
 
+    let mut detecting = Stage::with_detector(detector());
+    let with_rules = detecting.run(&events);
+    assert_eq!(with_rules, records, "detection adds alerts, not records of the batch");
+
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(events.len() as u64));
     g.bench_function("decode_enrich_record_encode", |b| b.iter(|| stage.run(&events)));
+    g.bench_function("decode_enrich_record_encode_detect", |b| b.iter(|| detecting.run(&events)));
     g.finish();
 }
 
@@ -427,7 +477,11 @@ fn main() {
     // on a fixed amount of work) and print the records and the CPU-time rate.
     if let Some(n) = std::env::var("PIPELINE_BENCH_BATCHES").ok().and_then(|v| v.parse::<u64>().ok()) {
         let events = batch();
-        let mut stage = Stage::new();
+        let mut stage = if std::env::var_os("PIPELINE_BENCH_DETECT").is_some() {
+            Stage::with_detector(detector())
+        } else {
+            Stage::new()
+        };
         let (wall, cpu) = (std::time::Instant::now(), thread_cpu_ns());
         let records: u64 = (0..n).map(|_| stage.run(&events)).sum();
         let cpu = (thread_cpu_ns() - cpu) as f64 / 1e9;

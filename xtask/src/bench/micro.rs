@@ -10,6 +10,15 @@ use crate::util;
 
 const GROUP: &str = "pipeline";
 const FUNCTION: &str = "decode_enrich_record_encode";
+/// The same with the detection stage (built-in and SigmaHQ Linux rules).
+const FUNCTION_DETECT: &str = "decode_enrich_record_encode_detect";
+
+/// Both functions of the bench.
+#[derive(Debug, Clone, Copy)]
+pub struct Micro {
+    pub plain: MicroResult,
+    pub detect: MicroResult,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct MicroResult {
@@ -48,7 +57,7 @@ pub fn build(ws: &Path) -> anyhow::Result<()> {
     util::run(util::cargo(ws).args(["bench", "--package", "sensor", "--bench", "pipeline", "--no-run"]))
 }
 
-pub fn run(ws: &Path, quick: bool) -> anyhow::Result<MicroResult> {
+pub fn run(ws: &Path, quick: bool) -> anyhow::Result<Micro> {
     let home = ws.join("target/criterion");
     let mut cmd = util::cargo(ws);
     cmd.args(["bench", "--package", "sensor", "--bench", "pipeline", "--"]).env("CRITERION_HOME", &home);
@@ -56,7 +65,11 @@ pub fn run(ws: &Path, quick: bool) -> anyhow::Result<MicroResult> {
         cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
     }
     util::run(&mut cmd)?;
-    let dir = home.join(GROUP).join(FUNCTION).join("new");
+    Ok(Micro { plain: read(&home, FUNCTION)?, detect: read(&home, FUNCTION_DETECT)? })
+}
+
+fn read(home: &Path, function: &str) -> anyhow::Result<MicroResult> {
+    let dir = home.join(GROUP).join(function).join("new");
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))

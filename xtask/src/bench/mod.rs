@@ -86,7 +86,7 @@ pub struct Results {
     /// By storm, then by index in `modes`.
     pub storms: Vec<(Storm, Vec<Cell>)>,
     pub mixed: Vec<MixedRun>,
-    pub micro: Option<micro::MicroResult>,
+    pub micro: Option<micro::Micro>,
     pub sensor_start_rss_kib: Vec<u64>,
     pub sensor_peak_rss_kib: u64,
     pub load_attach_ms: Vec<u64>,
