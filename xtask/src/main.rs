@@ -60,6 +60,9 @@ enum Task {
         /// Compare with no tracer only (do not install or run auditd).
         #[arg(long)]
         no_auditd: bool,
+        /// Also run the sensor with detection turned off (what the rules cost).
+        #[arg(long)]
+        compare_rules: bool,
         /// Skip the criterion pipeline micro-benchmark.
         #[arg(long)]
         no_micro: bool,
@@ -173,6 +176,7 @@ fn main() -> anyhow::Result<()> {
             mixed_secs,
             mixed_rate,
             no_auditd,
+            compare_rules,
             no_micro,
             quick,
             out,
@@ -184,6 +188,7 @@ fn main() -> anyhow::Result<()> {
                 mixed_secs,
                 mixed_rate,
                 no_auditd,
+                compare_rules,
                 no_micro,
                 quick,
                 keep_tmp,

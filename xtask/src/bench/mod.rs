@@ -44,6 +44,8 @@ pub struct BenchOpts {
     pub mixed_rate: u64,
     /// Skip auditd (compare with no tracer only).
     pub no_auditd: bool,
+    /// Also run the sensor with detection turned off, to measure what the rules cost.
+    pub compare_rules: bool,
     /// Skip the criterion micro-benchmark.
     pub no_micro: bool,
     /// A smoke test: one short round, short mixed load, quick criterion run.
@@ -126,6 +128,9 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
         modes.push(Mode::Auditd);
     }
     modes.push(Mode::Sensor);
+    if opts.compare_rules {
+        modes.push(Mode::SensorNoRules);
+    }
 
     let mut res = Results {
         modes: modes.clone(),

@@ -67,6 +67,7 @@ pub fn markdown(r: &Results, machine: &str) -> String {
     let _ = writeln!(md, "![Cost ratio to no tracer](overhead.svg)\n");
 
     storm_table(&mut md, r, has_auditd);
+    rules_table(&mut md, r);
     usage_table(&mut md, r);
     mixed_table(&mut md, r);
     memory_table(&mut md, r);
@@ -147,6 +148,22 @@ fn storm_table(md: &mut String, r: &Results, has_auditd: bool) {
             );
         }
         let _ = writeln!(md, "{row}");
+    }
+    let _ = writeln!(md);
+}
+
+/// With `--compare-rules`: the sensor's ratios with and without its detection rules.
+fn rules_table(md: &mut String, r: &Results) {
+    if r.index(Mode::SensorNoRules).is_none() {
+        return;
+    }
+    let _ = writeln!(md, "## What the detection rules cost (ratio to no tracer, same rounds)\n");
+    let _ = writeln!(md, "| workload | sensor with rules | sensor without rules | with ÷ without |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for (storm, _) in &r.storms {
+        let (with, without) = (r.ratio(*storm, Mode::Sensor), r.ratio(*storm, Mode::SensorNoRules));
+        let rel = with.zip(without).map(|(a, b)| a / b);
+        let _ = writeln!(md, "| {} | {} | {} | {} |", storm.name(), opt(with, 2), opt(without, 2), opt(rel, 3));
     }
     let _ = writeln!(md);
 }

@@ -30,14 +30,21 @@ pub struct SensorEnd {
 }
 
 impl Sensor {
-    pub fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
+    /// Starts the sensor writing to `dir`; `rules`: with its default detection rules (as a user
+    /// runs it), or with detection turned off.
+    pub fn start(bin: &Path, dir: &Path, rules: bool) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let log = dir.join("sensor.log");
         let records = dir.join("records");
+        let mut cmd = Command::new(bin);
+        cmd.args(["run", "--output"]).arg(format!("file:{}", records.display()));
+        if !rules {
+            let config = dir.join("no-rules.toml");
+            std::fs::write(&config, "[detection]\nenabled = false\n")?;
+            cmd.arg("--config").arg(config);
+        }
         let started = Instant::now();
-        let child = Command::new(bin)
-            .args(["run", "--output"])
-            .arg(format!("file:{}", records.display()))
+        let child = cmd
             // The loader logs its own timing at debug.
             .env("SENSOR_LOG", "info,sensor::loader=debug")
             .env("NO_COLOR", "1")

@@ -16,6 +16,7 @@ fn color(mode: Mode) -> &'static str {
     match mode {
         Mode::Auditd => "#c0504d",
         Mode::Sensor => "#4f81bd",
+        Mode::SensorNoRules => "#9bbb59",
         Mode::None => "#999999",
     }
 }

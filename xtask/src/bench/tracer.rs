@@ -17,6 +17,8 @@ pub enum Mode {
     None,
     Auditd,
     Sensor,
+    /// The sensor with detection turned off (`--compare-rules`): what the rules cost.
+    SensorNoRules,
 }
 
 impl Mode {
@@ -25,6 +27,7 @@ impl Mode {
             Self::None => "no tracer",
             Self::Auditd => "auditd",
             Self::Sensor => "sensor",
+            Self::SensorNoRules => "sensor without rules",
         }
     }
 }
@@ -54,7 +57,8 @@ impl Session {
         match mode {
             Mode::None => {}
             Mode::Auditd => s.auditd = Some(Auditd::start(dir)?),
-            Mode::Sensor => s.sensor = Some(Sensor::start(sensor_bin, dir)?),
+            Mode::Sensor => s.sensor = Some(Sensor::start(sensor_bin, dir, true)?),
+            Mode::SensorNoRules => s.sensor = Some(Sensor::start(sensor_bin, dir, false)?),
         }
         s.settle();
         s.mark();
