@@ -163,7 +163,8 @@ fn rules_table(md: &mut String, r: &Results) {
     for (storm, _) in &r.storms {
         let (with, without) = (r.ratio(*storm, Mode::Sensor), r.ratio(*storm, Mode::SensorNoRules));
         let rel = with.zip(without).map(|(a, b)| a / b);
-        let _ = writeln!(md, "| {} | {} | {} | {} |", storm.name(), opt(with, 2), opt(without, 2), opt(rel, 3));
+        let _ =
+            writeln!(md, "| {} | {} | {} | {} |", storm.name(), opt(with, 2), opt(without, 2), opt(rel, 3));
     }
     let _ = writeln!(md);
 }
