@@ -390,8 +390,10 @@ fn sigma_rules() -> Vec<std::path::PathBuf> {
 
 /// The detection stage as the sensor runs it by default, plus the SigmaHQ Linux rules.
 fn detector() -> Detector {
-    let cfg =
-        DetectConfig { sources: Sources { builtin: true, paths: sigma_rules() }, ..DetectConfig::default() };
+    let cfg = DetectConfig {
+        sources: Sources { builtin: true, paths: sigma_rules(), optional_dir: None },
+        ..DetectConfig::default()
+    };
     let d = Detector::new(&cfg).expect("rules load");
     eprintln!("pipeline bench: detection with {} rules", d.rule_count());
     d

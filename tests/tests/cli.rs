@@ -168,7 +168,10 @@ fn sigkilled_sensor_leaves_readable_files_and_the_signed_chain_continues() {
     assert!(out.contains("from 2 sensor runs") && out.contains("ends with a final checkpoint"), "{out}");
     // At least the final checkpoint (one is also written every 1000 records, and how many records
     // a run writes depends on what else the machine is doing).
-    assert!(out.contains("checkpoints verified; 0 records after") && !out.contains("signatures: 0 "), "{out}");
+    assert!(
+        out.contains("checkpoints verified; 0 records after") && !out.contains("signatures: 0 "),
+        "{out}"
+    );
 
     // Another key does not verify the signed checkpoint.
     let other = dir.path().join("other.key");

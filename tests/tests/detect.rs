@@ -314,8 +314,11 @@ fn sigmahq_linux_rules_load_and_fire_on_real_activity() {
 
 #[test]
 fn sigmahq_linux_rules_all_load_or_are_reported_unsupported() {
-    let set =
-        sensor::detect::read_rules(&sensor::detect::Sources { builtin: false, paths: vec![sigma_dir()] });
+    let set = sensor::detect::read_rules(&sensor::detect::Sources {
+        builtin: false,
+        paths: vec![sigma_dir()],
+        optional_dir: None,
+    });
     let errors: Vec<String> = set.errors().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     let files = walk(&sigma_dir());

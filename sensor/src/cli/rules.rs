@@ -77,7 +77,7 @@ pub fn dispatch(cmd: RulesCommand) -> anyhow::Result<i32> {
 
 /// `rules check`: problems on stderr, a summary on stdout; exit 1 on errors.
 fn check(paths: &[PathBuf]) -> i32 {
-    let set = detect::read_rules(&Sources { builtin: false, paths: paths.to_vec() });
+    let set = detect::read_rules(&Sources { builtin: false, paths: paths.to_vec(), optional_dir: None });
     for p in &set.problems {
         eprintln!("{p}");
     }
@@ -94,7 +94,11 @@ fn check(paths: &[PathBuf]) -> i32 {
 }
 
 fn list(a: &ListArgs) -> anyhow::Result<i32> {
-    let set = detect::read_rules(&Sources { builtin: !a.no_builtin, paths: a.rules.clone() });
+    let set = detect::read_rules(&Sources {
+        builtin: !a.no_builtin,
+        paths: a.rules.clone(),
+        optional_dir: Some(detect::load::SITE_RULES.into()),
+    });
     for p in &set.problems {
         eprintln!("{p}");
     }
@@ -123,7 +127,7 @@ fn list(a: &ListArgs) -> anyhow::Result<i32> {
 /// do not load, 0 otherwise (whether or not anything fired).
 fn test(a: &TestArgs) -> anyhow::Result<i32> {
     let cfg = DetectConfig {
-        sources: Sources { builtin: a.builtin, paths: a.rules.clone() },
+        sources: Sources { builtin: a.builtin, paths: a.rules.clone(), optional_dir: None },
         min_level: a.min_level,
         // Offline replay shows every match.
         suppress_secs: 0,

@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! [detection]
-//! rules = ["/etc/sensor/rules.d"]   # Sigma files or directories, added to the built-in set
+//! rules = ["/srv/soc/rules"]        # Sigma files or directories, added to the built-in set
+//! site_rules = "/etc/sensor/rules.d" # read when it exists ("" turns it off)
 //! builtin = true                     # the built-in rule set
 //! min_level = "low"                  # informational, low, medium, high, critical
 //! disable = ["sensor.discovery.burst"]
@@ -27,6 +28,7 @@ pub(super) struct DetectionSection {
     builtin: Option<bool>,
     #[serde(default)]
     rules: Vec<PathBuf>,
+    site_rules: Option<PathBuf>,
     min_level: Option<String>,
     #[serde(default)]
     disable: Vec<String>,
@@ -59,6 +61,14 @@ impl Validator {
             self.absolute(&format!("detection.rules[{i}]"), p);
         }
         c.sources.paths = d.rules;
+        if let Some(dir) = d.site_rules {
+            if dir.as_os_str().is_empty() {
+                c.sources.optional_dir = None;
+            } else {
+                self.absolute("detection.site_rules", &dir);
+                c.sources.optional_dir = Some(dir);
+            }
+        }
         if let Some(l) = d.min_level {
             match Level::parse(&l) {
                 Some(level) => c.min_level = level,

@@ -105,13 +105,19 @@ impl RuleSet {
 /// The built-in rule set (`rules/` in the repository), embedded at build time.
 pub static BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 
+/// The site's rule directory the package creates; read when it exists.
+pub const SITE_RULES: &str = "/etc/sensor/rules.d";
+
 /// Where rules come from.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     /// Load the built-in set.
     pub builtin: bool,
-    /// Rule files, or directories searched (recursively) for `*.yml` and `*.yaml`.
+    /// Rule files, or directories searched (recursively) for `*.yml` and `*.yaml`. Each must
+    /// exist.
     pub paths: Vec<PathBuf>,
+    /// A directory read only when it exists (the site's drop-in directory, [`SITE_RULES`]).
+    pub optional_dir: Option<PathBuf>,
 }
 
 /// Reads every source. Never fails: whatever is wrong is in `problems`.
@@ -124,6 +130,12 @@ pub fn load(sources: &Sources) -> RuleSet {
     }
     for path in &sources.paths {
         loader.path(path);
+    }
+    if let Some(dir) = &sources.optional_dir
+        && dir.is_dir()
+        && !sources.paths.contains(dir)
+    {
+        loader.path(dir);
     }
     loader.finish()
 }

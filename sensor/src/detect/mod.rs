@@ -63,7 +63,11 @@ impl Default for DetectConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            sources: Sources { builtin: true, paths: Vec::new() },
+            sources: Sources {
+                builtin: true,
+                paths: Vec::new(),
+                optional_dir: Some(load::SITE_RULES.into()),
+            },
             min_level: Level::Low,
             disable: Vec::new(),
             exceptions: Vec::new(),

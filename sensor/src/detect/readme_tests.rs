@@ -7,7 +7,7 @@ use super::{RuleKind, Sources, fields, list, load};
 
 /// The built-in rules as a Markdown table: id, level, log source, ATT&CK techniques, title.
 fn rules_table() -> String {
-    let set = load::load(&Sources { builtin: true, paths: Vec::new() });
+    let set = load::load(&Sources { builtin: true, ..Sources::default() });
     let mut s = String::from("| id | level | log source | ATT&CK | title |\n|---|---|---|---|---|\n");
     for m in list(&set) {
         let source = match &m.kind {

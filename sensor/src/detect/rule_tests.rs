@@ -112,7 +112,7 @@ fn fired(d: &mut Detector, case: &Value, case_no: usize) -> Vec<String> {
 
 #[test]
 fn every_builtin_rule_fires_on_its_positive_cases_and_not_on_its_negative_ones() {
-    let all = load::load(&Sources { builtin: true, paths: Vec::new() });
+    let all = load::load(&Sources { builtin: true, ..Sources::default() });
     assert!(all.problems.is_empty(), "{:#?}", all.problems);
     let cfg = DetectConfig {
         sources: Sources::default(),

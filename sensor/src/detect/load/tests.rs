@@ -131,7 +131,7 @@ fn unsupported_sources_and_fields_are_reported_not_loaded() {
 
 #[test]
 fn the_builtin_set_loads_without_problems() {
-    let set = load(&Sources { builtin: true, paths: Vec::new() });
+    let set = load(&Sources { builtin: true, ..Sources::default() });
     assert!(set.problems.is_empty(), "{:#?}", set.problems);
     assert!(!set.rules.is_empty());
     for m in set.metas() {
