@@ -217,10 +217,11 @@ fn first_datagram_of_every_udp_flow_carries_its_payload() {
     let deadline = std::time::Instant::now() + WAIT;
     while std::time::Instant::now() < deadline && seen.len() < 4 {
         while let Some(item) = loaded.net_events.next() {
-            if let Ok(KernelEvent::Net(n)) = decode(&item) {
-                if n.header.tgid == me && [port, big_port, 53].contains(&n.remote_port) {
-                    seen.push((n.remote_port, n.payload.clone(), n.payload_truncated));
-                }
+            if let Ok(KernelEvent::Net(n)) = decode(&item)
+                && n.header.tgid == me
+                && [port, big_port, 53].contains(&n.remote_port)
+            {
+                seen.push((n.remote_port, n.payload.clone(), n.payload_truncated));
             }
         }
         std::thread::sleep(Duration::from_millis(50));
