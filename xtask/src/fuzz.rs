@@ -21,8 +21,8 @@ use anyhow::{Context as _, bail};
 use crate::{setup::NIGHTLY, util};
 
 /// The targets, in the order they run.
-pub const TARGETS: [&str; 7] =
-    ["decode_event", "record_file", "trace_input", "spool", "config", "output_spec", "dns"];
+pub const TARGETS: [&str; 8] =
+    ["decode_event", "record_file", "trace_input", "spool", "config", "output_spec", "dns", "rules"];
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// What one target's run did.
