@@ -13,6 +13,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Some(q) = sensor::enrich::dns::dns_shaped_query(data) {
         assert!(q.name.len() <= 255 * 4, "{}", q.name.len());
-        assert_eq!(sensor::enrich::dns::parse_query(data).map(|p| p.name), Ok(q.name), "shaped implies parsable");
+        assert_eq!(
+            sensor::enrich::dns::parse_query(data).map(|p| p.name),
+            Ok(q.name),
+            "shaped implies parsable"
+        );
     }
 });
