@@ -471,17 +471,25 @@ fn record_stage(
                 account_sink_drops(out, &mut enricher, stats);
                 account_sink_losses(out, stats, false);
                 stats.publish(&rx, &enricher, &out.sinks);
-                if enricher.parked() == 0 {
-                    match rt.block_on(rx.next()) {
-                        Some(ev) => Some(ev),
-                        None => break,
-                    }
+                // Events waiting for their process's lineage, or an output waiting for disk
+                // space: wake up to release them or to probe the disk again.
+                let wake = if enricher.parked() > 0 {
+                    Some(PARKED_POLL)
+                } else if out.sinks.iter().any(|s| s.gap_open()) {
+                    Some(crate::sinks::space::PROBE_EVERY)
                 } else {
-                    // Events wait for their process's lineage: wake up to release them.
-                    match rt.block_on(tokio::time::timeout(PARKED_POLL, rx.next())) {
+                    None
+                };
+                if let Some(wake) = wake {
+                    match rt.block_on(tokio::time::timeout(wake, rx.next())) {
                         Ok(Some(ev)) => Some(ev),
                         Ok(None) => break,
                         Err(_) => None,
+                    }
+                } else {
+                    match rt.block_on(rx.next()) {
+                        Some(ev) => Some(ev),
+                        None => break,
                     }
                 }
             }

@@ -347,6 +347,10 @@ impl Sink for FileSink {
         Ok(())
     }
 
+    fn gap_open(&self) -> bool {
+        self.episode.is_some()
+    }
+
     fn take_loss(&mut self, stopping: bool) -> Option<SinkLoss> {
         let ep = self.episode.as_mut()?;
         if self.resuming || !(stopping || ep.probe_due()) {

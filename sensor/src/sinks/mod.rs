@@ -54,6 +54,12 @@ pub trait Sink: Send {
     fn take_loss(&mut self, _stopping: bool) -> Option<SinkLoss> {
         None
     }
+    /// True while records are being counted instead of written (a gap is open): the pipeline
+    /// then comes back to [`Sink::take_loss`] on a timer even when no records arrive, so the
+    /// loss record does not wait for the next event.
+    fn gap_open(&self) -> bool {
+        false
+    }
     /// Counters of the sink's spool, for network sinks (metrics).
     fn spool_stats(&self) -> Option<std::sync::Arc<spool::SpoolStats>> {
         None

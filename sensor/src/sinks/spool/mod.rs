@@ -348,6 +348,10 @@ impl<T: Transport> Sink for DurableSink<T> {
         vec![("sink_spool_full", full), ("disk_full", low), ("spool_damaged", damaged)]
     }
 
+    fn gap_open(&self) -> bool {
+        self.episode.is_some()
+    }
+
     fn take_loss(&mut self, stopping: bool) -> Option<SinkLoss> {
         let ep = self.episode.as_mut()?;
         if self.resuming || !(stopping || ep.probe_due()) {
