@@ -78,18 +78,22 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), Loss> {
         // 1. File name as passed to execve.
         let filename = read_ptr(bprm, off!(binprm_filename)).unwrap_or(core::ptr::null());
         let fname_len = read_name(data, filename, &mut flags);
-        let mut cur = fname_len;
 
         // 2. Interpreter, when a `#!` script replaced bprm->interp.
         let interp = read_ptr(bprm, off!(binprm_interp)).unwrap_or(core::ptr::null());
         let mut interp_len = 0;
         if !interp.is_null() && interp != filename {
             let mut ignored = 0;
-            interp_len = read_name(data.wrapping_add((cur & NAME_MASK) as usize), interp, &mut ignored);
-            cur += interp_len;
+            interp_len = read_name(data.wrapping_add((fname_len & NAME_MASK) as usize), interp, &mut ignored);
         }
 
-        // 3. The executable's path (bprm->file).
+        // 3. The executable's path (bprm->file). The cursor is reloaded from map memory first,
+        // as below: otherwise every distinct (file name, interpreter) length range reaching
+        // here is a state of its own and the whole walk is verified once per state (5.10, 6.1).
+        (*f).filename_len = fname_len;
+        (*f).interp_len = interp_len;
+        let cur = (core::ptr::read_volatile(&raw const (*f).filename_len) & NAME_MASK)
+            + (core::ptr::read_volatile(&raw const (*f).interp_len) & NAME_MASK);
         (*f).exe_len = 0;
         (*f).exe_flags = 0;
         (*f).exe_fs_magic = 0;

@@ -8,7 +8,7 @@ use sensor_common::path::{
 };
 
 use crate::{
-    kernel::{read, read_or, read_ptr},
+    kernel::{read, read_or, read_ptr, read_z},
     off,
 };
 
@@ -42,59 +42,52 @@ pub unsafe fn walk<const MASK: u32, const LIMIT: u32>(
         leaf_facts(dentry, vfsmnt, &mut w);
         let mount_mnt = off!(mount_mnt);
         let mut dentry = dentry;
-        let mut vfsmnt = vfsmnt;
         let mut mnt = vfsmnt.wrapping_sub(mount_mnt as usize);
         let Ok(mut mnt_root) = read_ptr(vfsmnt, off!(vfsmount_root)) else {
             w.flags |= PATH_UNREADABLE;
             return w;
         };
         let mut done = false;
-        for i in 0..PATH_MAX_DEPTH {
+        // A disconnected dentry on an internal mount (pipe, socket, memfd): its name is all
+        // there is. Checked before the loop, so the loop body has no iteration-0 case.
+        let parent: *const u8 = read_z(dentry, off!(dentry_parent));
+        if dentry == parent && dentry != mnt_root {
+            w.flags |= PATH_PSEUDO;
+            push_name::<MASK, LIMIT>(dentry, out, &mut w);
+            return w;
+        }
+        for _ in 0..PATH_MAX_DEPTH {
             // The verifier tracks `len` precisely (it bounds the write offset), so every path
             // through earlier iterations reaches this loop head with its own range and nothing
             // is pruned: verifiers before ~6.3 then exceed their 1M-instruction budget on the
             // exec program (5.10, 6.1). An opaque copy makes every iteration start from one
-            // state; the bounds checks below hold for any value.
+            // state; the bounds checks below hold for any value. Reads do not branch on their
+            // outcome (a failed one reads as NULL), so each iteration has few paths.
             w.len = opaque(w.len);
-            let Ok(parent) = read_ptr(dentry, off!(dentry_parent)) else {
+            let parent: *const u8 = read_z(dentry, off!(dentry_parent));
+            if parent.is_null() {
                 w.flags |= PATH_UNREADABLE;
                 done = true;
                 break;
-            };
+            }
             if dentry == mnt_root || dentry == parent {
-                if dentry != mnt_root && i == 0 {
-                    // A disconnected dentry on an internal mount (pipe, socket, memfd): its
-                    // name is all there is.
-                    w.flags |= PATH_PSEUDO;
-                    push_name::<MASK, LIMIT>(dentry, out, &mut w);
-                    done = true;
-                    break;
-                }
                 // At the root of this mount: continue from its mount point in the parent.
-                let Ok(mnt_parent) = read_ptr(mnt, off!(mount_parent)) else {
-                    done = true;
-                    break;
-                };
-                if mnt_parent == mnt {
+                let mnt_parent: *const u8 = read_z(mnt, off!(mount_parent));
+                if mnt_parent.is_null() || mnt_parent == mnt {
                     done = true; // the namespace's root
                     break;
                 }
-                let Ok(mp) = read_ptr(mnt, off!(mount_mountpoint)) else {
+                let mp: *const u8 = read_z(mnt, off!(mount_mountpoint));
+                let root: *const u8 =
+                    read_z(mnt_parent.wrapping_add(mount_mnt as usize), off!(vfsmount_root));
+                if mp.is_null() || root.is_null() {
                     w.flags |= PATH_UNREADABLE;
                     done = true;
                     break;
-                };
+                }
                 dentry = mp;
                 mnt = mnt_parent;
-                vfsmnt = mnt.wrapping_add(mount_mnt as usize);
-                mnt_root = match read_ptr(vfsmnt, off!(vfsmount_root)) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        w.flags |= PATH_UNREADABLE;
-                        done = true;
-                        break;
-                    }
-                };
+                mnt_root = root;
                 continue;
             }
             if !push_name::<MASK, LIMIT>(dentry, out, &mut w) {
