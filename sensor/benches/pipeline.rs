@@ -391,7 +391,11 @@ fn sigma_rules() -> Vec<std::path::PathBuf> {
 /// The detection stage as the sensor runs it by default, plus the SigmaHQ Linux rules.
 fn detector() -> Detector {
     let cfg = DetectConfig {
-        sources: Sources { builtin: true, paths: sigma_rules(), optional_dir: None },
+        sources: match std::env::var("PIPELINE_BENCH_RULES").as_deref() {
+            Ok("builtin") => Sources { builtin: true, paths: Vec::new(), optional_dir: None },
+            Ok("sigma") => Sources { builtin: false, paths: sigma_rules(), optional_dir: None },
+            _ => Sources { builtin: true, paths: sigma_rules(), optional_dir: None },
+        },
         ..DetectConfig::default()
     };
     let d = Detector::new(&cfg).expect("rules load");
@@ -473,10 +477,112 @@ fn pipeline(c: &mut Criterion<ThreadCpuTime>) {
     g.finish();
 }
 
+/// `PIPELINE_BENCH_DETECT_BY_KIND=1`: the detection stage alone, per record kind of the batch
+/// (CPU time per record), to see where the rules cost.
+fn detect_by_kind() {
+    let events = batch();
+    let mut stage = Stage::new();
+    let mut records: BTreeMap<&'static str, Vec<sensor_proto::AuditRecord>> = BTreeMap::new();
+    for raw in &events {
+        let Ok(ev) = decode::decode(raw) else { continue };
+        stage.enricher.enrich(PipelineEvent::Kernel(ev), &mut stage.out);
+        for e in stage.out.drain(..).collect::<Vec<_>>() {
+            let sealed = stage.builder.build(e);
+            let kind =
+                sensor::detect::category::categories_of(&sealed.record).first().map_or("none", |c| c.name());
+            records.entry(kind).or_default().push(sealed.record);
+        }
+    }
+    let mut d = detector();
+    let mut alerts = Vec::new();
+    for (kind, recs) in &records {
+        let rounds = 200_000 / recs.len().max(1);
+        let cpu = thread_cpu_ns();
+        for _ in 0..rounds {
+            for r in recs {
+                d.evaluate(black_box(r), &mut alerts);
+                alerts.clear();
+            }
+        }
+        let per = (thread_cpu_ns() - cpu) as f64 / (rounds * recs.len()) as f64;
+        let s = d.stats();
+        println!("  evaluated {} alerts {} suppressed {}", s.evaluated, s.alerts, s.suppressed);
+        println!("{kind:<12} {:>5} records  {per:>8.0} ns per record", recs.len());
+    }
+}
+
+/// `PIPELINE_BENCH_RULE_COST=1`: each SigmaHQ rule file on its own, CPU time per record of the
+/// batch, costliest first (which rules make detection expensive).
+fn rule_cost() {
+    let events = batch();
+    let mut stage = Stage::new();
+    let mut records = Vec::new();
+    for raw in &events {
+        let Ok(ev) = decode::decode(raw) else { continue };
+        stage.enricher.enrich(PipelineEvent::Kernel(ev), &mut stage.out);
+        for e in stage.out.drain(..).collect::<Vec<_>>() {
+            records.push(stage.builder.build(e).record);
+        }
+    }
+    let mut files = Vec::new();
+    for d in sigma_rules() {
+        for e in walk(&d) {
+            files.push(e);
+        }
+    }
+    let mut costs = Vec::new();
+    for f in files {
+        let cfg = DetectConfig {
+            sources: Sources { builtin: false, paths: vec![f.clone()], optional_dir: None },
+            ..DetectConfig::default()
+        };
+        let Ok(mut d) = Detector::new(&cfg) else { continue };
+        if d.rule_count() == 0 {
+            continue;
+        }
+        let mut alerts = Vec::new();
+        let cpu = thread_cpu_ns();
+        for _ in 0..20 {
+            for r in &records {
+                d.evaluate(r, &mut alerts);
+                alerts.clear();
+            }
+        }
+        let per = (thread_cpu_ns() - cpu) as f64 / (20 * records.len()) as f64;
+        costs.push((per, f));
+    }
+    costs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (per, f) in costs.iter().take(15) {
+        println!("{per:>8.0} ns  {}", f.display());
+    }
+    println!("total {:.0} ns over {} files", costs.iter().map(|c| c.0).sum::<f64>(), costs.len());
+}
+
+fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "yml") {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn main() {
     pin_to_one_core();
     // `PIPELINE_BENCH_BATCHES=N`: run N batches without criterion (for `perf stat`/`perf record`
     // on a fixed amount of work) and print the records and the CPU-time rate.
+    if std::env::var_os("PIPELINE_BENCH_RULE_COST").is_some() {
+        rule_cost();
+        return;
+    }
+    if std::env::var_os("PIPELINE_BENCH_DETECT_BY_KIND").is_some() {
+        detect_by_kind();
+        return;
+    }
     if let Some(n) = std::env::var("PIPELINE_BENCH_BATCHES").ok().and_then(|v| v.parse::<u64>().ok()) {
         let events = batch();
         let mut stage = if std::env::var_os("PIPELINE_BENCH_DETECT").is_some() {

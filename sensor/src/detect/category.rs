@@ -72,6 +72,13 @@ impl Category {
     ];
 
     /// The `logsource.category` value rules use.
+    /// Where a rule with only `product: linux` (no category) is evaluated: the records whose text
+    /// an actor chose — command lines, created and deleted paths (a rename's new name is a
+    /// `file_event`), destinations and DNS names. Such rules (SigmaHQ's shell and log keyword
+    /// rules) were written for that text; the other categories only repeat the process's.
+    pub const UNSCOPED: [Self; 5] =
+        [Self::ProcessCreation, Self::FileEvent, Self::FileDelete, Self::NetworkConnection, Self::DnsQuery];
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::ProcessCreation => "process_creation",

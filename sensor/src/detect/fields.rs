@@ -7,7 +7,7 @@
 //! (`AncestorImage`, `AncestorCommandLine`: any ancestor matches), the login session
 //! (`SessionUser`, `SessionService`, `SessionRemoteAddress`), and the executable's flags.
 
-use std::{borrow::Cow, cell::OnceCell, collections::HashMap, sync::LazyLock};
+use std::{borrow::Cow, cell::OnceCell, sync::LazyLock};
 
 use rsigma_eval::EventValue;
 use sensor_proto::{
@@ -158,8 +158,44 @@ mod process;
 pub static FIELDS: LazyLock<Vec<&'static Field>> =
     LazyLock::new(|| process::PROCESS.iter().chain(events::EVENTS).collect());
 
-static FIELD_INDEX: LazyLock<HashMap<&'static str, &'static Field>> =
+/// Rules look fields up by name on every evaluation: a fast hash, not SipHash (the names are
+/// ours, not attacker-chosen).
+static FIELD_INDEX: LazyLock<ahash::AHashMap<&'static str, &'static Field>> =
     LazyLock::new(|| FIELDS.iter().map(|f| (f.name, *f)).collect());
+
+/// The process fields a keyword (field-less) detection searches on `process_creation` records:
+/// those of a Sysmon for Linux process event. Keywords are written against one event's text; the
+/// whole ancestry and the session are matched by naming their fields (`AncestorCommandLine`, …).
+/// On other records keywords search the event's own fields: the process's text was searched at
+/// its exec.
+const KEYWORD_PROCESS_FIELDS: &[&str] =
+    &["Image", "CommandLine", "CurrentDirectory", "User", "ParentImage", "ParentCommandLine"];
+
+/// Per category: the fields a keyword detection searches on its records.
+static KEYWORD_FIELDS: LazyLock<Vec<Vec<&'static Field>>> = LazyLock::new(|| {
+    Category::ALL
+        .iter()
+        .map(|&cat| {
+            FIELDS
+                .iter()
+                .copied()
+                .filter(|f| f.scope.covers(cat))
+                .filter(|f| match f.scope {
+                    Scope::Only(_) => true,
+                    Scope::Session => cat == Category::Session,
+                    Scope::Process => {
+                        cat == Category::ProcessCreation && KEYWORD_PROCESS_FIELDS.contains(&f.name)
+                    }
+                })
+                .collect()
+        })
+        .collect()
+});
+
+/// The fields keyword detections search on records of `cat` (documentation, tests).
+pub fn keyword_fields(cat: Category) -> impl Iterator<Item = &'static str> {
+    KEYWORD_FIELDS[cat.index()].iter().map(|f| f.name)
+}
 
 /// The field mapping as a Markdown table (`sensor rules fields`, the README).
 pub fn markdown_table() -> String {
@@ -175,24 +211,30 @@ pub fn lookup(name: &str) -> Option<&'static Field> {
     FIELD_INDEX.get(name).copied()
 }
 
+impl RecordView<'_> {
+    /// On `session` records, the session's fields come from the record itself.
+    fn session_override(&self, path: &str) -> Option<Option<EventValue<'_>>> {
+        if self.category != Category::Session {
+            return None;
+        }
+        let Some(Event::Session(s)) = self.event() else { return None };
+        Some(match path {
+            "SessionUser" => ne(&s.user),
+            "SessionService" => ne(&s.service),
+            "SessionRemoteAddress" => ne(&s.remote_address),
+            "SessionRemotePort" => (s.remote_port != 0).then_some(EventValue::Int(s.remote_port.into())),
+            "SessionTerminal" => ne(&s.tty),
+            _ => return None,
+        })
+    }
+}
+
 impl rsigma_eval::Event for RecordView<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        // The sessions' fields are filled from the session record itself on `session` records.
-        if self.category == Category::Session
-            && let Some(Event::Session(s)) = self.event()
-        {
-            match path {
-                "SessionUser" => return ne(&s.user),
-                "SessionService" => return ne(&s.service),
-                "SessionRemoteAddress" => return ne(&s.remote_address),
-                "SessionRemotePort" => {
-                    return (s.remote_port != 0).then_some(EventValue::Int(s.remote_port.into()));
-                }
-                "SessionTerminal" => return ne(&s.tty),
-                _ => {}
-            }
+        match self.session_override(path) {
+            Some(v) => v,
+            None => self.field(path),
         }
-        self.field(path)
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
@@ -207,23 +249,23 @@ impl rsigma_eval::Event for RecordView<'_> {
         out
     }
 
+    /// What keyword detections search: see [`KEYWORD_PROCESS_FIELDS`].
     fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
-        for f in FIELDS.iter().filter(|f| f.scope.covers(self.category)) {
-            if let Some(v) = rsigma_eval::Event::get_field(self, f.name) {
+        for f in &KEYWORD_FIELDS[self.category.index()] {
+            let v = match self.session_override(f.name) {
+                Some(v) => v,
+                None => (f.get)(self),
+            };
+            if let Some(v) = v {
                 visit_value(&v, visit);
             }
         }
     }
 
+    /// Only the record's `seq`: rsigma asks for this to keep references to the records a
+    /// correlation counted (the alert's `trigger_seqs`); the record itself is in the stream.
     fn to_json(&self) -> serde_json::Value {
-        let mut map = serde_json::Map::new();
-        map.insert("event_id".into(), serde_json::Value::String(self.record.seq.to_string()));
-        for f in FIELDS.iter().filter(|f| f.scope.covers(self.category)) {
-            if let Some(v) = rsigma_eval::Event::get_field(self, f.name) {
-                map.insert(f.name.into(), v.to_json());
-            }
-        }
-        serde_json::Value::Object(map)
+        serde_json::json!({ "event_id": self.record.seq.to_string() })
     }
 }
 

@@ -473,7 +473,7 @@ fn collect_rule_files(
 pub fn rule_categories(meta: &RuleMeta) -> Vec<Category> {
     match &meta.kind {
         RuleKind::Detection { category: Some(c) } => vec![*c],
-        RuleKind::Detection { category: None } => Category::ALL.to_vec(),
+        RuleKind::Detection { category: None } => Category::UNSCOPED.to_vec(),
         RuleKind::Correlation { .. } => Vec::new(),
     }
 }

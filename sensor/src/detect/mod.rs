@@ -42,6 +42,14 @@ pub use meta::{Level, RuleKind, RuleMeta, SharedMeta};
 
 /// Most records a correlation alert names in `trigger_seqs`.
 pub const MAX_TRIGGER_SEQS: usize = 16;
+/// Matches a correlation window keeps per group (the newest): rsigma re-counts a `value_count`
+/// window on every match, so the window of a busy process (thousands of connects a second) must
+/// not grow with its rate. A threshold rule keeps twice its threshold (at least
+/// [`MIN_WINDOW_ENTRIES`]), so the cap never hides a count the rule asks for; temporal rules and
+/// rules that set `rsigma.max_group_entries` themselves keep [`MAX_WINDOW_ENTRIES`] or their own.
+pub const MIN_WINDOW_ENTRIES: usize = 32;
+/// See [`MIN_WINDOW_ENTRIES`].
+pub const MAX_WINDOW_ENTRIES: usize = 4096;
 
 /// Settings of the detection stage (`[detection]` in the configuration).
 #[derive(Debug, Clone)]
@@ -334,16 +342,34 @@ fn correlation_engine(
         max_correlation_events: MAX_TRIGGER_SEQS,
         action_on_match: CorrelationAction::Reset,
         suppress: Some(suppress_secs),
-        max_group_entries: Some(100_000),
+        max_group_entries: Some(MAX_WINDOW_ENTRIES),
         // Sigma: rules a correlation names alert on their own only with `generate: true`.
         emit_detections: false,
         ..CorrelationConfig::default()
     });
     for c in rules {
-        ce.add_correlation(&c.rule)
+        let mut rule = c.rule.clone();
+        if let Some(cap) = window_entries(&rule) {
+            rule.custom_attributes
+                .entry("rsigma.max_group_entries".to_owned())
+                .or_insert_with(|| yaml_serde::Value::String(cap.to_string()));
+        }
+        ce.add_correlation(&rule)
             .map_err(|e| DetectError::Engine { rule: c.meta.id.clone(), reason: e.to_string() })?;
     }
     Ok(Some(ce))
+}
+
+/// The per-group window cap of a threshold rule: see [`MIN_WINDOW_ENTRIES`].
+fn window_entries(rule: &rsigma_parser::CorrelationRule) -> Option<usize> {
+    match &rule.condition {
+        rsigma_parser::CorrelationCondition::Threshold { predicates, .. } => {
+            let highest = predicates.iter().map(|(_, v)| *v).max()?;
+            let cap = usize::try_from(highest.saturating_mul(2)).unwrap_or(usize::MAX);
+            Some(cap.max(MIN_WINDOW_ENTRIES))
+        }
+        rsigma_parser::CorrelationCondition::Extended(_) => None,
+    }
 }
 
 fn alert_event(meta: &RuleMeta, r: &EvaluationResult, cat: Category, seq: u64) -> AlertEvent {

@@ -219,3 +219,20 @@ fn alerts_and_checkpoints_are_never_evaluated() {
     assert!(alerts(&mut d, &r).is_empty());
     assert_eq!(d.stats().evaluated, 0);
 }
+
+#[test]
+fn correlation_windows_are_capped_above_their_thresholds() {
+    let set = load::load_text("t.yml", RULES);
+    let caps: Vec<Option<usize>> = set.correlations.iter().map(|c| window_entries(&c.rule)).collect();
+    assert_eq!(caps, [Some(MIN_WINDOW_ENTRIES)], "gte 5: the minimum");
+    let big = RULES.replace("condition: {gte: 5}", "condition: {gte: 300}");
+    let set = load::load_text("t.yml", &big);
+    assert_eq!(window_entries(&set.correlations[0].rule), Some(600), "twice the threshold");
+    // A busy process: a long run of matches still leaves room for the count the rule asks for.
+    let mut d = detector(&cfg());
+    let mut fired = Vec::new();
+    for seq in 1..=2_000 {
+        fired.extend(alerts(&mut d, &rename(seq, "p1", &format!("/srv/f{seq}.locked"))));
+    }
+    assert!(fired.iter().any(|a| a.rule_id == "r-burst"), "{fired:?}");
+}

@@ -128,14 +128,27 @@ fn every_field_is_named_once_and_documented() {
 }
 
 #[test]
-fn keyword_search_and_json_cover_the_record() {
+fn keyword_search_covers_the_event_text_not_the_ancestry() {
     let r = exec_record();
     let v = RecordView::new(&r, Category::ProcessCreation, None);
-    assert!(v.any_string_value(&|s| s.contains("nginx")));
+    assert!(v.any_string_value(&|s| s.contains("nginx")), "the parent's image");
+    assert!(v.any_string_value(&|s| s == "bash -c id"), "the command line");
+    assert!(!v.any_string_value(&|s| s.contains("systemd")), "the grandparent: by AncestorImage only");
     assert!(!v.any_string_value(&|s| s.contains("nothing-like-this")));
-    let j = v.to_json();
-    assert_eq!(j["event_id"], "7");
-    assert_eq!(j["Image"], "/usr/bin/bash");
+    assert!(keyword_fields(Category::ProcessCreation).any(|f| f == "CommandLine"));
+    // On other records only the event's own fields: the process was searched at its exec.
+    let mut f = exec_record();
+    f.event = Some(Event::File(FileEvent {
+        op: "open".into(),
+        path: "/etc/ld.so.preload".into(),
+        ..Default::default()
+    }));
+    let v = RecordView::new(&f, Category::FileEvent, None);
+    assert!(v.any_string_value(&|s| s == "/etc/ld.so.preload"));
+    assert!(!v.any_string_value(&|s| s.contains("bash")));
+    assert!(!keyword_fields(Category::FileEvent).any(|f| f == "CommandLine"));
+    // The JSON view is the reference correlations keep.
+    assert_eq!(v.to_json(), serde_json::json!({ "event_id": "7" }));
 }
 
 #[test]
