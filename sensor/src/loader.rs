@@ -255,6 +255,8 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
         let p: &mut RawTracePoint =
             ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
         p.attach(tp).with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
+        // One line per attachment: the bench attaches its floor to exactly these.
+        debug!(prog, raw_tracepoint = tp, "attached");
         out.collectors.push(prog);
     }
     let optional: [(&'static str, Collector); 7] = [
@@ -371,6 +373,7 @@ fn attach_tp(
     tracepoint(ebpf, refused, prog)?
         .attach(category, name)
         .with_context(|| format!("attaching {prog} to {category}/{name}"))?;
+    debug!(prog, tracepoint = %format_args!("{category}/{name}"), "attached");
     Ok(())
 }
 

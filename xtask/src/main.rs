@@ -42,8 +42,9 @@ enum Task {
     },
     /// Clippy with -D warnings: host crates, then the eBPF crate for bpfel-unknown-none.
     Clippy,
-    /// Benchmarks: workload cost with no tracer, auditd and the sensor (ratios, CPU, delivery),
-    /// a fixed-rate mixed load (loss), sensor memory, and the pipeline micro-benchmark.
+    /// Benchmarks: workload cost with no tracer, the floor (empty programs on the sensor's
+    /// tracepoints), auditd and the sensor (ratios, CPU, delivery), a fixed-rate mixed load
+    /// (loss), sensor memory, start-up and stop, and the pipeline micro-benchmark.
     Bench {
         /// Interleaved rounds of the storms.
         #[arg(long, default_value_t = 5)]
@@ -60,6 +61,9 @@ enum Task {
         /// Compare with no tracer only (do not install or run auditd).
         #[arg(long)]
         no_auditd: bool,
+        /// Do not run the floor (empty eBPF programs on the sensor's tracepoints).
+        #[arg(long)]
+        no_floor: bool,
         /// Also run the sensor with detection turned off (what the rules cost).
         #[arg(long)]
         compare_rules: bool,
@@ -176,6 +180,7 @@ fn main() -> anyhow::Result<()> {
             mixed_secs,
             mixed_rate,
             no_auditd,
+            no_floor,
             compare_rules,
             no_micro,
             quick,
@@ -188,6 +193,7 @@ fn main() -> anyhow::Result<()> {
                 mixed_secs,
                 mixed_rate,
                 no_auditd,
+                no_floor,
                 compare_rules,
                 no_micro,
                 quick,

@@ -1,5 +1,6 @@
-//! `cargo xtask bench`: the cost of tracing, measured in one run against no tracer and against
-//! auditd (rules for the same activity), plus what each tracer delivered and used.
+//! `cargo xtask bench`: the cost of tracing, measured in one run against no tracer, against the
+//! floor (empty eBPF programs on the sensor's own tracepoints: what any tracepoint sensor pays)
+//! and against auditd (rules for the same activity), plus what each tracer delivered and used.
 //!
 //! - Storms (exec, tmpfs writes, read-only noise, loopback connects): interleaved rounds, each
 //!   round runs every workload under every tracer in a rotating order; median ns/op and the
@@ -13,6 +14,7 @@
 
 mod auditd;
 pub(crate) mod count;
+mod floor;
 mod micro;
 mod report;
 mod sensor;
@@ -42,8 +44,10 @@ pub struct BenchOpts {
     pub mixed_secs: f64,
     /// Events per second of the mixed load.
     pub mixed_rate: u64,
-    /// Skip auditd (compare with no tracer only).
+    /// Skip auditd (compare with no tracer and the floor only).
     pub no_auditd: bool,
+    /// Skip the floor (empty programs on the sensor's tracepoints).
+    pub no_floor: bool,
     /// Also run the sensor with detection turned off, to measure what the rules cost.
     pub compare_rules: bool,
     /// Skip the criterion micro-benchmark.
@@ -93,6 +97,10 @@ pub struct Results {
     pub sensor_peak_rss_kib: u64,
     pub load_attach_ms: Vec<u64>,
     pub startup_ms: Vec<u64>,
+    /// SIGINT to exit of every sensor run.
+    pub stop_ms: Vec<u64>,
+    /// The tracepoints the sensor attached (and the floor too).
+    pub hooks: Vec<String>,
     pub load_before: String,
     pub load_after: String,
 }
@@ -122,7 +130,13 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
     let tmp = ws.join("target/bench-tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
+    // The sensor says which tracepoints it attaches: the floor goes on exactly those.
+    let hooks = probe_hooks(&bin, &tmp.join("probe"))?;
+    eprintln!("xtask bench: the sensor attaches {} tracepoints", hooks.len());
     let mut modes = vec![Mode::None];
+    if !opts.no_floor {
+        modes.push(Mode::Floor);
+    }
     if !opts.no_auditd {
         auditd::prepare()?;
         modes.push(Mode::Auditd);
@@ -139,6 +153,7 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
         mixed_secs: mixed_secs.as_secs_f64(),
         mixed_rate: opts.mixed_rate,
         load_before: loadavg(),
+        hooks: hooks.iter().map(floor::Hook::label).collect(),
         ..Results::default()
     };
 
@@ -152,7 +167,7 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
                 let mode = modes[mi];
                 let dir = tmp.join(format!("r{r}-{}-{}", storm.short(), mi));
                 eprintln!("xtask bench: round {}/{rounds}: {} with {}", r + 1, storm.name(), mode.name());
-                let session = Session::start(mode, &bin, &dir)?;
+                let session = Session::start(mode, &bin, &dir, &hooks)?;
                 let run = storm.run(round)?;
                 let end = session.finish(&bin, Matcher::Storm(storm))?;
                 let cell = &mut res.storms[si].1[mi];
@@ -171,8 +186,8 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
         }
     }
 
-    // 2. The mixed load at a fixed rate, under each tracer.
-    for (mi, mode) in modes.iter().copied().enumerate() {
+    // 2. The mixed load at a fixed rate, under each tracer (the floor delivers nothing).
+    for (mi, mode) in modes.iter().copied().enumerate().filter(|(_, m)| *m != Mode::Floor) {
         let dir = tmp.join(format!("mixed-{mi}"));
         eprintln!(
             "xtask bench: mixed load, {} events/s for {:.0} s, with {}",
@@ -180,7 +195,7 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
             mixed_secs.as_secs_f64(),
             mode.name()
         );
-        let session = Session::start(mode, &bin, &dir)?;
+        let session = Session::start(mode, &bin, &dir, &hooks)?;
         let mut rss = Vec::new();
         let load = workloads::mixed(opts.mixed_rate, mixed_secs, || rss.extend(session.sensor_rss_kib()))?;
         rss.extend(session.sensor_rss_kib());
@@ -225,6 +240,19 @@ fn note_sensor(res: &mut Results, end: &tracer::SessionEnd) {
     res.sensor_peak_rss_kib = res.sensor_peak_rss_kib.max(end.peak_rss_kib.unwrap_or(0));
     res.load_attach_ms.extend(end.load_attach_ms);
     res.startup_ms.extend(end.startup_ms);
+    res.stop_ms.extend(end.stop_ms);
+}
+
+/// Starts the sensor once and reads from its log the tracepoints its loader attached.
+fn probe_hooks(bin: &Path, dir: &Path) -> anyhow::Result<Vec<floor::Hook>> {
+    let s = sensor::Sensor::start(bin, dir, true)?;
+    let hooks = floor::from_sensor_log(&s.log_text());
+    s.stop()?;
+    let _ = std::fs::remove_dir_all(dir);
+    if hooks.is_empty() {
+        bail!("the sensor's log names no attached tracepoint (debug lines of sensor::loader)");
+    }
+    Ok(hooks)
 }
 
 /// Median of the values (NaN when empty).

@@ -8,8 +8,6 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::util;
-
 pub struct Sensor {
     child: Child,
     log: PathBuf,
@@ -27,6 +25,8 @@ pub struct SensorEnd {
     pub peak_rss_kib: u64,
     /// Load (BTF, maps, object) + verification and attachment of every program.
     pub load_attach_ms: Option<u64>,
+    /// From SIGINT to the process's exit (final drain, flush, detaching every program).
+    pub stop_ms: u64,
 }
 
 impl Sensor {
@@ -78,11 +78,19 @@ impl Sensor {
         proc_status_kib(self.pid(), "VmRSS:").unwrap_or(0)
     }
 
-    /// SIGTERM, then waits for the flush and exit.
+    /// The sensor's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGINT (as Ctrl-C), then waits for the flush and exit.
     pub fn stop(mut self) -> anyhow::Result<SensorEnd> {
         let peak_rss_kib = proc_status_kib(self.pid(), "VmHWM:").unwrap_or(0);
-        util::run(Command::new("kill").args(["-TERM", &self.child.id().to_string()]))?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id())?);
+        let stopping = Instant::now();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).context("SIGINT to the sensor")?;
         let status = self.child.wait()?;
+        let stop_ms = u64::try_from(stopping.elapsed().as_millis()).unwrap_or(u64::MAX);
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         if !status.success() {
             bail!("sensor exited with {status}:\n{}", tail(&text, 20));
@@ -98,7 +106,7 @@ impl Sensor {
             (Some(l), Some(a)) => Some(l + a),
             _ => None,
         };
-        Ok(SensorEnd { peak_rss_kib, load_attach_ms })
+        Ok(SensorEnd { peak_rss_kib, load_attach_ms, stop_ms })
     }
 }
 

@@ -18,6 +18,7 @@ fn color(mode: Mode) -> &'static str {
         Mode::Sensor => "#4f81bd",
         Mode::SensorNoRules => "#9bbb59",
         Mode::None => "#999999",
+        Mode::Floor => "#f79646",
     }
 }
 

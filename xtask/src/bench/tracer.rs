@@ -9,12 +9,15 @@ use std::{
 use super::{
     auditd::Auditd,
     count::{self, Delivered, Matcher},
+    floor::{Floor, Hook},
     sensor::Sensor,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     None,
+    /// Empty eBPF programs on the sensor's tracepoints: the cost no tracepoint sensor avoids.
+    Floor,
     Auditd,
     Sensor,
     /// The sensor with detection turned off (`--compare-rules`): what the rules cost.
@@ -25,6 +28,7 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Self::None => "no tracer",
+            Self::Floor => "floor",
             Self::Auditd => "auditd",
             Self::Sensor => "sensor",
             Self::SensorNoRules => "sensor without rules",
@@ -33,6 +37,8 @@ impl Mode {
 }
 
 pub struct Session {
+    /// Detached (closed) when the session ends.
+    floor: Option<Floor>,
     sensor: Option<Sensor>,
     auditd: Option<Auditd>,
     cpu_start: u64,
@@ -49,13 +55,17 @@ pub struct SessionEnd {
     pub peak_rss_kib: Option<u64>,
     pub load_attach_ms: Option<u64>,
     pub startup_ms: Option<u64>,
+    /// Milliseconds from SIGINT to the sensor's exit.
+    pub stop_ms: Option<u64>,
 }
 
 impl Session {
-    pub fn start(mode: Mode, sensor_bin: &Path, dir: &Path) -> anyhow::Result<Self> {
-        let mut s = Self { sensor: None, auditd: None, cpu_start: 0 };
+    /// `hooks`: where the floor's empty programs go (the sensor's own tracepoints).
+    pub fn start(mode: Mode, sensor_bin: &Path, dir: &Path, hooks: &[Hook]) -> anyhow::Result<Self> {
+        let mut s = Self { floor: None, sensor: None, auditd: None, cpu_start: 0 };
         match mode {
             Mode::None => {}
+            Mode::Floor => s.floor = Some(Floor::attach(hooks)?),
             Mode::Auditd => s.auditd = Some(Auditd::start(dir)?),
             Mode::Sensor => s.sensor = Some(Sensor::start(sensor_bin, dir, true)?),
             Mode::SensorNoRules => s.sensor = Some(Sensor::start(sensor_bin, dir, false)?),
@@ -124,6 +134,7 @@ impl Session {
             let stopped = s.stop()?;
             end.peak_rss_kib = Some(stopped.peak_rss_kib);
             end.load_attach_ms = stopped.load_attach_ms;
+            end.stop_ms = Some(stopped.stop_ms);
             end.delivered = Some(count::sensor_records(sensor_bin, &records, m, me)?);
         }
         if let Some(a) = self.auditd.take() {
@@ -133,6 +144,7 @@ impl Session {
             let matched = count::audit_log(&log, m, me)?;
             end.delivered = Some(Delivered { matched, loss_reported: lost });
         }
+        drop(self.floor.take());
         Ok(end)
     }
 }
