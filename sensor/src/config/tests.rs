@@ -158,7 +158,7 @@ fn read_errors_name_the_key_and_line() {
     );
     assert_eq!(p.key, "output[1].spool.max_bytes");
     assert_eq!(p.at.map(|a| a.0), Some(5));
-    assert!(p.reason.contains("unknown unit `parsecs`"), "{p}");
+    assert!(p.reason.contains("`12 parsecs` is not a size") && p.reason.contains("MiB"), "{p}");
 
     let p = problem("[[output]]\nurl = \"file:/a\"\nfile = { fsync = \"sometimes\" }\n");
     assert_eq!(p.key, "output[0].file.fsync");
