@@ -12,8 +12,7 @@ use crate::{
     sinks::OutputSpec,
 };
 
-/// Default directory for record files when no `--output` is given.
-pub const DEFAULT_RECORD_DIR: &str = "/var/lib/sensor/records";
+pub use crate::config::DEFAULT_RECORD_DIR;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

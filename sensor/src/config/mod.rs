@@ -27,6 +27,9 @@ use crate::{
 
 pub use summary::summary;
 
+/// Default directory for record files when no output is configured.
+pub const DEFAULT_RECORD_DIR: &str = "/var/lib/sensor/records";
+
 /// One thing wrong with a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

@@ -13,7 +13,7 @@ pub fn summary(opts: &Options) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "outputs:");
     if opts.outputs.is_empty() {
-        let _ = writeln!(s, "  (none: file:{} and a live view)", crate::cli::DEFAULT_RECORD_DIR);
+        let _ = writeln!(s, "  (none: file:{} and a live view)", super::DEFAULT_RECORD_DIR);
     }
     for o in &opts.outputs {
         let _ = writeln!(s, "  {}", output(o));

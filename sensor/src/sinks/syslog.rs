@@ -328,29 +328,19 @@ fn sd_escape(v: &str, out: &mut String) {
     }
 }
 
-/// `YYYY-MM-DDThh:mm:ss.ssssssZ` (UTC, microseconds).
+/// `YYYY-MM-DDThh:mm:ss.ssssssZ` (UTC, microseconds), or RFC 5424's `-` (NILVALUE) for a time
+/// RFC 3339 cannot show (before 1970 or after 9999).
 fn rfc3339(seconds: i64, nanos: i32, out: &mut String) {
     use std::fmt::Write as _;
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let micros = nanos.clamp(0, 999_999_999) / 1000;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    );
+    let nanos = u32::try_from(nanos.clamp(0, 999_999_999)).unwrap_or(0);
+    let time = u64::try_from(seconds)
+        .ok()
+        .filter(|s| *s <= 253_402_300_799)
+        .map(|s| std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos));
+    match time {
+        Some(t) if write!(out, "{}", humantime::format_rfc3339_micros(t)).is_ok() => {}
+        _ => out.push('-'),
+    }
 }
 
 /// The rustls client configuration: roots from `ca_file` or the system store, optional
