@@ -8,6 +8,7 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod enrich;
+pub mod fastmap;
 pub mod file_syscalls;
 pub mod filter;
 pub mod loader;

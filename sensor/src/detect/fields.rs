@@ -160,7 +160,7 @@ pub static FIELDS: LazyLock<Vec<&'static Field>> =
 
 /// Rules look fields up by name on every evaluation: a fast hash, not SipHash (the names are
 /// ours, not attacker-chosen).
-static FIELD_INDEX: LazyLock<ahash::AHashMap<&'static str, &'static Field>> =
+static FIELD_INDEX: LazyLock<crate::fastmap::FastMap<&'static str, &'static Field>> =
     LazyLock::new(|| FIELDS.iter().map(|f| (f.name, *f)).collect());
 
 /// The process fields a keyword (field-less) detection searches on `process_creation` records:

@@ -9,7 +9,7 @@ use std::sync::{Mutex, PoisonError};
 
 use uuid::Uuid;
 
-use super::process_table::FastMap;
+use crate::fastmap::FastMap;
 
 /// Nanoseconds per clock tick (`USER_HZ` is 100 on every Linux ABI).
 pub const NS_PER_TICK: u64 = 10_000_000;

@@ -63,7 +63,7 @@ pub struct Enricher {
     hasher: ExeHasher,
     /// Executables being hashed, by process GUID (so the digest is found after the process is
     /// gone, without a syscall per event). Entries leave at exit.
-    hash_pending: process_table::FastMap<String, FileKey>,
+    hash_pending: crate::fastmap::FastMap<String, FileKey>,
     sessions: SessionTracker,
     sensitive: crate::filter::SharedSensitive,
     /// DNS payloads that did not decode (reported in records as `malformed`, counted here).
@@ -93,7 +93,7 @@ impl Enricher {
             cgroups: cgroups::CgroupPaths::new(),
             table: ProcessTable::new(cfg.table, guids.clone()),
             hasher: ExeHasher::start(cfg.hash_max_bytes.unwrap_or(hasher::DEFAULT_MAX_FILE_BYTES)),
-            hash_pending: process_table::FastMap::default(),
+            hash_pending: crate::fastmap::FastMap::default(),
             sessions: SessionTracker::new("/proc"),
             sensitive: crate::filter::SharedSensitive::default(),
             malformed_dns: 0,

@@ -12,13 +12,13 @@ pub(crate) mod seed;
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    hash::{BuildHasherDefault, Hasher},
     path::Path,
 };
 
 use sensor_proto::v1::{Ancestor, Process};
 
 use super::{clock::BootClock, guid::GuidMaker};
+use crate::fastmap::FastMap;
 
 /// `auid` / `session_id` value meaning "not set".
 pub const UNSET: u32 = u32::MAX;
@@ -427,59 +427,6 @@ impl ProcessTable {
     fn bump(&mut self) -> u64 {
         self.next_order += 1;
         self.next_order
-    }
-}
-
-/// A map with [`FastHasher`].
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
-/// A multiply-rotate hasher (the Fx hash) for keys nobody can choose: GUIDs are SHA-1 derived,
-/// pids are given by the kernel. Several lookups per event make SipHash a visible cost.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-impl FastHasher {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
