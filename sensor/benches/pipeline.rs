@@ -511,7 +511,7 @@ fn detect_by_kind() {
     }
 }
 
-/// `PIPELINE_BENCH_RULE_COST=1`: each SigmaHQ rule file on its own, CPU time per record of the
+/// `PIPELINE_BENCH_RULE_COST=1` (or `=DIR`): each SigmaHQ rule file (or each file of DIR) on its own, CPU time per record of the
 /// batch, costliest first (which rules make detection expensive).
 fn rule_cost() {
     let events = batch();
@@ -525,7 +525,11 @@ fn rule_cost() {
         }
     }
     let mut files = Vec::new();
-    for d in sigma_rules() {
+    let dirs = match std::env::var("PIPELINE_BENCH_RULE_COST").ok().filter(|v| v != "1") {
+        Some(dir) => vec![std::path::PathBuf::from(dir)],
+        None => sigma_rules(),
+    };
+    for d in dirs {
         for e in walk(&d) {
             files.push(e);
         }
