@@ -445,13 +445,16 @@ impl Stage {
                 if let Some(d) = &mut self.detector {
                     d.evaluate(&sealed.record, &mut self.alerts);
                     for a in self.alerts.drain(..) {
-                        black_box(self.builder.build(a));
+                        let alert = black_box(self.builder.build(a));
+                        self.builder.recycle(alert);
                     }
                 }
-                black_box(sealed);
+                // As the record stage does once every sink has the record.
+                self.builder.recycle(black_box(sealed));
                 records += 1;
                 if self.builder.checkpoint_due() {
-                    black_box(self.builder.checkpoint(false));
+                    let cp = black_box(self.builder.checkpoint(false));
+                    self.builder.recycle(cp);
                 }
             }
         }

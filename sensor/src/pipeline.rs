@@ -371,16 +371,19 @@ impl RecordOut {
         let record = self.builder.build(e);
         self.detector.evaluate(&record.record, &mut self.alerts);
         self.write(&record, stats);
+        self.builder.recycle(record);
         let mut alerts = std::mem::take(&mut self.alerts);
         for a in alerts.drain(..) {
             let sealed = self.builder.build(a);
             stats.add_alert(&sealed.record);
             self.write(&sealed, stats);
+            self.builder.recycle(sealed);
         }
         self.alerts = alerts;
         if self.builder.checkpoint_due() {
             let cp = self.builder.checkpoint(false);
             self.write(&cp, stats);
+            self.builder.recycle(cp);
         }
     }
 

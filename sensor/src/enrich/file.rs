@@ -83,12 +83,25 @@ pub fn file(f: &FileRaw, sensitive: &SensitivePaths) -> Event {
 /// passed, normalised lexically. An absolute name stands alone.
 fn join(arg: &PathArg) -> Vec<u8> {
     use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+    let dir = arg.dir.as_ref().map_or(&b"/"[..], |d| &d.path);
+    // The common case, a plain relative name under a walked (absolute, normalised) directory,
+    // is a concatenation: no `Path` building and normalising per record.
+    let plain = |p: &[u8]| p.split(|&b| b == b'/').all(|c| !c.is_empty() && c != b"." && c != b"..");
+    if let Some(rest) = dir.strip_prefix(b"/")
+        && (rest.is_empty() || plain(rest))
+        && plain(&arg.name)
+    {
+        let mut out = Vec::with_capacity(dir.len() + 1 + arg.name.len());
+        out.extend_from_slice(dir);
+        if !rest.is_empty() {
+            out.push(b'/');
+        }
+        out.extend_from_slice(&arg.name);
+        return out;
+    }
     let name = Path::new(std::ffi::OsStr::from_bytes(&arg.name));
-    let mut full = if name.is_absolute() {
-        PathBuf::new()
-    } else {
-        PathBuf::from(std::ffi::OsStr::from_bytes(arg.dir.as_ref().map_or(&b"/"[..], |d| &d.path)))
-    };
+    let mut full =
+        if name.is_absolute() { PathBuf::new() } else { PathBuf::from(std::ffi::OsStr::from_bytes(dir)) };
     full.push(name);
     normalize(&full).into_os_string().into_vec()
 }
@@ -172,6 +185,24 @@ mod tests {
         assert_eq!(join(&arg(Some(b"tmp\0"), b"/etc/shadow")), b"/etc/shadow");
         assert_eq!(join(&arg(Some(b"a\0"), b"../../..")), b"/");
         assert_eq!(join(&arg(Some(b"d\xff\0"), b"x\ny")), b"/d\xff/x\ny");
+        // The concatenation fast path and the normalising path agree.
+        for name in [&b"a"[..], b"a/b", b"a//b", b"a/", b"./a", b"a/.", b"..", b"a/../b", b"/abs/x"] {
+            for dir in [Some(&b"tmp\0x\0"[..]), Some(b"x\0\0y\0"), Some(b""), None] {
+                let a = arg(dir, name);
+                let slow = {
+                    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+                    let base = a.dir.as_ref().map_or(&b"/"[..], |d| &d.path);
+                    let n = Path::new(std::ffi::OsStr::from_bytes(name));
+                    let full = if n.is_absolute() {
+                        n.to_path_buf()
+                    } else {
+                        Path::new(std::ffi::OsStr::from_bytes(base)).join(n)
+                    };
+                    normalize(&full).into_os_string().into_vec()
+                };
+                assert_eq!(join(&a), slow, "dir {dir:?} name {name:?}");
+            }
+        }
     }
 
     #[test]

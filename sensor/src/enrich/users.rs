@@ -8,12 +8,13 @@
 //! meanwhile). Each map holds a bounded number of ids.
 
 use std::{
-    collections::HashMap,
     sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel},
     time::{Duration, Instant},
 };
 
 use nix::unistd::{Gid, Group, Uid, User};
+
+use crate::fastmap::FastMap;
 
 /// Ids kept per map by default.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -55,7 +56,8 @@ enum Slot {
 
 /// Cached user and group names.
 pub struct NameCache {
-    slots: HashMap<Query, Slot>,
+    /// Up to three lookups per record: a fast hash of the id, not SipHash.
+    slots: FastMap<Query, Slot>,
     cap: usize,
     wait: Duration,
     queries: Option<SyncSender<Query>>,
@@ -96,7 +98,7 @@ impl NameCache {
             tracing::warn!(error = %e, "cannot start the name lookup thread: records carry ids without names");
         }
         Self {
-            slots: HashMap::new(),
+            slots: FastMap::default(),
             cap: cap.max(1) * 2,
             wait,
             queries: spawned.ok().map(|_| qtx),
