@@ -94,6 +94,8 @@ pub struct Results {
     pub mixed: Vec<MixedRun>,
     pub micro: Option<micro::Micro>,
     pub sensor_start_rss_kib: Vec<u64>,
+    /// Of it, the eBPF ring buffers mapped into the sensor.
+    pub sensor_start_map_rss_kib: Vec<u64>,
     pub sensor_peak_rss_kib: u64,
     pub load_attach_ms: Vec<u64>,
     pub startup_ms: Vec<u64>,
@@ -237,6 +239,7 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
 
 fn note_sensor(res: &mut Results, end: &tracer::SessionEnd) {
     res.sensor_start_rss_kib.extend(end.start_rss_kib);
+    res.sensor_start_map_rss_kib.extend(end.start_map_rss_kib);
     res.sensor_peak_rss_kib = res.sensor_peak_rss_kib.max(end.peak_rss_kib.unwrap_or(0));
     res.load_attach_ms.extend(end.load_attach_ms);
     res.startup_ms.extend(end.startup_ms);

@@ -14,6 +14,9 @@ pub struct Sensor {
     pub records: PathBuf,
     /// Resident set size once it streams records (idle, table seeded).
     pub start_rss_kib: u64,
+    /// The part of it that is the eBPF maps mapped into the process: the ring buffers, whose
+    /// data pages the kernel maps twice (so a record that wraps around reads contiguously).
+    pub start_map_rss_kib: u64,
     /// Milliseconds from spawn until it streams records.
     pub startup_ms: u64,
 }
@@ -58,7 +61,8 @@ impl Sensor {
             if text.contains("streaming records") {
                 let startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let start_rss_kib = proc_status_kib(child.id(), "VmRSS:").unwrap_or(0);
-                return Ok(Self { child, log, records, start_rss_kib, startup_ms });
+                let start_map_rss_kib = map_rss_kib(child.id());
+                return Ok(Self { child, log, records, start_rss_kib, start_map_rss_kib, startup_ms });
             }
             if Instant::now() > deadline || text.contains("ERROR") {
                 let mut child = child;
@@ -123,6 +127,23 @@ impl Drop for Sensor {
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Resident kB of the process's mappings of eBPF maps (`anon_inode:bpf-map` in smaps).
+pub fn map_rss_kib(pid: u32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut in_map = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header line: `start-end perms offset dev inode [name]`.
+            in_map = line.ends_with("anon_inode:bpf-map");
+        } else if in_map && let Some(v) = line.strip_prefix("Rss:") {
+            total += v.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    total
 }
 
 /// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`).

@@ -52,6 +52,7 @@ pub struct SessionEnd {
     pub cpu_secs: f64,
     pub delivered: Option<Delivered>,
     pub start_rss_kib: Option<u64>,
+    pub start_map_rss_kib: Option<u64>,
     pub peak_rss_kib: Option<u64>,
     pub load_attach_ms: Option<u64>,
     pub startup_ms: Option<u64>,
@@ -130,6 +131,7 @@ impl Session {
         if let Some(s) = self.sensor.take() {
             let records: PathBuf = s.records.clone();
             end.start_rss_kib = Some(s.start_rss_kib);
+            end.start_map_rss_kib = Some(s.start_map_rss_kib);
             end.startup_ms = Some(s.startup_ms);
             let stopped = s.stop()?;
             end.peak_rss_kib = Some(stopped.peak_rss_kib);
