@@ -74,8 +74,9 @@ impl core::fmt::Debug for ExecEvent {
 pub struct CaptureConfig {
     /// argv bytes to capture, at most `EXEC_ARGS_MAX - 1`.
     pub args_max: u32,
-    /// The sensor's own tgid: its own activity is not reported (0 = report everything).
-    pub self_tgid: u32,
+    /// Unused (the sensor's own tgid lives in the `CONTROL` map, so pinned programs can be
+    /// adopted by the next sensor process).
+    pub _reserved: u32,
     /// Non-zero: report new threads as fork events too.
     pub report_threads: u32,
     /// Non-zero: include paths are configured; file events outside them are dropped.
@@ -86,5 +87,5 @@ const _: () = assert!(size_of::<CaptureConfig>() == 16);
 
 impl CaptureConfig {
     pub const DEFAULT: Self =
-        Self { args_max: EXEC_ARGS_MAX as u32 - 1, self_tgid: 0, report_threads: 0, include_mode: 0 };
+        Self { args_max: EXEC_ARGS_MAX as u32 - 1, _reserved: 0, report_threads: 0, include_mode: 0 };
 }

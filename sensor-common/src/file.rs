@@ -105,6 +105,10 @@ pub const INODE_EXCLUDED: u32 = 1 << 1;
 /// With include paths configured, only events at or below them (or on sensitive paths) are
 /// reported.
 pub const INODE_INCLUDED: u32 = 1 << 2;
+/// One of the sensor's own files or directories (binary, configuration, keys, rules, outputs,
+/// spools, pins, cgroup controls): changes by other processes are reported even where the path
+/// is excluded (the outputs are), and the sensor's own changes are not.
+pub const INODE_PROTECTED: u32 = 1 << 3;
 /// How many ancestors of a file are checked against the filter.
 pub const INODE_FILTER_DEPTH: u32 = 8;
 
@@ -116,6 +120,9 @@ pub const FILE_DIR1_IS_TARGET: u32 = 1 << 1;
 pub const FILE_NAME_UNREADABLE: u32 = 1 << 2;
 /// `header.flags`: a path argument was longer than the capture size and was cut.
 pub const FILE_NAME_TRUNCATED: u32 = 1 << 3;
+
+/// `header.flags`: the target is at or below a protected path of the sensor.
+pub const FILE_PROTECTED: u32 = 1 << 4;
 
 /// Bytes of a path argument captured.
 pub const FILE_NAME_MAX: usize = 4096;

@@ -20,6 +20,10 @@ pub enum EventKind {
     BpfLoad = 7,
     /// `memfd_create`.
     MemfdCreate = 8,
+    /// A signal generated for the sensor (`signal/signal_generate`).
+    Signal = 9,
+    /// A `bpf()` command touching the sensor's objects, or opening a pinned object.
+    BpfAccess = 10,
     /// A security-relevant file operation (see `crate::file`).
     File = 16,
     /// A network operation (see `crate::net`).
@@ -43,6 +47,8 @@ impl TryFrom<u32> for EventKind {
             6 => Self::ModuleLoad,
             7 => Self::BpfLoad,
             8 => Self::MemfdCreate,
+            9 => Self::Signal,
+            10 => Self::BpfAccess,
             16 => Self::File,
             32 => Self::Net,
             other => return Err(UnknownKind(other)),
@@ -52,7 +58,7 @@ impl TryFrom<u32> for EventKind {
 
 impl EventKind {
     /// All kinds, in number order (used to size and label per-kind counters).
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -61,6 +67,8 @@ impl EventKind {
         EventKind::ModuleLoad,
         EventKind::BpfLoad,
         EventKind::MemfdCreate,
+        EventKind::Signal,
+        EventKind::BpfAccess,
         EventKind::File,
         EventKind::Net,
     ];
@@ -81,6 +89,8 @@ impl EventKind {
             EventKind::ModuleLoad => "module_load",
             EventKind::BpfLoad => "bpf_load",
             EventKind::MemfdCreate => "memfd_create",
+            EventKind::Signal => "signal",
+            EventKind::BpfAccess => "bpf_access",
             EventKind::File => "file",
             EventKind::Net => "network",
         }

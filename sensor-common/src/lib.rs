@@ -17,6 +17,7 @@ pub mod offsets;
 pub mod path;
 pub mod process;
 pub mod syscalls;
+pub mod tamper;
 pub mod task;
 
 pub use exec::{ExecEvent, ExecFixed};
@@ -35,4 +36,5 @@ mod pod {
     unsafe impl aya::Pod for crate::file::FileSyscallSpec {}
     unsafe impl aya::Pod for crate::file::InodeKey {}
     unsafe impl aya::Pod for crate::net::NetSyscallSpec {}
+    unsafe impl aya::Pod for crate::tamper::Control {}
 }

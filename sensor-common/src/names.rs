@@ -23,6 +23,13 @@ pub const PROG_SYS_ENTER_BPF: &str = "sys_enter_bpf";
 pub const PROG_SYS_EXIT_BPF: &str = "sys_exit_bpf";
 pub const PROG_SYS_ENTER_MEMFD: &str = "sys_enter_memfd_create";
 pub const PROG_SYS_EXIT_MEMFD: &str = "sys_exit_memfd_create";
+/// Programs on `sys_enter_process_vm_writev`, `sys_enter_process_vm_readv` and
+/// `sys_enter_pidfd_getfd`; their exits go to [`PROG_SYS_EXIT_PTRACE`].
+pub const PROG_SYS_ENTER_PROCESS_VM_WRITEV: &str = "sys_enter_process_vm_writev";
+pub const PROG_SYS_ENTER_PROCESS_VM_READV: &str = "sys_enter_process_vm_readv";
+pub const PROG_SYS_ENTER_PIDFD_GETFD: &str = "sys_enter_pidfd_getfd";
+/// Raw tracepoint `signal_generate`: signals aimed at the sensor.
+pub const PROG_SIGNAL_GENERATE: &str = "signal_generate";
 /// Classic tracepoint `module/module_load`.
 pub const PROG_MODULE_LOAD: &str = "module_load";
 
@@ -54,3 +61,8 @@ pub const GLOBAL_OFFSETS: &str = "OFFSETS";
 pub const GLOBAL_CAPTURE: &str = "CAPTURE";
 /// Global with the offset of `__data_loc char[] name` in the `module_load` tracepoint record.
 pub const GLOBAL_MODULE_NAME_LOC: &str = "MODULE_NAME_LOC";
+
+/// Array of one [`crate::tamper::Control`]: who the sensor is (written by userspace).
+pub const MAP_CONTROL: &str = "CONTROL";
+/// `(kind << 32) | id` of every program, map and link the sensor loaded (frozen after attach).
+pub const MAP_OWN_IDS: &str = "OWN_IDS";

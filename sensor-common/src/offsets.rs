@@ -148,6 +148,14 @@ offsets! {
     nsproxy_pid,
     nsproxy_net,
     nsproxy_cgroup,
+    /// `inode.i_private` (a pidfd's `struct pid *` since 6.9)
+    inode_private,
+    /// `pid.numbers` (array of `struct upid`), `upid.nr`
+    pid_numbers,
+    upid_nr,
+    /// `bpf_map.id`, `bpf_link.id`
+    bpf_map_id,
+    bpf_link_id,
     /// `<ns struct>.ns.inum` for each namespace type
     uts_inum,
     ipc_inum,

@@ -34,16 +34,22 @@ pub struct CredEvent {
     pub _reserved: u32,
 }
 
-/// `ptrace` attach or seize.
+/// Access to another process's memory or files: `ptrace` attach or seize, `process_vm_writev`
+/// (any target), `process_vm_readv` (of the sensor), `pidfd_getfd`. `header.flags` has
+/// [`crate::tamper::FLAG_TARGET_SENSOR`] when the target is the sensor.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PtraceEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
+    /// The ptrace request, or one of the `crate::tamper::REQ_*` values.
     pub request: u64,
     pub target_pid: u32,
-    /// Return value: 0 or -errno.
+    /// Return value: 0, a count or an fd, or -errno.
     pub result: i32,
+    /// `pidfd_getfd`: the target's fd that was asked for.
+    pub target_fd: u32,
+    pub _reserved: u32,
 }
 
 /// Length of a kernel module name (`MODULE_NAME_LEN`).
@@ -114,6 +120,7 @@ pub struct PendingSyscall {
     pub kind: u32,
     pub arg0: u32,
     pub arg1: u64,
+    pub arg2: u64,
     pub creds: Creds,
     pub name: [u8; MEMFD_NAME_LEN],
 }

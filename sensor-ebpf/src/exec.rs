@@ -25,7 +25,7 @@ use sensor_common::{
 use crate::{
     emit::{Loss, count_loss, wakeup_flags},
     kernel::{read_or, read_ptr},
-    maps::{EXEC_SCRATCH, PROC_EVENTS, capture, ready},
+    maps::{EXEC_SCRATCH, PROC_EVENTS, capture, control, ignored},
     off,
     path::walk,
     task::fill_task,
@@ -51,14 +51,12 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_exec(ctx: &RawTracePointContext) -> Result<(), Loss> {
-    if !ready() {
+    let Some(control) = control() else { return Ok(()) };
+    let tgid = ctx.tgid();
+    if ignored(control, tgid) {
         return Ok(());
     }
     let cfg = capture();
-    let tgid = ctx.tgid();
-    if cfg.self_tgid != 0 && tgid == cfg.self_tgid {
-        return Ok(());
-    }
     let task: *const u8 = ctx.arg(0);
     let old_pid: i32 = ctx.arg(1);
     let bprm: *const u8 = ctx.arg(2);

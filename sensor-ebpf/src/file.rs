@@ -27,15 +27,16 @@ use sensor_common::{
     EventKind,
     file::{
         ARG_NONE, FILE_DATA_SIZE, FILE_DIR1_IS_TARGET, FILE_FIXED_SIZE, FILE_NAME_MAX, FILE_NAME_TRUNCATED,
-        FILE_NAME_UNREADABLE, FILE_SENSITIVE, FILE_WALK_LIMIT, FileEvent, FileFixed, FileSyscallSpec,
-        INODE_EXCLUDED, INODE_FILTER_DEPTH, INODE_INCLUDED, INODE_SENSITIVE, InodeKey, PendingFile, op,
+        FILE_NAME_UNREADABLE, FILE_PROTECTED, FILE_SENSITIVE, FILE_WALK_LIMIT, FileEvent, FileFixed,
+        FileSyscallSpec, INODE_EXCLUDED, INODE_FILTER_DEPTH, INODE_INCLUDED, INODE_PROTECTED,
+        INODE_SENSITIVE, InodeKey, PendingFile, op,
     },
 };
 
 use crate::{
     emit::{Loss, count_loss, wakeup_flags},
     kernel::{arg_at, read, read_ptr, tp_args, tp_field},
-    maps::{capture, ready},
+    maps::{capture, control, ignored, sensor_tgid},
     off,
     path::walk,
     task::fill_task,
@@ -78,11 +79,8 @@ const DATA_MASK: u32 = FILE_DATA_SIZE as u32 - 1;
 #[tracepoint]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sys_enter_file(ctx: TracePointContext) -> u32 {
-    if !ready() {
-        return 0;
-    }
-    let cfg = capture();
-    if cfg.self_tgid != 0 && ctx.tgid() == cfg.self_tgid {
+    let Some(control) = control() else { return 0 };
+    if ignored(control, ctx.tgid()) {
         return 0;
     }
     // SAFETY: reads of the tracepoint record.
@@ -118,12 +116,9 @@ fn arg(p: &PendingFile, i: u8) -> u64 {
 }
 
 fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
-    if !ready() {
-        return Ok(());
-    }
+    let Some(control) = control() else { return Ok(()) };
     let tid = ctx.pid();
-    let cfg = capture();
-    if cfg.self_tgid != 0 && ctx.tgid() == cfg.self_tgid {
+    if ignored(control, ctx.tgid()) {
         return Ok(()); // the enter program saved nothing for the sensor's own calls
     }
     // SAFETY: map lookups; the pending value is copied out before removal.
@@ -166,9 +161,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
         if !wanted(bits) {
             return Ok(());
         }
-        if bits & INODE_SENSITIVE != 0 {
-            hdr_flags |= FILE_SENSITIVE;
-        }
+        hdr_flags |= flag_bits(bits);
     }
     if spec.is_open != 0 {
         let sensitive = hdr_flags & FILE_SENSITIVE != 0;
@@ -266,6 +259,10 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
             (*f).xattr_len = (n as u32 - 1) & 255;
         }
 
+        // The sensor's own changes to its protected files are its business (rotation, spools).
+        if hdr_flags & FILE_PROTECTED != 0 && ctx.tgid() == sensor_tgid(control) {
+            return Ok(());
+        }
         let size = FILE_FIXED_SIZE as u32 + cur + ((*f).xattr_len & 255);
         let h = &raw mut (*f).header;
         (*h).kind = EventKind::File as u32;
@@ -321,9 +318,7 @@ unsafe fn path_arg(
                 if !wanted(bits) {
                     return false;
                 }
-                if bits & INODE_SENSITIVE != 0 {
-                    *hdr_flags |= FILE_SENSITIVE;
-                }
+                *hdr_flags |= flag_bits(bits);
                 let w = walk::<WALK_MASK, FILE_WALK_LIMIT>(d, m, out);
                 dir_len = w.len;
                 dir_flags = w.flags;
@@ -353,14 +348,31 @@ unsafe fn path_arg(
     true
 }
 
-/// Whether filter bits let an event through: never when excluded; with include paths
-/// configured, only when included or sensitive.
+/// Whether filter bits let an event through: always on the sensor's protected paths (its
+/// outputs are excluded, but others' changes there are tampering); never when excluded; with
+/// include paths configured, only when included or sensitive.
 #[inline(always)]
 fn wanted(bits: u32) -> bool {
+    if bits & INODE_PROTECTED != 0 {
+        return true;
+    }
     if bits & INODE_EXCLUDED != 0 {
         return false;
     }
     capture().include_mode == 0 || bits & (INODE_INCLUDED | INODE_SENSITIVE) != 0
+}
+
+/// Header flags for filter bits.
+#[inline(always)]
+fn flag_bits(bits: u32) -> u32 {
+    let mut f = 0;
+    if bits & INODE_SENSITIVE != 0 {
+        f |= FILE_SENSITIVE;
+    }
+    if bits & INODE_PROTECTED != 0 {
+        f |= FILE_PROTECTED;
+    }
+    f
 }
 
 /// `task->files->fdt->fd[fd]`.

@@ -13,6 +13,7 @@ mod net;
 mod path;
 mod process;
 mod syscalls;
+mod tamper;
 mod task;
 
 #[cfg(not(test))]

@@ -2,13 +2,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
     KernelOffsets, LossCounter,
     exec::{CaptureConfig, ExecEvent},
     header::LOSS_COUNTER_SLOTS,
     syscalls::PendingSyscall,
+    tamper::Control,
 };
 
 /// Process lifecycle and privilege events. Kept apart from high-volume file/network events so
@@ -33,6 +34,15 @@ pub static PENDING: LruHashMap<u32, PendingSyscall> = LruHashMap::with_max_entri
 /// Per-CPU scratch for building a [`PendingSyscall`] (too large for the stack).
 #[map(name = "PENDING_SCRATCH")]
 pub static PENDING_SCRATCH: PerCpuArray<PendingSyscall> = PerCpuArray::with_max_entries(1, 0);
+
+/// Who the sensor is (see [`Control`]); written by userspace, also by a sensor that adopts these
+/// programs from their pins.
+#[map(name = "CONTROL")]
+pub static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
+
+/// `(kind << 32) | id` of the sensor's own programs, maps and links (frozen after attach).
+#[map(name = "OWN_IDS")]
+pub static OWN_IDS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
 
 /// Struct offsets of the running kernel, written by the loader (see `sensor::btf`).
 #[unsafe(no_mangle)]
@@ -80,4 +90,31 @@ pub fn module_name_loc() -> u32 {
 #[inline(always)]
 pub fn ready() -> bool {
     off!(ready) != 0
+}
+
+/// The control block, when the programs may emit: offsets loaded and not muted.
+#[inline(always)]
+pub fn control() -> Option<&'static Control> {
+    if !ready() {
+        return None;
+    }
+    let c = CONTROL.get(0)?;
+    // SAFETY: a map value of plain integers; volatile so each run reads what userspace wrote.
+    let muted = unsafe { core::ptr::read_volatile(&raw const c.muted) };
+    if muted != 0 { None } else { Some(c) }
+}
+
+/// True when `tgid`'s own activity is not reported (the sensor's, unless tests turned that off).
+#[inline(always)]
+pub fn ignored(c: &Control, tgid: u32) -> bool {
+    // SAFETY: as in `control`.
+    let ignore = unsafe { core::ptr::read_volatile(&raw const c.ignore_tgid) };
+    ignore != 0 && tgid == ignore
+}
+
+/// The sensor's tgid (0 while no sensor has claimed the programs).
+#[inline(always)]
+pub fn sensor_tgid(c: &Control) -> u32 {
+    // SAFETY: as in `control`.
+    unsafe { core::ptr::read_volatile(&raw const c.sensor_tgid) }
 }

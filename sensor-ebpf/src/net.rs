@@ -33,7 +33,7 @@ use crate::{
     emit::{Loss, count_loss, fill_header, wakeup_flags},
     file::fd_file,
     kernel::{arg_at, read_ptr, read_z, tp_args, tp_field, zero_words},
-    maps::{capture, ready},
+    maps::{control, ignored},
     off,
     task::fill_task,
 };
@@ -68,11 +68,8 @@ const PAYLOAD_MAX: u64 = NET_PAYLOAD_MAX as u64;
 #[tracepoint]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
-    if !ready() {
-        return 0;
-    }
-    let cfg = capture();
-    if cfg.self_tgid != 0 && ctx.tgid() == cfg.self_tgid {
+    let Some(control) = control() else { return 0 };
+    if ignored(control, ctx.tgid()) {
         return 0;
     }
     // SAFETY: reads of the tracepoint record; map lookup of a plain value.
@@ -167,7 +164,7 @@ fn sockaddr(sa: &[u64; 4]) -> (u16, u16, [u64; 2]) {
 }
 
 fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
-    if !ready() {
+    if control().is_none() {
         return Ok(());
     }
     let tid = ctx.pid();

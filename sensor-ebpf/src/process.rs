@@ -14,7 +14,7 @@ use sensor_common::{
 use crate::{
     emit::{emit, fill_header},
     kernel::{read, read_ptr},
-    maps::{capture, ready},
+    maps::{capture, control, ignored},
     off,
     task::fill_task,
 };
@@ -22,12 +22,10 @@ use crate::{
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
-    if !ready() {
-        return 0;
-    }
+    let Some(control) = control() else { return 0 };
     let cfg = capture();
     let parent_tgid = ctx.tgid();
-    if cfg.self_tgid != 0 && parent_tgid == cfg.self_tgid {
+    if ignored(control, parent_tgid) {
         return 0;
     }
     let child: *const u8 = ctx.arg(1);
@@ -58,12 +56,9 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
-    if !ready() {
-        return 0;
-    }
-    let cfg = capture();
+    let Some(control) = control() else { return 0 };
     let tgid = ctx.tgid();
-    if cfg.self_tgid != 0 && tgid == cfg.self_tgid {
+    if ignored(control, tgid) {
         return 0;
     }
     let task: *const u8 = ctx.arg(0);

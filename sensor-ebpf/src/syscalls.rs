@@ -27,13 +27,13 @@ use sensor_common::{
 use crate::{
     emit::{emit, fill_header},
     kernel::{copy_kernel, tp_field},
-    maps::{PENDING, PENDING_SCRATCH, capture, module_name_loc, ready},
+    maps::{PENDING, PENDING_SCRATCH, control, ignored, module_name_loc, sensor_tgid},
     task::{fill_task, read_creds},
 };
 
 const SYSCALL_NR: usize = 8;
-const ARG0: usize = 16;
-const ARG1: usize = 24;
+pub(crate) const ARG0: usize = 16;
+pub(crate) const ARG1: usize = 24;
 const RET: usize = 16;
 const PTRACE_ATTACH: u64 = 16;
 const PTRACE_SEIZE: u64 = 0x4206;
@@ -43,13 +43,10 @@ const BPF_ATTR_PROG_NAME: u64 = 48;
 
 /// Current task, thread id and tgid, unless the sensor itself or not ready.
 #[inline(always)]
-fn current(ctx: &TracePointContext) -> Option<(*const u8, u32, u32)> {
-    if !ready() {
-        return None;
-    }
+pub(crate) fn current(ctx: &TracePointContext) -> Option<(*const u8, u32, u32)> {
+    let control = control()?;
     let tgid = ctx.tgid();
-    let cfg = capture();
-    if cfg.self_tgid != 0 && tgid == cfg.self_tgid {
+    if ignored(control, tgid) {
         return None;
     }
     // SAFETY: plain helper call.
@@ -59,13 +56,14 @@ fn current(ctx: &TracePointContext) -> Option<(*const u8, u32, u32)> {
 
 /// Saves `kind` and what `fill` puts into the scratch entry for this thread.
 #[inline(always)]
-fn save(tid: u32, kind: EventKind, fill: impl FnOnce(*mut PendingSyscall)) {
+pub(crate) fn save(tid: u32, kind: EventKind, fill: impl FnOnce(*mut PendingSyscall)) {
     let Some(p) = PENDING_SCRATCH.get_ptr_mut(0) else { return };
     // SAFETY: this CPU's scratch slot.
     unsafe {
         (*p).kind = kind as u32;
         (*p).arg0 = 0;
         (*p).arg1 = 0;
+        (*p).arg2 = 0;
         (*p).name[0] = 0;
         fill(p);
         #[expect(
@@ -79,6 +77,14 @@ fn save(tid: u32, kind: EventKind, fill: impl FnOnce(*mut PendingSyscall)) {
 /// Takes this thread's saved state if it is of `kind` (copied to the scratch slot).
 #[inline(always)]
 fn take(tid: u32, kind: EventKind) -> Option<*mut PendingSyscall> {
+    let p = take_any(tid)?;
+    // SAFETY: scratch slot just written.
+    (unsafe { (*p).kind } == kind as u32).then_some(p)
+}
+
+/// Takes this thread's saved state, whatever its kind (copied to the scratch slot).
+#[inline(always)]
+fn take_any(tid: u32) -> Option<*mut PendingSyscall> {
     let saved = PENDING.get_ptr(tid)?;
     let p = PENDING_SCRATCH.get_ptr_mut(0)?;
     // SAFETY: both pointers are map values; the copy is a fixed-size struct.
@@ -86,8 +92,7 @@ fn take(tid: u32, kind: EventKind) -> Option<*mut PendingSyscall> {
         copy_kernel(p, saved);
     }
     let _ = PENDING.remove(tid);
-    // SAFETY: scratch slot just written.
-    (unsafe { (*p).kind } == kind as u32).then_some(p)
+    Some(p)
 }
 
 #[inline(always)]
@@ -97,7 +102,7 @@ fn ret(ctx: &TracePointContext) -> i64 {
 }
 
 #[inline(always)]
-fn arg(ctx: &TracePointContext, off: usize) -> u64 {
+pub(crate) fn arg(ctx: &TracePointContext, off: usize) -> u64 {
     // SAFETY: reads the tracepoint record.
     unsafe { tp_field(ctx, off) }
 }
@@ -171,12 +176,23 @@ pub fn sys_enter_ptrace(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// Header flags of a process-access event: whether `target` is the sensor.
+#[inline(always)]
+pub(crate) fn target_flags(target: u32) -> u32 {
+    match control() {
+        Some(c) if target != 0 && target == sensor_tgid(c) => sensor_common::tamper::FLAG_TARGET_SENSOR,
+        _ => 0,
+    }
+}
+
 #[tracepoint]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sys_exit_ptrace(ctx: TracePointContext) -> u32 {
     let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
     let Some(saved) = take(tid, EventKind::Ptrace) else { return 0 };
     let result = ret(&ctx) as i32;
+    // SAFETY: the scratch slot.
+    let flags = target_flags(unsafe { (*saved).arg0 });
     emit::<PtraceEvent>(EventKind::Ptrace, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
         unsafe {
@@ -184,7 +200,10 @@ pub fn sys_exit_ptrace(ctx: TracePointContext) -> u32 {
             (*ev).request = (*saved).arg1;
             (*ev).target_pid = (*saved).arg0;
             (*ev).result = result;
-            fill_header(&raw mut (*ev).header, EventKind::Ptrace, size_of::<PtraceEvent>(), tgid, tid, 0);
+            (*ev).target_fd = (*saved).arg2 as u32;
+            (*ev)._reserved = 0;
+            let size = size_of::<PtraceEvent>();
+            fill_header(&raw mut (*ev).header, EventKind::Ptrace, size, tgid, tid, flags);
         }
         Ok(())
     });
@@ -196,11 +215,13 @@ pub fn sys_exit_ptrace(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
-    let Some((_, tid, _)) = current(&ctx) else { return 0 };
-    if arg(&ctx, ARG0) != BPF_PROG_LOAD {
+    let Some((task, tid, _)) = current(&ctx) else { return 0 };
+    let cmd = arg(&ctx, ARG0);
+    let attr = arg(&ctx, ARG1);
+    if cmd != BPF_PROG_LOAD {
+        crate::tamper::bpf_enter(task, tid, cmd as u32, attr);
         return 0;
     }
-    let attr = arg(&ctx, ARG1);
     // SAFETY: `p` is the scratch slot; user memory is read with the probe helper.
     save(tid, EventKind::BpfLoad, |p| unsafe {
         let mut prog_type = 0u32;
@@ -218,8 +239,18 @@ pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sys_exit_bpf(ctx: TracePointContext) -> u32 {
     let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
-    let Some(saved) = take(tid, EventKind::BpfLoad) else { return 0 };
+    let Some(saved) = take_any(tid) else { return 0 };
     let result = ret(&ctx) as i32;
+    // SAFETY: the scratch slot, just written.
+    let kind = unsafe { (*saved).kind };
+    if kind == EventKind::BpfAccess as u32 {
+        // SAFETY: `saved` is this thread's saved state in the scratch slot.
+        unsafe { crate::tamper::bpf_exit(task, tid, tgid, saved, result) };
+        return 0;
+    }
+    if kind != EventKind::BpfLoad as u32 {
+        return 0;
+    }
     emit::<BpfLoadEvent>(EventKind::BpfLoad, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
         unsafe {

@@ -171,6 +171,14 @@ impl KernelBtf {
         steps.iter().try_fold(0, |acc, (s, f)| Ok(acc + self.offset(s, f)?))
     }
 
+    /// A field only the tamper checks read: absent (those checks off) rather than an error.
+    fn optional(&self, strukt: &'static str, field: &'static str) -> Result<u32, BtfError> {
+        match self.offset(strukt, field) {
+            Err(BtfError::NoStruct(_) | BtfError::NoField { .. }) => Ok(OFFSET_ABSENT),
+            other => other,
+        }
+    }
+
     /// `<ns struct>.ns.inum`, or absent when the namespace type does not exist.
     fn ns_inum(&self, strukt: &'static str) -> Result<u32, BtfError> {
         match self.nested(&[(strukt, "ns"), ("ns_common", "inum")]) {
@@ -260,6 +268,11 @@ impl KernelBtf {
             nsproxy_pid: o("nsproxy", "pid_ns_for_children")?,
             nsproxy_net: o("nsproxy", "net_ns")?,
             nsproxy_cgroup: self.offset_or_absent("nsproxy", "cgroup_ns")?,
+            inode_private: self.optional("inode", "i_private")?,
+            pid_numbers: self.optional("pid", "numbers")?,
+            upid_nr: self.optional("upid", "nr")?,
+            bpf_map_id: self.optional("bpf_map", "id")?,
+            bpf_link_id: self.optional("bpf_link", "id")?,
             uts_inum: self.ns_inum("uts_namespace")?,
             ipc_inum: self.ns_inum("ipc_namespace")?,
             mnt_inum: self.ns_inum("mnt_namespace")?,
@@ -296,6 +309,9 @@ mod tests {
         // kuid_t uid precedes gid in struct cred.
         assert_eq!(off.cred_gid, off.cred_uid + 4);
         assert_ne!(off.task_cred, OFFSET_ABSENT);
+        for o in [off.inode_private, off.pid_numbers, off.bpf_map_id, off.bpf_link_id] {
+            assert_ne!(o, OFFSET_ABSENT);
+        }
     }
 
     #[test]

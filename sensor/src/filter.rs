@@ -15,7 +15,7 @@ use std::{
 };
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
-use sensor_common::file::{INODE_EXCLUDED, INODE_INCLUDED, INODE_SENSITIVE, InodeKey};
+use sensor_common::file::{INODE_EXCLUDED, INODE_INCLUDED, INODE_PROTECTED, INODE_SENSITIVE, InodeKey};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -124,6 +124,9 @@ pub struct InodeFilter {
     sensitive: Vec<String>,
     excluded: Vec<PathBuf>,
     included: Vec<PathBuf>,
+    /// The sensor's own files (`crate::protect`): others' changes there are reported even where
+    /// the path is excluded.
+    protected: Vec<PathBuf>,
     shared: SharedSensitive,
     installed: HashMap<InodeKey, u32>,
     map_errors: crate::ratelimit::RateLimited,
@@ -149,11 +152,17 @@ impl InodeFilter {
             sensitive,
             excluded,
             included,
+            protected: Vec::new(),
             shared: SharedSensitive::default(),
             installed: HashMap::new(),
             map_errors: crate::ratelimit::RateLimited::default(),
             wake: std::sync::Arc::default(),
         }
+    }
+
+    /// Sets the sensor's protected paths (see `crate::protect`).
+    pub fn set_protected(&mut self, paths: Vec<PathBuf>) {
+        self.protected = paths;
     }
 
     /// The sensitive paths as last resolved.
@@ -173,7 +182,11 @@ impl InodeFilter {
                 resolved.push(path);
             }
         }
-        for (paths, bit) in [(&self.excluded, INODE_EXCLUDED), (&self.included, INODE_INCLUDED)] {
+        for (paths, bit) in [
+            (&self.excluded, INODE_EXCLUDED),
+            (&self.included, INODE_INCLUDED),
+            (&self.protected, INODE_PROTECTED),
+        ] {
             for path in paths {
                 if let Ok(meta) = std::fs::metadata(path) {
                     *want.entry(key(&meta)).or_default() |= bit;

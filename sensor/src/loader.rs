@@ -55,6 +55,8 @@ pub struct Loaded {
     pub inode_filter: aya::maps::HashMap<MapData, InodeKey, u32>,
     pub loss: PerCpuArray<MapData, LossCounter>,
     pub logger: Option<EbpfLogger>,
+    /// Kernel ids of every map of the object (the taken ones included), for `OWN_IDS`.
+    pub map_ids: Vec<u32>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -110,7 +112,7 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     }
     let capture = CaptureConfig {
         args_max: cfg.args_max,
-        self_tgid: cfg.self_tgid,
+        _reserved: 0,
         report_threads: u32::from(cfg.report_threads),
         include_mode: u32::from(cfg.include_mode),
     };
@@ -144,6 +146,8 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
             None
         }
     };
+    let map_ids = crate::guard::map_ids(&ebpf);
+    crate::guard::claim(&mut ebpf, cfg.self_tgid)?;
     let proc_events = RingBuf::try_from(take(&mut ebpf, names::MAP_PROC_EVENTS)?)?;
     let file_events = RingBuf::try_from(take(&mut ebpf, names::MAP_FILE_EVENTS)?)?;
     let net_events = RingBuf::try_from(take(&mut ebpf, names::MAP_NET_EVENTS)?)?;
@@ -163,7 +167,7 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     }
     let loss = PerCpuArray::try_from(take(&mut ebpf, names::MAP_LOSS)?)?;
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
-    Ok(Loaded { ebpf, btf_source, proc_events, file_events, net_events, inode_filter, loss, logger })
+    Ok(Loaded { ebpf, btf_source, proc_events, file_events, net_events, inode_filter, loss, logger, map_ids })
 }
 
 /// BTFHub names its files after the kernel release (`5.10.0-46-cloud-amd64.btf`): a file named
@@ -234,7 +238,12 @@ fn program_kind(name: &str) -> Option<EventKind> {
         names::PROG_SCHED_PROCESS_FORK => EventKind::Fork,
         names::PROG_SCHED_PROCESS_EXIT => EventKind::Exit,
         names::PROG_SYS_ENTER_CRED | names::PROG_SYS_EXIT_CRED => EventKind::Cred,
-        names::PROG_SYS_ENTER_PTRACE | names::PROG_SYS_EXIT_PTRACE => EventKind::Ptrace,
+        names::PROG_SYS_ENTER_PTRACE
+        | names::PROG_SYS_EXIT_PTRACE
+        | names::PROG_SYS_ENTER_PROCESS_VM_WRITEV
+        | names::PROG_SYS_ENTER_PROCESS_VM_READV
+        | names::PROG_SYS_ENTER_PIDFD_GETFD => EventKind::Ptrace,
+        names::PROG_SIGNAL_GENERATE => EventKind::Signal,
         names::PROG_SYS_ENTER_BPF | names::PROG_SYS_EXIT_BPF => EventKind::BpfLoad,
         names::PROG_SYS_ENTER_MEMFD | names::PROG_SYS_EXIT_MEMFD => EventKind::MemfdCreate,
         names::PROG_MODULE_LOAD => EventKind::ModuleLoad,
@@ -259,13 +268,11 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
         debug!(prog, raw_tracepoint = tp, "attached");
         out.collectors.push(prog);
     }
-    let optional: [(&'static str, Collector); 7] = [
+    let optional: [(&'static str, Collector); 8] = [
         ("file", attach_file),
         ("network", attach_net),
         ("privilege", attach_cred),
-        ("ptrace", |e, r| {
-            attach_syscall_pair(e, r, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")
-        }),
+        ("ptrace", attach_ptrace),
         ("bpf_load", |e, r| {
             attach_syscall_pair(e, r, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")
         }),
@@ -273,11 +280,12 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
             attach_syscall_pair(e, r, names::PROG_SYS_ENTER_MEMFD, names::PROG_SYS_EXIT_MEMFD, "memfd_create")
         }),
         ("module_load", |e, r| attach_tp(e, r, names::PROG_MODULE_LOAD, "module", "module_load")),
+        ("signal", attach_signal),
     ];
     let layout_ok = tracefs::check_syscall_layout();
     for (name, attach) in optional {
         let res = match (&layout_ok, name) {
-            (Err(e), n) if n != "module_load" => Err(anyhow::anyhow!("{e:#}")),
+            (Err(e), n) if n != "module_load" && n != "signal" => Err(anyhow::anyhow!("{e:#}")),
             _ => attach(ebpf, &refused),
         };
         match res {
@@ -316,7 +324,13 @@ fn verify(ebpf: &mut Ebpf) -> anyhow::Result<Refused> {
         let mut others = Vec::new();
         for (name, prog) in ebpf.programs_mut() {
             match prog {
-                Program::RawTracePoint(p) => lifecycle.push((name, p)),
+                Program::RawTracePoint(p) => {
+                    if LIFECYCLE.iter().any(|(n, _)| *n == name) {
+                        lifecycle.push((name, p));
+                    } else {
+                        others.push((name, s.spawn(move || p.load())));
+                    }
+                }
                 Program::TracePoint(p) => {
                     let started = Instant::now();
                     let job = s.spawn(move || {
@@ -418,6 +432,35 @@ fn attach_net(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ptrace`, and the other ways into another process: `process_vm_writev`, `process_vm_readv`
+/// (the program keeps only reads of the sensor) and `pidfd_getfd`; all exits share one program.
+fn attach_ptrace(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
+    attach_syscall_pair(ebpf, refused, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")?;
+    for (enter, syscall) in [
+        (names::PROG_SYS_ENTER_PROCESS_VM_WRITEV, "process_vm_writev"),
+        (names::PROG_SYS_ENTER_PROCESS_VM_READV, "process_vm_readv"),
+        (names::PROG_SYS_ENTER_PIDFD_GETFD, "pidfd_getfd"),
+    ] {
+        // pidfd_getfd is 5.6+: its absence leaves ptrace and process_vm_* watched.
+        if let Err(e) = attach_syscall_pair(ebpf, refused, enter, names::PROG_SYS_EXIT_PTRACE, syscall) {
+            warn!(syscall, error = %format!("{e:#}"), "process access system call not watched");
+        }
+    }
+    Ok(())
+}
+
+/// Signals generated for the sensor (raw tracepoint: it sees the sender before delivery).
+fn attach_signal(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
+    let prog = names::PROG_SIGNAL_GENERATE;
+    if let Some(why) = refused.get(prog) {
+        anyhow::bail!("{why}");
+    }
+    let p: &mut RawTracePoint =
+        ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+    p.attach("signal_generate").context("attaching to raw tracepoint signal_generate")?;
+    Ok(())
+}
+
 fn attach_cred(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
     for syscall in names::CRED_SYSCALLS {
         attach_syscall_pair(ebpf, refused, names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED, syscall)?;
@@ -463,6 +506,8 @@ mod tests {
             names::MAP_FILE_EVENTS,
             names::MAP_FILE_SYSCALLS,
             names::MAP_INODE_FILTER,
+            names::MAP_CONTROL,
+            names::MAP_OWN_IDS,
         ] {
             assert!(obj.maps.contains_key(map), "map {map} missing; object has {:?}", obj.maps.keys());
         }
@@ -479,6 +524,10 @@ mod tests {
             names::PROG_SYS_ENTER_MEMFD,
             names::PROG_SYS_EXIT_MEMFD,
             names::PROG_MODULE_LOAD,
+            names::PROG_SIGNAL_GENERATE,
+            names::PROG_SYS_ENTER_PROCESS_VM_WRITEV,
+            names::PROG_SYS_ENTER_PROCESS_VM_READV,
+            names::PROG_SYS_ENTER_PIDFD_GETFD,
             names::PROG_SYS_ENTER_FILE,
             names::PROG_SYS_EXIT_FILE,
         ] {

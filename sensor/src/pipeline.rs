@@ -33,7 +33,7 @@ use crate::{
 pub use crate::stats::{SinkStats, Stats};
 
 /// What flows from the sources to the record stage.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[expect(
     clippy::large_enum_variant,
     reason = "loss reports are rare; boxing kernel events would allocate per event"
@@ -41,6 +41,9 @@ pub use crate::stats::{SinkStats, Stats};
 pub enum PipelineEvent {
     Kernel(KernelEvent),
     Loss(LossReport),
+    /// A record about the sensor itself (start, heartbeat, a previous run's end): the record
+    /// stage gives it the sensor's own process.
+    Sensor(Box<sensor_proto::v1::audit_record::Event>),
 }
 
 /// How often the record stage wakes up while events wait for their process's lineage.
@@ -95,6 +98,8 @@ pub struct Options {
     pub btf: Option<std::path::PathBuf>,
     /// Detection rules and their settings (`[detection]`).
     pub detection: DetectConfig,
+    /// The configuration file the options came from (`--config`): protected like the binary.
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Options {
@@ -132,6 +137,7 @@ impl Default for Options {
             signing_key: None,
             btf: None,
             detection: DetectConfig::default(),
+            config_file: None,
         }
     }
 }
@@ -226,8 +232,11 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     excluded.extend(opts.outputs.iter().filter_map(sinks::spool::output_spool_dir));
     let mut inode_filter =
         crate::filter::InodeFilter::new(loaded.inode_filter, sensitive, excluded, opts.include_paths.clone());
+    let protected = crate::protect::ProtectedPaths::of(&opts);
+    inode_filter.set_protected(protected.paths().map(std::path::Path::to_path_buf).collect());
     inode_filter.refresh();
     let mut enricher = Enricher::new(clock, &host.boot_id, opts.enrich);
+    enricher.set_protected(protected);
     enricher.set_sensitive(inode_filter.shared(), Some(inode_filter.waker()));
     // Processes that started before the sensor, so their later events have lineage.
     let initial = enricher.seed();
@@ -294,6 +303,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             return Err(e);
         }
     };
+    crate::guard::register_own_ids(&mut ebpf, &loaded.map_ids);
     // After attach: the skipped-run counters belong to loaded programs.
     sources.push(tokio::spawn(sources::loss::run(
         loaded.loss,

@@ -108,6 +108,7 @@ pub fn run_options(args: RunArgs) -> anyhow::Result<Options> {
         Some(path) => config::load(path)?,
         None => Options::default(),
     };
+    opts.config_file = args.config.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
     for spec in args.outputs {
         if opts.outputs.iter().any(|o| o.spec == spec) {
             anyhow::bail!("--output {spec}: already an output in the configuration file");

@@ -43,6 +43,8 @@ pub struct FileRaw {
     pub path2: PathArg,
     pub xattr: Vec<u8>,
     pub sensitive: bool,
+    /// The kernel found the target at or below one of the sensor's protected paths.
+    pub protected: bool,
     pub name_truncated: bool,
     pub name_unreadable: bool,
 }
@@ -81,6 +83,7 @@ pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<FileRaw, DecodeE
         },
         xattr: xattr.to_vec(),
         sensitive: header.flags & FILE_SENSITIVE != 0,
+        protected: header.flags & sensor_common::file::FILE_PROTECTED != 0,
         name_truncated: header.flags & FILE_NAME_TRUNCATED != 0,
         name_unreadable: header.flags & FILE_NAME_UNREADABLE != 0,
         header,

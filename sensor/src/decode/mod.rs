@@ -9,6 +9,7 @@ pub mod net;
 pub mod path;
 mod process;
 mod syscalls;
+mod tamper;
 pub mod task;
 
 pub use exec::ExecRaw;
@@ -16,6 +17,7 @@ pub use file::FileRaw;
 pub use process::{ExitRaw, ForkRaw};
 use sensor_common::{EventHeader, EventKind, UnknownKind, header::HEADER_SIZE};
 pub use syscalls::{BpfLoadRaw, CredRaw, MemfdRaw, ModuleRaw, PtraceRaw};
+pub use tamper::{BpfCmdRaw, SignalRaw};
 
 /// A decoded kernel event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +30,31 @@ pub enum KernelEvent {
     ModuleLoad(ModuleRaw),
     BpfLoad(BpfLoadRaw),
     MemfdCreate(MemfdRaw),
+    Signal(SignalRaw),
+    BpfAccess(BpfCmdRaw),
     File(FileRaw),
     Net(net::NetRaw),
 }
 
 impl KernelEvent {
+    /// The kernel's header: time, tgid/tid of the acting task.
+    pub fn header(&self) -> &EventHeader {
+        match self {
+            Self::Exec(e) => &e.header,
+            Self::Fork(e) => &e.header,
+            Self::Exit(e) => &e.header,
+            Self::Cred(e) => &e.header,
+            Self::Ptrace(e) => &e.header,
+            Self::ModuleLoad(e) => &e.header,
+            Self::BpfLoad(e) => &e.header,
+            Self::MemfdCreate(e) => &e.header,
+            Self::Signal(e) => &e.header,
+            Self::BpfAccess(e) => &e.header,
+            Self::File(e) => &e.header,
+            Self::Net(e) => &e.header,
+        }
+    }
+
     /// The kind number this event was decoded from.
     pub fn kind(&self) -> EventKind {
         match self {
@@ -44,6 +66,8 @@ impl KernelEvent {
             Self::ModuleLoad(_) => EventKind::ModuleLoad,
             Self::BpfLoad(_) => EventKind::BpfLoad,
             Self::MemfdCreate(_) => EventKind::MemfdCreate,
+            Self::Signal(_) => EventKind::Signal,
+            Self::BpfAccess(_) => EventKind::BpfAccess,
             Self::File(_) => EventKind::File,
             Self::Net(_) => EventKind::Net,
         }
@@ -149,6 +173,8 @@ pub fn decode(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
         EventKind::ModuleLoad => syscalls::decode_module(h, buf).map(KernelEvent::ModuleLoad),
         EventKind::BpfLoad => syscalls::decode_bpf(h, buf).map(KernelEvent::BpfLoad),
         EventKind::MemfdCreate => syscalls::decode_memfd(h, buf).map(KernelEvent::MemfdCreate),
+        EventKind::Signal => tamper::decode_signal(h, buf).map(KernelEvent::Signal),
+        EventKind::BpfAccess => tamper::decode_bpf_cmd(h, buf).map(KernelEvent::BpfAccess),
         EventKind::File => file::decode(h, buf).map(KernelEvent::File),
         EventKind::Net => net::decode(h, buf).map(KernelEvent::Net),
     }

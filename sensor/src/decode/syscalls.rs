@@ -26,9 +26,12 @@ pub struct CredRaw {
 pub struct PtraceRaw {
     pub header: EventHeader,
     pub task: TaskRaw,
+    /// A ptrace request, or a `sensor_common::tamper::REQ_*` value.
     pub request: u64,
     pub target_pid: u32,
     pub result: i32,
+    pub target_fd: u32,
+    pub target_sensor: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +97,8 @@ pub(super) fn decode_ptrace(header: EventHeader, buf: &[u8]) -> Result<PtraceRaw
         request: r.u64(offset_of!(PtraceEvent, request)),
         target_pid: r.u32(offset_of!(PtraceEvent, target_pid)),
         result: i32_at(&r, offset_of!(PtraceEvent, result)),
+        target_fd: r.u32(offset_of!(PtraceEvent, target_fd)),
+        target_sensor: header.flags & sensor_common::tamper::FLAG_TARGET_SENSOR != 0,
         header,
     })
 }

@@ -48,11 +48,23 @@ pub enum Category {
     /// Events were lost before they became records (a flood can be an attempt to blind the
     /// sensor). The sensor's own.
     Loss,
+    /// A signal generated for the sensor (`signal` records). The sensor's own.
+    Signal,
+    /// A `bpf()` command by another process on the sensor's programs, maps or links. The
+    /// sensor's own.
+    BpfAccess,
+    /// A change by another process to one of the sensor's own files (binary, configuration,
+    /// keys, rules, outputs, spools, cgroup freeze/kill controls): file records with
+    /// `protected` set, except read-only opens. The sensor's own.
+    SensorFile,
+    /// The sensor's own lifecycle: `sensor_start`, `sensor_stop`, `heartbeat`, `previous_run`.
+    /// The sensor's own.
+    SensorLifecycle,
 }
 
 impl Category {
     /// Every category, in discriminant order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 20] = [
         Self::ProcessCreation,
         Self::FileEvent,
         Self::NetworkConnection,
@@ -69,6 +81,10 @@ impl Category {
         Self::Session,
         Self::ProcessExit,
         Self::Loss,
+        Self::Signal,
+        Self::BpfAccess,
+        Self::SensorFile,
+        Self::SensorLifecycle,
     ];
 
     /// The `logsource.category` value rules use.
@@ -97,6 +113,10 @@ impl Category {
             Self::Session => "session",
             Self::ProcessExit => "process_exit",
             Self::Loss => "loss",
+            Self::Signal => "signal",
+            Self::BpfAccess => "bpf_access",
+            Self::SensorFile => "sensor_file",
+            Self::SensorLifecycle => "sensor_lifecycle",
         }
     }
 
@@ -141,12 +161,28 @@ pub fn categories_of(record: &AuditRecord) -> &'static [Category] {
         Event::Session(_) => &[C::Session],
         Event::Exit(_) => &[C::ProcessExit],
         Event::Loss(_) => &[C::Loss],
+        Event::Signal(_) => &[C::Signal],
+        Event::BpfAccess(_) => &[C::BpfAccess],
+        Event::SensorStart(_) | Event::SensorStop(_) | Event::Heartbeat(_) | Event::PreviousRun(_) => {
+            &[C::SensorLifecycle]
+        }
         Event::Fork(_) | Event::Checkpoint(_) | Event::Alert(_) => &[],
     }
 }
 
 fn file_categories(f: &FileEvent) -> &'static [Category] {
     use Category as C;
+    if !f.protected.is_empty() {
+        return match f.op.as_str() {
+            "open" if write_intent(f.flags_raw) => &[C::FileEvent, C::SensorFile],
+            "open" => &[C::FileAccess],
+            "link" | "symlink" | "mknod" | "truncate" => &[C::FileEvent, C::SensorFile],
+            "unlink" | "rmdir" => &[C::FileDelete, C::SensorFile],
+            "rename" => &[C::FileRename, C::FileEvent, C::SensorFile],
+            "chmod" | "chown" | "setxattr" => &[C::FilePermission, C::SensorFile],
+            _ => &[C::SensorFile],
+        };
+    }
     match f.op.as_str() {
         "open" if write_intent(f.flags_raw) => &[C::FileEvent],
         "open" => &[C::FileAccess],

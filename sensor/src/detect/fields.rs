@@ -153,10 +153,11 @@ macro_rules! ev {
 
 mod events;
 mod process;
+mod tamper;
 
 /// Every field, in documentation order: the process's, then the events'.
 pub static FIELDS: LazyLock<Vec<&'static Field>> =
-    LazyLock::new(|| process::PROCESS.iter().chain(events::EVENTS).collect());
+    LazyLock::new(|| process::PROCESS.iter().chain(events::EVENTS).chain(tamper::TAMPER).collect());
 
 /// Rules look fields up by name on every evaluation: a fast hash, not SipHash (the names are
 /// ours, not attacker-chosen).

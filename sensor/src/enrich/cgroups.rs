@@ -179,7 +179,7 @@ fn open_cgroup(mount: &OwnedFd, id: u64) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|l| {
         let (left, right) = l.split_once(" - ")?;
         right.starts_with("cgroup2 ").then(|| left.split(' ').nth(4).map(PathBuf::from))?

@@ -69,17 +69,23 @@ pub fn privilege(c: &CredRaw) -> Event {
     })
 }
 
-pub fn ptrace(p: &PtraceRaw, target_guid: String, target_exe: String) -> Event {
+pub fn ptrace(p: &PtraceRaw, target_guid: String, target_exe: String, target_sensor: bool) -> Event {
+    use sensor_common::tamper::{REQ_PIDFD_GETFD, REQ_PROCESS_VM_READV, REQ_PROCESS_VM_WRITEV};
     Event::Ptrace(PtraceEvent {
         request: match p.request {
             16 => "attach".into(),
             0x4206 => "seize".into(),
+            REQ_PROCESS_VM_WRITEV => "process_vm_writev".into(),
+            REQ_PROCESS_VM_READV => "process_vm_readv".into(),
+            REQ_PIDFD_GETFD => "pidfd_getfd".into(),
             other => format!("request#{other}"),
         },
         target_pid: p.target_pid,
         target_guid,
         target_exe,
         result: p.result,
+        target_sensor,
+        target_fd: if p.request == REQ_PIDFD_GETFD { p.target_fd } else { 0 },
     })
 }
 

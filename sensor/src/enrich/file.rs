@@ -76,6 +76,7 @@ pub fn file(f: &FileRaw, sensitive: &SensitivePaths) -> Event {
         path_truncated: truncated,
         inode: f.ino,
         device: f.dev,
+        protected: String::new(),
     })
 }
 

@@ -13,9 +13,10 @@ pub mod guid;
 pub mod hasher;
 pub mod host;
 mod net;
+mod tamper;
 pub mod parking;
 pub mod process_table;
-mod procfs;
+pub mod procfs;
 pub mod session;
 pub mod users;
 
@@ -74,6 +75,8 @@ pub struct Enricher {
     own_mnt_ns: u64,
     /// Wakes the inode filter when a sensitive path gets a new inode.
     filter_waker: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// The sensor's own files, to name the class of a protected path in file records.
+    protected: crate::protect::ProtectedPaths,
 }
 
 /// Most processes waiting for their executable's digest.
@@ -100,7 +103,22 @@ impl Enricher {
             parking: parking::Parking::default(),
             own_mnt_ns: procfs::own_mnt_ns(),
             filter_waker: None,
+            protected: crate::protect::ProtectedPaths::default(),
             guids,
+        }
+    }
+
+    /// The sensor's protected paths (file records on them name their class in `protected`).
+    pub fn set_protected(&mut self, protected: crate::protect::ProtectedPaths) {
+        self.protected = protected;
+    }
+
+    /// A record about the sensor itself (lifecycle): `process` is the sensor's own process.
+    pub fn sensor_record(&mut self, boot_ns: u64, event: Event) -> Enriched {
+        let own = self.table.live_by_pid(std::process::id()).map(|e| e.process.clone());
+        match own {
+            Some(p) => self.done(boot_ns, p, event),
+            None => Enriched { boot_ns, process: None, ancestors: Vec::new(), event },
         }
     }
 
@@ -150,6 +168,10 @@ impl Enricher {
                 return;
             }
             PipelineEvent::Kernel(k) => k,
+            PipelineEvent::Sensor(event) => {
+                out.push(self.sensor_record(BootClock::boot_ns_now(), *event));
+                return;
+            }
         };
         let bulk = match &ev {
             KernelEvent::File(f) => Some(f.header.boot_ns),
@@ -249,7 +271,17 @@ impl Enricher {
             KernelEvent::Ptrace(p) => {
                 let process = self.known_process(p.header.tgid, p.header.tid, &p.task);
                 let (target_guid, target_exe) = self.live_identity(p.target_pid);
-                self.done(p.header.boot_ns, process, events::ptrace(&p, target_guid, target_exe))
+                let event = events::ptrace(&p, target_guid, target_exe, p.target_sensor);
+                self.done(p.header.boot_ns, process, event)
+            }
+            KernelEvent::Signal(g) => {
+                let process = self.known_process(g.header.tgid, g.header.tid, &g.task);
+                let (target_guid, target_exe) = self.live_identity(g.target_tgid);
+                self.done(g.header.boot_ns, process, tamper::signal(&g, target_guid, target_exe))
+            }
+            KernelEvent::BpfAccess(b) => {
+                let process = self.known_process(b.header.tgid, b.header.tid, &b.task);
+                self.done(b.header.boot_ns, process, tamper::bpf_access(&b))
             }
             KernelEvent::ModuleLoad(m) => {
                 let process = self.known_process(m.header.tgid, m.header.tid, &m.task);
@@ -276,10 +308,13 @@ impl Enricher {
             }
             KernelEvent::File(f) => {
                 let process = self.known_process(f.header.tgid, f.header.tid, &f.task);
-                let event = match self.sensitive.read() {
+                let mut event = match self.sensitive.read() {
                     Ok(s) => file::file(&f, &s),
                     Err(_) => file::file(&f, &crate::filter::SensitivePaths::default()),
                 };
+                if let Event::File(fe) = &mut event {
+                    fe.protected = self.protected_class(f.protected, fe);
+                }
                 if let (Event::File(fe), Some(w)) = (&event, &self.filter_waker)
                     && file::replaces_sensitive(fe)
                 {
@@ -384,6 +419,21 @@ impl Enricher {
                 self.guids.guid(t.ppid, t.parent_start_boottime_ns)
             },
             ..Default::default()
+        }
+    }
+
+    /// The class of the sensor's path a file record touches ("" when none): the kernel marks
+    /// what it found through the inode filter; absolute names are classified here too (a
+    /// rename onto a protected name, a file that did not exist at the last filter refresh).
+    fn protected_class(&self, kernel_marked: bool, fe: &sensor_proto::v1::FileEvent) -> String {
+        let class = [&fe.path, &fe.path2]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .find_map(|p| self.protected.classify(p.as_bytes()));
+        match class {
+            Some(c) => c.to_owned(),
+            None if kernel_marked => "other".to_owned(),
+            None => String::new(),
         }
     }
 

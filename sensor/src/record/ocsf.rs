@@ -33,6 +33,7 @@ const NET: Class = Class { category: NETWORK, class: (4001, "Network Activity") 
 const DNS: Class = Class { category: NETWORK, class: (4003, "DNS Activity") };
 const FINDING: Class = Class { category: (2, "Findings"), class: (2004, "Detection Finding") };
 const BASE: Class = Class { category: (0, "Uncategorized"), class: (0, "Base Event") };
+const APP_LIFECYCLE: Class = Class { category: (6, "Application Activity"), class: (6002, "Application Lifecycle") };
 
 /// The OCSF event for a record.
 pub fn map(record: &AuditRecord) -> Value {
@@ -210,6 +211,45 @@ fn event_fields(
         Event::Checkpoint(x) => {
             unmapped.insert("checkpoint".into(), to_value(x));
             (&BASE, a(99, "Checkpoint"), None)
+        }
+        Event::Signal(x) => {
+            unmapped.insert("signal".into(), to_value(x));
+            ev.insert(
+                "process".into(),
+                json!({ "pid": x.target_pid, "uid": x.target_guid, "file": file_obj(&x.target_exe) }),
+            );
+            ev.insert("message".into(), json!(format!("{} sent to pid {}", x.name, x.target_pid)));
+            (&PROCESS, a(99, "Signal"), None)
+        }
+        Event::BpfAccess(x) => {
+            unmapped.insert("bpf_access".into(), to_value(x));
+            let name = format!("{} {}", x.object_type, x.object_id);
+            ev.insert("driver".into(), json!({ "file": { "name": name, "type_id": 99, "type": "BPF object" } }));
+            (&KERNEL_EXT, a(99, "Access"), Some(result(i64::from(x.result), None)))
+        }
+        Event::SensorStart(x) => {
+            unmapped.insert("sensor_start".into(), to_value(x));
+            ev.insert("app".into(), json!({ "name": "sensor", "version": x.version }));
+            (&APP_LIFECYCLE, a(3, "Start"), None)
+        }
+        Event::SensorStop(x) => {
+            unmapped.insert("sensor_stop".into(), to_value(x));
+            ev.insert("app".into(), json!({ "name": "sensor" }));
+            ev.insert("message".into(), json!(format!("stopping: {}", x.reason)));
+            (&APP_LIFECYCLE, a(4, "Stop"), Some((x.reason != "error", None)))
+        }
+        Event::Heartbeat(x) => {
+            unmapped.insert("heartbeat".into(), to_value(x));
+            (&BASE, a(99, "Heartbeat"), None)
+        }
+        Event::PreviousRun(x) => {
+            unmapped.insert("previous_run".into(), to_value(x));
+            ev.insert("app".into(), json!({ "name": "sensor" }));
+            ev.insert(
+                "message".into(),
+                json!(format!("previous run {} ended without a final checkpoint", x.instance_id)),
+            );
+            (&APP_LIFECYCLE, a(4, "Stop"), Some((false, Some("no final checkpoint".to_owned()))))
         }
         Event::Alert(x) => {
             unmapped.insert("alert".into(), to_value(x));

@@ -273,6 +273,13 @@ pub fn kind(record: &AuditRecord) -> (&'static str, u8) {
         Some(Event::BpfLoad(_)) => ("bpf_load", SEVERITY_NOTICE),
         Some(Event::MemfdCreate(_)) => ("memfd_create", SEVERITY_NOTICE),
         Some(Event::Loss(_)) => ("loss", SEVERITY_WARNING),
+        Some(Event::Signal(_)) => ("signal", SEVERITY_NOTICE),
+        Some(Event::BpfAccess(_)) => ("bpf_access", SEVERITY_WARNING),
+        Some(Event::SensorStart(_)) => ("sensor_start", SEVERITY_NOTICE),
+        Some(Event::SensorStop(s)) if s.reason == "error" => ("sensor_stop", SEVERITY_ERROR),
+        Some(Event::SensorStop(_)) => ("sensor_stop", SEVERITY_NOTICE),
+        Some(Event::Heartbeat(_)) => ("heartbeat", SEVERITY_INFO),
+        Some(Event::PreviousRun(_)) => ("previous_run", SEVERITY_WARNING),
         Some(Event::Alert(a)) => ("alert", alert_severity(&a.level)),
         None => ("-", SEVERITY_INFO),
     }

@@ -265,6 +265,14 @@ fn fact(event: &Event) -> Option<Fact> {
         Event::MemfdCreate(m) => {
             simple(Kind::Kernel, format!("memfd {}", m.name), "memfd_create", m.name.clone())
         }
+        Event::Signal(g) => {
+            let item = format!("{} to pid {} {}", g.name, g.target_pid, g.target_exe);
+            simple(Kind::Kernel, item.clone(), "signalled the sensor", item)
+        }
+        Event::BpfAccess(b) => {
+            let item = format!("{} {} {}{}", b.command, b.object_type, b.object_id, result_note(i64::from(b.result), ""));
+            simple(Kind::Kernel, item.clone(), "touched the sensor's BPF objects", item)
+        }
         _ => return None,
     })
 }

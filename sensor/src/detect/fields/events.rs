@@ -42,6 +42,7 @@ const FILE_CATS: &[Category] = &[
     Category::FileDelete,
     Category::FileRename,
     Category::FilePermission,
+    Category::SensorFile,
 ];
 const RESULT_CATS: &[Category] = &[
     Category::FileEvent,
@@ -394,7 +395,7 @@ pub(super) static EVENTS: &[Field] = &[
     Field {
         name: "PtraceRequest",
         scope: Scope::Only(&[Category::Ptrace]),
-        doc: "`attach` or `seize`",
+        doc: "`attach`, `seize`, `process_vm_writev`, `process_vm_readv` (of the sensor only) or `pidfd_getfd`",
         get: |v| ev!(v, Event::Ptrace(p) => ne(&p.request)),
     },
     // ---- bpf_load, module_load, memfd_create ----
