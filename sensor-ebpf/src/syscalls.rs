@@ -61,9 +61,11 @@ pub(crate) fn save(tid: u32, kind: EventKind, fill: impl FnOnce(*mut PendingSysc
     // SAFETY: this CPU's scratch slot.
     unsafe {
         (*p).kind = kind as u32;
-        (*p).arg0 = 0;
-        (*p).arg1 = 0;
-        (*p).arg2 = 0;
+        // Volatile: LLVM would merge these stores into a `memset` call (a subprogram the 5.10
+        // verifier refuses to mix with these helpers).
+        core::ptr::write_volatile(&raw mut (*p).arg0, 0);
+        core::ptr::write_volatile(&raw mut (*p).arg1, 0);
+        core::ptr::write_volatile(&raw mut (*p).arg2, 0);
         (*p).name[0] = 0;
         fill(p);
         #[expect(

@@ -12,6 +12,7 @@ pub mod fastmap;
 pub mod file_syscalls;
 pub mod filter;
 pub mod guard;
+pub mod lifecycle;
 pub mod loader;
 pub mod metrics;
 pub mod pipeline;

@@ -19,8 +19,10 @@ use anyhow::Context as _;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{error, info, warn};
 
+pub use crate::lifecycle::StopReason;
 use crate::{
     decode::KernelEvent,
+    lifecycle::Lifecycle,
     detect::{DetectConfig, Detector},
     enrich::{EnrichConfig, Enriched, Enricher, clock::BootClock, host},
     loader::{self, EbpfLogger, LoadConfig},
@@ -100,6 +102,8 @@ pub struct Options {
     pub detection: DetectConfig,
     /// The configuration file the options came from (`--config`): protected like the binary.
     pub config_file: Option<std::path::PathBuf>,
+    /// Interval of heartbeat records (zero: none).
+    pub heartbeat: Duration,
 }
 
 impl std::fmt::Debug for Options {
@@ -138,6 +142,7 @@ impl Default for Options {
             btf: None,
             detection: DetectConfig::default(),
             config_file: None,
+            heartbeat: crate::lifecycle::DEFAULT_HEARTBEAT,
         }
     }
 }
@@ -152,6 +157,7 @@ pub struct Running {
     pub attached: loader::Attached,
     /// Where the metrics endpoint listens (the bound address, so port 0 resolves).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    lifecycle: Arc<Lifecycle>,
     // Keeps programs attached until stop.
     _ebpf: aya::Ebpf,
 }
@@ -174,6 +180,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     loader::preflight()?;
     // Rules first: a broken rule file stops the start before anything is loaded.
     let detector = load_detector(&opts.detection)?;
+    let rules = detector.rule_count();
     let signer = opts
         .signing_key
         .as_deref()
@@ -240,6 +247,21 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     enricher.set_sensitive(inode_filter.shared(), Some(inode_filter.waker()));
     // Processes that started before the sensor, so their later events have lineage.
     let initial = enricher.seed();
+    let mut initial = initial;
+    // A previous run writing to the same directory that did not end cleanly is reported first.
+    let now_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0));
+    let previous: Vec<Enriched> = opts
+        .outputs
+        .iter()
+        .filter_map(|o| match &o.spec {
+            OutputSpec::File(dir) => crate::lifecycle::previous::unfinished(dir, now_unix_ns, &host.boot_id),
+            _ => None,
+        })
+        .map(|ev| enricher.sensor_record(BootClock::boot_ns_now(), ev))
+        .collect();
+    initial.splice(0..0, previous);
     // Continue the hash chain of a previous run writing to the same directory.
     let chain_tail = opts.outputs.iter().find_map(|o| match &o.spec {
         OutputSpec::File(dir) => sinks::file::chain_tail(dir),
@@ -250,13 +272,15 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         info!(key_id = signer.key_id(), "signing checkpoints");
         builder = builder.with_signer(signer);
     }
+    let lifecycle = Lifecycle::new(opts.heartbeat);
     let record_stage = {
         let stats = stats.clone();
+        let lifecycle = lifecycle.clone();
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let mut out =
                 RecordOut { builder, detector, sinks, alerts: Vec::with_capacity(4), errors: Vec::new() };
-            record_stage(rx, &rt, initial, enricher, &mut out, &stats)
+            record_stage(rx, &rt, initial, enricher, &mut out, &stats, &lifecycle)
         })
     };
 
@@ -299,11 +323,21 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let attached = match loader::attach(&mut ebpf) {
         Ok(a) => a,
         Err(e) => {
+            lifecycle.set_stop(StopReason::Error(format!("{e:#}")));
             let _ = stop_tx.send(true);
             return Err(e);
         }
     };
     crate::guard::register_own_ids(&mut ebpf, &loaded.map_ids);
+    let start = crate::lifecycle::start_event(&crate::lifecycle::StartFacts {
+        opts: &opts,
+        rules,
+        attached: &attached,
+        btf: loaded.btf_source.to_string(),
+        heartbeat: opts.heartbeat,
+    });
+    let _ = tx.lineage.send(PipelineEvent::Sensor(Box::new(start))).await;
+    sources.push(tokio::spawn(lifecycle.clone().heartbeats(tx.lineage.clone(), stats.clone(), stop_rx.clone())));
     // After attach: the skipped-run counters belong to loaded programs.
     sources.push(tokio::spawn(sources::loss::run(
         loaded.loss,
@@ -313,7 +347,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         opts.loss_poll_interval,
     )));
     release_startup_memory();
-    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, _ebpf: ebpf })
+    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, lifecycle, _ebpf: ebpf })
 }
 
 /// Hands the heap that start-up used (kernel BTF parsing, the `/proc` seed) back to the system:
@@ -327,6 +361,11 @@ fn release_startup_memory() {
 }
 
 impl Running {
+    /// Says why the run stops (written in the `sensor_stop` record); call before [`Self::stop`].
+    pub fn set_stop_reason(&self, reason: StopReason) {
+        self.lifecycle.set_stop(reason);
+    }
+
     /// Stops the readers after a final drain, writes every remaining record, flushes every sink.
     pub async fn stop(self) -> anyhow::Result<Vec<SinkReport>> {
         let _ = self.stop.send(true);
@@ -461,6 +500,7 @@ fn record_stage(
     mut enricher: Enricher,
     out: &mut RecordOut,
     stats: &Stats,
+    lifecycle: &Lifecycle,
 ) -> Vec<SinkReport> {
     for e in initial {
         out.emit(e, stats);
@@ -532,6 +572,8 @@ fn record_stage(
     // Outputs that cannot write: the other outputs learn how much is missing from them.
     account_sink_drops(out, &mut enricher, stats);
     account_sink_losses(out, stats, true);
+    let stop = lifecycle.stop_event(out.builder.count());
+    out.emit(enricher.sensor_record(BootClock::boot_ns_now(), stop), stats);
     out.finish(stats);
     stats.publish(&rx, &enricher, &out.sinks);
     let t = enricher.table_stats();

@@ -37,6 +37,9 @@ pub fn verify(paths: &[PathBuf], public_key: Option<&Path>) -> anyhow::Result<i3
     for g in &r.gaps {
         println!("gap: {g}");
     }
+    for u in &r.unfinished {
+        println!("unfinished: {u}");
+    }
     if key.is_some() {
         println!(
             "signatures: {} checkpoints verified; {} records after the last signed checkpoint",

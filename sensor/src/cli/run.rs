@@ -68,6 +68,10 @@ pub struct RunArgs {
     /// Repeatable. A broken rule stops the start with its file, rule id and problem.
     #[arg(long = "rules", value_name = "PATH")]
     pub rules: Vec<PathBuf>,
+    /// Seconds between heartbeat records (the sensor's counters; a SIEM alerts on silence).
+    /// Default 30.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub heartbeat: Option<Duration>,
 }
 /// Longest `--duration` accepted.
 const MAX_DURATION_SECS: f64 = 366.0 * 86_400.0;
@@ -137,6 +141,9 @@ pub fn run_options(args: RunArgs) -> anyhow::Result<Options> {
     if args.metrics.is_some() {
         opts.metrics_listen = args.metrics;
     }
+    if let Some(h) = args.heartbeat {
+        opts.heartbeat = h;
+    }
     opts.detection.sources.paths.extend(args.rules);
     Ok(opts)
 }
@@ -175,7 +182,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         })
     });
 
-    wait_for_stop(duration).await?;
+    let reason = wait_for_stop(duration).await?;
+    running.set_stop_reason(reason);
     if let Some(v) = view {
         v.abort();
     }
@@ -186,7 +194,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_stop(duration: Option<Duration>) -> anyhow::Result<()> {
+async fn wait_for_stop(duration: Option<Duration>) -> anyhow::Result<pipeline::StopReason> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -196,12 +204,13 @@ async fn wait_for_stop(duration: Option<Duration>) -> anyhow::Result<()> {
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = int.recv() => info!("SIGINT: stopping"),
-        _ = term.recv() => info!("SIGTERM: stopping"),
-        () = sleep => info!("duration reached: stopping"),
-    }
-    Ok(())
+    let reason = tokio::select! {
+        _ = int.recv() => pipeline::StopReason::Signal("SIGINT"),
+        _ = term.recv() => pipeline::StopReason::Signal("SIGTERM"),
+        () = sleep => pipeline::StopReason::Duration,
+    };
+    info!(?reason, "stopping");
+    Ok(reason)
 }
 #[cfg(test)]
 mod tests {

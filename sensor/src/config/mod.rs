@@ -7,7 +7,7 @@
 //! something an operator should have to think about.
 
 mod detection;
-mod summary;
+pub mod summary;
 pub mod units;
 
 use std::{

@@ -64,8 +64,37 @@ pub struct Report {
     pub unsigned_tail: u64,
     /// Gaps the sensor itself reported (an output that could not write), in file order.
     pub gaps: Vec<Gap>,
+    /// Runs before the last that ended without a final checkpoint (killed, crashed, machine
+    /// down), in file order. The last run's end is `complete`.
+    pub unfinished: Vec<Unfinished>,
     /// The first problem, if any: the files were altered, records removed or reordered.
     pub problem: Option<Problem>,
+}
+
+/// A sensor run that ended without its final checkpoint, and the next run after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    pub instance_id: String,
+    pub last_seq: u64,
+    /// Time of its last record, seconds since the epoch.
+    pub last_time: i64,
+    pub next_instance_id: String,
+    /// From its last record to the next run's first record, seconds (0 when unknown).
+    pub gap_secs: i64,
+}
+
+impl std::fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "run {} ended without a final checkpoint after seq {} ({}); the next run {} started {} s later",
+            self.instance_id,
+            self.last_seq,
+            time(self.last_time),
+            self.next_instance_id,
+            self.gap_secs
+        )
+    }
 }
 
 /// Records missing from the files because the output could not write them, as its loss record
@@ -98,6 +127,13 @@ impl std::fmt::Display for Gap {
     }
 }
 
+/// Seconds since the epoch as RFC 3339 (UTC).
+fn time(secs: i64) -> String {
+    u64::try_from(secs)
+        .map(|s| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)).to_string())
+        .unwrap_or_else(|_| secs.to_string())
+}
+
 /// Verifies the files (directories expand to their record files, oldest first).
 pub fn verify(paths: &[PathBuf]) -> anyhow::Result<Report> {
     verify_with(paths, None)
@@ -106,7 +142,7 @@ pub fn verify(paths: &[PathBuf]) -> anyhow::Result<Report> {
 /// Verifies the files and, with `key`, the checkpoint signatures.
 pub fn verify_with(paths: &[PathBuf], key: Option<&VerifyingKey>) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let mut state = State { prev_hash: None, last_run: None, key };
+    let mut state = State { prev_hash: None, last_run: None, last_time: 0, key };
     for path in expand_paths(paths)? {
         report.files += 1;
         if let Some(p) = verify_file(&path, &mut report, &mut state)? {
@@ -120,11 +156,13 @@ pub fn verify_with(paths: &[PathBuf], key: Option<&VerifyingKey>) -> anyhow::Res
 struct State<'k> {
     prev_hash: Option<[u8; 32]>,
     last_run: Option<(String, u64)>,
+    /// Time of the last record read (seconds since the epoch).
+    last_time: i64,
     key: Option<&'k VerifyingKey>,
 }
 
 fn verify_file(path: &Path, report: &mut Report, state: &mut State<'_>) -> anyhow::Result<Option<Problem>> {
-    let State { prev_hash, last_run, key } = state;
+    let State { prev_hash, last_run, last_time, key } = state;
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let problem = |offset, seq, reason: String| Some(Problem { file: path.to_owned(), offset, seq, reason });
     for frame in RecordReader::new(std::io::BufReader::new(file)) {
@@ -160,7 +198,21 @@ fn verify_file(path: &Path, report: &mut Report, state: &mut State<'_>) -> anyho
                 return Ok(problem(offset, Some(seq), format!("seq {seq} follows {last_seq}")));
             }
             Some(_) => {}
-            None => report.runs += 1,
+            None => {
+                report.runs += 1;
+                let time = record.time.as_ref().map_or(0, |t| t.seconds);
+                if let Some((before, before_seq)) = last_run.as_ref()
+                    && !report.complete
+                {
+                    report.unfinished.push(Unfinished {
+                        instance_id: before.clone(),
+                        last_seq: *before_seq,
+                        last_time: *last_time,
+                        next_instance_id: instance.clone(),
+                        gap_secs: if *last_time > 0 && time > 0 { time - *last_time } else { 0 },
+                    });
+                }
+            }
         }
         if let (true, Some(Event::Loss(l))) = (bridged, &record.event) {
             report.gaps.push(Gap {
@@ -185,6 +237,7 @@ fn verify_file(path: &Path, report: &mut Report, state: &mut State<'_>) -> anyho
             report.unsigned_tail += 1;
         }
         *last_run = Some((instance, seq));
+        *last_time = record.time.as_ref().map_or(*last_time, |t| t.seconds);
         *prev_hash = Some(Sha256::digest(&bytes).into());
         report.records += 1;
         report.complete = matches!(&record.event, Some(Event::Checkpoint(c)) if c.r#final);

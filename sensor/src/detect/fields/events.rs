@@ -50,8 +50,10 @@ const RESULT_CATS: &[Category] = &[
     Category::FileDelete,
     Category::FileRename,
     Category::FilePermission,
+    Category::SensorFile,
     Category::NetworkConnection,
     Category::Ptrace,
+    Category::BpfAccess,
     Category::BpfLoad,
     Category::MemfdCreate,
 ];
@@ -108,6 +110,7 @@ fn result_of<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
         Event::Ptrace(p) => int(p.result),
         Event::BpfLoad(b) => int(b.result),
         Event::MemfdCreate(m) => int(m.result),
+        Event::BpfAccess(b) => int(b.result),
         _ => None,
     }
 }
