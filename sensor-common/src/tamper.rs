@@ -70,14 +70,10 @@ pub const fn own_id_key(kind: u64, id: u32) -> u64 {
     (kind << 32) | id as u64
 }
 
-/// Bytes of a pin path captured (`BPF_OBJ_GET`).
-pub const BPF_PATH_LEN: usize = 256;
-
 /// A `bpf()` command by another process that touches one of the sensor's objects (get-fd-by-id,
-/// map update/delete/freeze, link update/detach), or opens a pinned object (`BPF_OBJ_GET`: the
-/// path is checked against the pin directory by userspace).
+/// map update/delete/freeze, link update/detach).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BpfCmdEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -88,22 +84,6 @@ pub struct BpfCmdEvent {
     pub obj_id: u32,
     /// Return value: an fd, 0, or -errno.
     pub result: i32,
-    /// `BPF_OBJ_GET`: the pin path, NUL-terminated.
-    pub path: [u8; BPF_PATH_LEN],
-}
-
-impl Default for BpfCmdEvent {
-    fn default() -> Self {
-        Self {
-            header: EventHeader::default(),
-            task: TaskInfo::default(),
-            cmd: 0,
-            obj_type: 0,
-            obj_id: 0,
-            result: 0,
-            path: [0; BPF_PATH_LEN],
-        }
-    }
 }
 
 /// `bpf()` commands (include/uapi/linux/bpf.h, `enum bpf_cmd`).

@@ -12,10 +12,7 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{
-        bpf_get_current_task,
-        generated::{bpf_probe_read_user, bpf_probe_read_user_str},
-    },
+    helpers::{bpf_get_current_task, generated::bpf_probe_read_user},
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -24,16 +21,16 @@ use sensor_common::{
     offsets::OFFSET_ABSENT,
     syscalls::PendingSyscall,
     tamper::{
-        BPF_PATH_LEN, BpfCmdEvent, FLAG_OWN_OBJECT, FLAG_SENDER_IS_PARENT, FLAG_TARGET_SENSOR, OBJ_LINK,
-        OBJ_MAP, OBJ_PROG, REQ_PIDFD_GETFD, REQ_PROCESS_VM_READV, REQ_PROCESS_VM_WRITEV, SI_KERNEL, SI_USER,
-        SignalEvent, bpf_cmd, own_id_key,
+        BpfCmdEvent, FLAG_OWN_OBJECT, FLAG_SENDER_IS_PARENT, FLAG_TARGET_SENSOR, OBJ_LINK, OBJ_MAP, OBJ_PROG,
+        REQ_PIDFD_GETFD, REQ_PROCESS_VM_READV, REQ_PROCESS_VM_WRITEV, SI_KERNEL, SI_USER, SignalEvent,
+        bpf_cmd, own_id_key,
     },
 };
 
 use crate::{
     emit::{emit, fill_header},
     file::fd_file,
-    kernel::{copy_kernel, read_z},
+    kernel::read_z,
     maps::{OWN_IDS, control, sensor_tgid},
     off,
     syscalls::{ARG0, ARG1, arg, current, save, target_flags},
@@ -177,18 +174,6 @@ fn pidfd_pid(task: *const u8, pidfd: u32) -> u32 {
 /// Saves what the exit reports when `cmd` touches one of the sensor's objects or opens a pin.
 #[inline(always)]
 pub fn bpf_enter(task: *const u8, tid: u32, cmd: u32, attr: u64) {
-    if cmd == bpf_cmd::OBJ_GET {
-        let path = user_u64(attr);
-        // SAFETY: `p` is the scratch slot; user memory is read with the probe helper.
-        save(tid, EventKind::BpfAccess, |p| unsafe {
-            (*p).arg0 = cmd;
-            let dst = (&raw mut (*p).name).cast::<u8>();
-            if bpf_probe_read_user_str(dst.cast(), BPF_PATH_LEN as u32, path as *const _) <= 0 {
-                *dst = 0;
-            }
-        });
-        return;
-    }
     let (kind, id) = match cmd {
         bpf_cmd::PROG_GET_FD_BY_ID => (OBJ_PROG, user_u32(attr)),
         bpf_cmd::MAP_GET_FD_BY_ID => (OBJ_MAP, user_u32(attr)),
@@ -233,9 +218,15 @@ pub unsafe fn bpf_exit(task: *const u8, tid: u32, tgid: u32, saved: *const Pendi
             (*ev).obj_type = (*saved).arg1 as u32;
             (*ev).obj_id = (*saved).arg2 as u32;
             (*ev).result = result;
-            copy_kernel(&raw mut (*ev).path, (&raw const (*saved).name).cast::<[u8; BPF_PATH_LEN]>());
             let flags = if (*saved).arg1 != 0 { FLAG_OWN_OBJECT } else { 0 };
-            fill_header(&raw mut (*ev).header, EventKind::BpfAccess, size_of::<BpfCmdEvent>(), tgid, tid, flags);
+            fill_header(
+                &raw mut (*ev).header,
+                EventKind::BpfAccess,
+                size_of::<BpfCmdEvent>(),
+                tgid,
+                tid,
+                flags,
+            );
         }
         Ok(())
     });
@@ -258,14 +249,6 @@ fn user_u32(addr: u64) -> u32 {
     let mut v = 0u32;
     // SAFETY: user memory read with the probe helper into a stack value.
     unsafe { bpf_probe_read_user((&raw mut v).cast(), 4, addr as *const _) };
-    v
-}
-
-#[inline(always)]
-fn user_u64(addr: u64) -> u64 {
-    let mut v = 0u64;
-    // SAFETY: as in `user_u32`.
-    unsafe { bpf_probe_read_user((&raw mut v).cast(), 8, addr as *const _) };
     v
 }
 

@@ -102,7 +102,12 @@ pub fn freeze(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     let attr: [u32; 2] = [u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX), 0];
     // SAFETY: the bpf syscall reads `size_of_val(&attr)` bytes from a valid pointer.
     let r = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_MAP_FREEZE, attr.as_ptr(), std::mem::size_of_val(&attr) as libc::c_uint)
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_FREEZE,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr) as libc::c_uint,
+        )
     };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }

@@ -22,9 +22,9 @@ use tracing::{error, info, warn};
 pub use crate::lifecycle::StopReason;
 use crate::{
     decode::KernelEvent,
-    lifecycle::Lifecycle,
     detect::{DetectConfig, Detector},
     enrich::{EnrichConfig, Enriched, Enricher, clock::BootClock, host},
+    lifecycle::Lifecycle,
     loader::{self, EbpfLogger, LoadConfig},
     queue,
     record::RecordBuilder,
@@ -337,7 +337,11 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         heartbeat: opts.heartbeat,
     });
     let _ = tx.lineage.send(PipelineEvent::Sensor(Box::new(start))).await;
-    sources.push(tokio::spawn(lifecycle.clone().heartbeats(tx.lineage.clone(), stats.clone(), stop_rx.clone())));
+    sources.push(tokio::spawn(lifecycle.clone().heartbeats(
+        tx.lineage.clone(),
+        stats.clone(),
+        stop_rx.clone(),
+    )));
     // After attach: the skipped-run counters belong to loaded programs.
     sources.push(tokio::spawn(sources::loss::run(
         loaded.loss,
@@ -347,7 +351,16 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         opts.loss_poll_interval,
     )));
     release_startup_memory();
-    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, lifecycle, _ebpf: ebpf })
+    Ok(Running {
+        stop: stop_tx,
+        sources,
+        record_stage,
+        stats,
+        attached,
+        metrics_addr,
+        lifecycle,
+        _ebpf: ebpf,
+    })
 }
 
 /// Hands the heap that start-up used (kernel BTF parsing, the `/proc` seed) back to the system:

@@ -59,7 +59,12 @@ impl ProtectedPaths {
                 e.push((p, "spool"));
             }
             let tls = &out.options.tls;
-            e.extend([&tls.ca_file, &tls.cert_file, &tls.key_file].into_iter().flatten().map(|p| (p.clone(), "key")));
+            e.extend(
+                [&tls.ca_file, &tls.cert_file, &tls.key_file]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| (p.clone(), "key")),
+            );
         }
         e.extend(cgroup_controls().into_iter().map(|p| (p, "cgroup")));
         Self::new(e)

@@ -10,8 +10,8 @@ use std::{
     time::Duration,
 };
 
-use serde_json::Value;
 use sensor_tests::spawn_sensor;
+use serde_json::Value;
 
 /// Runs `prog args…` to completion; returns its pid.
 fn run(prog: &str, args: &[&str]) -> u32 {
@@ -98,7 +98,8 @@ fn acts_against_the_sensor_raise_tamper_alerts_naming_the_actor() {
         "--output".as_ref(),
         format!("jsonl:{}", jsonl.display()).as_ref(),
     ]);
-    let spid = sensor.id().to_string();
+    let sid = sensor.id();
+    let spid = sid.to_string();
     std::thread::sleep(Duration::from_millis(1500));
 
     let ptrace = run("/usr/bin/python3", &["-c", PTRACE, &spid]);
@@ -126,13 +127,13 @@ fn acts_against_the_sensor_raise_tamper_alerts_naming_the_actor() {
         records.iter().any(|r| r["signal"]["name"] == "SIGSTOP"
             && r["process"]["pid"] == stop
             && r["signal"]["target_sensor"] == true
-            && r["signal"]["target_pid"].to_string() == spid),
+            && r["signal"]["target_pid"] == sid),
         "no SIGSTOP signal record"
     );
 
     // Lifecycle: a start record first, heartbeats, and a stop record saying why.
     let start = records.iter().find(|r| r["sensor_start"].is_object()).expect("sensor_start record");
-    assert_eq!(start["process"]["pid"].to_string(), spid);
+    assert_eq!(start["process"]["pid"], sid);
     assert!(start["sensor_start"]["binary_sha256"].as_str().is_some_and(|h| h.len() == 64), "{start:#}");
     assert!(start["sensor_start"]["collectors"].as_array().is_some_and(|c| c.len() >= 8), "{start:#}");
     assert!(records.iter().any(|r| r["heartbeat"].is_object()), "no heartbeat record");
@@ -154,7 +155,13 @@ fn ordinary_work_and_the_sensors_own_writes_raise_no_tamper_alert() {
         format!("file:{}", records_dir.display()),
     ]);
     // Reads of the sensor's records and a write elsewhere in the same scratch directory.
-    run("/bin/sh", &["-c", &format!("cat {}/* > /dev/null; echo x > {}/other", records_dir.display(), dir.path().display())]);
+    run(
+        "/bin/sh",
+        &[
+            "-c",
+            &format!("cat {}/* > /dev/null; echo x > {}/other", records_dir.display(), dir.path().display()),
+        ],
+    );
     std::thread::sleep(Duration::from_millis(500));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sensor.id() as i32), nix::sys::signal::Signal::SIGINT)
         .expect("SIGINT");

@@ -4,13 +4,10 @@ use std::mem::offset_of;
 
 use sensor_common::{
     EventHeader,
-    tamper::{BPF_PATH_LEN, BpfCmdEvent, FLAG_OWN_OBJECT, FLAG_SENDER_IS_PARENT, FLAG_TARGET_SENSOR, SignalEvent},
+    tamper::{BpfCmdEvent, FLAG_OWN_OBJECT, FLAG_SENDER_IS_PARENT, FLAG_TARGET_SENSOR, SignalEvent},
 };
 
-use super::{
-    DecodeError, Reader,
-    task::{TaskRaw, until_nul},
-};
+use super::{DecodeError, Reader, task::TaskRaw};
 
 /// A signal generated for the sensor; `header`/`task` are the sending context.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +26,7 @@ pub struct SignalRaw {
     pub from_parent: bool,
 }
 
-/// A `bpf()` command on one of the sensor's objects (or `BPF_OBJ_GET` of a path).
+/// A `bpf()` command on one of the sensor's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BpfCmdRaw {
     pub header: EventHeader,
@@ -38,7 +35,6 @@ pub struct BpfCmdRaw {
     pub obj_type: u32,
     pub obj_id: u32,
     pub result: i32,
-    pub path: Vec<u8>,
     pub own_object: bool,
 }
 
@@ -65,14 +61,12 @@ pub(super) fn decode_signal(header: EventHeader, buf: &[u8]) -> Result<SignalRaw
 
 pub(super) fn decode_bpf_cmd(header: EventHeader, buf: &[u8]) -> Result<BpfCmdRaw, DecodeError> {
     let r = Reader::new(buf, size_of::<BpfCmdEvent>())?;
-    let path: [u8; BPF_PATH_LEN] = r.bytes(offset_of!(BpfCmdEvent, path));
     Ok(BpfCmdRaw {
         task: super::task::decode(&r, offset_of!(BpfCmdEvent, task)),
         cmd: r.u32(offset_of!(BpfCmdEvent, cmd)),
         obj_type: r.u32(offset_of!(BpfCmdEvent, obj_type)),
         obj_id: r.u32(offset_of!(BpfCmdEvent, obj_id)),
         result: i32_at(&r, offset_of!(BpfCmdEvent, result)),
-        path: until_nul(&path).to_vec(),
         own_object: header.flags & FLAG_OWN_OBJECT != 0,
         header,
     })

@@ -13,11 +13,11 @@ pub mod guid;
 pub mod hasher;
 pub mod host;
 mod net;
-mod tamper;
 pub mod parking;
 pub mod process_table;
 pub mod procfs;
 pub mod session;
+mod tamper;
 pub mod users;
 
 use sensor_common::task::{TASK_EXE_DELETED, TASK_NO_MM};

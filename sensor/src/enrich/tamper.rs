@@ -4,10 +4,7 @@
 use sensor_common::tamper::{OBJ_LINK, OBJ_MAP, OBJ_PROG, SI_KERNEL, SI_QUEUE, SI_TKILL, SI_USER, bpf_cmd};
 use sensor_proto::v1::{BpfAccessEvent, SignalEvent, audit_record::Event};
 
-use crate::{
-    decode::{BpfCmdRaw, SignalRaw},
-    record::text::text,
-};
+use crate::decode::{BpfCmdRaw, SignalRaw};
 
 /// Name of a signal number, e.g. "SIGKILL" (real-time signals: "SIGRTMIN+3").
 pub fn signal_name(sig: u32) -> String {
@@ -68,13 +65,12 @@ pub fn bpf_access(b: &BpfCmdRaw) -> Event {
         OBJ_PROG => "prog",
         OBJ_MAP => "map",
         OBJ_LINK => "link",
-        _ => "pin",
+        _ => "other",
     };
     Event::BpfAccess(BpfAccessEvent {
         command: bpf_cmd::name(b.cmd).to_owned(),
         object_type: object_type.to_owned(),
         object_id: b.obj_id,
-        path: text(&b.path).0,
         result: b.result,
     })
 }

@@ -78,7 +78,6 @@ impl Lifecycle {
             error,
             uptime_ns: self.uptime_ns(),
             records: records + 1,
-            programs_left_attached: false,
         })
     }
 
@@ -158,10 +157,11 @@ pub fn start_event(f: &StartFacts<'_>) -> Event {
         config_file: f.opts.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         rules_sha256: rules_sha256(&f.opts.detection.sources),
         rules: u32::try_from(f.rules).unwrap_or(u32::MAX),
-        kernel: nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
         btf: f.btf.clone(),
         collectors,
-        pinning: None,
         heartbeat_secs: u32::try_from(f.heartbeat.as_secs()).unwrap_or(u32::MAX),
     })
 }

@@ -43,7 +43,8 @@ pub fn unfinished(dir: &Path, now_unix_ns: i128, boot_id: &str) -> Option<Event>
         return None;
     }
     let host = last.host.clone().unwrap_or_default();
-    let last_ns = last.time.as_ref().map_or(0, |t| i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
+    let last_ns =
+        last.time.as_ref().map_or(0, |t| i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos));
     let gap_ns = if last_ns > 0 { u64::try_from(now_unix_ns - last_ns).unwrap_or(0) } else { 0 };
     Some(Event::PreviousRun(PreviousRunEvent {
         instance_id: host.instance_id,
@@ -73,7 +74,10 @@ mod tests {
     fn run(dir: &Path, instance: &str, n: usize, clean: bool) {
         let mut sink = FileSink::open(
             dir,
-            crate::sinks::spec::FileOptions { disk: crate::sinks::spec::DiskOptions::NONE, ..Default::default() },
+            crate::sinks::spec::FileOptions {
+                disk: crate::sinks::spec::DiskOptions::NONE,
+                ..Default::default()
+            },
         )
         .expect("sink");
         let host = Host {
@@ -85,7 +89,8 @@ mod tests {
         let mut b = RecordBuilder::new(host, BootClock::now(), crate::sinks::file::chain_tail(dir));
         for i in 0..n {
             let event = Event::Exec(ExecEvent { filename: format!("/bin/{i}"), ..Default::default() });
-            let s = b.build(Enriched { boot_ns: i as u64, process: None, ancestors: Vec::new(), event });
+            let boot_ns = BootClock::boot_ns_now();
+            let s = b.build(Enriched { boot_ns, process: None, ancestors: Vec::new(), event });
             sink.write(&s.record, &s.bytes).expect("write");
         }
         if clean {
@@ -104,12 +109,16 @@ mod tests {
         run(dir.path(), "run-b", 5, false);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("now");
         let later = i128::try_from(now.as_nanos()).expect("ns") + 7_000_000_000;
-        let Some(Event::PreviousRun(p)) = unfinished(dir.path(), later, "boot-1") else { panic!("not reported") };
+        let Some(Event::PreviousRun(p)) = unfinished(dir.path(), later, "boot-1") else {
+            panic!("not reported")
+        };
         assert_eq!(p.instance_id, "run-b");
         assert_eq!(p.last_event, "exec");
         assert!(p.same_boot && !p.torn);
         assert!((6_000_000_000..8_000_000_000).contains(&p.gap_ns), "{}", p.gap_ns);
-        let Some(Event::PreviousRun(p)) = unfinished(dir.path(), later, "boot-2") else { panic!("not reported") };
+        let Some(Event::PreviousRun(p)) = unfinished(dir.path(), later, "boot-2") else {
+            panic!("not reported")
+        };
         assert!(!p.same_boot, "another boot");
     }
 }

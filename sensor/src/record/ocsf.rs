@@ -33,7 +33,8 @@ const NET: Class = Class { category: NETWORK, class: (4001, "Network Activity") 
 const DNS: Class = Class { category: NETWORK, class: (4003, "DNS Activity") };
 const FINDING: Class = Class { category: (2, "Findings"), class: (2004, "Detection Finding") };
 const BASE: Class = Class { category: (0, "Uncategorized"), class: (0, "Base Event") };
-const APP_LIFECYCLE: Class = Class { category: (6, "Application Activity"), class: (6002, "Application Lifecycle") };
+const APP_LIFECYCLE: Class =
+    Class { category: (6, "Application Activity"), class: (6002, "Application Lifecycle") };
 
 /// The OCSF event for a record.
 pub fn map(record: &AuditRecord) -> Value {
@@ -224,7 +225,10 @@ fn event_fields(
         Event::BpfAccess(x) => {
             unmapped.insert("bpf_access".into(), to_value(x));
             let name = format!("{} {}", x.object_type, x.object_id);
-            ev.insert("driver".into(), json!({ "file": { "name": name, "type_id": 99, "type": "BPF object" } }));
+            ev.insert(
+                "driver".into(),
+                json!({ "file": { "name": name, "type_id": 99, "type": "BPF object" } }),
+            );
             (&KERNEL_EXT, a(99, "Access"), Some(result(i64::from(x.result), None)))
         }
         Event::SensorStart(x) => {

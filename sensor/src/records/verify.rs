@@ -130,7 +130,10 @@ impl std::fmt::Display for Gap {
 /// Seconds since the epoch as RFC 3339 (UTC).
 fn time(secs: i64) -> String {
     u64::try_from(secs)
-        .map(|s| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)).to_string())
+        .map(|s| {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s))
+                .to_string()
+        })
         .unwrap_or_else(|_| secs.to_string())
 }
 

@@ -270,7 +270,13 @@ fn fact(event: &Event) -> Option<Fact> {
             simple(Kind::Kernel, item.clone(), "signalled the sensor", item)
         }
         Event::BpfAccess(b) => {
-            let item = format!("{} {} {}{}", b.command, b.object_type, b.object_id, result_note(i64::from(b.result), ""));
+            let item = format!(
+                "{} {} {}{}",
+                b.command,
+                b.object_type,
+                b.object_id,
+                result_note(i64::from(b.result), "")
+            );
             simple(Kind::Kernel, item.clone(), "touched the sensor's BPF objects", item)
         }
         _ => return None,

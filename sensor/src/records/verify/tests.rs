@@ -284,3 +284,48 @@ fn records_removed_before_a_reported_gap_are_detected() {
     let p = verify(&[path]).expect("verify").problem.expect("detected");
     assert_eq!(p.seq, Some(8), "{p}");
 }
+
+/// Writes `n` records of a run that is cut short (no final checkpoint).
+fn write_killed_run(dir: &Path, instance: &str, n: usize) {
+    let mut sink = FileSink::open(
+        dir,
+        crate::sinks::spec::FileOptions { disk: crate::sinks::spec::DiskOptions::NONE, ..Default::default() },
+    )
+    .expect("sink");
+    let mut b = RecordBuilder::new(host(instance), BootClock::now(), crate::sinks::file::chain_tail(dir));
+    for i in 0..n {
+        let event = Event::Exec(ExecEvent { filename: format!("/bin/{i}"), ..Default::default() });
+        let s = b.build(Enriched {
+            boot_ns: BootClock::boot_ns_now(),
+            process: None,
+            ancestors: Vec::new(),
+            event,
+        });
+        sink.write(&s.record, &s.bytes).expect("write");
+    }
+    sink.flush().expect("flush");
+}
+
+#[test]
+fn every_run_that_ended_without_a_final_checkpoint_is_reported() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(5));
+    write_killed_run(dir.path(), "killed-1", 4);
+    pause();
+    write_run(dir.path(), "clean", 3);
+    pause();
+    write_killed_run(dir.path(), "killed-2", 2);
+    pause();
+    write_run(dir.path(), "last", 2);
+    let r = verify(&[dir.path().to_owned()]).expect("verify");
+    assert_eq!(r.problem, None);
+    assert!(r.complete, "the last run ended cleanly");
+    assert_eq!(r.runs, 4);
+    let named: Vec<(&str, u64, &str)> = r
+        .unfinished
+        .iter()
+        .map(|u| (u.instance_id.as_str(), u.last_seq, u.next_instance_id.as_str()))
+        .collect();
+    assert_eq!(named, [("killed-1", 4, "clean"), ("killed-2", 2, "last")], "{:#?}", r.unfinished);
+    assert!(r.unfinished[0].to_string().contains("ended without a final checkpoint after seq 4"));
+}
