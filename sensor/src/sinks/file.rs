@@ -351,6 +351,19 @@ impl Sink for FileSink {
         self.episode.is_some()
     }
 
+    /// Written and fsynced now, whatever the fsync policy.
+    fn urgent(&mut self, _record: &AuditRecord, _encoded: &[u8]) -> Result<(), SinkError> {
+        if self.episode.is_some() || !self.flush_buf() {
+            return Ok(());
+        }
+        if let Some(cur) = self.current.as_ref()
+            && let Err(e) = cur.file.sync_data()
+        {
+            self.fail(&e, 0);
+        }
+        Ok(())
+    }
+
     fn take_loss(&mut self, stopping: bool) -> Option<SinkLoss> {
         let ep = self.episode.as_mut()?;
         if self.resuming || !(stopping || ep.probe_due()) {

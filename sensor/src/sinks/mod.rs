@@ -41,6 +41,12 @@ pub trait Sink: Send {
     fn write(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError>;
     /// Makes everything accepted so far durable/visible.
     fn flush(&mut self) -> Result<(), SinkError>;
+    /// Makes everything accepted so far, `record` (just written) included, leave at once: on
+    /// disk (fsync) for local outputs, sent ahead of what waits in the spool for network ones.
+    /// Used for tamper alerts, so they leave the host even if the sensor dies a moment later.
+    fn urgent(&mut self, _record: &AuditRecord, _encoded: &[u8]) -> Result<(), SinkError> {
+        self.flush()
+    }
     /// Records this sink gave up since the last call, by loss reason (`sink_spool_full`: its
     /// spool was full; `disk_full`: spooled records deleted to keep the disk reserve), so the
     /// pipeline can account for them in loss records. Sinks that never drop keep the default.

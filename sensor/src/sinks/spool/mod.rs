@@ -89,6 +89,10 @@ struct Shared {
     /// Set when the sink closes: the sender stops at this instant at the latest.
     deadline: Mutex<Option<Instant>>,
     stats: Arc<SpoolStats>,
+    /// Urgent records (tamper alerts): sent ahead of the spooled backlog, once, by the sender.
+    /// They are in the spool too and go again in order (receivers de-duplicate by seq), so an
+    /// urgent send that fails loses nothing.
+    urgent: Mutex<Vec<Outgoing>>,
 }
 
 impl Shared {
@@ -98,6 +102,10 @@ impl Shared {
 
     fn deadline(&self) -> Option<Instant> {
         *self.deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take_urgent(&self) -> Vec<Outgoing> {
+        std::mem::take(&mut *self.urgent.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     fn publish(&self, store: &Store) {
@@ -172,6 +180,7 @@ impl<T: Transport> DurableSink<T> {
             wake: Condvar::new(),
             deadline: Mutex::new(None),
             stats: Arc::new(SpoolStats::default()),
+            urgent: Mutex::new(Vec::new()),
         });
         shared.publish(&shared.lock());
         let thread_shared = shared.clone();
@@ -339,6 +348,27 @@ impl<T: Transport> Sink for DurableSink<T> {
         Ok(())
     }
 
+    /// Spooled and fsynced, then handed to the sender to go before the backlog.
+    fn urgent(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError> {
+        let res = {
+            let mut store = self.shared.lock();
+            let res = store.sync();
+            self.shared.publish(&store);
+            res.map_err(|e| (e, store.take_unwritten()))
+        };
+        if let Err((e, lost)) = res {
+            self.fail(&e, lost);
+        }
+        let payload = self.renderer.render(record, encoded)?;
+        self.shared
+            .urgent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Outgoing { seq: record.seq, payload });
+        self.shared.wake.notify_all();
+        Ok(())
+    }
+
     fn take_dropped(&mut self) -> Vec<(&'static str, u64)> {
         let mut store = self.shared.lock();
         let full = std::mem::take(&mut store.dropped);
@@ -419,6 +449,18 @@ impl<T: Transport> Drop for DurableSink<T> {
     }
 }
 
+/// Sends the urgent records ahead of the backlog, one attempt (they are spooled as well).
+fn send_urgent<T: Transport>(shared: &Shared, transport: &mut T, name: &str) {
+    let batch = shared.take_urgent();
+    if batch.is_empty() {
+        return;
+    }
+    match transport.deliver(&batch) {
+        Ok(()) => info!(sink = %name, records = batch.len(), "urgent records sent ahead of the spool"),
+        Err(e) => warn!(sink = %name, error = %e, "urgent send failed; the records follow from the spool"),
+    }
+}
+
 /// Sleeps `d`, or until the close deadline; false when the deadline has passed.
 fn nap(shared: &Shared, d: Duration) -> bool {
     let until = Instant::now() + d;
@@ -450,6 +492,12 @@ fn run_sender<T: Transport>(shared: &Shared, mut transport: T, ack: &AckFile) {
             loop {
                 if shared.deadline().is_some_and(|d| Instant::now() >= d) {
                     break None;
+                }
+                if !shared.urgent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty() {
+                    drop(store);
+                    send_urgent(shared, &mut transport, &name);
+                    store = shared.lock();
+                    continue;
                 }
                 match store.plan() {
                     Ok(Some(p)) => break Some(p),

@@ -380,3 +380,27 @@ fn damage_in_the_middle_keeps_the_records_after_it_and_counts_the_lost() {
     assert_eq!(up.wait_distinct(want.len()), want);
     drop(sink);
 }
+
+#[test]
+fn an_urgent_record_goes_ahead_of_the_backlog_and_again_in_order() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("spool");
+    let mock = Mock::new(true);
+    let mut sink = open(&mock, &dir, 4 * 1024 * 1024, SpoolFull::DropOldest);
+    // Buffered, not yet handed to the sender.
+    for s in 1..51 {
+        sink.write(&rec(s), &[]).expect("write");
+    }
+    sink.urgent(&rec(50), &[]).expect("urgent");
+    let firsts = mock.wait_distinct(50);
+    assert_eq!(firsts.first(), Some(&50), "the urgent record went first: {firsts:?}");
+    let mut sorted = firsts.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..51).collect::<Vec<_>>());
+    // In order from the spool as well (receivers de-duplicate by seq).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock.got().len() < 51 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(mock.got()[1..], (1..51).collect::<Vec<_>>()[..]);
+}

@@ -1,0 +1,271 @@
+//! The record stage: the single consumer that enriches, numbers, detects and writes (see the
+//! module above), and the accounting of what sinks could not write.
+
+use std::sync::atomic::Ordering;
+
+use tracing::{error, info, warn};
+
+use super::{LossReport, PARKED_POLL, PipelineEvent, SinkReport, Stats};
+use crate::{
+    detect::Detector,
+    enrich::{Enriched, Enricher, clock::BootClock},
+    lifecycle::Lifecycle,
+    queue,
+    record::RecordBuilder,
+    sinks::{self, Sink},
+};
+
+/// Alerts that must leave the host at once: tamper evidence (the sensor may be about to die)
+/// and critical ones.
+fn urgent(record: &sensor_proto::AuditRecord) -> bool {
+    matches!(&record.event, Some(sensor_proto::v1::audit_record::Event::Alert(a))
+        if a.rule_id.starts_with("sensor.tamper.") || a.level == "critical")
+}
+
+/// The end of the record stage: numbering and chaining (builder), detection, and the sinks.
+pub(super) struct RecordOut {
+    builder: RecordBuilder,
+    detector: Detector,
+    sinks: Vec<Box<dyn Sink>>,
+    /// Alerts raised by the record being written.
+    alerts: Vec<Enriched>,
+    /// Write errors per sink.
+    errors: Vec<u64>,
+}
+
+impl RecordOut {
+    pub(super) fn new(builder: RecordBuilder, detector: Detector, sinks: Vec<Box<dyn Sink>>) -> Self {
+        Self { builder, detector, sinks, alerts: Vec::with_capacity(4), errors: Vec::new() }
+    }
+
+    /// Builds, evaluates and writes one record, then the alerts it raised, then a checkpoint
+    /// when one is due.
+    fn emit(&mut self, e: Enriched, stats: &Stats) {
+        let record = self.builder.build(e);
+        self.detector.evaluate(&record.record, &mut self.alerts);
+        self.write(&record, stats);
+        self.builder.recycle(record);
+        let mut alerts = std::mem::take(&mut self.alerts);
+        for a in alerts.drain(..) {
+            let sealed = self.builder.build(a);
+            stats.add_alert(&sealed.record);
+            self.write(&sealed, stats);
+            if urgent(&sealed.record) {
+                for i in 0..self.sinks.len() {
+                    let res = self.sinks[i].urgent(&sealed.record, &sealed.bytes);
+                    self.count_error(i, res, stats);
+                }
+            }
+            self.builder.recycle(sealed);
+        }
+        self.alerts = alerts;
+        if self.builder.checkpoint_due() {
+            let cp = self.builder.checkpoint(false);
+            self.write(&cp, stats);
+            self.builder.recycle(cp);
+        }
+    }
+
+    /// The final checkpoint: a chain that ends without one was cut short.
+    fn finish(&mut self, stats: &Stats) {
+        let cp = self.builder.checkpoint(true);
+        self.write(&cp, stats);
+        self.flush(stats);
+    }
+
+    fn write(&mut self, rec: &crate::record::Sealed, stats: &Stats) {
+        stats.records.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.sinks.len() {
+            let res = self.sinks[i].write(&rec.record, &rec.bytes);
+            if res.is_ok()
+                && let Some(c) = stats.sinks.get(i)
+            {
+                c.records.fetch_add(1, Ordering::Relaxed);
+            }
+            self.count_error(i, res, stats);
+        }
+    }
+
+    fn flush(&mut self, stats: &Stats) {
+        for i in 0..self.sinks.len() {
+            let res = self.sinks[i].flush();
+            self.count_error(i, res, stats);
+        }
+    }
+
+    fn count_error(&mut self, i: usize, res: Result<(), sinks::SinkError>, stats: &Stats) {
+        let Err(e) = res else { return };
+        if self.errors.len() < self.sinks.len() {
+            self.errors.resize(self.sinks.len(), 0);
+        }
+        self.errors[i] += 1;
+        stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = stats.sinks.get(i) {
+            c.write_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // Log the first error and then every 1000th, so a dead sink cannot flood logs.
+        let n = self.errors[i];
+        if n == 1 || n.is_multiple_of(1000) {
+            error!(sink = self.sinks[i].name(), error = %e, errors = n, "sink write failed");
+        }
+    }
+
+    fn reports(&self) -> Vec<SinkReport> {
+        self.sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SinkReport {
+                name: s.name().to_owned(),
+                errors: self.errors.get(i).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+}
+
+/// The single consumer: enrich, number, detect, write. Flushes whenever it has caught up.
+pub(super) fn record_stage(
+    mut rx: queue::PriorityReceiver,
+    rt: &tokio::runtime::Handle,
+    initial: Vec<Enriched>,
+    mut enricher: Enricher,
+    out: &mut RecordOut,
+    stats: &Stats,
+    lifecycle: &Lifecycle,
+) -> Vec<SinkReport> {
+    for e in initial {
+        out.emit(e, stats);
+    }
+    let mut batch = Vec::with_capacity(2);
+    let mut since_publish = 0u32;
+    loop {
+        since_publish += 1;
+        if since_publish >= crate::stats::PUBLISH_EVERY {
+            since_publish = 0;
+            stats.publish(&rx, &enricher, &out.sinks);
+            account_sink_losses(out, stats, false);
+        }
+        // Read before taking an event: the process events it covers are queued by now, and the
+        // lineage queue is emptied before any bulk event is taken.
+        enricher.advance_lineage_mark(stats.lineage_mark.load(Ordering::Acquire));
+        let ev = match rx.try_next() {
+            queue::Polled::Event(ev) => Some(ev),
+            queue::Polled::Empty => {
+                out.flush(stats);
+                account_sink_drops(out, &mut enricher, stats);
+                account_sink_losses(out, stats, false);
+                stats.publish(&rx, &enricher, &out.sinks);
+                // Events waiting for their process's lineage, or an output waiting for disk
+                // space: wake up to release them or to probe the disk again.
+                let wake = if enricher.parked() > 0 {
+                    Some(PARKED_POLL)
+                } else if out.sinks.iter().any(|s| s.gap_open()) {
+                    Some(crate::sinks::space::PROBE_EVERY)
+                } else {
+                    None
+                };
+                if let Some(wake) = wake {
+                    match rt.block_on(tokio::time::timeout(wake, rx.next())) {
+                        Ok(Some(ev)) => Some(ev),
+                        Ok(None) => break,
+                        Err(_) => None,
+                    }
+                } else {
+                    match rt.block_on(rx.next()) {
+                        Some(ev) => Some(ev),
+                        None => break,
+                    }
+                }
+            }
+            queue::Polled::Closed => break,
+        };
+        if let Some(ev) = ev {
+            if let PipelineEvent::Loss(l) = &ev {
+                stats.loss_records.fetch_add(1, Ordering::Relaxed);
+                stats.add_loss(l);
+            }
+            enricher.enrich(ev, &mut batch);
+        }
+        // Only once the lineage queue is empty: the mark read above covers process events that
+        // may still be queued behind the one just taken.
+        if enricher.parked() > 0 && rx.lineage_is_empty() {
+            enricher.release_parked(BootClock::boot_ns_now(), false, &mut batch);
+        }
+        for e in batch.drain(..) {
+            out.emit(e, stats);
+        }
+    }
+    // Events still waiting for lineage go now, with what is known.
+    enricher.release_parked(BootClock::boot_ns_now(), true, &mut batch);
+    for e in batch.drain(..) {
+        out.emit(e, stats);
+    }
+    // Outputs that cannot write: the other outputs learn how much is missing from them.
+    account_sink_drops(out, &mut enricher, stats);
+    account_sink_losses(out, stats, true);
+    let stop = lifecycle.stop_event(out.builder.count());
+    out.emit(enricher.sensor_record(BootClock::boot_ns_now(), stop), stats);
+    out.finish(stats);
+    stats.publish(&rx, &enricher, &out.sinks);
+    let t = enricher.table_stats();
+    info!(
+        live = t.live,
+        exited = t.exited,
+        evicted = t.evicted,
+        retired = t.retired,
+        "process table at stop"
+    );
+    let d = out.detector.stats();
+    info!(
+        evaluated = d.evaluated,
+        alerts = d.alerts,
+        excepted = d.excepted,
+        suppressed = d.suppressed,
+        "detection at stop"
+    );
+    if out.builder.count() <= 1 {
+        warn!("no records were produced");
+    }
+    out.reports()
+}
+
+/// Turns records a sink had to give up (a full spool, a low disk) into loss records, written to
+/// every sink.
+fn account_sink_drops(out: &mut RecordOut, enricher: &mut Enricher, stats: &Stats) {
+    let mut dropped = Vec::new();
+    for s in &mut out.sinks {
+        dropped.extend(s.take_dropped().into_iter().map(|(reason, n)| (s.name().to_owned(), reason, n)));
+    }
+    for (output, reason, count) in dropped.into_iter().filter(|d| d.2 > 0) {
+        let now = BootClock::boot_ns_now();
+        let report = LossReport { kind: "record", reason, count, first_boot_ns: now, last_boot_ns: now };
+        stats.add_loss(&report);
+        let mut batch = Vec::with_capacity(1);
+        enricher.enrich(PipelineEvent::Loss(report), &mut batch);
+        for mut e in batch {
+            if let sensor_proto::v1::audit_record::Event::Loss(l) = &mut e.event {
+                l.output = output.clone();
+            }
+            stats.loss_records.fetch_add(1, Ordering::Relaxed);
+            out.emit(e, stats);
+        }
+    }
+}
+
+/// Records a sink could not write (full disk, I/O error): once it can write again (or at stop),
+/// one loss record for the gap goes to every sink, that sink's stream included. One sink at a
+/// time, so each such record directly follows its own gap.
+fn account_sink_losses(out: &mut RecordOut, stats: &Stats, stopping: bool) {
+    for i in 0..out.sinks.len() {
+        let Some(loss) = out.sinks.get_mut(i).and_then(|s| s.take_loss(stopping)) else { continue };
+        let now = BootClock::boot_ns_now();
+        stats.add_loss(&LossReport {
+            kind: "sink",
+            reason: loss.reason,
+            count: loss.count,
+            first_boot_ns: loss.first_boot_ns,
+            last_boot_ns: loss.last_boot_ns,
+        });
+        stats.loss_records.fetch_add(1, Ordering::Relaxed);
+        out.emit(crate::enrich::sink_loss(now, loss), stats);
+    }
+}
