@@ -350,22 +350,23 @@ impl<T: Transport> Sink for DurableSink<T> {
 
     /// Spooled and fsynced, then handed to the sender to go before the backlog.
     fn urgent(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError> {
-        let res = {
-            let mut store = self.shared.lock();
-            let res = store.sync();
-            self.shared.publish(&store);
-            res.map_err(|e| (e, store.take_unwritten()))
-        };
-        if let Err((e, lost)) = res {
-            self.fail(&e, lost);
-        }
+        // Queued before the spooled records become visible to the sender, so it goes first.
         let payload = self.renderer.render(record, encoded)?;
         self.shared
             .urgent
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Outgoing { seq: record.seq, payload });
+        let res = {
+            let mut store = self.shared.lock();
+            let res = store.sync();
+            self.shared.publish(&store);
+            res.map_err(|e| (e, store.take_unwritten()))
+        };
         self.shared.wake.notify_all();
+        if let Err((e, lost)) = res {
+            self.fail(&e, lost);
+        }
         Ok(())
     }
 
