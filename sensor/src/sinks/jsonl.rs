@@ -20,10 +20,13 @@ pub struct JsonlSink {
     line_flush: bool,
     format: Format,
     line: Vec<u8>,
+    /// The file, for fsync of urgent records (none for stdout).
+    file: Option<std::fs::File>,
 }
 
 impl JsonlSink {
     pub fn open(target: &JsonlTarget, format: Format) -> Result<Self, SinkError> {
+        let mut file = None;
         let (name, out, line_flush): (String, Box<dyn Write + Send>, bool) = match target {
             JsonlTarget::Stdout => ("jsonl:-".into(), Box::new(std::io::stdout()), true),
             JsonlTarget::Path(p) => {
@@ -34,10 +37,18 @@ impl JsonlSink {
                     .mode(0o600)
                     .open(p)
                     .map_err(|source| SinkError::Io { sink: name.clone(), source })?;
+                file = f.try_clone().ok();
                 (name, Box::new(f), false)
             }
         };
-        Ok(Self { name, out: BufWriter::with_capacity(64 * 1024, out), line_flush, format, line: Vec::new() })
+        Ok(Self {
+            name,
+            out: BufWriter::with_capacity(64 * 1024, out),
+            line_flush,
+            format,
+            line: Vec::new(),
+            file,
+        })
     }
 
     fn io(&self, source: std::io::Error) -> SinkError {
@@ -64,5 +75,14 @@ impl Sink for JsonlSink {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         self.out.flush().map_err(|e| self.io(e))
+    }
+
+    /// Written and fsynced now.
+    fn urgent(&mut self, _record: &AuditRecord, _encoded: &[u8]) -> Result<(), SinkError> {
+        self.out.flush().map_err(|e| self.io(e))?;
+        match &self.file {
+            Some(f) => f.sync_data().map_err(|e| self.io(e)),
+            None => Ok(()),
+        }
     }
 }
