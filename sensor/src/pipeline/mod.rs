@@ -337,7 +337,9 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         btf: loaded.btf_source.to_string(),
         heartbeat: opts.heartbeat,
     });
-    let _ = tx.lineage.send(PipelineEvent::Sensor(Box::new(start))).await;
+    // Not awaited here: the record stage may be waiting on a sink with the queue full.
+    let lineage = tx.lineage.clone();
+    tokio::spawn(async move { lineage.send(PipelineEvent::Sensor(Box::new(start))).await });
     sources.push(tokio::spawn(lifecycle.clone().heartbeats(
         tx.lineage.clone(),
         stats.clone(),
