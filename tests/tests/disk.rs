@@ -64,6 +64,19 @@ impl Drop for SmallFs {
     }
 }
 
+/// Kills the sensor when the test fails before stopping it (a failed assertion must not leave a
+/// sensor tracing the machine).
+struct KillOnPanic(u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0).unwrap_or(i32::MAX));
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 fn no_reserve(on_low_space: LowSpace) -> DiskOptions {
     DiskOptions { reserve_bytes: 0, reserve_percent: 0, on_low_space }
 }
@@ -295,6 +308,7 @@ fn sensor_with_its_record_directory_on_a_full_disk() {
         .stdout(Stdio::null())
         .spawn()
         .expect("start sensor");
+    let _reap = KillOnPanic(sensor.id());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(&log).unwrap_or_default().contains("streaming records") {
         assert!(Instant::now() < deadline, "sensor did not start");
@@ -330,8 +344,15 @@ fn sensor_with_its_record_directory_on_a_full_disk() {
         }
         assert!(
             Instant::now() < deadline,
-            "no loss record of kind sink:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            "no loss record of kind sink:\n{}\nloss lines in {}:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            jsonl.display(),
+            format!(
+                "{} lines; loss: {:?}; last: {:?}",
+                text.lines().count(),
+                text.lines().filter(|l| l.contains("loss")).take(3).collect::<Vec<_>>(),
+                text.lines().last()
+            )
         );
         std::thread::sleep(Duration::from_millis(200));
     };

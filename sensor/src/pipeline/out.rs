@@ -150,9 +150,11 @@ pub(super) fn record_stage(
         let ev = match rx.try_next() {
             queue::Polled::Event(ev) => Some(ev),
             queue::Polled::Empty => {
-                out.flush(stats);
+                // Loss records first: flushed with the rest before the stage waits (it may wait
+                // long on a quiet machine).
                 account_sink_drops(out, &mut enricher, stats);
                 account_sink_losses(out, stats, false);
+                out.flush(stats);
                 stats.publish(&rx, &enricher, &out.sinks);
                 // Events waiting for their process's lineage, or an output waiting for disk
                 // space: wake up to release them or to probe the disk again.
