@@ -43,18 +43,23 @@ pub fn network(n: &NetRaw, malformed_dns: &mut u64) -> (Event, Option<Event>) {
         && let Some(q) = dns::dns_shaped_query(&n.payload)
     {
         let (remote, _) = addr(n.family, &n.remote_addr);
-        let dns = Event::Dns(DnsEvent {
-            name: q.name,
-            r#type: dns::qtype_name(q.qtype),
-            id: u32::from(q.id),
-            server_address: remote,
-            server_port: u32::from(n.remote_port),
-            malformed: false,
-            error: String::new(),
-        });
+        let dns = Event::Dns(dns_query(q, remote, n.remote_port));
         return (one(n, malformed_dns), Some(dns));
     }
     (one(n, malformed_dns), None)
+}
+
+/// The record of a well-formed DNS query sent to `server`:`port`.
+fn dns_query(q: dns::Question, server: String, port: u16) -> DnsEvent {
+    DnsEvent {
+        name: q.name,
+        r#type: dns::qtype_name(q.qtype),
+        id: u32::from(q.id),
+        server_address: server,
+        server_port: u32::from(port),
+        malformed: false,
+        error: String::new(),
+    }
 }
 
 fn one(n: &NetRaw, malformed_dns: &mut u64) -> Event {
@@ -62,15 +67,7 @@ fn one(n: &NetRaw, malformed_dns: &mut u64) -> Event {
     let (remote, remote_mapped) = addr(n.family, &n.remote_addr);
     if n.op == op::SEND && n.remote_port == DNS_PORT && !n.payload.is_empty() {
         return Event::Dns(match dns::parse_query(&n.payload) {
-            Ok(q) => DnsEvent {
-                name: q.name,
-                r#type: dns::qtype_name(q.qtype),
-                id: u32::from(q.id),
-                server_address: remote,
-                server_port: u32::from(n.remote_port),
-                malformed: false,
-                error: String::new(),
-            },
+            Ok(q) => dns_query(q, remote, n.remote_port),
             Err(e) => {
                 *malformed_dns += 1;
                 DnsEvent {
