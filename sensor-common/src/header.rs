@@ -73,6 +73,24 @@ impl EventKind {
         EventKind::Net,
     ];
 
+    /// Position in [`EventKind::ALL`].
+    pub const fn index(self) -> usize {
+        match self {
+            EventKind::Exec => 0,
+            EventKind::Fork => 1,
+            EventKind::Exit => 2,
+            EventKind::Cred => 3,
+            EventKind::Ptrace => 4,
+            EventKind::ModuleLoad => 5,
+            EventKind::BpfLoad => 6,
+            EventKind::MemfdCreate => 7,
+            EventKind::Signal => 8,
+            EventKind::BpfAccess => 9,
+            EventKind::File => 10,
+            EventKind::Net => 11,
+        }
+    }
+
     /// Index of this kind's slot in the per-CPU loss counter array.
     pub const fn counter_index(self) -> u32 {
         self as u32
@@ -96,6 +114,14 @@ impl EventKind {
         }
     }
 }
+
+/// Entries of the `HANDOVER` array: four per event kind (two loss counts already reported,
+/// events read, events written), and the time of the last loss report in the last slot.
+pub const HANDOVER_SLOTS: u32 = 64;
+const _: () = assert!(4 * EventKind::ALL.len() < HANDOVER_SLOTS as usize);
+
+/// `BPF_F_MMAPABLE`: userspace maps the `HANDOVER` array and updates it with plain stores.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// Number of slots in the per-CPU loss counter array (`kind` is the index; slot 0 is unused).
 pub const LOSS_COUNTER_SLOTS: u32 = 64;
@@ -136,3 +162,15 @@ pub struct EventHeader {
 pub const HEADER_SIZE: usize = size_of::<EventHeader>();
 const _: () = assert!(HEADER_SIZE == 32);
 const _: () = assert!(align_of::<EventHeader>() == 8);
+
+#[cfg(test)]
+mod index_tests {
+    use super::EventKind;
+
+    #[test]
+    fn index_is_the_position_in_all() {
+        for (i, k) in EventKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i, "{}", k.name());
+        }
+    }
+}

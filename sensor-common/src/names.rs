@@ -66,3 +66,7 @@ pub const GLOBAL_MODULE_NAME_LOC: &str = "MODULE_NAME_LOC";
 pub const MAP_CONTROL: &str = "CONTROL";
 /// `(kind << 32) | id` of every program, map and link the sensor loaded (frozen after attach).
 pub const MAP_OWN_IDS: &str = "OWN_IDS";
+/// Array of u64 (mmapable) written by userspace only: what a run hands to the next one that
+/// adopts its pinned programs: the loss counts already reported, and the events read from the
+/// rings but not yet written (see `sensor::handover`).
+pub const MAP_HANDOVER: &str = "HANDOVER";

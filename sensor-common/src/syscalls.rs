@@ -131,3 +131,6 @@ const _: () = assert!(size_of::<ModuleEvent>().is_multiple_of(8));
 const _: () = assert!(size_of::<BpfLoadEvent>().is_multiple_of(8));
 const _: () = assert!(size_of::<MemfdEvent>().is_multiple_of(8));
 const _: () = assert!(size_of::<PendingSyscall>().is_multiple_of(8));
+
+// `BPF_OBJ_GET` paths wait in the pending `name` between the enter and the exit.
+const _: () = assert!(crate::tamper::BPF_PATH_LEN <= MEMFD_NAME_LEN);

@@ -73,7 +73,7 @@ pub const fn own_id_key(kind: u64, id: u32) -> u64 {
 /// A `bpf()` command by another process that touches one of the sensor's objects (get-fd-by-id,
 /// map update/delete/freeze, link update/detach).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BpfCmdEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -84,6 +84,26 @@ pub struct BpfCmdEvent {
     pub obj_id: u32,
     /// Return value: an fd, 0, or -errno.
     pub result: i32,
+    /// `BPF_OBJ_GET`: the path of the pin (NUL-terminated; empty for other commands). Which
+    /// pins are the sensor's is decided in userspace, which knows its pin directory.
+    pub path: [u8; BPF_PATH_LEN],
+}
+
+/// Bytes of a `BPF_OBJ_GET` path kept (longer ones are cut).
+pub const BPF_PATH_LEN: usize = 256;
+
+impl Default for BpfCmdEvent {
+    fn default() -> Self {
+        Self {
+            header: EventHeader::default(),
+            task: TaskInfo::default(),
+            cmd: 0,
+            obj_type: 0,
+            obj_id: 0,
+            result: 0,
+            path: [0; BPF_PATH_LEN],
+        }
+    }
 }
 
 /// `bpf()` commands (include/uapi/linux/bpf.h, `enum bpf_cmd`).

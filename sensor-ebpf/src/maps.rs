@@ -7,7 +7,7 @@ use aya_ebpf::{
 use sensor_common::{
     KernelOffsets, LossCounter,
     exec::{CaptureConfig, ExecEvent},
-    header::LOSS_COUNTER_SLOTS,
+    header::{BPF_F_MMAPABLE, HANDOVER_SLOTS, LOSS_COUNTER_SLOTS},
     syscalls::PendingSyscall,
     tamper::Control,
 };
@@ -43,6 +43,11 @@ pub static CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 /// `(kind << 32) | id` of the sensor's own programs, maps and links (frozen after attach).
 #[map(name = "OWN_IDS")]
 pub static OWN_IDS: HashMap<u64, u32> = HashMap::with_max_entries(1024, 0);
+
+/// What a run hands to the next one that adopts these programs (userspace only, mmapped by it;
+/// see `sensor::handover`).
+#[map(name = "HANDOVER")]
+pub static HANDOVER: Array<u64> = Array::with_max_entries(HANDOVER_SLOTS, BPF_F_MMAPABLE);
 
 /// Struct offsets of the running kernel, written by the loader (see `sensor::btf`).
 #[unsafe(no_mangle)]

@@ -12,7 +12,10 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_task, generated::bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_task,
+        generated::{bpf_probe_read_user, bpf_probe_read_user_str},
+    },
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -21,16 +24,16 @@ use sensor_common::{
     offsets::OFFSET_ABSENT,
     syscalls::PendingSyscall,
     tamper::{
-        BpfCmdEvent, FLAG_OWN_OBJECT, FLAG_SENDER_IS_PARENT, FLAG_TARGET_SENSOR, OBJ_LINK, OBJ_MAP, OBJ_PROG,
-        REQ_PIDFD_GETFD, REQ_PROCESS_VM_READV, REQ_PROCESS_VM_WRITEV, SI_KERNEL, SI_USER, SignalEvent,
-        bpf_cmd, own_id_key,
+        BPF_PATH_LEN, BpfCmdEvent, FLAG_OWN_OBJECT, FLAG_SENDER_IS_PARENT, FLAG_TARGET_SENSOR, OBJ_LINK,
+        OBJ_MAP, OBJ_PROG, REQ_PIDFD_GETFD, REQ_PROCESS_VM_READV, REQ_PROCESS_VM_WRITEV, SI_KERNEL, SI_USER,
+        SignalEvent, bpf_cmd, own_id_key,
     },
 };
 
 use crate::{
     emit::{emit, fill_header},
     file::fd_file,
-    kernel::read_z,
+    kernel::{copy_kernel, read_z},
     maps::{OWN_IDS, control, sensor_tgid},
     off,
     syscalls::{ARG0, ARG1, arg, current, save, target_flags},
@@ -189,6 +192,10 @@ pub fn bpf_enter(task: *const u8, tid: u32, cmd: u32, attr: u64) {
         bpf_cmd::LINK_UPDATE | bpf_cmd::LINK_DETACH => {
             (OBJ_LINK, object_id(task, user_u32(attr), off!(bpf_link_id)))
         }
+        bpf_cmd::OBJ_GET => {
+            obj_get_enter(tid, attr);
+            return;
+        }
         _ => return,
     };
     // SAFETY: map lookup of a plain value.
@@ -204,7 +211,26 @@ pub fn bpf_enter(task: *const u8, tid: u32, cmd: u32, attr: u64) {
     });
 }
 
-/// Emits the BPF command event saved by [`bpf_enter`].
+/// `BPF_OBJ_GET` (`union bpf_attr`: `__aligned_u64 pathname` first): saves the path, which
+/// userspace compares with its pin directory.
+#[inline(always)]
+fn obj_get_enter(tid: u32, attr: u64) {
+    // SAFETY: `p` is the scratch slot; user memory is read with the probe helpers.
+    save(tid, EventKind::BpfAccess, |p| unsafe {
+        // `arg1` (object kind) and `arg2` (id) stay 0: a path, not an id.
+        (*p).arg0 = bpf_cmd::OBJ_GET;
+        let mut path = 0u64;
+        let name = (&raw mut (*p).name).cast::<u8>();
+        if bpf_probe_read_user((&raw mut path).cast(), 8, attr as *const _) != 0
+            || path == 0
+            || bpf_probe_read_user_str(name.cast(), BPF_PATH_LEN as u32, path as *const _) <= 0
+        {
+            *name = 0;
+        }
+    });
+}
+
+/// Emits the BPF command event saved by [`bpf_enter`] or [`obj_get_enter`].
 ///
 /// # Safety
 /// `saved` must be the scratch slot holding this thread's saved state.
@@ -218,6 +244,8 @@ pub unsafe fn bpf_exit(task: *const u8, tid: u32, tgid: u32, saved: *const Pendi
             (*ev).obj_type = (*saved).arg1 as u32;
             (*ev).obj_id = (*saved).arg2 as u32;
             (*ev).result = result;
+            let src = (&raw const (*saved).name).cast::<[u8; BPF_PATH_LEN]>();
+            copy_kernel(&raw mut (*ev).path, src);
             let flags = if (*saved).arg1 != 0 { FLAG_OWN_OBJECT } else { 0 };
             fill_header(
                 &raw mut (*ev).header,

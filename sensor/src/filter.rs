@@ -160,6 +160,15 @@ impl InodeFilter {
         }
     }
 
+    /// Removes every entry of the kernel map (adopted programs: the last run's entries are
+    /// stale), before the first refresh.
+    pub fn clear_kernel_map(&mut self) {
+        let keys: Vec<InodeKey> = self.map.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = self.map.remove(&k);
+        }
+    }
+
     /// Sets the sensor's protected paths (see `crate::protect`).
     pub fn set_protected(&mut self, paths: Vec<PathBuf>) {
         self.protected = paths;

@@ -24,6 +24,14 @@ const BPF_MAP_FREEZE: libc::c_long = 22;
 pub fn claim(ebpf: &mut Ebpf, ignore_tgid: u32) -> anyhow::Result<()> {
     let mut control: Array<_, Control> =
         Array::try_from(ebpf.map_mut(names::MAP_CONTROL).context("map CONTROL missing")?)?;
+    write_control(&mut control, ignore_tgid)
+}
+
+/// Writes the control block of this process into `control`.
+pub fn write_control<T: std::borrow::BorrowMut<MapData>>(
+    control: &mut Array<T, Control>,
+    ignore_tgid: u32,
+) -> anyhow::Result<()> {
     let c = Control {
         ignore_tgid,
         sensor_tgid: std::process::id(),
@@ -36,7 +44,7 @@ pub fn claim(ebpf: &mut Ebpf, ignore_tgid: u32) -> anyhow::Result<()> {
 }
 
 /// The data of a map of the object.
-fn map_data(m: &Map) -> Option<&MapData> {
+pub fn map_data(m: &Map) -> Option<&MapData> {
     match m {
         Map::Array(d)
         | Map::HashMap(d)

@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// The eBPF object built by build.rs.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
+pub(crate) static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
 
 /// Bridge from aya-log (eBPF side) into the `log` facade, which tracing receives.
 pub type EbpfLogger = aya_log::EbpfLogger<&'static dyn log::Log>;
@@ -57,6 +57,8 @@ pub struct Loaded {
     pub logger: Option<EbpfLogger>,
     /// Kernel ids of every map of the object (the taken ones included), for `OWN_IDS`.
     pub map_ids: Vec<u32>,
+    /// What this run hands to the next one that adopts its pins (see `crate::handover`).
+    pub handover: crate::handover::Handover,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -95,6 +97,11 @@ pub fn preflight() -> anyhow::Result<()> {
 
 /// Loads the object with offsets resolved from the kernel's BTF.
 pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
+    load_with(cfg, None)
+}
+
+/// [`load`], pinning the maps another sensor needs to adopt the programs into `pin_dir`.
+pub fn load_with(cfg: LoadConfig, pin_dir: Option<&std::path::Path>) -> anyhow::Result<Loaded> {
     let started = Instant::now();
     let given = cfg.btf;
     let (kbtf, btf_source) = KernelBtf::locate(given.as_deref())?;
@@ -148,6 +155,15 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     };
     let map_ids = crate::guard::map_ids(&ebpf);
     crate::guard::claim(&mut ebpf, cfg.self_tgid)?;
+    if let Some(dir) = pin_dir {
+        crate::pin::pin_maps(&ebpf, dir)?;
+    }
+    let handover = match take(&mut ebpf, names::MAP_HANDOVER)? {
+        aya::maps::Map::Array(m) => {
+            crate::handover::Handover::map(m.fd()).context("mapping the HANDOVER array")?
+        }
+        _ => anyhow::bail!("map {} has an unexpected type", names::MAP_HANDOVER),
+    };
     let proc_events = RingBuf::try_from(take(&mut ebpf, names::MAP_PROC_EVENTS)?)?;
     let file_events = RingBuf::try_from(take(&mut ebpf, names::MAP_FILE_EVENTS)?)?;
     let net_events = RingBuf::try_from(take(&mut ebpf, names::MAP_NET_EVENTS)?)?;
@@ -167,7 +183,18 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
     }
     let loss = PerCpuArray::try_from(take(&mut ebpf, names::MAP_LOSS)?)?;
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
-    Ok(Loaded { ebpf, btf_source, proc_events, file_events, net_events, inode_filter, loss, logger, map_ids })
+    Ok(Loaded {
+        ebpf,
+        btf_source,
+        proc_events,
+        file_events,
+        net_events,
+        inode_filter,
+        loss,
+        logger,
+        map_ids,
+        handover,
+    })
 }
 
 /// BTFHub names its files after the kernel release (`5.10.0-46-cloud-amd64.btf`): a file named
@@ -201,6 +228,8 @@ type Refused = HashMap<String, String>;
 #[derive(Debug, Default, Clone)]
 pub struct Attached {
     pub collectors: Vec<&'static str>,
+    /// Programs adopted from the pins of an earlier run (nothing was attached by this run).
+    pub adopted: Vec<String>,
     /// Collectors that could not start on this kernel, with the reason.
     pub disabled: Vec<(&'static str, String)>,
 }
@@ -508,6 +537,7 @@ mod tests {
             names::MAP_INODE_FILTER,
             names::MAP_CONTROL,
             names::MAP_OWN_IDS,
+            names::MAP_HANDOVER,
         ] {
             assert!(obj.maps.contains_key(map), "map {map} missing; object has {:?}", obj.maps.keys());
         }

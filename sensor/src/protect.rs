@@ -66,6 +66,9 @@ impl ProtectedPaths {
                     .map(|p| (p.clone(), "key")),
             );
         }
+        if let Some(p) = &opts.pinning {
+            e.push((p.dir.clone(), "pins"));
+        }
         e.extend(cgroup_controls().into_iter().map(|p| (p, "cgroup")));
         Self::new(e)
     }

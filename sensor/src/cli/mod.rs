@@ -49,6 +49,13 @@ pub enum Command {
     /// Detection rules (Sigma): check, list, replay record files through them, field mapping.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// Remove every pin (programs, links, maps) a sensor left under its pin directory, so its
+    /// programs detach. Refuses while a sensor runs with that directory.
+    Cleanup {
+        /// The pin directory (`--pin-dir` / `[sensor] pin_dir` of the sensor).
+        #[arg(long, value_name = "DIR", default_value = crate::pin::DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +102,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Trace(args) => trace::trace(args),
         Command::Rules(cmd) => rules::dispatch(cmd),
+        Command::Cleanup { pin_dir } => {
+            let n = crate::pin::cleanup(&pin_dir)?;
+            println!("removed {n} pin directories under {}", pin_dir.display());
+            Ok(0)
+        }
     }
 }
 

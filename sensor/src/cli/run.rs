@@ -72,6 +72,14 @@ pub struct RunArgs {
     /// Default 30.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub heartbeat: Option<Duration>,
+    /// Pin the programs, ring buffers and state maps under this bpffs directory (e.g.
+    /// /sys/fs/bpf/sensor): they stay attached when the sensor ends, and the next start of the
+    /// same version adopts them and reads what they kept, so a restart opens no hole.
+    #[arg(long, value_name = "DIR")]
+    pub pin_dir: Option<PathBuf>,
+    /// With --pin-dir: remove the pins at a clean stop (the programs then detach).
+    #[arg(long)]
+    pub unpin_on_stop: bool,
 }
 /// Longest `--duration` accepted.
 const MAX_DURATION_SECS: f64 = 366.0 * 86_400.0;
@@ -143,6 +151,12 @@ pub fn run_options(args: RunArgs) -> anyhow::Result<Options> {
     }
     if let Some(h) = args.heartbeat {
         opts.heartbeat = h;
+    }
+    if let Some(dir) = args.pin_dir {
+        opts.pinning = Some(crate::pin::PinOptions { dir, unpin_on_stop: false });
+    }
+    if let Some(p) = opts.pinning.as_mut() {
+        p.unpin_on_stop |= args.unpin_on_stop;
     }
     opts.detection.sources.paths.extend(args.rules);
     Ok(opts)

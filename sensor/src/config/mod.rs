@@ -135,6 +135,11 @@ struct SensorSection {
     report_threads: Option<bool>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// Time between heartbeat records ("0s": none).
+    heartbeat: Option<HumanDuration>,
+    /// bpffs directory to pin the programs in (see `sensor run --pin-dir`).
+    pin_dir: Option<PathBuf>,
+    unpin_on_stop: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,6 +325,13 @@ impl Validator {
         if let Some(btf) = s.btf {
             self.absolute("sensor.btf", &btf);
             o.btf = Some(btf);
+        }
+        if let Some(HumanDuration(d)) = s.heartbeat {
+            o.heartbeat = if d.is_zero() { d } else { self.at_least_secs("sensor.heartbeat", d, 1) };
+        }
+        if let Some(dir) = s.pin_dir {
+            self.absolute("sensor.pin_dir", &dir);
+            o.pinning = Some(crate::pin::PinOptions { dir, unpin_on_stop: s.unpin_on_stop.unwrap_or(false) });
         }
         for k in s.labels.keys().filter(|k| k.is_empty()) {
             self.problem(format!("sensor.labels.\"{k}\""), "empty label name");

@@ -26,6 +26,14 @@ pub fn summary(opts: &Options) -> String {
         opts.args_max,
         if opts.report_threads { "yes" } else { "no" }
     );
+    if let Some(p) = &opts.pinning {
+        let _ = writeln!(
+            s,
+            "pinning: {} ({})",
+            p.dir.display(),
+            if p.unpin_on_stop { "removed at a clean stop" } else { "kept across restarts" }
+        );
+    }
     if let Some(btf) = &opts.btf {
         let _ = writeln!(s, "kernel BTF: {} (instead of {})", btf.display(), crate::btf::VMLINUX_BTF);
     }

@@ -19,12 +19,15 @@ fn example_path() -> std::path::PathBuf {
 }
 
 /// The documented example is also the package's /etc/sensor/sensor.toml: what it sets is the
-/// defaults, with the default record directory as its one output (no live view under systemd).
+/// defaults, with the default record directory as its one output (no live view under systemd),
+/// and pinning on (the service keeps its programs attached across restarts).
 #[test]
 fn example_file_is_the_defaults() {
     let o = load(&example_path()).unwrap_or_else(|e| panic!("{e}"));
     let mut defaults = Options::default();
     defaults.outputs.push(OutputSpec::File("/var/lib/sensor/records".into()).into());
+    defaults.pinning =
+        Some(crate::pin::PinOptions { dir: crate::pin::DEFAULT_PIN_DIR.into(), unpin_on_stop: false });
     assert_eq!(summary(&o), summary(&defaults));
     assert!(o.labels.is_empty() && o.metrics_listen.is_none() && o.signing_key.is_none());
 }

@@ -4,7 +4,9 @@ use std::mem::offset_of;
 
 use sensor_common::{
     EventHeader,
-    tamper::{BpfCmdEvent, FLAG_OWN_OBJECT, FLAG_SENDER_IS_PARENT, FLAG_TARGET_SENSOR, SignalEvent},
+    tamper::{
+        BPF_PATH_LEN, BpfCmdEvent, FLAG_OWN_OBJECT, FLAG_SENDER_IS_PARENT, FLAG_TARGET_SENSOR, SignalEvent,
+    },
 };
 
 use super::{DecodeError, Reader, task::TaskRaw};
@@ -36,6 +38,8 @@ pub struct BpfCmdRaw {
     pub obj_id: u32,
     pub result: i32,
     pub own_object: bool,
+    /// `BPF_OBJ_GET`: the pin's path as given (may be relative).
+    pub path: Vec<u8>,
 }
 
 fn i32_at(r: &Reader<'_>, off: usize) -> i32 {
@@ -68,6 +72,7 @@ pub(super) fn decode_bpf_cmd(header: EventHeader, buf: &[u8]) -> Result<BpfCmdRa
         obj_id: r.u32(offset_of!(BpfCmdEvent, obj_id)),
         result: i32_at(&r, offset_of!(BpfCmdEvent, result)),
         own_object: header.flags & FLAG_OWN_OBJECT != 0,
+        path: super::task::until_nul(&r.bytes::<BPF_PATH_LEN>(offset_of!(BpfCmdEvent, path))).to_vec(),
         header,
     })
 }

@@ -204,6 +204,15 @@ impl Enricher {
         self.release_sessions(None, now_boot_ns, all, out);
     }
 
+    /// Events parked, waiting for their process's lineage, per kind (`EventKind::ALL` order).
+    pub fn parked_by_kind(&self) -> [u64; sensor_common::EventKind::ALL.len()] {
+        let mut n = [0; sensor_common::EventKind::ALL.len()];
+        for ev in self.parking.iter() {
+            n[ev.kind().index()] += 1;
+        }
+        n
+    }
+
     /// Events parked, waiting for their process's lineage events, and session records waiting
     /// for their terminal.
     pub fn parked(&self) -> usize {
@@ -280,6 +289,9 @@ impl Enricher {
                 self.done(g.header.boot_ns, process, tamper::signal(&g, target_guid, target_exe))
             }
             KernelEvent::BpfAccess(b) => {
+                if !tamper::concerns_sensor(&b, &self.protected) {
+                    return;
+                }
                 let process = self.known_process(b.header.tgid, b.header.tid, &b.task);
                 self.done(b.header.boot_ns, process, tamper::bpf_access(&b))
             }

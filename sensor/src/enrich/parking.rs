@@ -31,6 +31,11 @@ impl<E> Default for Parking<E> {
 }
 
 impl<E> Parking<E> {
+    /// The parked events, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &E> {
+        self.waiting.iter().map(|(_, e)| e)
+    }
+
     /// Every process event stamped before `boot_ns` has been enriched.
     pub fn advance_mark(&mut self, boot_ns: u64) {
         self.lineage_clock = self.lineage_clock.max(boot_ns);

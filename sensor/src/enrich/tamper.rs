@@ -65,6 +65,7 @@ pub fn bpf_access(b: &BpfCmdRaw) -> Event {
         OBJ_PROG => "prog",
         OBJ_MAP => "map",
         OBJ_LINK => "link",
+        _ if b.cmd == bpf_cmd::OBJ_GET => "pin",
         _ => "other",
     };
     Event::BpfAccess(BpfAccessEvent {
@@ -72,7 +73,23 @@ pub fn bpf_access(b: &BpfCmdRaw) -> Event {
         object_type: object_type.to_owned(),
         object_id: b.obj_id,
         result: b.result,
+        path: crate::record::text::text(&b.path).0,
     })
+}
+
+/// Whether a `bpf()` command event concerns the sensor. The kernel reports get-fd-by-id and
+/// map/link commands only on the sensor's own objects, but every `BPF_OBJ_GET` (it cannot tell
+/// which pins are ours): those count when the path is below one of the sensor's `pins`
+/// (protected as such), or relative (resolved against a working directory that may be there).
+/// The sensor's own commands (adopting pins at start) never count.
+pub fn concerns_sensor(b: &BpfCmdRaw, protected: &crate::protect::ProtectedPaths) -> bool {
+    if b.header.tgid == std::process::id() {
+        return false;
+    }
+    if b.cmd != bpf_cmd::OBJ_GET {
+        return true;
+    }
+    !b.path.starts_with(b"/") || protected.classify(&b.path) == Some("pins")
 }
 
 #[cfg(test)]

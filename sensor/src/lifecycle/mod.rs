@@ -132,6 +132,7 @@ pub struct StartFacts<'a> {
     pub rules: usize,
     pub attached: &'a Attached,
     pub btf: String,
+    pub pinning: sensor_proto::v1::Pinning,
     pub heartbeat: Duration,
 }
 
@@ -144,6 +145,11 @@ pub fn start_event(f: &StartFacts<'_>) -> Event {
         .iter()
         .map(|c| Collector { name: collector_name(c).to_owned(), on: true, reason: String::new() })
         .collect();
+    collectors.extend(f.attached.adopted.iter().map(|p| Collector {
+        name: collector_name(p).to_owned(),
+        on: true,
+        reason: "adopted from pins".to_owned(),
+    }));
     collectors.extend(f.attached.disabled.iter().map(|(c, why)| Collector {
         name: collector_name(c).to_owned(),
         on: false,
@@ -162,6 +168,7 @@ pub fn start_event(f: &StartFacts<'_>) -> Event {
             .unwrap_or_default(),
         btf: f.btf.clone(),
         collectors,
+        pinning: Some(f.pinning.clone()),
         heartbeat_secs: u32::try_from(f.heartbeat.as_secs()).unwrap_or(u32::MAX),
     })
 }

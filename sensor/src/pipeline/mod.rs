@@ -16,6 +16,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use sensor_common::EventKind;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{error, info, warn};
 
@@ -106,6 +107,8 @@ pub struct Options {
     pub config_file: Option<std::path::PathBuf>,
     /// Interval of heartbeat records (zero: none).
     pub heartbeat: Duration,
+    /// Pin the programs and maps in bpffs (see `crate::pin`); `None`: off.
+    pub pinning: Option<crate::pin::PinOptions>,
 }
 
 impl std::fmt::Debug for Options {
@@ -145,6 +148,7 @@ impl Default for Options {
             detection: DetectConfig::default(),
             config_file: None,
             heartbeat: crate::lifecycle::DEFAULT_HEARTBEAT,
+            pinning: None,
         }
     }
 }
@@ -160,8 +164,8 @@ pub struct Running {
     /// Where the metrics endpoint listens (the bound address, so port 0 resolves).
     pub metrics_addr: Option<std::net::SocketAddr>,
     lifecycle: Arc<Lifecycle>,
-    // Keeps programs attached until stop.
-    _ebpf: aya::Ebpf,
+    /// The programs: released after the last record (pinned ones stay attached).
+    kernel: crate::kernel::Kernel,
 }
 
 impl std::fmt::Debug for Running {
@@ -200,7 +204,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     }
     sinks.append(&mut opts.extra_sinks);
 
-    let loaded = loader::load(LoadConfig {
+    let load = LoadConfig {
         btf: opts.btf.clone(),
         args_max: opts.args_max,
         self_tgid: if opts.ignore_self { std::process::id() } else { 0 },
@@ -208,8 +212,8 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         include_mode: !opts.include_paths.is_empty(),
         proc_ring_bytes: opts.proc_ring_bytes,
         file_ring_bytes: opts.file_ring_bytes,
-    })?;
-    let mut ebpf = loaded.ebpf;
+    };
+    let (mut kernel, loaded) = crate::kernel::Kernel::open(load, opts.pinning.as_ref())?;
     // In `Ring::ALL` order.
     let ring_fill = [&loaded.proc_events, &loaded.file_events, &loaded.net_events].map(|r| {
         RingFill::new(r).inspect_err(|e| warn!(error = %e, "ring buffer fill level unavailable")).ok()
@@ -242,6 +246,9 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let mut inode_filter =
         crate::filter::InodeFilter::new(loaded.inode_filter, sensitive, excluded, opts.include_paths.clone());
     let protected = crate::protect::ProtectedPaths::of(&opts);
+    if loaded.adopted {
+        inode_filter.clear_kernel_map();
+    }
     inode_filter.set_protected(protected.paths().map(std::path::Path::to_path_buf).collect());
     inode_filter.refresh();
     let mut enricher = Enricher::new(clock, &host.boot_id, opts.enrich);
@@ -264,6 +271,25 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         .map(|ev| enricher.sensor_record(BootClock::boot_ns_now(), ev))
         .collect();
     initial.splice(0..0, previous);
+    // Events the previous run of adopted programs had read but not written when it died.
+    let handover = Arc::new(loaded.handover);
+    for (kind, count) in EventKind::ALL.iter().zip(handover.take_in_flight()).filter(|(_, n)| *n > 0) {
+        let now = BootClock::boot_ns_now();
+        let report = LossReport {
+            kind: kind.name(),
+            reason: "in_flight",
+            count,
+            first_boot_ns: now,
+            last_boot_ns: now,
+        };
+        warn!(
+            kind = kind.name(),
+            count, "events the previous run read but never wrote (it ended abnormally)"
+        );
+        stats.add_loss(&report);
+        stats.loss_records.fetch_add(1, Ordering::Relaxed);
+        enricher.enrich(PipelineEvent::Loss(report), &mut initial);
+    }
     // Continue the hash chain of a previous run writing to the same directory.
     let chain_tail = opts.outputs.iter().find_map(|o| match &o.spec {
         OutputSpec::File(dir) => sinks::file::chain_tail(dir),
@@ -277,21 +303,27 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let lifecycle = Lifecycle::new(opts.heartbeat);
     let record_stage = {
         let stats = stats.clone();
+        let handover_out = handover.clone();
         let lifecycle = lifecycle.clone();
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let mut out = out::RecordOut::new(builder, detector, sinks);
+            let mut out = out::RecordOut::new(builder, detector, sinks).with_handover(handover_out);
             out::record_stage(rx, &rt, initial, enricher, &mut out, &stats, &lifecycle)
         })
     };
 
+    let read_ctx = Arc::new(sources::ringbuf::ReadContext {
+        stats: stats.clone(),
+        handover: handover.clone(),
+        ignore_tgid: if opts.ignore_self { std::process::id() } else { 0 },
+    });
     // Readers first, so nothing the programs emit waits unread.
     let mut sources = vec![
         tokio::spawn(sources::ringbuf::run(
             Ring::Proc,
             loaded.proc_events,
             tx.lineage.clone(),
-            stats.clone(),
+            read_ctx.clone(),
             stop_rx.clone(),
             opts.drain_interval,
         )),
@@ -299,7 +331,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             Ring::File,
             loaded.file_events,
             tx.bulk.clone(),
-            stats.clone(),
+            read_ctx.clone(),
             stop_rx.clone(),
             opts.drain_interval,
         )),
@@ -307,7 +339,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             Ring::Net,
             loaded.net_events,
             tx.bulk.clone(),
-            stats.clone(),
+            read_ctx.clone(),
             stop_rx.clone(),
             opts.drain_interval,
         )),
@@ -321,7 +353,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     if let Some(logger) = loaded.logger {
         sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx.clone())));
     }
-    let attached = match loader::attach(&mut ebpf) {
+    let attached = match kernel.attach() {
         Ok(a) => a,
         Err(e) => {
             lifecycle.set_stop(StopReason::Error(format!("{e:#}")));
@@ -329,17 +361,24 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
             return Err(e);
         }
     };
-    crate::guard::register_own_ids(&mut ebpf, &loaded.map_ids);
     let start = crate::lifecycle::start_event(&crate::lifecycle::StartFacts {
         opts: &opts,
         rules,
         attached: &attached,
-        btf: loaded.btf_source.to_string(),
+        btf: kernel.btf.clone(),
+        pinning: kernel.pinning.clone(),
         heartbeat: opts.heartbeat,
     });
     // Not awaited here: the record stage may be waiting on a sink with the queue full.
     let lineage = tx.lineage.clone();
-    tokio::spawn(async move { lineage.send(PipelineEvent::Sensor(Box::new(start))).await });
+    let retired = std::mem::take(&mut kernel.retired);
+    tokio::spawn(async move {
+        lineage.send(PipelineEvent::Sensor(Box::new(start))).await?;
+        for report in retired {
+            lineage.send(PipelineEvent::Loss(report)).await?;
+        }
+        Ok::<_, tokio::sync::mpsc::error::SendError<PipelineEvent>>(())
+    });
     sources.push(tokio::spawn(lifecycle.clone().heartbeats(
         tx.lineage.clone(),
         stats.clone(),
@@ -348,22 +387,14 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     // After attach: the skipped-run counters belong to loaded programs.
     sources.push(tokio::spawn(sources::loss::run(
         loaded.loss,
-        loader::program_runs(&ebpf),
+        handover,
+        kernel.program_runs(),
         tx.lineage,
         stop_rx,
         opts.loss_poll_interval,
     )));
     release_startup_memory();
-    Ok(Running {
-        stop: stop_tx,
-        sources,
-        record_stage,
-        stats,
-        attached,
-        metrics_addr,
-        lifecycle,
-        _ebpf: ebpf,
-    })
+    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, lifecycle, kernel })
 }
 
 /// Hands the heap that start-up used (kernel BTF parsing, the `/proc` seed) back to the system:
@@ -393,6 +424,9 @@ impl Running {
             }
         }
         let reports = self.record_stage.await.context("record stage panicked")?;
+        let released = std::time::Instant::now();
+        self.kernel.stop();
+        info!(elapsed_ms = released.elapsed().as_millis(), "programs released");
         info!(
             records = self.stats.records.load(Ordering::Relaxed),
             loss_records = self.stats.loss_records.load(Ordering::Relaxed),

@@ -1,7 +1,7 @@
 //! The record stage: the single consumer that enriches, numbers, detects and writes (see the
 //! module above), and the accounting of what sinks could not write.
 
-use std::sync::atomic::Ordering;
+use std::sync::{Arc, atomic::Ordering};
 
 use tracing::{error, info, warn};
 
@@ -9,6 +9,7 @@ use super::{LossReport, PARKED_POLL, PipelineEvent, SinkReport, Stats};
 use crate::{
     detect::Detector,
     enrich::{Enriched, Enricher, clock::BootClock},
+    handover::{Handover, WrittenCounter},
     lifecycle::Lifecycle,
     queue,
     record::RecordBuilder,
@@ -31,11 +32,32 @@ pub(super) struct RecordOut {
     alerts: Vec<Enriched>,
     /// Write errors per sink.
     errors: Vec<u64>,
+    /// Events written, for the next run that adopts pinned programs (see `crate::handover`).
+    handover: Option<(Arc<Handover>, WrittenCounter)>,
 }
 
 impl RecordOut {
     pub(super) fn new(builder: RecordBuilder, detector: Detector, sinks: Vec<Box<dyn Sink>>) -> Self {
-        Self { builder, detector, sinks, alerts: Vec::with_capacity(4), errors: Vec::new() }
+        Self { builder, detector, sinks, alerts: Vec::with_capacity(4), errors: Vec::new(), handover: None }
+    }
+
+    pub(super) fn with_handover(mut self, handover: Arc<Handover>) -> Self {
+        self.handover = Some((handover, WrittenCounter::default()));
+        self
+    }
+
+    /// The stage took a kernel event of `kind` from the queue.
+    fn took(&mut self, kind: sensor_common::EventKind) {
+        if let Some((_, w)) = &mut self.handover {
+            w.took(kind);
+        }
+    }
+
+    /// Every output has flushed: the events taken are written, but for those still parked.
+    fn flushed(&self, enricher: &Enricher) {
+        if let Some((h, w)) = &self.handover {
+            w.flushed(&enricher.parked_by_kind(), h);
+        }
     }
 
     /// Builds, evaluates and writes one record, then the alerts it raised, then a checkpoint
@@ -155,6 +177,7 @@ pub(super) fn record_stage(
                 account_sink_drops(out, &mut enricher, stats);
                 account_sink_losses(out, stats, false);
                 out.flush(stats);
+                out.flushed(&enricher);
                 stats.publish(&rx, &enricher, &out.sinks);
                 // Events waiting for their process's lineage, or an output waiting for disk
                 // space: wake up to release them or to probe the disk again.
@@ -181,9 +204,13 @@ pub(super) fn record_stage(
             queue::Polled::Closed => break,
         };
         if let Some(ev) = ev {
-            if let PipelineEvent::Loss(l) = &ev {
-                stats.loss_records.fetch_add(1, Ordering::Relaxed);
-                stats.add_loss(l);
+            match &ev {
+                PipelineEvent::Loss(l) => {
+                    stats.loss_records.fetch_add(1, Ordering::Relaxed);
+                    stats.add_loss(l);
+                }
+                PipelineEvent::Kernel(k) => out.took(k.kind()),
+                PipelineEvent::Sensor(_) => {}
             }
             enricher.enrich(ev, &mut batch);
         }
@@ -207,6 +234,7 @@ pub(super) fn record_stage(
     let stop = lifecycle.stop_event(out.builder.count());
     out.emit(enricher.sensor_record(BootClock::boot_ns_now(), stop), stats);
     out.finish(stats);
+    out.flushed(&enricher);
     stats.publish(&rx, &enricher, &out.sinks);
     let t = enricher.table_stats();
     info!(

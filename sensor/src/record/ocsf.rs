@@ -225,10 +225,12 @@ fn event_fields(
         Event::BpfAccess(x) => {
             unmapped.insert("bpf_access".into(), to_value(x));
             let name = format!("{} {}", x.object_type, x.object_id);
-            ev.insert(
-                "driver".into(),
-                json!({ "file": { "name": name, "type_id": 99, "type": "BPF object" } }),
-            );
+            let file = if x.path.is_empty() {
+                json!({ "name": name, "type_id": 99, "type": "BPF object" })
+            } else {
+                json!({ "name": name, "path": x.path, "type_id": 99, "type": "BPF object" })
+            };
+            ev.insert("driver".into(), json!({ "file": file }));
             (&KERNEL_EXT, a(99, "Access"), Some(result(i64::from(x.result), None)))
         }
         Event::SensorStart(x) => {

@@ -66,6 +66,8 @@ pub struct FileSink {
     low_log: crate::ratelimit::RateLimited,
     unwritten: u64,
     deleted_files: u64,
+    /// One sensor per record directory: two would interleave their hash chains.
+    _lock: crate::exclusive::DirLock,
 }
 
 impl FileSink {
@@ -75,6 +77,8 @@ impl FileSink {
         DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
         // An existing directory keeps its owner but gets owner-only access.
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+        let lock = crate::exclusive::lock_dir(dir, "record directory")
+            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::WouldBlock, e.to_string())))?;
         let space = SpaceCheck::new(&name, dir, opts.disk);
         Ok(Self {
             name,
@@ -91,6 +95,7 @@ impl FileSink {
             low_log: crate::ratelimit::RateLimited::new(std::time::Duration::from_secs(600)),
             unwritten: 0,
             deleted_files: 0,
+            _lock: lock,
         })
     }
 
@@ -440,6 +445,9 @@ mod tests {
             assert_eq!(fs::metadata(f).expect("file").permissions().mode() & 0o777, 0o600);
         }
 
+        // One sink per directory at a time (the directory lock).
+        assert!(FileSink::open(&dir, FileOptions::default()).is_err(), "a second sink on one directory");
+        drop(sink);
         let opts = FileOptions {
             max_file_bytes: 1000,
             max_total_bytes: 2500,

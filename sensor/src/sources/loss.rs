@@ -3,6 +3,7 @@
 
 use std::{
     os::fd::{AsFd as _, AsRawFd as _},
+    sync::Arc,
     time::Duration,
 };
 
@@ -13,6 +14,7 @@ use tracing::{error, warn};
 
 use crate::{
     enrich::clock::BootClock,
+    handover::Handover,
     loader::ProgramRuns,
     pipeline::{LossReport, PipelineEvent},
     ratelimit::RateLimited,
@@ -24,16 +26,33 @@ struct Seen {
     at_boot_ns: u64,
 }
 
+/// What earlier runs of the same (pinned) programs already reported (see `crate::handover`).
+fn baseline(handover: &Handover, start: u64) -> [Seen; EventKind::ALL.len()] {
+    std::array::from_fn(|i| {
+        let (counts, last) = handover.reported(i);
+        // Losses found at the first poll happened since the last run's last poll.
+        Seen { counts, at_boot_ns: if last != 0 { last } else { start } }
+    })
+}
+
+/// Records what has been reported (see [`baseline`]).
+fn save(handover: &Handover, seen: &[Seen]) {
+    for (i, s) in seen.iter().enumerate() {
+        handover.set_reported(i, &s.counts, s.at_boot_ns);
+    }
+}
+
 /// Polls every `every` until `stop`, with a final poll at stop.
 pub async fn run(
     map: PerCpuArray<MapData, LossCounter>,
+    handover: Arc<Handover>,
     programs: Vec<ProgramRuns>,
     tx: mpsc::Sender<PipelineEvent>,
     mut stop: watch::Receiver<bool>,
     every: Duration,
 ) -> anyhow::Result<()> {
     let start = BootClock::boot_ns_now();
-    let mut seen = [Seen { at_boot_ns: start, ..Default::default() }; EventKind::ALL.len()];
+    let mut seen = baseline(&handover, start);
     let mut skipped = Skipped::new(programs, start);
     let mut tick = tokio::time::interval(every);
     // Sustained loss is one line per interval per kind and reason, with the sum since the last.
@@ -61,6 +80,7 @@ pub async fn run(
                 return Ok(());
             }
         }
+        save(&handover, &seen);
         if stopping {
             return Ok(());
         }

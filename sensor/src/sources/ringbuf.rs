@@ -10,6 +10,7 @@ use tracing::warn;
 use crate::{
     decode,
     enrich::clock::BootClock,
+    handover::Handover,
     pipeline::{LossReport, PipelineEvent, Stats},
     ratelimit::RateLimited,
 };
@@ -52,10 +53,12 @@ pub async fn run(
     which: Ring,
     ring: RingBuf<MapData>,
     tx: mpsc::Sender<PipelineEvent>,
-    stats: Arc<Stats>,
+    ctx: Arc<ReadContext>,
     mut stop: watch::Receiver<bool>,
     drain_every: Duration,
 ) -> anyhow::Result<()> {
+    let stats = &ctx.stats;
+    let seen = Seen { which, stats, handover: &ctx.handover, ignore_tgid: ctx.ignore_tgid };
     let mut fd = super::readable(ring)?;
     let mut tick = tokio::time::interval(drain_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -65,12 +68,12 @@ pub async fn run(
         let stopping = tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
-                drain(which, guard.get_inner_mut(), &mut batch, &stats, &mut bad);
+                drain(&seen, guard.get_inner_mut(), &mut batch, &mut bad);
                 guard.clear_ready();
                 false
             }
             _ = tick.tick() => {
-                drain(which, fd.get_mut(), &mut batch, &stats, &mut bad);
+                drain(&seen, fd.get_mut(), &mut batch, &mut bad);
                 false
             }
             _ = stop.changed() => true,
@@ -81,7 +84,7 @@ pub async fn run(
             }
             // A full batch means more may be waiting; on stop, empty the ring completely.
             let before = BootClock::boot_ns_now();
-            drain(which, fd.get_mut(), &mut batch, &stats, &mut bad);
+            drain(&seen, fd.get_mut(), &mut batch, &mut bad);
             if batch.is_empty() {
                 if which == Ring::Proc {
                     // Everything stamped before `before` (less a margin for events stamped but
@@ -115,20 +118,42 @@ async fn send_all(
     }
 }
 
+/// What the readers share.
+#[derive(Debug)]
+pub struct ReadContext {
+    pub stats: Arc<Stats>,
+    pub handover: Arc<Handover>,
+    /// The sensor's own process (0: none): its events are dropped here too, because adopted
+    /// programs name the previous sensor until this one has claimed them.
+    pub ignore_tgid: u32,
+}
+
+/// Where a reader counts what it reads.
+struct Seen<'a> {
+    which: Ring,
+    stats: &'a Stats,
+    /// Counted before the item leaves the ring: a crash in between counts it twice (read here
+    /// and again by the next run), never not at all.
+    handover: &'a Handover,
+    ignore_tgid: u32,
+}
+
 /// Decodes up to [`BATCH`] items into `batch`.
 fn drain(
-    which: Ring,
+    seen: &Seen<'_>,
     ring: &mut RingBuf<MapData>,
     batch: &mut Vec<PipelineEvent>,
-    stats: &Stats,
     bad: &mut RateLimited,
 ) {
+    let (which, stats) = (seen.which, seen.stats);
     while batch.len() < BATCH {
         let Some(item) = ring.next() else { break };
         stats.add_kernel_bytes(which, item.len());
         match decode::decode(&item) {
+            Ok(ev) if seen.ignore_tgid != 0 && ev.header().tgid == seen.ignore_tgid => {}
             Ok(ev) => {
                 stats.add_event(ev.kind());
+                seen.handover.read(ev.kind());
                 batch.push(PipelineEvent::Kernel(ev));
             }
             Err(e) => {

@@ -336,6 +336,8 @@ fn check_gone(listed: &str) -> anyhow::Result<()> {
             .filter(|p| fs::symlink_metadata(p).is_ok())
             .map(|p| (*p).to_owned()),
     );
+    // The packaged configuration pins the programs; removal unpins them (prerm).
+    left.extend(["/sys/fs/bpf/sensor"].into_iter().filter(|p| Path::new(p).exists()).map(ToOwned::to_owned));
     left.sort();
     left.dedup();
     ensure!(left.is_empty(), "left after purge: {left:?}");

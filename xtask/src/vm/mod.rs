@@ -41,14 +41,20 @@ const MIN_KERNEL: ((u32, u32), &str) =
 ///   do not depend on the kernel beyond what `exec` asserts, and costs another two sensor
 ///   starts (~15 s each under TCG) per kernel. The guest still runs `sensor run` once at boot
 ///   (the `sensor-startup` section of each log: what attached, what was switched off and why).
+/// - From `file`: the short-lived-writers storm test. It overloads the pipeline on purpose and
+///   asserts that records still carry their process context, which holds while lineage events
+///   lag file events by less than the parking bound (250 ms); under emulation the lag is larger
+///   and the test failed now and then on 5.10 (context degraded as designed, not lost). It
+///   stays in `cargo xtask test`.
+/// - From `pin`: the run without pins, which measures the hole pinning closes.
 /// - From `process`: the memfd and ptrace/bpf tests drive python3 and the container/terminal
 ///   test runs util-linux `script`, neither of which is in the guest; the writable-tmpfs test
 ///   asserts that `/bin/true` on the root file system is *not* on a tmpfs, but the guest's root
 ///   is the initramfs, which is one.
-const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 6] = [
+const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 7] = [
     ("exec", None, &[]),
     ("lineage", None, &[]),
-    ("file", Some("file"), &[]),
+    ("file", Some("file"), &["--skip", "short_lived_writers_keep_their_context_under_a_file_storm"]),
     ("network", Some("network"), &[]),
     // The sensor with /sys/kernel/btf hidden (a private mount namespace) and a copy of the
     // kernel's BTF given with --btf; and with no BTF at all.
@@ -67,6 +73,9 @@ const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 6] = [
             "exec_from_writable_tmpfs_is_flagged",
         ],
     ),
+    // Pinning: on from 5.15 (classic tracepoint links), off with its reason before. The run
+    // without pins only measures the hole pinning closes (on the host).
+    ("pin", None, &["--skip", "a_sigkill_and_restart_without_pins_is_reported"]),
 ];
 
 /// Failures seen on one kernel and not fixed yet: (kernel, test binary, test, what happens).

@@ -67,8 +67,14 @@ pub static TAMPER: &[Field] = &[
     Field {
         name: "BpfObjectType",
         scope: Scope::Only(&[Category::BpfAccess]),
-        doc: "`prog`, `map` or `link`",
+        doc: "`prog`, `map` or `link`; `pin` for `obj_get` on a pinned object",
         get: |v| ev!(v, Event::BpfAccess(b) => ne(&b.object_type)),
+    },
+    Field {
+        name: "BpfPath",
+        scope: Scope::Only(&[Category::BpfAccess]),
+        doc: "`obj_get`: path of the pinned object in bpffs",
+        get: |v| ev!(v, Event::BpfAccess(b) => ne(&b.path)),
     },
     Field {
         name: "BpfObjectId",
@@ -81,7 +87,7 @@ pub static TAMPER: &[Field] = &[
         name: "SensorPathClass",
         scope: Scope::Only(FILE_CATS),
         doc: "the sensor's own path the record touches: `binary`, `config`, `rules`, `key`, \
-              `records`, `spool`, `cgroup`, `btf`, `other`",
+              `records`, `spool`, `pins`, `cgroup`, `btf`, `other`",
         get: |v| ev!(v, Event::File(f) => ne(&f.protected)),
     },
     // ---- sensor_lifecycle ----

@@ -1,0 +1,237 @@
+//! The kernel side of a run: the programs and the maps the sources read, from a fresh load or
+//! adopted from the pins of an earlier run (see `crate::pin`), and what happens to them at stop.
+
+use std::path::PathBuf;
+
+use aya::{
+    Ebpf,
+    maps::{MapData, PerCpuArray, RingBuf},
+};
+use sensor_common::{LossCounter, file::InodeKey};
+use sensor_proto::v1::Pinning;
+use tracing::{info, warn};
+
+use crate::{
+    enrich::clock::BootClock,
+    loader::{self, Attached, EbpfLogger, LoadConfig, ProgramRuns},
+    pin::{self, PinDir, PinOptions},
+    pipeline::LossReport,
+};
+
+/// The maps the sources take.
+pub struct Maps {
+    pub proc_events: RingBuf<MapData>,
+    pub file_events: RingBuf<MapData>,
+    pub net_events: RingBuf<MapData>,
+    pub inode_filter: aya::maps::HashMap<MapData, InodeKey, u32>,
+    pub loss: PerCpuArray<MapData, LossCounter>,
+    pub handover: crate::handover::Handover,
+    pub logger: Option<EbpfLogger>,
+    /// The programs were adopted: stale inode filter entries of the last run must go.
+    pub adopted: bool,
+}
+
+impl std::fmt::Debug for Maps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Maps").field("adopted", &self.adopted).finish_non_exhaustive()
+    }
+}
+
+/// Pins of this run.
+#[derive(Debug)]
+struct Pins {
+    dir: PinDir,
+    version: String,
+    /// Where this run's pins are being made (renamed to the version directory once complete).
+    work: PathBuf,
+    options: PinOptions,
+    links: Vec<aya::programs::links::PinnedLink>,
+}
+
+/// The programs of this run.
+pub struct Kernel {
+    /// A fresh load (`None`: adopted programs, held by their pinned links).
+    ebpf: Option<Ebpf>,
+    map_ids: Vec<u32>,
+    pins: Option<Pins>,
+    /// Programs of adopted pins, by name.
+    adopted: Vec<String>,
+    /// Where the kernel struct offsets came from.
+    pub btf: String,
+    /// How the programs came to run, for `sensor_start`.
+    pub pinning: Pinning,
+    /// What the pins of other versions held when this run replaced them (see `pin::retire`).
+    pub retired: Vec<LossReport>,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel").field("pinning", &self.pinning).finish_non_exhaustive()
+    }
+}
+
+impl Kernel {
+    /// Adopts the pins of an earlier run of the same version, or loads the object (pinning its
+    /// maps when pinning is on). Refuses while another sensor holds the pin directory.
+    pub fn open(cfg: LoadConfig, pinning: Option<&PinOptions>) -> anyhow::Result<(Self, Maps)> {
+        let Some(options) = pinning else {
+            let reason = "no pin directory configured".to_owned();
+            return Self::fresh(cfg, None, Pinning { mode: "off".into(), reason, ..Pinning::default() });
+        };
+        let dir = PinDir::lock(&options.dir)?;
+        let version = pin::version(&cfg);
+        let current = dir.version_dir(&version);
+        match pin::adopt(&current, cfg.self_tgid) {
+            Ok(Some(a)) => {
+                let pinning = Pinning {
+                    mode: "adopted".into(),
+                    dir: options.dir.display().to_string(),
+                    version: version.clone(),
+                    reason: String::new(),
+                };
+                let maps = Maps {
+                    proc_events: a.proc_events,
+                    file_events: a.file_events,
+                    net_events: a.net_events,
+                    inode_filter: a.inode_filter,
+                    loss: a.loss,
+                    handover: a.handover,
+                    logger: None,
+                    adopted: true,
+                };
+                let pins =
+                    Pins { dir, version, work: current.clone(), options: options.clone(), links: a.links };
+                let btf = format!("adopted from {}", current.display());
+                let kernel = Self {
+                    ebpf: None,
+                    map_ids: Vec::new(),
+                    pins: Some(pins),
+                    adopted: a.programs,
+                    btf,
+                    pinning,
+                    retired: Vec::new(),
+                };
+                return Ok((kernel, maps));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(dir = %current.display(), error = %format!("{e:#}"), "pins of this version unusable: replacing them");
+            }
+        }
+        for old in dir.others(Some(&version)) {
+            pin::claim(&old, cfg.self_tgid);
+        }
+        // bpffs refuses names with a dot.
+        let work = options.dir.join(format!("{version}-new"));
+        pin::remove(&work);
+        let pinning = Pinning {
+            mode: "fresh".into(),
+            dir: options.dir.display().to_string(),
+            version: version.clone(),
+            reason: String::new(),
+        };
+        let pins = Pins { dir, version, work, options: options.clone(), links: Vec::new() };
+        Self::fresh(cfg, Some(pins), pinning)
+    }
+
+    fn fresh(cfg: LoadConfig, pins: Option<Pins>, pinning: Pinning) -> anyhow::Result<(Self, Maps)> {
+        let loaded = loader::load_with(cfg, pins.as_ref().map(|p| p.work.as_path()))?;
+        let maps = Maps {
+            proc_events: loaded.proc_events,
+            file_events: loaded.file_events,
+            net_events: loaded.net_events,
+            inode_filter: loaded.inode_filter,
+            loss: loaded.loss,
+            handover: loaded.handover,
+            logger: loaded.logger,
+            adopted: false,
+        };
+        let kernel = Self {
+            ebpf: Some(loaded.ebpf),
+            map_ids: loaded.map_ids,
+            pins,
+            adopted: Vec::new(),
+            btf: loaded.btf_source.to_string(),
+            pinning,
+            retired: Vec::new(),
+        };
+        Ok((kernel, maps))
+    }
+
+    /// Attaches a fresh load (then pins its links, and removes pins of other versions), or
+    /// describes the adopted programs.
+    pub fn attach(&mut self) -> anyhow::Result<Attached> {
+        let Some(ebpf) = self.ebpf.as_mut() else {
+            return Ok(Attached { adopted: self.adopted.clone(), ..Attached::default() });
+        };
+        let attached = loader::attach(ebpf)?;
+        crate::guard::register_own_ids(ebpf, &self.map_ids);
+        if let Some(p) = self.pins.take() {
+            self.pins = finish_pins(ebpf, p, &mut self.pinning, &mut self.retired);
+        }
+        Ok(attached)
+    }
+
+    /// The programs whose skipped runs are counted (a fresh load only).
+    pub fn program_runs(&self) -> Vec<ProgramRuns> {
+        self.ebpf.as_ref().map(loader::program_runs).unwrap_or_default()
+    }
+
+    /// Releases the programs: pinned ones stay attached (unless `unpin_on_stop`), the others
+    /// detach.
+    pub fn stop(self) {
+        if let Some(p) = &self.pins
+            && p.options.unpin_on_stop
+        {
+            pin::remove(&p.dir.version_dir(&p.version));
+        }
+        drop(self);
+    }
+}
+
+/// Pins the links of a fresh load into the work directory and makes it this version's; on a
+/// kernel whose links cannot be pinned, pinning is off for the run (the reason is recorded; the
+/// directory stays locked).
+fn finish_pins(
+    ebpf: &Ebpf,
+    mut p: Pins,
+    pinning: &mut Pinning,
+    retired: &mut Vec<LossReport>,
+) -> Option<Pins> {
+    let res = pin::own_links(ebpf).map_err(anyhow::Error::msg).and_then(|links| {
+        pin::pin_links(&links, &p.work)?;
+        let target = p.dir.version_dir(&p.version);
+        pin::remove(&target);
+        std::fs::rename(&p.work, &target)?;
+        Ok(links.len())
+    });
+    match res {
+        Ok(n) => {
+            for old in p.dir.others(Some(&p.version)) {
+                info!(dir = %old.display(), "replacing the pins of another version");
+                for (kind, count) in pin::retire(&old) {
+                    warn!(kind, count, "events the replaced programs kept or had in flight: counted as lost");
+                    let now = BootClock::boot_ns_now();
+                    retired.push(LossReport {
+                        kind,
+                        reason: "replaced",
+                        count,
+                        first_boot_ns: now,
+                        last_boot_ns: now,
+                    });
+                }
+            }
+            info!(links = n, dir = %p.dir.version_dir(&p.version).display(), "programs pinned: they stay attached across restarts");
+            p.links.clear();
+            Some(p)
+        }
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "pinning off for this run: the programs end with this process");
+            pin::remove(&p.work);
+            pinning.mode = "off".into();
+            pinning.reason = format!("{e:#}");
+            // The directory stays locked: still one sensor per pin directory.
+            Some(p)
+        }
+    }
+}
