@@ -88,10 +88,12 @@ impl Category {
     ];
 
     /// The `logsource.category` value rules use.
-    /// Where a rule with only `product: linux` (no category) is evaluated: the records whose text
-    /// an actor chose — command lines, created and deleted paths (a rename's new name is a
-    /// `file_event`), destinations and DNS names. Such rules (SigmaHQ's shell and log keyword
-    /// rules) were written for that text; the other categories only repeat the process's.
+    /// Where a rule with only `product: linux` (no category) and field selections is evaluated:
+    /// the records whose text an actor chose — command lines, created and deleted paths (a
+    /// rename's new name is a `file_event`), destinations and DNS names; the other categories
+    /// only repeat the process's. Such rules made of keywords only (SigmaHQ's shell and log
+    /// keyword rules: command text like `rm *bash_history`) meet `process_creation` records
+    /// only, whose command line is the text they were written for.
     pub const UNSCOPED: [Self; 5] =
         [Self::ProcessCreation, Self::FileEvent, Self::FileDelete, Self::NetworkConnection, Self::DnsQuery];
 

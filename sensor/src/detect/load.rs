@@ -236,6 +236,9 @@ impl Loader {
             return;
         }
         let category = match validate::logsource(&rule.logsource) {
+            // A rule of keywords only and no category searches text written for a shell or a log
+            // line: on our records, the command line of an exec (see `Category::UNSCOPED`).
+            Ok(None) if keywords_only(&rule.detection) => Some(Category::ProcessCreation),
             Ok(c) => c,
             Err(reason) => return self.unsupported(file, &key, line, reason),
         };
@@ -467,6 +470,18 @@ fn collect_rule_files(
             Err(e) => on_error(&path, e),
         }
     }
+}
+
+/// True when every detection of the rule is field-less (keywords).
+fn keywords_only(d: &rsigma_parser::Detections) -> bool {
+    fn keywords(d: &rsigma_parser::Detection) -> bool {
+        match d {
+            rsigma_parser::Detection::Keywords(_) => true,
+            rsigma_parser::Detection::AnyOf(v) => v.iter().all(keywords),
+            _ => false,
+        }
+    }
+    !d.named.is_empty() && d.named.values().all(keywords)
 }
 
 /// Categories a loaded detection rule is evaluated on.

@@ -144,3 +144,29 @@ fn the_builtin_set_loads_without_problems() {
         assert!(!m.description.is_empty(), "{} needs a description", m.id);
     }
 }
+
+#[test]
+fn category_less_keyword_rules_meet_command_lines_and_field_rules_the_actor_text() {
+    let text = r"
+title: History Cleared
+id: t-keywords
+logsource: {product: linux}
+detection:
+  keywords:
+    - 'rm *bash_history'
+  condition: keywords
+---
+title: Tmp Path
+id: t-fields
+logsource: {product: linux}
+detection:
+  sel:
+    TargetFilename|startswith: /tmp/
+  condition: sel
+";
+    let set = load_text("t.yml", text);
+    assert!(set.problems.is_empty(), "{:?}", set.problems);
+    let cats = |id: &str| rule_categories(&set.rules.iter().find(|r| r.meta.id == id).expect(id).meta);
+    assert_eq!(cats("t-keywords"), [Category::ProcessCreation]);
+    assert_eq!(cats("t-fields"), Category::UNSCOPED);
+}
