@@ -279,7 +279,20 @@ fn fact(event: &Event) -> Option<Fact> {
             );
             simple(Kind::Kernel, item.clone(), "touched the sensor's BPF objects", item)
         }
-        _ => return None,
+        // Not facts of a process: the tree's own nodes and edges (exec, fork, exit, the login
+        // session), alerts (drawn on their process), and the sensor's own records. Listed, not
+        // matched by `_`, so that a new kind has to be placed here or above.
+        Event::Exec(_)
+        | Event::Fork(_)
+        | Event::Exit(_)
+        | Event::Session(_)
+        | Event::Alert(_)
+        | Event::Loss(_)
+        | Event::Checkpoint(_)
+        | Event::SensorStart(_)
+        | Event::SensorStop(_)
+        | Event::Heartbeat(_)
+        | Event::PreviousRun(_) => return None,
     })
 }
 
