@@ -25,8 +25,9 @@ pub struct RunArgs {
     /// Default: `file:/var/lib/sensor/records` plus a short live view on stderr.
     #[arg(long = "output", value_name = "SPEC")]
     pub outputs: Vec<OutputSpec>,
-    /// Stop after this many seconds (fractions allowed; at most a year).
-    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_hyphen_values = true)]
+    /// Stop after this long: seconds (fractions allowed) or a duration such as `90s`, `15m`,
+    /// `1h30m` (at most a year).
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
     /// Bytes of argv captured per exec (at most 32767; default 32767).
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=32767))]
@@ -68,9 +69,9 @@ pub struct RunArgs {
     /// Repeatable. A broken rule stops the start with its file, rule id and problem.
     #[arg(long = "rules", value_name = "PATH")]
     pub rules: Vec<PathBuf>,
-    /// Seconds between heartbeat records (the sensor's counters; a SIEM alerts on silence).
-    /// Default 30.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    /// Time between heartbeat records (the sensor's counters; a SIEM alerts on silence):
+    /// seconds or a duration such as `30s`, `5m`. Default 30 s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_secs)]
     pub heartbeat: Option<Duration>,
     /// Pin the programs, ring buffers and state maps under this bpffs directory (e.g.
     /// /sys/fs/bpf/sensor): they stay attached when the sensor ends, and the next start of the
@@ -84,9 +85,16 @@ pub struct RunArgs {
 /// Longest `--duration` accepted.
 const MAX_DURATION_SECS: f64 = 366.0 * 86_400.0;
 
-/// A positive, finite number of seconds up to [`MAX_DURATION_SECS`].
+/// A positive duration up to [`MAX_DURATION_SECS`]: a number of seconds (fractions allowed), or
+/// a duration with units as in the configuration file (`90s`, `15m`, `1h30m`), one grammar for
+/// both.
 fn parse_secs(s: &str) -> Result<Duration, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    let v: f64 = match s.trim().parse() {
+        Ok(v) => v,
+        Err(_) => crate::config::units::parse_duration(s)
+            .map_err(|e| format!("{e}, or a number of seconds"))?
+            .as_secs_f64(),
+    };
     if !v.is_finite() {
         return Err(format!("`{s}` is not a finite number of seconds"));
     }
@@ -243,7 +251,24 @@ mod tests {
     #[test]
     fn duration_must_be_a_sane_number_of_seconds() {
         assert_eq!(run_args(&["--duration", "2.5"]).duration, Some(Duration::from_millis(2500)));
-        for bad in ["inf", "-inf", "NaN", "nan", "-1", "0", "1e30", "31708800.5", "", "ten"] {
+        // The configuration file's grammar too.
+        assert_eq!(run_args(&["--duration", "1m30s"]).duration, Some(Duration::from_secs(90)));
+        assert_eq!(run_args(&["--heartbeat", "5m"]).heartbeat, Some(Duration::from_secs(300)));
+        for bad in [
+            "inf",
+            "-inf",
+            "NaN",
+            "nan",
+            "-1",
+            "0",
+            "1e30",
+            "31708800.5",
+            "",
+            "ten",
+            "0s",
+            "400d",
+            "5 parsecs",
+        ] {
             let e = Cli::try_parse_from(["sensor", "run", "--duration", bad]).expect_err(bad);
             assert_eq!(e.exit_code(), 2, "{bad}: {e}");
             assert!(e.to_string().contains("--duration"), "{bad}: {e}");
