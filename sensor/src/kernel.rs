@@ -3,39 +3,16 @@
 
 use std::path::PathBuf;
 
-use aya::{
-    Ebpf,
-    maps::{MapData, PerCpuArray, RingBuf},
-};
-use sensor_common::{LossCounter, file::InodeKey};
+use aya::Ebpf;
 use sensor_proto::v1::Pinning;
 use tracing::{info, warn};
 
 use crate::{
     enrich::clock::BootClock,
-    loader::{self, Attached, EbpfLogger, LoadConfig, ProgramRuns},
+    loader::{self, Attached, LoadConfig, Maps, ProgramRuns},
     pin::{self, PinDir, PinOptions},
     pipeline::LossReport,
 };
-
-/// The maps the sources take.
-pub struct Maps {
-    pub proc_events: RingBuf<MapData>,
-    pub file_events: RingBuf<MapData>,
-    pub net_events: RingBuf<MapData>,
-    pub inode_filter: aya::maps::HashMap<MapData, InodeKey, u32>,
-    pub loss: PerCpuArray<MapData, LossCounter>,
-    pub handover: crate::handover::Handover,
-    pub logger: Option<EbpfLogger>,
-    /// The programs were adopted: stale inode filter entries of the last run must go.
-    pub adopted: bool,
-}
-
-impl std::fmt::Debug for Maps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Maps").field("adopted", &self.adopted).finish_non_exhaustive()
-    }
-}
 
 /// Pins of this run.
 #[derive(Debug)]
@@ -89,16 +66,6 @@ impl Kernel {
                     version: version.clone(),
                     reason: String::new(),
                 };
-                let maps = Maps {
-                    proc_events: a.proc_events,
-                    file_events: a.file_events,
-                    net_events: a.net_events,
-                    inode_filter: a.inode_filter,
-                    loss: a.loss,
-                    handover: a.handover,
-                    logger: None,
-                    adopted: true,
-                };
                 let pins =
                     Pins { dir, version, work: current.clone(), options: options.clone(), links: a.links };
                 let btf = format!("adopted from {}", current.display());
@@ -111,7 +78,7 @@ impl Kernel {
                     pinning,
                     retired: Vec::new(),
                 };
-                return Ok((kernel, maps));
+                return Ok((kernel, a.maps));
             }
             Ok(None) => {}
             Err(e) => {
@@ -136,16 +103,6 @@ impl Kernel {
 
     fn fresh(cfg: LoadConfig, pins: Option<Pins>, pinning: Pinning) -> anyhow::Result<(Self, Maps)> {
         let loaded = loader::load_with(cfg, pins.as_ref().map(|p| p.work.as_path()))?;
-        let maps = Maps {
-            proc_events: loaded.proc_events,
-            file_events: loaded.file_events,
-            net_events: loaded.net_events,
-            inode_filter: loaded.inode_filter,
-            loss: loaded.loss,
-            handover: loaded.handover,
-            logger: loaded.logger,
-            adopted: false,
-        };
         let kernel = Self {
             ebpf: Some(loaded.ebpf),
             map_ids: loaded.map_ids,
@@ -155,7 +112,7 @@ impl Kernel {
             pinning,
             retired: Vec::new(),
         };
-        Ok((kernel, maps))
+        Ok((kernel, loaded.maps))
     }
 
     /// Attaches a fresh load (then pins its links, and removes pins of other versions), or

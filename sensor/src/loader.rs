@@ -48,22 +48,36 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     /// Where the kernel struct offsets came from.
     pub btf_source: BtfSource,
+    /// Kernel ids of every map of the object (the taken ones included), for `OWN_IDS`.
+    pub map_ids: Vec<u32>,
+    pub maps: Maps,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded").finish_non_exhaustive()
+    }
+}
+
+/// The maps the sources take, from a fresh load or from the pins of an earlier run.
+pub struct Maps {
     pub proc_events: RingBuf<MapData>,
     pub file_events: RingBuf<MapData>,
     pub net_events: RingBuf<MapData>,
     /// (dev, ino) → INODE_* bits; maintained by `filter::InodeFilter`.
     pub inode_filter: aya::maps::HashMap<MapData, InodeKey, u32>,
     pub loss: PerCpuArray<MapData, LossCounter>,
-    pub logger: Option<EbpfLogger>,
-    /// Kernel ids of every map of the object (the taken ones included), for `OWN_IDS`.
-    pub map_ids: Vec<u32>,
     /// What this run hands to the next one that adopts its pins (see `crate::handover`).
     pub handover: crate::handover::Handover,
+    /// The programs' log bridge (a fresh load only).
+    pub logger: Option<EbpfLogger>,
+    /// The programs were adopted: stale inode filter entries of the last run must go.
+    pub adopted: bool,
 }
 
-impl std::fmt::Debug for Loaded {
+impl std::fmt::Debug for Maps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loaded").finish_non_exhaustive()
+        f.debug_struct("Maps").field("adopted", &self.adopted).finish_non_exhaustive()
     }
 }
 
@@ -183,18 +197,9 @@ pub fn load_with(cfg: LoadConfig, pin_dir: Option<&std::path::Path>) -> anyhow::
     }
     let loss = PerCpuArray::try_from(take(&mut ebpf, names::MAP_LOSS)?)?;
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
-    Ok(Loaded {
-        ebpf,
-        btf_source,
-        proc_events,
-        file_events,
-        net_events,
-        inode_filter,
-        loss,
-        logger,
-        map_ids,
-        handover,
-    })
+    let maps =
+        Maps { proc_events, file_events, net_events, inode_filter, loss, handover, logger, adopted: false };
+    Ok(Loaded { ebpf, btf_source, map_ids, maps })
 }
 
 /// BTFHub names its files after the kernel release (`5.10.0-46-cloud-amd64.btf`): a file named

@@ -29,7 +29,7 @@ use aya::{
     maps::{Array, Map, MapData, PerCpuArray, RingBuf},
     programs::{Program, links::PinnedLink},
 };
-use sensor_common::{EventKind, LossCounter, file::InodeKey, names, tamper::Control};
+use sensor_common::{EventKind, names, tamper::Control};
 use sha2::{Digest as _, Sha256};
 use tracing::{info, warn};
 
@@ -204,12 +204,7 @@ pub fn pin_links(links: &[(u32, String)], dir: &Path) -> anyhow::Result<()> {
 
 /// The maps of adopted programs.
 pub struct Adopted {
-    pub proc_events: RingBuf<MapData>,
-    pub file_events: RingBuf<MapData>,
-    pub net_events: RingBuf<MapData>,
-    pub inode_filter: aya::maps::HashMap<MapData, InodeKey, u32>,
-    pub loss: PerCpuArray<MapData, LossCounter>,
-    pub handover: crate::handover::Handover,
+    pub maps: crate::loader::Maps,
     /// Programs whose links are pinned there.
     pub programs: Vec<String>,
     /// Pinned links (held so that an unpin at stop detaches them).
@@ -251,7 +246,7 @@ pub fn adopt(dir: &Path, ignore_tgid: u32) -> anyhow::Result<Option<Adopted>> {
         return Ok(None);
     }
     programs.sort();
-    let adopted = Adopted {
+    let maps = crate::loader::Maps {
         proc_events: RingBuf::try_from(Map::RingBuf(open(names::MAP_PROC_EVENTS)?))?,
         file_events: RingBuf::try_from(Map::RingBuf(open(names::MAP_FILE_EVENTS)?))?,
         net_events: RingBuf::try_from(Map::RingBuf(open(names::MAP_NET_EVENTS)?))?,
@@ -259,9 +254,10 @@ pub fn adopt(dir: &Path, ignore_tgid: u32) -> anyhow::Result<Option<Adopted>> {
         loss: PerCpuArray::try_from(Map::PerCpuArray(open(names::MAP_LOSS)?))?,
         handover: crate::handover::Handover::map(open(names::MAP_HANDOVER)?.fd())
             .context("mapping the pinned HANDOVER array")?,
-        programs,
-        links,
+        logger: None,
+        adopted: true,
     };
+    let adopted = Adopted { maps, programs, links };
     crate::guard::write_control(&mut control, ignore_tgid)?;
     info!(dir = %dir.display(), previous_pid = previous, links = adopted.links.len(),
         "adopted the pinned programs of an earlier run: reading what they kept first");

@@ -216,7 +216,7 @@ fn first_datagram_of_every_udp_flow_carries_its_payload() {
     let mut seen: Vec<(u16, Vec<u8>, bool)> = Vec::new();
     let deadline = std::time::Instant::now() + WAIT;
     while std::time::Instant::now() < deadline && seen.len() < 4 {
-        while let Some(item) = loaded.net_events.next() {
+        while let Some(item) = loaded.maps.net_events.next() {
             if let Ok(KernelEvent::Net(n)) = decode(&item)
                 && n.header.tgid == me
                 && [port, big_port, 53].contains(&n.remote_port)
