@@ -318,33 +318,26 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         ignore_tgid: if opts.ignore_self { std::process::id() } else { 0 },
     });
     // Readers first, so nothing the programs emit waits unread.
-    let mut sources = vec![
-        tokio::spawn(sources::ringbuf::run(
-            Ring::Proc,
-            loaded.proc_events,
-            tx.lineage.clone(),
-            read_ctx.clone(),
-            stop_rx.clone(),
-            opts.drain_interval,
-        )),
-        tokio::spawn(sources::ringbuf::run(
-            Ring::File,
-            loaded.file_events,
-            tx.bulk.clone(),
-            read_ctx.clone(),
-            stop_rx.clone(),
-            opts.drain_interval,
-        )),
-        tokio::spawn(sources::ringbuf::run(
-            Ring::Net,
-            loaded.net_events,
-            tx.bulk.clone(),
-            read_ctx.clone(),
-            stop_rx.clone(),
-            opts.drain_interval,
-        )),
-        tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())),
+    let rings = [
+        (Ring::Proc, loaded.proc_events, &tx.lineage),
+        (Ring::File, loaded.file_events, &tx.bulk),
+        (Ring::Net, loaded.net_events, &tx.bulk),
     ];
+    let mut sources: Vec<_> = rings
+        .into_iter()
+        .map(|(ring, map, queue)| {
+            let run = sources::ringbuf::run(
+                ring,
+                map,
+                queue.clone(),
+                read_ctx.clone(),
+                stop_rx.clone(),
+                opts.drain_interval,
+            );
+            tokio::spawn(run)
+        })
+        .collect();
+    sources.push(tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())));
     let mut metrics_addr = None;
     if let Some(listener) = metrics_listener {
         metrics_addr = listener.local_addr().ok();
