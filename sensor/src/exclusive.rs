@@ -15,10 +15,15 @@ pub struct DirLock {
 /// Why a directory could not be locked.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another sensor ({}) is using {what} {dir}", holder.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}")))]
+    #[error("another sensor ({}) is using {what} {dir}", pid_text(*holder))]
     Held { what: &'static str, dir: String, holder: Option<u32> },
     #[error("locking {what} {dir}: {source}")]
     Io { what: &'static str, dir: String, source: std::io::Error },
+}
+
+/// `pid 4242`, or `pid unknown`.
+pub fn pid_text(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "pid unknown".to_owned(), |p| format!("pid {p}"))
 }
 
 /// Locks `dir` (which must exist) for this process; `what` names it in errors ("record

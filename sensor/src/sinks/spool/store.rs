@@ -1,8 +1,8 @@
 //! The on-disk part of the spool: segment files of length-delimited frames.
 //!
 //! A spool directory (0700) holds `NNNNNNNNNNNNNNNNNNNN.seg` segment files (0600), oldest id
-//! first, a `lock` file (flock: one sensor per spool) and an `ack` file (how far the oldest
-//! segment was delivered). A frame is
+//! first, and an `ack` file (how far the oldest segment was delivered); the directory itself is
+//! locked (`crate::exclusive`: one sensor per spool). A frame is
 //!
 //! ```text
 //! len: u32 LE | check: u32 LE | seq: u64 LE | payload: len bytes
@@ -20,7 +20,6 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use nix::fcntl::{Flock, FlockArg};
 use tracing::warn;
 
 use super::{
@@ -118,7 +117,8 @@ pub struct Store {
     pub dropped_damaged: u64,
     /// Records a failed write lost since the last call of [`Store::take_unwritten`].
     unwritten: Option<Unwritten>,
-    _lock: Flock<File>,
+    /// One sensor per spool.
+    _lock: crate::exclusive::DirLock,
 }
 
 impl std::fmt::Debug for Store {
@@ -135,13 +135,16 @@ impl Store {
     pub fn open(dir: &Path, max_bytes: u64, segment_bytes: u64, full: SpoolFull) -> io::Result<Self> {
         DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-        let lock =
-            OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(dir.join("lock"))?;
-        let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-            io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("spool {} is in use by another sensor ({e})", dir.display()),
-            )
+        let lock = crate::exclusive::lock_dir(dir, "spool").map_err(|e| {
+            let msg = match e {
+                crate::exclusive::LockError::Held { holder, .. } => format!(
+                    "spool {} is in use by another sensor ({})",
+                    dir.display(),
+                    crate::exclusive::pid_text(holder)
+                ),
+                other => other.to_string(),
+            };
+            io::Error::new(io::ErrorKind::WouldBlock, msg)
         })?;
         let mut ids: Vec<u64> = fs::read_dir(dir)?
             .filter_map(Result::ok)
