@@ -394,6 +394,9 @@ fn detector() -> Detector {
         sources: match std::env::var("PIPELINE_BENCH_RULES").as_deref() {
             Ok("builtin") => Sources { builtin: true, paths: Vec::new(), optional_dir: None },
             Ok("sigma") => Sources { builtin: false, paths: sigma_rules(), optional_dir: None },
+            Ok(path) if path != "all" => {
+                Sources { builtin: false, paths: vec![path.into()], optional_dir: None }
+            }
             _ => Sources { builtin: true, paths: sigma_rules(), optional_dir: None },
         },
         ..DetectConfig::default()
@@ -481,6 +484,7 @@ fn pipeline(c: &mut Criterion<ThreadCpuTime>) {
 }
 
 /// `PIPELINE_BENCH_DETECT_BY_KIND=1`: the detection stage alone, per record kind of the batch
+/// (`PIPELINE_BENCH_KIND=process_creation`: that kind only, for profiling)
 /// (CPU time per record), to see where the rules cost.
 fn detect_by_kind() {
     let events = batch();
@@ -498,7 +502,8 @@ fn detect_by_kind() {
     }
     let mut d = detector();
     let mut alerts = Vec::new();
-    for (kind, recs) in &records {
+    let only = std::env::var("PIPELINE_BENCH_KIND").ok();
+    for (kind, recs) in records.iter().filter(|(k, _)| only.as_deref().is_none_or(|o| o == **k)) {
         let rounds = 200_000 / recs.len().max(1);
         let cpu = thread_cpu_ns();
         for _ in 0..rounds {

@@ -255,7 +255,10 @@ impl Loader {
         }
         rule.id = Some(key.clone());
         let compiled = match compile_rule(&rule) {
-            Ok(c) => c,
+            Ok(mut c) => {
+                super::prefilter::add_witnesses(&mut c);
+                c
+            }
             Err(e) => return self.error(file, Some(key), line, e.to_string()),
         };
         let (techniques, tactics) = attack_tags(&rule.tags);

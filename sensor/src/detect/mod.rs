@@ -12,6 +12,7 @@ pub mod exceptions;
 pub mod fields;
 pub mod load;
 pub mod meta;
+mod prefilter;
 #[cfg(test)]
 mod readme_tests;
 #[cfg(test)]
