@@ -610,6 +610,9 @@ fn main() {
             "{records} records: {:.0} records per CPU second ({cpu:.3} s CPU, {wall:.3} s wall)",
             records as f64 / cpu
         );
+        if let Some(d) = &stage.detector {
+            eprintln!("pipeline bench: detection {:?}", d.stats());
+        }
         return;
     }
     let mut c = Criterion::default()

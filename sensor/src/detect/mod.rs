@@ -15,6 +15,7 @@ pub mod meta;
 mod prefilter;
 #[cfg(test)]
 mod readme_tests;
+mod repeats;
 #[cfg(test)]
 mod rule_tests;
 mod sessions;
@@ -112,6 +113,7 @@ pub struct Detector {
     /// One engine per category, indexed by [`Category::index`]; `None` when no rule applies.
     engines: Vec<Option<Engine>>,
     correlation: Option<CorrelationEngine>,
+    pub(crate) repeats: repeats::Repeats,
     metas: HashMap<String, SharedMeta>,
     min_level: Level,
     disabled: HashSet<String>,
@@ -191,6 +193,7 @@ impl Detector {
         Ok(Self {
             engines,
             correlation,
+            repeats: repeats::Repeats::new(&set.correlations),
             metas,
             min_level: cfg.min_level,
             disabled,
@@ -227,6 +230,7 @@ impl Detector {
             correlation_engine(&self.correlations, self.suppress_secs).expect("rules compiled before");
         self.last_alert.clear();
         self.sessions = sessions::SessionCache::default();
+        self.repeats = repeats::Repeats::new(&self.correlations);
     }
 
     /// Detection rules matching `record` before correlation, muting and suppression (tests of
@@ -260,12 +264,22 @@ impl Detector {
         for &cat in cats {
             let Some(engine) = &self.engines[cat.index()] else { continue };
             let view = RecordView::new(record, cat, session);
-            let detections = engine.evaluate(&view);
+            let mut detections = engine.evaluate(&view);
             if detections.is_empty() {
                 continue;
             }
             let results = match &mut self.correlation {
-                Some(ce) => ce.process_with_detections(&view, detections, ts),
+                Some(ce) => {
+                    let repeats = &mut self.repeats;
+                    detections.retain(|d| {
+                        !d.header.rule_id.as_deref().is_some_and(|id| repeats.seen(id, &view, ts))
+                    });
+                    let results = ce.process_with_detections(&view, detections, ts);
+                    for r in results.iter().filter(|r| matches!(r.body, ResultBody::Correlation(_))) {
+                        repeats.fired(r.header.rule_id.as_deref().unwrap_or_default());
+                    }
+                    results
+                }
                 None => detections,
             };
             for r in results {

@@ -236,3 +236,55 @@ fn correlation_windows_are_capped_above_their_thresholds() {
     }
     assert!(fired.iter().any(|a| a.rule_id == "r-burst"), "{fired:?}");
 }
+
+fn connect(seq: u64, secs: i64, guid: &str, port: u32) -> AuditRecord {
+    AuditRecord {
+        seq,
+        time: Some(sensor_proto::Timestamp { seconds: secs, nanos: 0 }),
+        process: Some(Process { guid: guid.into(), exe: "/usr/bin/python3".into(), ..Default::default() }),
+        event: Some(Event::Network(sensor_proto::v1::NetworkEvent {
+            op: "connect".into(),
+            protocol: "tcp".into(),
+            remote_address: "10.0.0.9".into(),
+            remote_port: port,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// `value_count` correlations are not fed a value their window already holds (`repeats.rs`):
+/// a client connecting to one port all day costs no recount, and a scan is still seen, also
+/// one that starts after a long run of repeats and one made of ports seen before.
+#[test]
+fn repeated_values_are_held_back_from_value_count_windows() {
+    let builtin = DetectConfig {
+        sources: Sources { builtin: true, paths: Vec::new(), optional_dir: None },
+        ..DetectConfig::default()
+    };
+    let mut d = Detector::new(&builtin).expect("built-in rules");
+    let scans = |a: &[AlertEvent]| a.iter().filter(|a| a.rule_id == "sensor.discovery.port_scan").count();
+    let mut seq = 0;
+    let mut fired = 0;
+    // 3,000 connects to 443 over 100 s (30 a second): never a scan, nearly all held back.
+    for i in 0..3_000 {
+        seq += 1;
+        fired += scans(&alerts(&mut d, &connect(seq, 1_000 + i / 30, "client", 443)));
+    }
+    assert_eq!(fired, 0);
+    assert!(d.repeats.held_back >= 2_990, "{}", d.repeats.held_back);
+    // Then the same process scans 25 ports within a second, still connecting to 443 between.
+    for port in 1..=25 {
+        seq += 1;
+        fired += scans(&alerts(&mut d, &connect(seq, 1_100, "client", 8_000 + port)));
+        seq += 1;
+        fired += scans(&alerts(&mut d, &connect(seq, 1_100, "client", 443)));
+    }
+    assert_eq!(fired, 1, "the scan is seen");
+    // The same ports again a minute later (the window was reset when it fired): seen again.
+    for port in 1..=25 {
+        seq += 1;
+        fired += scans(&alerts(&mut d, &connect(seq, 1_170, "client", 8_000 + port)));
+    }
+    assert_eq!(fired, 2, "ports fed before the reset count again");
+}
