@@ -39,6 +39,8 @@ pub struct Kernel {
     pub pinning: Pinning,
     /// What the pins of other versions held when this run replaced them (see `pin::retire`).
     pub retired: Vec<LossReport>,
+    /// The links of a fresh load's attachments (released together at [`Kernel::stop`]).
+    links: loader::Links,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -77,6 +79,7 @@ impl Kernel {
                     btf,
                     pinning,
                     retired: Vec::new(),
+                    links: loader::Links::default(),
                 };
                 return Ok((kernel, a.maps));
             }
@@ -111,6 +114,7 @@ impl Kernel {
             btf: loaded.btf_source.to_string(),
             pinning,
             retired: Vec::new(),
+            links: loader::Links::default(),
         };
         Ok((kernel, loaded.maps))
     }
@@ -121,7 +125,8 @@ impl Kernel {
         let Some(ebpf) = self.ebpf.as_mut() else {
             return Ok(Attached { adopted: self.adopted.clone(), ..Attached::default() });
         };
-        let attached = loader::attach(ebpf)?;
+        let (attached, links) = loader::attach(ebpf)?;
+        self.links = links;
         crate::guard::register_own_ids(ebpf, &self.map_ids);
         if let Some(p) = self.pins.take() {
             self.pins = finish_pins(ebpf, p, &mut self.pinning, &mut self.retired);
@@ -135,14 +140,19 @@ impl Kernel {
     }
 
     /// Releases the programs: pinned ones stay attached (unless `unpin_on_stop`), the others
-    /// detach.
-    pub fn stop(self) {
+    /// detach, all links at once (see [`loader::Links::release`]).
+    pub fn stop(mut self) {
         if let Some(p) = &self.pins
             && p.options.unpin_on_stop
         {
             pin::remove(&p.dir.version_dir(&p.version));
         }
+        let started = std::time::Instant::now();
+        let links = std::mem::take(&mut self.links);
+        let n = links.len();
+        links.release();
         drop(self);
+        tracing::debug!(links = n, elapsed_ms = started.elapsed().as_millis(), "programs released");
     }
 }
 

@@ -224,7 +224,7 @@ fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
 }
 
 /// Attaches one optional collector.
-type Collector = fn(&mut Ebpf, &Refused) -> anyhow::Result<()>;
+type Collector = fn(&mut Ebpf, &Refused, &mut Links) -> anyhow::Result<()>;
 
 /// Programs the verifier refused, with its reason.
 type Refused = HashMap<String, String>;
@@ -237,6 +237,47 @@ pub struct Attached {
     pub adopted: Vec<String>,
     /// Collectors that could not start on this kernel, with the reason.
     pub disabled: Vec<(&'static str, String)>,
+}
+
+/// Links owned by the sensor: dropping one detaches its program from its hook.
+#[derive(Default)]
+pub struct Links(Vec<Box<dyn Send>>);
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Links({})", self.0.len())
+    }
+}
+
+impl Links {
+    fn push(&mut self, link: impl Send + 'static) {
+        self.0.push(Box::new(link));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Detaches every link at once. The kernel waits for an RCU grace period when a tracepoint
+    /// attachment goes (tens of milliseconds each, more on a busy machine); one after another,
+    /// the ~110 attachments took 4-8 s. Released from a thread each, the waits overlap. (Pinned
+    /// links stay attached: only this process's reference goes.)
+    pub fn release(self) {
+        /// Threads at most; a link each on this sensor (about 110 attachments).
+        const THREADS: usize = 128;
+        let mut links = self.0;
+        let per = links.len().div_ceil(THREADS).max(1);
+        std::thread::scope(|s| {
+            while !links.is_empty() {
+                let chunk: Vec<Box<dyn Send>> = links.drain(..per.min(links.len())).collect();
+                s.spawn(move || drop(chunk));
+            }
+        });
+    }
 }
 
 /// An attached program and the kind of event a run of it reports. The kernel skips a run when
@@ -290,14 +331,19 @@ fn program_kind(name: &str) -> Option<EventKind> {
 /// Loads into the kernel and attaches every program. Call after the readers have started.
 /// Process lifecycle (exec, fork, exit) is required; the other collectors are switched off with
 /// a warning when this kernel cannot run them.
-pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
+///
+/// The links are returned owned rather than left to their programs, so that stopping can release
+/// them all at once ([`Links::release`]).
+pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<(Attached, Links)> {
     let started = Instant::now();
     let mut out = Attached::default();
+    let mut links = Links::default();
     let refused = verify(ebpf)?;
     for (prog, tp) in LIFECYCLE {
         let p: &mut RawTracePoint =
             ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-        p.attach(tp).with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
+        let id = p.attach(tp).with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
+        links.push(p.take_link(id)?);
         // One line per attachment: the bench attaches its floor to exactly these.
         debug!(prog, raw_tracepoint = tp, "attached");
         out.collectors.push(prog);
@@ -307,20 +353,27 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
         ("network", attach_net),
         ("privilege", attach_cred),
         ("ptrace", attach_ptrace),
-        ("bpf_load", |e, r| {
-            attach_syscall_pair(e, r, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")
+        ("bpf_load", |e, r, l| {
+            attach_syscall_pair(e, r, l, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")
         }),
-        ("memfd_create", |e, r| {
-            attach_syscall_pair(e, r, names::PROG_SYS_ENTER_MEMFD, names::PROG_SYS_EXIT_MEMFD, "memfd_create")
+        ("memfd_create", |e, r, l| {
+            attach_syscall_pair(
+                e,
+                r,
+                l,
+                names::PROG_SYS_ENTER_MEMFD,
+                names::PROG_SYS_EXIT_MEMFD,
+                "memfd_create",
+            )
         }),
-        ("module_load", |e, r| attach_tp(e, r, names::PROG_MODULE_LOAD, "module", "module_load")),
+        ("module_load", |e, r, l| attach_tp(e, r, l, names::PROG_MODULE_LOAD, "module", "module_load")),
         ("signal", attach_signal),
     ];
     let layout_ok = tracefs::check_syscall_layout();
     for (name, attach) in optional {
         let res = match (&layout_ok, name) {
             (Err(e), n) if n != "module_load" && n != "signal" => Err(anyhow::anyhow!("{e:#}")),
-            _ => attach(ebpf, &refused),
+            _ => attach(ebpf, &refused, &mut links),
         };
         match res {
             Ok(()) => out.collectors.push(name),
@@ -336,7 +389,7 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<Attached> {
         disabled = out.disabled.len(),
         "programs attached"
     );
-    Ok(out)
+    Ok((out, links))
 }
 
 /// The lifecycle programs and their raw tracepoints (required). Raw tracepoints pass the same
@@ -414,13 +467,14 @@ fn tracepoint<'a>(ebpf: &'a mut Ebpf, refused: &Refused, prog: &str) -> anyhow::
 fn attach_tp(
     ebpf: &mut Ebpf,
     refused: &Refused,
+    links: &mut Links,
     prog: &str,
     category: &str,
     name: &str,
 ) -> anyhow::Result<()> {
-    tracepoint(ebpf, refused, prog)?
-        .attach(category, name)
-        .with_context(|| format!("attaching {prog} to {category}/{name}"))?;
+    let p = tracepoint(ebpf, refused, prog)?;
+    let id = p.attach(category, name).with_context(|| format!("attaching {prog} to {category}/{name}"))?;
+    links.push(p.take_link(id)?);
     debug!(prog, tracepoint = %format_args!("{category}/{name}"), "attached");
     Ok(())
 }
@@ -428,21 +482,28 @@ fn attach_tp(
 fn attach_syscall_pair(
     ebpf: &mut Ebpf,
     refused: &Refused,
+    links: &mut Links,
     enter: &str,
     exit: &str,
     syscall: &str,
 ) -> anyhow::Result<()> {
-    attach_tp(ebpf, refused, enter, "syscalls", &format!("sys_enter_{syscall}"))?;
-    attach_tp(ebpf, refused, exit, "syscalls", &format!("sys_exit_{syscall}"))
+    attach_tp(ebpf, refused, links, enter, "syscalls", &format!("sys_enter_{syscall}"))?;
+    attach_tp(ebpf, refused, links, exit, "syscalls", &format!("sys_exit_{syscall}"))
 }
 
 /// The file programs on every watched file syscall this kernel has.
-fn attach_file(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
+fn attach_file(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
     let mut attached = 0;
     let mut first_error = None;
     for (_, name, _) in file_syscalls::for_this_arch() {
-        match attach_syscall_pair(ebpf, refused, names::PROG_SYS_ENTER_FILE, names::PROG_SYS_EXIT_FILE, name)
-        {
+        match attach_syscall_pair(
+            ebpf,
+            refused,
+            links,
+            names::PROG_SYS_ENTER_FILE,
+            names::PROG_SYS_EXIT_FILE,
+            name,
+        ) {
             Ok(()) => attached += 1,
             Err(e) => {
                 debug!(syscall = name, error = %format!("{e:#}"), "file syscall not watched");
@@ -459,24 +520,32 @@ fn attach_file(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
 }
 
 /// The network programs on every watched network syscall.
-fn attach_net(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
+fn attach_net(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
     for (_, name, _) in file_syscalls::net_for_this_arch() {
-        attach_syscall_pair(ebpf, refused, names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET, name)?;
+        attach_syscall_pair(ebpf, refused, links, names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET, name)?;
     }
     Ok(())
 }
 
 /// `ptrace`, and the other ways into another process: `process_vm_writev`, `process_vm_readv`
 /// (the program keeps only reads of the sensor) and `pidfd_getfd`; all exits share one program.
-fn attach_ptrace(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
-    attach_syscall_pair(ebpf, refused, names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")?;
+fn attach_ptrace(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
+    attach_syscall_pair(
+        ebpf,
+        refused,
+        links,
+        names::PROG_SYS_ENTER_PTRACE,
+        names::PROG_SYS_EXIT_PTRACE,
+        "ptrace",
+    )?;
     for (enter, syscall) in [
         (names::PROG_SYS_ENTER_PROCESS_VM_WRITEV, "process_vm_writev"),
         (names::PROG_SYS_ENTER_PROCESS_VM_READV, "process_vm_readv"),
         (names::PROG_SYS_ENTER_PIDFD_GETFD, "pidfd_getfd"),
     ] {
         // pidfd_getfd is 5.6+: its absence leaves ptrace and process_vm_* watched.
-        if let Err(e) = attach_syscall_pair(ebpf, refused, enter, names::PROG_SYS_EXIT_PTRACE, syscall) {
+        if let Err(e) = attach_syscall_pair(ebpf, refused, links, enter, names::PROG_SYS_EXIT_PTRACE, syscall)
+        {
             warn!(syscall, error = %format!("{e:#}"), "process access system call not watched");
         }
     }
@@ -484,20 +553,28 @@ fn attach_ptrace(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
 }
 
 /// Signals generated for the sensor (raw tracepoint: it sees the sender before delivery).
-fn attach_signal(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
+fn attach_signal(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
     let prog = names::PROG_SIGNAL_GENERATE;
     if let Some(why) = refused.get(prog) {
         anyhow::bail!("{why}");
     }
     let p: &mut RawTracePoint =
         ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-    p.attach("signal_generate").context("attaching to raw tracepoint signal_generate")?;
+    let id = p.attach("signal_generate").context("attaching to raw tracepoint signal_generate")?;
+    links.push(p.take_link(id)?);
     Ok(())
 }
 
-fn attach_cred(ebpf: &mut Ebpf, refused: &Refused) -> anyhow::Result<()> {
+fn attach_cred(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
     for syscall in names::CRED_SYSCALLS {
-        attach_syscall_pair(ebpf, refused, names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED, syscall)?;
+        attach_syscall_pair(
+            ebpf,
+            refused,
+            links,
+            names::PROG_SYS_ENTER_CRED,
+            names::PROG_SYS_EXIT_CRED,
+            syscall,
+        )?;
     }
     Ok(())
 }

@@ -195,7 +195,7 @@ fn first_datagram_of_every_udp_flow_carries_its_payload() {
         file_ring_bytes: None,
     })
     .expect("load");
-    loader::attach(&mut loaded.ebpf).expect("attach");
+    let (_attached, _links) = loader::attach(&mut loaded.ebpf).expect("attach");
 
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
     let port = sink.local_addr().expect("a").port();

@@ -177,6 +177,9 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         opts.outputs.push(OutputSpec::File(DEFAULT_RECORD_DIR.into()).into());
     }
     info!(outputs = ?opts.outputs, metrics = ?opts.metrics_listen, "starting");
+    // Handlers first: a SIGINT or SIGTERM during the start (which takes a second or two) is kept
+    // and stops the sensor cleanly once it runs, instead of being lost or killing it half-started.
+    let signals = Signals::install()?;
     let running = pipeline::start(opts).await?;
     info!("streaming records; stop with Ctrl-C");
 
@@ -204,7 +207,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
         })
     });
 
-    let reason = wait_for_stop(duration).await?;
+    let reason = signals.wait_for_stop(duration).await;
     running.set_stop_reason(reason);
     if let Some(v) = view {
         v.abort();
@@ -216,23 +219,35 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_stop(duration: Option<Duration>) -> anyhow::Result<pipeline::StopReason> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let sleep = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    let reason = tokio::select! {
-        _ = int.recv() => pipeline::StopReason::Signal("SIGINT"),
-        _ = term.recv() => pipeline::StopReason::Signal("SIGTERM"),
-        () = sleep => pipeline::StopReason::Duration,
-    };
-    info!(?reason, "stopping");
-    Ok(reason)
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+        })
+    }
+
+    async fn wait_for_stop(mut self, duration: Option<Duration>) -> pipeline::StopReason {
+        let sleep = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let reason = tokio::select! {
+            _ = self.int.recv() => pipeline::StopReason::Signal("SIGINT"),
+            _ = self.term.recv() => pipeline::StopReason::Signal("SIGTERM"),
+            () = sleep => pipeline::StopReason::Duration,
+        };
+        info!(?reason, "stopping");
+        reason
+    }
 }
 #[cfg(test)]
 mod tests {
