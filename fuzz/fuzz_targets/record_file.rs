@@ -26,8 +26,8 @@ fn setup() -> &'static Setup {
     S.get_or_init(|| {
         let dir = tempfile::Builder::new().prefix("fuzz-records").tempdir_in(scratch()).expect("tmp");
         let key = dir.path().join("k.pem");
-        let public = sensor::record::signing::generate(&key).expect("keygen");
-        let key = sensor::record::signing::load_public(&public).expect("public key");
+        let public = sensor::recordbuild::signing::generate(&key).expect("keygen");
+        let key = sensor::recordbuild::signing::load_public(&public).expect("public key");
         let file = dir.path().join("audit-0000000000001-000000.pb");
         Setup { _dir: dir, file, key }
     })
@@ -40,14 +40,15 @@ fuzz_target!(|data: &[u8]| {
     drop(f);
     let paths = [s.file.clone()];
     let mut out = Vec::new();
-    let summary = sensor::records::cat(&paths, &mut out).expect("cat reads a file it can open");
+    let summary = sensor::recordfile::cat(&paths, &mut out).expect("cat reads a file it can open");
     assert!(summary.torn.len() <= 1);
     // What cat printed is whole JSON lines.
     for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         assert!(line.starts_with(b"{") && line.ends_with(b"}"), "half a line");
     }
     let key = (data.first().is_some_and(|b| b & 1 == 1)).then_some(&s.key);
-    let report = sensor::records::verify::verify_with(&paths, key).expect("verify reads a file it can open");
+    let report =
+        sensor::recordfile::verify::verify_with(&paths, key).expect("verify reads a file it can open");
     if let Some(p) = &report.problem {
         let _ = p.to_string();
     }

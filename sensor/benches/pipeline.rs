@@ -29,7 +29,7 @@ use sensor::{
     detect::{DetectConfig, Detector, Sources},
     enrich::{EnrichConfig, Enricher, clock::BootClock, host},
     pipeline::PipelineEvent,
-    record::RecordBuilder,
+    recordbuild::RecordBuilder,
 };
 use sensor_common::{
     EventHeader, EventKind, ExecFixed, TaskInfo,

@@ -1,5 +1,5 @@
 //! The sensor's userspace agent: loads the eBPF programs and turns kernel events into audit
-//! records. Data flows one way: `sources` → `decode` → `enrich` → `record` → `sinks`, wired
+//! records. Data flows one way: `sources` → `decode` → `enrich` → `recordbuild` → `sinks`, wired
 //! together by `pipeline`.
 
 pub mod btf;
@@ -23,10 +23,11 @@ pub mod pipeline;
 pub mod protect;
 pub mod queue;
 pub mod ratelimit;
-pub mod record;
-pub mod records;
+pub mod recordbuild;
+pub mod recordfile;
 pub mod sinks;
 pub mod sources;
 pub mod stats;
+pub mod text;
 pub mod trace;
 pub mod tracefs;

@@ -12,7 +12,7 @@ use std::{
 
 use sensor::{
     enrich::{Enriched, clock::BootClock},
-    record::{RecordBuilder, Sealed},
+    recordbuild::{RecordBuilder, Sealed},
     sinks::{
         Sink, SinkError, SinkLoss,
         file::FileSink,
@@ -162,7 +162,7 @@ fn file_output_on_a_full_disk_reports_the_gap_and_the_chain_verifies_across_it()
     assert!(!sink.metrics().disk.expect("disk").suspended);
     drop(sink);
 
-    let r = sensor::records::verify::verify(std::slice::from_ref(&dir)).expect("verify");
+    let r = sensor::recordfile::verify::verify(std::slice::from_ref(&dir)).expect("verify");
     assert_eq!(r.problem, None, "a full disk is not tampering: {:?}", r.problem);
     assert_eq!(r.gaps.len(), 1, "{r:?}");
     assert_eq!(r.gaps[0].count, m.unwritten);
@@ -200,7 +200,7 @@ fn on_low_space_rotate_deletes_the_oldest_files_first() {
     // Free space is checked every MiB written (and every second), plus what is buffered.
     assert!(free + (1 << 20) + 512 * 1024 >= 2 << 20, "about the reserve is kept free: {free}");
     drop(sink);
-    let r = sensor::records::verify::verify(&[dir]).expect("verify");
+    let r = sensor::recordfile::verify::verify(&[dir]).expect("verify");
     assert_eq!(r.problem, None, "{:?}", r.problem);
 }
 

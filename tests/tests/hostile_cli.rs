@@ -12,7 +12,7 @@ use std::{
 
 use sensor::{
     enrich::{Enriched, clock::BootClock},
-    record::RecordBuilder,
+    recordbuild::RecordBuilder,
     sinks::{Sink, file::FileSink, spec::FileOptions},
 };
 use sensor_proto::v1::{
@@ -100,7 +100,7 @@ fn record_file(dir: &Path) -> PathBuf {
     sink.write(&cp.record, &cp.bytes).expect("write");
     sink.flush().expect("flush");
     drop(sink);
-    sensor::sinks::file::record_files(dir).expect("list").pop().expect("a file")
+    sensor::recordfile::record_files(dir).expect("list").pop().expect("a file")
 }
 
 #[test]

@@ -91,7 +91,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args).await.map(|()| 0),
         Command::Records(RecordsCommand::Cat { paths }) => records::cat(&paths),
         Command::Keygen { private_key } => {
-            let public = crate::record::signing::generate(&private_key)?;
+            let public = crate::recordbuild::signing::generate(&private_key)?;
             println!("private key: {} (keep it on the sensor host, 0600)", private_key.display());
             println!("public key:  {} (for `sensor records verify --public-key`)", public.display());
             Ok(0)

@@ -2,18 +2,18 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{record::signing, records};
+use crate::{recordbuild::signing, recordfile};
 
 /// `records cat`: exit 1 when a file is corrupt (a torn tail is only a warning).
 pub fn cat(paths: &[PathBuf]) -> anyhow::Result<i32> {
-    let summary = records::cat(paths, &mut std::io::stdout().lock())?;
+    let summary = recordfile::cat(paths, &mut std::io::stdout().lock())?;
     Ok(if summary.damaged.is_empty() { 0 } else { 1 })
 }
 
 /// `records verify`: OK and a summary, or FAILED and the first bad record with exit 1.
 pub fn verify(paths: &[PathBuf], public_key: Option<&Path>) -> anyhow::Result<i32> {
     let key = public_key.map(signing::load_public).transpose()?;
-    let r = records::verify::verify_with(paths, key.as_ref())?;
+    let r = recordfile::verify::verify_with(paths, key.as_ref())?;
     for t in &r.torn {
         eprintln!("warning: torn record (a crash mid-write): {t}");
     }

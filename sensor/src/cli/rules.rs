@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use crate::{
     detect::{self, DetectConfig, Detector, Level, RuleKind, Severity, Sources, fields::command_line},
     enrich::Enriched,
-    records::{
+    recordfile::{
         expand_paths,
         reader::{Frame, RecordReader},
     },

@@ -8,7 +8,7 @@ use sensor_proto::v1::{
 
 use crate::{
     decode::{BpfLoadRaw, CredRaw, ExecRaw, ExitRaw, ForkRaw, MemfdRaw, ModuleRaw, PtraceRaw},
-    record::text::text,
+    text::text,
 };
 
 use super::raw_split;

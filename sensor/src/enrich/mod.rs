@@ -26,7 +26,7 @@ use sensor_proto::v1::{Ancestor, LossEvent, Namespaces, Process, audit_record::E
 use crate::{
     decode::{ExecRaw, KernelEvent, task::TaskRaw},
     pipeline::{LossReport, PipelineEvent},
-    record::text::text,
+    text::text,
 };
 use clock::BootClock;
 use guid::GuidMaker;

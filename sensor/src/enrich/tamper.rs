@@ -73,7 +73,7 @@ pub fn bpf_access(b: &BpfCmdRaw) -> Event {
         object_type: object_type.to_owned(),
         object_id: b.obj_id,
         result: b.result,
-        path: crate::record::text::text(&b.path).0,
+        path: crate::text::text(&b.path).0,
     })
 }
 

@@ -10,12 +10,12 @@ use sensor_proto::{
     v1::{PreviousRunEvent, audit_record::Event},
 };
 
-use crate::records::reader::{Frame, RecordReader};
+use crate::recordfile::reader::{Frame, RecordReader};
 
 /// The last whole record of the newest record file in `dir` that has one, and whether that file
 /// ends in a torn record.
 fn last_record(dir: &Path) -> Option<(AuditRecord, bool)> {
-    for path in crate::sinks::file::record_files(dir).ok()?.iter().rev() {
+    for path in crate::recordfile::record_files(dir).ok()?.iter().rev() {
         let Ok(file) = std::fs::File::open(path) else { continue };
         let mut last = None;
         let mut torn = false;
@@ -67,7 +67,7 @@ mod tests {
     use super::*;
     use crate::{
         enrich::{Enriched, clock::BootClock},
-        record::RecordBuilder,
+        recordbuild::RecordBuilder,
         sinks::{Sink, file::FileSink},
     };
 
@@ -86,7 +86,7 @@ mod tests {
             labels: BTreeMap::new(),
             ..Default::default()
         };
-        let mut b = RecordBuilder::new(host, BootClock::now(), crate::sinks::file::chain_tail(dir));
+        let mut b = RecordBuilder::new(host, BootClock::now(), crate::recordfile::chain_tail(dir));
         for i in 0..n {
             let event = Event::Exec(ExecEvent { filename: format!("/bin/{i}"), ..Default::default() });
             let boot_ns = BootClock::boot_ns_now();

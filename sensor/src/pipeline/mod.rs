@@ -28,7 +28,7 @@ use crate::{
     lifecycle::Lifecycle,
     loader::{self, EbpfLogger, LoadConfig},
     queue,
-    record::RecordBuilder,
+    recordbuild::RecordBuilder,
     sinks::{self, Output, OutputSpec, Sink},
     sources::{self, ringbuf::Ring, ringfill::RingFill},
 };
@@ -190,7 +190,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let signer = opts
         .signing_key
         .as_deref()
-        .map(crate::record::signing::CheckpointSigner::load)
+        .map(crate::recordbuild::signing::CheckpointSigner::load)
         .transpose()
         .context("loading the checkpoint signing key")?;
     // Bind first: a taken port should stop the start before anything is loaded.
@@ -292,7 +292,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     }
     // Continue the hash chain of a previous run writing to the same directory.
     let chain_tail = opts.outputs.iter().find_map(|o| match &o.spec {
-        OutputSpec::File(dir) => sinks::file::chain_tail(dir),
+        OutputSpec::File(dir) => crate::recordfile::chain_tail(dir),
         _ => None,
     });
     let mut builder = RecordBuilder::new(host, clock, chain_tail);

@@ -12,7 +12,7 @@ use crate::{
     handover::{Handover, WrittenCounter},
     lifecycle::Lifecycle,
     queue,
-    record::RecordBuilder,
+    recordbuild::RecordBuilder,
     sinks::{self, Sink},
 };
 
@@ -95,7 +95,7 @@ impl RecordOut {
         self.flush(stats);
     }
 
-    fn write(&mut self, rec: &crate::record::Sealed, stats: &Stats) {
+    fn write(&mut self, rec: &crate::recordbuild::Sealed, stats: &Stats) {
         stats.records.fetch_add(1, Ordering::Relaxed);
         for i in 0..self.sinks.len() {
             let res = self.sinks[i].write(&rec.record, &rec.bytes);

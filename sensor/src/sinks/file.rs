@@ -1,9 +1,5 @@
-//! `file:DIR`: length-delimited protobuf record files, rotated by size and age, with retention by
-//! count and bytes and a configurable fsync policy.
-//!
-//! Each file is a sequence of `varint(len) || AuditRecord` frames (prost's length-delimited
-//! encoding). Files are created 0600 in a 0700 directory and named
-//! `audit-<unix-ms>-<n>.pb`, so name order is write order.
+//! `file:DIR`: record files (the format is `crate::recordfile`), rotated by size and age, with
+//! retention by count and bytes and a configurable fsync policy.
 
 use std::{
     fs::{self, DirBuilder, File, OpenOptions},
@@ -16,15 +12,14 @@ use std::{
 use sensor_proto::AuditRecord;
 use tracing::{info, warn};
 
+use crate::recordfile::{self, record_files};
+
 use super::{
     DiskMetrics, Sink, SinkError, SinkLoss,
     space::{self, Episode, SpaceCheck},
     spec::{FileOptions, Fsync, LowSpace},
 };
 
-/// File name prefix and suffix of record files.
-pub const FILE_PREFIX: &str = "audit-";
-pub const FILE_SUFFIX: &str = ".pb";
 /// Frames are handed to the kernel once this many bytes are buffered (and at every flush).
 const WRITE_BUF: usize = 256 * 1024;
 
@@ -107,7 +102,7 @@ impl FileSink {
             cur.file.sync_data()?;
         }
         let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let path = self.dir.join(format!("{FILE_PREFIX}{ms:013}-{:06}{FILE_SUFFIX}", self.files_opened));
+        let path = self.dir.join(recordfile::file_name(ms, self.files_opened));
         self.files_opened += 1;
         let file = OpenOptions::new().create_new(true).write(true).mode(0o600).open(&path)?;
         self.current = Some(Current { file, len: 0, opened: Instant::now() });
@@ -245,44 +240,6 @@ fn remove(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// SHA-256 of the last whole record in the newest record file of `dir` (the chain tail a new run
-/// continues from), if there is one.
-/// Files without a whole record (e.g. created just before the disk filled up) are skipped.
-pub fn chain_tail(dir: &Path) -> Option<[u8; 32]> {
-    use sha2::Digest as _;
-    for path in record_files(dir).ok()?.iter().rev() {
-        let Ok(file) = File::open(path) else { continue };
-        let mut last = None;
-        for frame in crate::records::reader::RecordReader::new(std::io::BufReader::new(file)) {
-            match frame {
-                crate::records::reader::Frame::Record { bytes, .. } => {
-                    last = Some(sha2::Sha256::digest(&bytes).into());
-                }
-                crate::records::reader::Frame::Damaged { .. } => break,
-            }
-        }
-        if last.is_some() {
-            return last;
-        }
-    }
-    None
-}
-
-/// Record files in `dir`, oldest first.
-pub fn record_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(FILE_PREFIX) && n.ends_with(FILE_SUFFIX))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 impl Sink for FileSink {
     fn name(&self) -> &str {
         &self.name
@@ -295,7 +252,7 @@ impl Sink for FileSink {
             self.count_unwritten(record);
             return Ok(());
         }
-        let frame_len = encoded.len() + prost::encoding::encoded_len_varint(encoded.len() as u64);
+        let frame_len = recordfile::frame_len(encoded.len());
         if self.space.due(frame_len as u64) && !self.resuming {
             if self.space.low() {
                 if self.make_room() {
@@ -315,8 +272,7 @@ impl Sink for FileSink {
             self.count_unwritten(record);
             return Ok(());
         }
-        prost::encoding::encode_varint(encoded.len() as u64, &mut self.buf);
-        self.buf.extend_from_slice(encoded);
+        recordfile::push_frame(&mut self.buf, encoded);
         self.pending.push(Pending {
             end: self.buf.len(),
             seq: record.seq,

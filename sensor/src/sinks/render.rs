@@ -8,6 +8,6 @@ use super::spec::Format;
 pub fn json(record: &AuditRecord, format: Format, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     match format {
         Format::Json => serde_json::to_writer(out, record),
-        Format::Ocsf => serde_json::to_writer(out, &crate::record::ocsf::map(record)),
+        Format::Ocsf => serde_json::to_writer(out, &crate::recordbuild::ocsf::map(record)),
     }
 }

@@ -31,7 +31,7 @@ use sensor_proto::{
     v1::{SessionEvent, audit_record::Event},
 };
 
-use crate::records::{
+use crate::recordfile::{
     expand_paths,
     reader::{Frame, RecordReader},
 };

@@ -17,7 +17,7 @@ use crate::{
         guid::{GuidMaker, NS_PER_TICK},
         raw_split, texts,
     },
-    record::text::text,
+    text::text,
 };
 
 /// Bytes of `/proc/PID/cmdline` kept (the kernel-side capture limit).

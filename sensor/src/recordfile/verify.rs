@@ -316,11 +316,11 @@ fn check_checkpoint(
     if c.signature.is_empty() {
         return Some("checkpoint is not signed (a key was given)".into());
     }
-    let msg = crate::record::signing::message(instance, seq, c.records, &head);
-    if !crate::record::signing::verify(key, &msg, &c.signature) {
+    let msg = crate::recordbuild::signing::message(instance, seq, c.records, &head);
+    if !crate::recordbuild::signing::verify(key, &msg, &c.signature) {
         return Some(format!(
             "checkpoint signature does not verify with key {}",
-            crate::record::signing::key_id(key)
+            crate::recordbuild::signing::key_id(key)
         ));
     }
     None

@@ -4,7 +4,6 @@
 
 pub mod ocsf;
 pub mod signing;
-pub mod text;
 
 use prost::Message as _;
 use sensor_proto::{

@@ -1,7 +1,4 @@
-//! Reading record files written by the `file:` sink (`sensor records ...`).
-
-pub mod reader;
-pub mod verify;
+//! `sensor records cat`: record files as canonical JSON lines.
 
 use std::{
     io::Write,
@@ -10,21 +7,10 @@ use std::{
 
 use anyhow::Context as _;
 
-use crate::sinks::file::record_files;
-use reader::{Frame, RecordReader};
-
-/// Expands directories into their record files (oldest first); files are kept as given.
-pub fn expand_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            out.extend(record_files(p).with_context(|| format!("listing {}", p.display()))?);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
+use super::{
+    expand_paths,
+    reader::{Frame, RecordReader},
+};
 
 /// `sensor records cat`: every record as a canonical JSON line. A torn or corrupt tail is
 /// reported on stderr and reading goes on with the next file; the exit status says so.

@@ -5,7 +5,7 @@ use sensor_proto::v1::{ExecEvent, Host};
 use super::*;
 use crate::{
     enrich::{Enriched, clock::BootClock},
-    record::RecordBuilder,
+    recordbuild::RecordBuilder,
     sinks::{Sink, file::FileSink},
 };
 
@@ -25,9 +25,9 @@ fn write_signed_run(dir: &Path, instance: &str, n: usize, key: Option<&Path>) {
         crate::sinks::spec::FileOptions { disk: crate::sinks::spec::DiskOptions::NONE, ..Default::default() },
     )
     .expect("sink");
-    let mut b = RecordBuilder::new(host(instance), BootClock::now(), crate::sinks::file::chain_tail(dir));
+    let mut b = RecordBuilder::new(host(instance), BootClock::now(), crate::recordfile::chain_tail(dir));
     if let Some(k) = key {
-        b = b.with_signer(crate::record::signing::CheckpointSigner::load(k).expect("key"));
+        b = b.with_signer(crate::recordbuild::signing::CheckpointSigner::load(k).expect("key"));
     }
     for i in 0..n {
         let e = Enriched {
@@ -45,7 +45,7 @@ fn write_signed_run(dir: &Path, instance: &str, n: usize, key: Option<&Path>) {
 }
 
 fn only_file(dir: &Path) -> PathBuf {
-    let mut files = crate::sinks::file::record_files(dir).expect("list");
+    let mut files = crate::recordfile::record_files(dir).expect("list");
     assert_eq!(files.len(), 1);
     files.pop().expect("file")
 }
@@ -149,7 +149,7 @@ fn torn_tail_is_accepted_up_to_the_last_whole_record() {
 
 #[test]
 fn signed_checkpoints_verify_and_a_recomputed_chain_does_not() {
-    use crate::record::signing;
+    use crate::recordbuild::signing;
     let keys = tempfile::tempdir().expect("tempdir");
     let key = keys.path().join("cp.key");
     let public = signing::load_public(&signing::generate(&key).expect("keygen")).expect("pub");
@@ -292,7 +292,7 @@ fn write_killed_run(dir: &Path, instance: &str, n: usize) {
         crate::sinks::spec::FileOptions { disk: crate::sinks::spec::DiskOptions::NONE, ..Default::default() },
     )
     .expect("sink");
-    let mut b = RecordBuilder::new(host(instance), BootClock::now(), crate::sinks::file::chain_tail(dir));
+    let mut b = RecordBuilder::new(host(instance), BootClock::now(), crate::recordfile::chain_tail(dir));
     for i in 0..n {
         let event = Event::Exec(ExecEvent { filename: format!("/bin/{i}"), ..Default::default() });
         let s = b.build(Enriched {
