@@ -6,6 +6,8 @@
 //! the executable's path and `cwd_len` bytes of the working directory (both in the
 //! [`crate::path`] encoding), then `args_len` bytes of NUL-separated argv.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 use crate::{EventHeader, task::TaskInfo};
 
 /// Most bytes of a name (file name or interpreter) captured.
@@ -24,7 +26,7 @@ pub const FLAG_ARGS_UNREADABLE: u32 = 1 << 2;
 
 /// Fixed-size part of an exec event.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ExecFixed {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -49,11 +51,12 @@ pub struct ExecFixed {
 
 /// Size of [`ExecFixed`] in bytes.
 pub const EXEC_FIXED_SIZE: usize = size_of::<ExecFixed>();
+const _: () = assert!(EXEC_FIXED_SIZE == 216);
 const _: () = assert!(EXEC_FIXED_SIZE.is_multiple_of(8));
 
 /// An exec event as assembled in the kernel's per-CPU scratch space.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ExecEvent {
     pub fixed: ExecFixed,
     /// Names, paths and argv; only the used prefix is sent.
@@ -61,6 +64,8 @@ pub struct ExecEvent {
     /// Slack so that bounded (masked) writes near the end stay inside the value.
     pub slack: [u8; EXEC_NAME_MAX],
 }
+
+const _: () = assert!(size_of::<ExecEvent>() == EXEC_FIXED_SIZE + EXEC_DATA_SIZE + EXEC_NAME_MAX);
 
 impl core::fmt::Debug for ExecEvent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -70,7 +75,7 @@ impl core::fmt::Debug for ExecEvent {
 
 /// Capture settings, a global set by userspace before load.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct CaptureConfig {
     /// argv bytes to capture, at most `EXEC_ARGS_MAX - 1`.
     pub args_max: u32,

@@ -11,6 +11,8 @@
 //! an extended attribute name. When `dir1` is the walked path of the target file itself (an
 //! opened fd, or an fd argument), `name1_len` is 0 and [`FILE_DIR1_IS_TARGET`] is set.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 use crate::{EventHeader, task::TaskInfo};
 
 /// File operations (stable numbers).
@@ -33,7 +35,7 @@ pub const ARG_NONE: u8 = 0xff;
 
 /// Where one file syscall keeps its arguments (indexes into the six syscall args).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct FileSyscallSpec {
     /// An [`op`] number.
     pub op: u32,
@@ -81,22 +83,26 @@ impl FileSyscallSpec {
 
 /// Arguments saved at `sys_enter_*` for the exit.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct PendingFile {
     pub nr: u32,
     pub _pad: u32,
     pub args: [u64; 6],
 }
 
+const _: () = assert!(size_of::<PendingFile>() == 56);
+
 /// Key of the inode filter map: a file or directory by device and inode.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct InodeKey {
     /// Kernel `dev_t` (`major << 20 | minor`).
     pub dev: u32,
     pub _pad: u32,
     pub ino: u64,
 }
+
+const _: () = assert!(size_of::<InodeKey>() == 16 && align_of::<InodeKey>() == 8);
 
 /// Inode filter value bits.
 pub const INODE_SENSITIVE: u32 = 1 << 0;
@@ -133,7 +139,7 @@ pub const FILE_DATA_SIZE: usize = 32 * 1024;
 
 /// Fixed part of a file event.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct FileFixed {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -163,16 +169,19 @@ pub struct FileFixed {
 
 /// Size of [`FileFixed`].
 pub const FILE_FIXED_SIZE: usize = size_of::<FileFixed>();
+const _: () = assert!(FILE_FIXED_SIZE == 248);
 const _: () = assert!(FILE_FIXED_SIZE.is_multiple_of(8));
 
 /// A file event as assembled in the kernel.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct FileEvent {
     pub fixed: FileFixed,
     pub data: [u8; FILE_DATA_SIZE],
     pub slack: [u8; 8192],
 }
+
+const _: () = assert!(size_of::<FileEvent>() == FILE_FIXED_SIZE + FILE_DATA_SIZE + 8192);
 
 impl core::fmt::Debug for FileEvent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -1,119 +1,107 @@
 //! The fixed header that starts every event, and the stable event kinds.
 
-/// Stable numeric event kinds. Numbers are part of the ABI and are never reused.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// A successful `execve`/`execveat` (`sched_process_exec`).
-    Exec = 1,
-    /// A new process (or thread, when configured) (`sched_process_fork`).
-    Fork = 2,
-    /// The last thread of a process exited (`sched_process_exit`).
-    Exit = 3,
-    /// A successful credential change (setuid family, capset).
-    Cred = 4,
-    /// `ptrace` attach/seize.
-    Ptrace = 5,
-    /// A kernel module was loaded (`module_load`).
-    ModuleLoad = 6,
-    /// `bpf(BPF_PROG_LOAD)` by another process.
-    BpfLoad = 7,
-    /// `memfd_create`.
-    MemfdCreate = 8,
-    /// A signal generated for the sensor (`signal/signal_generate`).
-    Signal = 9,
-    /// A `bpf()` command touching the sensor's objects, or opening a pinned object.
-    BpfAccess = 10,
-    /// A security-relevant file operation (see `crate::file`).
-    File = 16,
-    /// A network operation (see `crate::net`).
-    Net = 32,
-}
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// A kind number that this build does not know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnknownKind(pub u32);
 
-impl TryFrom<u32> for EventKind {
-    type Error = UnknownKind;
+/// Declares the event kinds once: each line gives the variant, its stable number and its
+/// snake-case name. Generates [`EventKind`], `TryFrom<u32>`, [`EventKind::ALL`] (in declaration
+/// order, its length counted from the table), [`EventKind::index`] and [`EventKind::name`].
+/// Every other place that handles a kind is an exhaustive `match` on [`EventKind`] (or on the
+/// record's `oneof event`), so the compiler lists what a new kind still needs.
+macro_rules! event_kinds {
+    ($($(#[$doc:meta])* $kind:ident = $num:literal => $name:literal,)+) => {
+        /// Stable numeric event kinds. Numbers are part of the ABI and are never reused.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum EventKind {
+            $($(#[$doc])* $kind = $num,)+
+        }
 
-    fn try_from(value: u32) -> Result<Self, Self::Error> {
-        Ok(match value {
-            1 => Self::Exec,
-            2 => Self::Fork,
-            3 => Self::Exit,
-            4 => Self::Cred,
-            5 => Self::Ptrace,
-            6 => Self::ModuleLoad,
-            7 => Self::BpfLoad,
-            8 => Self::MemfdCreate,
-            9 => Self::Signal,
-            10 => Self::BpfAccess,
-            16 => Self::File,
-            32 => Self::Net,
-            other => return Err(UnknownKind(other)),
-        })
-    }
+        /// Positions in [`EventKind::ALL`], numbered by the compiler in declaration order.
+        enum Position {
+            $($kind,)+
+        }
+
+        impl TryFrom<u32> for EventKind {
+            type Error = UnknownKind;
+
+            fn try_from(value: u32) -> Result<Self, Self::Error> {
+                match value {
+                    $($num => Ok(Self::$kind),)+
+                    other => Err(UnknownKind(other)),
+                }
+            }
+        }
+
+        impl EventKind {
+            /// All kinds, in number order (used to size and label per-kind counters).
+            pub const ALL: [EventKind; [$($num),+].len()] = [$(EventKind::$kind),+];
+
+            /// Position in [`EventKind::ALL`].
+            pub const fn index(self) -> usize {
+                match self {
+                    $(EventKind::$kind => Position::$kind as usize,)+
+                }
+            }
+
+            /// Snake-case name, as written in loss records.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(EventKind::$kind => $name,)+
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    /// A successful `execve`/`execveat` (`sched_process_exec`).
+    Exec = 1 => "exec",
+    /// A new process (or thread, when configured) (`sched_process_fork`).
+    Fork = 2 => "fork",
+    /// The last thread of a process exited (`sched_process_exit`).
+    Exit = 3 => "exit",
+    /// A successful credential change (setuid family, capset).
+    Cred = 4 => "privilege",
+    /// `ptrace` attach/seize.
+    Ptrace = 5 => "ptrace",
+    /// A kernel module was loaded (`module_load`).
+    ModuleLoad = 6 => "module_load",
+    /// `bpf(BPF_PROG_LOAD)` by another process.
+    BpfLoad = 7 => "bpf_load",
+    /// `memfd_create`.
+    MemfdCreate = 8 => "memfd_create",
+    /// A signal generated for the sensor (`signal/signal_generate`).
+    Signal = 9 => "signal",
+    /// A `bpf()` command touching the sensor's objects, or opening a pinned object.
+    BpfAccess = 10 => "bpf_access",
+    /// A security-relevant file operation (see `crate::file`).
+    File = 16 => "file",
+    /// A network operation (see `crate::net`).
+    Net = 32 => "network",
 }
 
 impl EventKind {
-    /// All kinds, in number order (used to size and label per-kind counters).
-    pub const ALL: [EventKind; 12] = [
-        EventKind::Exec,
-        EventKind::Fork,
-        EventKind::Exit,
-        EventKind::Cred,
-        EventKind::Ptrace,
-        EventKind::ModuleLoad,
-        EventKind::BpfLoad,
-        EventKind::MemfdCreate,
-        EventKind::Signal,
-        EventKind::BpfAccess,
-        EventKind::File,
-        EventKind::Net,
-    ];
-
-    /// Position in [`EventKind::ALL`].
-    pub const fn index(self) -> usize {
-        match self {
-            EventKind::Exec => 0,
-            EventKind::Fork => 1,
-            EventKind::Exit => 2,
-            EventKind::Cred => 3,
-            EventKind::Ptrace => 4,
-            EventKind::ModuleLoad => 5,
-            EventKind::BpfLoad => 6,
-            EventKind::MemfdCreate => 7,
-            EventKind::Signal => 8,
-            EventKind::BpfAccess => 9,
-            EventKind::File => 10,
-            EventKind::Net => 11,
-        }
-    }
-
     /// Index of this kind's slot in the per-CPU loss counter array.
     pub const fn counter_index(self) -> u32 {
         self as u32
     }
-
-    /// Snake-case name, as written in loss records.
-    pub const fn name(self) -> &'static str {
-        match self {
-            EventKind::Exec => "exec",
-            EventKind::Fork => "fork",
-            EventKind::Exit => "exit",
-            EventKind::Cred => "privilege",
-            EventKind::Ptrace => "ptrace",
-            EventKind::ModuleLoad => "module_load",
-            EventKind::BpfLoad => "bpf_load",
-            EventKind::MemfdCreate => "memfd_create",
-            EventKind::Signal => "signal",
-            EventKind::BpfAccess => "bpf_access",
-            EventKind::File => "file",
-            EventKind::Net => "network",
-        }
-    }
 }
+
+// Every kind has a loss counter slot (slot 0 is unused).
+const _: () = {
+    let mut i = 0;
+    while i < EventKind::ALL.len() {
+        let n = EventKind::ALL[i] as u32;
+        assert!(n > 0 && n < LOSS_COUNTER_SLOTS);
+        // `ALL` is in number order (per-kind counters are reported in that order).
+        assert!(i == 0 || (EventKind::ALL[i - 1] as u32) < n);
+        i += 1;
+    }
+};
 
 /// Entries of the `HANDOVER` array: four per event kind (two loss counts already reported,
 /// events read, events written), and the time of the last loss report in the last slot.
@@ -128,7 +116,7 @@ pub const LOSS_COUNTER_SLOTS: u32 = 64;
 
 /// Per-kind loss counts kept by the programs.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct LossCounter {
     /// `bpf_ringbuf_output`/`reserve` failed: the ring buffer was full.
     pub ringbuf_full: u64,
@@ -140,7 +128,7 @@ const _: () = assert!(size_of::<LossCounter>() == 16);
 
 /// The header first in every event.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct EventHeader {
     /// An [`EventKind`] number.
     pub kind: u32,

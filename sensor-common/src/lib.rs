@@ -2,10 +2,12 @@
 //!
 //! Every event written to a ring buffer starts with an [`EventHeader`] whose `kind` is one of the
 //! stable numeric [`EventKind`] values and whose `size` is the number of bytes of the event.
-//! All types here are `#[repr(C)]`, have no implicit padding (sizes are asserted at compile time)
-//! and contain only integers and byte arrays, so they are valid for any bit pattern. Userspace
-//! never reinterprets kernel bytes in place: it decodes them with length checks (see the
-//! `sensor` crate's `decode` module).
+//! All types here are `#[repr(C)]` and derive zerocopy's `FromBytes` (valid for any bit
+//! pattern), `IntoBytes` (no padding: the derive fails to compile otherwise), `Immutable` and
+//! `KnownLayout`; each size is also asserted at compile time next to its definition, so a
+//! change on one side of the ABI cannot go unnoticed. Userspace never reinterprets kernel bytes
+//! in place: it copies each fixed part out with zerocopy's length-checked `read_from_prefix` and
+//! takes variable parts with length checks (see the `sensor` crate's `decode` module).
 #![no_std]
 
 pub mod exec;
@@ -25,16 +27,35 @@ pub use header::{EventHeader, EventKind, LossCounter, UnknownKind};
 pub use offsets::KernelOffsets;
 pub use task::TaskInfo;
 
+/// `aya::Pod` for the types userspace reads from or writes into maps and globals. aya's trait
+/// cannot be implemented for every zerocopy type at once (it is foreign), so each type is
+/// listed, and the listing only compiles for types that derive zerocopy's byte-level traits.
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: these are `repr(C)`, contain only integers/byte arrays and have no padding
-    // (asserted at compile time next to each definition), so every bit pattern is valid.
-    unsafe impl aya::Pod for crate::KernelOffsets {}
-    unsafe impl aya::Pod for crate::EventHeader {}
-    unsafe impl aya::Pod for crate::LossCounter {}
-    unsafe impl aya::Pod for crate::exec::CaptureConfig {}
-    unsafe impl aya::Pod for crate::file::FileSyscallSpec {}
-    unsafe impl aya::Pod for crate::file::InodeKey {}
-    unsafe impl aya::Pod for crate::net::NetSyscallSpec {}
-    unsafe impl aya::Pod for crate::tamper::Control {}
+    use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+    /// Compiles only for `T` that zerocopy proves valid for any bit pattern and free of padding.
+    const fn plain_bytes<T: FromBytes + IntoBytes + Immutable>() {}
+
+    macro_rules! pod {
+        ($($t:ty),+ $(,)?) => {$(
+            const _: () = plain_bytes::<$t>();
+            // SAFETY: aya::Pod asks for a `Copy` type that is valid for any bit pattern and has
+            // no uninitialised bytes. The line above compiles only if `$t` implements zerocopy's
+            // `FromBytes` (every bit pattern is a valid value) and `IntoBytes` (no padding), which
+            // zerocopy's derives check against the type's fields and `repr(C)` layout.
+            unsafe impl aya::Pod for $t {}
+        )+};
+    }
+
+    pod!(
+        crate::KernelOffsets,
+        crate::EventHeader,
+        crate::LossCounter,
+        crate::exec::CaptureConfig,
+        crate::file::FileSyscallSpec,
+        crate::file::InodeKey,
+        crate::net::NetSyscallSpec,
+        crate::tamper::Control,
+    );
 }

@@ -1,5 +1,7 @@
 //! Names of maps, programs and globals, used by both the eBPF object and the loader.
 
+use crate::EventKind;
+
 /// Ring buffer carrying process lifecycle and privilege events. Kept apart from high-volume
 /// file/network events so that those can never crowd lineage out.
 pub const MAP_PROC_EVENTS: &str = "PROC_EVENTS";
@@ -32,6 +34,32 @@ pub const PROG_SYS_ENTER_PIDFD_GETFD: &str = "sys_enter_pidfd_getfd";
 pub const PROG_SIGNAL_GENERATE: &str = "signal_generate";
 /// Classic tracepoint `module/module_load`.
 pub const PROG_MODULE_LOAD: &str = "module_load";
+
+/// The programs whose runs report `kind`: the loader counts their recursion misses as losses of
+/// that kind, and the object test checks that each is in the embedded object.
+pub const fn programs(kind: EventKind) -> &'static [&'static str] {
+    match kind {
+        EventKind::Exec => &[PROG_SCHED_PROCESS_EXEC],
+        EventKind::Fork => &[PROG_SCHED_PROCESS_FORK],
+        EventKind::Exit => &[PROG_SCHED_PROCESS_EXIT],
+        EventKind::Cred => &[PROG_SYS_ENTER_CRED, PROG_SYS_EXIT_CRED],
+        EventKind::Ptrace => &[
+            PROG_SYS_ENTER_PTRACE,
+            PROG_SYS_EXIT_PTRACE,
+            PROG_SYS_ENTER_PROCESS_VM_WRITEV,
+            PROG_SYS_ENTER_PROCESS_VM_READV,
+            PROG_SYS_ENTER_PIDFD_GETFD,
+        ],
+        EventKind::ModuleLoad => &[PROG_MODULE_LOAD],
+        // The `bpf()` programs report both loads and accesses; their misses count as loads.
+        EventKind::BpfLoad => &[PROG_SYS_ENTER_BPF, PROG_SYS_EXIT_BPF],
+        EventKind::BpfAccess => &[],
+        EventKind::MemfdCreate => &[PROG_SYS_ENTER_MEMFD, PROG_SYS_EXIT_MEMFD],
+        EventKind::Signal => &[PROG_SIGNAL_GENERATE],
+        EventKind::File => &[PROG_SYS_ENTER_FILE, PROG_SYS_EXIT_FILE],
+        EventKind::Net => &[PROG_SYS_ENTER_NET, PROG_SYS_EXIT_NET],
+    }
+}
 
 /// Credential-changing system calls watched (each as `sys_enter_X`/`sys_exit_X`).
 pub const CRED_SYSCALLS: [&str; 9] =

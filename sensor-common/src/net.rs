@@ -7,6 +7,8 @@
 //! A [`NetEvent`] travels as its fixed part ([`NET_FIXED_SIZE`] bytes) followed by
 //! `payload_len` bytes of payload: `header.size` is `NET_FIXED_SIZE + payload_len`.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 use crate::{EventHeader, task::TaskInfo};
 
 /// Network operations (stable numbers).
@@ -33,7 +35,7 @@ pub const DNS_PORT: u16 = 53;
 
 /// A network event.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct NetEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -90,11 +92,12 @@ impl Default for NetEvent {
     }
 }
 
+const _: () = assert!(size_of::<NetEvent>() == NET_FIXED_SIZE + NET_PAYLOAD_MAX);
 const _: () = assert!(size_of::<NetEvent>().is_multiple_of(8));
 
 /// Where one network syscall keeps its arguments.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct NetSyscallSpec {
     pub op: u32,
     /// Arg index of a `struct sockaddr *` to read at enter (ARG_NONE: none).
@@ -112,7 +115,7 @@ const _: () = assert!(size_of::<NetSyscallSpec>() == 8);
 
 /// What the enter program keeps for the exit (by thread).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct PendingNet {
     pub nr: u32,
     pub fd: u32,
@@ -127,7 +130,7 @@ const _: () = assert!(size_of::<PendingNet>() == 56);
 
 /// Key of the UDP flow table: one report per (process, remote address, remote port).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct FlowKey {
     pub tgid: u32,
     pub family: u16,

@@ -11,6 +11,7 @@ macro_rules! offsets {
         /// Byte offsets of the fields the programs read.
         #[repr(C)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[derive(zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
         pub struct KernelOffsets {
             /// Non-zero once userspace filled the struct; programs emit nothing before that.
             pub ready: u32,
@@ -21,6 +22,9 @@ macro_rules! offsets {
             /// All offsets unknown, programs disabled.
             pub const UNSET: Self = Self { ready: 0, $($name: OFFSET_ABSENT,)* };
         }
+
+        // `ready` and one u32 per offset, nothing else.
+        const _: () = assert!(size_of::<KernelOffsets>() == 4 * (1 + [$(stringify!($name)),*].len()));
     };
 }
 

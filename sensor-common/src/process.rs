@@ -1,5 +1,7 @@
 //! Process lifecycle events other than exec: fork and exit.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 use crate::{EventHeader, task::TaskInfo};
 
 /// `ForkEvent` header flag: the new task is a thread, not a process.
@@ -7,7 +9,7 @@ pub const FLAG_THREAD: u32 = 1 << 0;
 
 /// A new task. `header.tgid/tid` and `task` describe the child; `parent_*` the creator.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ForkEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -18,7 +20,7 @@ pub struct ForkEvent {
 
 /// The last thread of a process exited.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ExitEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -27,5 +29,7 @@ pub struct ExitEvent {
     pub _reserved: u32,
 }
 
+const _: () = assert!(size_of::<ForkEvent>() == 176);
+const _: () = assert!(size_of::<ExitEvent>() == 176);
 const _: () = assert!(size_of::<ForkEvent>().is_multiple_of(8));
 const _: () = assert!(size_of::<ExitEvent>().is_multiple_of(8));

@@ -1,11 +1,13 @@
 //! Events from system-call tracepoints: credential changes, ptrace, module loads, BPF program
 //! loads by others, memfd_create. Each has a fixed layout: header, task, then its own fields.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 use crate::{EventHeader, task::TaskInfo};
 
 /// Credentials as in `struct cred`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct Creds {
     pub uid: u32,
     pub euid: u32,
@@ -23,7 +25,7 @@ const _: () = assert!(size_of::<Creds>() == 48);
 
 /// A successful credential change.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct CredEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -38,7 +40,7 @@ pub struct CredEvent {
 /// (any target), `process_vm_readv` (of the sensor), `pidfd_getfd`. `header.flags` has
 /// [`crate::tamper::FLAG_TARGET_SENSOR`] when the target is the sensor.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct PtraceEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -57,7 +59,7 @@ pub const MODULE_NAME_LEN: usize = 56;
 
 /// A kernel module was loaded.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ModuleEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -75,7 +77,7 @@ pub const BPF_NAME_LEN: usize = 16;
 
 /// `bpf(BPF_PROG_LOAD)` by a process other than the sensor.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct BpfLoadEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -90,7 +92,7 @@ pub const MEMFD_NAME_LEN: usize = 256;
 
 /// `memfd_create`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct MemfdEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -114,7 +116,7 @@ impl Default for MemfdEvent {
 
 /// What a `sys_enter_*` program remembers for the matching `sys_exit_*`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct PendingSyscall {
     /// The event kind the exit will produce.
     pub kind: u32,
@@ -125,6 +127,12 @@ pub struct PendingSyscall {
     pub name: [u8; MEMFD_NAME_LEN],
 }
 
+const _: () = assert!(size_of::<CredEvent>() == 272);
+const _: () = assert!(size_of::<PtraceEvent>() == 192);
+const _: () = assert!(size_of::<ModuleEvent>() == 224);
+const _: () = assert!(size_of::<BpfLoadEvent>() == 192);
+const _: () = assert!(size_of::<MemfdEvent>() == 432);
+const _: () = assert!(size_of::<PendingSyscall>() == 328);
 const _: () = assert!(size_of::<CredEvent>().is_multiple_of(8));
 const _: () = assert!(size_of::<PtraceEvent>().is_multiple_of(8));
 const _: () = assert!(size_of::<ModuleEvent>().is_multiple_of(8));

@@ -5,11 +5,13 @@
 //! The sensor's identity is a map, not a load-time constant, so programs pinned in bpffs keep
 //! working for the next sensor process: it writes its own tgid here when it adopts them.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 use crate::{EventHeader, task::TaskInfo};
 
 /// The one entry of the `CONTROL` array.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct Control {
     /// tgid whose own activity the programs do not report (0: report everything; tests that
     /// observe their own process in-process).
@@ -42,7 +44,7 @@ pub const SI_TKILL: i32 = -6;
 /// A signal generated for the sensor (`signal/signal_generate`, before delivery: even a SIGKILL
 /// leaves this event in the ring). `header.tgid/tid` and `task` are the sending context.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SignalEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -73,7 +75,7 @@ pub const fn own_id_key(kind: u64, id: u32) -> u64 {
 /// A `bpf()` command by another process that touches one of the sensor's objects (get-fd-by-id,
 /// map update/delete/freeze, link update/detach).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct BpfCmdEvent {
     pub header: EventHeader,
     pub task: TaskInfo,
@@ -149,5 +151,7 @@ pub const REQ_PROCESS_VM_WRITEV: u64 = 1 << 32;
 pub const REQ_PROCESS_VM_READV: u64 = (1 << 32) | 1;
 pub const REQ_PIDFD_GETFD: u64 = (1 << 32) | 2;
 
+const _: () = assert!(size_of::<SignalEvent>() == 200);
+const _: () = assert!(size_of::<BpfCmdEvent>() == 440);
 const _: () = assert!(size_of::<SignalEvent>().is_multiple_of(8));
 const _: () = assert!(size_of::<BpfCmdEvent>().is_multiple_of(8));

@@ -1,5 +1,7 @@
 //! The acting task's context, carried by every process event.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 /// `TaskInfo::flags` bit: the task's executable file has no links left (deleted while running).
 pub const TASK_EXE_DELETED: u32 = 1 << 0;
 /// `TaskInfo::flags` bit: the task has no mm (kernel thread, or exit after exit_mm).
@@ -10,7 +12,7 @@ pub const AUDIT_UNSET: u32 = u32::MAX;
 
 /// Who the task is: identity, credentials, login session, terminal, container context.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct TaskInfo {
     /// `task_struct.start_boottime` of the thread-group leader, ns since boot.
     pub start_boottime_ns: u64,
@@ -48,4 +50,5 @@ pub struct TaskInfo {
 /// Size of [`TaskInfo`].
 pub const TASK_INFO_SIZE: usize = size_of::<TaskInfo>();
 const _: () = assert!(TASK_INFO_SIZE == 24 + 16 * 4 + 32 + 16);
+const _: () = assert!(TASK_INFO_SIZE == 136 && align_of::<TaskInfo>() == 8);
 const _: () = assert!(TASK_INFO_SIZE.is_multiple_of(8));

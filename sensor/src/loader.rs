@@ -306,26 +306,52 @@ pub fn program_runs(ebpf: &Ebpf) -> Vec<ProgramRuns> {
         .collect()
 }
 
-/// Which event kind a program of the object reports.
+/// Which event kind a program of the object reports (see [`names::programs`]).
 fn program_kind(name: &str) -> Option<EventKind> {
-    Some(match name {
-        names::PROG_SCHED_PROCESS_EXEC => EventKind::Exec,
-        names::PROG_SCHED_PROCESS_FORK => EventKind::Fork,
-        names::PROG_SCHED_PROCESS_EXIT => EventKind::Exit,
-        names::PROG_SYS_ENTER_CRED | names::PROG_SYS_EXIT_CRED => EventKind::Cred,
-        names::PROG_SYS_ENTER_PTRACE
-        | names::PROG_SYS_EXIT_PTRACE
-        | names::PROG_SYS_ENTER_PROCESS_VM_WRITEV
-        | names::PROG_SYS_ENTER_PROCESS_VM_READV
-        | names::PROG_SYS_ENTER_PIDFD_GETFD => EventKind::Ptrace,
-        names::PROG_SIGNAL_GENERATE => EventKind::Signal,
-        names::PROG_SYS_ENTER_BPF | names::PROG_SYS_EXIT_BPF => EventKind::BpfLoad,
-        names::PROG_SYS_ENTER_MEMFD | names::PROG_SYS_EXIT_MEMFD => EventKind::MemfdCreate,
-        names::PROG_MODULE_LOAD => EventKind::ModuleLoad,
-        names::PROG_SYS_ENTER_FILE | names::PROG_SYS_EXIT_FILE => EventKind::File,
-        names::PROG_SYS_ENTER_NET | names::PROG_SYS_EXIT_NET => EventKind::Net,
-        _ => return None,
-    })
+    EventKind::ALL.into_iter().find(|k| names::programs(*k).contains(&name))
+}
+
+/// How a kind's programs are attached after the process lifecycle.
+enum Attach {
+    /// Exec, fork and exit: required, attached first (see [`LIFECYCLE`]).
+    Lifecycle,
+    /// Reported by another kind's programs (`bpf_access` by `bpf_load`'s), attached with them.
+    Shared,
+    /// A collector of its own, named by the kind, switched off with a warning when this kernel
+    /// cannot run it. `syscalls`: it attaches to `syscalls/*` tracepoints, whose record layout
+    /// is checked first.
+    Collector { attach: Collector, syscalls: bool },
+}
+
+/// The collector of each kind.
+fn attach_of(kind: EventKind) -> Attach {
+    let collector = |attach: Collector| Attach::Collector { attach, syscalls: true };
+    match kind {
+        EventKind::Exec | EventKind::Fork | EventKind::Exit => Attach::Lifecycle,
+        EventKind::Cred => collector(attach_cred),
+        EventKind::Ptrace => collector(attach_ptrace),
+        EventKind::ModuleLoad => Attach::Collector {
+            attach: |e, r, l| attach_tp(e, r, l, names::PROG_MODULE_LOAD, "module", "module_load"),
+            syscalls: false,
+        },
+        EventKind::BpfLoad => collector(|e, r, l| {
+            attach_syscall_pair(e, r, l, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")
+        }),
+        EventKind::BpfAccess => Attach::Shared,
+        EventKind::MemfdCreate => collector(|e, r, l| {
+            attach_syscall_pair(
+                e,
+                r,
+                l,
+                names::PROG_SYS_ENTER_MEMFD,
+                names::PROG_SYS_EXIT_MEMFD,
+                "memfd_create",
+            )
+        }),
+        EventKind::Signal => Attach::Collector { attach: attach_signal, syscalls: false },
+        EventKind::File => collector(attach_file),
+        EventKind::Net => collector(attach_net),
+    }
 }
 
 /// Loads into the kernel and attaches every program. Call after the readers have started.
@@ -348,31 +374,12 @@ pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<(Attached, Links)> {
         debug!(prog, raw_tracepoint = tp, "attached");
         out.collectors.push(prog);
     }
-    let optional: [(&'static str, Collector); 8] = [
-        ("file", attach_file),
-        ("network", attach_net),
-        ("privilege", attach_cred),
-        ("ptrace", attach_ptrace),
-        ("bpf_load", |e, r, l| {
-            attach_syscall_pair(e, r, l, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")
-        }),
-        ("memfd_create", |e, r, l| {
-            attach_syscall_pair(
-                e,
-                r,
-                l,
-                names::PROG_SYS_ENTER_MEMFD,
-                names::PROG_SYS_EXIT_MEMFD,
-                "memfd_create",
-            )
-        }),
-        ("module_load", |e, r, l| attach_tp(e, r, l, names::PROG_MODULE_LOAD, "module", "module_load")),
-        ("signal", attach_signal),
-    ];
     let layout_ok = tracefs::check_syscall_layout();
-    for (name, attach) in optional {
-        let res = match (&layout_ok, name) {
-            (Err(e), n) if n != "module_load" && n != "signal" => Err(anyhow::anyhow!("{e:#}")),
+    for kind in EventKind::ALL {
+        let Attach::Collector { attach, syscalls } = attach_of(kind) else { continue };
+        let name = kind.name();
+        let res = match &layout_ok {
+            Err(e) if syscalls => Err(anyhow::anyhow!("{e:#}")),
             _ => attach(ebpf, &refused, &mut links),
         };
         match res {
@@ -623,26 +630,7 @@ mod tests {
         ] {
             assert!(obj.maps.contains_key(map), "map {map} missing; object has {:?}", obj.maps.keys());
         }
-        for prog in [
-            names::PROG_SCHED_PROCESS_EXEC,
-            names::PROG_SCHED_PROCESS_FORK,
-            names::PROG_SCHED_PROCESS_EXIT,
-            names::PROG_SYS_ENTER_CRED,
-            names::PROG_SYS_EXIT_CRED,
-            names::PROG_SYS_ENTER_PTRACE,
-            names::PROG_SYS_EXIT_PTRACE,
-            names::PROG_SYS_ENTER_BPF,
-            names::PROG_SYS_EXIT_BPF,
-            names::PROG_SYS_ENTER_MEMFD,
-            names::PROG_SYS_EXIT_MEMFD,
-            names::PROG_MODULE_LOAD,
-            names::PROG_SIGNAL_GENERATE,
-            names::PROG_SYS_ENTER_PROCESS_VM_WRITEV,
-            names::PROG_SYS_ENTER_PROCESS_VM_READV,
-            names::PROG_SYS_ENTER_PIDFD_GETFD,
-            names::PROG_SYS_ENTER_FILE,
-            names::PROG_SYS_EXIT_FILE,
-        ] {
+        for &prog in EventKind::ALL.into_iter().flat_map(names::programs) {
             assert!(
                 obj.programs.contains_key(prog),
                 "program {prog} missing; object has {:?}",

@@ -1,13 +1,11 @@
 //! Exec events (see `sensor_common::exec` for the layout).
 
-use std::mem::offset_of;
-
 use sensor_common::{
     EventHeader, ExecFixed,
-    exec::{EXEC_FIXED_SIZE, FLAG_ARGS_TRUNCATED, FLAG_ARGS_UNREADABLE, FLAG_FILENAME_TRUNCATED},
+    exec::{FLAG_ARGS_TRUNCATED, FLAG_ARGS_UNREADABLE, FLAG_FILENAME_TRUNCATED},
 };
 
-use super::{DecodeError, Reader, path::KernelPath, task::TaskRaw};
+use super::{DecodeError, fixed, path::KernelPath, task::TaskRaw};
 
 /// An exec event with its variable parts split out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,25 +31,23 @@ pub struct ExecRaw {
 }
 
 pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<ExecRaw, DecodeError> {
-    let r = Reader::new(buf, EXEC_FIXED_SIZE)?;
-    let at = |field: usize| r.u32(field);
-    let mut cursor = EXEC_FIXED_SIZE;
-    let filename = r.take(&mut cursor, at(offset_of!(ExecFixed, filename_len)), "filename")?.to_vec();
-    let interp = r.take(&mut cursor, at(offset_of!(ExecFixed, interp_len)), "interpreter")?;
-    let exe = r.take(&mut cursor, at(offset_of!(ExecFixed, exe_len)), "exe")?;
-    let cwd = r.take(&mut cursor, at(offset_of!(ExecFixed, cwd_len)), "cwd")?;
-    let args = r.take(&mut cursor, at(offset_of!(ExecFixed, args_len)), "args")?;
+    let (e, mut tail) = fixed::<ExecFixed>(buf)?;
+    let filename = tail.take(e.filename_len, "filename")?.to_vec();
+    let interp = tail.take(e.interp_len, "interpreter")?;
+    let exe = tail.take(e.exe_len, "exe")?;
+    let cwd = tail.take(e.cwd_len, "cwd")?;
+    let args = tail.take(e.args_len, "args")?;
     Ok(ExecRaw {
-        task: super::task::decode(&r, offset_of!(ExecFixed, task)),
-        old_pid: at(offset_of!(ExecFixed, old_pid)),
-        argc: at(offset_of!(ExecFixed, argc)),
+        task: (&e.task).into(),
+        old_pid: e.old_pid,
+        argc: e.argc,
         filename,
         interpreter: (!interp.is_empty()).then(|| interp.to_vec()),
-        exe: super::path::from_kernel(exe, at(offset_of!(ExecFixed, exe_flags))),
-        exe_fs_magic: r.u64(offset_of!(ExecFixed, exe_fs_magic)),
-        cwd: super::path::from_kernel(cwd, at(offset_of!(ExecFixed, cwd_flags))),
+        exe: super::path::from_kernel(exe, e.exe_flags),
+        exe_fs_magic: e.exe_fs_magic,
+        cwd: super::path::from_kernel(cwd, e.cwd_flags),
         argv: split_args(args),
-        args_total_len: at(offset_of!(ExecFixed, args_total_len)),
+        args_total_len: e.args_total_len,
         args_truncated: header.flags & FLAG_ARGS_TRUNCATED != 0,
         args_unreadable: header.flags & FLAG_ARGS_UNREADABLE != 0,
         filename_truncated: header.flags & FLAG_FILENAME_TRUNCATED != 0,

@@ -1,17 +1,12 @@
 //! File events (see `sensor_common::file` for the layout).
 
-use std::mem::offset_of;
-
 use sensor_common::{
     EventHeader,
-    file::{
-        FILE_DIR1_IS_TARGET, FILE_FIXED_SIZE, FILE_NAME_TRUNCATED, FILE_NAME_UNREADABLE, FILE_SENSITIVE,
-        FileFixed,
-    },
+    file::{FILE_DIR1_IS_TARGET, FILE_NAME_TRUNCATED, FILE_NAME_UNREADABLE, FILE_SENSITIVE, FileFixed},
 };
 
 use super::{
-    DecodeError, Reader,
+    DecodeError, fixed,
     path::{KernelPath, from_kernel},
     task::TaskRaw,
 };
@@ -50,37 +45,32 @@ pub struct FileRaw {
 }
 
 pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<FileRaw, DecodeError> {
-    let r = Reader::new(buf, FILE_FIXED_SIZE)?;
-    let at = |f: usize| r.u32(f);
-    let mut cursor = FILE_FIXED_SIZE;
-    let dir1 = r.take(&mut cursor, at(offset_of!(FileFixed, dir1_len)), "dir1")?;
-    let name1 = r.take(&mut cursor, at(offset_of!(FileFixed, name1_len)), "name1")?;
-    let dir2 = r.take(&mut cursor, at(offset_of!(FileFixed, dir2_len)), "dir2")?;
-    let name2 = r.take(&mut cursor, at(offset_of!(FileFixed, name2_len)), "name2")?;
-    let xattr = r.take(&mut cursor, at(offset_of!(FileFixed, xattr_len)), "xattr")?;
+    let (e, mut tail) = fixed::<FileFixed>(buf)?;
+    let dir1 = tail.take(e.dir1_len, "dir1")?;
+    let name1 = tail.take(e.name1_len, "name1")?;
+    let dir2 = tail.take(e.dir2_len, "dir2")?;
+    let name2 = tail.take(e.name2_len, "name2")?;
+    let xattr = tail.take(e.xattr_len, "xattr")?;
     let dir = |bytes: &[u8], flags: u32, present: bool| present.then(|| from_kernel(bytes, flags));
     let target_walked = header.flags & FILE_DIR1_IS_TARGET != 0;
     Ok(FileRaw {
-        task: super::task::decode(&r, offset_of!(FileFixed, task)),
-        op: at(offset_of!(FileFixed, op)),
-        syscall_nr: at(offset_of!(FileFixed, syscall_nr)),
-        result: i64::from_ne_bytes(r.u64(offset_of!(FileFixed, result)).to_ne_bytes()),
-        flags: at(offset_of!(FileFixed, flags)),
-        mode: at(offset_of!(FileFixed, mode)),
-        uid: at(offset_of!(FileFixed, uid)),
-        gid: at(offset_of!(FileFixed, gid)),
-        length: r.u64(offset_of!(FileFixed, length)),
-        ino: r.u64(offset_of!(FileFixed, ino)),
-        dev: at(offset_of!(FileFixed, dev)),
+        task: (&e.task).into(),
+        op: e.op,
+        syscall_nr: e.syscall_nr,
+        result: e.result,
+        flags: e.flags,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        length: e.length,
+        ino: e.ino,
+        dev: e.dev,
         target_walked,
         path1: PathArg {
-            dir: dir(dir1, at(offset_of!(FileFixed, dir1_flags)), target_walked || !dir1.is_empty()),
+            dir: dir(dir1, e.dir1_flags, target_walked || !dir1.is_empty()),
             name: name1.to_vec(),
         },
-        path2: PathArg {
-            dir: dir(dir2, at(offset_of!(FileFixed, dir2_flags)), !dir2.is_empty()),
-            name: name2.to_vec(),
-        },
+        path2: PathArg { dir: dir(dir2, e.dir2_flags, !dir2.is_empty()), name: name2.to_vec() },
         xattr: xattr.to_vec(),
         sensitive: header.flags & FILE_SENSITIVE != 0,
         protected: header.flags & sensor_common::file::FILE_PROTECTED != 0,

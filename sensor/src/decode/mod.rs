@@ -1,7 +1,9 @@
 //! Decoding of raw ring-buffer bytes into typed kernel events.
 //!
-//! Kernel bytes are untrusted input: every length is checked against the buffer and every kind
-//! number goes through `TryFrom`. A malformed event is an error value, never a panic.
+//! Kernel bytes are untrusted input: every fixed part is copied out of the buffer with zerocopy's
+//! length-checked `read_from_prefix` (the `sensor_common` types are valid for any bit pattern),
+//! every variable length is checked against the bytes left, and every kind number goes through
+//! `TryFrom`. A malformed event is an error value, never a panic.
 
 mod exec;
 pub mod file;
@@ -15,9 +17,10 @@ pub mod task;
 pub use exec::ExecRaw;
 pub use file::FileRaw;
 pub use process::{ExitRaw, ForkRaw};
-use sensor_common::{EventHeader, EventKind, UnknownKind, header::HEADER_SIZE};
+use sensor_common::{EventHeader, EventKind, UnknownKind};
 pub use syscalls::{BpfLoadRaw, CredRaw, MemfdRaw, ModuleRaw, PtraceRaw};
 pub use tamper::{BpfCmdRaw, SignalRaw};
+use zerocopy::FromBytes;
 
 /// A decoded kernel event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,69 +96,39 @@ impl From<UnknownKind> for DecodeError {
     }
 }
 
-/// Little helper to read native-endian integers at fixed offsets with bounds checks.
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
+/// The fixed part `T` at the start of `buf`, copied out (kernel bytes are never reinterpreted
+/// in place), and the bytes after it. `T` derives zerocopy's `FromBytes`: every bit pattern is
+/// a valid value, and a buffer shorter than `T` is [`DecodeError::Short`].
+pub(crate) fn fixed<T: FromBytes>(buf: &[u8]) -> Result<(T, Tail<'_>), DecodeError> {
+    let (value, rest) =
+        T::read_from_prefix(buf).map_err(|_| DecodeError::Short { need: size_of::<T>(), got: buf.len() })?;
+    Ok((value, Tail::new(rest)))
 }
 
-impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8], need: usize) -> Result<Self, DecodeError> {
-        if buf.len() < need {
-            return Err(DecodeError::Short { need, got: buf.len() });
-        }
-        Ok(Self { buf })
+/// The variable part of an event after its fixed part, taken field by field.
+pub(crate) struct Tail<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Tail<'a> {
+    pub(crate) fn new(rest: &'a [u8]) -> Self {
+        Self { rest }
     }
 
-    fn array<const N: usize>(&self, off: usize) -> [u8; N] {
-        let mut out = [0u8; N];
-        // In bounds: `new` checked the fixed part, and offsets come from `offset_of!`.
-        if let Some(src) = self.buf.get(off..off + N) {
-            out.copy_from_slice(src);
-        }
-        out
-    }
-
-    pub(crate) fn u32(&self, off: usize) -> u32 {
-        u32::from_ne_bytes(self.array(off))
-    }
-
-    pub(crate) fn u64(&self, off: usize) -> u64 {
-        u64::from_ne_bytes(self.array(off))
-    }
-
-    pub(crate) fn bytes<const N: usize>(&self, off: usize) -> [u8; N] {
-        self.array(off)
-    }
-
-    /// `len` bytes at `*cursor`, advancing it; an error if they are not all there.
-    pub(crate) fn take(
-        &self,
-        cursor: &mut usize,
-        len: u32,
-        field: &'static str,
-    ) -> Result<&'a [u8], DecodeError> {
-        let avail = self.buf.len().saturating_sub(*cursor);
-        let n = usize::try_from(len).map_err(|_| DecodeError::FieldOverrun { field, len, avail })?;
-        let out =
-            self.buf.get(*cursor..*cursor + n).ok_or(DecodeError::FieldOverrun { field, len, avail })?;
-        *cursor += n;
+    /// The next `len` bytes; an error naming `field` if they are not all there.
+    pub(crate) fn take(&mut self, len: u32, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let avail = self.rest.len();
+        let overrun = DecodeError::FieldOverrun { field, len, avail };
+        let n = usize::try_from(len).map_err(|_| overrun.clone())?;
+        let (out, rest) = self.rest.split_at_checked(n).ok_or(overrun)?;
+        self.rest = rest;
         Ok(out)
     }
 }
 
 /// Decodes the header of an event.
 pub fn header(buf: &[u8]) -> Result<EventHeader, DecodeError> {
-    use std::mem::offset_of;
-    let r = Reader::new(buf, HEADER_SIZE)?;
-    Ok(EventHeader {
-        kind: r.u32(offset_of!(EventHeader, kind)),
-        size: r.u32(offset_of!(EventHeader, size)),
-        boot_ns: r.u64(offset_of!(EventHeader, boot_ns)),
-        tgid: r.u32(offset_of!(EventHeader, tgid)),
-        tid: r.u32(offset_of!(EventHeader, tid)),
-        cpu: r.u32(offset_of!(EventHeader, cpu)),
-        flags: r.u32(offset_of!(EventHeader, flags)),
-    })
+    fixed::<EventHeader>(buf).map(|(h, _)| h)
 }
 
 /// Decodes one ring-buffer item.

@@ -1,13 +1,13 @@
 //! Network events: the fixed part, then `payload_len` bytes of payload (only sends carry one).
 
-use std::mem::offset_of;
-
 use sensor_common::{
     EventHeader,
     net::{NET_DATAGRAM, NET_FIXED_SIZE, NET_PAYLOAD_MAX, NET_PAYLOAD_TRUNCATED, NetEvent},
 };
 
-use super::{DecodeError, Reader, task::TaskRaw};
+use zerocopy::{FromZeros, IntoBytes};
+
+use super::{DecodeError, Tail, task::TaskRaw};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetRaw {
@@ -29,29 +29,30 @@ pub struct NetRaw {
 }
 
 pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<NetRaw, DecodeError> {
-    let r = Reader::new(buf, NET_FIXED_SIZE)?;
-    let u16_at = |off: usize| {
-        let b: [u8; 2] = r.bytes(off);
-        u16::from_ne_bytes(b)
-    };
-    let len = r.u32(offset_of!(NetEvent, payload_len));
+    if buf.len() < NET_FIXED_SIZE {
+        return Err(DecodeError::Short { need: NET_FIXED_SIZE, got: buf.len() });
+    }
+    // Only `payload_len` bytes of the payload array travel: copy what came into a zeroed event.
+    let mut e = NetEvent::new_zeroed();
+    let n = buf.len().min(size_of::<NetEvent>());
+    e.as_mut_bytes()[..n].copy_from_slice(&buf[..n]);
+    let len = e.payload_len;
     if len as usize > NET_PAYLOAD_MAX {
         return Err(DecodeError::FieldOverrun { field: "payload", len, avail: NET_PAYLOAD_MAX });
     }
-    let mut cursor = NET_FIXED_SIZE;
-    let payload = r.take(&mut cursor, len, "payload")?.to_vec();
+    let payload = Tail::new(&buf[NET_FIXED_SIZE..]).take(len, "payload")?.to_vec();
     Ok(NetRaw {
-        task: super::task::decode(&r, offset_of!(NetEvent, task)),
-        op: r.u32(offset_of!(NetEvent, op)),
-        result: i32::from_ne_bytes(r.u32(offset_of!(NetEvent, result)).to_ne_bytes()),
-        family: u16_at(offset_of!(NetEvent, family)),
-        protocol: u16_at(offset_of!(NetEvent, protocol)),
-        sock_type: u16_at(offset_of!(NetEvent, sock_type)),
-        local_port: u16_at(offset_of!(NetEvent, local_port)),
-        remote_port: u16_at(offset_of!(NetEvent, remote_port)),
-        syscall_nr: r.u32(offset_of!(NetEvent, syscall_nr)),
-        local_addr: r.bytes(offset_of!(NetEvent, local_addr)),
-        remote_addr: r.bytes(offset_of!(NetEvent, remote_addr)),
+        task: (&e.task).into(),
+        op: e.op,
+        result: e.result,
+        family: e.family,
+        protocol: e.protocol,
+        sock_type: e.sock_type,
+        local_port: e.local_port,
+        remote_port: e.remote_port,
+        syscall_nr: e.syscall_nr,
+        local_addr: e.local_addr,
+        remote_addr: e.remote_addr,
         payload,
         payload_truncated: header.flags & NET_PAYLOAD_TRUNCATED != 0,
         datagram: header.flags & NET_DATAGRAM != 0,
@@ -61,6 +62,8 @@ pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<NetRaw, DecodeEr
 
 #[cfg(test)]
 mod tests {
+    use std::mem::offset_of;
+
     use sensor_common::EventKind;
 
     use super::*;

@@ -1,13 +1,11 @@
 //! Fork and exit events.
 
-use std::mem::offset_of;
-
 use sensor_common::{
     EventHeader,
     process::{ExitEvent, FLAG_THREAD, ForkEvent},
 };
 
-use super::{DecodeError, Reader, task::TaskRaw};
+use super::{DecodeError, fixed, task::TaskRaw};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForkRaw {
@@ -27,20 +25,16 @@ pub struct ExitRaw {
 }
 
 pub(super) fn decode_fork(header: EventHeader, buf: &[u8]) -> Result<ForkRaw, DecodeError> {
-    let r = Reader::new(buf, size_of::<ForkEvent>())?;
+    let (e, _) = fixed::<ForkEvent>(buf)?;
     Ok(ForkRaw {
-        task: super::task::decode(&r, offset_of!(ForkEvent, task)),
-        parent_tgid: r.u32(offset_of!(ForkEvent, parent_tgid)),
+        task: (&e.task).into(),
+        parent_tgid: e.parent_tgid,
         thread: header.flags & FLAG_THREAD != 0,
         header,
     })
 }
 
 pub(super) fn decode_exit(header: EventHeader, buf: &[u8]) -> Result<ExitRaw, DecodeError> {
-    let r = Reader::new(buf, size_of::<ExitEvent>())?;
-    Ok(ExitRaw {
-        task: super::task::decode(&r, offset_of!(ExitEvent, task)),
-        exit_code: r.u32(offset_of!(ExitEvent, exit_code)),
-        header,
-    })
+    let (e, _) = fixed::<ExitEvent>(buf)?;
+    Ok(ExitRaw { task: (&e.task).into(), exit_code: e.exit_code, header })
 }

@@ -1,10 +1,6 @@
-//! [`TaskInfo`] at a known offset of an event.
-
-use std::mem::offset_of;
+//! [`TaskInfo`], embedded in most events.
 
 use sensor_common::TaskInfo;
-
-use super::Reader;
 
 /// The acting task, decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,31 +27,30 @@ pub struct TaskRaw {
     pub comm: Vec<u8>,
 }
 
-pub(super) fn decode(r: &Reader<'_>, base: usize) -> TaskRaw {
-    let u32_at = |f: usize| r.u32(base + f);
-    let tty: [u8; 32] = r.bytes(base + offset_of!(TaskInfo, tty));
-    let comm: [u8; 16] = r.bytes(base + offset_of!(TaskInfo, comm));
-    TaskRaw {
-        start_boottime_ns: r.u64(base + offset_of!(TaskInfo, start_boottime_ns)),
-        parent_start_boottime_ns: r.u64(base + offset_of!(TaskInfo, parent_start_boottime_ns)),
-        cgroup_id: r.u64(base + offset_of!(TaskInfo, cgroup_id)),
-        ppid: u32_at(offset_of!(TaskInfo, ppid)),
-        uid: u32_at(offset_of!(TaskInfo, uid)),
-        euid: u32_at(offset_of!(TaskInfo, euid)),
-        gid: u32_at(offset_of!(TaskInfo, gid)),
-        egid: u32_at(offset_of!(TaskInfo, egid)),
-        auid: u32_at(offset_of!(TaskInfo, auid)),
-        sessionid: u32_at(offset_of!(TaskInfo, sessionid)),
-        mnt_ns: u32_at(offset_of!(TaskInfo, mnt_ns)),
-        pid_ns: u32_at(offset_of!(TaskInfo, pid_ns)),
-        net_ns: u32_at(offset_of!(TaskInfo, net_ns)),
-        uts_ns: u32_at(offset_of!(TaskInfo, uts_ns)),
-        ipc_ns: u32_at(offset_of!(TaskInfo, ipc_ns)),
-        cgroup_ns: u32_at(offset_of!(TaskInfo, cgroup_ns)),
-        user_ns: u32_at(offset_of!(TaskInfo, user_ns)),
-        flags: u32_at(offset_of!(TaskInfo, flags)),
-        tty: until_nul(&tty).to_vec(),
-        comm: until_nul(&comm).to_vec(),
+impl From<&TaskInfo> for TaskRaw {
+    fn from(t: &TaskInfo) -> Self {
+        Self {
+            start_boottime_ns: t.start_boottime_ns,
+            parent_start_boottime_ns: t.parent_start_boottime_ns,
+            cgroup_id: t.cgroup_id,
+            ppid: t.ppid,
+            uid: t.uid,
+            euid: t.euid,
+            gid: t.gid,
+            egid: t.egid,
+            auid: t.auid,
+            sessionid: t.sessionid,
+            mnt_ns: t.mnt_ns,
+            pid_ns: t.pid_ns,
+            net_ns: t.net_ns,
+            uts_ns: t.uts_ns,
+            ipc_ns: t.ipc_ns,
+            cgroup_ns: t.cgroup_ns,
+            user_ns: t.user_ns,
+            flags: t.flags,
+            tty: until_nul(&t.tty).to_vec(),
+            comm: until_nul(&t.comm).to_vec(),
+        }
     }
 }
 

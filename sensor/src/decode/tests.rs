@@ -3,9 +3,12 @@ use std::mem::offset_of;
 use sensor_common::{
     EventHeader, EventKind, ExecFixed, TaskInfo,
     exec::{EXEC_FIXED_SIZE, FLAG_ARGS_TRUNCATED},
+    file::FILE_FIXED_SIZE,
+    net::NET_FIXED_SIZE,
     path::PATH_DELETED,
     process::{ExitEvent, ForkEvent},
     syscalls::{BpfLoadEvent, CredEvent, MemfdEvent, ModuleEvent, PtraceEvent},
+    tamper::{BpfCmdEvent, SignalEvent},
 };
 
 use super::*;
@@ -170,21 +173,33 @@ fn fixed_event(kind: EventKind, size: usize, fill: u8) -> Vec<u8> {
     b
 }
 
+/// Size of each kind's fixed part, and whether a variable part follows it.
+fn fixed_part(kind: EventKind) -> (usize, bool) {
+    match kind {
+        EventKind::Exec => (EXEC_FIXED_SIZE, true),
+        EventKind::Fork => (size_of::<ForkEvent>(), false),
+        EventKind::Exit => (size_of::<ExitEvent>(), false),
+        EventKind::Cred => (size_of::<CredEvent>(), false),
+        EventKind::Ptrace => (size_of::<PtraceEvent>(), false),
+        EventKind::ModuleLoad => (size_of::<ModuleEvent>(), false),
+        EventKind::BpfLoad => (size_of::<BpfLoadEvent>(), false),
+        EventKind::MemfdCreate => (size_of::<MemfdEvent>(), false),
+        EventKind::Signal => (size_of::<SignalEvent>(), false),
+        EventKind::BpfAccess => (size_of::<BpfCmdEvent>(), false),
+        EventKind::File => (FILE_FIXED_SIZE, true),
+        EventKind::Net => (NET_FIXED_SIZE, true),
+    }
+}
+
 #[test]
-fn every_fixed_kind_decodes_and_rejects_truncation() {
-    let kinds = [
-        (EventKind::Fork, size_of::<ForkEvent>()),
-        (EventKind::Exit, size_of::<ExitEvent>()),
-        (EventKind::Cred, size_of::<CredEvent>()),
-        (EventKind::Ptrace, size_of::<PtraceEvent>()),
-        (EventKind::ModuleLoad, size_of::<ModuleEvent>()),
-        (EventKind::BpfLoad, size_of::<BpfLoadEvent>()),
-        (EventKind::MemfdCreate, size_of::<MemfdEvent>()),
-    ];
-    for (kind, size) in kinds {
-        for fill in [0u8, 0x41, 0xff] {
+fn every_kind_decodes_and_rejects_truncation() {
+    for kind in EventKind::ALL {
+        let (size, variable) = fixed_part(kind);
+        // Any bytes make a valid fixed part; lengths of a variable part must be zero here.
+        let fills: &[u8] = if variable { &[0] } else { &[0, 0x41, 0xff] };
+        for &fill in fills {
             let b = fixed_event(kind, size, fill);
-            assert!(decode(&b).is_ok(), "{kind:?} fill {fill:#x}");
+            assert_eq!(decode(&b).map(|e| e.kind()), Ok(kind), "{kind:?} fill {fill:#x}");
             // A shorter buffer with a consistent size field is still too short for the kind.
             let mut short = b[..size - 1].to_vec();
             put32(&mut short, offset_of!(EventHeader, size), (size - 1) as u32);

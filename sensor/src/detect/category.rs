@@ -11,83 +11,81 @@ use sensor_proto::{
     v1::{FileEvent, audit_record::Event},
 };
 
-/// A log source category. The discriminants index per-category tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Category {
+/// Declares the categories once: variant and the `logsource.category` name rules use.
+/// Generates [`Category`], [`Category::ALL`] (length counted from the table) and
+/// [`Category::name`].
+macro_rules! categories {
+    ($($(#[$doc:meta])* $cat:ident => $name:literal,)+) => {
+        /// A log source category. The discriminants index per-category tables.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Category {
+            $($(#[$doc])* $cat,)+
+        }
+
+        impl Category {
+            /// Every category, in discriminant order.
+            pub const ALL: [Self; [$($name),+].len()] = [$(Self::$cat),+];
+
+            /// The `logsource.category` value rules use.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Self::$cat => $name,)+
+                }
+            }
+        }
+    };
+}
+
+categories! {
     /// A program was executed (`exec` records). Sigma.
-    ProcessCreation,
+    ProcessCreation => "process_creation",
     /// A file was created or written: opens with write intent, links, symlinks, device nodes,
     /// truncation, and the new name of a rename. Sigma.
-    FileEvent,
+    FileEvent => "file_event",
     /// A connect, accept, bind, listen or first UDP datagram (`network` records). Sigma.
-    NetworkConnection,
+    NetworkConnection => "network_connection",
     /// A DNS query (`dns` records). Sigma.
-    DnsQuery,
+    DnsQuery => "dns_query",
     /// A read-only open: reads of sensitive files and denied opens. The sensor's own.
-    FileAccess,
+    FileAccess => "file_access",
     /// unlink, rmdir. The sensor's own.
-    FileDelete,
+    FileDelete => "file_delete",
     /// rename (old and new name). The sensor's own.
-    FileRename,
+    FileRename => "file_rename",
     /// chmod, chown, setxattr of `security.*`. The sensor's own.
-    FilePermission,
+    FilePermission => "file_permission",
     /// A successful credential change (setuid family, capset). The sensor's own.
-    PrivilegeChange,
+    PrivilegeChange => "privilege_change",
     /// ptrace attach/seize of another process. The sensor's own.
-    Ptrace,
+    Ptrace => "ptrace",
     /// A BPF program was loaded by another process. The sensor's own.
-    BpfLoad,
+    BpfLoad => "bpf_load",
     /// A kernel module was loaded. The sensor's own.
-    ModuleLoad,
+    ModuleLoad => "module_load",
     /// memfd_create. The sensor's own.
-    MemfdCreate,
+    MemfdCreate => "memfd_create",
     /// A login session was first seen. The sensor's own.
-    Session,
+    Session => "session",
     /// A process ended. The sensor's own.
-    ProcessExit,
+    ProcessExit => "process_exit",
     /// Events were lost before they became records (a flood can be an attempt to blind the
     /// sensor). The sensor's own.
-    Loss,
+    Loss => "loss",
     /// A signal generated for the sensor (`signal` records). The sensor's own.
-    Signal,
+    Signal => "signal",
     /// A `bpf()` command by another process on the sensor's programs, maps or links. The
     /// sensor's own.
-    BpfAccess,
+    BpfAccess => "bpf_access",
     /// A change by another process to one of the sensor's own files (binary, configuration,
     /// keys, rules, outputs, spools, cgroup freeze/kill controls): file records with
     /// `protected` set, except read-only opens. The sensor's own.
-    SensorFile,
+    SensorFile => "sensor_file",
     /// The sensor's own lifecycle: `sensor_start`, `sensor_stop`, `heartbeat`, `previous_run`.
     /// The sensor's own.
-    SensorLifecycle,
+    SensorLifecycle => "sensor_lifecycle",
 }
 
 impl Category {
-    /// Every category, in discriminant order.
-    pub const ALL: [Self; 20] = [
-        Self::ProcessCreation,
-        Self::FileEvent,
-        Self::NetworkConnection,
-        Self::DnsQuery,
-        Self::FileAccess,
-        Self::FileDelete,
-        Self::FileRename,
-        Self::FilePermission,
-        Self::PrivilegeChange,
-        Self::Ptrace,
-        Self::BpfLoad,
-        Self::ModuleLoad,
-        Self::MemfdCreate,
-        Self::Session,
-        Self::ProcessExit,
-        Self::Loss,
-        Self::Signal,
-        Self::BpfAccess,
-        Self::SensorFile,
-        Self::SensorLifecycle,
-    ];
-
-    /// The `logsource.category` value rules use.
     /// Where a rule with only `product: linux` (no category) and field selections is evaluated:
     /// the records whose text an actor chose — command lines, created and deleted paths (a
     /// rename's new name is a `file_event`), destinations and DNS names; the other categories
@@ -96,31 +94,6 @@ impl Category {
     /// only, whose command line is the text they were written for.
     pub const UNSCOPED: [Self; 5] =
         [Self::ProcessCreation, Self::FileEvent, Self::FileDelete, Self::NetworkConnection, Self::DnsQuery];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::ProcessCreation => "process_creation",
-            Self::FileEvent => "file_event",
-            Self::NetworkConnection => "network_connection",
-            Self::DnsQuery => "dns_query",
-            Self::FileAccess => "file_access",
-            Self::FileDelete => "file_delete",
-            Self::FileRename => "file_rename",
-            Self::FilePermission => "file_permission",
-            Self::PrivilegeChange => "privilege_change",
-            Self::Ptrace => "ptrace",
-            Self::BpfLoad => "bpf_load",
-            Self::ModuleLoad => "module_load",
-            Self::MemfdCreate => "memfd_create",
-            Self::Session => "session",
-            Self::ProcessExit => "process_exit",
-            Self::Loss => "loss",
-            Self::Signal => "signal",
-            Self::BpfAccess => "bpf_access",
-            Self::SensorFile => "sensor_file",
-            Self::SensorLifecycle => "sensor_lifecycle",
-        }
-    }
 
     /// True for the categories Sigma itself defines for Linux.
     pub const fn is_sigma(self) -> bool {

@@ -173,14 +173,23 @@ impl Enricher {
                 return;
             }
         };
+        // Events from the bulk rings may overtake their process's lineage (see [`parking`]);
+        // lineage itself and the low-volume kinds share the process ring, so they never wait.
         let bulk = match &ev {
-            KernelEvent::File(f) => Some(f.header.boot_ns),
-            KernelEvent::Net(n) => Some(n.header.boot_ns),
-            _ => None,
+            KernelEvent::File(_) | KernelEvent::Net(_) => true,
+            KernelEvent::Exec(_)
+            | KernelEvent::Fork(_)
+            | KernelEvent::Exit(_)
+            | KernelEvent::Cred(_)
+            | KernelEvent::Ptrace(_)
+            | KernelEvent::ModuleLoad(_)
+            | KernelEvent::BpfLoad(_)
+            | KernelEvent::MemfdCreate(_)
+            | KernelEvent::Signal(_)
+            | KernelEvent::BpfAccess(_) => false,
         };
-        if let Some(boot_ns) = bulk
-            && self.parking.should_park(boot_ns)
-        {
+        let boot_ns = ev.header().boot_ns;
+        if bulk && self.parking.should_park(boot_ns) {
             if let Some(old) = self.parking.park(boot_ns, ev) {
                 self.enrich_now(old, out);
             }

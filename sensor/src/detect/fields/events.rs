@@ -111,7 +111,22 @@ fn result_of<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
         Event::BpfLoad(b) => int(b.result),
         Event::MemfdCreate(m) => int(m.result),
         Event::BpfAccess(b) => int(b.result),
-        _ => None,
+        // A signal's `result` is the kernel's delivery verdict, not a return value.
+        Event::Signal(_)
+        | Event::Exec(_)
+        | Event::Loss(_)
+        | Event::Fork(_)
+        | Event::Exit(_)
+        | Event::Session(_)
+        | Event::Privilege(_)
+        | Event::ModuleLoad(_)
+        | Event::Dns(_)
+        | Event::Checkpoint(_)
+        | Event::Alert(_)
+        | Event::SensorStart(_)
+        | Event::SensorStop(_)
+        | Event::Heartbeat(_)
+        | Event::PreviousRun(_) => None,
     }
 }
 
@@ -119,7 +134,25 @@ fn error_of<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
     match v.event()? {
         Event::File(f) => ne(&f.error),
         Event::Network(n) => ne(&n.error),
-        _ => None,
+        Event::Ptrace(_)
+        | Event::BpfLoad(_)
+        | Event::MemfdCreate(_)
+        | Event::BpfAccess(_)
+        | Event::Signal(_)
+        | Event::Exec(_)
+        | Event::Loss(_)
+        | Event::Fork(_)
+        | Event::Exit(_)
+        | Event::Session(_)
+        | Event::Privilege(_)
+        | Event::ModuleLoad(_)
+        | Event::Dns(_)
+        | Event::Checkpoint(_)
+        | Event::Alert(_)
+        | Event::SensorStart(_)
+        | Event::SensorStop(_)
+        | Event::Heartbeat(_)
+        | Event::PreviousRun(_) => None,
     }
 }
 
@@ -187,7 +220,23 @@ pub(super) static EVENTS: &[Field] = &[
             Event::Network(n) => ne(&n.syscall),
             Event::Privilege(p) => ne(&p.syscall),
             Event::ModuleLoad(m) => ne(&m.syscall),
-            _ => None,
+            Event::Exec(_)
+            | Event::Loss(_)
+            | Event::Fork(_)
+            | Event::Exit(_)
+            | Event::Session(_)
+            | Event::Ptrace(_)
+            | Event::BpfLoad(_)
+            | Event::MemfdCreate(_)
+            | Event::Dns(_)
+            | Event::Checkpoint(_)
+            | Event::Alert(_)
+            | Event::SensorStart(_)
+            | Event::SensorStop(_)
+            | Event::Heartbeat(_)
+            | Event::PreviousRun(_)
+            | Event::Signal(_)
+            | Event::BpfAccess(_) => None,
         },
     },
     Field {
