@@ -66,9 +66,11 @@ fn script_shows_its_interpreter() {
 fn exec_from_memfd_is_flagged_fileless() {
     let mut sensor = TestSensor::start_default();
     let tag = unique("memfd");
-    // A child creates a memfd, copies /bin/true into it and executes it by fd.
+    // A child creates a memfd, copies /bin/true into it and executes it by fd. Before that, a
+    // memfd_create with flags the kernel refuses (EINVAL).
     let code = format!(
-        "import os\nfd=os.memfd_create('payload',0)\nos.write(fd,open('/bin/true','rb').read())\n\
+        "import os\ntry:\n os.memfd_create('refused',0x7f000000)\nexcept OSError:\n pass\n\
+         fd=os.memfd_create('payload',0)\nos.write(fd,open('/bin/true','rb').read())\n\
          os.execv('/proc/self/fd/%d'%fd,['payload','{tag}'])\n"
     );
     let mut c = Command::new(PY).arg("-c").arg(&code).spawn().expect("spawn");
@@ -88,7 +90,15 @@ fn exec_from_memfd_is_flagged_fileless() {
         })
         .expect("memfd_create record");
     let Some(Event::MemfdCreate(m)) = &m.event else { panic!("memfd") };
-    assert!(m.result >= 0);
+    assert!(m.result >= 0 && m.error.is_empty(), "{m:?}");
+    let refused = sensor
+        .wait_for(WAIT, |r| {
+            matches!(&r.event, Some(Event::MemfdCreate(m)) if m.name == "refused")
+                && r.process.as_ref().is_some_and(|p| p.pid == pid)
+        })
+        .expect("refused memfd_create record");
+    let Some(Event::MemfdCreate(m)) = &refused.event else { panic!("memfd") };
+    assert_eq!((m.result, m.error.as_str()), (-libc::EINVAL, "EINVAL"), "{m:?}");
     sensor.stop();
 }
 

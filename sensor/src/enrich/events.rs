@@ -6,6 +6,7 @@ use sensor_proto::v1::{
     PrivilegeEvent, PtraceEvent, audit_record::Event,
 };
 
+use super::file::errno_name;
 use crate::{
     decode::{BpfLoadRaw, CredRaw, ExecRaw, ExitRaw, ForkRaw, MemfdRaw, ModuleRaw, PtraceRaw},
     text::text,
@@ -98,5 +99,10 @@ pub fn bpf_load(b: &BpfLoadRaw) -> Event {
 }
 
 pub fn memfd_create(m: &MemfdRaw) -> Event {
-    Event::MemfdCreate(MemfdCreateEvent { name: text(&m.name).0, flags: m.flags, result: m.result })
+    Event::MemfdCreate(MemfdCreateEvent {
+        name: text(&m.name).0,
+        flags: m.flags,
+        result: m.result,
+        error: if m.result < 0 { errno_name(m.result.into()) } else { String::new() },
+    })
 }

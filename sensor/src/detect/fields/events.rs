@@ -134,9 +134,9 @@ fn error_of<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
     match v.event()? {
         Event::File(f) => ne(&f.error),
         Event::Network(n) => ne(&n.error),
+        Event::MemfdCreate(m) => ne(&m.error),
         Event::Ptrace(_)
         | Event::BpfLoad(_)
-        | Event::MemfdCreate(_)
         | Event::BpfAccess(_)
         | Event::Signal(_)
         | Event::Exec(_)
