@@ -40,7 +40,7 @@ pub struct Kernel {
     /// What the pins of other versions held when this run replaced them (see `pin::retire`).
     pub retired: Vec<LossReport>,
     /// The links of a fresh load's attachments (released together at [`Kernel::stop`]).
-    links: loader::Links,
+    links: crate::links::Links,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -79,7 +79,7 @@ impl Kernel {
                     btf,
                     pinning,
                     retired: Vec::new(),
-                    links: loader::Links::default(),
+                    links: crate::links::Links::default(),
                 };
                 return Ok((kernel, a.maps));
             }
@@ -114,7 +114,7 @@ impl Kernel {
             btf: loaded.btf_source.to_string(),
             pinning,
             retired: Vec::new(),
-            links: loader::Links::default(),
+            links: crate::links::Links::default(),
         };
         Ok((kernel, loaded.maps))
     }
@@ -140,7 +140,7 @@ impl Kernel {
     }
 
     /// Releases the programs: pinned ones stay attached (unless `unpin_on_stop`), the others
-    /// detach, all links at once (see [`loader::Links::release`]).
+    /// detach, all links at once (see [`crate::links::Links::release`]).
     pub fn stop(mut self) {
         if let Some(p) = &self.pins
             && p.options.unpin_on_stop

@@ -16,6 +16,7 @@ pub mod guard;
 pub mod handover;
 pub mod kernel;
 pub mod lifecycle;
+pub mod links;
 pub mod loader;
 pub mod metrics;
 pub mod pin;

@@ -21,7 +21,9 @@ use tracing::{debug, info, warn};
 
 use crate::{
     btf::{BtfSource, KernelBtf},
-    file_syscalls, tracefs,
+    file_syscalls,
+    links::Links,
+    tracefs,
 };
 
 /// The eBPF object built by build.rs.
@@ -239,47 +241,6 @@ pub struct Attached {
     pub disabled: Vec<(&'static str, String)>,
 }
 
-/// Links owned by the sensor: dropping one detaches its program from its hook.
-#[derive(Default)]
-pub struct Links(Vec<Box<dyn Send>>);
-
-impl std::fmt::Debug for Links {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Links({})", self.0.len())
-    }
-}
-
-impl Links {
-    fn push(&mut self, link: impl Send + 'static) {
-        self.0.push(Box::new(link));
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Detaches every link at once. The kernel waits for an RCU grace period when a tracepoint
-    /// attachment goes (tens of milliseconds each, more on a busy machine); one after another,
-    /// the ~110 attachments took 4-8 s. Released from a thread each, the waits overlap. (Pinned
-    /// links stay attached: only this process's reference goes.)
-    pub fn release(self) {
-        /// Threads at most; a link each on this sensor (about 110 attachments).
-        const THREADS: usize = 128;
-        let mut links = self.0;
-        let per = links.len().div_ceil(THREADS).max(1);
-        std::thread::scope(|s| {
-            while !links.is_empty() {
-                let chunk: Vec<Box<dyn Send>> = links.drain(..per.min(links.len())).collect();
-                s.spawn(move || drop(chunk));
-            }
-        });
-    }
-}
-
 /// An attached program and the kind of event a run of it reports. The kernel skips a run when
 /// another BPF program is already active on that CPU (`recursion_misses` in its fdinfo); those
 /// runs are events lost before any of our code ran, so they are accounted like ring overflows.
@@ -357,9 +318,7 @@ fn attach_of(kind: EventKind) -> Attach {
 /// Loads into the kernel and attaches every program. Call after the readers have started.
 /// Process lifecycle (exec, fork, exit) is required; the other collectors are switched off with
 /// a warning when this kernel cannot run them.
-///
-/// The links are returned owned rather than left to their programs, so that stopping can release
-/// them all at once ([`Links::release`]).
+/// The links are returned owned, not left to their programs: stopping releases them at once.
 pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<(Attached, Links)> {
     let started = Instant::now();
     let mut out = Attached::default();
