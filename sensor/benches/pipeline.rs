@@ -28,7 +28,7 @@ use sensor::{
     decode,
     detect::{DetectConfig, Detector, Sources},
     enrich::{EnrichConfig, Enricher, clock::BootClock, host},
-    pipeline::PipelineEvent,
+    flow::PipelineEvent,
     recordbuild::RecordBuilder,
 };
 use sensor_common::{

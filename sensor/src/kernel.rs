@@ -9,9 +9,9 @@ use tracing::{info, warn};
 
 use crate::{
     enrich::clock::BootClock,
+    flow::LossReport,
     loader::{self, Attached, LoadConfig, Maps, ProgramRuns},
     pin::{self, PinDir, PinOptions},
-    pipeline::LossReport,
 };
 
 /// Pins of this run.
@@ -105,7 +105,11 @@ impl Kernel {
     }
 
     fn fresh(cfg: LoadConfig, pins: Option<Pins>, pinning: Pinning) -> anyhow::Result<(Self, Maps)> {
-        let loaded = loader::load_with(cfg, pins.as_ref().map(|p| p.work.as_path()))?;
+        let pin_dir = pins.as_ref().map(|p| p.work.clone());
+        let loaded = loader::load_with(cfg, |ebpf| match &pin_dir {
+            Some(dir) => pin::pin_maps(ebpf, dir),
+            None => Ok(()),
+        })?;
         let kernel = Self {
             ebpf: Some(loaded.ebpf),
             map_ids: loaded.map_ids,

@@ -12,6 +12,7 @@ pub mod exclusive;
 pub mod fastmap;
 pub mod file_syscalls;
 pub mod filter;
+pub mod flow;
 pub mod guard;
 pub mod handover;
 pub mod kernel;
@@ -19,6 +20,8 @@ pub mod lifecycle;
 pub mod links;
 pub mod loader;
 pub mod metrics;
+pub mod mountinfo;
+pub mod options;
 pub mod pin;
 pub mod pipeline;
 pub mod protect;
@@ -32,3 +35,6 @@ pub mod stats;
 pub mod text;
 pub mod trace;
 pub mod tracefs;
+
+#[cfg(test)]
+mod module_graph_tests;

@@ -113,11 +113,15 @@ pub fn preflight() -> anyhow::Result<()> {
 
 /// Loads the object with offsets resolved from the kernel's BTF.
 pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
-    load_with(cfg, None)
+    load_with(cfg, |_| Ok(()))
 }
 
-/// [`load`], pinning the maps another sensor needs to adopt the programs into `pin_dir`.
-pub fn load_with(cfg: LoadConfig, pin_dir: Option<&std::path::Path>) -> anyhow::Result<Loaded> {
+/// [`load`], handing the loaded object to `before_take` before the maps the sources need are
+/// taken out of it (`crate::kernel` pins them there, so that another sensor can adopt them).
+pub fn load_with(
+    cfg: LoadConfig,
+    before_take: impl FnOnce(&Ebpf) -> anyhow::Result<()>,
+) -> anyhow::Result<Loaded> {
     let started = Instant::now();
     let given = cfg.btf;
     let (kbtf, btf_source) = KernelBtf::locate(given.as_deref())?;
@@ -171,9 +175,7 @@ pub fn load_with(cfg: LoadConfig, pin_dir: Option<&std::path::Path>) -> anyhow::
     };
     let map_ids = crate::guard::map_ids(&ebpf);
     crate::guard::claim(&mut ebpf, cfg.self_tgid)?;
-    if let Some(dir) = pin_dir {
-        crate::pin::pin_maps(&ebpf, dir)?;
-    }
+    before_take(&ebpf)?;
     let handover = match take(&mut ebpf, names::MAP_HANDOVER)? {
         aya::maps::Map::Array(m) => {
             crate::handover::Handover::map(m.fd()).context("mapping the HANDOVER array")?

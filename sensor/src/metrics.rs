@@ -22,9 +22,14 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    pipeline::{SinkStats, Stats},
-    sources::{ringbuf::Ring, ringfill::RingFill},
+    flow::Ring,
+    sources::ringfill::RingFill,
+    stats::{SinkStats, Stats},
 };
+
+/// Fill level of each ring buffer, indexed like [`Ring::ALL`], read when scraped; `None` when it
+/// could not be mapped.
+pub type RingFills = [Option<RingFill>; Ring::ALL.len()];
 
 /// Scrapes served at the same time; more are closed at once.
 const MAX_CONNECTIONS: usize = 8;
@@ -50,6 +55,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 pub async fn serve(
     listener: TcpListener,
     stats: Arc<Stats>,
+    rings: Arc<RingFills>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     if let Ok(addr) = listener.local_addr() {
@@ -72,9 +78,9 @@ pub async fn serve(
             debug!(%peer, "metrics endpoint: too many connections");
             continue;
         };
-        let stats = stats.clone();
+        let (stats, rings) = (stats.clone(), rings.clone());
         tokio::spawn(async move {
-            if let Err(e) = tokio::time::timeout(DEADLINE, respond(conn, &stats)).await {
+            if let Err(e) = tokio::time::timeout(DEADLINE, respond(conn, &stats, &rings)).await {
                 debug!(%peer, error = %e, "metrics endpoint: client too slow");
             }
             drop(permit);
@@ -83,7 +89,7 @@ pub async fn serve(
 }
 
 /// Reads one request head and writes one response.
-async fn respond(mut conn: TcpStream, stats: &Stats) {
+async fn respond(mut conn: TcpStream, stats: &Stats, rings: &RingFills) {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
@@ -97,7 +103,7 @@ async fn respond(mut conn: TcpStream, stats: &Stats) {
     let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let path = path.split('?').next().unwrap_or_default();
     let (status, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => ("200 OK", render(stats)),
+        ("GET" | "HEAD", "/metrics") => ("200 OK", render(stats, rings)),
         ("GET" | "HEAD", "/") => ("200 OK", "sensor: metrics at /metrics\n".to_owned()),
         ("GET" | "HEAD", _) => ("404 Not Found", "not found; try /metrics\n".to_owned()),
         ("", _) => ("400 Bad Request", "bad request\n".to_owned()),
@@ -177,8 +183,8 @@ fn disk_values(s: &SinkStats) -> [u64; 5] {
         .map(|a| a.load(Ordering::Relaxed))
 }
 
-/// The Prometheus text exposition (version 0.0.4) of `stats`.
-pub fn render(stats: &Stats) -> String {
+/// The Prometheus text exposition (version 0.0.4) of `stats` and the ring fill levels.
+pub fn render(stats: &Stats, rings: &RingFills) -> String {
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let one = |v: u64| vec![(String::new(), v)];
     let mut out = String::with_capacity(4096);
@@ -222,7 +228,7 @@ pub fn render(stats: &Stats) -> String {
     let fill = |f: fn(&RingFill) -> u64| -> Vec<(String, u64)> {
         Ring::ALL
             .iter()
-            .zip(&stats.ring_fill)
+            .zip(rings)
             .filter_map(|(r, fill)| fill.as_ref().map(|fill| (labels(&[("ring", r.name())]), f(fill))))
             .collect()
     };
@@ -335,7 +341,7 @@ mod tests {
     use std::sync::atomic::AtomicU64;
 
     use super::*;
-    use crate::pipeline::LossReport;
+    use crate::flow::LossReport;
 
     fn stats() -> Stats {
         let s = Stats {
@@ -374,7 +380,7 @@ mod tests {
 
     #[test]
     fn text_format() {
-        let text = render(&stats());
+        let text = render(&stats(), &RingFills::default());
         for line in [
             "# HELP sensor_kernel_events_total Kernel events decoded, by event kind.",
             "# TYPE sensor_kernel_events_total counter",

@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::pipeline::Options;
+use crate::mountinfo::{cgroup2_mount, freezer_mount};
 
 /// Protected paths and their class, longest first (the most specific class wins).
 #[derive(Debug, Clone, Default)]
@@ -29,48 +29,6 @@ impl ProtectedPaths {
         entries.sort_by_key(|(p, _)| std::cmp::Reverse(p.as_os_str().len()));
         entries.dedup_by(|a, b| a.0 == b.0);
         Self { entries }
-    }
-
-    /// Everything a running sensor with `opts` protects.
-    pub fn of(opts: &Options) -> Self {
-        let mut e: Vec<(PathBuf, &'static str)> = Vec::new();
-        if let Ok(exe) = std::env::current_exe() {
-            e.push((exe, "binary"));
-        }
-        if let Some(c) = &opts.config_file {
-            e.push((c.clone(), "config"));
-        }
-        if let Some(k) = &opts.signing_key {
-            e.push((k.clone(), "key"));
-            let mut public = k.clone().into_os_string();
-            public.push(".pub");
-            e.push((public.into(), "key"));
-        }
-        if let Some(b) = &opts.btf {
-            e.push((b.clone(), "btf"));
-        }
-        let rules = &opts.detection.sources;
-        e.extend(rules.paths.iter().chain(&rules.optional_dir).map(|p| (p.clone(), "rules")));
-        for out in &opts.outputs {
-            if let Some(p) = out.spec.local_path() {
-                e.push((p, "records"));
-            }
-            if let Some(p) = crate::sinks::spool::output_spool_dir(out) {
-                e.push((p, "spool"));
-            }
-            let tls = &out.options.tls;
-            e.extend(
-                [&tls.ca_file, &tls.cert_file, &tls.key_file]
-                    .into_iter()
-                    .flatten()
-                    .map(|p| (p.clone(), "key")),
-            );
-        }
-        if let Some(p) = &opts.pinning {
-            e.push((p.dir.clone(), "pins"));
-        }
-        e.extend(cgroup_controls().into_iter().map(|p| (p, "cgroup")));
-        Self::new(e)
     }
 
     /// The class of the protected path that `path` is or lies below.
@@ -91,7 +49,7 @@ impl ProtectedPaths {
 /// The freeze and kill controls of the sensor's cgroup and of every cgroup above it (freezing a
 /// parent freezes the sensor too): `cgroup.freeze`, `cgroup.kill` (v2) and the v1 freezer's
 /// `freezer.state`.
-fn cgroup_controls() -> Vec<PathBuf> {
+pub fn cgroup_controls() -> Vec<PathBuf> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut out = Vec::new();
@@ -105,7 +63,7 @@ fn cgroup_controls() -> Vec<PathBuf> {
         }
     };
     if let (Some(root), Some(rel)) =
-        (crate::enrich::cgroups::cgroup2_mount(&mountinfo), own.lines().find_map(|l| l.strip_prefix("0::")))
+        (cgroup2_mount(&mountinfo), own.lines().find_map(|l| l.strip_prefix("0::")))
     {
         add(&root, rel, &["cgroup.freeze", "cgroup.kill"]);
     }
@@ -118,17 +76,6 @@ fn cgroup_controls() -> Vec<PathBuf> {
         add(&root, &rel, &["freezer.state"]);
     }
     out
-}
-
-/// The cgroup v1 freezer hierarchy's mount point.
-fn freezer_mount(mountinfo: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        let mut r = right.split(' ');
-        let (fstype, _, options) = (r.next()?, r.next()?, r.next()?);
-        (fstype == "cgroup" && options.split(',').any(|o| o == "freezer"))
-            .then(|| left.split(' ').nth(4).map(PathBuf::from))?
-    })
 }
 
 #[cfg(test)]
@@ -149,14 +96,6 @@ mod tests {
         assert_eq!(p.classify(b"/etc/sensor/sensor.toml.bak"), None);
         assert_eq!(p.classify(b"/var/lib/sensorx"), None);
         assert_eq!(p.paths().count(), 3, "relative paths are dropped");
-    }
-
-    #[test]
-    fn finds_the_v1_freezer() {
-        let mi = "30 24 0:26 / /sys/fs/cgroup/freezer rw,nosuid shared:12 - cgroup cgroup rw,freezer\n\
-                  35 24 0:30 / /sys/fs/cgroup/unified rw shared:10 - cgroup2 cgroup2 rw\n";
-        assert_eq!(freezer_mount(mi), Some(PathBuf::from("/sys/fs/cgroup/freezer")));
-        assert_eq!(freezer_mount("35 24 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"), None);
     }
 
     #[test]

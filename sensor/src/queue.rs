@@ -4,7 +4,7 @@
 
 use tokio::sync::mpsc::{self, Receiver, Sender, error::TryRecvError};
 
-use crate::pipeline::PipelineEvent;
+use crate::flow::PipelineEvent;
 
 /// Senders: one per priority.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ impl PriorityReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::LossReport;
+    use crate::flow::LossReport;
 
     fn loss(count: u64) -> PipelineEvent {
         PipelineEvent::Loss(LossReport {

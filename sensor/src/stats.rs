@@ -1,6 +1,10 @@
 //! Counters and gauges of a running sensor: written by the sources and the record stage, read by
-//! the live view, the metrics endpoint (`metrics.rs`) and the shutdown report. Nothing reads them
-//! back into the pipeline, so data still flows one way.
+//! the live view, the heartbeat, the metrics endpoint (`metrics.rs`) and the shutdown report.
+//! Nothing here is read back into the pipeline, so data still flows one way.
+//!
+//! Stats sit at the bottom of the module graph with `crate::flow`: the stages write plain numbers
+//! in (the record stage samples the queue depths, the process table and each sink's
+//! [`SinkMetrics`] and stores them with the setters below); this module knows no stage.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -12,13 +16,7 @@ use std::{
 
 use sensor_common::EventKind;
 
-use crate::{
-    enrich::Enricher,
-    pipeline::LossReport,
-    queue::PriorityReceiver,
-    sinks::Sink,
-    sources::{ringbuf::Ring, ringfill::RingFill},
-};
+use crate::flow::{LossReport, Ring};
 
 /// Events between two samples of the gauges while the record stage is busy.
 pub const PUBLISH_EVERY: u32 = 256;
@@ -36,8 +34,6 @@ pub struct Stats {
     pub events_by_kind: [AtomicU64; EventKind::ALL.len()],
     /// Bytes read from each ring buffer, indexed like [`Ring::ALL`].
     pub ring_bytes: [AtomicU64; Ring::ALL.len()],
-    /// Fill level of each ring buffer, read when scraped; `None` when it could not be mapped.
-    pub ring_fill: [Option<RingFill>; Ring::ALL.len()],
     /// Events lost (the sum of loss record counts), by (kind, reason).
     pub lost: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Events waiting in the lineage and bulk queues, sampled by the record stage.
@@ -50,10 +46,6 @@ pub struct Stats {
     pub table_evicted: AtomicU64,
     /// One entry per sink, in the order the pipeline writes to them.
     pub sinks: Vec<SinkStats>,
-    /// Every process-ring event stamped before this time (boot ns) is in the lineage queue: the
-    /// process reader found the ring empty after it. Bulk events wait for it to pass their time
-    /// (see `enrich::parking`).
-    pub lineage_mark: AtomicU64,
     /// Alert records written, by (rule id, level).
     pub alerts: Mutex<BTreeMap<(String, String), u64>>,
     /// Alert records written, in total.
@@ -73,11 +65,11 @@ pub struct SinkStats {
     pub records: AtomicU64,
     /// Writes and flushes that returned an error.
     pub write_errors: AtomicU64,
-    /// From [`Sink::metrics`]: bytes in the sink's spool, records delivered, delivery errors.
+    /// From the sink's [`SinkMetrics`]: bytes in the sink's spool, records delivered, delivery errors.
     pub spool_bytes: AtomicU64,
     pub delivered: AtomicU64,
     pub delivery_errors: AtomicU64,
-    /// From [`Sink::metrics`] of sinks that write to a local disk (`has_disk`): free space,
+    /// From the [`SinkMetrics`] of sinks that write to a local disk (`has_disk`): free space,
     /// reserve, 1 while suspended, records not written, files deleted for space.
     pub has_disk: std::sync::atomic::AtomicBool,
     pub disk_free: AtomicU64,
@@ -133,29 +125,61 @@ impl Stats {
         recent.drain(..).collect()
     }
 
-    /// Samples what only the record stage can see: queue depths, the process table, the sinks'
-    /// own metrics.
-    pub fn publish(&self, rx: &PriorityReceiver, enricher: &Enricher, sinks: &[Box<dyn Sink>]) {
-        let (lineage, bulk) = rx.depths();
+    /// Events waiting in the lineage and bulk queues.
+    pub fn set_queue_depths(&self, lineage: usize, bulk: usize) {
         self.queue_depth[0].store(lineage as u64, Ordering::Relaxed);
         self.queue_depth[1].store(bulk as u64, Ordering::Relaxed);
-        let t = enricher.table_stats();
-        self.table_live.store(t.live as u64, Ordering::Relaxed);
-        self.table_exited.store(t.exited as u64, Ordering::Relaxed);
-        self.table_evicted.store(t.evicted, Ordering::Relaxed);
-        for (sink, c) in sinks.iter().zip(&self.sinks) {
-            let m = sink.metrics();
-            c.spool_bytes.store(m.spool_bytes, Ordering::Relaxed);
-            c.delivered.store(m.delivered, Ordering::Relaxed);
-            c.delivery_errors.store(m.errors, Ordering::Relaxed);
-            if let Some(d) = m.disk {
-                c.has_disk.store(true, Ordering::Relaxed);
-                c.disk_free.store(d.free_bytes, Ordering::Relaxed);
-                c.disk_reserve.store(d.reserve_bytes, Ordering::Relaxed);
-                c.disk_suspended.store(u64::from(d.suspended), Ordering::Relaxed);
-                c.unwritten.store(d.unwritten, Ordering::Relaxed);
-                c.deleted_files.store(d.deleted_files, Ordering::Relaxed);
-            }
+    }
+
+    /// Process table entries: live, exited (kept for lineage), evicted in total.
+    pub fn set_table(&self, live: usize, exited: usize, evicted: u64) {
+        self.table_live.store(live as u64, Ordering::Relaxed);
+        self.table_exited.store(exited as u64, Ordering::Relaxed);
+        self.table_evicted.store(evicted, Ordering::Relaxed);
+    }
+}
+
+impl SinkStats {
+    /// Stores what the sink reports about itself.
+    pub fn set_metrics(&self, m: &SinkMetrics) {
+        self.spool_bytes.store(m.spool_bytes, Ordering::Relaxed);
+        self.delivered.store(m.delivered, Ordering::Relaxed);
+        self.delivery_errors.store(m.errors, Ordering::Relaxed);
+        if let Some(d) = m.disk {
+            self.has_disk.store(true, Ordering::Relaxed);
+            self.disk_free.store(d.free_bytes, Ordering::Relaxed);
+            self.disk_reserve.store(d.reserve_bytes, Ordering::Relaxed);
+            self.disk_suspended.store(u64::from(d.suspended), Ordering::Relaxed);
+            self.unwritten.store(d.unwritten, Ordering::Relaxed);
+            self.deleted_files.store(d.deleted_files, Ordering::Relaxed);
         }
     }
+}
+
+/// What a sink reports about itself beyond what the pipeline sees (`Sink::metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkMetrics {
+    /// Bytes waiting in the sink's spool (memory and disk).
+    pub spool_bytes: u64,
+    /// Records the destination has acknowledged, in total.
+    pub delivered: u64,
+    /// Delivery attempts that failed (connection refused, timeouts, …), in total.
+    pub errors: u64,
+    /// The disk the sink writes to (`file:` and the spools of network sinks).
+    pub disk: Option<DiskMetrics>,
+}
+
+/// Disk space and the disk-space policy of a sink that writes local files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskMetrics {
+    /// Free bytes on the file system at the last check.
+    pub free_bytes: u64,
+    /// The reserve the sink leaves free.
+    pub reserve_bytes: u64,
+    /// The sink is not writing (below the reserve, or a write failed).
+    pub suspended: bool,
+    /// Records not written because of a full disk or an I/O error, in total.
+    pub unwritten: u64,
+    /// Files deleted to keep the reserve (`on_low_space = "rotate"`), in total.
+    pub deleted_files: u64,
 }

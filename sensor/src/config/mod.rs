@@ -1,5 +1,5 @@
 //! The configuration file (TOML): outputs, filters, limits, metrics and integrity, mapped onto
-//! [`pipeline::Options`]. The schema is documented in `docs/sensor.example.toml`.
+//! [`Options`](crate::options::Options). The schema is documented in `docs/sensor.example.toml`.
 //!
 //! Every problem is reported with the full dotted name of the key (`output[1].spool.max_bytes`)
 //! and the reason; problems found while reading the file (unknown keys, wrong types, bad units)
@@ -21,7 +21,7 @@ use serde::Deserialize;
 use units::{HumanDuration, Size};
 
 use crate::{
-    pipeline::Options,
+    options::Options,
     sinks::{Output, OutputOptions, OutputSpec, spec},
 };
 

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::units::{format_duration, format_size};
 use crate::{
-    pipeline::Options,
+    options::Options,
     sinks::{Output, OutputSpec, spec},
 };
 

@@ -49,7 +49,7 @@ impl CgroupPaths {
     /// Finds the cgroup2 mount (e.g. `/sys/fs/cgroup` or, on hybrid hosts, `/sys/fs/cgroup/unified`).
     pub fn new() -> Self {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        Self::at(cgroup2_mount(&mountinfo))
+        Self::at(crate::mountinfo::cgroup2_mount(&mountinfo))
     }
 
     fn at(root: Option<PathBuf>) -> Self {
@@ -179,24 +179,9 @@ fn open_cgroup(mount: &OwnedFd, id: u64) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        right.starts_with("cgroup2 ").then(|| left.split(' ').nth(4).map(PathBuf::from))?
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_cgroup2_mount() {
-        let mi = "35 24 0:30 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw\n\
-                  36 24 0:31 / /sys/fs/cgroup/cpu rw shared:11 - cgroup cgroup rw,cpu\n";
-        assert_eq!(cgroup2_mount(mi), Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        assert_eq!(cgroup2_mount("1 2 0:1 / / rw - ext4 /dev/vda rw\n"), None);
-    }
 
     fn own_cgroup() -> Option<(CgroupPaths, u64, String)> {
         let c = CgroupPaths::new();

@@ -25,7 +25,7 @@ use sensor_proto::v1::{Ancestor, LossEvent, Namespaces, Process, audit_record::E
 
 use crate::{
     decode::{ExecRaw, KernelEvent, task::TaskRaw},
-    pipeline::{LossReport, PipelineEvent},
+    flow::{LossReport, PipelineEvent},
     text::text,
 };
 use clock::BootClock;
@@ -529,7 +529,7 @@ fn raw_split(bytes: Vec<u8>) -> (String, Vec<u8>) {
 }
 
 /// The loss record for records one sink could not write (see `sinks::space`).
-pub fn sink_loss(now_boot_ns: u64, l: crate::sinks::SinkLoss) -> Enriched {
+pub fn sink_loss(now_boot_ns: u64, l: crate::flow::SinkLoss) -> Enriched {
     Enriched {
         boot_ns: now_boot_ns,
         process: None,

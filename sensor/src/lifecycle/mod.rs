@@ -17,15 +17,9 @@ use sensor_proto::v1::{Collector, HeartbeatEvent, SensorStartEvent, SensorStopEv
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, watch};
 
-use crate::{
-    detect::load::Sources,
-    loader::Attached,
-    pipeline::{Options, PipelineEvent},
-    stats::Stats,
-};
+use crate::{detect::load::Sources, flow::PipelineEvent, loader::Attached, options::Options, stats::Stats};
 
-/// Default interval of heartbeat records.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
+pub use crate::options::DEFAULT_HEARTBEAT;
 
 /// Why a run stops.
 #[derive(Debug, Clone, PartialEq, Eq)]

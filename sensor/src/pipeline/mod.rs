@@ -1,13 +1,14 @@
-//! The pipeline: sources → decode → enrich → record → sinks, one way.
+//! The pipeline: sources → decode → enrich → recordbuild → detect → sinks, one way. This module
+//! wires the stages together for one run ([`start`], [`Running::stop`]); `out.rs` is the record
+//! stage. The run's settings are `crate::options`, what flows between the stages is `crate::flow`.
 //!
-//! Readers decode ring-buffer items and send them into one bounded channel. When the channel is
+//! Readers decode ring-buffer items and send them into two bounded queues. When a queue is
 //! full, readers wait (back-pressure), the ring buffers fill, and the kernel counts what it cannot
 //! write; those counts come back as loss records. Nothing is dropped silently.
 //! A single blocking stage owns enrichment, sequencing and the sinks, so `seq` is strictly
 //! increasing in every sink.
 
 use std::{
-    collections::BTreeMap,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -20,138 +21,28 @@ use sensor_common::EventKind;
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{error, info, warn};
 
-pub use crate::lifecycle::StopReason;
 use crate::{
-    decode::KernelEvent,
     detect::{DetectConfig, Detector},
-    enrich::{EnrichConfig, Enriched, Enricher, clock::BootClock, host},
+    enrich::{Enriched, Enricher, clock::BootClock, host},
+    filter::InodeFilter,
+    flow::{LineageMark, LossReport, PipelineEvent, Ring},
+    handover::Handover,
     lifecycle::Lifecycle,
-    loader::{self, EbpfLogger, LoadConfig},
-    queue,
-    recordbuild::RecordBuilder,
-    sinks::{self, Output, OutputSpec, Sink},
-    sources::{self, ringbuf::Ring, ringfill::RingFill},
+    loader::{self, EbpfLogger, LoadConfig, Maps},
+    metrics::RingFills,
+    protect::ProtectedPaths,
+    queue::{self, PrioritySenders},
+    recordbuild::{RecordBuilder, signing::CheckpointSigner},
+    sinks::{self, OutputSpec, Sink},
+    sources::{self, ringfill::RingFill},
+    stats::{SinkStats, Stats},
 };
+pub use crate::{lifecycle::StopReason, options::Options};
 
 mod out;
 
-pub use crate::stats::{SinkStats, Stats};
-
-/// What flows from the sources to the record stage.
-#[derive(Debug, Clone, PartialEq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "loss reports are rare; boxing kernel events would allocate per event"
-)]
-pub enum PipelineEvent {
-    Kernel(KernelEvent),
-    Loss(LossReport),
-    /// A record about the sensor itself (start, heartbeat, a previous run's end): the record
-    /// stage gives it the sensor's own process.
-    Sensor(Box<sensor_proto::v1::audit_record::Event>),
-}
-
 /// How often the record stage wakes up while events wait for their process's lineage.
 const PARKED_POLL: Duration = Duration::from_millis(50);
-
-/// Events lost before they became records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LossReport {
-    pub kind: &'static str,
-    pub reason: &'static str,
-    pub count: u64,
-    pub first_boot_ns: u64,
-    pub last_boot_ns: u64,
-}
-
-/// Settings of one sensor run.
-pub struct Options {
-    pub outputs: Vec<Output>,
-    /// Sinks built by the caller (tests, embedding programs).
-    pub extra_sinks: Vec<Box<dyn Sink>>,
-    pub labels: BTreeMap<String, String>,
-    pub args_max: u32,
-    pub queue_capacity: usize,
-    pub drain_interval: Duration,
-    pub loss_poll_interval: Duration,
-    /// Size of the process-event ring buffer in bytes (a power-of-two multiple of the page
-    /// size); `None` keeps the object's default.
-    pub proc_ring_bytes: Option<u32>,
-    /// Size of the file-event ring buffer in bytes; `None` keeps the object's default.
-    pub file_ring_bytes: Option<u32>,
-    /// Report new threads as fork events too.
-    pub report_threads: bool,
-    /// Process table and hashing limits.
-    pub enrich: EnrichConfig,
-    /// Sensitive paths (in addition to the defaults unless `no_default_sensitive`).
-    pub sensitive_paths: Vec<String>,
-    pub no_default_sensitive: bool,
-    /// Directories (or files) whose file activity is not reported. The outputs are always excluded.
-    pub exclude_paths: Vec<std::path::PathBuf>,
-    /// When not empty, only file activity at or below these (or on sensitive paths) is reported.
-    pub include_paths: Vec<std::path::PathBuf>,
-    /// How often the sensitive/excluded paths are re-resolved to inodes.
-    pub filter_refresh: Duration,
-    /// Ignore the sensor's own process (default). Tests that observe their own syscalls in
-    /// process turn it off.
-    pub ignore_self: bool,
-    /// Serve Prometheus metrics on this address (`GET /metrics`); `None`: off.
-    pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Ed25519 key that signs checkpoint records (`[integrity] signing_key`); `None`: unsigned.
-    pub signing_key: Option<std::path::PathBuf>,
-    /// BTF file of the kernel (`--btf`, `[sensor] btf`); `None`: the kernel's own.
-    pub btf: Option<std::path::PathBuf>,
-    /// Detection rules and their settings (`[detection]`).
-    pub detection: DetectConfig,
-    /// The configuration file the options came from (`--config`): protected like the binary.
-    pub config_file: Option<std::path::PathBuf>,
-    /// Interval of heartbeat records (zero: none).
-    pub heartbeat: Duration,
-    /// Pin the programs and maps in bpffs (see `crate::pin`); `None`: off.
-    pub pinning: Option<crate::pin::PinOptions>,
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
-            .field("outputs", &self.outputs)
-            .field("extra_sinks", &self.extra_sinks.len())
-            .field("labels", &self.labels)
-            .field("args_max", &self.args_max)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            outputs: Vec::new(),
-            extra_sinks: Vec::new(),
-            labels: BTreeMap::new(),
-            args_max: sensor_common::exec::CaptureConfig::DEFAULT.args_max,
-            queue_capacity: 16 * 1024,
-            drain_interval: Duration::from_millis(20),
-            loss_poll_interval: Duration::from_secs(1),
-            proc_ring_bytes: None,
-            file_ring_bytes: None,
-            report_threads: false,
-            enrich: EnrichConfig::default(),
-            sensitive_paths: Vec::new(),
-            no_default_sensitive: false,
-            exclude_paths: Vec::new(),
-            include_paths: Vec::new(),
-            filter_refresh: Duration::from_secs(30),
-            ignore_self: true,
-            metrics_listen: None,
-            signing_key: None,
-            btf: None,
-            detection: DetectConfig::default(),
-            config_file: None,
-            heartbeat: crate::lifecycle::DEFAULT_HEARTBEAT,
-            pinning: None,
-        }
-    }
-}
 
 /// A running sensor: programs attached, records flowing.
 pub struct Running {
@@ -184,27 +75,116 @@ pub struct SinkReport {
 /// Starts the sensor: opens sinks, loads programs, starts readers, then attaches.
 pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     loader::preflight()?;
-    // Rules first: a broken rule file stops the start before anything is loaded.
+    // Whatever can refuse the start comes before anything is loaded: a broken rule file, an
+    // unreadable key, a taken port, an output that cannot open.
     let detector = load_detector(&opts.detection)?;
     let rules = detector.rule_count();
     let signer = opts
         .signing_key
         .as_deref()
-        .map(crate::recordbuild::signing::CheckpointSigner::load)
+        .map(CheckpointSigner::load)
         .transpose()
         .context("loading the checkpoint signing key")?;
-    // Bind first: a taken port should stop the start before anything is loaded.
     let metrics_listener = match opts.metrics_listen {
         Some(addr) => Some(crate::metrics::bind(addr).await?),
         None => None,
     };
+    let sinks = open_sinks(&mut opts)?;
+
+    let (mut kernel, loaded) = crate::kernel::Kernel::open(load_config(&opts), opts.pinning.as_ref())?;
+    let ring_fills = Arc::new(ring_fills(&loaded));
+    let stats = Arc::new(new_stats(&sinks, opts.queue_capacity));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (tx, rx) = queue::priority_queues(opts.queue_capacity);
+    let lineage_mark = LineageMark::default();
+
+    let clock = BootClock::now();
+    let host = host::identify(opts.labels.clone());
+    let protected = opts.protected_paths();
+    let inode_filter = inode_filter(&opts, loaded.inode_filter, loaded.adopted, &protected);
+    let mut enricher = Enricher::new(clock, &host.boot_id, opts.enrich);
+    enricher.set_protected(protected);
+    enricher.set_sensitive(inode_filter.shared(), Some(inode_filter.waker()));
+    let handover = Arc::new(loaded.handover);
+    let initial = initial_records(&opts, &mut enricher, &host.boot_id, &handover, &stats);
+    let builder = record_builder(&opts, host, clock, signer);
+    let lifecycle = Lifecycle::new(opts.heartbeat);
+    let record_stage = {
+        let stage = out::RecordOut::new(builder, detector, sinks).with_handover(handover.clone());
+        let stage = out::Stage { rx, enricher, lineage_mark: lineage_mark.clone(), out: stage };
+        spawn_record_stage(stage, initial, stats.clone(), lifecycle.clone())
+    };
+
+    // Readers first, so nothing the programs emit waits unread.
+    let read_ctx = Arc::new(sources::ringbuf::ReadContext {
+        stats: stats.clone(),
+        handover: handover.clone(),
+        lineage_mark,
+        ignore_tgid: if opts.ignore_self { std::process::id() } else { 0 },
+    });
+    let rings = Rings { proc: loaded.proc_events, file: loaded.file_events, net: loaded.net_events };
+    let mut sources = spawn_readers(rings, &tx, &read_ctx, &stop_rx, opts.drain_interval);
+    sources.push(tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())));
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = metrics_listener {
+        sources.push(tokio::spawn(crate::metrics::serve(
+            listener,
+            stats.clone(),
+            ring_fills,
+            stop_rx.clone(),
+        )));
+    }
+    if let Some(logger) = loaded.logger {
+        sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx.clone())));
+    }
+
+    let attached = match kernel.attach() {
+        Ok(a) => a,
+        Err(e) => {
+            lifecycle.set_stop(StopReason::Error(format!("{e:#}")));
+            let _ = stop_tx.send(true);
+            return Err(e);
+        }
+    };
+    let start = crate::lifecycle::start_event(&crate::lifecycle::StartFacts {
+        opts: &opts,
+        rules,
+        attached: &attached,
+        btf: kernel.btf.clone(),
+        pinning: kernel.pinning.clone(),
+        heartbeat: opts.heartbeat,
+    });
+    send_start(&tx, start, std::mem::take(&mut kernel.retired));
+    sources.push(tokio::spawn(lifecycle.clone().heartbeats(
+        tx.lineage.clone(),
+        stats.clone(),
+        stop_rx.clone(),
+    )));
+    // After attach: the skipped-run counters belong to loaded programs.
+    sources.push(tokio::spawn(sources::loss::run(
+        loaded.loss,
+        handover,
+        kernel.program_runs(),
+        tx.lineage,
+        stop_rx,
+        opts.loss_poll_interval,
+    )));
+    release_startup_memory();
+    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, lifecycle, kernel })
+}
+
+/// The outputs of the options, then the sinks built by the caller.
+fn open_sinks(opts: &mut Options) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     for out in &opts.outputs {
         sinks.push(sinks::open(out).with_context(|| format!("opening output {}", out.spec))?);
     }
     sinks.append(&mut opts.extra_sinks);
+    Ok(sinks)
+}
 
-    let load = LoadConfig {
+fn load_config(opts: &Options) -> LoadConfig {
+    LoadConfig {
         btf: opts.btf.clone(),
         args_max: opts.args_max,
         self_tgid: if opts.ignore_self { std::process::id() } else { 0 },
@@ -212,26 +192,35 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         include_mode: !opts.include_paths.is_empty(),
         proc_ring_bytes: opts.proc_ring_bytes,
         file_ring_bytes: opts.file_ring_bytes,
-    };
-    let (mut kernel, loaded) = crate::kernel::Kernel::open(load, opts.pinning.as_ref())?;
-    // In `Ring::ALL` order.
-    let ring_fill = [&loaded.proc_events, &loaded.file_events, &loaded.net_events].map(|r| {
+    }
+}
+
+/// Fill levels of the three rings, in `Ring::ALL` order, for the metrics endpoint.
+fn ring_fills(maps: &Maps) -> RingFills {
+    [&maps.proc_events, &maps.file_events, &maps.net_events].map(|r| {
         RingFill::new(r).inspect_err(|e| warn!(error = %e, "ring buffer fill level unavailable")).ok()
-    });
-    let stats = Arc::new(Stats {
-        ring_fill,
+    })
+}
+
+fn new_stats(sinks: &[Box<dyn Sink>], queue_capacity: usize) -> Stats {
+    Stats {
         sinks: sinks
             .iter()
             .map(|s| SinkStats { name: s.name().to_owned(), ..SinkStats::default() })
             .collect(),
-        queue_capacity: AtomicU64::new(opts.queue_capacity as u64),
+        queue_capacity: AtomicU64::new(queue_capacity as u64),
         ..Stats::default()
-    });
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (tx, rx) = queue::priority_queues(opts.queue_capacity);
+    }
+}
 
-    let clock = BootClock::now();
-    let host = host::identify(opts.labels.clone());
+/// The inode filter: sensitive paths (defaults unless turned off), excluded paths (the defaults,
+/// the outputs and their spools), included and protected paths, resolved once now.
+fn inode_filter(
+    opts: &Options,
+    map: aya::maps::HashMap<aya::maps::MapData, sensor_common::InodeKey, u32>,
+    adopted: bool,
+    protected: &ProtectedPaths,
+) -> InodeFilter {
     let mut sensitive: Vec<String> = if opts.no_default_sensitive {
         Vec::new()
     } else {
@@ -243,36 +232,28 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     excluded.extend(opts.outputs.iter().filter_map(|o| o.spec.local_path()));
     // Network outputs write through a spool on disk.
     excluded.extend(opts.outputs.iter().filter_map(sinks::spool::output_spool_dir));
-    let mut inode_filter =
-        crate::filter::InodeFilter::new(loaded.inode_filter, sensitive, excluded, opts.include_paths.clone());
-    let protected = crate::protect::ProtectedPaths::of(&opts);
-    if loaded.adopted {
-        inode_filter.clear_kernel_map();
+    let mut filter = InodeFilter::new(map, sensitive, excluded, opts.include_paths.clone());
+    if adopted {
+        filter.clear_kernel_map();
     }
-    inode_filter.set_protected(protected.paths().map(std::path::Path::to_path_buf).collect());
-    inode_filter.refresh();
-    let mut enricher = Enricher::new(clock, &host.boot_id, opts.enrich);
-    enricher.set_protected(protected);
-    enricher.set_sensitive(inode_filter.shared(), Some(inode_filter.waker()));
-    // Processes that started before the sensor, so their later events have lineage.
-    let initial = enricher.seed();
-    let mut initial = initial;
-    // A previous run writing to the same directory that did not end cleanly is reported first.
-    let now_unix_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0));
-    let previous: Vec<Enriched> = opts
-        .outputs
-        .iter()
-        .filter_map(|o| match &o.spec {
-            OutputSpec::File(dir) => crate::lifecycle::previous::unfinished(dir, now_unix_ns, &host.boot_id),
-            _ => None,
-        })
-        .map(|ev| enricher.sensor_record(BootClock::boot_ns_now(), ev))
-        .collect();
-    initial.splice(0..0, previous);
-    // Events the previous run of adopted programs had read but not written when it died.
-    let handover = Arc::new(loaded.handover);
+    filter.set_protected(protected.paths().map(std::path::Path::to_path_buf).collect());
+    filter.refresh();
+    filter
+}
+
+/// The records written before any event: a previous run that did not end cleanly, the
+/// processes that started before the sensor (so their later events have lineage), and the
+/// events a previous run of adopted programs read but never wrote.
+fn initial_records(
+    opts: &Options,
+    enricher: &mut Enricher,
+    boot_id: &str,
+    handover: &Handover,
+    stats: &Stats,
+) -> Vec<Enriched> {
+    let seeded = enricher.seed();
+    let mut initial = previous_runs(opts, enricher, boot_id);
+    initial.extend(seeded);
     for (kind, count) in EventKind::ALL.iter().zip(handover.take_in_flight()).filter(|(_, n)| *n > 0) {
         let now = BootClock::boot_ns_now();
         let report = LossReport {
@@ -290,7 +271,32 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         stats.loss_records.fetch_add(1, Ordering::Relaxed);
         enricher.enrich(PipelineEvent::Loss(report), &mut initial);
     }
-    // Continue the hash chain of a previous run writing to the same directory.
+    initial
+}
+
+/// A `previous_run` record for each file output whose last run did not end cleanly.
+fn previous_runs(opts: &Options, enricher: &mut Enricher, boot_id: &str) -> Vec<Enriched> {
+    let now_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0));
+    opts.outputs
+        .iter()
+        .filter_map(|o| match &o.spec {
+            OutputSpec::File(dir) => crate::lifecycle::previous::unfinished(dir, now_unix_ns, boot_id),
+            _ => None,
+        })
+        .map(|ev| enricher.sensor_record(BootClock::boot_ns_now(), ev))
+        .collect()
+}
+
+/// The record builder, continuing the hash chain of a previous run writing to the same
+/// directory, signing checkpoints when a key is given.
+fn record_builder(
+    opts: &Options,
+    host: sensor_proto::v1::Host,
+    clock: BootClock,
+    signer: Option<CheckpointSigner>,
+) -> RecordBuilder {
     let chain_tail = opts.outputs.iter().find_map(|o| match &o.spec {
         OutputSpec::File(dir) => crate::recordfile::chain_tail(dir),
         _ => None,
@@ -300,71 +306,52 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         info!(key_id = signer.key_id(), "signing checkpoints");
         builder = builder.with_signer(signer);
     }
-    let lifecycle = Lifecycle::new(opts.heartbeat);
-    let record_stage = {
-        let stats = stats.clone();
-        let handover_out = handover.clone();
-        let lifecycle = lifecycle.clone();
-        let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let mut out = out::RecordOut::new(builder, detector, sinks).with_handover(handover_out);
-            out::record_stage(rx, &rt, initial, enricher, &mut out, &stats, &lifecycle)
-        })
-    };
+    builder
+}
 
-    let read_ctx = Arc::new(sources::ringbuf::ReadContext {
-        stats: stats.clone(),
-        handover: handover.clone(),
-        ignore_tgid: if opts.ignore_self { std::process::id() } else { 0 },
-    });
-    // Readers first, so nothing the programs emit waits unread.
-    let rings = [
-        (Ring::Proc, loaded.proc_events, &tx.lineage),
-        (Ring::File, loaded.file_events, &tx.bulk),
-        (Ring::Net, loaded.net_events, &tx.bulk),
-    ];
-    let mut sources: Vec<_> = rings
-        .into_iter()
-        .map(|(ring, map, queue)| {
-            let run = sources::ringbuf::run(
-                ring,
-                map,
-                queue.clone(),
-                read_ctx.clone(),
-                stop_rx.clone(),
-                opts.drain_interval,
-            );
-            tokio::spawn(run)
-        })
-        .collect();
-    sources.push(tokio::spawn(inode_filter.run(opts.filter_refresh, stop_rx.clone())));
-    let mut metrics_addr = None;
-    if let Some(listener) = metrics_listener {
-        metrics_addr = listener.local_addr().ok();
-        sources.push(tokio::spawn(crate::metrics::serve(listener, stats.clone(), stop_rx.clone())));
-    }
-    if let Some(logger) = loaded.logger {
-        sources.push(tokio::spawn(bridge_ebpf_logs(logger, stop_rx.clone())));
-    }
-    let attached = match kernel.attach() {
-        Ok(a) => a,
-        Err(e) => {
-            lifecycle.set_stop(StopReason::Error(format!("{e:#}")));
-            let _ = stop_tx.send(true);
-            return Err(e);
-        }
-    };
-    let start = crate::lifecycle::start_event(&crate::lifecycle::StartFacts {
-        opts: &opts,
-        rules,
-        attached: &attached,
-        btf: kernel.btf.clone(),
-        pinning: kernel.pinning.clone(),
-        heartbeat: opts.heartbeat,
-    });
-    // Not awaited here: the record stage may be waiting on a sink with the queue full.
+/// The record stage on its own blocking thread: it returns when both queues are closed.
+fn spawn_record_stage(
+    mut stage: out::Stage,
+    initial: Vec<Enriched>,
+    stats: Arc<Stats>,
+    lifecycle: Arc<Lifecycle>,
+) -> JoinHandle<Vec<SinkReport>> {
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || out::record_stage(&mut stage, &rt, initial, &stats, &lifecycle))
+}
+
+/// The three ring buffers the readers drain.
+struct Rings {
+    proc: aya::maps::RingBuf<aya::maps::MapData>,
+    file: aya::maps::RingBuf<aya::maps::MapData>,
+    net: aya::maps::RingBuf<aya::maps::MapData>,
+}
+
+/// One reader per ring: process events into the lineage queue, file and network events into
+/// the bulk queue.
+fn spawn_readers(
+    rings: Rings,
+    tx: &PrioritySenders,
+    ctx: &Arc<sources::ringbuf::ReadContext>,
+    stop: &watch::Receiver<bool>,
+    drain_every: Duration,
+) -> Vec<JoinHandle<anyhow::Result<()>>> {
+    [
+        (Ring::Proc, rings.proc, &tx.lineage),
+        (Ring::File, rings.file, &tx.bulk),
+        (Ring::Net, rings.net, &tx.bulk),
+    ]
+    .into_iter()
+    .map(|(ring, map, queue)| {
+        tokio::spawn(sources::ringbuf::run(ring, map, queue.clone(), ctx.clone(), stop.clone(), drain_every))
+    })
+    .collect()
+}
+
+/// Queues the `sensor_start` record, then the loss reports of retired programs. Not awaited:
+/// the record stage may be waiting on a sink with the queue full.
+fn send_start(tx: &PrioritySenders, start: sensor_proto::v1::audit_record::Event, retired: Vec<LossReport>) {
     let lineage = tx.lineage.clone();
-    let retired = std::mem::take(&mut kernel.retired);
     tokio::spawn(async move {
         lineage.send(PipelineEvent::Sensor(Box::new(start))).await?;
         for report in retired {
@@ -372,22 +359,6 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         }
         Ok::<_, tokio::sync::mpsc::error::SendError<PipelineEvent>>(())
     });
-    sources.push(tokio::spawn(lifecycle.clone().heartbeats(
-        tx.lineage.clone(),
-        stats.clone(),
-        stop_rx.clone(),
-    )));
-    // After attach: the skipped-run counters belong to loaded programs.
-    sources.push(tokio::spawn(sources::loss::run(
-        loaded.loss,
-        handover,
-        kernel.program_runs(),
-        tx.lineage,
-        stop_rx,
-        opts.loss_poll_interval,
-    )));
-    release_startup_memory();
-    Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, lifecycle, kernel })
 }
 
 /// Hands the heap that start-up used (kernel BTF parsing, the `/proc` seed) back to the system:

@@ -5,15 +5,17 @@ use std::sync::{Arc, atomic::Ordering};
 
 use tracing::{error, info, warn};
 
-use super::{LossReport, PARKED_POLL, PipelineEvent, SinkReport, Stats};
+use super::{PARKED_POLL, SinkReport};
 use crate::{
     detect::Detector,
     enrich::{Enriched, Enricher, clock::BootClock},
+    flow::{LineageMark, LossReport, PipelineEvent},
     handover::{Handover, WrittenCounter},
     lifecycle::Lifecycle,
     queue,
     recordbuild::RecordBuilder,
     sinks::{self, Sink},
+    stats::Stats,
 };
 
 /// Alerts that must leave the host at once: tamper evidence (the sensor may be about to die)
@@ -144,18 +146,25 @@ impl RecordOut {
     }
 }
 
+/// What the record stage owns: its end of the queues, the enricher, the lineage mark it reads,
+/// and the end of the stage (builder, detector, sinks).
+pub(super) struct Stage {
+    pub(super) rx: queue::PriorityReceiver,
+    pub(super) enricher: Enricher,
+    pub(super) lineage_mark: LineageMark,
+    pub(super) out: RecordOut,
+}
+
 /// The single consumer: enrich, number, detect, write. Flushes whenever it has caught up.
 pub(super) fn record_stage(
-    mut rx: queue::PriorityReceiver,
+    stage: &mut Stage,
     rt: &tokio::runtime::Handle,
     initial: Vec<Enriched>,
-    mut enricher: Enricher,
-    out: &mut RecordOut,
     stats: &Stats,
     lifecycle: &Lifecycle,
 ) -> Vec<SinkReport> {
     for e in initial {
-        out.emit(e, stats);
+        stage.out.emit(e, stats);
     }
     let mut batch = Vec::with_capacity(2);
     let mut since_publish = 0u32;
@@ -163,99 +172,139 @@ pub(super) fn record_stage(
         since_publish += 1;
         if since_publish >= crate::stats::PUBLISH_EVERY {
             since_publish = 0;
-            stats.publish(&rx, &enricher, &out.sinks);
-            account_sink_losses(out, stats, false);
+            stage.publish_gauges(stats);
+            account_sink_losses(&mut stage.out, stats, false);
         }
         // Read before taking an event: the process events it covers are queued by now, and the
         // lineage queue is emptied before any bulk event is taken.
-        enricher.advance_lineage_mark(stats.lineage_mark.load(Ordering::Acquire));
-        let ev = match rx.try_next() {
+        stage.enricher.advance_lineage_mark(stage.lineage_mark.get());
+        let ev = match stage.rx.try_next() {
             queue::Polled::Event(ev) => Some(ev),
-            queue::Polled::Empty => {
-                // Loss records first: flushed with the rest before the stage waits (it may wait
-                // long on a quiet machine).
-                account_sink_drops(out, &mut enricher, stats);
-                account_sink_losses(out, stats, false);
-                out.flush(stats);
-                out.flushed(&enricher);
-                stats.publish(&rx, &enricher, &out.sinks);
-                // Events waiting for their process's lineage, or an output waiting for disk
-                // space: wake up to release them or to probe the disk again.
-                let wake = if enricher.parked() > 0 {
-                    Some(PARKED_POLL)
-                } else if out.sinks.iter().any(|s| s.gap_open()) {
-                    Some(crate::sinks::space::PROBE_EVERY)
-                } else {
-                    None
-                };
-                if let Some(wake) = wake {
-                    match rt.block_on(tokio::time::timeout(wake, rx.next())) {
-                        Ok(Some(ev)) => Some(ev),
-                        Ok(None) => break,
-                        Err(_) => None,
-                    }
-                } else {
-                    match rt.block_on(rx.next()) {
-                        Some(ev) => Some(ev),
-                        None => break,
-                    }
-                }
-            }
+            queue::Polled::Empty => match stage.caught_up(rt, stats) {
+                Waited::Event(ev) => Some(ev),
+                Waited::Timeout => None,
+                Waited::Closed => break,
+            },
             queue::Polled::Closed => break,
         };
         if let Some(ev) = ev {
-            match &ev {
-                PipelineEvent::Loss(l) => {
-                    stats.loss_records.fetch_add(1, Ordering::Relaxed);
-                    stats.add_loss(l);
-                }
-                PipelineEvent::Kernel(k) => out.took(k.kind()),
-                PipelineEvent::Sensor(_) => {}
-            }
-            enricher.enrich(ev, &mut batch);
+            stage.take(ev, stats, &mut batch);
         }
         // Only once the lineage queue is empty: the mark read above covers process events that
         // may still be queued behind the one just taken.
-        if enricher.parked() > 0 && rx.lineage_is_empty() {
-            enricher.release_parked(BootClock::boot_ns_now(), false, &mut batch);
+        if stage.enricher.parked() > 0 && stage.rx.lineage_is_empty() {
+            stage.enricher.release_parked(BootClock::boot_ns_now(), false, &mut batch);
         }
         for e in batch.drain(..) {
-            out.emit(e, stats);
+            stage.out.emit(e, stats);
         }
     }
-    // Events still waiting for lineage go now, with what is known.
-    enricher.release_parked(BootClock::boot_ns_now(), true, &mut batch);
-    for e in batch.drain(..) {
-        out.emit(e, stats);
+    stage.finish(stats, lifecycle)
+}
+
+/// What waiting for the next event gave.
+enum Waited {
+    Event(PipelineEvent),
+    /// Time to release parked events or to probe the disk again.
+    Timeout,
+    Closed,
+}
+
+impl Stage {
+    /// Samples what only the record stage can see into `stats`: queue depths, the process
+    /// table, each sink's own metrics.
+    fn publish_gauges(&self, stats: &Stats) {
+        let (lineage, bulk) = self.rx.depths();
+        stats.set_queue_depths(lineage, bulk);
+        let t = self.enricher.table_stats();
+        stats.set_table(t.live, t.exited, t.evicted);
+        for (sink, c) in self.out.sinks.iter().zip(&stats.sinks) {
+            c.set_metrics(&sink.metrics());
+        }
     }
-    // Outputs that cannot write: the other outputs learn how much is missing from them.
-    account_sink_drops(out, &mut enricher, stats);
-    account_sink_losses(out, stats, true);
-    let stop = lifecycle.stop_event(out.builder.count());
-    out.emit(enricher.sensor_record(BootClock::boot_ns_now(), stop), stats);
-    out.finish(stats);
-    out.flushed(&enricher);
-    stats.publish(&rx, &enricher, &out.sinks);
-    let t = enricher.table_stats();
-    info!(
-        live = t.live,
-        exited = t.exited,
-        evicted = t.evicted,
-        retired = t.retired,
-        "process table at stop"
-    );
-    let d = out.detector.stats();
-    info!(
-        evaluated = d.evaluated,
-        alerts = d.alerts,
-        excepted = d.excepted,
-        suppressed = d.suppressed,
-        "detection at stop"
-    );
-    if out.builder.count() <= 1 {
-        warn!("no records were produced");
+
+    /// Both queues are empty: write the loss records of the sinks, flush everything, then wait
+    /// for the next event (with a timeout while events are parked or an output waits for disk
+    /// space).
+    fn caught_up(&mut self, rt: &tokio::runtime::Handle, stats: &Stats) -> Waited {
+        // Loss records first: flushed with the rest before the stage waits (it may wait long on
+        // a quiet machine).
+        account_sink_drops(&mut self.out, &mut self.enricher, stats);
+        account_sink_losses(&mut self.out, stats, false);
+        self.out.flush(stats);
+        self.out.flushed(&self.enricher);
+        self.publish_gauges(stats);
+        let wake = if self.enricher.parked() > 0 {
+            Some(PARKED_POLL)
+        } else if self.out.sinks.iter().any(|s| s.gap_open()) {
+            Some(crate::sinks::space::PROBE_EVERY)
+        } else {
+            None
+        };
+        let next = match wake {
+            Some(wake) => match rt.block_on(tokio::time::timeout(wake, self.rx.next())) {
+                Ok(next) => next,
+                Err(_) => return Waited::Timeout,
+            },
+            None => rt.block_on(self.rx.next()),
+        };
+        next.map_or(Waited::Closed, Waited::Event)
     }
-    out.reports()
+
+    /// Counts an event taken from the queues and enriches it into `batch`.
+    fn take(&mut self, ev: PipelineEvent, stats: &Stats, batch: &mut Vec<Enriched>) {
+        match &ev {
+            PipelineEvent::Loss(l) => {
+                stats.loss_records.fetch_add(1, Ordering::Relaxed);
+                stats.add_loss(l);
+            }
+            PipelineEvent::Kernel(k) => self.out.took(k.kind()),
+            PipelineEvent::Sensor(_) => {}
+        }
+        self.enricher.enrich(ev, batch);
+    }
+
+    /// The queues are closed: parked events go with what is known, the sinks' losses are
+    /// written, then `sensor_stop` and the final checkpoint.
+    fn finish(&mut self, stats: &Stats, lifecycle: &Lifecycle) -> Vec<SinkReport> {
+        let mut batch = Vec::new();
+        self.enricher.release_parked(BootClock::boot_ns_now(), true, &mut batch);
+        for e in batch.drain(..) {
+            self.out.emit(e, stats);
+        }
+        // Outputs that cannot write: the other outputs learn how much is missing from them.
+        account_sink_drops(&mut self.out, &mut self.enricher, stats);
+        account_sink_losses(&mut self.out, stats, true);
+        let stop = lifecycle.stop_event(self.out.builder.count());
+        self.out.emit(self.enricher.sensor_record(BootClock::boot_ns_now(), stop), stats);
+        self.out.finish(stats);
+        self.out.flushed(&self.enricher);
+        self.publish_gauges(stats);
+        self.log_at_stop();
+        self.out.reports()
+    }
+
+    fn log_at_stop(&self) {
+        let t = self.enricher.table_stats();
+        info!(
+            live = t.live,
+            exited = t.exited,
+            evicted = t.evicted,
+            retired = t.retired,
+            "process table at stop"
+        );
+        let d = self.out.detector.stats();
+        info!(
+            evaluated = d.evaluated,
+            alerts = d.alerts,
+            excepted = d.excepted,
+            suppressed = d.suppressed,
+            "detection at stop"
+        );
+        if self.out.builder.count() <= 1 {
+            warn!("no records were produced");
+        }
+    }
 }
 
 /// Turns records a sink had to give up (a full spool, a low disk) into loss records, written to

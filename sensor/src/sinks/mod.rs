@@ -78,48 +78,12 @@ pub trait Sink: Send {
     }
 }
 
-/// What a sink reports about itself beyond what the pipeline sees.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SinkMetrics {
-    /// Bytes waiting in the sink's spool (memory and disk).
-    pub spool_bytes: u64,
-    /// Records the destination has acknowledged, in total.
-    pub delivered: u64,
-    /// Delivery attempts that failed (connection refused, timeouts, …), in total.
-    pub errors: u64,
-    /// The disk the sink writes to (`file:` and the spools of network sinks).
-    pub disk: Option<DiskMetrics>,
-}
-
-/// Disk space and the disk-space policy of a sink that writes local files.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DiskMetrics {
-    /// Free bytes on the file system at the last check.
-    pub free_bytes: u64,
-    /// The reserve the sink leaves free.
-    pub reserve_bytes: u64,
-    /// The sink is not writing (below the reserve, or a write failed).
-    pub suspended: bool,
-    /// Records not written because of a full disk or an I/O error, in total.
-    pub unwritten: u64,
-    /// Files deleted to keep the reserve (`on_low_space = "rotate"`), in total.
-    pub deleted_files: u64,
-}
-
-/// Records one sink could not write: a run of consecutive `seq`s missing from its stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SinkLoss {
-    pub sink: String,
-    /// `disk_full` or `io_error`.
-    pub reason: &'static str,
-    pub count: u64,
-    pub first_seq: u64,
-    pub last_seq: u64,
-    pub first_boot_ns: u64,
-    pub last_boot_ns: u64,
-    /// Hex SHA-256 of the last record the sink wrote before the gap.
-    pub prev_hash: String,
-}
+// What a sink reports about itself (plain numbers, stored in `Stats`) and the records it
+// could not write (a loss record follows): shared with the rest of the pipeline.
+pub use crate::{
+    flow::SinkLoss,
+    stats::{DiskMetrics, SinkMetrics},
+};
 
 /// Opens the sink an output names.
 pub fn open(output: &Output) -> Result<Box<dyn Sink>, SinkError> {

@@ -14,9 +14,9 @@ use tracing::{error, warn};
 
 use crate::{
     enrich::clock::BootClock,
+    flow::{LossReport, PipelineEvent},
     handover::Handover,
     loader::ProgramRuns,
-    pipeline::{LossReport, PipelineEvent},
     ratelimit::RateLimited,
 };
 

@@ -10,10 +10,13 @@ use tracing::warn;
 use crate::{
     decode,
     enrich::clock::BootClock,
+    flow::{LineageMark, LossReport, PipelineEvent},
     handover::Handover,
-    pipeline::{LossReport, PipelineEvent, Stats},
     ratelimit::RateLimited,
+    stats::Stats,
 };
+
+pub use crate::flow::Ring;
 
 /// An event is stamped, then reserved and committed in the ring within microseconds: the
 /// lineage mark stays this far behind the time the ring was found empty.
@@ -27,26 +30,6 @@ const BATCH: usize = 1024;
 /// frees (a futex and an epoll round trip per record); waiting for a chunk wakes it once per
 /// chunk.
 const SEND_CHUNK: usize = 256;
-
-/// Which ring buffer a reader drains (a metrics label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ring {
-    Proc = 0,
-    File = 1,
-    Net = 2,
-}
-
-impl Ring {
-    pub const ALL: [Ring; 3] = [Ring::Proc, Ring::File, Ring::Net];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Ring::Proc => "proc",
-            Ring::File => "file",
-            Ring::Net => "net",
-        }
-    }
-}
 
 /// Reads `ring` until `stop` turns true, then drains what is left and returns.
 pub async fn run(
@@ -90,7 +73,7 @@ pub async fn run(
                     // Everything stamped before `before` (less a margin for events stamped but
                     // not yet committed) has been read and queued.
                     let mark = before.saturating_sub(MARK_MARGIN_NS);
-                    stats.lineage_mark.fetch_max(mark, std::sync::atomic::Ordering::Release);
+                    ctx.lineage_mark.advance(mark);
                 }
                 break;
             }
@@ -123,6 +106,8 @@ async fn send_all(
 pub struct ReadContext {
     pub stats: Arc<Stats>,
     pub handover: Arc<Handover>,
+    /// Advanced by the process reader whenever it finds its ring empty (see [`LineageMark`]).
+    pub lineage_mark: LineageMark,
     /// The sensor's own process (0: none): its events are dropped here too, because adopted
     /// programs name the previous sensor until this one has claimed them.
     pub ignore_tgid: u32,
