@@ -184,7 +184,7 @@ fn disk_values(s: &SinkStats) -> [u64; 5] {
 }
 
 /// The Prometheus text exposition (version 0.0.4) of `stats` and the ring fill levels.
-pub fn render(stats: &Stats, rings: &RingFills) -> String {
+pub fn render(stats: &Stats, fills: &RingFills) -> String {
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let one = |v: u64| vec![(String::new(), v)];
     let mut out = String::with_capacity(4096);
@@ -228,7 +228,7 @@ pub fn render(stats: &Stats, rings: &RingFills) -> String {
     let fill = |f: fn(&RingFill) -> u64| -> Vec<(String, u64)> {
         Ring::ALL
             .iter()
-            .zip(rings)
+            .zip(fills)
             .filter_map(|(r, fill)| fill.as_ref().map(|fill| (labels(&[("ring", r.name())]), f(fill))))
             .collect()
     };
@@ -424,7 +424,8 @@ mod tests {
         let listener = bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop_tx, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, Arc::new(stats()), stop_rx));
+        let server =
+            tokio::spawn(serve(listener, Arc::new(stats()), Arc::new(RingFills::default()), stop_rx));
         let ok = get(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.contains("text/plain; version=0.0.4"), "{ok}");

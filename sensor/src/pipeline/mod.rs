@@ -217,7 +217,7 @@ fn new_stats(sinks: &[Box<dyn Sink>], queue_capacity: usize) -> Stats {
 /// the outputs and their spools), included and protected paths, resolved once now.
 fn inode_filter(
     opts: &Options,
-    map: aya::maps::HashMap<aya::maps::MapData, sensor_common::InodeKey, u32>,
+    map: aya::maps::HashMap<aya::maps::MapData, sensor_common::file::InodeKey, u32>,
     adopted: bool,
     protected: &ProtectedPaths,
 ) -> InodeFilter {
