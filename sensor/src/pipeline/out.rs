@@ -203,6 +203,7 @@ pub(super) fn record_stage(
 }
 
 /// What waiting for the next event gave.
+#[expect(clippy::large_enum_variant, reason = "returned once per wait, never stored")]
 enum Waited {
     Event(PipelineEvent),
     /// Time to release parked events or to probe the disk again.
