@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, path::PathBuf, time::Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
@@ -118,10 +118,7 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
 
 /// [`load`], handing the loaded object to `before_take` before the maps the sources need are
 /// taken out of it (`crate::kernel` pins them there, so that another sensor can adopt them).
-pub fn load_with(
-    cfg: LoadConfig,
-    before_take: impl FnOnce(&Ebpf) -> anyhow::Result<()>,
-) -> anyhow::Result<Loaded> {
+pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>) -> Result<Loaded> {
     let started = Instant::now();
     let given = cfg.btf;
     let (kbtf, btf_source) = KernelBtf::locate(given.as_deref())?;
