@@ -81,6 +81,9 @@ pub struct RecordView<'a> {
     pub session: Option<&'a SessionInfo>,
     command_line: OnceCell<String>,
     parent_command_line: OnceCell<String>,
+    /// Every ancestor's command line, joined once per record (rules and the candidate index
+    /// read `AncestorCommandLine` several times per record).
+    ancestor_command_lines: OnceCell<Vec<String>>,
 }
 
 impl<'a> RecordView<'a> {
@@ -91,6 +94,7 @@ impl<'a> RecordView<'a> {
             session,
             command_line: OnceCell::new(),
             parent_command_line: OnceCell::new(),
+            ancestor_command_lines: OnceCell::new(),
         }
     }
 

@@ -187,7 +187,14 @@ pub(super) static PROCESS: &[Field] = &[
         name: "AncestorCommandLine",
         scope: Scope::Process,
         doc: "command lines of all ancestors (any matches)",
-        get: |v| ancestors_str(v, |a| Some(EventValue::Str(Cow::Owned(command_line(&a.argv))))),
+        get: |v| {
+            let lines = v
+                .ancestor_command_lines
+                .get_or_init(|| v.record.ancestors.iter().map(|a| command_line(&a.argv)).collect());
+            let items: Vec<EventValue<'_>> =
+                lines.iter().map(|l| EventValue::Str(Cow::Borrowed(l.as_str()))).collect();
+            (!items.is_empty()).then_some(EventValue::Array(items))
+        },
     },
     Field {
         name: "AncestorUserId",

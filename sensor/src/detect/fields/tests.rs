@@ -54,6 +54,16 @@ fn process_fields_follow_sysmon_names() {
         Some(EventValue::Array(a)) => assert_eq!(a.len(), 2),
         other => panic!("{other:?}"),
     }
+    // Joined once per view, the same every time a rule asks.
+    for _ in 0..2 {
+        match v.get_field("AncestorCommandLine") {
+            Some(EventValue::Array(a)) => {
+                let lines: Vec<Option<String>> = a.into_iter().map(|x| str_of(Some(x))).collect();
+                assert_eq!(lines, [Some("nginx: worker".to_owned()), Some(String::new())]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[test]
