@@ -18,7 +18,7 @@ use sensor::{
         file::FileSink,
         spec::{DiskOptions, FileOptions, LowSpace, SpoolOptions},
         spool::DurableSink,
-        transport::{Outgoing, Transport},
+        transport::{Encoder, Outgoing, Transport},
     },
 };
 use sensor_proto::{
@@ -211,13 +211,15 @@ struct Collect {
     got: Arc<Mutex<Vec<Outgoing>>>,
 }
 
+impl Encoder for Collect {
+    fn encode(&self, record: &AuditRecord, _encoded: &[u8]) -> Result<Vec<u8>, SinkError> {
+        Ok(serde_json::to_vec(record).expect("json"))
+    }
+}
+
 impl Transport for Collect {
     fn name(&self) -> &str {
         "collect://test"
-    }
-
-    fn render(&self, record: &AuditRecord, _encoded: &[u8]) -> Result<Vec<u8>, SinkError> {
-        Ok(serde_json::to_vec(record).expect("json"))
     }
 
     fn deliver(&mut self, batch: &[Outgoing]) -> Result<(), SinkError> {

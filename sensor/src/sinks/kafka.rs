@@ -6,6 +6,8 @@
 //! - an idempotent producer (`enable.idempotence=true`, `acks=all`), lz4 compression; the
 //!   output's `kafka` options are librdkafka properties applied on top of these defaults.
 //!
+//! [`KafkaEncoder`] renders the key and value on the record thread; [`KafkaTransport`] holds the
+//! output's one producer (librdkafka client) on the spool's sender thread.
 //! [`KafkaTransport::deliver`] produces a batch and waits for every delivery report, so the
 //! spool only forgets records the brokers have acknowledged. A batch that is re-sent after an
 //! error may duplicate records on the topic; consumers de-duplicate by `seq` (at-least-once).
@@ -28,7 +30,7 @@ use tracing::{debug, error, info, warn};
 use super::{
     SinkError, render,
     spec::Format,
-    transport::{Outgoing, Transport},
+    transport::{self, Encoder, Outgoing, Transport},
 };
 
 /// How long librdkafka keeps trying to deliver a message (`message.timeout.ms`) unless the
@@ -162,13 +164,40 @@ impl ProducerContext for Context {
     }
 }
 
+/// Renders records into spool payloads: the key ([`key`]) and the JSON value, packed by
+/// [`encode`].
+#[derive(Debug)]
+pub struct KafkaEncoder {
+    name: String,
+    format: Format,
+}
+
+impl KafkaEncoder {
+    pub fn new(brokers: &str, topic: &str, format: Format) -> Self {
+        Self { name: output_name(brokers, topic), format }
+    }
+}
+
+impl Encoder for KafkaEncoder {
+    fn encode(&self, record: &AuditRecord, _encoded: &[u8]) -> Result<Vec<u8>, SinkError> {
+        let mut value = Vec::with_capacity(1024);
+        render::json(record, self.format, &mut value)
+            .map_err(|source| SinkError::Json { sink: self.name.clone(), source })?;
+        Ok(encode(key(record).as_bytes(), &value))
+    }
+}
+
+/// The output's name, `kafka://BROKERS/TOPIC`.
+fn output_name(brokers: &str, topic: &str) -> String {
+    format!("kafka://{brokers}/{topic}")
+}
+
 /// A Kafka topic as a [`Transport`] for the spool.
 pub struct KafkaTransport {
     name: String,
     topic: String,
-    format: Format,
     config: ClientConfig,
-    /// Made by the first `deliver` (so an instance that only renders never connects), and
+    /// Made by the first `deliver` (so a sensor whose spool is empty never connects), and
     /// made anew after a fatal producer error.
     producer: Option<BaseProducer<Context>>,
     generation: usize,
@@ -186,13 +215,8 @@ impl KafkaTransport {
     /// Checks the producer configuration: an unknown property, a bad value or a conflict (such
     /// as `acks=1` with idempotence) is an error here, at start, not a delivery error later.
     /// The producer that is kept is created, and connects, on the first `deliver`.
-    pub fn new(
-        brokers: &str,
-        topic: &str,
-        format: Format,
-        extra: &BTreeMap<String, String>,
-    ) -> Result<Self, SinkError> {
-        let name = format!("kafka://{brokers}/{topic}");
+    pub fn new(brokers: &str, topic: &str, extra: &BTreeMap<String, String>) -> Result<Self, SinkError> {
+        let name = output_name(brokers, topic);
         let config = producer_config(brokers, extra);
         let timeout_ms = config
             .get("message.timeout.ms")
@@ -203,10 +227,10 @@ impl KafkaTransport {
         // Some conflicts are only found when a client is made; this one is closed at once,
         // before it has connected (it has nothing to send).
         drop(create(&config).map_err(|source| SinkError::Kafka { sink: name.clone(), source })?);
+        transport::count_built();
         Ok(Self {
             name,
             topic: topic.to_owned(),
-            format,
             config,
             producer: None,
             generation: 0,
@@ -226,13 +250,6 @@ fn create(config: &ClientConfig) -> Result<BaseProducer<Context>, KafkaError> {
 impl Transport for KafkaTransport {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    fn render(&self, record: &AuditRecord, _encoded: &[u8]) -> Result<Vec<u8>, SinkError> {
-        let mut value = Vec::with_capacity(1024);
-        render::json(record, self.format, &mut value)
-            .map_err(|source| SinkError::Json { sink: self.name.clone(), source })?;
-        Ok(encode(key(record).as_bytes(), &value))
     }
 
     fn deliver(&mut self, batch: &[Outgoing]) -> Result<(), SinkError> {
@@ -373,18 +390,16 @@ mod tests {
 
     #[test]
     fn kafka_render_is_keyed_json() {
-        let t =
-            KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &BTreeMap::new()).expect("producer");
+        let t = KafkaEncoder::new("127.0.0.1:1", "audit", Format::Json);
         let rec = record("m1", "ward-7", 42);
-        let payload = t.render(&rec, &[]).expect("render");
+        let payload = t.encode(&rec, &[]).expect("render");
         let (k, v) = decode(&payload).expect("decode");
         assert_eq!(k, b"m1");
         let json: serde_json::Value = serde_json::from_slice(v).expect("json");
         assert_eq!(json["seq"], "42");
         assert_eq!(json["host"]["machine_id"], "m1");
-        let ocsf =
-            KafkaTransport::new("127.0.0.1:1", "audit", Format::Ocsf, &BTreeMap::new()).expect("producer");
-        let (_, v) = decode(&ocsf.render(&rec, &[]).expect("render"))
+        let ocsf = KafkaEncoder::new("127.0.0.1:1", "audit", Format::Ocsf);
+        let (_, v) = decode(&ocsf.encode(&rec, &[]).expect("render"))
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .expect("d");
         let json: serde_json::Value = serde_json::from_slice(&v).expect("ocsf json");
@@ -395,7 +410,7 @@ mod tests {
     fn kafka_rejects_unknown_property() {
         let mut extra = BTreeMap::new();
         extra.insert("no.such.property".to_owned(), "1".to_owned());
-        let err = KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &extra).expect_err("invalid");
+        let err = KafkaTransport::new("127.0.0.1:1", "audit", &extra).expect_err("invalid");
         assert!(err.to_string().contains("no.such.property"), "{err}");
     }
 
@@ -404,9 +419,9 @@ mod tests {
         let mut extra = BTreeMap::new();
         extra.insert("acks".to_owned(), "1".to_owned());
         let t0 = Instant::now();
-        let err = KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &extra).expect_err("acks=1");
+        let err = KafkaTransport::new("127.0.0.1:1", "audit", &extra).expect_err("acks=1");
         assert!(err.to_string().contains("acks"), "{err}");
-        KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &BTreeMap::new()).expect("defaults");
+        KafkaTransport::new("127.0.0.1:1", "audit", &BTreeMap::new()).expect("defaults");
         assert!(t0.elapsed() < Duration::from_secs(2), "validation took {:?}", t0.elapsed());
     }
 
@@ -422,15 +437,16 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &extra).expect("TLS is built in");
+        KafkaTransport::new("127.0.0.1:1", "audit", &extra).expect("TLS is built in");
     }
 
     #[test]
     fn kafka_delivery_fails_when_no_broker_answers() {
         let mut extra = BTreeMap::new();
         extra.insert("message.timeout.ms".to_owned(), "300".to_owned());
-        let mut t = KafkaTransport::new("127.0.0.1:1", "audit", Format::Json, &extra).expect("producer");
-        let payload = t.render(&record("m1", "h", 1), &[]).expect("render");
+        let mut t = KafkaTransport::new("127.0.0.1:1", "audit", &extra).expect("producer");
+        let e = KafkaEncoder::new("127.0.0.1:1", "audit", Format::Json);
+        let payload = e.encode(&record("m1", "h", 1), &[]).expect("render");
         let err = t.deliver(&[Outgoing { seq: 1, payload }]).expect_err("nobody listens");
         assert!(err.to_string().contains("not delivered"), "{err}");
     }
@@ -478,16 +494,17 @@ mod tests {
         let mut extra = BTreeMap::new();
         extra.insert("message.timeout.ms".to_owned(), "3000".to_owned());
         extra.insert("message.max.bytes".to_owned(), "2000".to_owned());
-        let mut t = KafkaTransport::new(&bootstrap, "audit", Format::Json, &extra).expect("producer");
+        let mut t = KafkaTransport::new(&bootstrap, "audit", &extra).expect("producer");
+        let e = KafkaEncoder::new(&bootstrap, "audit", Format::Json);
         let batch = |seqs: std::ops::Range<u64>| -> Vec<Outgoing> {
-            seqs.map(|seq| Outgoing { seq, payload: t.render(&record("m1", "h", seq), &[]).expect("render") })
+            seqs.map(|seq| Outgoing { seq, payload: e.encode(&record("m1", "h", seq), &[]).expect("render") })
                 .collect()
         };
         let (mut first, second) = (batch(1..4), batch(4..6));
         // A corrupt payload is skipped (logged at ERROR), not retried forever.
         first.insert(1, Outgoing { seq: 99, payload: b"garbage".to_vec() });
         // So is a record above message.max.bytes.
-        let huge = t.render(&record("m1", &"h".repeat(3000), 98), &[]).expect("render");
+        let huge = e.encode(&record("m1", &"h".repeat(3000), 98), &[]).expect("render");
         first.insert(2, Outgoing { seq: 98, payload: huge });
         // Under load (the whole unit-test suite on 2 vCPUs) the first connection can outlast the
         // message timeout: re-send as the spool does.

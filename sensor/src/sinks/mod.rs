@@ -91,15 +91,40 @@ pub fn open(output: &Output) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match &output.spec {
         OutputSpec::Jsonl(target) => Box::new(jsonl::JsonlSink::open(target, opts.format)?),
         OutputSpec::File(dir) => Box::new(file::FileSink::open(dir, opts.file)?),
+        // A network output: the encoder renders on the record thread, the one transport
+        // delivers on the spool's sender thread.
         OutputSpec::Syslog { tls, host, port } => Box::new(spool::DurableSink::open(
-            syslog::SyslogTransport::new(*tls, host, *port, opts)?,
+            syslog::SyslogEncoder::new(*tls, host, *port, opts.format),
             syslog::SyslogTransport::new(*tls, host, *port, opts)?,
             &opts.spool,
         )?),
         OutputSpec::Kafka { brokers, topic } => Box::new(spool::DurableSink::open(
-            kafka::KafkaTransport::new(brokers, topic, opts.format, &opts.kafka)?,
-            kafka::KafkaTransport::new(brokers, topic, opts.format, &opts.kafka)?,
+            kafka::KafkaEncoder::new(brokers, topic, opts.format),
+            kafka::KafkaTransport::new(brokers, topic, &opts.kafka)?,
             &opts.spool,
         )?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens `spec` with its spool in a temporary directory; returns the transports built.
+    fn transports_built_by(spec: &str) -> usize {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut output = Output::from(spec.parse::<OutputSpec>().expect("spec"));
+        output.options.spool.dir = Some(tmp.path().join("spool"));
+        let before = transport::built();
+        let sink = open(&output).expect("open");
+        let built = transport::built() - before;
+        drop(sink);
+        built
+    }
+
+    #[test]
+    fn a_network_output_builds_one_transport() {
+        assert_eq!(transports_built_by("syslog+tcp://127.0.0.1:1"), 1);
+        assert_eq!(transports_built_by("kafka://127.0.0.1:1/audit"), 1);
+    }
 }

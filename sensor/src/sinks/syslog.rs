@@ -39,7 +39,7 @@ use sensor_proto::{AuditRecord, v1::audit_record::Event};
 use super::{
     OutputOptions, SinkError, render,
     spec::{Format, TlsOptions},
-    transport::{Outgoing, Transport},
+    transport::{self, Encoder, Outgoing, Transport},
 };
 
 /// RFC 5424 facility 10: security/authorization messages (private).
@@ -145,15 +145,45 @@ fn would_block_or_data(r: &io::Result<usize>) -> bool {
     }
 }
 
+/// The output's name, `syslog+tcp://HOST:PORT` or `syslog+tls://HOST:PORT`.
+fn output_name(tls: bool, host: &str, port: u16) -> String {
+    super::OutputSpec::Syslog { tls, host: host.to_owned(), port }.to_string()
+}
+
+/// Renders records into octet-counted RFC 5424 messages (on the record thread).
+#[derive(Debug)]
+pub struct SyslogEncoder {
+    name: String,
+    format: Format,
+    procid: String,
+}
+
+impl SyslogEncoder {
+    pub fn new(tls: bool, host: &str, port: u16, format: Format) -> Self {
+        Self { name: output_name(tls, host, port), format, procid: std::process::id().to_string() }
+    }
+}
+
+impl Encoder for SyslogEncoder {
+    fn encode(&self, record: &AuditRecord, _encoded: &[u8]) -> Result<Vec<u8>, SinkError> {
+        let mut msg = Vec::with_capacity(1024);
+        header(record, &self.procid, &mut msg);
+        render::json(record, self.format, &mut msg)
+            .map_err(|source| SinkError::Json { sink: self.name.clone(), source })?;
+        let mut framed = Vec::with_capacity(msg.len() + 8);
+        framed.extend_from_slice(format!("{} ", msg.len()).as_bytes());
+        framed.extend_from_slice(&msg);
+        Ok(framed)
+    }
+}
+
 /// A syslog receiver over TCP or TLS.
 pub struct SyslogTransport {
     name: String,
     host: String,
     port: u16,
-    format: Format,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
     conn: Option<Conn>,
-    procid: String,
     buf: Vec<u8>,
 }
 
@@ -161,7 +191,7 @@ impl SyslogTransport {
     /// Prepares the transport (reads TLS material now, so a bad path fails at start); connects
     /// on the first delivery.
     pub fn new(tls: bool, host: &str, port: u16, opts: &OutputOptions) -> Result<Self, SinkError> {
-        let name = super::OutputSpec::Syslog { tls, host: host.to_owned(), port }.to_string();
+        let name = output_name(tls, host, port);
         let tls = if tls {
             let config =
                 client_config(&opts.tls).map_err(|reason| SinkError::Tls { sink: name.clone(), reason })?;
@@ -174,16 +204,8 @@ impl SyslogTransport {
         } else {
             None
         };
-        Ok(Self {
-            name,
-            host: host.to_owned(),
-            port,
-            format: opts.format,
-            tls,
-            conn: None,
-            procid: std::process::id().to_string(),
-            buf: Vec::new(),
-        })
+        transport::count_built();
+        Ok(Self { name, host: host.to_owned(), port, tls, conn: None, buf: Vec::new() })
     }
 
     fn io(&self, source: io::Error) -> SinkError {
@@ -237,17 +259,6 @@ impl SyslogTransport {
 impl Transport for SyslogTransport {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    fn render(&self, record: &AuditRecord, _encoded: &[u8]) -> Result<Vec<u8>, SinkError> {
-        let mut msg = Vec::with_capacity(1024);
-        header(record, &self.procid, &mut msg);
-        render::json(record, self.format, &mut msg)
-            .map_err(|source| SinkError::Json { sink: self.name.clone(), source })?;
-        let mut framed = Vec::with_capacity(msg.len() + 8);
-        framed.extend_from_slice(format!("{} ", msg.len()).as_bytes());
-        framed.extend_from_slice(&msg);
-        Ok(framed)
     }
 
     fn deliver(&mut self, batch: &[Outgoing]) -> Result<(), SinkError> {

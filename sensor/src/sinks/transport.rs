@@ -1,10 +1,13 @@
-//! The network side of a sink: what the durable spool (`spool.rs`) drives.
+//! The network side of a sink: what the durable spool (`spool/`) drives, in two parts.
 //!
-//! A network sink is a [`Transport`] wrapped in the spool: the pipeline thread renders each
-//! record into its wire payload, the spool keeps payloads in order (memory, then disk when the
-//! remote is down or slow) and a sender thread delivers them. Delivery is at-least-once: after an
-//! error the spool re-sends from the first payload not acknowledged, so a receiver may see a
-//! `seq` twice and de-duplicates by it.
+//! - An [`Encoder`] renders each record into its wire payload (a syslog line, a Kafka key and
+//!   value). It runs on the record thread and holds no network client.
+//! - A [`Transport`] delivers payloads. It lives on the spool's sender thread and is built once
+//!   per output, so an output has one connection (one librdkafka client for Kafka).
+//!
+//! Between the two, the spool keeps payloads in order (memory, then disk when the remote is down
+//! or slow). Delivery is at-least-once: after an error the spool re-sends from the first payload
+//! not acknowledged, so a receiver may see a `seq` twice and de-duplicates by it.
 
 use sensor_proto::AuditRecord;
 
@@ -17,14 +20,35 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
 }
 
-/// A remote destination.
+/// Renders records into the payloads a transport sends (runs on the record thread).
+pub trait Encoder: Send + 'static {
+    /// Renders a record; `encoded` is its protobuf encoding.
+    fn encode(&self, record: &AuditRecord, encoded: &[u8]) -> Result<Vec<u8>, SinkError>;
+}
+
+/// A remote destination (runs on the spool's sender thread).
 pub trait Transport: Send + 'static {
     /// Short name for logs and metrics, e.g. `syslog+tls://siem:6514`.
     fn name(&self) -> &str;
-    /// Renders a record into the payload this transport sends (runs on the pipeline thread).
-    fn render(&self, record: &AuditRecord, encoded: &[u8]) -> Result<Vec<u8>, SinkError>;
     /// Delivers the payloads in order and returns once the remote has accepted all of them.
     /// On error, any prefix may have arrived; the caller re-sends the whole batch later
     /// (after reconnecting), which is why receivers de-duplicate by seq.
     fn deliver(&mut self, batch: &[Outgoing]) -> Result<(), SinkError>;
+}
+
+/// Transports built by this thread so far (tests check that an output builds one).
+#[cfg(test)]
+pub(crate) fn built() -> usize {
+    BUILT.with(std::cell::Cell::get)
+}
+
+#[cfg(test)]
+thread_local! {
+    static BUILT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Called by every transport's constructor (counts in tests, nothing otherwise).
+pub(crate) fn count_built() {
+    #[cfg(test)]
+    BUILT.with(|n| n.set(n.get() + 1));
 }

@@ -1,10 +1,11 @@
-//! `DurableSink<T>`: a [`Transport`] behind an on-disk spool, so a network sink neither blocks
-//! the pipeline nor loses records when the remote is down, slow, or the sensor restarts.
+//! `DurableSink<E>`: an [`Encoder`] and a [`Transport`] with an on-disk spool between them, so a
+//! network sink neither blocks the pipeline nor loses records when the remote is down, slow, or
+//! the sensor restarts.
 //!
-//! - The pipeline thread renders each record (`Transport::render`) and appends the payload to
+//! - The pipeline thread renders each record (`Encoder::encode`) and appends the payload to
 //!   the spool (a buffered write to a local segment file; never a network call).
-//! - A sender thread reads the spool in order, delivers batches, and acknowledges what was
-//!   delivered; fully delivered segments are deleted.
+//! - A sender thread owns the transport (the output's only one), reads the spool in order,
+//!   delivers batches, and acknowledges what was delivered; fully delivered segments are deleted.
 //! - Every record goes through the spool, not only when the remote is down (a write-ahead
 //!   log, as Vector's disk buffers do). This costs one buffered append per record, like the
 //!   `file:` sink, and makes order and restart recovery the same code path: a new run first
@@ -48,7 +49,7 @@ use super::{
     DiskMetrics, Sink, SinkError, SinkLoss,
     space::{self, Episode, SpaceCheck},
     spec::{LowSpace, SpoolOptions},
-    transport::{Outgoing, Transport},
+    transport::{Encoder, Outgoing, Transport},
 };
 
 /// Default parent of spool directories (one per sink, named after it).
@@ -114,9 +115,9 @@ impl Shared {
 }
 
 /// A network sink: records are spooled on disk and delivered by a sender thread.
-pub struct DurableSink<T: Transport> {
+pub struct DurableSink<E: Encoder> {
     name: String,
-    renderer: T,
+    encoder: E,
     shared: Arc<Shared>,
     sender: Option<JoinHandle<()>>,
     drain: Duration,
@@ -131,7 +132,7 @@ pub struct DurableSink<T: Transport> {
     deleted_segments: u64,
 }
 
-impl<T: Transport> std::fmt::Debug for DurableSink<T> {
+impl<E: Encoder> std::fmt::Debug for DurableSink<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DurableSink").field("name", &self.name).finish_non_exhaustive()
     }
@@ -159,12 +160,12 @@ pub fn output_spool_dir(output: &super::Output) -> Option<PathBuf> {
     }
 }
 
-impl<T: Transport> DurableSink<T> {
-    /// Opens the spool and starts the sender. Takes two instances of the transport: `renderer`
-    /// renders on the pipeline thread, `sender` delivers on the sender thread, so rendering
-    /// never waits for a network call (transports connect lazily, in `deliver`).
-    pub fn open(renderer: T, sender: T, opts: &SpoolOptions) -> Result<Self, SinkError> {
-        let name = renderer.name().to_owned();
+impl<E: Encoder> DurableSink<E> {
+    /// Opens the spool and starts the sender. `encoder` renders on the pipeline thread;
+    /// `transport` moves to the sender thread and delivers, so rendering never waits for a
+    /// network call. The sink is named after the transport.
+    pub fn open<T: Transport>(encoder: E, transport: T, opts: &SpoolOptions) -> Result<Self, SinkError> {
+        let name = transport.name().to_owned();
         let dir = spool_dir(&name, opts);
         let io = |source| SinkError::Io { sink: name.clone(), source };
         let segment_bytes = (opts.max_bytes / 8).clamp(4096, 32 * 1024 * 1024);
@@ -183,16 +184,16 @@ impl<T: Transport> DurableSink<T> {
         });
         shared.publish(&shared.lock());
         let thread_shared = shared.clone();
-        let sender = std::thread::Builder::new()
+        let sender_thread = std::thread::Builder::new()
             .name("spool-sender".into())
-            .spawn(move || sender::run_sender(&thread_shared, sender, &ack))
+            .spawn(move || sender::run_sender(&thread_shared, transport, &ack))
             .map_err(io)?;
         let space = SpaceCheck::new(&name, &dir, opts.disk);
         Ok(Self {
             name,
-            renderer,
+            encoder,
             shared,
-            sender: Some(sender),
+            sender: Some(sender_thread),
             drain: DRAIN_ON_CLOSE,
             space,
             episode: None,
@@ -286,7 +287,7 @@ impl<T: Transport> DurableSink<T> {
     }
 }
 
-impl<T: Transport> Sink for DurableSink<T> {
+impl<E: Encoder> Sink for DurableSink<E> {
     fn name(&self) -> &str {
         &self.name
     }
@@ -297,7 +298,7 @@ impl<T: Transport> Sink for DurableSink<T> {
             self.count_unwritten(record);
             return Ok(());
         }
-        let payload = self.renderer.render(record, encoded)?;
+        let payload = self.encoder.encode(record, encoded)?;
         if !self.resuming && self.space.due(payload.len() as u64) {
             if self.space.low() {
                 if self.make_room() {
@@ -356,7 +357,7 @@ impl<T: Transport> Sink for DurableSink<T> {
     /// Spooled and fsynced, then handed to the sender to go before the backlog.
     fn urgent(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError> {
         // Queued before the spooled records become visible to the sender, so it goes first.
-        let payload = self.renderer.render(record, encoded)?;
+        let payload = self.encoder.encode(record, encoded)?;
         self.shared
             .urgent
             .lock()
@@ -417,7 +418,7 @@ impl<T: Transport> Sink for DurableSink<T> {
     }
 }
 
-impl<T: Transport> Drop for DurableSink<T> {
+impl<E: Encoder> Drop for DurableSink<E> {
     fn drop(&mut self) {
         if let Err(e) = self.shared.lock().flush() {
             error!(sink = %self.name, error = %e, "spool: final write failed");

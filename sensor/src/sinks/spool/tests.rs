@@ -38,13 +38,15 @@ impl Mock {
     }
 }
 
+impl Encoder for Mock {
+    fn encode(&self, record: &AuditRecord, _encoded: &[u8]) -> Result<Vec<u8>, SinkError> {
+        Ok(format!("record {} {}", record.seq, "x".repeat(84)).into_bytes())
+    }
+}
+
 impl Transport for Mock {
     fn name(&self) -> &str {
         "mock://x"
-    }
-
-    fn render(&self, record: &AuditRecord, _encoded: &[u8]) -> Result<Vec<u8>, SinkError> {
-        Ok(format!("record {} {}", record.seq, "x".repeat(84)).into_bytes())
     }
 
     fn deliver(&mut self, batch: &[Outgoing]) -> Result<(), SinkError> {
@@ -55,7 +57,7 @@ impl Transport for Mock {
             });
         }
         for o in batch {
-            assert_eq!(o.payload, self.render(&rec(o.seq), &[]).expect("render"));
+            assert_eq!(o.payload, self.encode(&rec(o.seq), &[]).expect("render"));
         }
         self.got.lock().expect("lock").extend(batch.iter().map(|o| o.seq));
         Ok(())

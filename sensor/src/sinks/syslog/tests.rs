@@ -17,8 +17,8 @@ fn record(seq: u64, event: Event) -> AuditRecord {
     }
 }
 
-fn transport() -> SyslogTransport {
-    SyslogTransport::new(false, "127.0.0.1", 514, &OutputOptions::default()).expect("transport")
+fn encoder() -> SyslogEncoder {
+    SyslogEncoder::new(false, "127.0.0.1", 514, Format::Json)
 }
 
 /// Splits octet-counted frames (`LEN SP MSG`).
@@ -35,8 +35,8 @@ fn frames(mut data: &[u8]) -> Vec<String> {
 
 #[test]
 fn renders_rfc5424_with_octet_counting() {
-    let t = transport();
-    let payload = t.render(&record(17, Event::Exec(ExecEvent::default())), &[]).expect("render");
+    let t = encoder();
+    let payload = t.encode(&record(17, Event::Exec(ExecEvent::default())), &[]).expect("render");
     let msgs = frames(&payload);
     assert_eq!(msgs.len(), 1);
     let pid = std::process::id();
@@ -52,10 +52,10 @@ fn renders_rfc5424_with_octet_counting() {
 
 #[test]
 fn severity_follows_the_event() {
-    let t = transport();
-    let loss = t.render(&record(1, Event::Loss(LossEvent::default())), &[]).expect("render");
+    let t = encoder();
+    let loss = t.encode(&record(1, Event::Loss(LossEvent::default())), &[]).expect("render");
     assert!(frames(&loss)[0].starts_with("<84>1 "), "loss is authpriv.warning");
-    let p = t.render(&record(1, Event::Privilege(PrivilegeEvent::default())), &[]).expect("render");
+    let p = t.encode(&record(1, Event::Privilege(PrivilegeEvent::default())), &[]).expect("render");
     assert!(frames(&p)[0].contains("<85>1 ") && frames(&p)[0].contains(" privilege [sensor@"));
 }
 
@@ -64,11 +64,11 @@ fn header_fields_are_sanitised() {
     let mut r = record(5, Event::Exec(ExecEvent::default()));
     r.time = None;
     r.host = Some(Host { hostname: "bad host".into(), instance_id: "a\"b]c\\".into(), ..Host::default() });
-    let msg = frames(&transport().render(&r, &[]).expect("render")).remove(0);
+    let msg = frames(&encoder().encode(&r, &[]).expect("render")).remove(0);
     assert!(msg.contains(" - bad_host sensor "), "{msg}");
     assert!(msg.contains(r#"instance="a\"b\]c\\"]"#), "{msg}");
     r.host = None;
-    let msg = frames(&transport().render(&r, &[]).expect("render")).remove(0);
+    let msg = frames(&encoder().encode(&r, &[]).expect("render")).remove(0);
     assert!(msg.contains(" - - sensor "), "{msg}");
     assert!(msg.contains("[sensor@32473 seq=\"5\"] "), "{msg}");
 }
@@ -95,7 +95,7 @@ fn delivers_over_tcp_and_reconnects_after_the_receiver_closes() {
     let batch: Vec<Outgoing> = (1..=3)
         .map(|s| Outgoing {
             seq: s,
-            payload: t.render(&record(s, Event::Exec(ExecEvent::default())), &[]).expect("r"),
+            payload: encoder().encode(&record(s, Event::Exec(ExecEvent::default())), &[]).expect("r"),
         })
         .collect();
 
