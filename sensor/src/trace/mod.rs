@@ -306,21 +306,56 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
         _ => q,
     };
 
-    // Pass 1: parent links, sessions, matches.
-    let mut index = ParentIndex::default();
-    let mut sessions: HashMap<u32, SessionEvent> = HashMap::new();
-    let mut acting: Vec<Key> = Vec::new();
+    let found = find_acting(&files, q, &mut progress, &mut inc)?;
+    progress.next_pass();
+    if found.acting.is_empty() {
+        progress.finish();
+        return Ok(inc);
+    }
+    let mut nodes = view(&found, &mut inc.stats);
+    let ancestor_from = found.first_start.and_then(|t| t.checked_sub(ANCESTOR_LOOKBACK));
+    // Pass 2: details and activity of the processes in the view.
+    scan(&files, q, &mut progress, None, |rec, in_window| {
+        absorb(&mut nodes, rec, in_window, ancestor_from, &q.target);
+    })?;
+    progress.finish();
+
+    let tree = graph::tree_order(nodes, &found.index);
+    (inc.nodes, inc.depth, inc.edges) = (tree.nodes, tree.depth, tree.edges);
+    attach_sessions(&mut inc, &found.sessions);
+    Ok(inc)
+}
+
+/// What pass 1 finds.
+#[derive(Default)]
+struct Found {
+    /// Parent links of every process seen.
+    index: ParentIndex,
+    sessions: HashMap<u32, SessionEvent>,
+    /// The acting processes: those of matching records, in order of first match.
+    acting: Vec<Key>,
+    /// When the first acting process started.
+    first_start: Option<SystemTime>,
+}
+
+/// Pass 1: parent links, sessions and the records that match `q` (counted in `inc`).
+fn find_acting(
+    files: &[PathBuf],
+    q: &Query,
+    progress: &mut Progress,
+    inc: &mut Incident,
+) -> anyhow::Result<Found> {
+    let mut found = Found::default();
     let mut not_followed: HashSet<Key> = HashSet::new();
-    let mut first_start: Option<SystemTime> = None;
     (inc.stats.records, inc.stats.in_window) =
-        scan(&files, q, &mut progress, Some(&mut inc.stats.damaged), |rec, in_window| {
+        scan(files, q, progress, Some(&mut inc.stats.damaged), |rec, in_window| {
             // Lineage comes from every record: an ancestor may have started long before --since.
-            index.observe(rec);
+            found.index.observe(rec);
             match &rec.event {
                 Some(Event::Session(s))
-                    if sessions.len() < MAX_SESSIONS || sessions.contains_key(&s.session_id) =>
+                    if found.sessions.len() < MAX_SESSIONS || found.sessions.contains_key(&s.session_id) =>
                 {
-                    sessions.insert(s.session_id, s.clone());
+                    found.sessions.insert(s.session_id, s.clone());
                 }
                 _ => {}
             }
@@ -332,91 +367,91 @@ pub fn trace(paths: &[PathBuf], q: &Query) -> anyhow::Result<Incident> {
             let t = time(rec.time.as_ref());
             inc.first_match = min_time(inc.first_match, t);
             inc.last_match = inc.last_match.max(t);
-            if acting.contains(&k) {
+            if found.acting.contains(&k) {
                 return;
             }
-            if acting.len() >= MAX_ACTING {
+            if found.acting.len() >= MAX_ACTING {
                 not_followed.insert(k);
                 return;
             }
-            acting.push(k);
+            found.acting.push(k);
             // The match may be an ancestor of the record's process (--pid, --guid).
             let own = rec.process.as_ref().filter(|p| key(&p.guid) == Some(k)).map(|p| p.start_time.as_ref());
             let anc =
                 || rec.ancestors.iter().find(|a| key(&a.guid) == Some(k)).map(|a| a.start_time.as_ref());
             let started = own.or_else(anc).and_then(time).or(t);
-            first_start = min_time(first_start, started);
+            found.first_start = min_time(found.first_start, started);
         })?;
-    inc.stats.not_indexed = index.dropped;
+    inc.stats.not_indexed = found.index.dropped;
     inc.acting_more = not_followed.len() as u64;
-    progress.next_pass();
-    if acting.is_empty() {
-        progress.finish();
-        return Ok(inc);
-    }
+    Ok(found)
+}
 
-    // The view: ancestors of every acting process, the acting processes, their descendants.
+/// The view: ancestors of every acting process, the acting processes, their descendants (as
+/// many as fit in [`MAX_VIEW`]; the rest are counted in `stats`).
+fn view(found: &Found, stats: &mut Stats) -> HashMap<Key, Node> {
     let mut nodes: HashMap<Key, Node> = HashMap::new();
-    for &k in &acting {
+    for &k in &found.acting {
         nodes.insert(k, Node::new(k, Role::Acting));
     }
-    for &k in &acting {
-        for a in index.chain(k) {
+    for &k in &found.acting {
+        for a in found.index.chain(k) {
             nodes.entry(a).or_insert_with(|| Node::new(a, Role::Ancestor));
         }
     }
-    let acting_set: HashSet<Key> = acting.iter().copied().collect();
+    let acting_set: HashSet<Key> = found.acting.iter().copied().collect();
     let room = MAX_VIEW.saturating_sub(nodes.len());
-    let (desc, more) = index.descendants(&acting_set, room);
-    inc.stats.descendants_more = more;
+    let (desc, more) = found.index.descendants(&acting_set, room);
+    stats.descendants_more = more;
     for d in desc {
         nodes.entry(d).or_insert_with(|| Node::new(d, Role::Descendant));
     }
-    let ancestor_from = first_start.and_then(|t| t.checked_sub(ANCESTOR_LOOKBACK));
+    nodes
+}
 
-    // Pass 2: details and activity of the processes in the view.
-    scan(&files, q, &mut progress, None, |rec, in_window| {
-        let t = time(rec.time.as_ref());
-        // Ancestry first: it names a parent that has no records of its own.
-        for (i, a) in rec.ancestors.iter().enumerate() {
-            if let Some(n) = key(&a.guid).and_then(|k| nodes.get_mut(&k)) {
-                let parent = rec.ancestors.get(i + 1).and_then(|p| key(&p.guid));
-                n.absorb_ancestor(a, parent);
-            }
+/// Pass 2, one record: fills in the processes of the view it names and folds what it did into
+/// its process (or, for a process started outside the view, into its parent). Ancestors' own
+/// activity counts from `ancestor_from` on.
+fn absorb(
+    nodes: &mut HashMap<Key, Node>,
+    rec: &AuditRecord,
+    in_window: bool,
+    ancestor_from: Option<SystemTime>,
+    target: &Target,
+) {
+    let t = time(rec.time.as_ref());
+    // Ancestry first: it names a parent that has no records of its own.
+    for (i, a) in rec.ancestors.iter().enumerate() {
+        if let Some(n) = key(&a.guid).and_then(|k| nodes.get_mut(&k)) {
+            let parent = rec.ancestors.get(i + 1).and_then(|p| key(&p.guid));
+            n.absorb_ancestor(a, parent);
         }
-        // init and kthreadd (pids 1 and 2) are ancestors of everything: what they did is noise.
-        let shown = |n: &Node| match n.role {
-            _ if !in_window => false,
-            Role::Ancestor => n.pid > 2 && ancestor_from.is_none_or(|from| t.is_none_or(|t| t >= from)),
-            Role::Acting | Role::Descendant => true,
-        };
-        if let Some(p) = &rec.process {
-            if let Some(n) = key(&p.guid).and_then(|k| nodes.get_mut(&k)) {
-                n.absorb_process(p, rec.event.as_ref());
-                match &rec.event {
-                    // Alerts mark the process (in every window: they are the verdicts).
-                    Some(Event::Alert(a)) => n.add_alert(a),
-                    Some(ev) if shown(n) => n.activity.add(ev, t, q.target.event_matches(rec)),
-                    _ => {}
-                }
-            } else if let (Some(Event::Exec(_)), Some(parent)) =
-                (&rec.event, key(&p.parent_guid).and_then(|k| nodes.get_mut(&k)))
-            {
-                // Started by a process in the view but not in it (e.g. the downloader beside
-                // the script): part of what the parent did.
-                if shown(parent) {
-                    let cmd = dot::clip_to(&graph::command_line(&p.exe, &p.argv), STARTED_CHARS);
-                    parent.activity.add_started(&p.exe, &cmd, t);
-                }
-            }
+    }
+    // init and kthreadd (pids 1 and 2) are ancestors of everything: what they did is noise.
+    let shown = |n: &Node| match n.role {
+        _ if !in_window => false,
+        Role::Ancestor => n.pid > 2 && ancestor_from.is_none_or(|from| t.is_none_or(|t| t >= from)),
+        Role::Acting | Role::Descendant => true,
+    };
+    let Some(p) = &rec.process else { return };
+    if let Some(n) = key(&p.guid).and_then(|k| nodes.get_mut(&k)) {
+        n.absorb_process(p, rec.event.as_ref());
+        match &rec.event {
+            // Alerts mark the process (in every window: they are the verdicts).
+            Some(Event::Alert(a)) => n.add_alert(a),
+            Some(ev) if shown(n) => n.activity.add(ev, t, target.event_matches(rec)),
+            _ => {}
         }
-    })?;
-    progress.finish();
-
-    let tree = graph::tree_order(nodes, &index);
-    (inc.nodes, inc.depth, inc.edges) = (tree.nodes, tree.depth, tree.edges);
-    attach_sessions(&mut inc, &sessions);
-    Ok(inc)
+    } else if let (Some(Event::Exec(_)), Some(parent)) =
+        (&rec.event, key(&p.parent_guid).and_then(|k| nodes.get_mut(&k)))
+    {
+        // Started by a process in the view but not in it (e.g. the downloader beside the
+        // script): part of what the parent did.
+        if shown(parent) {
+            let cmd = dot::clip_to(&graph::command_line(&p.exe, &p.argv), STARTED_CHARS);
+            parent.activity.add_started(&p.exe, &cmd, t);
+        }
+    }
 }
 
 /// `--alert SEQ`: finds the alert records with that seq (one per sensor run that wrote one) and

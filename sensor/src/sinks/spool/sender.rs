@@ -14,7 +14,10 @@ use super::{
     BACKOFF_MAX, BACKOFF_MIN, BATCH_BYTES, BATCH_RECORDS, ESCALATE_AFTER, REPLAY_MAX, REPLAY_WINDOW, Shared,
     ack::AckFile, store,
 };
-use crate::sinks::transport::{Outgoing, Transport};
+use crate::sinks::{
+    SinkError,
+    transport::{Outgoing, Transport},
+};
 
 /// Sends the urgent records ahead of the backlog, one attempt (they are spooled as well).
 fn send_urgent<T: Transport>(shared: &Shared, transport: &mut T, name: &str) {
@@ -43,132 +46,194 @@ fn nap(shared: &Shared, d: Duration) -> bool {
     }
 }
 
-pub(super) fn run_sender<T: Transport>(shared: &Shared, mut transport: T, ack: &AckFile) {
-    let name = transport.name().to_owned();
-    let stats = &shared.stats;
-    let mut file: Option<(u64, File)> = None;
-    let mut recent: VecDeque<(Instant, Outgoing)> = VecDeque::new();
-    let mut replay = false;
-    let mut backoff = BACKOFF_MIN;
-    let mut failing_since: Option<Instant> = None;
-    let mut escalated = false;
-    loop {
-        // What to send next; wait for the pipeline while there is nothing.
-        let plan = {
-            let mut store = shared.lock();
-            loop {
-                if shared.deadline().is_some_and(|d| Instant::now() >= d) {
-                    break None;
-                }
-                if !shared.urgent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty() {
-                    drop(store);
-                    send_urgent(shared, &mut transport, &name);
-                    store = shared.lock();
-                    continue;
-                }
-                match store.plan() {
-                    Ok(Some(p)) => break Some(p),
-                    Ok(None) => {}
-                    Err(e) => error!(sink = %name, error = %e, "spool: deleting a delivered segment failed"),
-                }
-                shared.publish(&store);
-                if shared.deadline().is_some() {
-                    break None;
-                }
-                store = shared
-                    .wake
-                    .wait_timeout(store, Duration::from_millis(200))
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .0;
+pub(super) fn run_sender<T: Transport>(shared: &Shared, transport: T, ack: &AckFile) {
+    let mut sender = Sender::new(shared, transport, ack);
+    while let Some(plan) = sender.next_plan() {
+        let Some((batch, end)) = sender.read(&plan) else { continue };
+        match sender.deliver(&plan, &batch) {
+            Delivery::Delivered => sender.acknowledge(&plan, end, batch),
+            Delivery::Abandoned => {}
+            Delivery::Closed => return,
+        }
+    }
+}
+
+/// How delivering one batch ended.
+enum Delivery {
+    /// The remote has the batch.
+    Delivered,
+    /// The full policy dropped the batch's segment meanwhile (already counted as lost).
+    Abandoned,
+    /// The close deadline passed while retrying.
+    Closed,
+}
+
+/// The sender thread's state between batches.
+struct Sender<'a, T: Transport> {
+    shared: &'a Shared,
+    transport: T,
+    ack: &'a AckFile,
+    name: String,
+    /// The segment being read, by id.
+    file: Option<(u64, File)>,
+    /// What was delivered within the last [`REPLAY_WINDOW`], re-sent after an error.
+    recent: VecDeque<(Instant, Outgoing)>,
+    /// The last delivery failed: the next one starts with `recent`.
+    replay: bool,
+    backoff: Duration,
+    /// When deliveries started failing, and whether that has been logged as an error.
+    failing_since: Option<Instant>,
+    escalated: bool,
+}
+
+impl<'a, T: Transport> Sender<'a, T> {
+    fn new(shared: &'a Shared, transport: T, ack: &'a AckFile) -> Self {
+        Self {
+            shared,
+            name: transport.name().to_owned(),
+            transport,
+            ack,
+            file: None,
+            recent: VecDeque::new(),
+            replay: false,
+            backoff: BACKOFF_MIN,
+            failing_since: None,
+            escalated: false,
+        }
+    }
+
+    /// What to send next: sends urgent records first and waits for the pipeline while there
+    /// is nothing. `None` once the sink is closing and nothing is left, or at the deadline.
+    fn next_plan(&mut self) -> Option<store::Plan> {
+        let shared = self.shared;
+        let mut store = shared.lock();
+        loop {
+            if shared.deadline().is_some_and(|d| Instant::now() >= d) {
+                return None;
             }
-        };
-        let Some(plan) = plan else { return };
-        if file.as_ref().is_none_or(|(id, _)| *id != plan.id) {
+            if !shared.urgent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty() {
+                drop(store);
+                send_urgent(shared, &mut self.transport, &self.name);
+                store = shared.lock();
+                continue;
+            }
+            match store.plan() {
+                Ok(Some(p)) => return Some(p),
+                Ok(None) => {}
+                Err(e) => error!(sink = %self.name, error = %e, "spool: deleting a delivered segment failed"),
+            }
+            shared.publish(&store);
+            if shared.deadline().is_some() {
+                return None;
+            }
+            store = shared
+                .wake
+                .wait_timeout(store, Duration::from_millis(200))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Reads the planned batch and the offset after it. A segment that cannot be opened is
+    /// skipped (acknowledged) and gives `None`; one that cannot be read gives an empty batch.
+    fn read(&mut self, plan: &store::Plan) -> Option<(Vec<Outgoing>, u64)> {
+        if self.file.as_ref().is_none_or(|(id, _)| *id != plan.id) {
             match File::open(&plan.path) {
-                Ok(f) => file = Some((plan.id, f)),
+                Ok(f) => self.file = Some((plan.id, f)),
                 Err(e) => {
-                    error!(sink = %name, segment = %plan.path.display(), error = %e, "spool: cannot read segment; skipping it");
-                    shared.lock().ack(plan.id, plan.end, 0);
-                    continue;
+                    error!(sink = %self.name, segment = %plan.path.display(), error = %e, "spool: cannot read segment; skipping it");
+                    self.shared.lock().ack(plan.id, plan.end, 0);
+                    return None;
                 }
             }
         }
-        let Some((_, f)) = file.as_ref() else { continue };
-        let (batch, end) = match store::read_batch(f, &plan, BATCH_RECORDS, BATCH_BYTES) {
+        let (_, f) = self.file.as_ref()?;
+        Some(match store::read_batch(f, plan, BATCH_RECORDS, BATCH_BYTES) {
             Ok(b) => b,
             Err(e) => {
-                error!(sink = %name, segment = %plan.path.display(), error = %e, "spool: reading segment failed; skipping it");
+                error!(sink = %self.name, segment = %plan.path.display(), error = %e, "spool: reading segment failed; skipping it");
                 (Vec::new(), plan.end)
             }
-        };
+        })
+    }
 
-        // Deliver, retrying with backoff until it works or the close deadline passes.
-        let mut abandoned = false;
+    /// Delivers `batch` (after the replay window when the last attempt failed), retrying with
+    /// backoff until it works, its segment is dropped, or the close deadline passes.
+    fn deliver(&mut self, plan: &store::Plan, batch: &[Outgoing]) -> Delivery {
         loop {
-            if shared.lock().front_id() != Some(plan.id) {
-                // The full policy dropped this segment meanwhile (already counted as lost).
-                abandoned = true;
-                break;
+            if self.shared.lock().front_id() != Some(plan.id) {
+                return Delivery::Abandoned;
             }
-            let res = if replay && !recent.is_empty() {
-                let mut all: Vec<Outgoing> = recent.iter().map(|(_, o)| o.clone()).collect();
+            let res = if self.replay && !self.recent.is_empty() {
+                let mut all: Vec<Outgoing> = self.recent.iter().map(|(_, o)| o.clone()).collect();
                 all.extend(batch.iter().cloned());
-                transport.deliver(&all)
+                self.transport.deliver(&all)
             } else if batch.is_empty() {
                 Ok(())
             } else {
-                transport.deliver(&batch)
+                self.transport.deliver(batch)
             };
             match res {
                 Ok(()) => {
-                    if let Some(since) = failing_since.take() {
-                        info!(sink = %name, down_secs = since.elapsed().as_secs(), "delivering again");
-                    }
-                    stats.connected.store(true, Ordering::Relaxed);
-                    backoff = BACKOFF_MIN;
-                    replay = false;
-                    break;
+                    self.succeeded();
+                    return Delivery::Delivered;
                 }
                 Err(e) => {
-                    stats.delivery_errors.fetch_add(1, Ordering::Relaxed);
-                    stats.connected.store(false, Ordering::Relaxed);
-                    match failing_since {
-                        None => {
-                            warn!(sink = %name, error = %e, "delivery failed; spooling and retrying");
-                            failing_since = Some(Instant::now());
-                            escalated = false;
-                        }
-                        // Still failing after a minute: someone has to look (the receiver, a
-                        // certificate, a firewall).
-                        Some(since) if !escalated && since.elapsed() >= ESCALATE_AFTER => {
-                            error!(sink = %name, error = %e, down_secs = since.elapsed().as_secs(),
-                                "delivery keeps failing; records are kept in the spool until it works");
-                            escalated = true;
-                        }
-                        Some(_) => {}
+                    self.failed(&e);
+                    if !nap(self.shared, self.backoff) {
+                        return Delivery::Closed;
                     }
-                    replay = true;
-                    if !nap(shared, backoff) {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }
-        if abandoned {
-            continue;
+    }
+
+    fn succeeded(&mut self) {
+        if let Some(since) = self.failing_since.take() {
+            info!(sink = %self.name, down_secs = since.elapsed().as_secs(), "delivering again");
         }
-        stats.delivered.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let acked = shared.lock().ack(plan.id, end, batch.len() as u64);
-        if acked && let Err(e) = ack.write(plan.id, end) {
-            warn!(sink = %name, error = %e, "spool: writing the ack file failed (records may be re-sent)");
+        self.shared.stats.connected.store(true, Ordering::Relaxed);
+        self.backoff = BACKOFF_MIN;
+        self.replay = false;
+    }
+
+    /// Counts and logs a failed delivery: a warning when it starts, an error once it has lasted
+    /// [`ESCALATE_AFTER`] (someone has to look: the receiver, a certificate, a firewall).
+    fn failed(&mut self, e: &SinkError) {
+        let stats = &self.shared.stats;
+        stats.delivery_errors.fetch_add(1, Ordering::Relaxed);
+        stats.connected.store(false, Ordering::Relaxed);
+        match self.failing_since {
+            None => {
+                warn!(sink = %self.name, error = %e, "delivery failed; spooling and retrying");
+                self.failing_since = Some(Instant::now());
+                self.escalated = false;
+            }
+            Some(since) if !self.escalated && since.elapsed() >= ESCALATE_AFTER => {
+                error!(sink = %self.name, error = %e, down_secs = since.elapsed().as_secs(),
+                    "delivery keeps failing; records are kept in the spool until it works");
+                self.escalated = true;
+            }
+            Some(_) => {}
+        }
+        self.replay = true;
+    }
+
+    /// Counts the delivered batch, acknowledges it (in memory and in the ack file) and keeps it
+    /// for the replay window.
+    fn acknowledge(&mut self, plan: &store::Plan, end: u64, batch: Vec<Outgoing>) {
+        self.shared.stats.delivered.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let acked = self.shared.lock().ack(plan.id, end, batch.len() as u64);
+        if acked && let Err(e) = self.ack.write(plan.id, end) {
+            warn!(sink = %self.name, error = %e, "spool: writing the ack file failed (records may be re-sent)");
         }
         let now = Instant::now();
-        recent.extend(batch.into_iter().map(|o| (now, o)));
-        while recent.front().is_some_and(|(t, _)| now.duration_since(*t) > REPLAY_WINDOW)
-            || recent.len() > REPLAY_MAX
+        self.recent.extend(batch.into_iter().map(|o| (now, o)));
+        while self.recent.front().is_some_and(|(t, _)| now.duration_since(*t) > REPLAY_WINDOW)
+            || self.recent.len() > REPLAY_MAX
         {
-            recent.pop_front();
+            self.recent.pop_front();
         }
     }
 }
