@@ -120,7 +120,32 @@ pub fn vm_test(ws: &Path, opts: &VmOpts) -> anyhow::Result<()> {
         fs::metadata(&initrd)?.len() >> 20,
         opts.jobs
     );
+    let rows = run_all(&kernels, &initrd, &tests, &logs, opts)?;
+    fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
 
+    let mut matrix = Matrix::default();
+    matrix.header(&tests);
+    for (k, row) in kernels.iter().zip(rows) {
+        let Some(row) = row else { bail!("kernel {} was not run", k.spec.label) };
+        matrix.row(k, row, &tests, &logs);
+    }
+    matrix.footer(&kernels, started);
+    println!("{}", matrix.report);
+    fs::write(ws.join("target/vm/matrix.txt"), &matrix.report)?;
+    if matrix.failed {
+        bail!("vm-test: failures on at least one kernel (see the matrix above)");
+    }
+    Ok(())
+}
+
+/// Boots every kernel, `opts.jobs` at a time; one row per kernel, in order.
+fn run_all(
+    kernels: &[Kernel],
+    initrd: &Path,
+    tests: &[TestBin],
+    logs: &Path,
+    opts: &VmOpts,
+) -> anyhow::Result<Vec<Option<anyhow::Result<Row>>>> {
     let queue = Mutex::new(kernels.iter().enumerate().collect::<Vec<_>>());
     let rows: Mutex<Vec<Option<anyhow::Result<Row>>>> = Mutex::new(kernels.iter().map(|_| None).collect());
     std::thread::scope(|s| {
@@ -132,7 +157,7 @@ pub fn vm_test(ws: &Path, opts: &VmOpts) -> anyhow::Result<()> {
                         .ok()
                         .and_then(|mut q| if q.is_empty() { None } else { Some(q.remove(0)) });
                     let Some((i, k)) = next else { break };
-                    let row = run_kernel(k, &initrd, &tests, &logs, opts.timeout);
+                    let row = run_kernel(k, initrd, tests, logs, opts.timeout);
                     if let Ok(mut rows) = rows.lock() {
                         rows[i] = Some(row);
                     }
@@ -140,77 +165,49 @@ pub fn vm_test(ws: &Path, opts: &VmOpts) -> anyhow::Result<()> {
             });
         }
     });
-    let rows = rows.into_inner().map_err(|_| anyhow::anyhow!("a guest runner panicked"))?;
-    fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    rows.into_inner().map_err(|_| anyhow::anyhow!("a guest runner panicked"))
+}
 
-    let mut failed = false;
-    let mut report = String::new();
-    let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
-    let _ = writeln!(report, "\nKernel matrix (QEMU TCG single-threaded, -smp 2 -m 1024):");
-    let _ = write!(report, "{:<9} {:<34}", "kernel", "guest uname -r");
-    for n in &names {
-        let _ = write!(report, " {n:<8}");
+/// The kernel × test binary table, with notes under it.
+#[derive(Debug, Default)]
+struct Matrix {
+    report: String,
+    notes: Vec<String>,
+    failed: bool,
+}
+
+impl Matrix {
+    fn header(&mut self, tests: &[TestBin]) {
+        let _ = writeln!(self.report, "\nKernel matrix (QEMU TCG single-threaded, -smp 2 -m 1024):");
+        let _ = write!(self.report, "{:<9} {:<34}", "kernel", "guest uname -r");
+        for t in tests {
+            let _ = write!(self.report, " {:<8}", t.name);
+        }
+        let _ = writeln!(self.report, " time");
     }
-    let _ = writeln!(report, " time");
-    let mut notes = Vec::new();
-    for (k, row) in kernels.iter().zip(rows) {
+
+    fn row(&mut self, k: &Kernel, row: anyhow::Result<Row>, tests: &[TestBin], logs: &Path) {
         let label = if k.spec.host { format!("{} host", k.spec.label) } else { k.spec.label.clone() };
         match row {
-            None => bail!("kernel {} was not run", k.spec.label),
-            Some(Err(e)) => {
-                failed = true;
-                let _ = writeln!(report, "{label:<9} ERROR: {e:#}");
+            Err(e) => {
+                self.failed = true;
+                let _ = writeln!(self.report, "{label:<9} ERROR: {e:#}");
             }
-            Some(Ok(Row::Unsupported(why))) => {
-                let _ = writeln!(report, "{label:<9} unsupported: {why}");
+            Ok(Row::Unsupported(why)) => {
+                let _ = writeln!(self.report, "{label:<9} unsupported: {why}");
             }
-            Some(Ok(Row::Ran { outcomes, release, secs, disabled })) => {
-                let _ = write!(report, "{label:<9} {release:<34}");
-                for (o, t) in outcomes.iter().zip(&tests) {
-                    let cell = match o {
-                        Outcome::Pass => "pass".to_owned(),
-                        Outcome::Fail(_, names)
-                            if !names.is_empty()
-                                && names.iter().all(|n| {
-                                    KNOWN_FAILURES.iter().any(|(kl, kt, kn, _)| {
-                                        *kl == k.spec.label && *kt == t.name && kn == n
-                                    })
-                                }) =>
-                        {
-                            for (_, _, kn, why) in KNOWN_FAILURES.iter().filter(|(kl, kt, kn, _)| {
-                                *kl == k.spec.label && *kt == t.name && names.iter().any(|n| n == kn)
-                            }) {
-                                notes.push(format!("{label} {}: known failure {kn}: {why}", t.name));
-                            }
-                            "known".to_owned()
-                        }
-                        Outcome::Fail(rc, names) => {
-                            failed = true;
-                            notes.push(format!(
-                                "{label} {}: exit {rc}, failed: {}",
-                                t.name,
-                                names.join(", ")
-                            ));
-                            "FAIL".to_owned()
-                        }
-                        Outcome::Off(why) => {
-                            notes.push(format!("{label} {}: not run: {why}", t.name));
-                            "off".to_owned()
-                        }
-                        Outcome::NoResult(why) => {
-                            failed = true;
-                            notes.push(format!("{label} {}: {why}", t.name));
-                            "NORESULT".to_owned()
-                        }
-                    };
-                    let _ = write!(report, " {cell:<8}");
+            Ok(Row::Ran { outcomes, release, secs, disabled }) => {
+                let _ = write!(self.report, "{label:<9} {release:<34}");
+                for (o, t) in outcomes.iter().zip(tests) {
+                    let cell = self.cell(k, &label, t, o);
+                    let _ = write!(self.report, " {cell:<8}");
                 }
-                let _ = writeln!(report, " {secs}s");
+                let _ = writeln!(self.report, " {secs}s");
                 for d in disabled {
-                    notes.push(format!("{label} sensor: {d}"));
+                    self.notes.push(format!("{label} sensor: {d}"));
                 }
                 if outcomes.iter().any(|o| !matches!(o, Outcome::Pass)) {
-                    notes.push(format!(
+                    self.notes.push(format!(
                         "{label} guest log: {}",
                         logs.join(format!("{}.log", k.spec.label)).display()
                     ));
@@ -218,21 +215,50 @@ pub fn vm_test(ws: &Path, opts: &VmOpts) -> anyhow::Result<()> {
             }
         }
     }
-    for n in &notes {
-        let _ = writeln!(report, "  {n}");
+
+    /// One test binary's cell; a failure made only of [`KNOWN_FAILURES`] reads "known".
+    fn cell(&mut self, k: &Kernel, label: &str, t: &TestBin, o: &Outcome) -> &'static str {
+        let known = |n: &String| {
+            KNOWN_FAILURES.iter().any(|(kl, kt, kn, _)| *kl == k.spec.label && *kt == t.name && kn == n)
+        };
+        match o {
+            Outcome::Pass => "pass",
+            Outcome::Fail(_, names) if !names.is_empty() && names.iter().all(known) => {
+                for (_, _, kn, why) in KNOWN_FAILURES.iter().filter(|(kl, kt, kn, _)| {
+                    *kl == k.spec.label && *kt == t.name && names.iter().any(|n| n == kn)
+                }) {
+                    self.notes.push(format!("{label} {}: known failure {kn}: {why}", t.name));
+                }
+                "known"
+            }
+            Outcome::Fail(rc, names) => {
+                self.failed = true;
+                self.notes.push(format!("{label} {}: exit {rc}, failed: {}", t.name, names.join(", ")));
+                "FAIL"
+            }
+            Outcome::Off(why) => {
+                self.notes.push(format!("{label} {}: not run: {why}", t.name));
+                "off"
+            }
+            Outcome::NoResult(why) => {
+                self.failed = true;
+                self.notes.push(format!("{label} {}: {why}", t.name));
+                "NORESULT"
+            }
+        }
     }
-    let _ = writeln!(
-        report,
-        "Kernels: {}",
-        kernels.iter().map(|k| format!("{} = {}", k.spec.label, k.origin)).collect::<Vec<_>>().join("; ")
-    );
-    let _ = writeln!(report, "vm-test wall time: {}s", started.elapsed().as_secs());
-    println!("{report}");
-    fs::write(ws.join("target/vm/matrix.txt"), &report)?;
-    if failed {
-        bail!("vm-test: failures on at least one kernel (see the matrix above)");
+
+    fn footer(&mut self, kernels: &[Kernel], started: Instant) {
+        for n in &self.notes {
+            let _ = writeln!(self.report, "  {n}");
+        }
+        let _ = writeln!(
+            self.report,
+            "Kernels: {}",
+            kernels.iter().map(|k| format!("{} = {}", k.spec.label, k.origin)).collect::<Vec<_>>().join("; ")
+        );
+        let _ = writeln!(self.report, "vm-test wall time: {}s", started.elapsed().as_secs());
     }
-    Ok(())
 }
 
 fn run_kernel(
