@@ -190,12 +190,14 @@ fn first_datagram_of_every_udp_flow_carries_its_payload() {
         args_max: 4096,
         self_tgid: 0,
         report_threads: false,
+        // The syscall tracepoints here: the other tests run the raw dispatcher.
+        syscall_tracepoints: true,
         include_mode: false,
         proc_ring_bytes: None,
         file_ring_bytes: None,
     })
     .expect("load");
-    let (_attached, _links) = loader::attach(&mut loaded.ebpf).expect("attach");
+    let (_attached, _links) = loader::attach(&mut loaded.ebpf, loaded.hooks).expect("attach");
 
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
     let port = sink.local_addr().expect("a").port();
