@@ -236,7 +236,7 @@ fn bpf_cmd_exit(ctx: &impl Syscall) -> u32 {
     let kind = unsafe { (*saved).kind };
     if kind == EventKind::BpfAccess as u32 {
         // SAFETY: `saved` is this thread's saved state in the scratch slot.
-        unsafe { crate::tamper::bpf_exit(task, tid, tgid, saved, result) };
+        unsafe { crate::tamper::bpf_exit(ctx, task, tid, tgid, saved) };
         return 0;
     }
     if kind != EventKind::BpfLoad as u32 {

@@ -237,7 +237,16 @@ fn obj_get_enter(tid: u32, attr: u64) {
 /// # Safety
 /// `saved` must be the scratch slot holding this thread's saved state.
 #[inline(always)]
-pub unsafe fn bpf_exit(task: *const u8, tid: u32, tgid: u32, saved: *const PendingSyscall, result: i32) {
+pub unsafe fn bpf_exit(
+    ctx: &impl Syscall,
+    task: *const u8,
+    tid: u32,
+    tgid: u32,
+    saved: *const PendingSyscall,
+) {
+    // Generic over the way in, so each program has its own copy of the fill below (shared by
+    // two programs, LLVM would make it a subprogram: see the loader's no-subprogram test).
+    let result = ctx.ret() as i32;
     emit::<BpfCmdEvent>(EventKind::BpfAccess, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` valid per the contract.
         unsafe {
