@@ -10,7 +10,7 @@
 //!   dispatcher cannot run (no `pt_regs` offsets for this architecture, or switched off).
 //!
 //! Each program body is written once against [`Syscall`] and compiled into both entry points by
-//! [`syscall_program!`]. Like the syscall tracepoints, the dispatcher ignores 32-bit system calls
+//! [`syscall_program!`]. Like the syscall tracepoints, the raw twins ignore 32-bit system calls
 //! of x86-64 (`TS_COMPAT`): their numbers are another table's.
 
 use aya_ebpf::{
@@ -127,9 +127,11 @@ impl Syscall for RawSyscall {
     }
 }
 
-/// A 32-bit system call of a 64-bit kernel (x86-64 `TS_COMPAT`): not in the tables.
+/// A 32-bit system call of a 64-bit kernel (x86-64 `TS_COMPAT`): its number is another
+/// table's. Checked by the raw twins, not by the dispatchers, so the calls nobody watches (most
+/// of them) cost no read of the task.
 #[inline(always)]
-fn compat() -> bool {
+pub fn compat() -> bool {
     let status = off!(task_ti_status);
     if status == sensor_common::offsets::OFFSET_ABSENT {
         return false;
@@ -143,7 +145,7 @@ fn compat() -> bool {
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sys_enter_dispatch(ctx: RawTracePointContext) -> i32 {
     let id = ctx.arg::<i64>(1);
-    if !(0..i64::from(SLOTS)).contains(&id) || compat() {
+    if !(0..i64::from(SLOTS)).contains(&id) {
         return 0;
     }
     // SAFETY: tail call with this program's own context; an empty slot returns here.
@@ -157,7 +159,7 @@ pub fn sys_exit_dispatch(ctx: RawTracePointContext) -> i32 {
     let regs = ctx.arg::<u64>(0) as *const u8;
     // SAFETY: probe read of the task's saved registers (zero when it faults).
     let nr: u64 = unsafe { read_z(regs, off!(regs_syscall_nr)) };
-    if nr >= u64::from(SLOTS) || compat() {
+    if nr >= u64::from(SLOTS) {
         return 0;
     }
     // SAFETY: tail call with this program's own context; an empty slot returns here.
@@ -178,6 +180,9 @@ macro_rules! syscall_program {
 
         #[aya_ebpf::macros::raw_tracepoint]
         pub fn $raw(ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
+            if $crate::dispatch::compat() {
+                return 0;
+            }
             $body(&$crate::dispatch::RawSyscall::new(ctx)) as i32
         }
     };
