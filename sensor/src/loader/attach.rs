@@ -258,6 +258,11 @@ impl Attaching<'_> {
                     .map_err(|_| anyhow::anyhow!("no system call {syscall} on this architecture"))?
                     .id();
                 let nr = u32::try_from(nr).with_context(|| format!("system call number of {syscall}"))?;
+                // Both verified before either is in a table: an enter program without its exit
+                // would only fill the pending maps.
+                for prog in [enter, exit] {
+                    self.check(names::raw_twin(prog).unwrap_or(prog))?;
+                }
                 self.dispatch(false, nr, enter)?;
                 self.dispatch(true, nr, exit)
             }
