@@ -5,7 +5,8 @@
 //!   (`SYS_ENTER_PROGS`, `SYS_EXIT_PROGS`, filled by the loader). Two attachments instead of
 //!   about a hundred: a classic syscall tracepoint is a perf event, and the kernel detaches each
 //!   one under a global mutex with a full RCU grace period, so stopping took seconds. Raw
-//!   tracepoint links are BPF links on every supported kernel, so they can be pinned on 5.10 too.
+//!   tracepoint links are also BPF links on every supported kernel (classic tracepoint
+//!   attachments only from 5.15); pinning on 5.10 still waits for `module_load` to follow.
 //! - **Syscall tracepoints** (`syscalls/sys_enter_X`, `sys_exit_X`): the fallback where the
 //!   dispatcher cannot run (no `pt_regs` offsets for this architecture, or switched off).
 //!
