@@ -38,8 +38,8 @@ pub struct LoadConfig {
     pub args_max: u32,
     pub self_tgid: u32,
     pub report_threads: bool,
-    /// Syscall tracepoints even where the raw dispatcher would run.
-    pub syscall_tracepoints: bool,
+    /// The raw syscall dispatcher where this kernel allows it, instead of the syscall tracepoints.
+    pub syscall_dispatcher: bool,
     pub include_mode: bool,
     pub proc_ring_bytes: Option<u32>,
     pub file_ring_bytes: Option<u32>,
@@ -60,12 +60,13 @@ pub struct Loaded {
 /// How system calls reach the programs (see the eBPF crate's `dispatch` module).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SyscallHooks {
-    /// Raw `sys_enter`/`sys_exit` programs tail-calling by syscall number: two attachments.
-    #[default]
+    /// Raw `sys_enter`/`sys_exit` programs tail-calling by syscall number: two attachments
+    /// (`[sensor] syscall_dispatcher = true`, on x86-64).
     Dispatcher,
     /// A `syscalls/sys_enter_X`/`sys_exit_X` tracepoint pair per watched call (about a hundred
-    /// attachments): where the dispatcher's registers are unknown (no x86-64 `pt_regs`), or its
-    /// programs are refused.
+    /// attachments): the default, and where the dispatcher's registers are unknown (no x86-64
+    /// `pt_regs`) or its programs are refused.
+    #[default]
     Tracepoints,
 }
 
@@ -176,7 +177,7 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
     info!(btf = %btf_source, "kernel struct offsets resolved");
     debug!(?offsets, "kernel offsets from BTF");
     let hooks =
-        if cfg.syscall_tracepoints { SyscallHooks::Tracepoints } else { SyscallHooks::for_offsets(&offsets) };
+        if cfg.syscall_dispatcher { SyscallHooks::for_offsets(&offsets) } else { SyscallHooks::Tracepoints };
     if let Err(e) = tracefs::ensure_mounted() {
         warn!(error = %format!("{e:#}"), "tracefs unavailable: syscall collectors will be off");
     }
