@@ -51,7 +51,6 @@ pub fn map_data(m: &Map) -> Option<&MapData> {
         | Map::LruHashMap(d)
         | Map::PerCpuArray(d)
         | Map::PerCpuHashMap(d)
-        | Map::ProgramArray(d)
         | Map::RingBuf(d) => Some(d),
         _ => None,
     }

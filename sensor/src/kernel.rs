@@ -41,8 +41,6 @@ pub struct Kernel {
     pub retired: Vec<LossReport>,
     /// The links of a fresh load's attachments (released together at [`Kernel::stop`]).
     links: crate::links::Links,
-    /// How system calls reach the programs of a fresh load.
-    hooks: loader::SyscallHooks,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -82,7 +80,6 @@ impl Kernel {
                     pinning,
                     retired: Vec::new(),
                     links: crate::links::Links::default(),
-                    hooks: loader::SyscallHooks::default(),
                 };
                 return Ok((kernel, a.maps));
             }
@@ -122,7 +119,6 @@ impl Kernel {
             pinning,
             retired: Vec::new(),
             links: crate::links::Links::default(),
-            hooks: loaded.hooks,
         };
         Ok((kernel, loaded.maps))
     }
@@ -133,7 +129,7 @@ impl Kernel {
         let Some(ebpf) = self.ebpf.as_mut() else {
             return Ok(Attached { adopted: self.adopted.clone(), ..Attached::default() });
         };
-        let (attached, links) = loader::attach(ebpf, self.hooks)?;
+        let (attached, links) = loader::attach(ebpf)?;
         self.links = links;
         crate::guard::register_own_ids(ebpf, &self.map_ids);
         if let Some(p) = self.pins.take() {
