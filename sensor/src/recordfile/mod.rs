@@ -24,6 +24,13 @@ pub fn file_name(unix_ms: u128, n: u64) -> String {
     format!("{FILE_PREFIX}{unix_ms:013}-{n:06}{FILE_SUFFIX}")
 }
 
+/// The milliseconds part of a record file's name (`None` for other names).
+pub fn file_ms(path: &Path) -> Option<u128> {
+    let name = path.file_name()?.to_str()?;
+    let rest = name.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX)?;
+    rest.split_once('-')?.0.parse().ok()
+}
+
 /// Bytes of the frame that holds an encoded record of `len` bytes.
 pub fn frame_len(len: usize) -> usize {
     len + prost::encoding::encoded_len_varint(len as u64)

@@ -46,6 +46,10 @@ pub struct FileSink {
     opts: FileOptions,
     current: Option<Current>,
     files_opened: u64,
+    /// The smallest millisecond stamp the next file may carry: names must sort after every
+    /// file already in the directory even when the clock steps back or a new run starts
+    /// within the millisecond the last one ended in (order of names is write order).
+    min_ms: u128,
     /// Frames not yet handed to the kernel.
     buf: Vec<u8>,
     pending: Vec<Pending>,
@@ -75,12 +79,14 @@ impl FileSink {
         let lock = crate::exclusive::lock_dir(dir, "record directory")
             .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::WouldBlock, e.to_string())))?;
         let space = SpaceCheck::new(&name, dir, opts.disk);
+        let newest = record_files(dir).map_err(io)?.iter().rev().find_map(|p| recordfile::file_ms(p));
         Ok(Self {
             name,
             dir: dir.to_owned(),
             opts,
             current: None,
             files_opened: 0,
+            min_ms: newest.map_or(0, |ms| ms + 1),
             buf: Vec::with_capacity(WRITE_BUF),
             pending: Vec::new(),
             space,
@@ -101,7 +107,10 @@ impl FileSink {
         {
             cur.file.sync_data()?;
         }
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        // Files of this sink stamped in the same millisecond sort by their number.
+        let ms = now.max(self.min_ms);
+        self.min_ms = ms;
         let path = self.dir.join(recordfile::file_name(ms, self.files_opened));
         self.files_opened += 1;
         let file = OpenOptions::new().create_new(true).write(true).mode(0o600).open(&path)?;
@@ -415,6 +424,29 @@ mod tests {
         let total: u64 =
             record_files(&dir).expect("list").iter().map(|f| fs::metadata(f).expect("m").len()).sum();
         assert!(total <= 2500 + 1000, "retention keeps about max_total_bytes, got {total}");
+    }
+
+    #[test]
+    fn a_new_run_sorts_after_the_last_even_when_the_clock_stepped_back() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        // The last run's file was stamped an hour ahead of this clock (NTP stepped it back since).
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("now").as_millis();
+        let future = tmp.path().join(recordfile::file_name(now + 3_600_000, 4));
+        fs::write(&future, b"").expect("old file");
+        for _ in 0..2 {
+            // Two runs within one millisecond start their numbering at 0 again.
+            let mut sink =
+                FileSink::open(tmp.path(), FileOptions { disk: DiskOptions::NONE, ..FileOptions::default() })
+                    .expect("open");
+            write_n(&mut sink, 1, 10);
+            assert_eq!(sink.unwritten, 0, "the record was written");
+        }
+        let files = record_files(tmp.path()).expect("list");
+        assert_eq!(files.len(), 3, "{files:?}");
+        assert_eq!(files[0], future, "older files sort first: {files:?}");
+        for f in &files[1..] {
+            assert_eq!(fs::metadata(f).expect("meta").len(), 11, "{f:?} holds its record");
+        }
     }
 
     #[test]
