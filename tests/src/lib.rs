@@ -130,7 +130,12 @@ pub fn spawn_sensor<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>
         assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");
         assert!(Instant::now() < deadline, "sensor did not start");
     }
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    // The sensor's log goes to the test's captured output: shown when the test fails.
+    std::thread::spawn(move || {
+        for l in stderr.lines().map_while(Result::ok) {
+            eprintln!("sensor: {l}");
+        }
+    });
     sensor
 }
 
