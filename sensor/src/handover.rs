@@ -8,6 +8,8 @@
 //! - `2 KINDS + i`: events of that kind this run read from the rings;
 //! - `3 KINDS + i`: of those, the ones whose records every output has taken (flushed), or that
 //!   needed no record;
+//! - `4 KINDS + i`: runs of that kind's programs the kernel skipped (`recursion_misses`, see
+//!   `sources::loss`) already put into loss records;
 //! - the last slot: boot time of the last loss poll.
 //!
 //! A run that ends abnormally leaves `read - written` events that no record holds: they were
@@ -25,6 +27,7 @@ use sensor_common::{EventKind, LossCounter, header::HANDOVER_SLOTS};
 const KINDS: usize = EventKind::ALL.len();
 const READ: usize = 2 * KINDS;
 const WRITTEN: usize = 3 * KINDS;
+const SKIPPED: usize = 4 * KINDS;
 const LAST_POLL: usize = HANDOVER_SLOTS as usize - 1;
 const SLOTS: usize = HANDOVER_SLOTS as usize;
 
@@ -107,6 +110,19 @@ impl Handover {
         left
     }
 
+    /// Skipped program runs of the kind at `index` already reported (the sum over its programs
+    /// of their `recursion_misses`, which count from the program's load).
+    pub fn skipped_reported(&self, index: usize) -> u64 {
+        if index < KINDS { self.slot(SKIPPED + index).load(Ordering::Acquire) } else { 0 }
+    }
+
+    /// Saves the skipped runs reported so far (see [`Handover::skipped_reported`]).
+    pub fn set_skipped_reported(&self, index: usize, n: u64) {
+        if index < KINDS {
+            self.slot(SKIPPED + index).store(n, Ordering::Release);
+        }
+    }
+
     /// Kernel loss counts already reported for the kind at `index`, and the boot time of the
     /// poll that found them (0: none yet).
     pub fn reported(&self, index: usize) -> (LossCounter, u64) {
@@ -158,4 +174,4 @@ impl WrittenCounter {
     }
 }
 
-const _: () = assert!(WRITTEN + KINDS <= LAST_POLL, "the layout fits the array");
+const _: () = assert!(SKIPPED + KINDS <= LAST_POLL, "the layout fits the array");

@@ -33,6 +33,8 @@ pub struct Kernel {
     pins: Option<Pins>,
     /// Programs of adopted pins, by name.
     adopted: Vec<String>,
+    /// Adopted programs whose skipped runs are counted (taken by [`Kernel::program_runs`]).
+    adopted_runs: Vec<ProgramRuns>,
     /// Where the kernel struct offsets came from.
     pub btf: String,
     /// How the programs came to run, for `sensor_start`.
@@ -76,6 +78,7 @@ impl Kernel {
                     map_ids: Vec::new(),
                     pins: Some(pins),
                     adopted: a.programs,
+                    adopted_runs: a.runs,
                     btf,
                     pinning,
                     retired: Vec::new(),
@@ -115,6 +118,7 @@ impl Kernel {
             map_ids: loaded.map_ids,
             pins,
             adopted: Vec::new(),
+            adopted_runs: Vec::new(),
             btf: loaded.btf_source.to_string(),
             pinning,
             retired: Vec::new(),
@@ -138,9 +142,12 @@ impl Kernel {
         Ok(attached)
     }
 
-    /// The programs whose skipped runs are counted (a fresh load only).
-    pub fn program_runs(&self) -> Vec<ProgramRuns> {
-        self.ebpf.as_ref().map(loader::program_runs).unwrap_or_default()
+    /// The programs whose skipped runs are counted: a fresh load's, or the adopted ones.
+    pub fn program_runs(&mut self) -> Vec<ProgramRuns> {
+        match &self.ebpf {
+            Some(ebpf) => loader::program_runs(ebpf),
+            None => std::mem::take(&mut self.adopted_runs),
+        }
     }
 
     /// Releases the programs: pinned ones stay attached (unless `unpin_on_stop`), the others

@@ -209,6 +209,8 @@ pub struct Adopted {
     pub programs: Vec<String>,
     /// Pinned links (held so that an unpin at stop detaches them).
     pub links: Vec<PinnedLink>,
+    /// The programs behind the links, whose skipped runs are counted.
+    pub runs: Vec<crate::loader::ProgramRuns>,
 }
 
 impl std::fmt::Debug for Adopted {
@@ -230,10 +232,12 @@ pub fn adopt(dir: &Path, ignore_tgid: u32) -> anyhow::Result<Option<Adopted>> {
     let previous = control.get(&0, 0).map(|c| c.sensor_tgid).unwrap_or(0);
     let mut programs = Vec::new();
     let mut links = Vec::new();
+    let mut link_pins = Vec::new();
     for e in std::fs::read_dir(dir)?.filter_map(Result::ok) {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(rest) = name.strip_prefix("link-") {
             let prog = rest.rsplit_once('-').map_or(rest, |(c, _)| c).to_owned();
+            link_pins.push((prog.clone(), e.path()));
             if !programs.contains(&prog) {
                 programs.push(prog);
             }
@@ -257,7 +261,8 @@ pub fn adopt(dir: &Path, ignore_tgid: u32) -> anyhow::Result<Option<Adopted>> {
         logger: None,
         adopted: true,
     };
-    let adopted = Adopted { maps, programs, links };
+    let runs = crate::loader::pinned_program_runs(&link_pins);
+    let adopted = Adopted { maps, programs, links, runs };
     crate::guard::write_control(&mut control, ignore_tgid)?;
     info!(dir = %dir.display(), previous_pid = previous, links = adopted.links.len(),
         "adopted the pinned programs of an earlier run: reading what they kept first");

@@ -53,7 +53,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let start = BootClock::boot_ns_now();
     let mut seen = baseline(&handover, start);
-    let mut skipped = Skipped::new(programs, start);
+    tracing::debug!(programs = programs.len(), "counting the runs the kernel skips");
+    let mut skipped = Skipped::new(programs, &handover, start);
     let mut tick = tokio::time::interval(every);
     // Sustained loss is one line per interval per kind and reason, with the sum since the last.
     let mut limits: std::collections::HashMap<(&str, &str), (RateLimited, u64)> = Default::default();
@@ -63,7 +64,7 @@ pub async fn run(
             _ = stop.changed() => true,
         };
         let mut reports = poll(&map, &mut seen);
-        reports.extend(skipped.poll());
+        reports.extend(skipped.poll(&handover));
         for report in reports {
             let (limit, unlogged) = limits.entry((report.kind, report.reason)).or_default();
             *unlogged += report.count;
@@ -123,61 +124,82 @@ fn poll(map: &PerCpuArray<MapData, LossCounter>, seen: &mut [Seen]) -> Vec<LossR
     out
 }
 
-/// Runs the kernel skipped because another BPF program was active on the CPU at the time
-/// (`recursion_misses`, counted per program since Linux 5.12 and shown in its fdinfo).
+/// Runs the kernel skipped because the same program was already running on that CPU (nested, or
+/// preempted on kernels that run BPF with preemption enabled) — `recursion_misses`, counted per
+/// program from its load since Linux 5.12 and shown in its fdinfo. Adopted (pinned) programs
+/// keep counting across runs: what earlier runs reported is in the handover array, per kind.
 struct Skipped {
+    /// Each program and its last count read.
     programs: Vec<(ProgramRuns, u64)>,
+    /// Per kind (in `EventKind::ALL` order): the sum over its programs reported so far.
+    reported: [u64; EventKind::ALL.len()],
     since_boot_ns: u64,
     log: RateLimited,
 }
 
 impl Skipped {
-    fn new(programs: Vec<ProgramRuns>, start: u64) -> Self {
+    fn new(programs: Vec<ProgramRuns>, handover: &Handover, start: u64) -> Self {
         Self {
             programs: programs.into_iter().map(|p| (p, 0)).collect(),
+            reported: std::array::from_fn(|i| handover.skipped_reported(i)),
             since_boot_ns: start,
             log: RateLimited::default(),
         }
     }
 
-    fn poll(&mut self) -> Vec<LossReport> {
+    fn poll(&mut self, handover: &Handover) -> Vec<LossReport> {
         let now = BootClock::boot_ns_now();
-        let mut by_kind = [0u64; EventKind::ALL.len()];
-        for (prog, seen) in &mut self.programs {
+        let mut totals = [0u64; EventKind::ALL.len()];
+        for (prog, last) in &mut self.programs {
             let path = format!("/proc/self/fdinfo/{}", prog.fd.as_fd().as_raw_fd());
-            let Some(misses) = std::fs::read_to_string(&path).ok().and_then(|t| recursion_misses(&t)) else {
-                continue; // kernels before 5.12 do not count them
-            };
-            if misses > *seen {
-                if let Some(suppressed) = self.log.allow() {
+            // Kernels before 5.12 do not count them; a failed read keeps the last count.
+            if let Some(misses) = std::fs::read_to_string(&path).ok().and_then(|t| recursion_misses(&t)) {
+                if misses > *last
+                    && let Some(suppressed) = self.log.allow()
+                {
                     warn!(
                         prog = prog.name,
-                        skipped = misses - *seen,
+                        skipped = misses - *last,
                         suppressed,
                         "the kernel skipped runs of a program"
                     );
                 }
-                if let Some(i) = EventKind::ALL.iter().position(|k| *k == prog.kind) {
-                    by_kind[i] += misses - *seen;
-                }
-                *seen = misses;
+                *last = misses.max(*last);
             }
+            totals[prog.kind.index()] += *last;
         }
-        let out = EventKind::ALL
-            .iter()
-            .zip(by_kind)
-            .filter(|(_, n)| *n > 0)
-            .map(|(kind, count)| LossReport {
-                kind: kind.name(),
-                reason: "kernel_skipped",
-                count,
-                first_boot_ns: self.since_boot_ns,
-                last_boot_ns: now,
-            })
-            .collect();
+        let out = new_skips(&totals, &mut self.reported, self.since_boot_ns, now);
+        for (i, n) in self.reported.iter().enumerate() {
+            handover.set_skipped_reported(i, *n);
+        }
         self.since_boot_ns = now;
         out
     }
+}
+
+/// Loss reports for what `totals` (per kind) adds to `reported`, which then holds `totals`.
+fn new_skips(
+    totals: &[u64; EventKind::ALL.len()],
+    reported: &mut [u64; EventKind::ALL.len()],
+    since_boot_ns: u64,
+    now: u64,
+) -> Vec<LossReport> {
+    let mut out = Vec::new();
+    for ((kind, total), seen) in EventKind::ALL.iter().zip(totals).zip(reported.iter_mut()) {
+        if *total > *seen {
+            out.push(LossReport {
+                kind: kind.name(),
+                reason: "kernel_skipped",
+                count: total - *seen,
+                first_boot_ns: since_boot_ns,
+                last_boot_ns: now,
+            });
+        }
+        // A count below what was reported: programs not readable now, or counts from pins a
+        // run of an older layout left. Never report the same runs twice.
+        *seen = (*seen).max(*total);
+    }
+    out
 }
 
 /// The `recursion_misses:` value of a BPF program's fdinfo.
@@ -187,7 +209,29 @@ fn recursion_misses(fdinfo: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::recursion_misses;
+    use sensor_common::EventKind;
+
+    use super::{new_skips, recursion_misses};
+
+    #[test]
+    fn skipped_runs_are_reported_once_across_runs() {
+        let file = EventKind::File.index();
+        let mut totals = [0u64; EventKind::ALL.len()];
+        // An adopting run starts from what the last run reported (here 5 of the programs' 7).
+        let mut reported = [0u64; EventKind::ALL.len()];
+        reported[file] = 5;
+        totals[file] = 7;
+        let r = new_skips(&totals, &mut reported, 10, 20);
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].kind, r[0].reason, r[0].count), ("file", "kernel_skipped", 2));
+        assert_eq!((r[0].first_boot_ns, r[0].last_boot_ns), (10, 20));
+        assert!(new_skips(&totals, &mut reported, 20, 30).is_empty(), "nothing new");
+        // A lower total (a program unreadable) reports nothing and forgets nothing.
+        totals[file] = 6;
+        assert!(new_skips(&totals, &mut reported, 30, 40).is_empty());
+        totals[file] = 9;
+        assert_eq!(new_skips(&totals, &mut reported, 40, 50)[0].count, 2);
+    }
 
     #[test]
     fn reads_recursion_misses_from_fdinfo() {
