@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{Program, ProgramFd, RawTracePoint, TracePoint},
+    programs::{Program, RawTracePoint, TracePoint},
 };
 use sensor_common::{
     EventKind, LossCounter,
@@ -18,6 +18,9 @@ use sensor_common::{
     net::NetSyscallSpec,
 };
 use tracing::{debug, info, warn};
+
+mod runs;
+pub use runs::{ProgramRuns, pinned_program_runs, program_runs};
 
 use crate::{
     btf::{BtfSource, KernelBtf},
@@ -238,72 +241,6 @@ pub struct Attached {
     pub adopted: Vec<String>,
     /// Collectors that could not start on this kernel, with the reason.
     pub disabled: Vec<(&'static str, String)>,
-}
-
-/// An attached program and the kind of event a run of it reports. The kernel skips a run when
-/// another BPF program is already active on that CPU (`recursion_misses` in its fdinfo); those
-/// runs are events lost before any of our code ran, so they are accounted like ring overflows.
-#[derive(Debug)]
-pub struct ProgramRuns {
-    pub kind: EventKind,
-    pub name: String,
-    pub fd: ProgramFd,
-}
-
-/// Every loaded program of `ebpf` with the event kind it reports.
-pub fn program_runs(ebpf: &Ebpf) -> Vec<ProgramRuns> {
-    ebpf.programs()
-        .filter_map(|(name, prog)| {
-            let kind = program_kind(name)?;
-            let fd = prog
-                .fd()
-                .ok()?
-                .try_clone()
-                .inspect_err(|e| warn!(prog = name, error = %e, "dup of program fd"))
-                .ok()?;
-            Some(ProgramRuns { kind, name: name.to_owned(), fd })
-        })
-        .collect()
-}
-
-/// The programs behind pinned links (`(program name, link pin)`), for an adopting run: their
-/// skipped runs keep counting in the kernel across runs. Links of one program count once.
-pub fn pinned_program_runs(links: &[(String, std::path::PathBuf)]) -> Vec<ProgramRuns> {
-    use aya::programs::links::{FdLink, PinnedLink};
-    let mut ids = Vec::new();
-    for (name, path) in links {
-        let Some(kind) = program_kind(name) else { continue };
-        let id = PinnedLink::from_pin(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|l| Ok(FdLink::from(l).info()?.program_id()));
-        match id {
-            Ok(id) if !ids.iter().any(|(i, _, _)| *i == id) => ids.push((id, kind, name.clone())),
-            Ok(_) => {}
-            Err(e) => warn!(link = %path.display(), error = %format!("{e:#}"), "reading a pinned link"),
-        }
-    }
-    let mut runs = Vec::new();
-    for info in aya::programs::loaded_programs().filter_map(Result::ok) {
-        if let Some((_, kind, name)) = ids.iter().find(|(id, _, _)| *id == info.id()) {
-            match info.fd() {
-                Ok(fd) => runs.push(ProgramRuns { kind: *kind, name: name.clone(), fd }),
-                Err(e) => warn!(prog = %name, error = %e, "opening an adopted program"),
-            }
-        }
-    }
-    if runs.len() < ids.len() {
-        warn!(
-            found = runs.len(),
-            linked = ids.len(),
-            "some adopted programs were not found: their skipped runs are not counted"
-        );
-    }
-    runs
-}
-
-/// Which event kind a program of the object reports (see [`names::programs`]).
-fn program_kind(name: &str) -> Option<EventKind> {
-    EventKind::ALL.into_iter().find(|k| names::programs(*k).contains(&name))
 }
 
 /// How a kind's programs are attached after the process lifecycle.
