@@ -138,52 +138,16 @@ fn kill_and_restart_during_a_storm(pins: Option<&Pins>) -> Outcome {
 }
 
 /// Diagnostic printed when writes are missing: every loaded BPF program's name and recursion
-/// misses (`bpf_prog_info.recursion_misses`, Linux 5.12+): the runs the kernel skipped because the
-/// same program was already running on that CPU (e.g. preempted) — events nobody saw.
+/// misses (Linux 5.12+, read from its fdinfo as the sensor's loss poller does): the runs the
+/// kernel skipped because the same program was already running on that CPU (e.g. preempted).
 fn prog_misses() {
-    // `union bpf_attr` for BPF_PROG_GET_NEXT_ID (start_id, next_id), BPF_PROG_GET_FD_BY_ID
-    // (prog_id) and BPF_OBJ_GET_INFO_BY_FD (bpf_fd, info_len, info).
-    #[repr(C)]
-    struct Attr {
-        a: u32,
-        b: u32,
-        c: u64,
-        pad: [u64; 14],
-    }
-    const GET_NEXT_ID: libc::c_long = 11;
-    const GET_FD_BY_ID: libc::c_long = 13;
-    const GET_INFO_BY_FD: libc::c_long = 15;
-    // Offsets in `struct bpf_prog_info` (uapi/linux/bpf.h).
-    const NAME: usize = 64;
-    const RECURSION_MISSES: usize = 208;
-    let bpf = |cmd: libc::c_long, attr: &mut Attr| {
-        // SAFETY: `attr` is a valid, fully initialised bpf_attr of the size passed.
-        unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), size_of::<Attr>() as u32) }
-    };
-    let mut id = 0u32;
-    loop {
-        let mut at = Attr { a: id, b: 0, c: 0, pad: [0; 14] };
-        if bpf(GET_NEXT_ID, &mut at) != 0 {
-            break;
-        }
-        id = at.b;
-        let mut at = Attr { a: id, b: 0, c: 0, pad: [0; 14] };
-        let fd = bpf(GET_FD_BY_ID, &mut at);
-        if fd < 0 {
-            continue;
-        }
-        let mut info = [0u8; 256];
-        let mut at = Attr { a: fd as u32, b: 256, c: info.as_mut_ptr() as u64, pad: [0; 14] };
-        let r = bpf(GET_INFO_BY_FD, &mut at);
-        // SAFETY: `fd` is the descriptor just opened.
-        unsafe { libc::close(fd as i32) };
-        if r != 0 {
-            continue;
-        }
-        let name = String::from_utf8_lossy(&info[NAME..NAME + 16]).trim_end_matches('\0').to_owned();
-        let misses =
-            u64::from_le_bytes(info[RECURSION_MISSES..RECURSION_MISSES + 8].try_into().expect("8 bytes"));
-        eprintln!("BPF program {id} {name}: recursion misses {misses}");
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    for info in aya::programs::loaded_programs().filter_map(Result::ok) {
+        let Ok(fd) = info.fd() else { continue };
+        let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd()));
+        let misses = fdinfo.ok().and_then(|t| sensor::sources::loss::recursion_misses(&t));
+        let name = info.name_as_str().unwrap_or("?");
+        eprintln!("BPF program {} {name}: recursion misses {misses:?}", info.id());
     }
 }
 

@@ -203,7 +203,7 @@ fn new_skips(
 }
 
 /// The `recursion_misses:` value of a BPF program's fdinfo.
-fn recursion_misses(fdinfo: &str) -> Option<u64> {
+pub fn recursion_misses(fdinfo: &str) -> Option<u64> {
     fdinfo.lines().find_map(|l| l.strip_prefix("recursion_misses:")).and_then(|v| v.trim().parse().ok())
 }
 
