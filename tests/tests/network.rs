@@ -13,7 +13,11 @@ use sensor_proto::{
 };
 use sensor_tests::TestSensor;
 
-const WAIT: Duration = Duration::from_secs(10);
+/// Generous: a QEMU guest emulated in software, with a second guest on the same two CPUs, can
+/// take seconds to deliver a record. A passing wait returns as soon as its record arrives.
+const WAIT: Duration = Duration::from_secs(30);
+/// Socket timeouts of the local DNS exchange, for the same reason.
+const SOCKET_WAIT: Duration = Duration::from_secs(20);
 
 fn start() -> TestSensor {
     TestSensor::start(Options { ignore_self: false, ..Options::default() })
@@ -112,11 +116,29 @@ fn udp_flow_is_reported_once() {
     s.stop();
 }
 
+/// What a failing DNS test saw: this process's network and DNS events, and every loss record.
+fn own_udp(seen: &[AuditRecord]) -> Vec<String> {
+    seen.iter()
+        .filter_map(|r| match &r.event {
+            Some(Event::Dns(d)) if net_owner(r) => Some(format!("seq {} dns {d:?}", r.seq)),
+            Some(Event::Network(n)) if net_owner(r) => {
+                Some(format!("seq {} {} {} {}:{}", r.seq, n.op, n.protocol, n.remote_address, n.remote_port))
+            }
+            Some(Event::Loss(l)) => Some(format!("seq {} loss {l:?}", r.seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn net_owner(r: &AuditRecord) -> bool {
+    r.process.as_ref().is_some_and(|p| p.pid == std::process::id())
+}
+
 #[test]
 fn dns_queries_are_decoded() {
     let mut s = start();
     let server = UdpSocket::bind("127.0.0.77:53").expect("bind a local DNS responder on port 53 (root)");
-    server.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    server.set_read_timeout(Some(SOCKET_WAIT)).expect("timeout");
     let responder = std::thread::spawn(move || {
         let mut buf = [0u8; 512];
         for _ in 0..2 {
@@ -130,7 +152,7 @@ fn dns_queries_are_decoded() {
         }
     });
     let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    client.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    client.set_read_timeout(Some(SOCKET_WAIT)).expect("timeout");
     client.send_to(&build_query(0x4242, "patient-portal.example.org", 1), "127.0.0.77:53").expect("query");
     let mut buf = [0u8; 512];
     let _ = client.recv_from(&mut buf).expect("answer");
@@ -143,11 +165,15 @@ fn dns_queries_are_decoded() {
         }
         _ => None,
     };
-    let rec = s.wait_for(WAIT, |r| dns(r).is_some_and(|d| !d.malformed)).expect("dns record");
+    let Some(rec) = s.wait_for(WAIT, |r| dns(r).is_some_and(|d| !d.malformed)) else {
+        panic!("no dns record of the query; this process's network and dns records: {:#?}", own_udp(&s.seen));
+    };
     let d: DnsEvent = dns(&rec).expect("dns");
     assert_eq!((d.name.as_str(), d.r#type.as_str(), d.id), ("patient-portal.example.org", "A", 0x4242));
     assert_eq!((d.server_address.as_str(), d.server_port), ("127.0.0.77", 53));
-    let bad = s.wait_for(WAIT, |r| dns(r).is_some_and(|d| d.malformed)).expect("malformed dns record");
+    let Some(bad) = s.wait_for(WAIT, |r| dns(r).is_some_and(|d| d.malformed)) else {
+        panic!("no dns record of the malformed datagram; this process's records: {:#?}", own_udp(&s.seen));
+    };
     assert!(!dns(&bad).expect("dns").error.is_empty());
     s.stop();
 }
