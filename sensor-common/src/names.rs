@@ -61,6 +61,44 @@ pub const fn programs(kind: EventKind) -> &'static [&'static str] {
     }
 }
 
+/// Raw tracepoint programs on `sys_enter` and `sys_exit` that tail-call, by system call number,
+/// the raw twin of the watched call's program (see [`RAW_TWINS`]); the loader fills the tables.
+pub const PROG_SYS_ENTER_DISPATCH: &str = "sys_enter_dispatch";
+pub const PROG_SYS_EXIT_DISPATCH: &str = "sys_exit_dispatch";
+/// Program arrays of the dispatchers: syscall number → program.
+pub const MAP_SYS_ENTER_PROGS: &str = "SYS_ENTER_PROGS";
+pub const MAP_SYS_EXIT_PROGS: &str = "SYS_EXIT_PROGS";
+
+/// Every syscall tracepoint program and its raw twin: the same body, reached through the
+/// dispatcher instead of `syscalls/sys_*_X`. One of the two sets is loaded.
+pub const RAW_TWINS: [(&str, &str); 15] = [
+    (PROG_SYS_ENTER_CRED, "raw_enter_cred"),
+    (PROG_SYS_EXIT_CRED, "raw_exit_cred"),
+    (PROG_SYS_ENTER_PTRACE, "raw_enter_ptrace"),
+    (PROG_SYS_EXIT_PTRACE, "raw_exit_ptrace"),
+    (PROG_SYS_ENTER_BPF, "raw_enter_bpf"),
+    (PROG_SYS_EXIT_BPF, "raw_exit_bpf"),
+    (PROG_SYS_ENTER_MEMFD, "raw_enter_memfd"),
+    (PROG_SYS_EXIT_MEMFD, "raw_exit_memfd"),
+    (PROG_SYS_ENTER_PROCESS_VM_WRITEV, "raw_enter_vm_writev"),
+    (PROG_SYS_ENTER_PROCESS_VM_READV, "raw_enter_vm_readv"),
+    (PROG_SYS_ENTER_PIDFD_GETFD, "raw_enter_pidfd_getfd"),
+    (PROG_SYS_ENTER_FILE, "raw_enter_file"),
+    (PROG_SYS_EXIT_FILE, "raw_exit_file"),
+    (PROG_SYS_ENTER_NET, "raw_enter_net"),
+    (PROG_SYS_EXIT_NET, "raw_exit_net"),
+];
+
+/// The raw twin of syscall tracepoint program `tp`.
+pub fn raw_twin(tp: &str) -> Option<&'static str> {
+    RAW_TWINS.iter().find(|(t, _)| *t == tp).map(|(_, r)| *r)
+}
+
+/// The syscall tracepoint program whose raw twin is `raw`.
+pub fn tracepoint_twin(raw: &str) -> Option<&'static str> {
+    RAW_TWINS.iter().find(|(_, r)| *r == raw).map(|(t, _)| *t)
+}
+
 /// Credential-changing system calls watched (each as `sys_enter_X`/`sys_exit_X`).
 pub const CRED_SYSCALLS: [&str; 9] =
     ["setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "capset"];

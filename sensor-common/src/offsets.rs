@@ -168,6 +168,19 @@ offsets! {
     net_inum,
     cgroup_inum,
     user_inum,
+    /// `pt_regs` registers holding system call arguments 0–5 and the call's number, for the raw
+    /// `sys_enter`/`sys_exit` dispatcher (x86-64: `di`, `si`, `dx`, `r10`, `r8`, `r9`,
+    /// `orig_ax`); absent where the dispatcher is not used
+    regs_arg0,
+    regs_arg1,
+    regs_arg2,
+    regs_arg3,
+    regs_arg4,
+    regs_arg5,
+    regs_syscall_nr,
+    /// `task_struct.thread_info.status` (x86-64: `TS_COMPAT` marks a 32-bit system call, whose
+    /// numbers are another table's)
+    task_ti_status,
 }
 
 const _: () = assert!(size_of::<KernelOffsets>().is_multiple_of(4));

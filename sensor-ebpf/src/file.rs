@@ -12,16 +12,14 @@
 //! cwd) unless it is absolute, and userspace joins and normalises the two.
 
 use aya_ebpf::{
-    EbpfContext,
     helpers::{
-        bpf_get_current_task,
+        bpf_get_current_pid_tgid, bpf_get_current_task,
         generated::{
             bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_probe_read_user, bpf_probe_read_user_str,
         },
     },
-    macros::{map, tracepoint},
+    macros::map,
     maps::{Array, HashMap, LruHashMap, RingBuf},
-    programs::TracePointContext,
 };
 use sensor_common::{
     EventKind,
@@ -34,8 +32,9 @@ use sensor_common::{
 };
 
 use crate::{
+    dispatch::Syscall,
     emit::{Loss, count_loss, wakeup_flags},
-    kernel::{arg_at, read, read_ptr, tp_args, tp_field},
+    kernel::{arg_at, read, read_ptr},
     maps::{capture, control, ignored, sensor_tgid},
     off,
     path::walk,
@@ -62,9 +61,6 @@ static PENDING_FILE: LruHashMap<u32, PendingFile> = LruHashMap::with_max_entries
 #[map(name = "FILE_SCRATCH")]
 static FILE_SCRATCH: Array<FileEvent> = Array::with_max_entries(256, 0);
 
-const SYSCALL_NR: usize = 8;
-const ARGS: usize = 16;
-const RET: usize = 16;
 const AT_FDCWD: i32 = -100;
 const O_WRONLY: u64 = 0o1;
 const O_RDWR: u64 = 0o2;
@@ -76,31 +72,29 @@ const NAME_MASK: u32 = FILE_NAME_MAX as u32 - 1;
 const WALK_MASK: u32 = 8191;
 const DATA_MASK: u32 = FILE_DATA_SIZE as u32 - 1;
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_enter_file(ctx: TracePointContext) -> u32 {
+crate::syscall_program!(sys_enter_file, raw_enter_file, enter);
+crate::syscall_program!(sys_exit_file, raw_exit_file, exit);
+
+#[inline(always)]
+fn enter(ctx: &impl Syscall) -> u32 {
     let Some(control) = control() else { return 0 };
-    if ignored(control, ctx.tgid()) {
+    let id = bpf_get_current_pid_tgid();
+    if ignored(control, (id >> 32) as u32) {
         return 0;
     }
-    // SAFETY: reads of the tracepoint record.
-    let nr: i32 = unsafe { tp_field(&ctx, SYSCALL_NR) };
+    let nr = ctx.nr();
     // SAFETY: map lookup of a plain value.
-    if unsafe { FILE_SYSCALLS.get(nr as u32) }.is_none() {
+    if unsafe { FILE_SYSCALLS.get(nr) }.is_none() {
         return 0;
     }
-    // One copy of the six argument slots; the shared program is attached to syscalls with fewer
-    // arguments, so direct context loads beyond the first would be refused at attach (EACCES).
-    let args = tp_args(&ctx, ARGS);
-    let p = PendingFile { nr: nr as u32, _pad: 0, args };
-    let _ = PENDING_FILE.insert(ctx.pid(), p, 0);
+    let p = PendingFile { nr, _pad: 0, args: ctx.args() };
+    let _ = PENDING_FILE.insert(id as u32, p, 0);
     0
 }
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_exit_file(ctx: TracePointContext) -> u32 {
-    match try_exit(&ctx) {
+#[inline(always)]
+fn exit(ctx: &impl Syscall) -> u32 {
+    match try_exit(ctx) {
         Ok(()) => 0,
         Err(why) => {
             count_loss(EventKind::File, why);
@@ -115,10 +109,12 @@ fn arg(p: &PendingFile, i: u8) -> u64 {
     arg_at(&p.args, i)
 }
 
-fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
+#[inline(always)]
+fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     let Some(control) = control() else { return Ok(()) };
-    let tid = ctx.pid();
-    if ignored(control, ctx.tgid()) {
+    let id = bpf_get_current_pid_tgid();
+    let tid = id as u32;
+    if ignored(control, (id >> 32) as u32) {
         return Ok(()); // the enter program saved nothing for the sensor's own calls
     }
     // SAFETY: map lookups; the pending value is copied out before removal.
@@ -126,8 +122,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
     let _ = PENDING_FILE.remove(tid);
     // SAFETY: map lookup of a plain value.
     let Some(spec) = (unsafe { FILE_SYSCALLS.get(pending.nr) }).copied() else { return Ok(()) };
-    // SAFETY: reads the tracepoint record.
-    let ret: i64 = unsafe { tp_field(ctx, RET) };
+    let ret = ctx.ret();
     // SAFETY: plain helper call.
     let task = unsafe { bpf_get_current_task() } as *const u8;
 
@@ -260,7 +255,9 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
         }
 
         // The sensor's own changes to its protected files are its business (rotation, spools).
-        if hdr_flags & FILE_PROTECTED != 0 && ctx.tgid() == sensor_tgid(control) {
+        if hdr_flags & FILE_PROTECTED != 0
+            && (bpf_get_current_pid_tgid() >> 32) as u32 == sensor_tgid(control)
+        {
             return Ok(());
         }
         let size = FILE_FIXED_SIZE as u32 + cur + ((*f).xattr_len & 255);
@@ -268,7 +265,7 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
         (*h).kind = EventKind::File as u32;
         (*h).size = size;
         (*h).boot_ns = bpf_ktime_get_boot_ns();
-        (*h).tgid = ctx.tgid();
+        (*h).tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
         (*h).tid = tid;
         (*h).cpu = cpu;
         (*h).flags = hdr_flags;

@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod dispatch;
 mod emit;
 mod exec;
 mod file;

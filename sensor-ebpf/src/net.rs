@@ -14,11 +14,9 @@
 //! no byte-wise `memset`/`memcpy` loops; kernel reads do not branch on their outcome.
 
 use aya_ebpf::{
-    EbpfContext,
-    helpers::{bpf_get_current_task, generated::bpf_probe_read_user},
-    macros::{map, tracepoint},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, generated::bpf_probe_read_user},
+    macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
 };
 use sensor_common::{
     EventKind,
@@ -30,9 +28,10 @@ use sensor_common::{
 };
 
 use crate::{
+    dispatch::Syscall,
     emit::{Loss, count_loss, fill_header, wakeup_flags},
     file::fd_file,
-    kernel::{arg_at, read_ptr, read_z, tp_args, tp_field, zero_words},
+    kernel::{arg_at, read_ptr, read_z, zero_words},
     maps::{control, ignored},
     off,
     task::fill_task,
@@ -55,9 +54,6 @@ static NET_FLOWS: LruHashMap<FlowKey, u8> = LruHashMap::with_max_entries(65536, 
 #[map(name = "NET_SCRATCH")]
 static NET_SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 0);
 
-const SYSCALL_NR: usize = 8;
-const ARGS: usize = 16;
-const RET: usize = 16;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const SOCK_DGRAM: u16 = 2;
@@ -65,17 +61,20 @@ const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
 const PAYLOAD_MAX: u64 = NET_PAYLOAD_MAX as u64;
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
+crate::syscall_program!(sys_enter_net, raw_enter_net, enter);
+crate::syscall_program!(sys_exit_net, raw_exit_net, exit);
+
+#[inline(always)]
+fn enter(ctx: &impl Syscall) -> u32 {
     let Some(control) = control() else { return 0 };
-    if ignored(control, ctx.tgid()) {
+    let id = bpf_get_current_pid_tgid();
+    if ignored(control, (id >> 32) as u32) {
         return 0;
     }
-    // SAFETY: reads of the tracepoint record; map lookup of a plain value.
-    let nr: i32 = unsafe { tp_field(&ctx, SYSCALL_NR) };
-    let Some(spec) = (unsafe { NET_SYSCALLS.get(nr as u32) }).copied() else { return 0 };
-    let args = tp_args(&ctx, ARGS);
+    let nr = ctx.nr();
+    // SAFETY: map lookup of a plain value.
+    let Some(spec) = (unsafe { NET_SYSCALLS.get(nr) }).copied() else { return 0 };
+    let args = ctx.args();
     let mut addr_ptr = if spec.addr != ARG_NONE { arg_at(&args, spec.addr) } else { 0 };
     let (mut buf, mut len) = (0, 0);
     if spec.buf != ARG_NONE {
@@ -102,7 +101,7 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
             }
         }
     }
-    let mut p = pending(nr as u32, arg_at(&args, 0) as u32, buf, len);
+    let mut p = pending(nr, arg_at(&args, 0) as u32, buf, len);
     if addr_ptr != 0 {
         // A sockaddr_in is 16 bytes, a sockaddr_in6 28: read the longer one only for IPv6, so a
         // short sockaddr at the end of a page still reads (a failed read leaves zeros).
@@ -115,7 +114,7 @@ pub fn sys_enter_net(ctx: TracePointContext) -> u32 {
             }
         }
     }
-    let _ = PENDING_NET.insert(ctx.pid(), p, 0);
+    let _ = PENDING_NET.insert(id as u32, p, 0);
     0
 }
 
@@ -136,10 +135,9 @@ fn pending(nr: u32, fd: u32, buf: u64, len: u64) -> PendingNet {
     }
 }
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_exit_net(ctx: TracePointContext) -> u32 {
-    match try_exit(&ctx) {
+#[inline(always)]
+fn exit(ctx: &impl Syscall) -> u32 {
+    match try_exit(ctx) {
         Ok(()) => 0,
         Err(why) => {
             count_loss(EventKind::Net, why);
@@ -163,19 +161,20 @@ fn sockaddr(sa: &[u64; 4]) -> (u16, u16, [u64; 2]) {
     (family, port, addr)
 }
 
-fn try_exit(ctx: &TracePointContext) -> Result<(), Loss> {
+#[inline(always)]
+fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     if control().is_none() {
         return Ok(());
     }
-    let tid = ctx.pid();
-    let tgid = ctx.tgid();
+    let id = bpf_get_current_pid_tgid();
+    let tid = id as u32;
+    let tgid = (id >> 32) as u32;
     // SAFETY: map lookups; the value is copied out before removal.
     let Some(p) = (unsafe { PENDING_NET.get(tid) }).copied() else { return Ok(()) };
     let _ = PENDING_NET.remove(tid);
     // SAFETY: map lookup of a plain value.
     let Some(spec) = (unsafe { NET_SYSCALLS.get(p.nr) }).copied() else { return Ok(()) };
-    // SAFETY: reads the tracepoint record.
-    let ret: i64 = unsafe { tp_field(ctx, RET) };
+    let ret = ctx.ret();
     let fd = if spec.op == op::ACCEPT {
         if ret < 0 {
             return Ok(()); // a failed accept (e.g. EAGAIN) is not a connection

@@ -1,16 +1,14 @@
 //! System-call tracepoints for privilege-relevant acts: credential changes, ptrace attach,
 //! BPF program loads by others, memfd_create; plus `module/module_load`.
 //!
-//! Classic syscall tracepoint records (kernel/trace/trace_syscalls.c): `struct trace_entry`
-//! (8 bytes), `int __syscall_nr` at 8, then `unsigned long args[6]` from 16 (`sys_enter_*`) or
-//! `long ret` at 16 (`sys_exit_*`). The loader checks these offsets against tracefs formats.
-//! An enter program saves what the exit needs in `PENDING` (by thread id); the exit program
+//! Each program is reached through a syscall tracepoint or the raw dispatcher (see
+//! `crate::dispatch`); its body reads the call through [`Syscall`]. An enter program saves what the exit needs in `PENDING` (by thread id); the exit program
 //! emits only when the call succeeded (or, for ptrace/bpf/memfd, with its result).
 
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_get_current_task,
+        bpf_get_current_pid_tgid, bpf_get_current_task,
         generated::{bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str},
     },
     macros::tracepoint,
@@ -25,16 +23,13 @@ use sensor_common::{
 };
 
 use crate::{
+    dispatch::Syscall,
     emit::{emit, fill_header},
-    kernel::{copy_kernel, tp_field},
+    kernel::copy_kernel,
     maps::{PENDING, PENDING_SCRATCH, control, ignored, module_name_loc, sensor_tgid},
     task::{fill_task, read_creds},
 };
 
-const SYSCALL_NR: usize = 8;
-pub(crate) const ARG0: usize = 16;
-pub(crate) const ARG1: usize = 24;
-const RET: usize = 16;
 const PTRACE_ATTACH: u64 = 16;
 const PTRACE_SEIZE: u64 = 0x4206;
 const BPF_PROG_LOAD: u64 = 5;
@@ -43,15 +38,16 @@ const BPF_ATTR_PROG_NAME: u64 = 48;
 
 /// Current task, thread id and tgid, unless the sensor itself or not ready.
 #[inline(always)]
-pub(crate) fn current(ctx: &TracePointContext) -> Option<(*const u8, u32, u32)> {
+pub(crate) fn current() -> Option<(*const u8, u32, u32)> {
     let control = control()?;
-    let tgid = ctx.tgid();
+    let id = bpf_get_current_pid_tgid();
+    let tgid = (id >> 32) as u32;
     if ignored(control, tgid) {
         return None;
     }
     // SAFETY: plain helper call.
     let task = unsafe { bpf_get_current_task() } as *const u8;
-    Some((task, ctx.pid(), tgid))
+    Some((task, id as u32, tgid))
 }
 
 /// Saves `kind` and what `fill` puts into the scratch entry for this thread.
@@ -97,24 +93,13 @@ fn take_any(tid: u32) -> Option<*mut PendingSyscall> {
     Some(p)
 }
 
-#[inline(always)]
-fn ret(ctx: &TracePointContext) -> i64 {
-    // SAFETY: reads the tracepoint record.
-    unsafe { tp_field(ctx, RET) }
-}
-
-#[inline(always)]
-pub(crate) fn arg(ctx: &TracePointContext, off: usize) -> u64 {
-    // SAFETY: reads the tracepoint record.
-    unsafe { tp_field(ctx, off) }
-}
-
 // --- credentials: setuid family, setgid family, capset ---
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_enter_cred(ctx: TracePointContext) -> u32 {
-    let Some((task, tid, _)) = current(&ctx) else { return 0 };
+crate::syscall_program!(sys_enter_cred, raw_enter_cred, cred_enter);
+
+#[inline(always)]
+fn cred_enter(_: &impl Syscall) -> u32 {
+    let Some((task, tid, _)) = current() else { return 0 };
     save(tid, EventKind::Cred, |p| {
         // SAFETY: `p` is the scratch slot; probe reads of the current task.
         let _ = unsafe { read_creds(task, &raw mut (*p).creds) };
@@ -122,12 +107,13 @@ pub fn sys_enter_cred(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_exit_cred(ctx: TracePointContext) -> u32 {
-    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+crate::syscall_program!(sys_exit_cred, raw_exit_cred, cred_exit);
+
+#[inline(always)]
+fn cred_exit(ctx: &impl Syscall) -> u32 {
+    let Some((task, tid, tgid)) = current() else { return 0 };
     let Some(saved) = take(tid, EventKind::Cred) else { return 0 };
-    if ret(&ctx) != 0 {
+    if ctx.ret() != 0 {
         return 0;
     }
     let mut new = core::mem::MaybeUninit::<Creds>::uninit();
@@ -142,15 +128,14 @@ pub fn sys_exit_cred(ctx: TracePointContext) -> u32 {
     if unsafe { (*saved).creds } == new {
         return 0; // a successful call that changed nothing is not a privilege change
     }
-    // SAFETY: reads the tracepoint record.
-    let nr: i32 = unsafe { tp_field(&ctx, SYSCALL_NR) };
+    let nr = ctx.nr();
     emit::<CredEvent>(EventKind::Cred, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
         unsafe {
             fill_task(task, &raw mut (*ev).task)?;
             copy_kernel(&raw mut (*ev).old, &raw const (*saved).creds);
             copy_kernel(&raw mut (*ev).new, &raw const new);
-            (*ev).syscall_nr = nr as u32;
+            (*ev).syscall_nr = nr;
             (*ev)._reserved = 0;
             fill_header(&raw mut (*ev).header, EventKind::Cred, size_of::<CredEvent>(), tgid, tid, 0);
         }
@@ -161,15 +146,16 @@ pub fn sys_exit_cred(ctx: TracePointContext) -> u32 {
 
 // --- ptrace attach/seize ---
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_enter_ptrace(ctx: TracePointContext) -> u32 {
-    let Some((_, tid, _)) = current(&ctx) else { return 0 };
-    let request = arg(&ctx, ARG0);
+crate::syscall_program!(sys_enter_ptrace, raw_enter_ptrace, ptrace_enter);
+
+#[inline(always)]
+fn ptrace_enter(ctx: &impl Syscall) -> u32 {
+    let Some((_, tid, _)) = current() else { return 0 };
+    let request = ctx.arg(0);
     if request != PTRACE_ATTACH && request != PTRACE_SEIZE {
         return 0;
     }
-    let target = arg(&ctx, ARG1) as u32;
+    let target = ctx.arg(1) as u32;
     // SAFETY: `p` is the scratch slot.
     save(tid, EventKind::Ptrace, |p| unsafe {
         (*p).arg0 = target;
@@ -187,12 +173,13 @@ pub(crate) fn target_flags(target: u32) -> u32 {
     }
 }
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_exit_ptrace(ctx: TracePointContext) -> u32 {
-    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+crate::syscall_program!(sys_exit_ptrace, raw_exit_ptrace, ptrace_exit);
+
+#[inline(always)]
+fn ptrace_exit(ctx: &impl Syscall) -> u32 {
+    let Some((task, tid, tgid)) = current() else { return 0 };
     let Some(saved) = take(tid, EventKind::Ptrace) else { return 0 };
-    let result = ret(&ctx) as i32;
+    let result = ctx.ret() as i32;
     // SAFETY: the scratch slot.
     let flags = target_flags(unsafe { (*saved).arg0 });
     emit::<PtraceEvent>(EventKind::Ptrace, |ev| {
@@ -214,12 +201,13 @@ pub fn sys_exit_ptrace(ctx: TracePointContext) -> u32 {
 
 // --- bpf(BPF_PROG_LOAD) ---
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
-    let Some((task, tid, _)) = current(&ctx) else { return 0 };
-    let cmd = arg(&ctx, ARG0);
-    let attr = arg(&ctx, ARG1);
+crate::syscall_program!(sys_enter_bpf, raw_enter_bpf, bpf_cmd_enter);
+
+#[inline(always)]
+fn bpf_cmd_enter(ctx: &impl Syscall) -> u32 {
+    let Some((task, tid, _)) = current() else { return 0 };
+    let cmd = ctx.arg(0);
+    let attr = ctx.arg(1);
     if cmd != BPF_PROG_LOAD {
         crate::tamper::bpf_enter(task, tid, cmd as u32, attr);
         return 0;
@@ -237,17 +225,18 @@ pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_exit_bpf(ctx: TracePointContext) -> u32 {
-    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+crate::syscall_program!(sys_exit_bpf, raw_exit_bpf, bpf_cmd_exit);
+
+#[inline(always)]
+fn bpf_cmd_exit(ctx: &impl Syscall) -> u32 {
+    let Some((task, tid, tgid)) = current() else { return 0 };
     let Some(saved) = take_any(tid) else { return 0 };
-    let result = ret(&ctx) as i32;
+    let result = ctx.ret() as i32;
     // SAFETY: the scratch slot, just written.
     let kind = unsafe { (*saved).kind };
     if kind == EventKind::BpfAccess as u32 {
         // SAFETY: `saved` is this thread's saved state in the scratch slot.
-        unsafe { crate::tamper::bpf_exit(task, tid, tgid, saved, result) };
+        unsafe { crate::tamper::bpf_exit(ctx, task, tid, tgid, saved) };
         return 0;
     }
     if kind != EventKind::BpfLoad as u32 {
@@ -270,12 +259,13 @@ pub fn sys_exit_bpf(ctx: TracePointContext) -> u32 {
 
 // --- memfd_create ---
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_enter_memfd_create(ctx: TracePointContext) -> u32 {
-    let Some((_, tid, _)) = current(&ctx) else { return 0 };
-    let uname = arg(&ctx, ARG0);
-    let flags = arg(&ctx, ARG1) as u32;
+crate::syscall_program!(sys_enter_memfd_create, raw_enter_memfd, memfd_enter);
+
+#[inline(always)]
+fn memfd_enter(ctx: &impl Syscall) -> u32 {
+    let Some((_, tid, _)) = current() else { return 0 };
+    let uname = ctx.arg(0);
+    let flags = ctx.arg(1) as u32;
     // SAFETY: `p` is the scratch slot; user memory is read with the probe helper.
     save(tid, EventKind::MemfdCreate, |p| unsafe {
         (*p).arg0 = flags;
@@ -287,12 +277,13 @@ pub fn sys_enter_memfd_create(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_exit_memfd_create(ctx: TracePointContext) -> u32 {
-    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+crate::syscall_program!(sys_exit_memfd_create, raw_exit_memfd, memfd_exit);
+
+#[inline(always)]
+fn memfd_exit(ctx: &impl Syscall) -> u32 {
+    let Some((task, tid, tgid)) = current() else { return 0 };
     let Some(saved) = take(tid, EventKind::MemfdCreate) else { return 0 };
-    let result = ret(&ctx) as i32;
+    let result = ctx.ret() as i32;
     emit::<MemfdEvent>(EventKind::MemfdCreate, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
         unsafe {
@@ -312,7 +303,7 @@ pub fn sys_exit_memfd_create(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn module_load(ctx: TracePointContext) -> u32 {
-    let Some((task, tid, tgid)) = current(&ctx) else { return 0 };
+    let Some((task, tid, tgid)) = current() else { return 0 };
     let loc_off = module_name_loc();
     if loc_off == u32::MAX {
         return 0;

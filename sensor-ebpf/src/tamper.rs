@@ -16,8 +16,8 @@ use aya_ebpf::{
         bpf_get_current_task,
         generated::{bpf_probe_read_user, bpf_probe_read_user_str},
     },
-    macros::{raw_tracepoint, tracepoint},
-    programs::{RawTracePointContext, TracePointContext},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use sensor_common::{
     EventKind,
@@ -31,12 +31,13 @@ use sensor_common::{
 };
 
 use crate::{
+    dispatch::Syscall,
     emit::{emit, fill_header},
     file::fd_file,
     kernel::{copy_kernel, read_z},
     maps::{OWN_IDS, control, sensor_tgid},
     off,
-    syscalls::{ARG0, ARG1, arg, current, save, target_flags},
+    syscalls::{current, save, target_flags},
     task::fill_task,
 };
 
@@ -108,24 +109,26 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
 
 // --- process_vm_writev / process_vm_readv / pidfd_getfd (exit: sys_exit_ptrace) ---
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_enter_process_vm_writev(ctx: TracePointContext) -> u32 {
-    vm_enter(&ctx, REQ_PROCESS_VM_WRITEV, false)
-}
+crate::syscall_program!(sys_enter_process_vm_writev, raw_enter_vm_writev, vm_writev_enter);
+crate::syscall_program!(sys_enter_process_vm_readv, raw_enter_vm_readv, vm_readv_enter);
+crate::syscall_program!(sys_enter_pidfd_getfd, raw_enter_pidfd_getfd, pidfd_getfd_enter);
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_enter_process_vm_readv(ctx: TracePointContext) -> u32 {
-    // Debuggers and profilers read other processes all the time: only the sensor's memory (its
-    // keys, its state) is of interest here.
-    vm_enter(&ctx, REQ_PROCESS_VM_READV, true)
+#[inline(always)]
+fn vm_writev_enter(ctx: &impl Syscall) -> u32 {
+    vm_enter(ctx, REQ_PROCESS_VM_WRITEV, false)
 }
 
 #[inline(always)]
-fn vm_enter(ctx: &TracePointContext, request: u64, only_sensor: bool) -> u32 {
-    let Some((_, tid, _)) = current(ctx) else { return 0 };
-    let target = arg(ctx, ARG0) as u32;
+fn vm_readv_enter(ctx: &impl Syscall) -> u32 {
+    // Debuggers and profilers read other processes all the time: only the sensor's memory (its
+    // keys, its state) is of interest here.
+    vm_enter(ctx, REQ_PROCESS_VM_READV, true)
+}
+
+#[inline(always)]
+fn vm_enter(ctx: &impl Syscall, request: u64, only_sensor: bool) -> u32 {
+    let Some((_, tid, _)) = current() else { return 0 };
+    let target = ctx.arg(0) as u32;
     if only_sensor && target_flags(target) == 0 {
         return 0;
     }
@@ -137,12 +140,11 @@ fn vm_enter(ctx: &TracePointContext, request: u64, only_sensor: bool) -> u32 {
     0
 }
 
-#[tracepoint]
-#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
-pub fn sys_enter_pidfd_getfd(ctx: TracePointContext) -> u32 {
-    let Some((task, tid, _)) = current(&ctx) else { return 0 };
-    let target = pidfd_pid(task, arg(&ctx, ARG0) as u32);
-    let fd = arg(&ctx, ARG1);
+#[inline(always)]
+fn pidfd_getfd_enter(ctx: &impl Syscall) -> u32 {
+    let Some((task, tid, _)) = current() else { return 0 };
+    let target = pidfd_pid(task, ctx.arg(0) as u32);
+    let fd = ctx.arg(1);
     // SAFETY: `p` is the scratch slot.
     save(tid, EventKind::Ptrace, |p| unsafe {
         (*p).arg0 = target;
@@ -235,7 +237,16 @@ fn obj_get_enter(tid: u32, attr: u64) {
 /// # Safety
 /// `saved` must be the scratch slot holding this thread's saved state.
 #[inline(always)]
-pub unsafe fn bpf_exit(task: *const u8, tid: u32, tgid: u32, saved: *const PendingSyscall, result: i32) {
+pub unsafe fn bpf_exit(
+    ctx: &impl Syscall,
+    task: *const u8,
+    tid: u32,
+    tgid: u32,
+    saved: *const PendingSyscall,
+) {
+    // Generic over the way in, so each program has its own copy of the fill below (shared by
+    // two programs, LLVM would make it a subprogram: see the loader's no-subprogram test).
+    let result = ctx.ret() as i32;
     emit::<BpfCmdEvent>(EventKind::BpfAccess, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` valid per the contract.
         unsafe {

@@ -280,7 +280,28 @@ impl KernelBtf {
             net_inum: self.ns_inum("net")?,
             cgroup_inum: self.ns_inum("cgroup_namespace")?,
             user_inum: self.ns_inum("user_namespace")?,
+            regs_arg0: self.syscall_reg(0)?,
+            regs_arg1: self.syscall_reg(1)?,
+            regs_arg2: self.syscall_reg(2)?,
+            regs_arg3: self.syscall_reg(3)?,
+            regs_arg4: self.syscall_reg(4)?,
+            regs_arg5: self.syscall_reg(5)?,
+            regs_syscall_nr: self.syscall_reg(6)?,
+            task_ti_status: match self.nested(&[("task_struct", "thread_info"), ("thread_info", "status")]) {
+                Err(BtfError::NoStruct(_) | BtfError::NoField { .. }) => OFFSET_ABSENT,
+                other => other?,
+            },
         })
+    }
+
+    /// The `pt_regs` member holding system call argument `i` (0–5), or the call's number (6).
+    /// Only x86-64 is named: elsewhere these stay absent and the loader keeps the syscall
+    /// tracepoints instead of the raw dispatcher.
+    fn syscall_reg(&self, i: usize) -> Result<u32, BtfError> {
+        match SYSCALL_REGS.get(i) {
+            Some(reg) => self.optional("pt_regs", reg),
+            None => Ok(OFFSET_ABSENT),
+        }
     }
 
     /// `start_boottime` (5.5+), `real_start_time` before that.
@@ -291,6 +312,12 @@ impl KernelBtf {
         }
     }
 }
+
+/// `pt_regs` members of the system call ABI: arguments 0–5, then the call's number.
+#[cfg(target_arch = "x86_64")]
+const SYSCALL_REGS: &[&str] = &["di", "si", "dx", "r10", "r8", "r9", "orig_ax"];
+#[cfg(not(target_arch = "x86_64"))]
+const SYSCALL_REGS: &[&str] = &[];
 
 #[cfg(test)]
 mod tests {
@@ -311,6 +338,16 @@ mod tests {
         assert_ne!(off.task_cred, OFFSET_ABSENT);
         for o in [off.inode_private, off.pid_numbers, off.bpf_map_id, off.bpf_link_id] {
             assert_ne!(o, OFFSET_ABSENT);
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            // struct pt_regs (arch/x86/include/asm/ptrace.h): r15 r14 r13 r12 bp bx r11 r10 r9
+            // r8 ax cx dx si di orig_ax, eight bytes each.
+            let regs =
+                [off.regs_arg0, off.regs_arg1, off.regs_arg2, off.regs_arg3, off.regs_arg4, off.regs_arg5];
+            assert_eq!(regs, [112, 104, 96, 56, 72, 64]);
+            assert_eq!(off.regs_syscall_nr, 120);
+            assert_ne!(off.task_ti_status, OFFSET_ABSENT);
         }
     }
 

@@ -51,6 +51,7 @@ pub fn map_data(m: &Map) -> Option<&MapData> {
         | Map::LruHashMap(d)
         | Map::PerCpuArray(d)
         | Map::PerCpuHashMap(d)
+        | Map::ProgramArray(d)
         | Map::RingBuf(d) => Some(d),
         _ => None,
     }

@@ -43,6 +43,8 @@ pub struct Kernel {
     pub retired: Vec<LossReport>,
     /// The links of a fresh load's attachments (released together at [`Kernel::stop`]).
     links: crate::links::Links,
+    /// How system calls reach the programs of a fresh load.
+    hooks: loader::SyscallHooks,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -83,6 +85,7 @@ impl Kernel {
                     pinning,
                     retired: Vec::new(),
                     links: crate::links::Links::default(),
+                    hooks: loader::SyscallHooks::default(),
                 };
                 return Ok((kernel, a.maps));
             }
@@ -123,6 +126,7 @@ impl Kernel {
             pinning,
             retired: Vec::new(),
             links: crate::links::Links::default(),
+            hooks: loaded.hooks,
         };
         Ok((kernel, loaded.maps))
     }
@@ -133,7 +137,7 @@ impl Kernel {
         let Some(ebpf) = self.ebpf.as_mut() else {
             return Ok(Attached { adopted: self.adopted.clone(), ..Attached::default() });
         };
-        let (attached, links) = loader::attach(ebpf)?;
+        let (attached, links) = loader::attach(ebpf, self.hooks)?;
         self.links = links;
         crate::guard::register_own_ids(ebpf, &self.map_ids);
         if let Some(p) = self.pins.take() {

@@ -2,13 +2,12 @@
 //! a BTF file given for kernels built without it), and program attachment. Maps the sources read
 //! from are taken out before anything attaches.
 
-use std::{collections::HashMap, path::PathBuf, time::Instant};
+use std::{path::PathBuf, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{Program, RawTracePoint, TracePoint},
 };
 use sensor_common::{
     EventKind, LossCounter,
@@ -24,9 +23,7 @@ pub use runs::{ProgramRuns, pinned_program_runs, program_runs};
 
 use crate::{
     btf::{BtfSource, KernelBtf},
-    file_syscalls,
-    links::Links,
-    tracefs,
+    file_syscalls, tracefs,
 };
 
 /// The eBPF object built by build.rs.
@@ -43,6 +40,8 @@ pub struct LoadConfig {
     pub args_max: u32,
     pub self_tgid: u32,
     pub report_threads: bool,
+    /// The raw syscall dispatcher where this kernel allows it, instead of the syscall tracepoints.
+    pub syscall_dispatcher: bool,
     pub include_mode: bool,
     pub proc_ring_bytes: Option<u32>,
     pub file_ring_bytes: Option<u32>,
@@ -56,6 +55,51 @@ pub struct Loaded {
     /// Kernel ids of every map of the object (the taken ones included), for `OWN_IDS`.
     pub map_ids: Vec<u32>,
     pub maps: Maps,
+    /// How system calls reach the programs on this kernel.
+    pub hooks: SyscallHooks,
+}
+
+/// How system calls reach the programs (see the eBPF crate's `dispatch` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyscallHooks {
+    /// Raw `sys_enter`/`sys_exit` programs tail-calling by syscall number: two attachments
+    /// (`[sensor] syscall_dispatcher = true`, on x86-64).
+    Dispatcher,
+    /// A `syscalls/sys_enter_X`/`sys_exit_X` tracepoint pair per watched call (about a hundred
+    /// attachments): the default, and where the dispatcher's registers are unknown (no x86-64
+    /// `pt_regs`) or its programs are refused.
+    #[default]
+    Tracepoints,
+}
+
+impl SyscallHooks {
+    /// The dispatcher where this kernel's BTF names the registers of the syscall ABI.
+    fn for_offsets(o: &sensor_common::KernelOffsets) -> Self {
+        let regs =
+            [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5, o.regs_syscall_nr];
+        if regs.contains(&sensor_common::offsets::OFFSET_ABSENT) {
+            Self::Tracepoints
+        } else {
+            Self::Dispatcher
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dispatcher => "raw syscall dispatcher",
+            Self::Tracepoints => "syscall tracepoints",
+        }
+    }
+
+    /// Whether program `name` of the object belongs to the other way (and is not loaded).
+    fn excludes(self, name: &str) -> bool {
+        let dispatcher = matches!(name, names::PROG_SYS_ENTER_DISPATCH | names::PROG_SYS_EXIT_DISPATCH)
+            || names::tracepoint_twin(name).is_some();
+        match self {
+            Self::Dispatcher => names::raw_twin(name).is_some(),
+            Self::Tracepoints => dispatcher,
+        }
+    }
 }
 
 impl std::fmt::Debug for Loaded {
@@ -134,6 +178,8 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
     }
     info!(btf = %btf_source, "kernel struct offsets resolved");
     debug!(?offsets, "kernel offsets from BTF");
+    let hooks =
+        if cfg.syscall_dispatcher { SyscallHooks::for_offsets(&offsets) } else { SyscallHooks::Tracepoints };
     if let Err(e) = tracefs::ensure_mounted() {
         warn!(error = %format!("{e:#}"), "tracefs unavailable: syscall collectors will be off");
     }
@@ -203,7 +249,7 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
     let maps =
         Maps { proc_events, file_events, net_events, inode_filter, loss, handover, logger, adopted: false };
-    Ok(Loaded { ebpf, btf_source, map_ids, maps })
+    Ok(Loaded { ebpf, btf_source, map_ids, maps, hooks })
 }
 
 /// BTFHub names its files after the kernel release (`5.10.0-46-cloud-amd64.btf`): a file named
@@ -227,12 +273,6 @@ fn take(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
     ebpf.take_map(name).with_context(|| format!("map {name} missing from the eBPF object"))
 }
 
-/// Attaches one optional collector.
-type Collector = fn(&mut Ebpf, &Refused, &mut Links) -> anyhow::Result<()>;
-
-/// Programs the verifier refused, with its reason.
-type Refused = HashMap<String, String>;
-
 /// What is attached, for the startup log and tests.
 #[derive(Debug, Default, Clone)]
 pub struct Attached {
@@ -243,278 +283,8 @@ pub struct Attached {
     pub disabled: Vec<(&'static str, String)>,
 }
 
-/// How a kind's programs are attached after the process lifecycle.
-enum Attach {
-    /// Exec, fork and exit: required, attached first (see [`LIFECYCLE`]).
-    Lifecycle,
-    /// Reported by another kind's programs (`bpf_access` by `bpf_load`'s), attached with them.
-    Shared,
-    /// A collector of its own, named by the kind, switched off with a warning when this kernel
-    /// cannot run it. `syscalls`: it attaches to `syscalls/*` tracepoints, whose record layout
-    /// is checked first.
-    Collector { attach: Collector, syscalls: bool },
-}
-
-/// The collector of each kind.
-fn attach_of(kind: EventKind) -> Attach {
-    let collector = |attach: Collector| Attach::Collector { attach, syscalls: true };
-    match kind {
-        EventKind::Exec | EventKind::Fork | EventKind::Exit => Attach::Lifecycle,
-        EventKind::Cred => collector(attach_cred),
-        EventKind::Ptrace => collector(attach_ptrace),
-        EventKind::ModuleLoad => Attach::Collector {
-            attach: |e, r, l| attach_tp(e, r, l, names::PROG_MODULE_LOAD, "module", "module_load"),
-            syscalls: false,
-        },
-        EventKind::BpfLoad => collector(|e, r, l| {
-            attach_syscall_pair(e, r, l, names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf")
-        }),
-        EventKind::BpfAccess => Attach::Shared,
-        EventKind::MemfdCreate => collector(|e, r, l| {
-            attach_syscall_pair(
-                e,
-                r,
-                l,
-                names::PROG_SYS_ENTER_MEMFD,
-                names::PROG_SYS_EXIT_MEMFD,
-                "memfd_create",
-            )
-        }),
-        EventKind::Signal => Attach::Collector { attach: attach_signal, syscalls: false },
-        EventKind::File => collector(attach_file),
-        EventKind::Net => collector(attach_net),
-    }
-}
-
-/// Loads into the kernel and attaches every program. Call after the readers have started.
-/// Process lifecycle (exec, fork, exit) is required; the other collectors are switched off with
-/// a warning when this kernel cannot run them.
-/// The links are returned owned, not left to their programs: stopping releases them at once.
-pub fn attach(ebpf: &mut Ebpf) -> anyhow::Result<(Attached, Links)> {
-    let started = Instant::now();
-    let mut out = Attached::default();
-    let mut links = Links::default();
-    let refused = verify(ebpf)?;
-    for (prog, tp) in LIFECYCLE {
-        let p: &mut RawTracePoint =
-            ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-        let id = p.attach(tp).with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
-        links.push(p.take_link(id)?);
-        // One line per attachment: the bench attaches its floor to exactly these.
-        debug!(prog, raw_tracepoint = tp, "attached");
-        out.collectors.push(prog);
-    }
-    let layout_ok = tracefs::check_syscall_layout();
-    for kind in EventKind::ALL {
-        let Attach::Collector { attach, syscalls } = attach_of(kind) else { continue };
-        let name = kind.name();
-        let res = match &layout_ok {
-            Err(e) if syscalls => Err(anyhow::anyhow!("{e:#}")),
-            _ => attach(ebpf, &refused, &mut links),
-        };
-        match res {
-            Ok(()) => out.collectors.push(name),
-            Err(e) => {
-                warn!(collector = name, error = %format!("{e:#}"), "collector disabled on this kernel");
-                out.disabled.push((name, format!("{e:#}")));
-            }
-        }
-    }
-    info!(
-        elapsed_ms = started.elapsed().as_millis(),
-        collectors = ?out.collectors,
-        disabled = out.disabled.len(),
-        "programs attached"
-    );
-    Ok((out, links))
-}
-
-/// The lifecycle programs and their raw tracepoints (required). Raw tracepoints pass the same
-/// arguments as BTF tracepoints (`task`, `bprm`, …) without needing the kernel's own BTF, so
-/// process lifecycle works the same on kernels built without it.
-const LIFECYCLE: [(&str, &str); 3] = [
-    (names::PROG_SCHED_PROCESS_EXEC, "sched_process_exec"),
-    (names::PROG_SCHED_PROCESS_FORK, "sched_process_fork"),
-    (names::PROG_SCHED_PROCESS_EXIT, "sched_process_exit"),
-];
-
-/// Verifies (loads) every program: verification is most of start-up (on 6.18: sys_exit_net
-/// ~200 ms, sched_process_exec ~150 ms, sys_exit_file ~100 ms), so the tracepoint programs are
-/// verified on threads of their own while the lifecycle programs are verified here. A refused
-/// lifecycle program is an error; refused optional ones are returned with the reason.
-fn verify(ebpf: &mut Ebpf) -> anyhow::Result<Refused> {
-    std::thread::scope(|s| {
-        let mut lifecycle = Vec::new();
-        let mut others = Vec::new();
-        for (name, prog) in ebpf.programs_mut() {
-            match prog {
-                Program::RawTracePoint(p) => {
-                    if LIFECYCLE.iter().any(|(n, _)| *n == name) {
-                        lifecycle.push((name, p));
-                    } else {
-                        others.push((name, s.spawn(move || p.load())));
-                    }
-                }
-                Program::TracePoint(p) => {
-                    let started = Instant::now();
-                    let job = s.spawn(move || {
-                        let res = p.load();
-                        let insns = p.info().ok().and_then(|i| i.verified_instruction_count());
-                        debug!(prog = name, elapsed_ms = started.elapsed().as_millis(), ?insns, "verified");
-                        res
-                    });
-                    others.push((name, job));
-                }
-                _ => {}
-            }
-        }
-        for (prog, _) in LIFECYCLE {
-            let started = Instant::now();
-            let (_, p) = lifecycle
-                .iter_mut()
-                .find(|(n, _)| *n == prog)
-                .with_context(|| format!("program {prog} missing"))?;
-            p.load().with_context(|| format!("verifying {prog}"))?;
-            let insns = p.info().ok().and_then(|i| i.verified_instruction_count());
-            debug!(prog, elapsed_ms = started.elapsed().as_millis(), ?insns, "verified");
-        }
-        let mut refused = Refused::new();
-        for (name, job) in others {
-            let res = job.join().map_err(|_| anyhow::anyhow!("verifying {name}: the thread panicked"))?;
-            if let Err(e) = res {
-                refused.insert(
-                    name.to_owned(),
-                    format!("{:#}", anyhow::Error::new(e).context(format!("verifying {name}"))),
-                );
-            }
-        }
-        Ok(refused)
-    })
-}
-
-fn tracepoint<'a>(ebpf: &'a mut Ebpf, refused: &Refused, prog: &str) -> anyhow::Result<&'a mut TracePoint> {
-    if let Some(why) = refused.get(prog) {
-        anyhow::bail!("{why}");
-    }
-    let p: &mut TracePoint =
-        ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-    Ok(p)
-}
-
-fn attach_tp(
-    ebpf: &mut Ebpf,
-    refused: &Refused,
-    links: &mut Links,
-    prog: &str,
-    category: &str,
-    name: &str,
-) -> anyhow::Result<()> {
-    let p = tracepoint(ebpf, refused, prog)?;
-    let id = p.attach(category, name).with_context(|| format!("attaching {prog} to {category}/{name}"))?;
-    links.push(p.take_link(id)?);
-    debug!(prog, tracepoint = %format_args!("{category}/{name}"), "attached");
-    Ok(())
-}
-
-fn attach_syscall_pair(
-    ebpf: &mut Ebpf,
-    refused: &Refused,
-    links: &mut Links,
-    enter: &str,
-    exit: &str,
-    syscall: &str,
-) -> anyhow::Result<()> {
-    attach_tp(ebpf, refused, links, enter, "syscalls", &format!("sys_enter_{syscall}"))?;
-    attach_tp(ebpf, refused, links, exit, "syscalls", &format!("sys_exit_{syscall}"))
-}
-
-/// The file programs on every watched file syscall this kernel has.
-fn attach_file(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
-    let mut attached = 0;
-    let mut first_error = None;
-    for (_, name, _) in file_syscalls::for_this_arch() {
-        match attach_syscall_pair(
-            ebpf,
-            refused,
-            links,
-            names::PROG_SYS_ENTER_FILE,
-            names::PROG_SYS_EXIT_FILE,
-            name,
-        ) {
-            Ok(()) => attached += 1,
-            Err(e) => {
-                debug!(syscall = name, error = %format!("{e:#}"), "file syscall not watched");
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if attached == 0 {
-        // Say why (a verifier refusal is the same for every syscall), not only that it failed.
-        let e = first_error.unwrap_or_else(|| anyhow::anyhow!("no file syscalls on this architecture"));
-        return Err(e.context("no file syscall tracepoint could be attached"));
-    }
-    Ok(())
-}
-
-/// The network programs on every watched network syscall.
-fn attach_net(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
-    for (_, name, _) in file_syscalls::net_for_this_arch() {
-        attach_syscall_pair(ebpf, refused, links, names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET, name)?;
-    }
-    Ok(())
-}
-
-/// `ptrace`, and the other ways into another process: `process_vm_writev`, `process_vm_readv`
-/// (the program keeps only reads of the sensor) and `pidfd_getfd`; all exits share one program.
-fn attach_ptrace(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
-    attach_syscall_pair(
-        ebpf,
-        refused,
-        links,
-        names::PROG_SYS_ENTER_PTRACE,
-        names::PROG_SYS_EXIT_PTRACE,
-        "ptrace",
-    )?;
-    for (enter, syscall) in [
-        (names::PROG_SYS_ENTER_PROCESS_VM_WRITEV, "process_vm_writev"),
-        (names::PROG_SYS_ENTER_PROCESS_VM_READV, "process_vm_readv"),
-        (names::PROG_SYS_ENTER_PIDFD_GETFD, "pidfd_getfd"),
-    ] {
-        // pidfd_getfd is 5.6+: its absence leaves ptrace and process_vm_* watched.
-        if let Err(e) = attach_syscall_pair(ebpf, refused, links, enter, names::PROG_SYS_EXIT_PTRACE, syscall)
-        {
-            warn!(syscall, error = %format!("{e:#}"), "process access system call not watched");
-        }
-    }
-    Ok(())
-}
-
-/// Signals generated for the sensor (raw tracepoint: it sees the sender before delivery).
-fn attach_signal(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
-    let prog = names::PROG_SIGNAL_GENERATE;
-    if let Some(why) = refused.get(prog) {
-        anyhow::bail!("{why}");
-    }
-    let p: &mut RawTracePoint =
-        ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
-    let id = p.attach("signal_generate").context("attaching to raw tracepoint signal_generate")?;
-    links.push(p.take_link(id)?);
-    Ok(())
-}
-
-fn attach_cred(ebpf: &mut Ebpf, refused: &Refused, links: &mut Links) -> anyhow::Result<()> {
-    for syscall in names::CRED_SYSCALLS {
-        attach_syscall_pair(
-            ebpf,
-            refused,
-            links,
-            names::PROG_SYS_ENTER_CRED,
-            names::PROG_SYS_EXIT_CRED,
-            syscall,
-        )?;
-    }
-    Ok(())
-}
+mod attach;
+pub use attach::attach;
 
 #[cfg(test)]
 mod tests {
@@ -557,10 +327,14 @@ mod tests {
             names::MAP_CONTROL,
             names::MAP_OWN_IDS,
             names::MAP_HANDOVER,
+            names::MAP_SYS_ENTER_PROGS,
+            names::MAP_SYS_EXIT_PROGS,
         ] {
             assert!(obj.maps.contains_key(map), "map {map} missing; object has {:?}", obj.maps.keys());
         }
-        for &prog in EventKind::ALL.into_iter().flat_map(names::programs) {
+        let twins = names::RAW_TWINS.iter().map(|(_, raw)| raw);
+        let dispatch = [&names::PROG_SYS_ENTER_DISPATCH, &names::PROG_SYS_EXIT_DISPATCH];
+        for &prog in EventKind::ALL.into_iter().flat_map(names::programs).chain(twins).chain(dispatch) {
             assert!(
                 obj.programs.contains_key(prog),
                 "program {prog} missing; object has {:?}",

@@ -36,7 +36,7 @@ use tracing::{info, warn};
 use crate::loader::{EBPF_OBJECT, LoadConfig};
 
 /// The maps a sensor needs to adopt pinned programs.
-const PINNED_MAPS: [&str; 7] = [
+const PINNED_MAPS: [&str; 9] = [
     names::MAP_PROC_EVENTS,
     names::MAP_FILE_EVENTS,
     names::MAP_NET_EVENTS,
@@ -44,6 +44,10 @@ const PINNED_MAPS: [&str; 7] = [
     names::MAP_INODE_FILTER,
     names::MAP_CONTROL,
     names::MAP_HANDOVER,
+    // A program array is emptied when the last user reference to it goes: pinned, the
+    // dispatcher's tables outlive this process with the pinned links.
+    names::MAP_SYS_ENTER_PROGS,
+    names::MAP_SYS_EXIT_PROGS,
 ];
 
 /// Pinning settings.
@@ -73,7 +77,7 @@ pub fn version(cfg: &LoadConfig) -> String {
     let mut h = Sha256::new();
     h.update(EBPF_OBJECT);
     h.update(cfg.args_max.to_le_bytes());
-    h.update([u8::from(cfg.report_threads), u8::from(cfg.include_mode)]);
+    h.update([u8::from(cfg.report_threads), u8::from(cfg.include_mode), u8::from(cfg.syscall_dispatcher)]);
     for r in [cfg.proc_ring_bytes, cfg.file_ring_bytes] {
         h.update(r.unwrap_or(0).to_le_bytes());
     }

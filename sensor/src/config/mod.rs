@@ -140,6 +140,8 @@ struct SensorSection {
     /// bpffs directory to pin the programs in (see `sensor run --pin-dir`).
     pin_dir: Option<PathBuf>,
     unpin_on_stop: Option<bool>,
+    /// Watch system calls through the raw `sys_enter`/`sys_exit` dispatcher (x86-64).
+    syscall_dispatcher: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -322,6 +324,7 @@ impl Validator {
             o.args_max = n;
         }
         o.report_threads = s.report_threads.unwrap_or(o.report_threads);
+        o.syscall_dispatcher = s.syscall_dispatcher.unwrap_or(o.syscall_dispatcher);
         if let Some(btf) = s.btf {
             self.absolute("sensor.btf", &btf);
             o.btf = Some(btf);

@@ -68,5 +68,6 @@ pub fn pinned_program_runs(links: &[(String, std::path::PathBuf)]) -> Vec<Progra
 
 /// Which event kind a program of the object reports (see [`names::programs`]).
 fn program_kind(name: &str) -> Option<EventKind> {
+    let name = names::tracepoint_twin(name).unwrap_or(name);
     EventKind::ALL.into_iter().find(|k| names::programs(*k).contains(&name))
 }

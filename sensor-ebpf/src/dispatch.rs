@@ -1,0 +1,190 @@
+//! System calls reach the programs one of two ways, chosen by the loader:
+//!
+//! - **Raw dispatcher** (x86-64): one raw tracepoint program on `sys_enter` and one on
+//!   `sys_exit` tail-call, by system call number, the raw twin of the watched call's program
+//!   (`SYS_ENTER_PROGS`, `SYS_EXIT_PROGS`, filled by the loader). Two attachments instead of
+//!   about a hundred: a classic syscall tracepoint is a perf event, and the kernel detaches each
+//!   one under a global mutex with a full RCU grace period, so stopping took seconds. Raw
+//!   tracepoint links are also BPF links on every supported kernel (classic tracepoint
+//!   attachments only from 5.15); pinning on 5.10 still waits for `module_load` to follow.
+//! - **Syscall tracepoints** (`syscalls/sys_enter_X`, `sys_exit_X`): the fallback where the
+//!   dispatcher cannot run (no `pt_regs` offsets for this architecture, or switched off).
+//!
+//! Each program body is written once against [`Syscall`] and compiled into both entry points by
+//! [`syscall_program!`]. Like the syscall tracepoints, the raw twins ignore 32-bit system calls
+//! of x86-64 (`TS_COMPAT`): their numbers are another table's.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_task,
+    macros::{map, raw_tracepoint},
+    maps::ProgramArray,
+    programs::{RawTracePointContext, TracePointContext},
+};
+
+use crate::{
+    kernel::{read_z, tp_args, tp_field},
+    off,
+};
+
+/// Slots of the dispatch tables: above every x86-64 system call number.
+const SLOTS: u32 = 512;
+/// `thread_info.status` bit of a 32-bit system call on x86-64.
+const TS_COMPAT: u32 = 0x0002;
+
+/// syscall number → the raw twin of its `sys_enter` program.
+#[map(name = "SYS_ENTER_PROGS")]
+static SYS_ENTER_PROGS: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
+
+/// syscall number → the raw twin of its `sys_exit` program.
+#[map(name = "SYS_EXIT_PROGS")]
+static SYS_EXIT_PROGS: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
+
+/// What a program reads of the system call it runs for.
+pub trait Syscall {
+    /// The call's number (this architecture's table).
+    fn nr(&self) -> u32;
+    /// Argument `i` (< 6, a constant).
+    fn arg(&self, i: usize) -> u64;
+    /// The six argument slots; slots past the call's own arguments hold garbage.
+    fn args(&self) -> [u64; 6];
+    /// The return value (exit programs only).
+    fn ret(&self) -> i64;
+}
+
+/// Classic syscall tracepoint records (kernel/trace/trace_syscalls.c): `struct trace_entry`
+/// (8 bytes), `int __syscall_nr` at 8, then `unsigned long args[6]` from 16 (`sys_enter_*`) or
+/// `long ret` at 16 (`sys_exit_*`). The loader checks these offsets against tracefs formats.
+impl Syscall for TracePointContext {
+    #[inline(always)]
+    fn nr(&self) -> u32 {
+        // SAFETY: a field every syscall record has.
+        unsafe { tp_field::<i32>(self, 8) as u32 }
+    }
+
+    #[inline(always)]
+    fn arg(&self, i: usize) -> u64 {
+        // SAFETY: constant `i` of an argument the call has (see `Syscall::arg`).
+        unsafe { tp_field(self, 16 + 8 * i) }
+    }
+
+    #[inline(always)]
+    fn args(&self) -> [u64; 6] {
+        // One copy of the six slots: the shared programs are attached to syscalls with fewer
+        // arguments, so direct context loads beyond the first would be refused at attach.
+        tp_args(self, 16)
+    }
+
+    #[inline(always)]
+    fn ret(&self) -> i64 {
+        // SAFETY: `ret` of a `sys_exit_*` record.
+        unsafe { tp_field(self, 16) }
+    }
+}
+
+/// A raw `sys_enter(struct pt_regs *regs, long id)` or `sys_exit(struct pt_regs *regs, long
+/// ret)` call, reached through a dispatcher's tail call (which keeps the context).
+pub struct RawSyscall {
+    ctx: RawTracePointContext,
+    regs: *const u8,
+}
+
+impl RawSyscall {
+    #[inline(always)]
+    pub fn new(ctx: RawTracePointContext) -> Self {
+        let regs = ctx.arg::<u64>(0) as *const u8;
+        Self { ctx, regs }
+    }
+}
+
+impl Syscall for RawSyscall {
+    #[inline(always)]
+    fn nr(&self) -> u32 {
+        // SAFETY: probe read of the task's saved registers (zero when it faults).
+        unsafe { read_z::<u64>(self.regs, off!(regs_syscall_nr)) as u32 }
+    }
+
+    #[inline(always)]
+    fn arg(&self, i: usize) -> u64 {
+        let off = match i {
+            0 => off!(regs_arg0),
+            1 => off!(regs_arg1),
+            2 => off!(regs_arg2),
+            3 => off!(regs_arg3),
+            4 => off!(regs_arg4),
+            _ => off!(regs_arg5),
+        };
+        // SAFETY: probe read of the task's saved registers (zero when it faults).
+        unsafe { read_z(self.regs, off) }
+    }
+
+    #[inline(always)]
+    fn args(&self) -> [u64; 6] {
+        [self.arg(0), self.arg(1), self.arg(2), self.arg(3), self.arg(4), self.arg(5)]
+    }
+
+    #[inline(always)]
+    fn ret(&self) -> i64 {
+        self.ctx.arg::<i64>(1)
+    }
+}
+
+/// A 32-bit system call of a 64-bit kernel (x86-64 `TS_COMPAT`): its number is another
+/// table's. Checked by the raw twins, not by the dispatchers, so the calls nobody watches (most
+/// of them) cost no read of the task.
+#[inline(always)]
+pub fn compat() -> bool {
+    let status = off!(task_ti_status);
+    if status == sensor_common::offsets::OFFSET_ABSENT {
+        return false;
+    }
+    // SAFETY: probe read of the current task (zero when it faults).
+    let s: u32 = unsafe { read_z(bpf_get_current_task() as *const u8, status) };
+    s & TS_COMPAT != 0
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_enter_dispatch(ctx: RawTracePointContext) -> i32 {
+    let id = ctx.arg::<i64>(1);
+    if !(0..i64::from(SLOTS)).contains(&id) {
+        return 0;
+    }
+    // SAFETY: tail call with this program's own context; an empty slot returns here.
+    unsafe { SYS_ENTER_PROGS.tail_call(&ctx, id as u32) };
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_exit_dispatch(ctx: RawTracePointContext) -> i32 {
+    let regs = ctx.arg::<u64>(0) as *const u8;
+    // SAFETY: probe read of the task's saved registers (zero when it faults).
+    let nr: u64 = unsafe { read_z(regs, off!(regs_syscall_nr)) };
+    if nr >= u64::from(SLOTS) {
+        return 0;
+    }
+    // SAFETY: tail call with this program's own context; an empty slot returns here.
+    unsafe { SYS_EXIT_PROGS.tail_call(&ctx, nr as u32) };
+    0
+}
+
+/// A system call program's two entry points: `$tp`, a classic tracepoint program for
+/// `syscalls/sys_*_X`, and `$raw`, a raw tracepoint program the dispatcher tail-calls. `$body`
+/// is `fn(&impl Syscall) -> u32`.
+#[macro_export]
+macro_rules! syscall_program {
+    ($tp:ident, $raw:ident, $body:path) => {
+        #[aya_ebpf::macros::tracepoint]
+        pub fn $tp(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
+            $body(&ctx)
+        }
+
+        #[aya_ebpf::macros::raw_tracepoint]
+        pub fn $raw(ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
+            if $crate::dispatch::compat() {
+                return 0;
+            }
+            $body(&$crate::dispatch::RawSyscall::new(ctx)) as i32
+        }
+    };
+}

@@ -1,0 +1,353 @@
+//! Verifying and attaching the programs of a fresh load: process lifecycle first (required),
+//! then one collector per event kind, each switched off with a warning when this kernel cannot
+//! run it. System calls reach their programs through the raw dispatcher or through syscall
+//! tracepoints ([`SyscallHooks`]).
+
+use std::{collections::HashMap, str::FromStr as _, time::Instant};
+
+use anyhow::Context as _;
+use aya::{
+    Ebpf,
+    maps::ProgramArray,
+    programs::{Program, RawTracePoint, TracePoint},
+};
+use sensor_common::{EventKind, names};
+use tracing::{debug, info, warn};
+
+use super::{Attached, SyscallHooks};
+use crate::{file_syscalls, links::Links, tracefs};
+
+/// Programs the verifier refused, with its reason.
+type Refused = HashMap<String, String>;
+
+/// What attaching needs: the object, what the verifier refused, where links go, and how system
+/// calls reach the programs.
+struct Attaching<'a> {
+    ebpf: &'a mut Ebpf,
+    refused: Refused,
+    links: &'a mut Links,
+    hooks: SyscallHooks,
+    /// Dispatcher slots filled so far (syscall number, program), to catch a number claimed twice.
+    slots: HashMap<(bool, u32), &'static str>,
+}
+
+/// Attaches one optional collector.
+type Collector = fn(&mut Attaching<'_>) -> anyhow::Result<()>;
+
+/// How a kind's programs are attached after the process lifecycle.
+enum Attach {
+    /// Exec, fork and exit: required, attached first (see [`LIFECYCLE`]).
+    Lifecycle,
+    /// Reported by another kind's programs (`bpf_access` by `bpf_load`'s), attached with them.
+    Shared,
+    /// A collector of its own, named by the kind, switched off with a warning when this kernel
+    /// cannot run it. `syscalls`: it watches system calls, whose tracepoint record layout is
+    /// checked first when they come through tracepoints.
+    Collector { attach: Collector, syscalls: bool },
+}
+
+/// The collector of each kind.
+fn attach_of(kind: EventKind) -> Attach {
+    let collector = |attach: Collector| Attach::Collector { attach, syscalls: true };
+    match kind {
+        EventKind::Exec | EventKind::Fork | EventKind::Exit => Attach::Lifecycle,
+        EventKind::Cred => collector(attach_cred),
+        EventKind::Ptrace => collector(attach_ptrace),
+        EventKind::ModuleLoad => Attach::Collector {
+            attach: |a| a.tracepoint(names::PROG_MODULE_LOAD, "module", "module_load"),
+            syscalls: false,
+        },
+        EventKind::BpfLoad => {
+            collector(|a| a.syscall_pair(names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf"))
+        }
+        EventKind::BpfAccess => Attach::Shared,
+        EventKind::MemfdCreate => collector(|a| {
+            a.syscall_pair(names::PROG_SYS_ENTER_MEMFD, names::PROG_SYS_EXIT_MEMFD, "memfd_create")
+        }),
+        EventKind::Signal => Attach::Collector { attach: attach_signal, syscalls: false },
+        EventKind::File => collector(attach_file),
+        EventKind::Net => collector(attach_net),
+    }
+}
+
+/// Loads into the kernel and attaches every program. Call after the readers have started.
+/// Process lifecycle (exec, fork, exit) is required; the other collectors are switched off with
+/// a warning when this kernel cannot run them.
+/// The links are returned owned, not left to their programs: stopping releases them at once.
+pub fn attach(ebpf: &mut Ebpf, hooks: SyscallHooks) -> anyhow::Result<(Attached, Links)> {
+    let started = Instant::now();
+    let mut out = Attached::default();
+    let mut links = Links::default();
+    let (refused, hooks) = verify_all(ebpf, hooks)?;
+    for (prog, tp) in LIFECYCLE {
+        let p: &mut RawTracePoint =
+            ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+        let id = p.attach(tp).with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
+        links.push(p.take_link(id)?);
+        // One line per attachment: the bench attaches its floor to exactly these.
+        debug!(prog, raw_tracepoint = tp, "attached");
+        out.collectors.push(prog);
+    }
+    let layout_ok = match hooks {
+        SyscallHooks::Tracepoints => tracefs::check_syscall_layout(),
+        SyscallHooks::Dispatcher => Ok(()),
+    };
+    let mut a = Attaching { ebpf, refused, links: &mut links, hooks, slots: HashMap::new() };
+    for kind in EventKind::ALL {
+        let Attach::Collector { attach, syscalls } = attach_of(kind) else { continue };
+        let name = kind.name();
+        let res = match &layout_ok {
+            Err(e) if syscalls => Err(anyhow::anyhow!("{e:#}")),
+            _ => attach(&mut a),
+        };
+        match res {
+            Ok(()) => out.collectors.push(name),
+            Err(e) => {
+                warn!(collector = name, error = %format!("{e:#}"), "collector disabled on this kernel");
+                out.disabled.push((name, format!("{e:#}")));
+            }
+        }
+    }
+    if hooks == SyscallHooks::Dispatcher && !a.slots.is_empty() {
+        for (prog, tp) in
+            [(names::PROG_SYS_ENTER_DISPATCH, "sys_enter"), (names::PROG_SYS_EXIT_DISPATCH, "sys_exit")]
+        {
+            a.raw_tracepoint(prog, tp).context("the system call dispatcher")?;
+        }
+    }
+    info!(
+        elapsed_ms = started.elapsed().as_millis(),
+        collectors = ?out.collectors,
+        disabled = out.disabled.len(),
+        syscalls = hooks.name(),
+        "programs attached"
+    );
+    Ok((out, links))
+}
+
+/// The lifecycle programs and their raw tracepoints (required). Raw tracepoints pass the same
+/// arguments as BTF tracepoints (`task`, `bprm`, …) without needing the kernel's own BTF, so
+/// process lifecycle works the same on kernels built without it.
+const LIFECYCLE: [(&str, &str); 3] = [
+    (names::PROG_SCHED_PROCESS_EXEC, "sched_process_exec"),
+    (names::PROG_SCHED_PROCESS_FORK, "sched_process_fork"),
+    (names::PROG_SCHED_PROCESS_EXIT, "sched_process_exit"),
+];
+
+/// Verifies the programs of `hooks`; when the dispatcher itself is refused, the syscall
+/// tracepoint programs are verified instead and the sensor goes on with them.
+fn verify_all(ebpf: &mut Ebpf, hooks: SyscallHooks) -> anyhow::Result<(Refused, SyscallHooks)> {
+    let mut refused = verify(ebpf, true, |name| !hooks.excludes(name))?;
+    if hooks == SyscallHooks::Dispatcher {
+        let dispatch = [names::PROG_SYS_ENTER_DISPATCH, names::PROG_SYS_EXIT_DISPATCH];
+        if let Some(why) = dispatch.iter().find_map(|p| refused.get(*p)) {
+            warn!(error = %why, "system call dispatcher refused: using syscall tracepoints");
+            let fallback = SyscallHooks::Tracepoints;
+            refused.extend(verify(ebpf, false, |name| names::raw_twin(name).is_some())?);
+            return Ok((refused, fallback));
+        }
+    }
+    Ok((refused, hooks))
+}
+
+/// Verifies (loads) the programs `wanted` selects: verification is most of start-up (on 6.18:
+/// sys_exit_net ~200 ms, sched_process_exec ~150 ms, sys_exit_file ~100 ms), so the optional
+/// programs are verified on threads of their own while the lifecycle programs (with
+/// `lifecycle`) are verified here. A refused lifecycle program is an error; refused optional
+/// ones are returned with the reason.
+fn verify(ebpf: &mut Ebpf, lifecycle: bool, wanted: impl Fn(&str) -> bool) -> anyhow::Result<Refused> {
+    std::thread::scope(|s| {
+        let mut required = Vec::new();
+        let mut others = Vec::new();
+        for (name, prog) in ebpf.programs_mut() {
+            let is_lifecycle = LIFECYCLE.iter().any(|(n, _)| *n == name);
+            if is_lifecycle {
+                if let (true, Program::RawTracePoint(p)) = (lifecycle, prog) {
+                    required.push((name, p));
+                }
+                continue;
+            }
+            if !wanted(name) {
+                continue;
+            }
+            let started = Instant::now();
+            let job = match prog {
+                Program::RawTracePoint(p) => s.spawn(move || {
+                    let res = p.load();
+                    let insns = p.info().ok().and_then(|i| i.verified_instruction_count());
+                    debug!(prog = name, elapsed_ms = started.elapsed().as_millis(), ?insns, "verified");
+                    res
+                }),
+                Program::TracePoint(p) => s.spawn(move || {
+                    let res = p.load();
+                    let insns = p.info().ok().and_then(|i| i.verified_instruction_count());
+                    debug!(prog = name, elapsed_ms = started.elapsed().as_millis(), ?insns, "verified");
+                    res
+                }),
+                _ => continue,
+            };
+            others.push((name, job));
+        }
+        if lifecycle {
+            for (prog, _) in LIFECYCLE {
+                let started = Instant::now();
+                let (_, p) = required
+                    .iter_mut()
+                    .find(|(n, _)| *n == prog)
+                    .with_context(|| format!("program {prog} missing"))?;
+                p.load().with_context(|| format!("verifying {prog}"))?;
+                let insns = p.info().ok().and_then(|i| i.verified_instruction_count());
+                debug!(prog, elapsed_ms = started.elapsed().as_millis(), ?insns, "verified");
+            }
+        }
+        let mut refused = Refused::new();
+        for (name, job) in others {
+            let res = job.join().map_err(|_| anyhow::anyhow!("verifying {name}: the thread panicked"))?;
+            if let Err(e) = res {
+                refused.insert(
+                    name.to_owned(),
+                    format!("{:#}", anyhow::Error::new(e).context(format!("verifying {name}"))),
+                );
+            }
+        }
+        Ok(refused)
+    })
+}
+
+impl Attaching<'_> {
+    fn check(&self, prog: &str) -> anyhow::Result<()> {
+        match self.refused.get(prog) {
+            Some(why) => anyhow::bail!("{why}"),
+            None => Ok(()),
+        }
+    }
+
+    /// `prog` on the classic tracepoint `category/name`.
+    fn tracepoint(&mut self, prog: &str, category: &str, name: &str) -> anyhow::Result<()> {
+        self.check(prog)?;
+        let p: &mut TracePoint =
+            self.ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+        let id =
+            p.attach(category, name).with_context(|| format!("attaching {prog} to {category}/{name}"))?;
+        self.links.push(p.take_link(id)?);
+        // One line per attachment: the bench attaches its floor to exactly these.
+        debug!(prog, tracepoint = %format_args!("{category}/{name}"), "attached");
+        Ok(())
+    }
+
+    /// `prog` on the raw tracepoint `tp`.
+    fn raw_tracepoint(&mut self, prog: &str, tp: &str) -> anyhow::Result<()> {
+        self.check(prog)?;
+        let p: &mut RawTracePoint =
+            self.ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
+        let id = p.attach(tp).with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
+        self.links.push(p.take_link(id)?);
+        debug!(prog, raw_tracepoint = tp, "attached");
+        Ok(())
+    }
+
+    /// The enter and exit programs of system call `syscall`.
+    fn syscall_pair(&mut self, enter: &'static str, exit: &'static str, syscall: &str) -> anyhow::Result<()> {
+        match self.hooks {
+            SyscallHooks::Tracepoints => {
+                self.tracepoint(enter, "syscalls", &format!("sys_enter_{syscall}"))?;
+                self.tracepoint(exit, "syscalls", &format!("sys_exit_{syscall}"))
+            }
+            SyscallHooks::Dispatcher => {
+                let nr = syscalls::Sysno::from_str(syscall)
+                    .map_err(|_| anyhow::anyhow!("no system call {syscall} on this architecture"))?
+                    .id();
+                let nr = u32::try_from(nr).with_context(|| format!("system call number of {syscall}"))?;
+                // Both verified before either is in a table: an enter program without its exit
+                // would only fill the pending maps.
+                for prog in [enter, exit] {
+                    self.check(names::raw_twin(prog).unwrap_or(prog))?;
+                }
+                self.dispatch(false, nr, enter)?;
+                self.dispatch(true, nr, exit)
+            }
+        }
+    }
+
+    /// Puts the raw twin of `prog` in the enter (or exit) dispatch table at `nr`.
+    fn dispatch(&mut self, exit: bool, nr: u32, prog: &'static str) -> anyhow::Result<()> {
+        let raw = names::raw_twin(prog).with_context(|| format!("program {prog} has no raw twin"))?;
+        self.check(raw)?;
+        if let Some(other) = self.slots.get(&(exit, nr))
+            && *other != prog
+        {
+            anyhow::bail!("system call {nr} is claimed by {other} and {prog}");
+        }
+        let fd = self
+            .ebpf
+            .program(raw)
+            .with_context(|| format!("program {raw} missing"))?
+            .fd()
+            .with_context(|| format!("program {raw} not loaded"))?
+            .try_clone()?;
+        let table = if exit { names::MAP_SYS_EXIT_PROGS } else { names::MAP_SYS_ENTER_PROGS };
+        let map = self.ebpf.map_mut(table).with_context(|| format!("map {table} missing"))?;
+        let mut progs: ProgramArray<_> = ProgramArray::try_from(map)?;
+        progs.set(nr, &fd, 0).with_context(|| format!("{table}[{nr}] = {raw}"))?;
+        self.slots.insert((exit, nr), prog);
+        Ok(())
+    }
+}
+
+/// The file programs on every watched file syscall this kernel has.
+fn attach_file(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+    let mut attached = 0;
+    let mut first_error = None;
+    for (_, name, _) in file_syscalls::for_this_arch() {
+        match a.syscall_pair(names::PROG_SYS_ENTER_FILE, names::PROG_SYS_EXIT_FILE, name) {
+            Ok(()) => attached += 1,
+            Err(e) => {
+                debug!(syscall = name, error = %format!("{e:#}"), "file syscall not watched");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if attached == 0 {
+        // Say why (a verifier refusal is the same for every syscall), not only that it failed.
+        let e = first_error.unwrap_or_else(|| anyhow::anyhow!("no file syscalls on this architecture"));
+        return Err(e.context("no file syscall could be watched"));
+    }
+    Ok(())
+}
+
+/// The network programs on every watched network syscall.
+fn attach_net(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+    for (_, name, _) in file_syscalls::net_for_this_arch() {
+        a.syscall_pair(names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET, name)?;
+    }
+    Ok(())
+}
+
+/// `ptrace`, and the other ways into another process: `process_vm_writev`, `process_vm_readv`
+/// (the program keeps only reads of the sensor) and `pidfd_getfd`; all exits share one program.
+fn attach_ptrace(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+    a.syscall_pair(names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")?;
+    for (enter, syscall) in [
+        (names::PROG_SYS_ENTER_PROCESS_VM_WRITEV, "process_vm_writev"),
+        (names::PROG_SYS_ENTER_PROCESS_VM_READV, "process_vm_readv"),
+        (names::PROG_SYS_ENTER_PIDFD_GETFD, "pidfd_getfd"),
+    ] {
+        // pidfd_getfd is 5.6+: its absence leaves ptrace and process_vm_* watched.
+        if let Err(e) = a.syscall_pair(enter, names::PROG_SYS_EXIT_PTRACE, syscall) {
+            warn!(syscall, error = %format!("{e:#}"), "process access system call not watched");
+        }
+    }
+    Ok(())
+}
+
+/// Signals generated for the sensor (raw tracepoint: it sees the sender before delivery).
+fn attach_signal(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+    a.raw_tracepoint(names::PROG_SIGNAL_GENERATE, "signal_generate")
+}
+
+fn attach_cred(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+    for syscall in names::CRED_SYSCALLS {
+        a.syscall_pair(names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED, syscall)?;
+    }
+    Ok(())
+}
