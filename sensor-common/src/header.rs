@@ -104,10 +104,10 @@ const _: () = {
 };
 
 /// Entries of the `HANDOVER` array: five per event kind (two loss counts already reported,
-/// events read, events written, skipped program runs reported), and the time of the last loss
-/// report in the last slot.
+/// events read, events written, skipped program runs reported), the skipped runs of the raw
+/// syscall dispatchers reported, and the time of the last loss report in the last slot.
 pub const HANDOVER_SLOTS: u32 = 64;
-const _: () = assert!(5 * EventKind::ALL.len() < HANDOVER_SLOTS as usize);
+const _: () = assert!(5 * EventKind::ALL.len() + 1 < HANDOVER_SLOTS as usize - 1);
 
 /// `BPF_F_MMAPABLE`: userspace maps the `HANDOVER` array and updates it with plain stores.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;

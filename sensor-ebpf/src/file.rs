@@ -147,10 +147,17 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     } else {
         None
     };
-    let target = target_fd.and_then(|fd| fd_file(task, fd).ok());
+    // A nullable pointer rather than an `Option`: LLVM hoists the load of an `Option`'s payload
+    // above the check of its tag, and the 5.10 verifier refuses that read of stack the `None`
+    // path never wrote (it refused `sys_exit_file` so).
+    let target: *const u8 = match target_fd {
+        Some(fd) => fd_file(task, fd).unwrap_or(core::ptr::null()),
+        None => core::ptr::null(),
+    };
 
     let mut hdr_flags = 0u32;
-    if let Some(file) = target {
+    if !target.is_null() {
+        let file = target;
         // SAFETY: probe reads.
         let bits = unsafe { read_ptr(file, off!(file_dentry)).map(filter_bits).unwrap_or(0) };
         if !wanted(bits) {
@@ -203,7 +210,8 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
         (*f).syscall_nr = pending.nr;
 
         // Path 1: the target file itself, or dirfd/cwd + the name as passed.
-        if let Some(file) = target {
+        if !target.is_null() {
+            let file = target;
             hdr_flags |= FILE_DIR1_IS_TARGET;
             if let (Ok(d), Ok(m)) = (read_ptr(file, off!(file_dentry)), read_ptr(file, off!(file_vfsmount))) {
                 let w = walk::<WALK_MASK, FILE_WALK_LIMIT>(d, m, data);

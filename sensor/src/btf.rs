@@ -107,6 +107,11 @@ impl KernelBtf {
         Ok(Self { btf })
     }
 
+    /// Whether the kernel has a function named `name` (a `FUNC` in its BTF).
+    pub fn has_function(&self, name: &str) -> bool {
+        self.btf.resolve_types_by_name(name).unwrap_or_default().iter().any(|t| matches!(t, Type::Func(_)))
+    }
+
     fn find_struct(&self, name: &'static str) -> Result<btf_rs::Struct, BtfError> {
         for ty in self.btf.resolve_types_by_name(name).unwrap_or_default() {
             if let Type::Struct(s) = ty

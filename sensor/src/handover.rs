@@ -9,7 +9,8 @@
 //! - `3 KINDS + i`: of those, the ones whose records every output has taken (flushed), or that
 //!   needed no record;
 //! - `4 KINDS + i`: runs of that kind's programs the kernel skipped (`recursion_misses`, see
-//!   `sources::loss`) already put into loss records;
+//!   `sources::loss`) already put into loss records; `5 KINDS`: the same for the raw syscall
+//!   dispatchers (`loader::Runs::Syscalls`);
 //! - the last slot: boot time of the last loss poll.
 //!
 //! A run that ends abnormally leaves `read - written` events that no record holds: they were
@@ -110,15 +111,16 @@ impl Handover {
         left
     }
 
-    /// Skipped program runs of the kind at `index` already reported (the sum over its programs
-    /// of their `recursion_misses`, which count from the program's load).
+    /// Skipped program runs of the group at `index` (an event kind's position, or `KINDS` for
+    /// the raw syscall dispatchers) already reported (the sum over its programs of their
+    /// `recursion_misses`, which count from the program's load).
     pub fn skipped_reported(&self, index: usize) -> u64 {
-        if index < KINDS { self.slot(SKIPPED + index).load(Ordering::Acquire) } else { 0 }
+        if index <= KINDS { self.slot(SKIPPED + index).load(Ordering::Acquire) } else { 0 }
     }
 
     /// Saves the skipped runs reported so far (see [`Handover::skipped_reported`]).
     pub fn set_skipped_reported(&self, index: usize, n: u64) {
-        if index < KINDS {
+        if index <= KINDS {
             self.slot(SKIPPED + index).store(n, Ordering::Release);
         }
     }

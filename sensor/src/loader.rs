@@ -10,7 +10,7 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
 };
 use sensor_common::{
-    EventKind, LossCounter,
+    LossCounter,
     exec::CaptureConfig,
     file::{FileSyscallSpec, InodeKey},
     names,
@@ -19,7 +19,7 @@ use sensor_common::{
 use tracing::{debug, info, warn};
 
 mod runs;
-pub use runs::{ProgramRuns, pinned_program_runs, program_runs};
+pub use runs::{ProgramRuns, Runs, pinned_program_runs, program_runs};
 
 use crate::{
     btf::{BtfSource, KernelBtf},
@@ -40,8 +40,8 @@ pub struct LoadConfig {
     pub args_max: u32,
     pub self_tgid: u32,
     pub report_threads: bool,
-    /// The raw syscall dispatcher where this kernel allows it, instead of the syscall tracepoints.
-    pub syscall_dispatcher: bool,
+    /// The raw syscall dispatcher or the syscall tracepoints (see [`SyscallHooks::choose`]).
+    pub syscall_dispatcher: SyscallDispatcher,
     pub include_mode: bool,
     pub proc_ring_bytes: Option<u32>,
     pub file_ring_bytes: Option<u32>,
@@ -63,24 +63,76 @@ pub struct Loaded {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SyscallHooks {
     /// Raw `sys_enter`/`sys_exit` programs tail-calling by syscall number: two attachments
-    /// (`[sensor] syscall_dispatcher = true`, on x86-64).
+    /// (x86-64; see [`SyscallHooks::choose`]).
     Dispatcher,
     /// A `syscalls/sys_enter_X`/`sys_exit_X` tracepoint pair per watched call (about a hundred
-    /// attachments): the default, and where the dispatcher's registers are unknown (no x86-64
-    /// `pt_regs`) or its programs are refused.
+    /// attachments): where the dispatcher is switched off, runs preemptibly, its registers are
+    /// unknown (no x86-64 `pt_regs`) or its programs are refused.
     #[default]
     Tracepoints,
 }
 
+/// Whether system calls reach the programs through the raw `sys_enter`/`sys_exit` dispatcher
+/// (two attachments, stop in milliseconds) or one syscall tracepoint pair per watched call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyscallDispatcher {
+    /// The dispatcher, except on kernels that run syscall tracepoint programs preemptibly
+    /// (there a preempted dispatcher makes the kernel skip every other task's system calls on
+    /// that CPU) or whose BTF does not name the x86-64 syscall registers.
+    #[default]
+    Auto,
+    /// The dispatcher wherever the registers are known, even on a preemptible kernel.
+    On,
+    /// The syscall tracepoints.
+    Off,
+}
+
+impl SyscallDispatcher {
+    /// As written in the configuration: `"auto"`, `true` or `false`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::On => "true",
+            Self::Off => "false",
+        }
+    }
+}
+
+/// A kernel function that exists where syscall tracepoints run their BPF programs with
+/// preemption enabled (faultable syscall tracepoints, seen on 7.2; 6.18 has no such function).
+const PREEMPTIBLE_SYSCALL_BPF: &str = "trace_call_bpf_faultable";
+
 impl SyscallHooks {
-    /// The dispatcher where this kernel's BTF names the registers of the syscall ABI.
-    fn for_offsets(o: &sensor_common::KernelOffsets) -> Self {
+    /// The dispatcher when `setting` allows it and this kernel's BTF names the registers of the
+    /// syscall ABI. `Auto` keeps the tracepoints where syscall tracepoint programs run
+    /// preemptibly: a dispatcher preempted on a CPU makes the kernel skip the dispatcher for
+    /// every other task's system calls there (counted, loss kind "syscall"), where a
+    /// tracepoint program preempted blocks only its own system call.
+    fn choose(setting: SyscallDispatcher, o: &sensor_common::KernelOffsets, preemptible: bool) -> Self {
         let regs =
             [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5, o.regs_syscall_nr];
-        if regs.contains(&sensor_common::offsets::OFFSET_ABSENT) {
-            Self::Tracepoints
-        } else {
-            Self::Dispatcher
+        let regs_known = !regs.contains(&sensor_common::offsets::OFFSET_ABSENT);
+        match setting {
+            SyscallDispatcher::Off => Self::Tracepoints,
+            _ if !regs_known => {
+                info!("the kernel's BTF does not name the syscall registers: using syscall tracepoints");
+                Self::Tracepoints
+            }
+            SyscallDispatcher::Auto if preemptible => {
+                info!(
+                    function = PREEMPTIBLE_SYSCALL_BPF,
+                    "this kernel runs syscall tracepoint programs preemptibly: using syscall tracepoints"
+                );
+                Self::Tracepoints
+            }
+            SyscallDispatcher::On if preemptible => {
+                warn!(
+                    "raw syscall dispatcher on a kernel that runs it preemptibly (syscall_dispatcher = \
+                     true): expect skipped system calls under load, counted as loss kind \"syscall\""
+                );
+                Self::Dispatcher
+            }
+            SyscallDispatcher::Auto | SyscallDispatcher::On => Self::Dispatcher,
         }
     }
 
@@ -172,14 +224,14 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
     let offsets = kbtf
         .kernel_offsets()
         .with_context(|| format!("resolving kernel struct offsets from {btf_source}"))?;
+    let preemptible = kbtf.has_function(PREEMPTIBLE_SYSCALL_BPF);
     drop(kbtf);
     if let BtfSource::File(path) = &btf_source {
         warn_on_release_mismatch(path);
     }
     info!(btf = %btf_source, "kernel struct offsets resolved");
     debug!(?offsets, "kernel offsets from BTF");
-    let hooks =
-        if cfg.syscall_dispatcher { SyscallHooks::for_offsets(&offsets) } else { SyscallHooks::Tracepoints };
+    let hooks = SyscallHooks::choose(cfg.syscall_dispatcher, &offsets, preemptible);
     if let Err(e) = tracefs::ensure_mounted() {
         warn!(error = %format!("{e:#}"), "tracefs unavailable: syscall collectors will be off");
     }
@@ -288,6 +340,8 @@ pub use attach::attach;
 
 #[cfg(test)]
 mod tests {
+    use sensor_common::EventKind;
+
     use super::*;
 
     /// No program calls a subprogram. Such calls have been LLVM's byte-wise `memset`/`memmove`

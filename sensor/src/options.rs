@@ -4,6 +4,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
+pub use crate::loader::SyscallDispatcher;
 use crate::{
     detect::DetectConfig,
     enrich::EnrichConfig,
@@ -31,8 +32,8 @@ pub struct Options {
     pub file_ring_bytes: Option<u32>,
     /// Report new threads as fork events too.
     pub report_threads: bool,
-    /// The raw syscall dispatcher instead of the syscall tracepoints (`[sensor] syscall_dispatcher`).
-    pub syscall_dispatcher: bool,
+    /// How system calls reach the programs (`[sensor] syscall_dispatcher`).
+    pub syscall_dispatcher: SyscallDispatcher,
     /// Process table and hashing limits.
     pub enrich: EnrichConfig,
     /// Sensitive paths (in addition to the defaults unless `no_default_sensitive`).
@@ -87,7 +88,7 @@ impl Default for Options {
             proc_ring_bytes: None,
             file_ring_bytes: None,
             report_threads: false,
-            syscall_dispatcher: false,
+            syscall_dispatcher: SyscallDispatcher::Auto,
             enrich: EnrichConfig::default(),
             sensitive_paths: Vec::new(),
             no_default_sensitive: false,

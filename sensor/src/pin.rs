@@ -77,7 +77,8 @@ pub fn version(cfg: &LoadConfig) -> String {
     let mut h = Sha256::new();
     h.update(EBPF_OBJECT);
     h.update(cfg.args_max.to_le_bytes());
-    h.update([u8::from(cfg.report_threads), u8::from(cfg.include_mode), u8::from(cfg.syscall_dispatcher)]);
+    h.update([u8::from(cfg.report_threads), u8::from(cfg.include_mode)]);
+    h.update(cfg.syscall_dispatcher.name());
     for r in [cfg.proc_ring_bytes, cfg.file_ring_bytes] {
         h.update(r.unwrap_or(0).to_le_bytes());
     }

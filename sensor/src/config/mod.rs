@@ -7,6 +7,7 @@
 //! something an operator should have to think about.
 
 mod detection;
+mod dispatcher;
 pub mod summary;
 pub mod units;
 
@@ -17,6 +18,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use dispatcher::DispatcherSetting;
 use serde::Deserialize;
 use units::{HumanDuration, Size};
 
@@ -140,8 +142,9 @@ struct SensorSection {
     /// bpffs directory to pin the programs in (see `sensor run --pin-dir`).
     pin_dir: Option<PathBuf>,
     unpin_on_stop: Option<bool>,
-    /// Watch system calls through the raw `sys_enter`/`sys_exit` dispatcher (x86-64).
-    syscall_dispatcher: Option<bool>,
+    /// Watch system calls through the raw `sys_enter`/`sys_exit` dispatcher (x86-64):
+    /// `"auto"`, `true` or `false`.
+    syscall_dispatcher: Option<DispatcherSetting>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -324,7 +327,9 @@ impl Validator {
             o.args_max = n;
         }
         o.report_threads = s.report_threads.unwrap_or(o.report_threads);
-        o.syscall_dispatcher = s.syscall_dispatcher.unwrap_or(o.syscall_dispatcher);
+        if let Some(DispatcherSetting(d)) = s.syscall_dispatcher {
+            o.syscall_dispatcher = d;
+        }
         if let Some(btf) = s.btf {
             self.absolute("sensor.btf", &btf);
             o.btf = Some(btf);

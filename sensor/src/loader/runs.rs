@@ -5,12 +5,46 @@ use aya::{Ebpf, programs::ProgramFd};
 use sensor_common::{EventKind, names};
 use tracing::warn;
 
-/// An attached program and the kind of event a run of it reports. The kernel skips a run when
-/// another BPF program is already active on that CPU (`recursion_misses` in its fdinfo); those
-/// runs are events lost before any of our code ran, so they are accounted like ring overflows.
+/// What the runs of a counted program are: events of one kind, or — the raw syscall
+/// dispatchers, which tail-call each watched system call's program — system calls of any kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    Kind(EventKind),
+    Syscalls,
+}
+
+impl Runs {
+    /// How many groups there are: one per event kind, then the dispatchers.
+    pub const COUNT: usize = EventKind::ALL.len() + 1;
+
+    /// Position among the [`Runs::COUNT`] groups (event kinds in `EventKind::ALL` order first).
+    pub const fn index(self) -> usize {
+        match self {
+            Runs::Kind(k) => k.index(),
+            Runs::Syscalls => EventKind::ALL.len(),
+        }
+    }
+
+    /// The group at `index` (see [`Runs::index`]).
+    pub fn at(index: usize) -> Self {
+        EventKind::ALL.get(index).map_or(Runs::Syscalls, |k| Runs::Kind(*k))
+    }
+
+    /// The `kind` of the loss records of skipped runs: the event kind, or "syscall".
+    pub const fn name(self) -> &'static str {
+        match self {
+            Runs::Kind(k) => k.name(),
+            Runs::Syscalls => "syscall",
+        }
+    }
+}
+
+/// An attached program and what a run of it reports. The kernel skips a run when another BPF
+/// program is already active on that CPU (`recursion_misses` in its fdinfo); those runs are
+/// events lost before any of our code ran, so they are accounted like ring overflows.
 #[derive(Debug)]
 pub struct ProgramRuns {
-    pub kind: EventKind,
+    pub kind: Runs,
     pub name: String,
     pub fd: ProgramFd,
 }
@@ -66,8 +100,12 @@ pub fn pinned_program_runs(links: &[(String, std::path::PathBuf)]) -> Vec<Progra
     runs
 }
 
-/// Which event kind a program of the object reports (see [`names::programs`]).
-fn program_kind(name: &str) -> Option<EventKind> {
+/// What a program of the object reports (see [`names::programs`]); `None` for programs whose
+/// runs are no events (the guards of the sensor's own pins and maps).
+fn program_kind(name: &str) -> Option<Runs> {
+    if name == names::PROG_SYS_ENTER_DISPATCH || name == names::PROG_SYS_EXIT_DISPATCH {
+        return Some(Runs::Syscalls);
+    }
     let name = names::tracepoint_twin(name).unwrap_or(name);
-    EventKind::ALL.into_iter().find(|k| names::programs(*k).contains(&name))
+    EventKind::ALL.into_iter().find(|k| names::programs(*k).contains(&name)).map(Runs::Kind)
 }

@@ -16,7 +16,7 @@ use crate::{
     enrich::clock::BootClock,
     flow::{LossReport, PipelineEvent},
     handover::Handover,
-    loader::ProgramRuns,
+    loader::{ProgramRuns, Runs},
     ratelimit::RateLimited,
 };
 
@@ -128,11 +128,13 @@ fn poll(map: &PerCpuArray<MapData, LossCounter>, seen: &mut [Seen]) -> Vec<LossR
 /// preempted on kernels that run BPF with preemption enabled) — `recursion_misses`, counted per
 /// program from its load since Linux 5.12 and shown in its fdinfo. Adopted (pinned) programs
 /// keep counting across runs: what earlier runs reported is in the handover array, per kind.
+/// Skipped runs of the raw syscall dispatchers are system calls of any watched kind: loss kind
+/// "syscall".
 struct Skipped {
     /// Each program and its last count read.
     programs: Vec<(ProgramRuns, u64)>,
-    /// Per kind (in `EventKind::ALL` order): the sum over its programs reported so far.
-    reported: [u64; EventKind::ALL.len()],
+    /// Per group (see [`Runs::index`]): the sum over its programs reported so far.
+    reported: [u64; Runs::COUNT],
     since_boot_ns: u64,
     log: RateLimited,
 }
@@ -149,7 +151,7 @@ impl Skipped {
 
     fn poll(&mut self, handover: &Handover) -> Vec<LossReport> {
         let now = BootClock::boot_ns_now();
-        let mut totals = [0u64; EventKind::ALL.len()];
+        let mut totals = [0u64; Runs::COUNT];
         for (prog, last) in &mut self.programs {
             let path = format!("/proc/self/fdinfo/{}", prog.fd.as_fd().as_raw_fd());
             // Kernels before 5.12 do not count them; a failed read keeps the last count.
@@ -177,18 +179,18 @@ impl Skipped {
     }
 }
 
-/// Loss reports for what `totals` (per kind) adds to `reported`, which then holds `totals`.
+/// Loss reports for what `totals` (per group) adds to `reported`, which then holds `totals`.
 fn new_skips(
-    totals: &[u64; EventKind::ALL.len()],
-    reported: &mut [u64; EventKind::ALL.len()],
+    totals: &[u64; Runs::COUNT],
+    reported: &mut [u64; Runs::COUNT],
     since_boot_ns: u64,
     now: u64,
 ) -> Vec<LossReport> {
     let mut out = Vec::new();
-    for ((kind, total), seen) in EventKind::ALL.iter().zip(totals).zip(reported.iter_mut()) {
+    for (i, (total, seen)) in totals.iter().zip(reported.iter_mut()).enumerate() {
         if *total > *seen {
             out.push(LossReport {
-                kind: kind.name(),
+                kind: Runs::at(i).name(),
                 reason: "kernel_skipped",
                 count: total - *seen,
                 first_boot_ns: since_boot_ns,
@@ -211,14 +213,14 @@ pub fn recursion_misses(fdinfo: &str) -> Option<u64> {
 mod tests {
     use sensor_common::EventKind;
 
-    use super::{new_skips, recursion_misses};
+    use super::{Runs, new_skips, recursion_misses};
 
     #[test]
     fn skipped_runs_are_reported_once_across_runs() {
         let file = EventKind::File.index();
-        let mut totals = [0u64; EventKind::ALL.len()];
+        let mut totals = [0u64; Runs::COUNT];
         // An adopting run starts from what the last run reported (here 5 of the programs' 7).
-        let mut reported = [0u64; EventKind::ALL.len()];
+        let mut reported = [0u64; Runs::COUNT];
         reported[file] = 5;
         totals[file] = 7;
         let r = new_skips(&totals, &mut reported, 10, 20);
@@ -231,6 +233,17 @@ mod tests {
         assert!(new_skips(&totals, &mut reported, 30, 40).is_empty());
         totals[file] = 9;
         assert_eq!(new_skips(&totals, &mut reported, 40, 50)[0].count, 2);
+    }
+
+    #[test]
+    fn dispatcher_skips_are_syscall_losses() {
+        let mut totals = [0u64; Runs::COUNT];
+        let mut reported = [0u64; Runs::COUNT];
+        totals[Runs::Syscalls.index()] = 3;
+        let r = new_skips(&totals, &mut reported, 1, 2);
+        assert_eq!((r.len(), r[0].kind, r[0].reason, r[0].count), (1, "syscall", "kernel_skipped", 3));
+        assert_eq!(Runs::at(EventKind::File.index()), Runs::Kind(EventKind::File));
+        assert_eq!(Runs::at(Runs::Syscalls.index()), Runs::Syscalls);
     }
 
     #[test]
