@@ -344,6 +344,20 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn the_dispatcher_is_kept_off_kernels_that_run_it_preemptibly() {
+        use zerocopy::FromZeros as _;
+        let known = sensor_common::KernelOffsets::new_zeroed();
+        let mut unknown = known;
+        unknown.regs_syscall_nr = sensor_common::offsets::OFFSET_ABSENT;
+        let choose = SyscallHooks::choose;
+        assert_eq!(choose(SyscallDispatcher::Auto, &known, false), SyscallHooks::Dispatcher);
+        assert_eq!(choose(SyscallDispatcher::Auto, &known, true), SyscallHooks::Tracepoints);
+        assert_eq!(choose(SyscallDispatcher::On, &known, true), SyscallHooks::Dispatcher, "forced");
+        assert_eq!(choose(SyscallDispatcher::Off, &known, false), SyscallHooks::Tracepoints);
+        assert_eq!(choose(SyscallDispatcher::On, &unknown, false), SyscallHooks::Tracepoints, "no registers");
+    }
+
     /// No program calls a subprogram. Such calls have been LLVM's byte-wise `memset`/`memmove`
     /// loops (zeroed or copied aggregates of 16 bytes or more), which the 5.10 and 6.1 verifiers
     /// walk byte by byte on every path: that put sys_exit_net over their 1M-instruction budget.
