@@ -135,7 +135,8 @@ impl Kernel {
     /// describes the adopted programs.
     pub fn attach(&mut self) -> anyhow::Result<Attached> {
         let Some(ebpf) = self.ebpf.as_mut() else {
-            return Ok(Attached { adopted: self.adopted.clone(), ..Attached::default() });
+            let syscalls = loader::SyscallHooks::of_programs(&self.adopted).name();
+            return Ok(Attached { adopted: self.adopted.clone(), syscalls, ..Attached::default() });
         };
         let (attached, links) = loader::attach(ebpf, self.hooks)?;
         self.links = links;

@@ -143,6 +143,15 @@ impl SyscallHooks {
         }
     }
 
+    /// The way adopted programs (named) were attached by the run that pinned them.
+    pub fn of_programs(programs: &[String]) -> Self {
+        if programs.iter().any(|p| p == names::PROG_SYS_ENTER_DISPATCH) {
+            Self::Dispatcher
+        } else {
+            Self::Tracepoints
+        }
+    }
+
     /// Whether program `name` of the object belongs to the other way (and is not loaded).
     fn excludes(self, name: &str) -> bool {
         let dispatcher = matches!(name, names::PROG_SYS_ENTER_DISPATCH | names::PROG_SYS_EXIT_DISPATCH)
@@ -333,6 +342,8 @@ pub struct Attached {
     pub adopted: Vec<String>,
     /// Collectors that could not start on this kernel, with the reason.
     pub disabled: Vec<(&'static str, String)>,
+    /// How system calls reach the programs ([`SyscallHooks::name`]).
+    pub syscalls: &'static str,
 }
 
 mod attach;

@@ -119,6 +119,13 @@ fn kill_and_restart_during_a_storm(pins: Option<&Pins>) -> Outcome {
             r["loss"]["count"].as_str().and_then(|c| c.parse::<u64>().ok()).or(r["loss"]["count"].as_u64())
         })
         .sum();
+    // Each run says how system calls reach the programs (an adopting one from the pinned links),
+    // and both the same way (the SIGKILLed run's start record may not have reached the disk).
+    let ways: Vec<&str> = records.iter().filter_map(|r| r["sensor_start"]["syscalls"].as_str()).collect();
+    assert!(
+        ways.last().is_some_and(|w| !w.is_empty()) && ways.iter().all(|w| Some(w) == ways.last()),
+        "sensor_start syscalls: {ways:?}"
+    );
     let pinning = records
         .iter()
         .filter_map(|r| r["sensor_start"]["pinning"]["mode"].as_str())

@@ -141,6 +141,8 @@ fn acts_against_the_sensor_raise_tamper_alerts_naming_the_actor() {
     assert_eq!(start["process"]["pid"], sid);
     assert!(start["sensor_start"]["binary_sha256"].as_str().is_some_and(|h| h.len() == 64), "{start:#}");
     assert!(start["sensor_start"]["collectors"].as_array().is_some_and(|c| c.len() >= 8), "{start:#}");
+    let syscalls = start["sensor_start"]["syscalls"].as_str().unwrap_or_default();
+    assert!(["raw syscall dispatcher", "syscall tracepoints"].contains(&syscalls), "{start:#}");
     assert!(records.iter().any(|r| r["heartbeat"].is_object()), "no heartbeat record");
     let stop_rec = records.iter().find(|r| r["sensor_stop"].is_object()).expect("sensor_stop record");
     assert_eq!(stop_rec["sensor_stop"]["reason"], "signal");

@@ -22,9 +22,10 @@ pub fn summary(opts: &Options) -> String {
     let _ = writeln!(s, "labels: {}", if labels.is_empty() { "(none)".into() } else { labels.join(", ") });
     let _ = writeln!(
         s,
-        "capture: args_max {}B, report_threads {}",
+        "capture: args_max {}B, report_threads {}, syscall_dispatcher {}",
         opts.args_max,
-        if opts.report_threads { "yes" } else { "no" }
+        if opts.report_threads { "yes" } else { "no" },
+        opts.syscall_dispatcher.name()
     );
     if let Some(p) = &opts.pinning {
         let _ = writeln!(

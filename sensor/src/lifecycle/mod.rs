@@ -164,6 +164,7 @@ pub fn start_event(f: &StartFacts<'_>) -> Event {
         collectors,
         pinning: Some(f.pinning.clone()),
         heartbeat_secs: u32::try_from(f.heartbeat.as_secs()).unwrap_or(u32::MAX),
+        syscalls: f.attached.syscalls.to_owned(),
     })
 }
 

@@ -115,6 +115,7 @@ pub fn attach(ebpf: &mut Ebpf, hooks: SyscallHooks) -> anyhow::Result<(Attached,
             a.raw_tracepoint(prog, tp).context("the system call dispatcher")?;
         }
     }
+    out.syscalls = hooks.name();
     info!(
         elapsed_ms = started.elapsed().as_millis(),
         collectors = ?out.collectors,
