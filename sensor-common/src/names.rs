@@ -65,6 +65,11 @@ pub const fn programs(kind: EventKind) -> &'static [&'static str] {
 /// the raw twin of the watched call's program (see [`RAW_TWINS`]); the loader fills the tables.
 pub const PROG_SYS_ENTER_DISPATCH: &str = "sys_enter_dispatch";
 pub const PROG_SYS_EXIT_DISPATCH: &str = "sys_exit_dispatch";
+
+/// Whether `name` is one of the two dispatcher programs.
+pub fn is_dispatcher(name: &str) -> bool {
+    name == PROG_SYS_ENTER_DISPATCH || name == PROG_SYS_EXIT_DISPATCH
+}
 /// Program arrays of the dispatchers: syscall number → program.
 pub const MAP_SYS_ENTER_PROGS: &str = "SYS_ENTER_PROGS";
 pub const MAP_SYS_EXIT_PROGS: &str = "SYS_EXIT_PROGS";

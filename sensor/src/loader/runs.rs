@@ -15,7 +15,7 @@ pub enum Runs {
 
 impl Runs {
     /// How many groups there are: one per event kind, then the dispatchers.
-    pub const COUNT: usize = EventKind::ALL.len() + 1;
+    pub const COUNT: usize = sensor_common::header::RUN_GROUPS;
 
     /// Position among the [`Runs::COUNT`] groups (event kinds in `EventKind::ALL` order first).
     pub const fn index(self) -> usize {
@@ -103,7 +103,7 @@ pub fn pinned_program_runs(links: &[(String, std::path::PathBuf)]) -> Vec<Progra
 /// What a program of the object reports (see [`names::programs`]); `None` for programs whose
 /// runs are no events (the guards of the sensor's own pins and maps).
 fn program_kind(name: &str) -> Option<Runs> {
-    if name == names::PROG_SYS_ENTER_DISPATCH || name == names::PROG_SYS_EXIT_DISPATCH {
+    if names::is_dispatcher(name) {
         return Some(Runs::Syscalls);
     }
     let name = names::tracepoint_twin(name).unwrap_or(name);
