@@ -43,7 +43,8 @@ pub struct Kernel {
     pub retired: Vec<LossReport>,
     /// The links of a fresh load's attachments (released together at [`Kernel::stop`]).
     links: crate::links::Links,
-    /// How system calls reach the programs of a fresh load.
+    /// How system calls reach the programs: chosen for a fresh load, read from the pinned
+    /// program names for adopted ones.
     hooks: loader::SyscallHooks,
 }
 
@@ -75,6 +76,7 @@ impl Kernel {
                 let pins =
                     Pins { dir, version, work: current.clone(), options: options.clone(), links: a.links };
                 let btf = format!("adopted from {}", current.display());
+                let hooks = loader::SyscallHooks::of_programs(&a.programs);
                 let kernel = Self {
                     ebpf: None,
                     map_ids: Vec::new(),
@@ -85,7 +87,7 @@ impl Kernel {
                     pinning,
                     retired: Vec::new(),
                     links: crate::links::Links::default(),
-                    hooks: loader::SyscallHooks::default(),
+                    hooks,
                 };
                 return Ok((kernel, a.maps));
             }
@@ -135,7 +137,7 @@ impl Kernel {
     /// describes the adopted programs.
     pub fn attach(&mut self) -> anyhow::Result<Attached> {
         let Some(ebpf) = self.ebpf.as_mut() else {
-            let syscalls = loader::SyscallHooks::of_programs(&self.adopted).name();
+            let syscalls = self.hooks.name();
             return Ok(Attached { adopted: self.adopted.clone(), syscalls, ..Attached::default() });
         };
         let (attached, links) = loader::attach(ebpf, self.hooks)?;

@@ -60,7 +60,7 @@ pub struct Loaded {
 }
 
 /// How system calls reach the programs (see the eBPF crate's `dispatch` module).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyscallHooks {
     /// Raw `sys_enter`/`sys_exit` programs tail-calling by syscall number: two attachments
     /// (x86-64; see [`SyscallHooks::choose`]).
@@ -68,7 +68,6 @@ pub enum SyscallHooks {
     /// A `syscalls/sys_enter_X`/`sys_exit_X` tracepoint pair per watched call (about a hundred
     /// attachments): where the dispatcher is switched off, runs preemptibly, its registers are
     /// unknown (no x86-64 `pt_regs`) or its programs are refused.
-    #[default]
     Tracepoints,
 }
 
@@ -145,17 +144,12 @@ impl SyscallHooks {
 
     /// The way adopted programs (named) were attached by the run that pinned them.
     pub fn of_programs(programs: &[String]) -> Self {
-        if programs.iter().any(|p| p == names::PROG_SYS_ENTER_DISPATCH) {
-            Self::Dispatcher
-        } else {
-            Self::Tracepoints
-        }
+        if programs.iter().any(|p| names::is_dispatcher(p)) { Self::Dispatcher } else { Self::Tracepoints }
     }
 
     /// Whether program `name` of the object belongs to the other way (and is not loaded).
     fn excludes(self, name: &str) -> bool {
-        let dispatcher = matches!(name, names::PROG_SYS_ENTER_DISPATCH | names::PROG_SYS_EXIT_DISPATCH)
-            || names::tracepoint_twin(name).is_some();
+        let dispatcher = names::is_dispatcher(name) || names::tracepoint_twin(name).is_some();
         match self {
             Self::Dispatcher => names::raw_twin(name).is_some(),
             Self::Tracepoints => dispatcher,
@@ -233,7 +227,9 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
     let offsets = kbtf
         .kernel_offsets()
         .with_context(|| format!("resolving kernel struct offsets from {btf_source}"))?;
-    let preemptible = kbtf.has_function(PREEMPTIBLE_SYSCALL_BPF);
+    // Only a setting that may choose the dispatcher needs to know (a BTF walk of its own).
+    let preemptible =
+        cfg.syscall_dispatcher != SyscallDispatcher::Off && kbtf.has_function(PREEMPTIBLE_SYSCALL_BPF);
     drop(kbtf);
     if let BtfSource::File(path) = &btf_source {
         warn_on_release_mismatch(path);
