@@ -107,7 +107,11 @@ const _: () = {
 /// events read, events written, skipped program runs reported), the skipped runs of the raw
 /// syscall dispatchers reported, and the time of the last loss report in the last slot.
 pub const HANDOVER_SLOTS: u32 = 64;
-const _: () = assert!(5 * EventKind::ALL.len() + 1 < HANDOVER_SLOTS as usize - 1);
+const _: () = assert!(4 * EventKind::ALL.len() + RUN_GROUPS < HANDOVER_SLOTS as usize - 1);
+
+/// Groups of programs whose skipped runs are counted: one per event kind, then the raw
+/// syscall dispatchers (which run for system calls of every kind).
+pub const RUN_GROUPS: usize = EventKind::ALL.len() + 1;
 
 /// `BPF_F_MMAPABLE`: userspace maps the `HANDOVER` array and updates it with plain stores.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;

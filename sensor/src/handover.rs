@@ -23,7 +23,10 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use sensor_common::{EventKind, LossCounter, header::HANDOVER_SLOTS};
+use sensor_common::{
+    EventKind, LossCounter,
+    header::{HANDOVER_SLOTS, RUN_GROUPS},
+};
 
 const KINDS: usize = EventKind::ALL.len();
 const READ: usize = 2 * KINDS;
@@ -115,12 +118,12 @@ impl Handover {
     /// the raw syscall dispatchers) already reported (the sum over its programs of their
     /// `recursion_misses`, which count from the program's load).
     pub fn skipped_reported(&self, index: usize) -> u64 {
-        if index <= KINDS { self.slot(SKIPPED + index).load(Ordering::Acquire) } else { 0 }
+        if index < RUN_GROUPS { self.slot(SKIPPED + index).load(Ordering::Acquire) } else { 0 }
     }
 
     /// Saves the skipped runs reported so far (see [`Handover::skipped_reported`]).
     pub fn set_skipped_reported(&self, index: usize, n: u64) {
-        if index <= KINDS {
+        if index < RUN_GROUPS {
             self.slot(SKIPPED + index).store(n, Ordering::Release);
         }
     }
@@ -176,4 +179,4 @@ impl WrittenCounter {
     }
 }
 
-const _: () = assert!(SKIPPED + KINDS <= LAST_POLL, "the layout fits the array");
+const _: () = assert!(SKIPPED + RUN_GROUPS <= LAST_POLL, "the layout fits the array");
