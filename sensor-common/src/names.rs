@@ -70,6 +70,7 @@ pub const PROG_SYS_EXIT_DISPATCH: &str = "sys_exit_dispatch";
 pub fn is_dispatcher(name: &str) -> bool {
     name == PROG_SYS_ENTER_DISPATCH || name == PROG_SYS_EXIT_DISPATCH
 }
+
 /// Program arrays of the dispatchers: syscall number → program.
 pub const MAP_SYS_ENTER_PROGS: &str = "SYS_ENTER_PROGS";
 pub const MAP_SYS_EXIT_PROGS: &str = "SYS_EXIT_PROGS";
