@@ -170,7 +170,7 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
                 let dir = tmp.join(format!("r{r}-{}-{}", storm.short(), mi));
                 eprintln!("xtask bench: round {}/{rounds}: {} with {}", r + 1, storm.name(), mode.name());
                 let session = Session::start(mode, &bin, &dir, &hooks)?;
-                let run = storm.run(round)?;
+                let run = workloads::on_new_task(|| storm.run(round))?;
                 let end = session.finish(&bin, Matcher::Storm(storm))?;
                 let cell = &mut res.storms[si].1[mi];
                 cell.ns_per_op.push(run.ns_per_op);
@@ -199,7 +199,9 @@ pub fn bench(ws: &Path, opts: &BenchOpts) -> anyhow::Result<()> {
         );
         let session = Session::start(mode, &bin, &dir, &hooks)?;
         let mut rss = Vec::new();
-        let load = workloads::mixed(opts.mixed_rate, mixed_secs, || rss.extend(session.sensor_rss_kib()))?;
+        let load = workloads::on_new_task(|| {
+            workloads::mixed(opts.mixed_rate, mixed_secs, || rss.extend(session.sensor_rss_kib()))
+        })?;
         rss.extend(session.sensor_rss_kib());
         let end = session.finish(&bin, Matcher::Mixed)?;
         workloads::cleanup_mixed();

@@ -214,6 +214,16 @@ impl MixedResult {
     }
 }
 
+/// Runs `f` on a thread of its own, a task created after the tracer started. The kernel decides
+/// when a task is created whether its syscalls are audited, and only once auditing has been
+/// enabled in this boot: a task older than the first auditd run (this process's main thread, on
+/// a freshly booted machine) is never audited, and auditd would seem to cost nothing.
+pub fn on_new_task<T: Send>(f: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(f).join().unwrap_or_else(|_| Err(anyhow::anyhow!("the workload thread panicked")))
+    })
+}
+
 /// Events in one cycle of the mixed load: 240 × (create, chmod, rename, unlink) on tmpfs,
 /// 18 loopback connects (each also an accept) and 4 fork+execs.
 pub const CYCLE_EVENTS: u64 = 240 * 4 + 18 * 2 + 4;
