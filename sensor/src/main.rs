@@ -27,7 +27,11 @@ fn main() -> std::process::ExitCode {
 /// Logs go to stderr (stdout may carry `jsonl:-` records). Level from `SENSOR_LOG` (default
 /// `info`); the eBPF programs' aya-log output arrives through the `log` bridge.
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("SENSOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // rsigma warns each time the correlation groups reach their cap (every 2,000 new groups
+    // under a flood of them); the cap is by design (`detect::MAX_CORRELATION_GROUPS`) and the
+    // count is in the stop log.
+    let filter = EnvFilter::try_from_env("SENSOR_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,rsigma_eval::correlation_engine=error"));
     let _ = tracing_log::LogTracer::init();
     // Colours only on a terminal: under systemd, stderr is the journal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

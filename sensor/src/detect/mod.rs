@@ -52,6 +52,12 @@ pub const MAX_TRIGGER_SEQS: usize = 16;
 pub const MIN_WINDOW_ENTRIES: usize = 32;
 /// See [`MIN_WINDOW_ENTRIES`].
 pub const MAX_WINDOW_ENTRIES: usize = 4096;
+/// Correlation groups kept across all correlation rules; beyond it the stalest are dropped.
+/// Each group costs about 1.4 KiB: rsigma's default (100,000) let a Python script writing
+/// 100,000 distinct files under /tmp (the download-then-execute rule groups by path, for 30
+/// minutes) grow the sensor from 50 to 186 MiB. 20,000 bounds that at about 27 MiB and still
+/// holds every group of a minute of bursts.
+pub const MAX_CORRELATION_GROUPS: usize = 20_000;
 
 /// Settings of the detection stage (`[detection]` in the configuration).
 #[derive(Debug, Clone)]
@@ -222,6 +228,11 @@ impl Detector {
         &self.stats
     }
 
+    /// Correlation groups held now (at most [`MAX_CORRELATION_GROUPS`]).
+    pub fn correlation_groups(&self) -> usize {
+        self.correlation.as_ref().map_or(0, CorrelationEngine::state_count)
+    }
+
     /// Forgets every correlation window, session and suppression (tests run case after case
     /// through one detector).
     #[cfg(test)]
@@ -358,6 +369,7 @@ fn correlation_engine(
         action_on_match: CorrelationAction::Reset,
         suppress: Some(suppress_secs),
         max_group_entries: Some(MAX_WINDOW_ENTRIES),
+        max_state_entries: MAX_CORRELATION_GROUPS,
         // Sigma: rules a correlation names alert on their own only with `generate: true`.
         emit_detections: false,
         ..CorrelationConfig::default()

@@ -288,3 +288,34 @@ fn repeated_values_are_held_back_from_value_count_windows() {
     }
     assert_eq!(fired, 2, "ports fed before the reset count again");
 }
+
+/// Correlation state is bounded however many groups a workload opens: a Python script writing
+/// file after file under /tmp opens a download-then-execute group per path.
+#[test]
+fn correlation_groups_are_bounded() {
+    let builtin = DetectConfig {
+        sources: Sources { builtin: true, paths: Vec::new(), optional_dir: None },
+        ..DetectConfig::default()
+    };
+    let mut d = Detector::new(&builtin).expect("built-in rules");
+    let write = |seq: u64| AuditRecord {
+        seq,
+        time: Some(sensor_proto::Timestamp { seconds: 1_000, nanos: 0 }),
+        process: Some(Process { guid: "py".into(), exe: "/usr/bin/python3.11".into(), ..Default::default() }),
+        event: Some(Event::File(FileEvent {
+            op: "open".into(),
+            path: format!("/tmp/build/f{seq}"),
+            flags: "O_WRONLY|O_CREAT".into(),
+            flags_raw: 0o101,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let n = u64::try_from(MAX_CORRELATION_GROUPS).expect("fits") + 5_000;
+    for seq in 1..=n {
+        alerts(&mut d, &write(seq));
+    }
+    let ce = d.correlation.as_ref().expect("the built-in rules correlate");
+    assert!(ce.state_count() > 1_000, "the writes open groups: {}", ce.state_count());
+    assert!(ce.state_count() <= MAX_CORRELATION_GROUPS, "{}", ce.state_count());
+}

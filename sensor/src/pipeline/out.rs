@@ -300,6 +300,7 @@ impl Stage {
             alerts = d.alerts,
             excepted = d.excepted,
             suppressed = d.suppressed,
+            correlation_groups = self.out.detector.correlation_groups(),
             "detection at stop"
         );
         if self.out.builder.count() <= 1 {
