@@ -377,9 +377,9 @@ fn notes(md: &mut String, has_auditd: bool) {
             "- Once auditing has been enabled in a boot, the kernel marks every new task for syscall \
              auditing even when auditd is stopped (`audit_ever_enabled`); with auditing disabled \
              again the hooks return at once, but the no-tracer and sensor runs after the first \
-             auditd run pay that small slow-path cost too (it narrows ratios, if anything). A task created before \
-             auditing was first enabled is never audited, so every workload runs on a thread \
-             started after its tracer."
+             auditd run pay that small slow-path cost too (it narrows ratios, if anything). A \
+             task created before auditing was first enabled is never audited, so every workload \
+             runs on a thread started after its tracer."
         );
     }
 }
