@@ -49,6 +49,10 @@ pub trait Syscall {
     fn args(&self) -> [u64; 6];
     /// The return value (exit programs only).
     fn ret(&self) -> i64;
+    /// At a call's exit, its arguments when this context still has them: the raw `sys_exit`
+    /// tracepoint does (x86-64 keeps the argument registers until the return; only `ax`
+    /// takes the result), a `sys_exit_X` tracepoint does not (its record has the result only).
+    fn args_at_exit(&self) -> Option<[u64; 6]>;
 }
 
 /// Classic syscall tracepoint records (kernel/trace/trace_syscalls.c): `struct trace_entry`
@@ -78,6 +82,11 @@ impl Syscall for TracePointContext {
     fn ret(&self) -> i64 {
         // SAFETY: `ret` of a `sys_exit_*` record.
         unsafe { tp_field(self, 16) }
+    }
+
+    #[inline(always)]
+    fn args_at_exit(&self) -> Option<[u64; 6]> {
+        None
     }
 }
 
@@ -125,6 +134,11 @@ impl Syscall for RawSyscall {
     #[inline(always)]
     fn ret(&self) -> i64 {
         self.ctx.arg::<i64>(1)
+    }
+
+    #[inline(always)]
+    fn args_at_exit(&self) -> Option<[u64; 6]> {
+        Some(self.args())
     }
 }
 

@@ -20,6 +20,7 @@ use aya_ebpf::{
     },
     macros::map,
     maps::{Array, HashMap, LruHashMap, RingBuf},
+    programs::TracePointContext,
 };
 use sensor_common::{
     EventKind,
@@ -72,11 +73,19 @@ const NAME_MASK: u32 = FILE_NAME_MAX as u32 - 1;
 const WALK_MASK: u32 = 8191;
 const DATA_MASK: u32 = FILE_DATA_SIZE as u32 - 1;
 
-crate::syscall_program!(sys_enter_file, raw_enter_file, enter);
 crate::syscall_program!(sys_exit_file, raw_exit_file, exit);
 
+/// Saves the arguments for the exit. Only on the syscall tracepoints, whose exit record has no
+/// arguments: through the dispatcher the exit reads them from the registers (see
+/// `sensor_common::names::TRACEPOINT_ONLY`).
+#[aya_ebpf::macros::tracepoint]
+#[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+pub fn sys_enter_file(ctx: TracePointContext) -> u32 {
+    enter(&ctx)
+}
+
 #[inline(always)]
-fn enter(ctx: &impl Syscall) -> u32 {
+fn enter(ctx: &TracePointContext) -> u32 {
     let Some(control) = control() else { return 0 };
     let id = bpf_get_current_pid_tgid();
     if ignored(control, (id >> 32) as u32) {
@@ -117,9 +126,15 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     if ignored(control, (id >> 32) as u32) {
         return Ok(()); // the enter program saved nothing for the sensor's own calls
     }
-    // SAFETY: map lookups; the pending value is copied out before removal.
-    let Some(pending) = (unsafe { PENDING_FILE.get(tid) }).copied() else { return Ok(()) };
-    let _ = PENDING_FILE.remove(tid);
+    let pending = match ctx.args_at_exit() {
+        Some(args) => PendingFile { nr: ctx.nr(), _pad: 0, args },
+        None => {
+            // SAFETY: map lookups; the pending value is copied out before removal.
+            let Some(p) = (unsafe { PENDING_FILE.get(tid) }).copied() else { return Ok(()) };
+            let _ = PENDING_FILE.remove(tid);
+            p
+        }
+    };
     // SAFETY: map lookup of a plain value.
     let Some(spec) = (unsafe { FILE_SYSCALLS.get(pending.nr) }).copied() else { return Ok(()) };
     let ret = ctx.ret();

@@ -151,7 +151,7 @@ impl SyscallHooks {
     fn excludes(self, name: &str) -> bool {
         let dispatcher = names::is_dispatcher(name) || names::tracepoint_twin(name).is_some();
         match self {
-            Self::Dispatcher => names::raw_twin(name).is_some(),
+            Self::Dispatcher => names::is_syscall_tracepoint_prog(name),
             Self::Tracepoints => dispatcher,
         }
     }

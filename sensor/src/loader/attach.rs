@@ -144,7 +144,7 @@ fn verify_all(ebpf: &mut Ebpf, hooks: SyscallHooks) -> anyhow::Result<(Refused, 
         if let Some(why) = dispatch.iter().find_map(|p| refused.get(*p)) {
             warn!(error = %why, "system call dispatcher refused: using syscall tracepoints");
             let fallback = SyscallHooks::Tracepoints;
-            refused.extend(verify(ebpf, false, |name| names::raw_twin(name).is_some())?);
+            refused.extend(verify(ebpf, false, names::is_syscall_tracepoint_prog)?);
             return Ok((refused, fallback));
         }
     }
@@ -259,12 +259,16 @@ impl Attaching<'_> {
                     .map_err(|_| anyhow::anyhow!("no system call {syscall} on this architecture"))?
                     .id();
                 let nr = u32::try_from(nr).with_context(|| format!("system call number of {syscall}"))?;
+                // An enter program needed only on the tracepoints has nothing to do here.
+                let enter = (!names::TRACEPOINT_ONLY.contains(&enter)).then_some(enter);
                 // Both verified before either is in a table: an enter program without its exit
                 // would only fill the pending maps.
-                for prog in [enter, exit] {
+                for prog in enter.into_iter().chain([exit]) {
                     self.check(names::raw_twin(prog).unwrap_or(prog))?;
                 }
-                self.dispatch(false, nr, enter)?;
+                if let Some(enter) = enter {
+                    self.dispatch(false, nr, enter)?;
+                }
                 self.dispatch(true, nr, exit)
             }
         }
