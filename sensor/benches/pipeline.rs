@@ -169,7 +169,7 @@ impl Stage {
             for e in self.out.drain(..) {
                 let sealed = self.builder.build(e);
                 if let Some(d) = &mut self.detector {
-                    d.evaluate(&sealed.record, &mut self.alerts);
+                    d.evaluate_shared(&sealed.record, &sealed.ancestry, &mut self.alerts);
                     for a in self.alerts.drain(..) {
                         let alert = black_box(self.builder.build(a));
                         self.builder.recycle(alert);

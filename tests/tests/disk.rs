@@ -98,7 +98,7 @@ impl Chain {
         self.b.build(Enriched {
             boot_ns: BootClock::boot_ns_now(),
             process: None,
-            ancestors: Vec::new(),
+            ancestors: sensor::enrich::ancestry::Ancestry::empty(),
             event: Event::Exec(ExecEvent {
                 filename: format!("/bin/{}-{}", self.n, "x".repeat(1000)),
                 ..Default::default()

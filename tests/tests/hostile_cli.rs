@@ -92,8 +92,12 @@ fn record_file(dir: &Path) -> PathBuf {
         (p(12, 11), Event::Exec(ExecEvent { filename: "/usr/bin/curl".into(), ..Default::default() })),
     ];
     for (i, (proc_, ev)) in events.into_iter().enumerate() {
-        let s =
-            b.build(Enriched { boot_ns: i as u64, process: Some(proc_), ancestors: Vec::new(), event: ev });
+        let s = b.build(Enriched {
+            boot_ns: i as u64,
+            process: Some(proc_),
+            ancestors: sensor::enrich::ancestry::Ancestry::empty(),
+            event: ev,
+        });
         sink.write(&s.record, &s.bytes).expect("write");
     }
     let cp = b.checkpoint(true);

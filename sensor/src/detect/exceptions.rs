@@ -5,7 +5,7 @@
 //! character. Within one criterion any pattern may match; all given criteria must match.
 
 use regex::Regex;
-use sensor_proto::AuditRecord;
+use sensor_proto::{AuditRecord, v1::Ancestor};
 
 use super::fields::command_line;
 
@@ -57,16 +57,16 @@ impl Exception {
         })
     }
 
-    /// True when this exception allows `rule_id` firing on `record`.
-    pub fn allows(&self, rule_id: &str, record: &AuditRecord) -> bool {
+    /// True when this exception allows `rule_id` firing on `record`, whose ancestors are
+    /// `ancestors`.
+    pub fn allows(&self, rule_id: &str, record: &AuditRecord, ancestors: &[Ancestor]) -> bool {
         if !self.rules.iter().any(|r| r == "*" || r == rule_id) {
             return false;
         }
         let Some(p) = &record.process else { return false };
         let any = |res: &[Regex], v: &str| res.iter().any(|r| r.is_match(v));
         (self.image.is_empty() || any(&self.image, &p.exe))
-            && (self.ancestor_image.is_empty()
-                || record.ancestors.iter().any(|a| any(&self.ancestor_image, &a.exe)))
+            && (self.ancestor_image.is_empty() || ancestors.iter().any(|a| any(&self.ancestor_image, &a.exe)))
             && (self.user.is_empty() || self.user.iter().any(|u| *u == p.user || *u == p.uid.to_string()))
             && (self.command_line.is_empty() || any(&self.command_line, &command_line(&p.argv)))
     }
@@ -106,6 +106,10 @@ mod tests {
         }
     }
 
+    fn allows(e: &Exception, rule_id: &str, r: &AuditRecord) -> bool {
+        e.allows(rule_id, r, &r.ancestors)
+    }
+
     #[test]
     fn all_criteria_must_match_and_rules_must_be_named() {
         let e = Exception::new(&ExceptionSpec {
@@ -115,10 +119,10 @@ mod tests {
             ..Default::default()
         })
         .expect("compiles");
-        assert!(e.allows("r1", &rec("/usr/bin/curl", "root", "/usr/bin/ansible-playbook")));
-        assert!(!e.allows("r2", &rec("/usr/bin/curl", "root", "/usr/bin/ansible-playbook")));
-        assert!(!e.allows("r1", &rec("/tmp/curl", "root", "/usr/bin/ansible-playbook")));
-        assert!(!e.allows("r1", &rec("/usr/bin/curl", "root", "/usr/sbin/sshd")));
+        assert!(allows(&e, "r1", &rec("/usr/bin/curl", "root", "/usr/bin/ansible-playbook")));
+        assert!(!allows(&e, "r2", &rec("/usr/bin/curl", "root", "/usr/bin/ansible-playbook")));
+        assert!(!allows(&e, "r1", &rec("/tmp/curl", "root", "/usr/bin/ansible-playbook")));
+        assert!(!allows(&e, "r1", &rec("/usr/bin/curl", "root", "/usr/sbin/sshd")));
 
         let any = Exception::new(&ExceptionSpec {
             rules: vec!["*".into()],
@@ -127,7 +131,7 @@ mod tests {
             ..Default::default()
         })
         .expect("compiles");
-        assert!(any.allows("whatever", &rec("/bin/x", "", "/sbin/init")));
+        assert!(allows(&any, "whatever", &rec("/bin/x", "", "/sbin/init")));
     }
 
     #[test]

@@ -77,6 +77,9 @@ impl std::fmt::Debug for Field {
 /// A record as a Sigma event, evaluated as one category.
 pub struct RecordView<'a> {
     pub record: &'a AuditRecord,
+    /// The record's ancestors, nearest first (shared, not in `record.ancestors`, for records
+    /// of the pipeline).
+    pub ancestors: &'a [Ancestor],
     pub category: Category,
     pub session: Option<&'a SessionInfo>,
     command_line: OnceCell<String>,
@@ -87,9 +90,20 @@ pub struct RecordView<'a> {
 }
 
 impl<'a> RecordView<'a> {
+    /// A record whose ancestors are in it (records read back from files, tests).
     pub fn new(record: &'a AuditRecord, category: Category, session: Option<&'a SessionInfo>) -> Self {
+        Self::with_ancestors(record, &record.ancestors, category, session)
+    }
+
+    pub fn with_ancestors(
+        record: &'a AuditRecord,
+        ancestors: &'a [Ancestor],
+        category: Category,
+        session: Option<&'a SessionInfo>,
+    ) -> Self {
         Self {
             record,
+            ancestors,
             category,
             session,
             command_line: OnceCell::new(),
@@ -103,7 +117,7 @@ impl<'a> RecordView<'a> {
     }
 
     fn parent(&self) -> Option<&'a Ancestor> {
-        self.record.ancestors.first()
+        self.ancestors.first()
     }
 
     fn event(&self) -> Option<&'a Event> {

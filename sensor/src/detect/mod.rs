@@ -32,10 +32,10 @@ use rsigma_eval::{
 };
 use sensor_proto::{
     AuditRecord,
-    v1::{AlertEvent, audit_record::Event},
+    v1::{AlertEvent, Ancestor, audit_record::Event},
 };
 
-use crate::enrich::Enriched;
+use crate::enrich::{Enriched, ancestry::Ancestry};
 use category::{Category, categories_of};
 use exceptions::{Exception, ExceptionSpec};
 use fields::RecordView;
@@ -260,8 +260,30 @@ impl Detector {
         ids
     }
 
-    /// Evaluates one record; alerts it raises are pushed to `out` (ready for the record builder).
+    /// Evaluates one record whose ancestors are in it (records read back from files); alerts
+    /// it raises are pushed to `out` (ready for the record builder).
     pub fn evaluate(&mut self, record: &AuditRecord, out: &mut Vec<Enriched>) {
+        self.evaluate_with(record, &record.ancestors, || Ancestry::shared(record.ancestors.clone()), out);
+    }
+
+    /// Evaluates one record of the pipeline, whose ancestors are `ancestry` (shared, not in
+    /// `record.ancestors`); its alerts share them.
+    pub fn evaluate_shared(
+        &mut self,
+        record: &AuditRecord,
+        ancestry: &Arc<Ancestry>,
+        out: &mut Vec<Enriched>,
+    ) {
+        self.evaluate_with(record, ancestry.list(), || Arc::clone(ancestry), out);
+    }
+
+    fn evaluate_with(
+        &mut self,
+        record: &AuditRecord,
+        ancestors: &[Ancestor],
+        shared: impl Fn() -> Arc<Ancestry>,
+        out: &mut Vec<Enriched>,
+    ) {
         if let Some(Event::Session(s)) = &record.event {
             self.sessions.observe(s);
         }
@@ -275,7 +297,7 @@ impl Detector {
         let mut fired: Vec<(String, Option<EvaluationResult>, Category)> = Vec::new();
         for &cat in cats {
             let Some(engine) = &self.engines[cat.index()] else { continue };
-            let view = RecordView::new(record, cat, session);
+            let view = RecordView::with_ancestors(record, ancestors, cat, session);
             let mut detections = engine.evaluate(&view);
             if detections.is_empty() {
                 continue;
@@ -304,12 +326,12 @@ impl Detector {
         }
         for (id, result, cat) in fired {
             if let Some(r) = result
-                && let Some(alert) = self.alert(&id, &r, cat, record, ts)
+                && let Some(alert) = self.alert(&id, &r, cat, record, ancestors, ts)
             {
                 out.push(Enriched {
                     boot_ns: record.boot_ns,
                     process: record.process.clone(),
-                    ancestors: record.ancestors.clone(),
+                    ancestors: shared(),
                     event: Event::Alert(alert),
                 });
             }
@@ -323,13 +345,14 @@ impl Detector {
         r: &EvaluationResult,
         cat: Category,
         record: &AuditRecord,
+        ancestors: &[Ancestor],
         ts: i64,
     ) -> Option<AlertEvent> {
         let meta = self.metas.get(id)?.clone();
         if meta.level < self.min_level || self.disabled.contains(id) {
             return None;
         }
-        if self.exceptions.iter().any(|e| e.allows(id, record)) {
+        if self.exceptions.iter().any(|e| e.allows(id, record, ancestors)) {
             self.stats.excepted += 1;
             return None;
         }

@@ -4,6 +4,7 @@
 //! parent's), wall-clock times, names for ids, the cgroup path, and — for events other than exec —
 //! the executable and command line remembered from the process's exec or from the `/proc` seed.
 
+pub mod ancestry;
 pub mod cgroups;
 pub mod clock;
 pub mod dns;
@@ -21,13 +22,14 @@ mod tamper;
 pub mod users;
 
 use sensor_common::task::{TASK_EXE_DELETED, TASK_NO_MM};
-use sensor_proto::v1::{Ancestor, LossEvent, Namespaces, Process, audit_record::Event};
+use sensor_proto::v1::{LossEvent, Namespaces, Process, audit_record::Event};
 
 use crate::{
     decode::{ExecRaw, KernelEvent, task::TaskRaw},
     flow::{LossReport, PipelineEvent},
     text::text,
 };
+use ancestry::Ancestry;
 use clock::BootClock;
 use guid::GuidMaker;
 use hasher::{ExeHasher, FileKey};
@@ -43,8 +45,8 @@ const RAMFS_MAGIC: u64 = 0x8584_58f6;
 pub struct Enriched {
     pub boot_ns: u64,
     pub process: Option<Process>,
-    /// Ancestors of `process`, nearest first.
-    pub ancestors: Vec<Ancestor>,
+    /// Ancestors of `process`, nearest first (shared by the records of one process).
+    pub ancestors: std::sync::Arc<Ancestry>,
     pub event: Event,
 }
 
@@ -118,7 +120,7 @@ impl Enricher {
         let own = self.table.live_by_pid(std::process::id()).map(|e| e.process.clone());
         match own {
             Some(p) => self.done(boot_ns, p, event),
-            None => Enriched { boot_ns, process: None, ancestors: Vec::new(), event },
+            None => Enriched { boot_ns, process: None, ancestors: Ancestry::empty(), event },
         }
     }
 
@@ -351,7 +353,7 @@ impl Enricher {
     /// Finishes a record's process part: names, hash, ancestors.
     fn done(&mut self, boot_ns: u64, mut process: Process, event: Event) -> Enriched {
         self.add_names(&mut process);
-        let ancestors = self.table.ancestors(&process.guid);
+        let ancestors = self.table.ancestry(&process.guid);
         Enriched { boot_ns, process: Some(process), ancestors, event }
     }
 
@@ -533,7 +535,7 @@ pub fn sink_loss(now_boot_ns: u64, l: crate::flow::SinkLoss) -> Enriched {
     Enriched {
         boot_ns: now_boot_ns,
         process: None,
-        ancestors: Vec::new(),
+        ancestors: Ancestry::empty(),
         event: Event::Loss(LossEvent {
             kind: "sink".to_owned(),
             reason: l.reason.to_owned(),
@@ -552,7 +554,7 @@ fn loss(l: LossReport) -> Enriched {
     Enriched {
         boot_ns: l.last_boot_ns,
         process: None,
-        ancestors: Vec::new(),
+        ancestors: Ancestry::empty(),
         event: Event::Loss(LossEvent {
             kind: l.kind.to_owned(),
             reason: l.reason.to_owned(),

@@ -13,11 +13,12 @@ pub(crate) mod seed;
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     path::Path,
+    sync::Arc,
 };
 
 use sensor_proto::v1::{Ancestor, Process};
 
-use super::{clock::BootClock, guid::GuidMaker};
+use super::{ancestry::Ancestry, clock::BootClock, guid::GuidMaker};
 use crate::fastmap::FastMap;
 
 /// `auid` / `session_id` value meaning "not set".
@@ -53,6 +54,8 @@ pub struct ProcEntry {
     live_children: u32,
     /// Position in the live or exited age order.
     order: u64,
+    /// This process's ancestry as of table generation `.0` (see [`ProcessTable::ancestry`]).
+    ancestry: Option<(u64, Arc<Ancestry>)>,
 }
 
 impl ProcEntry {
@@ -109,6 +112,9 @@ pub struct ProcessTable {
     retire_queue: VecDeque<(u64, String)>,
     /// Latest event time seen (boot ns): the clock of the grace period.
     now_boot_ns: u64,
+    /// Bumped by every change that can change some process's ancestry (an exec, a parent
+    /// arriving for orphans, a removal): cached ancestries of older generations are rebuilt.
+    generation: u64,
 }
 
 impl ProcessTable {
@@ -128,6 +134,7 @@ impl ProcessTable {
             retired: 0,
             retire_queue: VecDeque::new(),
             now_boot_ns: 0,
+            generation: 0,
         }
     }
 
@@ -245,6 +252,24 @@ impl ProcessTable {
         }
     }
 
+    /// The ancestors of `guid` (see [`Self::ancestors`]), shared: built and encoded once, then
+    /// handed to every record of the process until something changes an ancestry.
+    pub fn ancestry(&mut self, guid: &str) -> Arc<Ancestry> {
+        let generation = self.generation;
+        if let Some((g, a)) = self.entries.get(guid).and_then(|e| e.ancestry.as_ref())
+            && *g == generation
+        {
+            return Arc::clone(a);
+        }
+        let list = self.ancestors(guid);
+        let Some(e) = self.entries.get_mut(guid) else {
+            return Ancestry::empty();
+        };
+        let a = Ancestry::shared(list);
+        e.ancestry = Some((generation, Arc::clone(&a)));
+        a
+    }
+
     /// Ancestors of `guid`, parent first. Stops after pid 1, after `max_ancestors`, at an unknown
     /// parent, and, when the process has a login session, after the first ancestor outside
     /// that session (the service that started it, e.g. sshd).
@@ -282,6 +307,8 @@ impl ProcessTable {
         let guid = process.guid.clone();
         let parent = parent.filter(|p| *p != guid && !p.is_empty());
         if let Some(e) = self.entries.get_mut(&guid) {
+            // What this process is (exe, argv, ids) is part of its descendants' ancestries.
+            self.generation += 1;
             let link_new = e.parent_guid.is_none() && parent.is_some();
             if link_new {
                 e.parent_guid.clone_from(&parent);
@@ -313,12 +340,18 @@ impl ProcessTable {
         }
         process.parent_guid = parent.clone().unwrap_or_default();
         let order = self.bump();
+        let live_children = self.orphans.remove(&guid).unwrap_or(0);
+        if live_children > 0 {
+            // Children whose ancestry stopped at their unknown parent now reach it.
+            self.generation += 1;
+        }
         let entry = ProcEntry {
             process,
             parent_guid: parent.clone(),
             exited_boot_ns: None,
-            live_children: self.orphans.remove(&guid).unwrap_or(0),
+            live_children,
             order,
+            ancestry: None,
         };
         self.entries.insert(guid.clone(), entry);
         self.live_order.insert(order, guid.clone());
@@ -373,6 +406,8 @@ impl ProcessTable {
         let Some(e) = self.entries.remove(guid) else {
             return;
         };
+        // Ancestries that reached this process now stop below it.
+        self.generation += 1;
         if e.exited_boot_ns.is_some() {
             self.exited_order.remove(&e.order);
         } else {

@@ -90,7 +90,12 @@ mod tests {
         for i in 0..n {
             let event = Event::Exec(ExecEvent { filename: format!("/bin/{i}"), ..Default::default() });
             let boot_ns = BootClock::boot_ns_now();
-            let s = b.build(Enriched { boot_ns, process: None, ancestors: Vec::new(), event });
+            let s = b.build(Enriched {
+                boot_ns,
+                process: None,
+                ancestors: crate::enrich::ancestry::Ancestry::empty(),
+                event,
+            });
             sink.write(&s.record, &s.bytes).expect("write");
         }
         if clean {

@@ -30,6 +30,8 @@ pub(super) struct RecordOut {
     builder: RecordBuilder,
     detector: Detector,
     sinks: Vec<Box<dyn Sink>>,
+    /// Some sink reads `record.ancestors` (see [`Sink::reads_ancestors`]).
+    fill_ancestors: bool,
     /// Alerts raised by the record being written.
     alerts: Vec<Enriched>,
     /// Write errors per sink.
@@ -40,7 +42,16 @@ pub(super) struct RecordOut {
 
 impl RecordOut {
     pub(super) fn new(builder: RecordBuilder, detector: Detector, sinks: Vec<Box<dyn Sink>>) -> Self {
-        Self { builder, detector, sinks, alerts: Vec::with_capacity(4), errors: Vec::new(), handover: None }
+        let fill_ancestors = sinks.iter().any(|s| s.reads_ancestors());
+        Self {
+            builder,
+            detector,
+            sinks,
+            fill_ancestors,
+            alerts: Vec::with_capacity(4),
+            errors: Vec::new(),
+            handover: None,
+        }
     }
 
     pub(super) fn with_handover(mut self, handover: Arc<Handover>) -> Self {
@@ -65,15 +76,15 @@ impl RecordOut {
     /// Builds, evaluates and writes one record, then the alerts it raised, then a checkpoint
     /// when one is due.
     fn emit(&mut self, e: Enriched, stats: &Stats) {
-        let record = self.builder.build(e);
-        self.detector.evaluate(&record.record, &mut self.alerts);
-        self.write(&record, stats);
+        let mut record = self.builder.build(e);
+        self.detector.evaluate_shared(&record.record, &record.ancestry, &mut self.alerts);
+        self.write(&mut record, stats);
         self.builder.recycle(record);
         let mut alerts = std::mem::take(&mut self.alerts);
         for a in alerts.drain(..) {
-            let sealed = self.builder.build(a);
+            let mut sealed = self.builder.build(a);
             stats.add_alert(&sealed.record);
-            self.write(&sealed, stats);
+            self.write(&mut sealed, stats);
             if urgent(&sealed.record) {
                 for i in 0..self.sinks.len() {
                     let res = self.sinks[i].urgent(&sealed.record, &sealed.bytes);
@@ -84,20 +95,25 @@ impl RecordOut {
         }
         self.alerts = alerts;
         if self.builder.checkpoint_due() {
-            let cp = self.builder.checkpoint(false);
-            self.write(&cp, stats);
+            let mut cp = self.builder.checkpoint(false);
+            self.write(&mut cp, stats);
             self.builder.recycle(cp);
         }
     }
 
     /// The final checkpoint: a chain that ends without one was cut short.
     fn finish(&mut self, stats: &Stats) {
-        let cp = self.builder.checkpoint(true);
-        self.write(&cp, stats);
+        let mut cp = self.builder.checkpoint(true);
+        self.write(&mut cp, stats);
         self.flush(stats);
     }
 
-    fn write(&mut self, rec: &crate::recordbuild::Sealed, stats: &Stats) {
+    /// Writes `rec` to every sink, with its ancestors put into the struct first when a sink
+    /// reads them there.
+    fn write(&mut self, rec: &mut crate::recordbuild::Sealed, stats: &Stats) {
+        if self.fill_ancestors {
+            rec.fill_ancestors();
+        }
         stats.records.fetch_add(1, Ordering::Relaxed);
         for i in 0..self.sinks.len() {
             let res = self.sinks[i].write(&rec.record, &rec.bytes);

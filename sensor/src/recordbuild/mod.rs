@@ -5,6 +5,8 @@
 pub mod ocsf;
 pub mod signing;
 
+use std::sync::Arc;
+
 use prost::Message as _;
 use sensor_proto::{
     AuditRecord, SCHEMA_VERSION,
@@ -12,16 +14,36 @@ use sensor_proto::{
 };
 use sha2::{Digest as _, Sha256};
 
-use crate::enrich::{Enriched, clock::BootClock};
+use crate::enrich::{Enriched, ancestry::Ancestry, clock::BootClock};
 
 /// Records between two checkpoint records.
 pub const CHECKPOINT_EVERY: u64 = 1000;
 
 /// A record and the exact bytes it is hashed and stored as.
+///
+/// The ancestors are not in `record.ancestors` but shared in `ancestry` (the process's, built
+/// once; `bytes` has them): whoever reads the record as a struct and needs them gets them from
+/// [`Sealed::ancestors`], or puts them in with [`Sealed::fill_ancestors`].
 #[derive(Debug, Clone)]
 pub struct Sealed {
     pub record: AuditRecord,
+    pub ancestry: Arc<Ancestry>,
     pub bytes: Vec<u8>,
+}
+
+impl Sealed {
+    /// The record's ancestors, nearest first.
+    pub fn ancestors(&self) -> &[sensor_proto::v1::Ancestor] {
+        self.ancestry.list()
+    }
+
+    /// Copies the ancestors into `record.ancestors`, for readers of the whole struct (JSON
+    /// renderings).
+    pub fn fill_ancestors(&mut self) {
+        if self.record.ancestors.is_empty() {
+            self.record.ancestors.extend_from_slice(self.ancestry.list());
+        }
+    }
 }
 
 /// Assigns sequence numbers, adds the envelope and chains records. Single owner: the pipeline's
@@ -74,11 +96,11 @@ impl RecordBuilder {
             boot_ns,
             host: Some(self.take_host()),
             process: e.process,
-            ancestors: e.ancestors,
+            ancestors: Vec::new(),
             event: Some(e.event),
             integrity: None,
         };
-        self.seal(record)
+        self.seal(record, e.ancestors)
     }
 
     /// A checkpoint record: due every [`CHECKPOINT_EVERY`] records, and `final` at stop.
@@ -108,14 +130,14 @@ impl RecordBuilder {
             })),
             ..Default::default()
         };
-        self.seal(record)
+        self.seal(record, Ancestry::empty())
     }
 
     /// Hands a record this builder built back once every sink has it, so its host part and
     /// its buffer serve the next record (the record stage builds one per event: the
     /// allocations are a visible cost). The record must be unchanged.
     pub fn recycle(&mut self, sealed: Sealed) {
-        let Sealed { record, bytes } = sealed;
+        let Sealed { record, bytes, .. } = sealed;
         if self.spare_host.is_none() {
             self.spare_host = record.host;
         }
@@ -133,7 +155,7 @@ impl RecordBuilder {
         self.since_checkpoint >= CHECKPOINT_EVERY
     }
 
-    fn seal(&mut self, mut record: AuditRecord) -> Sealed {
+    fn seal(&mut self, mut record: AuditRecord, ancestry: Arc<Ancestry>) -> Sealed {
         record.seq = self.next_seq;
         self.next_seq += 1;
         self.since_checkpoint =
@@ -144,15 +166,30 @@ impl RecordBuilder {
         let mut bytes = std::mem::take(&mut self.spare_bytes);
         bytes.clear();
         bytes.reserve(1024);
-        record.encode_raw(&mut bytes);
+        encode_spliced(&mut record, ancestry.encoded(), &mut bytes);
         self.prev_hash = Some(Sha256::digest(&bytes).into());
-        Sealed { record, bytes }
+        Sealed { record, ancestry, bytes }
     }
 
     /// Records built so far.
     pub fn count(&self) -> u64 {
         self.next_seq - 1
     }
+}
+
+/// Appends the encoding of `record` with `ancestors` (encoded `ancestors` fields) in their
+/// place: the same bytes as encoding the record with its ancestors in it. `record.ancestors`
+/// must be empty. The fields before the ancestors are encoded first, then the ancestors, then
+/// the fields after them (prost writes fields in declaration order; the `oneof` last).
+fn encode_spliced(record: &mut AuditRecord, ancestors: &[u8], out: &mut Vec<u8>) {
+    debug_assert!(record.ancestors.is_empty());
+    let after =
+        AuditRecord { integrity: record.integrity.take(), event: record.event.take(), ..Default::default() };
+    record.encode_raw(out);
+    out.extend_from_slice(ancestors);
+    after.encode_raw(out);
+    record.integrity = after.integrity;
+    record.event = after.event;
 }
 
 /// Lower-case hex of a digest (what `hex::encode` gives, without its per-char iterator).
@@ -168,6 +205,39 @@ fn hex32(h: &[u8; 32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The spliced encoding is byte for byte what prost gives for the whole record, so the
+    /// hash chain and every reader see the same record as before.
+    #[test]
+    fn spliced_encoding_is_the_whole_records_encoding() {
+        use sensor_proto::v1::{Ancestor, FileEvent, Process};
+        let ancestors = vec![
+            Ancestor {
+                guid: "p".into(),
+                pid: 10,
+                exe: "/usr/bin/bash".into(),
+                argv: vec!["bash".into(), "-l".into()],
+                ..Default::default()
+            },
+            Ancestor { guid: "i".into(), pid: 1, exe: "/sbin/init".into(), ..Default::default() },
+        ];
+        let mut b =
+            RecordBuilder::new(Host { hostname: "h".into(), ..Default::default() }, BootClock::now(), None);
+        let e = Enriched {
+            boot_ns: 5,
+            process: Some(Process { pid: 42, exe: "/usr/bin/tar".into(), ..Default::default() }),
+            ancestors: Ancestry::shared(ancestors.clone()),
+            event: Event::File(FileEvent { path: "/srv/share/a".into(), ..Default::default() }),
+        };
+        let sealed = b.build(e);
+        assert!(sealed.record.ancestors.is_empty());
+        let mut whole = sealed.record.clone();
+        whole.ancestors = ancestors;
+        assert_eq!(sealed.bytes, whole.encode_to_vec());
+        assert_eq!(sealed.ancestors(), whole.ancestors.as_slice());
+    }
+
     #[test]
     fn hex32_matches_hex_encode() {
         let h: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37));

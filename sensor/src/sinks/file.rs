@@ -250,6 +250,11 @@ fn remove(path: &Path) -> std::io::Result<()> {
 }
 
 impl Sink for FileSink {
+    /// It stores `encoded`, which has them.
+    fn reads_ancestors(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -41,6 +41,12 @@ pub trait Sink: Send {
     fn write(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError>;
     /// Makes everything accepted so far durable/visible.
     fn flush(&mut self) -> Result<(), SinkError>;
+    /// Whether this sink reads `record.ancestors` (it renders the record from the struct). The
+    /// record stage builds records without them (they are shared per process, and in
+    /// `encoded`) and puts them in only when some sink says yes here.
+    fn reads_ancestors(&self) -> bool {
+        true
+    }
     /// Makes everything accepted so far, `record` (just written) included, leave at once: on
     /// disk (fsync) for local outputs, sent ahead of what waits in the spool for network ones.
     /// Used for tamper alerts, so they leave the host even if the sensor dies a moment later.

@@ -11,7 +11,7 @@ fn ancestors_str<'a>(
     v: &RecordView<'a>,
     f: fn(&'a Ancestor) -> Option<EventValue<'a>>,
 ) -> Option<EventValue<'a>> {
-    let items: Vec<EventValue<'a>> = v.record.ancestors.iter().filter_map(f).collect();
+    let items: Vec<EventValue<'a>> = v.ancestors.iter().filter_map(f).collect();
     (!items.is_empty()).then_some(EventValue::Array(items))
 }
 
@@ -97,7 +97,7 @@ pub(super) static PROCESS: &[Field] = &[
         name: "GrandparentImage",
         scope: Scope::Process,
         doc: "the parent's parent's executable",
-        get: |v| ne(&v.record.ancestors.get(1)?.exe),
+        get: |v| ne(&v.ancestors.get(1)?.exe),
     },
     Field {
         name: "Hashes",
@@ -190,7 +190,7 @@ pub(super) static PROCESS: &[Field] = &[
         get: |v| {
             let lines = v
                 .ancestor_command_lines
-                .get_or_init(|| v.record.ancestors.iter().map(|a| command_line(&a.argv)).collect());
+                .get_or_init(|| v.ancestors.iter().map(|a| command_line(&a.argv)).collect());
             let items: Vec<EventValue<'_>> =
                 lines.iter().map(|l| EventValue::Str(Cow::Borrowed(l.as_str()))).collect();
             (!items.is_empty()).then_some(EventValue::Array(items))

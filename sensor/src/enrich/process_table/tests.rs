@@ -317,3 +317,79 @@ fn an_exited_process_stays_for_the_grace_period_for_its_queued_events() {
     assert!(t.get(&sh.guid).is_none(), "retired after the grace period");
     assert_eq!(t.stats().retired, 1);
 }
+
+#[test]
+fn shared_ancestry_is_reused_until_a_lineage_changes() {
+    let mut t = table(100);
+    let init = proc(&t, 1, 1, "/sbin/init", UNSET);
+    t.on_exec(init.clone());
+    let sh = proc(&t, 100, 5, "/bin/sh", UNSET);
+    spawn(&mut t, &init, &sh);
+    let tar = proc(&t, 200, 9, "/bin/tar", UNSET);
+    spawn(&mut t, &sh, &tar);
+    let first = t.ancestry(&tar.guid);
+    assert_eq!(pids(first.list()), vec![100, 1]);
+    assert!(Arc::ptr_eq(&first, &t.ancestry(&tar.guid)), "nothing changed: the same ancestry");
+    // A sibling forked and exited: the ancestry of tar is still the same one.
+    let ls = proc(&t, 300, 10, "/bin/ls", UNSET);
+    t.on_fork(ls.clone(), sh.pid, sh.start_boot_ns);
+    assert!(Arc::ptr_eq(&first, &t.ancestry(&tar.guid)));
+    // The shell runs another program: every record after it names the new one.
+    let mut python = sh.clone();
+    python.exe = "/usr/bin/python3".into();
+    python.argv = vec!["python3".into(), "x.py".into()];
+    t.on_exec(python);
+    let after = t.ancestry(&tar.guid);
+    assert_eq!(after.list()[0].exe, "/usr/bin/python3");
+    assert_eq!(after.list()[0].argv, vec!["python3", "x.py"]);
+    assert_eq!(after.list(), t.ancestors(&tar.guid).as_slice());
+    assert!(t.ancestry("no-such-guid").list().is_empty());
+}
+
+/// Any sequence of forks, execs and exits: the shared ancestry of every process is always what
+/// walking the table gives.
+#[test]
+fn shared_ancestry_always_equals_the_walk() {
+    let mut t = table(40);
+    let init = proc(&t, 1, 1, "/sbin/init", UNSET);
+    t.on_exec(init.clone());
+    let mut procs = vec![init];
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |n: usize| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(seed >> 33).expect("31 bits") % n
+    };
+    for step in 0..3000u64 {
+        let pick = procs[next(procs.len())].clone();
+        match next(6) {
+            0 | 1 => {
+                // fork (sometimes with the parent not yet known: an orphan)
+                let pid = 1000 + u32::try_from(step).expect("small");
+                let child = proc(&t, pid, 100 + step, "/bin/child", UNSET);
+                t.on_fork(child.clone(), pick.pid, pick.start_boot_ns);
+                procs.push(child);
+            }
+            2 => {
+                let mut p = pick;
+                p.exe = format!("/bin/prog{step}");
+                t.on_exec(p);
+            }
+            3 if pick.pid != 1 => {
+                t.on_exit(&pick.guid, step * 10);
+                procs.retain(|p| p.guid != pick.guid);
+            }
+            4 => t.advance(step * 10),
+            _ => {
+                let _ = t.ancestry(&pick.guid);
+            }
+        }
+        for p in &procs {
+            assert_eq!(
+                t.ancestry(&p.guid).list(),
+                t.ancestors(&p.guid).as_slice(),
+                "step {step}, pid {}",
+                p.pid
+            );
+        }
+    }
+}

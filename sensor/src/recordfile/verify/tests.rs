@@ -33,7 +33,7 @@ fn write_signed_run(dir: &Path, instance: &str, n: usize, key: Option<&Path>) {
         let e = Enriched {
             boot_ns: i as u64,
             process: None,
-            ancestors: Vec::new(),
+            ancestors: crate::enrich::ancestry::Ancestry::empty(),
             event: Event::Exec(ExecEvent { filename: format!("/bin/{i}"), ..Default::default() }),
         };
         let s = b.build(e);
@@ -205,7 +205,7 @@ fn write_run_with_gap(
         let s = b.build(Enriched {
             boot_ns: i,
             process: None,
-            ancestors: Vec::new(),
+            ancestors: crate::enrich::ancestry::Ancestry::empty(),
             event: Event::Exec(ExecEvent { filename: format!("/bin/{i}"), ..Default::default() }),
         });
         if lost.contains(&s.record.seq) {
@@ -298,7 +298,7 @@ fn write_killed_run(dir: &Path, instance: &str, n: usize) {
         let s = b.build(Enriched {
             boot_ns: BootClock::boot_ns_now(),
             process: None,
-            ancestors: Vec::new(),
+            ancestors: crate::enrich::ancestry::Ancestry::empty(),
             event,
         });
         sink.write(&s.record, &s.bytes).expect("write");
