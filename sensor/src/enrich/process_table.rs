@@ -33,11 +33,21 @@ pub struct TableLimits {
     pub max_ancestors: usize,
     /// How long (boot ns, by event time) an exited process stays for events still queued.
     pub exit_grace_ns: u64,
+    /// Most bytes of encoded ancestries the table keeps for reuse (see
+    /// [`ProcessTable::ancestry`]): a few hundred processes with records need well under
+    /// 1 MiB; a crafted tree of deep chains with long command lines could otherwise hold an
+    /// ancestry copy per process. Past it, ancestries are built per record, as before.
+    pub ancestry_cache_bytes: usize,
 }
 
 impl Default for TableLimits {
     fn default() -> Self {
-        Self { max_entries: 65536, max_ancestors: 16, exit_grace_ns: 10_000_000_000 }
+        Self {
+            max_entries: 65536,
+            max_ancestors: 16,
+            exit_grace_ns: 10_000_000_000,
+            ancestry_cache_bytes: 2 << 20,
+        }
     }
 }
 
@@ -115,6 +125,8 @@ pub struct ProcessTable {
     /// Bumped by every change that can change some process's ancestry (an exec, a parent
     /// arriving for orphans, a removal): cached ancestries of older generations are rebuilt.
     generation: u64,
+    /// Encoded bytes of the ancestries the entries hold (at most `ancestry_cache_bytes`).
+    cached_bytes: usize,
 }
 
 impl ProcessTable {
@@ -135,6 +147,7 @@ impl ProcessTable {
             retire_queue: VecDeque::new(),
             now_boot_ns: 0,
             generation: 0,
+            cached_bytes: 0,
         }
     }
 
@@ -261,13 +274,23 @@ impl ProcessTable {
         {
             return Arc::clone(a);
         }
-        let list = self.ancestors(guid);
+        let a = Ancestry::shared(self.ancestors(guid));
         let Some(e) = self.entries.get_mut(guid) else {
-            return Ancestry::empty();
+            return a;
         };
-        let a = Ancestry::shared(list);
-        e.ancestry = Some((generation, Arc::clone(&a)));
+        let stale = e.ancestry.take().map_or(0, |(_, old)| old.encoded().len());
+        self.cached_bytes -= stale;
+        let size = a.encoded().len();
+        if self.cached_bytes + size <= self.limits.ancestry_cache_bytes {
+            e.ancestry = Some((generation, Arc::clone(&a)));
+            self.cached_bytes += size;
+        }
         a
+    }
+
+    /// Encoded bytes of the ancestries kept for reuse.
+    pub fn cached_ancestry_bytes(&self) -> usize {
+        self.cached_bytes
     }
 
     /// Ancestors of `guid`, parent first. Stops after pid 1, after `max_ancestors`, at an unknown
@@ -408,6 +431,7 @@ impl ProcessTable {
         };
         // Ancestries that reached this process now stop below it.
         self.generation += 1;
+        self.cached_bytes -= e.ancestry.as_ref().map_or(0, |(_, a)| a.encoded().len());
         if e.exited_boot_ns.is_some() {
             self.exited_order.remove(&e.order);
         } else {

@@ -393,3 +393,34 @@ fn shared_ancestry_always_equals_the_walk() {
         }
     }
 }
+
+/// The ancestries kept for reuse stay within their byte budget, and are given back when their
+/// processes go; past the budget every record still gets the right ancestry.
+#[test]
+fn shared_ancestries_stay_within_their_budget() {
+    let limits = TableLimits { exit_grace_ns: 0, ancestry_cache_bytes: 1000, ..TableLimits::default() };
+    let mut t = ProcessTable::new(limits, GuidMaker::new("test-boot"));
+    let init = proc(&t, 1, 1, "/sbin/init", UNSET);
+    t.on_exec(init.clone());
+    let mut svc = proc(&t, 10, 2, "/opt/pacs/bin/server", UNSET);
+    svc.argv = vec!["x".repeat(300)];
+    spawn(&mut t, &init, &svc);
+    let mut kids = Vec::new();
+    for i in 0..20 {
+        let k = proc(&t, 100 + i, 10 + u64::from(i), "/bin/worker", UNSET);
+        spawn(&mut t, &svc, &k);
+        kids.push(k);
+    }
+    for k in &kids {
+        let a = t.ancestry(&k.guid);
+        assert_eq!(a.list(), t.ancestors(&k.guid).as_slice());
+        assert!(t.cached_ancestry_bytes() <= 1000, "{}", t.cached_ancestry_bytes());
+    }
+    assert!(t.cached_ancestry_bytes() > 0);
+    for k in &kids {
+        t.on_exit(&k.guid, 1_000);
+    }
+    t.advance(2_000);
+    assert!(kids.iter().all(|k| t.get(&k.guid).is_none()));
+    assert_eq!(t.cached_ancestry_bytes(), 0, "every kept ancestry was given back");
+}
