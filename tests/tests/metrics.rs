@@ -57,7 +57,12 @@ fn metrics_endpoint_counts_execs_and_records() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
         let text = scrape(addr);
-        if value(&text, exec) >= execs0 + 5 && value(&text, &sink) > 0 || Instant::now() > deadline {
+        // Wait for everything asserted below: the counters are published by different stages,
+        // so the exec count can move a moment before the record counts do.
+        let moved = value(&text, exec) >= execs0 + 5
+            && value(&text, "sensor_records_total") >= records0 + 5
+            && value(&text, &sink) >= 5;
+        if moved || Instant::now() > deadline {
             break text;
         }
         std::thread::sleep(Duration::from_millis(200));
