@@ -113,9 +113,47 @@ pub fn sensor_bin() -> PathBuf {
     bin
 }
 
+/// A sensor started by [`spawn_sensor`]: used as its `Child`, and killed when dropped while still
+/// running, so a failing test does not leave a sensor tracing the machine under every later
+/// test (it happened: a sensor from a failed test ran on for half an hour and slowed a bench run
+/// about threefold).
+#[derive(Debug)]
+pub struct SpawnedSensor(Option<std::process::Child>);
+
+impl SpawnedSensor {
+    /// [`std::process::Child::wait_with_output`], which takes the child.
+    pub fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
+        self.0.take().expect("the child is there until taken").wait_with_output()
+    }
+}
+
+impl std::ops::Deref for SpawnedSensor {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("the child is there until taken")
+    }
+}
+
+impl std::ops::DerefMut for SpawnedSensor {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_mut().expect("the child is there until taken")
+    }
+}
+
+impl Drop for SpawnedSensor {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0
+            && matches!(c.try_wait(), Ok(None))
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Starts the `sensor` binary with `args` (e.g. `["run", "--output", ...]`) and returns once it
 /// says its programs are attached; its stderr is drained in the background from then on.
-pub fn spawn_sensor<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> std::process::Child {
+pub fn spawn_sensor<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> SpawnedSensor {
     use std::io::{BufRead as _, BufReader};
     let mut sensor = std::process::Command::new(sensor_bin())
         .args(args)
@@ -136,7 +174,7 @@ pub fn spawn_sensor<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>
             eprintln!("sensor: {l}");
         }
     });
-    sensor
+    SpawnedSensor(Some(sensor))
 }
 
 /// Text of `/proc/self/<what>` (e.g. loginuid), trimmed.

@@ -67,7 +67,7 @@ fn downloader(url: &str, to: &Path) -> String {
     }
 }
 
-fn start_sensor(records: &Path) -> std::process::Child {
+fn start_sensor(records: &Path) -> sensor_tests::SpawnedSensor {
     sensor_tests::spawn_sensor([
         "run".to_owned(),
         "--output".to_owned(),
