@@ -37,7 +37,7 @@ impl Ancestry {
         Arc::clone(&EMPTY)
     }
 
-    /// Shares `list` (for records read back from files, and for tests).
+    /// Encodes `list` once and shares it (the empty list without an allocation).
     pub fn shared(list: Vec<Ancestor>) -> Arc<Self> {
         if list.is_empty() { Self::empty() } else { Arc::new(Self::new(list)) }
     }

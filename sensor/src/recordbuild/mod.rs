@@ -22,8 +22,8 @@ pub const CHECKPOINT_EVERY: u64 = 1000;
 /// A record and the exact bytes it is hashed and stored as.
 ///
 /// The ancestors are not in `record.ancestors` but shared in `ancestry` (the process's, built
-/// once; `bytes` has them): whoever reads the record as a struct and needs them gets them from
-/// [`Sealed::ancestors`], or puts them in with [`Sealed::fill_ancestors`].
+/// once; `bytes` has them): whoever reads the record as a struct and needs them reads
+/// `ancestry`, or puts them in with [`Sealed::fill_ancestors`].
 #[derive(Debug, Clone)]
 pub struct Sealed {
     pub record: AuditRecord,
@@ -32,11 +32,6 @@ pub struct Sealed {
 }
 
 impl Sealed {
-    /// The record's ancestors, nearest first.
-    pub fn ancestors(&self) -> &[sensor_proto::v1::Ancestor] {
-        self.ancestry.list()
-    }
-
     /// Copies the ancestors into `record.ancestors`, for readers of the whole struct (JSON
     /// renderings).
     pub fn fill_ancestors(&mut self) {
@@ -235,7 +230,7 @@ mod tests {
         let mut whole = sealed.record.clone();
         whole.ancestors = ancestors;
         assert_eq!(sealed.bytes, whole.encode_to_vec());
-        assert_eq!(sealed.ancestors(), whole.ancestors.as_slice());
+        assert_eq!(sealed.ancestry.list(), whole.ancestors.as_slice());
     }
 
     #[test]
