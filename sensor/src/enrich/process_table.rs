@@ -122,8 +122,10 @@ pub struct ProcessTable {
     retire_queue: VecDeque<(u64, String)>,
     /// Latest event time seen (boot ns): the clock of the grace period.
     now_boot_ns: u64,
-    /// Bumped by every change that can change some process's ancestry (an exec, a parent
-    /// arriving for orphans, a removal): cached ancestries of older generations are rebuilt.
+    /// Bumped by every change that can change the ancestry of other processes (an exec or a
+    /// removal of a process with children in the table, a parent arriving for orphans): cached
+    /// ancestries of older generations are rebuilt. A change that can only touch the process's
+    /// own ancestry drops just its cache, so a fork+exec storm of leaf processes keeps the rest.
     generation: u64,
     /// Encoded bytes of the ancestries the entries hold (at most `ancestry_cache_bytes`).
     cached_bytes: usize,
@@ -330,8 +332,12 @@ impl ProcessTable {
         let guid = process.guid.clone();
         let parent = parent.filter(|p| *p != guid && !p.is_empty());
         if let Some(e) = self.entries.get_mut(&guid) {
-            // What this process is (exe, argv, ids) is part of its descendants' ancestries.
-            self.generation += 1;
+            // Its own ancestry can change (a parent link, a new session); what it is (exe, argv,
+            // ids) is part of its descendants' ancestries, and only children lead to those.
+            self.cached_bytes -= e.ancestry.take().map_or(0, |(_, a)| a.encoded().len());
+            if e.live_children > 0 {
+                self.generation += 1;
+            }
             let link_new = e.parent_guid.is_none() && parent.is_some();
             if link_new {
                 e.parent_guid.clone_from(&parent);
@@ -429,8 +435,10 @@ impl ProcessTable {
         let Some(e) = self.entries.remove(guid) else {
             return;
         };
-        // Ancestries that reached this process now stop below it.
-        self.generation += 1;
+        // Ancestries that reached this process (through its children) now stop below it.
+        if e.live_children > 0 {
+            self.generation += 1;
+        }
         self.cached_bytes -= e.ancestry.as_ref().map_or(0, |(_, a)| a.encoded().len());
         if e.exited_boot_ns.is_some() {
             self.exited_order.remove(&e.order);

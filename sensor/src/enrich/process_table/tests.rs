@@ -370,9 +370,18 @@ fn shared_ancestry_always_equals_the_walk() {
                 procs.push(child);
             }
             2 => {
+                // an exec, sometimes into another login session (its own ancestry then stops
+                // elsewhere), of a leaf or of a process with descendants
                 let mut p = pick;
                 p.exe = format!("/bin/prog{step}");
-                t.on_exec(p);
+                p.session_id = match next(3) {
+                    0 => UNSET,
+                    n => u32::try_from(n).expect("small"),
+                };
+                t.on_exec(p.clone());
+                if let Some(q) = procs.iter_mut().find(|q| q.guid == p.guid) {
+                    *q = p;
+                }
             }
             3 if pick.pid != 1 => {
                 t.on_exit(&pick.guid, step * 10);
