@@ -219,6 +219,7 @@ struct FileSection {
     max_files: Option<usize>,
     max_total_bytes: Option<Size>,
     fsync: Option<Fsync>,
+    fsync_interval: Option<HumanDuration>,
     reserve: Option<Size>,
     reserve_percent: Option<u8>,
     on_low_space: Option<LowSpace>,
@@ -537,6 +538,18 @@ impl Validator {
                 Fsync::Batch => spec::Fsync::Batch,
                 Fsync::Never => spec::Fsync::Never,
             };
+        }
+        if let Some(HumanDuration(d)) = f.fsync_interval {
+            if d > std::time::Duration::from_secs(60) {
+                self.problem(
+                    key("fsync_interval"),
+                    format!(
+                        "{} is too large (at most 1m; \"rotate\" syncs only at rotation)",
+                        units::format_duration(d)
+                    ),
+                );
+            }
+            o.fsync_interval = d;
         }
         self.disk_options(
             &format!("output[{i}].file"),

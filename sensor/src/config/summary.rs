@@ -108,9 +108,10 @@ fn output(o: &Output) -> String {
         OutputSpec::File(_) => {
             let f = &opts.file;
             let fsync = match f.fsync {
-                spec::Fsync::Rotate => "rotate",
-                spec::Fsync::Batch => "batch",
-                spec::Fsync::Never => "never",
+                spec::Fsync::Rotate => "rotate".to_owned(),
+                spec::Fsync::Batch if f.fsync_interval.is_zero() => "batch".to_owned(),
+                spec::Fsync::Batch => format!("batch (at most every {})", format_duration(f.fsync_interval)),
+                spec::Fsync::Never => "never".to_owned(),
             };
             parts.push(format!(
                 "rotate at {} or {}, keep {} files / {}, fsync {fsync}, {}",

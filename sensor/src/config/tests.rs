@@ -65,7 +65,10 @@ fn example_files_examples_are_accepted() {
         "{s}"
     );
     assert!(s.contains("kafka://broker1:9092,broker2:9092/audit"), "{s}");
-    assert!(s.contains("rotate at 64MiB or 1h, keep 64 files / 4GiB, fsync batch"), "{s}");
+    assert!(
+        s.contains("rotate at 64MiB or 1h, keep 64 files / 4GiB, fsync batch (at most every 200ms)"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -86,7 +89,7 @@ fn every_output_option_maps() {
         r#"
         [[output]]
         url = "file:/r"
-        file = { max_file_bytes = "1MiB", max_file_age = "10m", max_files = 3, max_total_bytes = "8MiB", fsync = "never" }
+        file = { max_file_bytes = "1MiB", max_file_age = "10m", max_files = 3, max_total_bytes = "8MiB", fsync = "never", fsync_interval = "1s" }
 
         [[output]]
         url = "syslog+tls://siem:6514"
@@ -104,8 +107,8 @@ fn every_output_option_maps() {
     .expect("valid");
     let f = &o.outputs[0].options.file;
     assert_eq!(
-        (f.max_file_bytes, f.max_file_age, f.max_files, f.max_total_bytes, f.fsync),
-        (1 << 20, Duration::from_secs(600), 3, 8 << 20, Fsync::Never)
+        (f.max_file_bytes, f.max_file_age, f.max_files, f.max_total_bytes, f.fsync, f.fsync_interval),
+        (1 << 20, Duration::from_secs(600), 3, 8 << 20, Fsync::Never, Duration::from_secs(1))
     );
     let s = &o.outputs[1].options;
     assert_eq!(s.format, Format::Ocsf);
@@ -199,6 +202,11 @@ fn semantic_errors_name_the_key() {
         ("[[output]]\nurl = \"syslog+tcp://h:0\"", "output[0].url", "port 0"),
         ("[[output]]\nurl = \"file:records\"", "output[0].url", "absolute path is required"),
         ("[[output]]\nurl = \"file:/r\"\nfile = { max_files = 0 }", "output[0].file.max_files", "too small"),
+        (
+            "[[output]]\nurl = \"file:/r\"\nfile = { fsync_interval = \"2m\" }",
+            "output[0].file.fsync_interval",
+            "too large",
+        ),
         (
             "[[output]]\nurl = \"file:/r\"\nfile = { max_total_bytes = \"1MiB\" }",
             "output[0].file.max_total_bytes",

@@ -241,8 +241,8 @@ impl Stage {
     }
 
     /// Both queues are empty: write the loss records of the sinks, flush everything, then wait
-    /// for the next event (with a timeout while events are parked or an output waits for disk
-    /// space).
+    /// for the next event (with a timeout while events are parked, an output waits for disk
+    /// space or has a sync due).
     fn caught_up(&mut self, rt: &tokio::runtime::Handle, stats: &Stats) -> Waited {
         // Loss records first: flushed with the rest before the stage waits (it may wait long on
         // a quiet machine).
@@ -251,13 +251,10 @@ impl Stage {
         self.out.flush(stats);
         self.out.flushed(&self.enricher);
         self.publish_gauges(stats);
-        let wake = if self.enricher.parked() > 0 {
-            Some(PARKED_POLL)
-        } else if self.out.sinks.iter().any(|s| s.gap_open()) {
-            Some(crate::sinks::space::PROBE_EVERY)
-        } else {
-            None
-        };
+        let parked = (self.enricher.parked() > 0).then_some(PARKED_POLL);
+        let gap = self.out.sinks.iter().any(|s| s.gap_open()).then_some(crate::sinks::space::PROBE_EVERY);
+        let due = self.out.sinks.iter().filter_map(|s| s.flush_due()).min();
+        let wake = [parked, gap, due].into_iter().flatten().min();
         let next = match wake {
             Some(wake) => match rt.block_on(tokio::time::timeout(wake, self.rx.next())) {
                 Ok(next) => next,

@@ -29,6 +29,19 @@ struct Current {
     /// Bytes of whole frames in the file.
     len: u64,
     opened: Instant,
+    /// When it was last synced (opened, for a new file), and whether bytes were handed to the
+    /// kernel since.
+    synced_at: Instant,
+    unsynced: bool,
+}
+
+impl Current {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()?;
+        self.synced_at = Instant::now();
+        self.unsynced = false;
+        Ok(())
+    }
 }
 
 /// A frame in the write buffer: where it ends there, and what a loss record needs of it.
@@ -114,7 +127,8 @@ impl FileSink {
         let path = self.dir.join(recordfile::file_name(ms, self.files_opened));
         self.files_opened += 1;
         let file = OpenOptions::new().create_new(true).write(true).mode(0o600).open(&path)?;
-        self.current = Some(Current { file, len: 0, opened: Instant::now() });
+        let now = Instant::now();
+        self.current = Some(Current { file, len: 0, opened: now, synced_at: now, unsynced: false });
         self.enforce_retention()
     }
 
@@ -196,6 +210,7 @@ impl FileSink {
             }
         }
         cur.len += self.buf.len() as u64;
+        cur.unsynced = true;
         self.buf.clear();
         self.pending.clear();
         true
@@ -313,13 +328,23 @@ impl Sink for FileSink {
             return Ok(());
         }
         if self.opts.fsync == Fsync::Batch
-            && let Some(cur) = self.current.as_ref()
-            && let Err(e) = cur.file.sync_data()
+            && let Some(cur) = self.current.as_mut()
+            && cur.unsynced
+            && cur.synced_at.elapsed() >= self.opts.fsync_interval
+            && let Err(e) = cur.sync()
         {
             // What the kernel had is in doubt; what follows goes to a new file.
             self.fail(&e, 0);
         }
         Ok(())
+    }
+
+    /// With `fsync = "batch"`, bytes written but not synced yet because the last sync was less
+    /// than `fsync_interval` ago: the pipeline flushes again when the interval is over.
+    fn flush_due(&self) -> Option<std::time::Duration> {
+        let cur = self.current.as_ref()?;
+        (self.opts.fsync == Fsync::Batch && cur.unsynced && self.episode.is_none())
+            .then(|| self.opts.fsync_interval.saturating_sub(cur.synced_at.elapsed()))
     }
 
     fn gap_open(&self) -> bool {
@@ -331,8 +356,8 @@ impl Sink for FileSink {
         if self.episode.is_some() || !self.flush_buf() {
             return Ok(());
         }
-        if let Some(cur) = self.current.as_ref()
-            && let Err(e) = cur.file.sync_data()
+        if let Some(cur) = self.current.as_mut()
+            && let Err(e) = cur.sync()
         {
             self.fail(&e, 0);
         }
@@ -373,7 +398,17 @@ impl Sink for FileSink {
 }
 
 impl Drop for FileSink {
+    /// At stop the current file is closed like at a rotation: synced unless `fsync = "never"`.
     fn drop(&mut self) {
+        if self.episode.is_none()
+            && self.flush_buf()
+            && self.opts.fsync != Fsync::Never
+            && let Some(cur) = self.current.as_mut()
+            && cur.unsynced
+            && let Err(e) = cur.sync()
+        {
+            warn!(sink = %self.name, error = %e, "the last record file could not be synced at stop");
+        }
         if let Some(ep) = &self.episode {
             warn!(sink = %self.name, records = ep.count, reason = ep.reason,
                 "stopping while the output cannot write: these records are missing from it");
@@ -394,6 +429,54 @@ mod tests {
             sink.write(&rec, &vec![7u8; size]).expect("write");
         }
         sink.flush().expect("flush");
+    }
+
+    fn unsynced(sink: &FileSink) -> bool {
+        sink.current.as_ref().expect("a file is open").unsynced
+    }
+
+    /// `fsync = "batch"` syncs at a catch-up only once `fsync_interval` has passed since the
+    /// last sync, and says when the pipeline must flush again; urgent records and the stop sync
+    /// at once; the other policies never ask for a later flush.
+    #[test]
+    fn batch_syncs_at_most_once_per_interval() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let interval = Duration::from_millis(300);
+        let opts =
+            FileOptions { fsync_interval: interval, disk: DiskOptions::NONE, ..FileOptions::default() };
+        let mut sink = FileSink::open(&tmp.path().join("rec"), opts).expect("open");
+        assert_eq!(sink.flush_due(), None, "nothing written");
+        write_n(&mut sink, 3, 10);
+        // The file was opened (a sync point) just now: the bytes are in the kernel, not synced.
+        assert!(unsynced(&sink));
+        let due = sink.flush_due().expect("a later flush is asked for");
+        assert!(due <= interval && due > Duration::ZERO, "{due:?}");
+        std::thread::sleep(due);
+        assert_eq!(sink.flush_due(), Some(Duration::ZERO));
+        sink.flush().expect("flush");
+        assert!(!unsynced(&sink), "synced once the interval was over");
+        assert_eq!(sink.flush_due(), None);
+
+        write_n(&mut sink, 1, 10);
+        assert!(unsynced(&sink), "within the interval of the last sync");
+        let rec = AuditRecord::default();
+        sink.write(&rec, &[1u8; 10]).expect("write");
+        sink.urgent(&rec, &[1u8; 10]).expect("urgent");
+        assert!(!unsynced(&sink), "urgent records are synced at once");
+
+        let zero =
+            FileOptions { fsync_interval: Duration::ZERO, disk: DiskOptions::NONE, ..FileOptions::default() };
+        let mut every = FileSink::open(&tmp.path().join("zero"), zero).expect("open");
+        write_n(&mut every, 2, 10);
+        assert!(!unsynced(&every), "a zero interval syncs at every catch-up");
+
+        for fsync in [Fsync::Rotate, Fsync::Never] {
+            let opts = FileOptions { fsync, disk: DiskOptions::NONE, ..FileOptions::default() };
+            let mut sink = FileSink::open(&tmp.path().join(format!("{fsync:?}")), opts).expect("open");
+            write_n(&mut sink, 2, 10);
+            assert!(unsynced(&sink));
+            assert_eq!(sink.flush_due(), None, "{fsync:?}");
+        }
     }
 
     #[test]

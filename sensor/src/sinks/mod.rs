@@ -72,6 +72,11 @@ pub trait Sink: Send {
     fn gap_open(&self) -> bool {
         false
     }
+    /// Time after which this sink wants [`Sink::flush`] called again even if no record arrives
+    /// (a deferred fsync); `None` when nothing waits.
+    fn flush_due(&self) -> Option<std::time::Duration> {
+        None
+    }
     /// Counters of the sink's spool, for network sinks (metrics).
     fn spool_stats(&self) -> Option<std::sync::Arc<spool::SpoolStats>> {
         None

@@ -51,7 +51,8 @@ pub enum Format {
 pub enum Fsync {
     /// Only when a file is closed at rotation or shutdown.
     Rotate,
-    /// Whenever the pipeline has caught up (a batch), the default.
+    /// Whenever the pipeline has caught up (a batch), at most once per
+    /// [`FileOptions::fsync_interval`]; the default.
     #[default]
     Batch,
     /// Never call fsync (the page cache decides).
@@ -108,6 +109,10 @@ pub struct FileOptions {
     /// Keep at most this many bytes of record files (oldest deleted first).
     pub max_total_bytes: u64,
     pub fsync: Fsync,
+    /// With [`Fsync::Batch`]: the least time between two syncs (zero: at every catch-up). Bytes
+    /// are handed to the kernel at every catch-up whatever this is (they survive the sensor
+    /// being killed); urgent records (tamper and critical alerts) are synced at once.
+    pub fsync_interval: Duration,
     /// Free space kept, and what happens below it.
     pub disk: DiskOptions,
 }
@@ -120,6 +125,7 @@ impl Default for FileOptions {
             max_files: 64,
             max_total_bytes: 4 * 1024 * 1024 * 1024,
             fsync: Fsync::default(),
+            fsync_interval: Duration::from_millis(200),
             disk: DiskOptions::default(),
         }
     }
