@@ -8,18 +8,20 @@
 
 mod detection;
 mod dispatcher;
+mod schema;
 pub mod summary;
 pub mod units;
 
 use std::{
-    collections::BTreeMap,
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
 
 use dispatcher::DispatcherSetting;
-use serde::Deserialize;
+use schema::{
+    ConfigFile, FileSection, Format, Fsync, LimitsSection, LowSpace, OutputSection, SpoolFull, TlsSection,
+};
 use units::{HumanDuration, Size};
 
 use crate::{
@@ -105,185 +107,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
-}
-
-// ---- The file's shape. Field names are the TOML keys. ----
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    #[serde(default)]
-    sensor: SensorSection,
-    #[serde(default)]
-    filters: FiltersSection,
-    #[serde(default)]
-    limits: LimitsSection,
-    #[serde(default)]
-    output: Vec<OutputSection>,
-    #[serde(default)]
-    metrics: MetricsSection,
-    #[serde(default)]
-    integrity: IntegritySection,
-    #[serde(default)]
-    detection: detection::DetectionSection,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SensorSection {
-    args_max: Option<u32>,
-    /// BTF file of the kernel, for kernels without `/sys/kernel/btf/vmlinux`.
-    btf: Option<PathBuf>,
-    report_threads: Option<bool>,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    /// Time between heartbeat records ("0s": none).
-    heartbeat: Option<HumanDuration>,
-    /// bpffs directory to pin the programs in (see `sensor run --pin-dir`).
-    pin_dir: Option<PathBuf>,
-    unpin_on_stop: Option<bool>,
-    /// Watch system calls through the raw `sys_enter`/`sys_exit` dispatcher (x86-64):
-    /// `"auto"`, `true` or `false`.
-    syscall_dispatcher: Option<DispatcherSetting>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FiltersSection {
-    #[serde(default)]
-    sensitive: Vec<String>,
-    no_default_sensitive: Option<bool>,
-    #[serde(default)]
-    exclude_paths: Vec<PathBuf>,
-    #[serde(default)]
-    include_paths: Vec<PathBuf>,
-    refresh: Option<HumanDuration>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsSection {
-    queue_capacity: Option<usize>,
-    process_table_entries: Option<usize>,
-    ancestry_depth: Option<usize>,
-    hash_max_file_size: Option<Size>,
-    proc_ring_buffer: Option<Size>,
-    file_ring_buffer: Option<Size>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OutputSection {
-    url: String,
-    format: Option<Format>,
-    file: Option<FileSection>,
-    tls: Option<TlsSection>,
-    spool: Option<SpoolSection>,
-    kafka: Option<BTreeMap<String, KafkaValue>>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Format {
-    Json,
-    Ocsf,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Fsync {
-    Rotate,
-    Batch,
-    Never,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum LowSpace {
-    Rotate,
-    Stop,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum SpoolFull {
-    DropOldest,
-    DropNewest,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSection {
-    max_file_bytes: Option<Size>,
-    max_file_age: Option<HumanDuration>,
-    max_files: Option<usize>,
-    max_total_bytes: Option<Size>,
-    fsync: Option<Fsync>,
-    fsync_interval: Option<HumanDuration>,
-    reserve: Option<Size>,
-    reserve_percent: Option<u8>,
-    on_low_space: Option<LowSpace>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TlsSection {
-    ca_file: Option<PathBuf>,
-    cert_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
-    server_name: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpoolSection {
-    dir: Option<PathBuf>,
-    max_bytes: Option<Size>,
-    full: Option<SpoolFull>,
-    reserve: Option<Size>,
-    reserve_percent: Option<u8>,
-    on_low_space: Option<LowSpace>,
-}
-
-/// librdkafka properties are strings; numbers and booleans are accepted and written as text.
-#[derive(Debug)]
-struct KafkaValue(String);
-
-impl<'de> Deserialize<'de> for KafkaValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = KafkaValue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KafkaValue, E> {
-                Ok(KafkaValue(v.to_owned()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<KafkaValue, E> {
-                Ok(KafkaValue(v.to_string()))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<KafkaValue, E> {
-                Ok(KafkaValue(v.to_string()))
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<KafkaValue, E> {
-                Ok(KafkaValue(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MetricsSection {
-    listen: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IntegritySection {
-    signing_key: Option<PathBuf>,
 }
 
 // ---- Checks that serde cannot express, each naming its key. ----
