@@ -37,6 +37,21 @@ impl Ancestry {
         Arc::clone(&EMPTY)
     }
 
+    /// `first` followed by `rest`: the ancestry of a child of the process whose ancestry is
+    /// `rest`, built without walking or encoding `rest` again (repeated fields encode as the
+    /// concatenation of their entries, so the bytes are those of [`Self::new`]).
+    pub fn prepend(first: Ancestor, rest: &Self) -> Self {
+        let mut list = Vec::with_capacity(rest.list.len() + 1);
+        list.push(first);
+        let mut only = AuditRecord { ancestors: list, ..Default::default() };
+        let mut encoded = Vec::with_capacity(only.encoded_len() + rest.encoded.len());
+        only.encode_raw(&mut encoded);
+        encoded.extend_from_slice(&rest.encoded);
+        let mut list = std::mem::take(&mut only.ancestors);
+        list.extend_from_slice(&rest.list);
+        Self { list, encoded }
+    }
+
     /// Encodes `list` once and shares it (the empty list without an allocation).
     pub fn shared(list: Vec<Ancestor>) -> Arc<Self> {
         if list.is_empty() { Self::empty() } else { Arc::new(Self::new(list)) }
@@ -73,5 +88,10 @@ mod tests {
         let back = AuditRecord::decode(a.encoded()).expect("decodes");
         assert_eq!(back.ancestors, list);
         assert!(Ancestry::empty().encoded().is_empty());
+
+        let child = Ancestor { guid: "g2".into(), pid: 9, exe: "/usr/bin/sh".into(), ..Default::default() };
+        let mut whole = vec![child.clone()];
+        whole.extend(list);
+        assert_eq!(Ancestry::prepend(child, &a), Ancestry::new(whole));
     }
 }

@@ -276,7 +276,10 @@ impl ProcessTable {
         {
             return Arc::clone(a);
         }
-        let a = Ancestry::shared(self.ancestors(guid));
+        let a = match self.from_parent(guid) {
+            Some(a) => Arc::new(a),
+            None => Ancestry::shared(self.ancestors(guid)),
+        };
         let Some(e) = self.entries.get_mut(guid) else {
             return a;
         };
@@ -288,6 +291,23 @@ impl ProcessTable {
             self.cached_bytes += size;
         }
         a
+    }
+
+    /// The ancestry of `guid` as its parent plus the parent's current shared ancestry, when
+    /// that is what [`Self::ancestors`] would give: same login session (the same stop rule),
+    /// room for one more under `max_ancestors` (the parent's walk was not cut short), and no
+    /// cycle through `guid`. A new process's first record then costs one ancestor, not a walk.
+    fn from_parent(&self, guid: &str) -> Option<Ancestry> {
+        let me = self.entries.get(guid)?;
+        let parent = self.entries.get(me.parent_guid.as_deref()?)?;
+        let (generation, rest) = parent.ancestry.as_ref()?;
+        let usable = *generation == self.generation
+            && me.process.pid != 1
+            && parent.process.session_id == me.process.session_id
+            && rest.list().len() < self.limits.max_ancestors
+            && parent.process.guid != guid
+            && rest.list().iter().all(|a| a.guid != guid);
+        usable.then(|| Ancestry::prepend(ancestor_of(&parent.process), rest))
     }
 
     /// Encoded bytes of the ancestries kept for reuse.

@@ -350,7 +350,14 @@ fn shared_ancestry_is_reused_until_a_lineage_changes() {
 /// walking the table gives.
 #[test]
 fn shared_ancestry_always_equals_the_walk() {
-    let mut t = table(40);
+    for max_ancestors in [16, 3] {
+        random_lineage_ops(max_ancestors);
+    }
+}
+
+fn random_lineage_ops(max_ancestors: usize) {
+    let limits = TableLimits { max_entries: 40, exit_grace_ns: 0, max_ancestors, ..TableLimits::default() };
+    let mut t = ProcessTable::new(limits, GuidMaker::new("test-boot"));
     let init = proc(&t, 1, 1, "/sbin/init", UNSET);
     t.on_exec(init.clone());
     let mut procs = vec![init];
@@ -396,7 +403,7 @@ fn shared_ancestry_always_equals_the_walk() {
             assert_eq!(
                 t.ancestry(&p.guid).list(),
                 t.ancestors(&p.guid).as_slice(),
-                "step {step}, pid {}",
+                "max {max_ancestors}, step {step}, pid {}",
                 p.pid
             );
         }
