@@ -276,7 +276,7 @@ impl ProcessTable {
         {
             return Arc::clone(a);
         }
-        let a = match self.from_parent(guid) {
+        let a = match self.built_from_parent(guid) {
             Some(a) => Arc::new(a),
             None => Ancestry::shared(self.ancestors(guid)),
         };
@@ -297,7 +297,7 @@ impl ProcessTable {
     /// that is what [`Self::ancestors`] would give: same login session (the same stop rule),
     /// room for one more under `max_ancestors` (the parent's walk was not cut short), and no
     /// cycle through `guid`. A new process's first record then costs one ancestor, not a walk.
-    fn from_parent(&self, guid: &str) -> Option<Ancestry> {
+    fn built_from_parent(&self, guid: &str) -> Option<Ancestry> {
         let me = self.entries.get(guid)?;
         let parent = self.entries.get(me.parent_guid.as_deref()?)?;
         let (generation, rest) = parent.ancestry.as_ref()?;
