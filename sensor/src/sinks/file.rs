@@ -441,7 +441,8 @@ mod tests {
     #[test]
     fn batch_syncs_at_most_once_per_interval() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let interval = Duration::from_millis(300);
+        // Long enough that a descheduled test thread does not pass it between two steps.
+        let interval = Duration::from_secs(1);
         let opts =
             FileOptions { fsync_interval: interval, disk: DiskOptions::NONE, ..FileOptions::default() };
         let mut sink = FileSink::open(&tmp.path().join("rec"), opts).expect("open");
