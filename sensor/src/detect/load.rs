@@ -475,11 +475,15 @@ fn collect_rule_files(
     }
 }
 
-/// True when every detection of the rule is field-less (keywords).
+/// True when every detection of the rule is field-less (keywords), also when written as a
+/// mapping with a modifier and no field name (`'|all': [...]`).
 fn keywords_only(d: &rsigma_parser::Detections) -> bool {
     fn keywords(d: &rsigma_parser::Detection) -> bool {
         match d {
             rsigma_parser::Detection::Keywords(_) => true,
+            rsigma_parser::Detection::AllOf(items) => {
+                !items.is_empty() && items.iter().all(|i| i.field.name.is_none())
+            }
             rsigma_parser::Detection::AnyOf(v) => v.iter().all(keywords),
             _ => false,
         }

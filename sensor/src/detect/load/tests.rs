@@ -156,6 +156,16 @@ detection:
     - 'rm *bash_history'
   condition: keywords
 ---
+title: Every Keyword
+id: t-all-keywords
+logsource: {product: linux}
+detection:
+  keywords:
+    '|all':
+      - 'bash -c /bin/bash'
+      - '&/dev/tcp/'
+  condition: keywords
+---
 title: Tmp Path
 id: t-fields
 logsource: {product: linux}
@@ -168,5 +178,7 @@ detection:
     assert!(set.problems.is_empty(), "{:?}", set.problems);
     let cats = |id: &str| rule_categories(&set.rules.iter().find(|r| r.meta.id == id).expect(id).meta);
     assert_eq!(cats("t-keywords"), [Category::ProcessCreation]);
+    // Keywords written as a mapping without a field name (for the `all` modifier) are keywords.
+    assert_eq!(cats("t-all-keywords"), [Category::ProcessCreation]);
     assert_eq!(cats("t-fields"), Category::UNSCOPED);
 }
