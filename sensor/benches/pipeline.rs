@@ -16,7 +16,9 @@
 //!
 //! Run: `cargo bench -p sensor --bench pipeline` (`cargo xtask bench` runs it and reports it);
 //! `PIPELINE_BENCH_BATCHES=N` runs N batches without criterion (for `perf record`), with the
-//! detection stage when `PIPELINE_BENCH_DETECT` is set.
+//! detection stage when `PIPELINE_BENCH_DETECT` is set; `PIPELINE_BENCH_INTERLEAVED=ROUNDS`
+//! alternates the two functions and prints the with ÷ without ratio per round (the noise of a
+//! shared machine moves both rates, not their ratio).
 
 use std::{collections::BTreeMap, hint::black_box, time::Duration};
 
@@ -206,6 +208,50 @@ fn pipeline(c: &mut Criterion<ThreadCpuTime>) {
     g.finish();
 }
 
+/// Batches per stage and round of [`interleaved`] (about 0.15 s of CPU each).
+const INTERLEAVED_BATCHES: usize = 30;
+
+/// `PIPELINE_BENCH_INTERLEAVED=ROUNDS`: the two functions of the benchmark in alternation, a
+/// round of each after the other, so that the machine's drift (frequency, neighbours) hits both
+/// alike; prints both rates and the median, lowest and highest per-round ratio of with ÷
+/// without detection (read by `cargo xtask bench`).
+fn interleaved(rounds: usize) {
+    let events = batch();
+    let mut plain = Stage::new();
+    let mut detecting = Stage::with_detector(detector());
+    // Warm-up: caches, the process tables, the detection memo.
+    plain.run(&events);
+    detecting.run(&events);
+    let timed = |stage: &mut Stage| {
+        let cpu = thread_cpu_ns();
+        let records: u64 = (0..INTERLEAVED_BATCHES).map(|_| stage.run(&events)).sum();
+        records as f64 * 1e9 / (thread_cpu_ns() - cpu).max(1) as f64
+    };
+    let (mut plain_rates, mut detect_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let p = timed(&mut plain);
+        let d = timed(&mut detecting);
+        plain_rates.push(p);
+        detect_rates.push(d);
+        ratios.push(d / p);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (lo, hi) =
+        (ratios.iter().copied().fold(f64::MAX, f64::min), ratios.iter().copied().fold(0.0, f64::max));
+    println!(
+        "interleaved rounds={rounds} plain={:.0} detect={:.0} ratio={:.4} low={lo:.4} high={hi:.4}",
+        median(&mut plain_rates),
+        median(&mut detect_rates),
+        median(&mut ratios),
+    );
+    if let Some(d) = &detecting.detector {
+        eprintln!("pipeline bench: memo {:?}", d.memo_stats());
+    }
+}
+
 /// `PIPELINE_BENCH_DETECT_BY_KIND=1`: the detection stage alone, per record kind of the batch
 /// (`PIPELINE_BENCH_KIND=process_creation`: that kind only, for profiling)
 /// (CPU time per record), to see where the rules cost.
@@ -318,6 +364,12 @@ fn main() {
         detect_by_kind();
         return;
     }
+    if let Some(rounds) =
+        std::env::var("PIPELINE_BENCH_INTERLEAVED").ok().and_then(|v| v.parse::<usize>().ok())
+    {
+        interleaved(rounds.max(1));
+        return;
+    }
     if let Some(n) = std::env::var("PIPELINE_BENCH_BATCHES").ok().and_then(|v| v.parse::<u64>().ok()) {
         let events = batch();
         let mut stage = if std::env::var_os("PIPELINE_BENCH_DETECT").is_some() {
@@ -334,7 +386,7 @@ fn main() {
             records as f64 / cpu
         );
         if let Some(d) = &stage.detector {
-            eprintln!("pipeline bench: detection {:?}", d.stats());
+            eprintln!("pipeline bench: detection {:?}, memo {:?}", d.stats(), d.memo_stats());
         }
         return;
     }

@@ -7,7 +7,11 @@
 //! (`AncestorImage`, `AncestorCommandLine`: any ancestor matches), the login session
 //! (`SessionUser`, `SessionService`, `SessionRemoteAddress`), and the executable's flags.
 
-use std::{borrow::Cow, cell::OnceCell, sync::LazyLock};
+use std::{
+    borrow::Cow,
+    cell::{OnceCell, RefCell},
+    sync::LazyLock,
+};
 
 use rsigma_eval::EventValue;
 use sensor_proto::{
@@ -87,6 +91,21 @@ pub struct RecordView<'a> {
     /// Every ancestor's command line, joined once per record (rules and the candidate index
     /// read `AncestorCommandLine` several times per record).
     ancestor_command_lines: OnceCell<Vec<String>>,
+    /// The reads of the evaluation in progress, when the memo records them (`memo.rs`).
+    reads: RefCell<Option<Reads>>,
+}
+
+/// A field's value as read by an evaluation, kept beyond the record.
+pub type Read = (&'static Field, Option<EventValue<'static>>);
+
+/// What one evaluation read from a record: every field once, in first-read order. The engine's
+/// result is a function of these values alone, unless `volatile`.
+#[derive(Debug, Default)]
+pub struct Reads {
+    pub fields: Vec<Read>,
+    /// The evaluation read the record's identity (`to_json`: its `seq`), which no other record
+    /// shares.
+    pub volatile: bool,
 }
 
 impl<'a> RecordView<'a> {
@@ -109,7 +128,41 @@ impl<'a> RecordView<'a> {
             command_line: OnceCell::new(),
             parent_command_line: OnceCell::new(),
             ancestor_command_lines: OnceCell::new(),
+            reads: RefCell::new(None),
         }
+    }
+
+    /// Starts recording what the evaluation reads (see [`Reads`]).
+    pub fn record_reads(&self) {
+        *self.reads.borrow_mut() = Some(Reads::default());
+    }
+
+    /// The reads recorded since [`Self::record_reads`], and stops recording.
+    pub fn take_reads(&self) -> Option<Reads> {
+        self.reads.borrow_mut().take()
+    }
+
+    /// The value of `f` on this record as rules see it: session fields from a `session` record
+    /// itself, absent outside the field's scope.
+    pub fn value_of(&self, f: &Field) -> Option<EventValue<'_>> {
+        if let Some(v) = self.session_override(f.name) {
+            return v;
+        }
+        if !f.scope.covers(self.category) {
+            return None;
+        }
+        (f.get)(self)
+    }
+
+    /// `value_of`, noted in the reads when they are recorded.
+    fn read(&self, f: &'static Field) -> Option<EventValue<'_>> {
+        let v = self.value_of(f);
+        if let Some(reads) = self.reads.borrow_mut().as_mut()
+            && !reads.fields.iter().any(|(g, _)| std::ptr::eq(*g, f))
+        {
+            reads.fields.push((f, v.clone().map(owned)));
+        }
+        v
     }
 
     fn process(&self) -> Option<&'a Process> {
@@ -126,11 +179,7 @@ impl<'a> RecordView<'a> {
 
     /// The value of a field, if this record has it.
     pub fn field(&self, name: &str) -> Option<EventValue<'_>> {
-        let f = FIELD_INDEX.get(name)?;
-        if !f.scope.covers(self.category) {
-            return None;
-        }
-        (f.get)(self)
+        self.value_of(FIELD_INDEX.get(name)?)
     }
 }
 
@@ -248,12 +297,25 @@ impl RecordView<'_> {
     }
 }
 
-impl rsigma_eval::Event for RecordView<'_> {
-    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        match self.session_override(path) {
-            Some(v) => v,
-            None => self.field(path),
+/// A value that no longer borrows from the record.
+fn owned(v: EventValue<'_>) -> EventValue<'static> {
+    match v {
+        EventValue::Str(s) => EventValue::Str(Cow::Owned(s.into_owned())),
+        EventValue::Int(i) => EventValue::Int(i),
+        EventValue::Float(f) => EventValue::Float(f),
+        EventValue::Bool(b) => EventValue::Bool(b),
+        EventValue::Null => EventValue::Null,
+        EventValue::Array(items) => EventValue::Array(items.into_iter().map(owned).collect()),
+        EventValue::Map(kv) => {
+            EventValue::Map(kv.into_iter().map(|(k, v)| (Cow::Owned(k.into_owned()), owned(v))).collect())
         }
+    }
+}
+
+impl rsigma_eval::Event for RecordView<'_> {
+    /// Names the sensor does not provide are absent on every record (and need no noting).
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        self.read(FIELD_INDEX.get(path)?)
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
@@ -270,12 +332,8 @@ impl rsigma_eval::Event for RecordView<'_> {
 
     /// What keyword detections search: see [`KEYWORD_PROCESS_FIELDS`].
     fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
-        for f in &KEYWORD_FIELDS[self.category.index()] {
-            let v = match self.session_override(f.name) {
-                Some(v) => v,
-                None => (f.get)(self),
-            };
-            if let Some(v) = v {
+        for &f in &KEYWORD_FIELDS[self.category.index()] {
+            if let Some(v) = self.read(f) {
                 visit_value(&v, visit);
             }
         }
@@ -284,6 +342,9 @@ impl rsigma_eval::Event for RecordView<'_> {
     /// Only the record's `seq`: rsigma asks for this to keep references to the records a
     /// correlation counted (the alert's `trigger_seqs`); the record itself is in the stream.
     fn to_json(&self) -> serde_json::Value {
+        if let Some(reads) = self.reads.borrow_mut().as_mut() {
+            reads.volatile = true;
+        }
         serde_json::json!({ "event_id": self.record.seq.to_string() })
     }
 }

@@ -11,6 +11,7 @@ pub mod category;
 pub mod exceptions;
 pub mod fields;
 pub mod load;
+mod memo;
 pub mod meta;
 mod prefilter;
 #[cfg(test)]
@@ -40,6 +41,7 @@ use category::{Category, categories_of};
 use exceptions::{Exception, ExceptionSpec};
 use fields::RecordView;
 pub use load::{Problem, RuleSet, Severity, Sources};
+pub use memo::MemoStats;
 pub use meta::{Level, RuleKind, RuleMeta, SharedMeta};
 
 /// Most records a correlation alert names in `trigger_seqs`.
@@ -119,6 +121,8 @@ pub struct DetectStats {
 pub struct Detector {
     /// One engine per category, indexed by [`Category::index`]; `None` when no rule applies.
     engines: Vec<Option<Engine>>,
+    /// Results of records that read the same values as an earlier one.
+    memo: memo::Memo,
     correlation: Option<CorrelationEngine>,
     pub(crate) repeats: repeats::Repeats,
     metas: HashMap<String, SharedMeta>,
@@ -199,6 +203,7 @@ impl Detector {
             set.problems.iter().filter(|p| p.severity == Severity::Unsupported).cloned().collect();
         Ok(Self {
             engines,
+            memo: memo::Memo::default(),
             correlation,
             repeats: repeats::Repeats::new(&set.correlations),
             metas,
@@ -227,6 +232,11 @@ impl Detector {
 
     pub fn stats(&self) -> &DetectStats {
         &self.stats
+    }
+
+    /// Evaluations answered from the memo, and those that were not.
+    pub fn memo_stats(&self) -> memo::MemoStats {
+        self.memo.stats()
     }
 
     /// Correlation groups held now (at most [`MAX_CORRELATION_GROUPS`]).
@@ -298,7 +308,7 @@ impl Detector {
         for &cat in cats {
             let Some(engine) = &self.engines[cat.index()] else { continue };
             let view = RecordView::with_ancestors(record, ancestors, cat, session);
-            let mut detections = engine.evaluate(&view);
+            let mut detections = self.memo.evaluate(engine, &view);
             if detections.is_empty() {
                 continue;
             }

@@ -93,6 +93,21 @@ fn substitute(v: &mut Value, n: u64) {
     }
 }
 
+/// The records of every case of every built-in rule, case after case.
+pub(super) fn every_case_record() -> Vec<AuditRecord> {
+    let mut out = Vec::new();
+    for (file, _) in load::BUILTIN {
+        let text = std::fs::read_to_string(rules_dir().join("tests").join(file)).expect("rule tests");
+        for d in text.split("\n---\n").filter(|d| !d.trim().is_empty()) {
+            let cases: RuleCases = yaml_serde::from_str(d).expect("rule tests parse");
+            for (i, c) in cases.matches.iter().chain(&cases.no_match).enumerate() {
+                out.extend(records(c, i));
+            }
+        }
+    }
+    out
+}
+
 /// Rule ids that fire on the case's records (a detector with no state left from other cases).
 fn fired(d: &mut Detector, case: &Value, case_no: usize) -> Vec<String> {
     d.reset_state();

@@ -308,8 +308,11 @@ impl Stage {
             "process table at stop"
         );
         let d = self.out.detector.stats();
+        let memo = self.out.detector.memo_stats();
         info!(
             evaluated = d.evaluated,
+            memo_hits = memo.hits,
+            memo_misses = memo.misses,
             alerts = d.alerts,
             excepted = d.excepted,
             suppressed = d.suppressed,

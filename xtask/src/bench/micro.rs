@@ -18,7 +18,22 @@ const FUNCTION_DETECT: &str = "decode_enrich_record_encode_detect";
 pub struct Micro {
     pub plain: MicroResult,
     pub detect: MicroResult,
+    /// The two in alternation (`PIPELINE_BENCH_INTERLEAVED`): the ratio the target is judged by.
+    pub interleaved: Interleaved,
 }
+
+/// With ÷ without detection, per alternating round.
+#[derive(Debug, Clone, Copy)]
+pub struct Interleaved {
+    pub rounds: usize,
+    pub ratio: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// Rounds of the interleaved run (about 0.3 s each), in a full and a quick bench.
+const ROUNDS: usize = 30;
+const QUICK_ROUNDS: usize = 6;
 
 #[derive(Debug, Clone, Copy)]
 pub struct MicroResult {
@@ -65,7 +80,31 @@ pub fn run(ws: &Path, quick: bool) -> anyhow::Result<Micro> {
         cmd.args(["--warm-up-time", "1", "--measurement-time", "2"]);
     }
     util::run(&mut cmd)?;
-    Ok(Micro { plain: read(&home, FUNCTION)?, detect: read(&home, FUNCTION_DETECT)? })
+    let rounds = if quick { QUICK_ROUNDS } else { ROUNDS };
+    let out = util::output(
+        util::cargo(ws)
+            .args(["bench", "--package", "sensor", "--bench", "pipeline"])
+            .env("PIPELINE_BENCH_INTERLEAVED", rounds.to_string()),
+    )?;
+    let interleaved = parse_interleaved(&out)
+        .with_context(|| format!("the pipeline bench printed no interleaved result:\n{out}"))?;
+    Ok(Micro { plain: read(&home, FUNCTION)?, detect: read(&home, FUNCTION_DETECT)?, interleaved })
+}
+
+/// `interleaved rounds=R plain=… detect=… ratio=… low=… high=…`
+fn parse_interleaved(out: &str) -> Option<Interleaved> {
+    let line = out.lines().find(|l| l.starts_with("interleaved "))?;
+    let value = |key: &str| {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    Some(Interleaved {
+        rounds: line.split_whitespace().find_map(|kv| kv.strip_prefix("rounds="))?.parse().ok()?,
+        ratio: value("ratio")?,
+        low: value("low")?,
+        high: value("high")?,
+    })
 }
 
 fn read(home: &Path, function: &str) -> anyhow::Result<MicroResult> {
@@ -86,4 +125,21 @@ fn read(home: &Path, function: &str) -> anyhow::Result<MicroResult> {
         low: per_sec(est.mean.confidence_interval.upper_bound),
         high: per_sec(est.mean.confidence_interval.lower_bound),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_interleaved_line() {
+        let out =
+            "noise\ninterleaved rounds=20 plain=254123 detect=216699 ratio=0.8405 low=0.6679 high=1.0293\n";
+        let i = super::parse_interleaved(out).expect("parsed");
+        assert_eq!(i.rounds, 20);
+        assert!(
+            (i.ratio - 0.8405).abs() < 1e-9
+                && (i.low - 0.6679).abs() < 1e-9
+                && (i.high - 1.0293).abs() < 1e-9
+        );
+        assert!(super::parse_interleaved("interleaved rounds=20 plain=1").is_none());
+    }
 }
