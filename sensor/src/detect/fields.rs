@@ -176,11 +176,6 @@ impl<'a> RecordView<'a> {
     fn event(&self) -> Option<&'a Event> {
         self.record.event.as_ref()
     }
-
-    /// The value of a field, if this record has it.
-    pub fn field(&self, name: &str) -> Option<EventValue<'_>> {
-        self.value_of(FIELD_INDEX.get(name)?)
-    }
 }
 
 /// argv as one command line, arguments separated by a space (as Sysmon for Linux writes it).

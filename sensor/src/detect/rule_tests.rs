@@ -93,16 +93,28 @@ fn substitute(v: &mut Value, n: u64) {
     }
 }
 
+/// The case documents of every built-in rule file, in `load::BUILTIN` order.
+fn every_rule_cases() -> Vec<RuleCases> {
+    let mut out = Vec::new();
+    for (file, _) in load::BUILTIN {
+        let path = rules_dir().join("tests").join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (every rule needs tests)", path.display()));
+        out.extend(
+            text.split("\n---\n")
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| yaml_serde::from_str(d).unwrap_or_else(|e| panic!("{}: {e}", path.display()))),
+        );
+    }
+    out
+}
+
 /// The records of every case of every built-in rule, case after case.
 pub(super) fn every_case_record() -> Vec<AuditRecord> {
     let mut out = Vec::new();
-    for (file, _) in load::BUILTIN {
-        let text = std::fs::read_to_string(rules_dir().join("tests").join(file)).expect("rule tests");
-        for d in text.split("\n---\n").filter(|d| !d.trim().is_empty()) {
-            let cases: RuleCases = yaml_serde::from_str(d).expect("rule tests parse");
-            for (i, c) in cases.matches.iter().chain(&cases.no_match).enumerate() {
-                out.extend(records(c, i));
-            }
+    for cases in every_rule_cases() {
+        for (i, c) in cases.matches.iter().chain(&cases.no_match).enumerate() {
+            out.extend(records(c, i));
         }
     }
     out
@@ -138,35 +150,25 @@ fn every_builtin_rule_fires_on_its_positive_cases_and_not_on_its_negative_ones()
     let mut d = Detector::from_rules(&all, &cfg).expect("built-in rules load");
     let mut failures = Vec::new();
     let mut tested = std::collections::BTreeSet::new();
-    for (file, _) in load::BUILTIN {
-        let path = rules_dir().join("tests").join(file);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (every rule needs tests)", path.display()));
-        let docs: Vec<RuleCases> = text
-            .split("\n---\n")
-            .filter(|d| !d.trim().is_empty())
-            .map(|d| yaml_serde::from_str(d).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-            .collect();
-        for cases in docs {
-            assert!(
-                !cases.matches.is_empty() && !cases.no_match.is_empty(),
-                "{}: needs match and no_match cases",
-                cases.rule
-            );
-            for (i, c) in cases.matches.iter().enumerate() {
-                let f = fired(&mut d, c, i);
-                if !f.contains(&cases.rule) {
-                    failures.push(format!("{}: match case {i} did not fire (fired: {f:?})", cases.rule));
-                }
+    for cases in every_rule_cases() {
+        assert!(
+            !cases.matches.is_empty() && !cases.no_match.is_empty(),
+            "{}: needs match and no_match cases",
+            cases.rule
+        );
+        for (i, c) in cases.matches.iter().enumerate() {
+            let f = fired(&mut d, c, i);
+            if !f.contains(&cases.rule) {
+                failures.push(format!("{}: match case {i} did not fire (fired: {f:?})", cases.rule));
             }
-            for (i, c) in cases.no_match.iter().enumerate() {
-                let f = fired(&mut d, c, 100 + i);
-                if f.contains(&cases.rule) {
-                    failures.push(format!("{}: no_match case {i} fired", cases.rule));
-                }
-            }
-            tested.insert(cases.rule);
         }
+        for (i, c) in cases.no_match.iter().enumerate() {
+            let f = fired(&mut d, c, 100 + i);
+            if f.contains(&cases.rule) {
+                failures.push(format!("{}: no_match case {i} fired", cases.rule));
+            }
+        }
+        tested.insert(cases.rule);
     }
     for m in all.metas() {
         if !tested.contains(&m.id) {
