@@ -94,17 +94,17 @@ pub fn run(ws: &Path, quick: bool) -> anyhow::Result<Micro> {
 /// `interleaved rounds=R plain=… detect=… ratio=… low=… high=…`
 fn parse_interleaved(out: &str) -> Option<Interleaved> {
     let line = out.lines().find(|l| l.starts_with("interleaved "))?;
-    let value = |key: &str| {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-            .and_then(|v| v.parse::<f64>().ok())
-    };
     Some(Interleaved {
-        rounds: line.split_whitespace().find_map(|kv| kv.strip_prefix("rounds="))?.parse().ok()?,
-        ratio: value("ratio")?,
-        low: value("low")?,
-        high: value("high")?,
+        rounds: value(line, "rounds")?,
+        ratio: value(line, "ratio")?,
+        low: value(line, "low")?,
+        high: value(line, "high")?,
     })
+}
+
+/// The value of `key=value` on a line of such pairs.
+fn value<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
+    line.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?.parse().ok()
 }
 
 fn read(home: &Path, function: &str) -> anyhow::Result<MicroResult> {
