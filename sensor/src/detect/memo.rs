@@ -21,7 +21,10 @@
 //! Entries are bounded in size ([`MAX_ENTRY_BYTES`]) and number, so the memo stays under
 //! a few MiB whatever the stream.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::{
+    borrow::Cow,
+    hash::{BuildHasher, Hash, Hasher},
+};
 
 use rsigma_eval::{Engine, EvaluationResult, EventValue};
 
@@ -85,30 +88,35 @@ impl Memo {
         self.stats
     }
 
-    /// `engine.evaluate(view)`, or the results of an earlier record that read the same values.
-    pub fn evaluate(&mut self, engine: &Engine, view: &RecordView<'_>) -> Vec<EvaluationResult> {
-        let m = &mut self.cats[view.category.index()];
+    /// `engine.evaluate(view)`, or the results of an earlier record that read the same values
+    /// (borrowed: the caller clones only what it keeps).
+    pub fn evaluate(&mut self, engine: &Engine, view: &RecordView<'_>) -> Cow<'_, [EvaluationResult]> {
+        let cat = view.category.index();
+        let m = &mut self.cats[cat];
         m.tick();
         let key = m.key_fields.as_deref().map(|fields| key_of(&self.hasher, fields, view));
         if let Some(key) = key
-            && let Some(e) = m.slots.get(slot_of(key)).and_then(Option::as_ref)
-            && e.key == key
-            && e.reads.iter().all(|(f, v)| same(view.value_of(f).as_ref(), v.as_ref()))
+            && m.slots.get(slot_of(key)).and_then(Option::as_ref).is_some_and(|e| {
+                e.key == key && e.reads.iter().all(|(f, v)| same(view.value_of(f).as_ref(), v.as_ref()))
+            })
         {
             m.recent_hits += 1;
             self.stats.hits += 1;
-            return e.results.clone();
+            // The slot was just checked; a fresh evaluation stands in if that ever changes.
+            return self.cats[cat].slots[slot_of(key)]
+                .as_ref()
+                .map_or_else(|| Cow::Owned(engine.evaluate(view)), |e| Cow::Borrowed(e.results.as_slice()));
         }
         m.recent_misses += 1;
         self.stats.misses += 1;
         if !m.should_record() {
-            return engine.evaluate(view);
+            return Cow::Owned(engine.evaluate(view));
         }
         view.record_reads();
         let results = engine.evaluate(view);
-        let Some(reads) = view.take_reads() else { return results };
+        let Some(reads) = view.take_reads() else { return Cow::Owned(results) };
         if reads.volatile || results.iter().any(|r| r.as_detection().is_some_and(|d| d.event.is_some())) {
-            return results;
+            return Cow::Owned(results);
         }
         if m.learn(&reads.fields) {
             let fields = m.key_fields.as_deref().unwrap_or_default();
@@ -122,7 +130,7 @@ impl Memo {
                 m.slots[slot_of(key)] = Some(Entry { key, reads: reads.fields, results: results.clone() });
             }
         }
-        results
+        Cow::Owned(results)
     }
 }
 

@@ -308,23 +308,32 @@ impl Detector {
         for &cat in cats {
             let Some(engine) = &self.engines[cat.index()] else { continue };
             let view = RecordView::with_ancestors(record, ancestors, cat, session);
-            let mut detections = self.memo.evaluate(engine, &view);
+            let detections = self.memo.evaluate(engine, &view);
             if detections.is_empty() {
                 continue;
             }
             let results = match &mut self.correlation {
                 Some(ce) => {
                     let repeats = &mut self.repeats;
-                    detections.retain(|d| {
-                        !d.header.rule_id.as_deref().is_some_and(|id| repeats.seen(id, &view, ts))
-                    });
-                    let results = ce.process_with_detections(&view, detections, ts);
+                    let fed: Vec<EvaluationResult> = detections
+                        .iter()
+                        .filter(|d| {
+                            !d.header.rule_id.as_deref().is_some_and(|id| repeats.seen(id, &view, ts))
+                        })
+                        .cloned()
+                        .collect();
+                    // All held back: the correlation engine would feed nothing, chain nothing and
+                    // drop the base-rule matches it does not `generate`.
+                    if fed.is_empty() {
+                        continue;
+                    }
+                    let results = ce.process_with_detections(&view, fed, ts);
                     for r in results.iter().filter(|r| matches!(r.body, ResultBody::Correlation(_))) {
                         repeats.fired(r.header.rule_id.as_deref().unwrap_or_default());
                     }
                     results
                 }
-                None => detections,
+                None => detections.into_owned(),
             };
             for r in results {
                 let id = r.header.rule_id.clone().unwrap_or_else(|| format!("title:{}", r.header.rule_title));

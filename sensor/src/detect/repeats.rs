@@ -17,14 +17,15 @@
 //! always fed. When the correlation fires (and rsigma resets its window), its values are fed
 //! afresh.
 
-use std::collections::HashMap;
+use std::{borrow::Cow, collections::HashMap, fmt::Write as _};
 
 use rsigma_eval::{Event, EventValue};
 use rsigma_parser::{CorrelationCondition, CorrelationType, WindowMode};
 
 use super::load::LoadedCorrelation;
+use crate::fastmap::FastMap;
 
-/// Entries kept before old ones are swept (each is a few dozen bytes).
+/// Entries kept per correlation before old ones are swept (each is a few dozen bytes).
 const MAX_ENTRIES: usize = 65_536;
 
 /// How one base rule's matches are keyed for the one `value_count` correlation that uses it.
@@ -41,11 +42,13 @@ struct Counted {
 pub struct Repeats {
     /// Base rule id → how its matches are keyed; only rules that feed exactly one correlation,
     /// a sliding `value_count` without field aliases.
-    rules: HashMap<String, Counted>,
+    rules: FastMap<String, Counted>,
     /// Correlation id → its index.
-    correlations: HashMap<String, usize>,
-    /// (correlation, group values, value) → time (s) it was last fed.
-    last_fed: HashMap<(usize, Vec<String>, String), i64>,
+    correlations: FastMap<String, usize>,
+    /// Per correlation: (group values, value) → time (s) it was last fed. The key is the texts,
+    /// each prefixed with its length (so no two tuples share a key), built in `scratch`.
+    last_fed: Vec<FastMap<String, i64>>,
+    scratch: String,
     /// Matches held back (for tests and the bench).
     pub held_back: u64,
 }
@@ -58,7 +61,7 @@ impl Repeats {
                 *uses.entry(r.as_str()).or_default() += 1;
             }
         }
-        let mut rules = HashMap::new();
+        let mut rules = FastMap::default();
         for (i, c) in correlations.iter().enumerate() {
             let r = &c.rule;
             let field = match &r.condition {
@@ -85,17 +88,18 @@ impl Repeats {
                 rules.insert(base.clone(), counted);
             }
         }
+        let last_fed = correlations.iter().map(|_| FastMap::default()).collect();
         let correlations = correlations.iter().enumerate().map(|(i, c)| (c.meta.id.clone(), i)).collect();
-        Self { rules, correlations, last_fed: HashMap::new(), held_back: 0 }
+        Self { rules, correlations, last_fed, scratch: String::new(), held_back: 0 }
     }
 
     /// A correlation fired and its window was reset (`CorrelationAction::Reset`): its values
     /// are fed afresh.
     pub fn fired(&mut self, correlation_id: &str) {
         if let Some(&i) = self.correlations.get(correlation_id)
-            && self.rules.values().any(|c| c.correlation == i)
+            && let Some(fed) = self.last_fed.get_mut(i)
         {
-            self.last_fed.retain(|k, _| k.0 != i);
+            fed.clear();
         }
     }
 
@@ -103,36 +107,47 @@ impl Repeats {
     /// documentation); otherwise it is remembered as fed.
     pub fn seen(&mut self, rule_id: &str, event: &impl Event, ts: i64) -> bool {
         let Some(c) = self.rules.get(rule_id) else { return false };
-        let group = c.group_by.iter().map(|f| text(event.get_field(f))).collect();
-        let key = (c.correlation, group, text(event.get_field(&c.field)));
-        if let Some(&fed) = self.last_fed.get(&key)
+        let Some(last_fed) = self.last_fed.get_mut(c.correlation) else { return false };
+        let key = &mut self.scratch;
+        key.clear();
+        for f in &c.group_by {
+            push_text(key, event.get_field(f));
+        }
+        push_text(key, event.get_field(&c.field));
+        if let Some(&fed) = last_fed.get(key.as_str())
             && ts >= fed
             && ts - fed < c.half_window
         {
             self.held_back += 1;
             return true;
         }
-        if self.last_fed.len() >= MAX_ENTRIES {
-            let oldest_useful =
-                ts.saturating_sub(self.rules.values().map(|c| c.half_window).max().unwrap_or(0));
-            self.last_fed.retain(|_, fed| *fed >= oldest_useful);
-            if self.last_fed.len() >= MAX_ENTRIES {
-                self.last_fed.clear();
+        if last_fed.len() >= MAX_ENTRIES {
+            let oldest_useful = ts.saturating_sub(c.half_window);
+            last_fed.retain(|_, fed| *fed >= oldest_useful);
+            if last_fed.len() >= MAX_ENTRIES {
+                last_fed.clear();
             }
         }
-        self.last_fed.insert(key, ts);
+        match last_fed.get_mut(key.as_str()) {
+            Some(fed) => *fed = ts,
+            None => {
+                last_fed.insert(key.clone(), ts);
+            }
+        }
         false
     }
 }
 
-/// A field's value as the text a correlation groups and counts by (absent: empty).
-fn text(v: Option<EventValue<'_>>) -> String {
-    match v {
-        None => String::new(),
-        Some(EventValue::Str(s)) => s.into_owned(),
-        Some(other) => other
-            .as_str()
-            .map(std::borrow::Cow::into_owned)
-            .unwrap_or_else(|| format!("{:?}", other.to_json())),
-    }
+/// Appends a field's value as the text a correlation groups and counts by (absent: empty),
+/// prefixed with its length.
+fn push_text(key: &mut String, v: Option<EventValue<'_>>) {
+    let text = match v {
+        None => Cow::Borrowed(""),
+        Some(EventValue::Str(s)) => s,
+        Some(other) => Cow::Owned(
+            other.as_str().map(Cow::into_owned).unwrap_or_else(|| format!("{:?}", other.to_json())),
+        ),
+    };
+    let _ = write!(key, "{}:", text.len());
+    key.push_str(&text);
 }
