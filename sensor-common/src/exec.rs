@@ -47,11 +47,19 @@ pub struct ExecFixed {
     pub args_len: u32,
     /// Total argv size in the process (`arg_end - arg_start`), even when cut.
     pub args_total_len: u32,
+    /// Identity of the executable's inode (`bprm->file->f_inode`), so that userspace can find
+    /// its digest without looking at `/proc/PID/exe`; `exe_ino` 0 when unread. `exe_dev` is
+    /// the kernel's `dev_t` encoding (major << 20 | minor).
+    pub exe_ino: u64,
+    pub exe_size: u64,
+    pub exe_mtime_sec: i64,
+    pub exe_mtime_nsec: u32,
+    pub exe_dev: u32,
 }
 
 /// Size of [`ExecFixed`] in bytes.
 pub const EXEC_FIXED_SIZE: usize = size_of::<ExecFixed>();
-const _: () = assert!(EXEC_FIXED_SIZE == 216);
+const _: () = assert!(EXEC_FIXED_SIZE == 248);
 const _: () = assert!(EXEC_FIXED_SIZE.is_multiple_of(8));
 
 /// An exec event as assembled in the kernel's per-CPU scratch space.

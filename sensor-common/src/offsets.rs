@@ -69,6 +69,11 @@ offsets! {
     sb_dev,
     /// `inode.i_mode`
     inode_mode,
+    /// `inode.i_size`; the inode's mtime seconds (64 bits) and nanoseconds (the low 32 bits
+    /// read): `i_mtime_sec`/`i_mtime_nsec` since 6.11, else `__i_mtime` (6.6) or `i_mtime`
+    inode_size,
+    inode_mtime_sec,
+    inode_mtime_nsec,
     /// `file.private_data` (the `struct socket *` of a socket file)
     file_private_data,
     /// `socket.sk` (pointer)

@@ -24,7 +24,7 @@ use sensor_common::{
 
 use crate::{
     emit::{Loss, count_loss, wakeup_flags},
-    kernel::{read_or, read_ptr},
+    kernel::{read_into, read_or, read_ptr, read_z},
     maps::{EXEC_SCRATCH, PROC_EVENTS, capture, control, ignored},
     off,
     path::walk,
@@ -103,6 +103,16 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), Loss> {
             (*f).exe_flags = w.flags;
             (*f).exe_fs_magic = w.fs_magic;
         }
+        // 3b. The executable's identity, for its digest: straight-line reads (zero when a
+        // pointer is NULL or this kernel has no mtime field; userspace then looks at /proc).
+        let file: *const u8 = read_z(bprm, off!(binprm_file));
+        let inode: *const u8 = read_z(file, off!(file_inode));
+        let sb: *const u8 = read_z(inode, off!(inode_sb));
+        read_into(&raw mut (*f).exe_ino, inode, off!(inode_ino));
+        read_into(&raw mut (*f).exe_size, inode, off!(inode_size));
+        read_into(&raw mut (*f).exe_mtime_sec, inode, off!(inode_mtime_sec));
+        read_into(&raw mut (*f).exe_mtime_nsec, inode, off!(inode_mtime_nsec));
+        read_into(&raw mut (*f).exe_dev, sb, off!(sb_dev));
         // Reload the cursor from map memory: the verifier then tracks one bounded unknown instead
         // of every distinct state the walk above can end in (which multiplied the cost of the
         // walk below ~10x at load time).

@@ -195,6 +195,7 @@ impl KernelBtf {
     /// Offsets of every field the programs read.
     pub fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
         let o = |s, f| self.offset(s, f);
+        let mtime = self.inode_mtime()?;
         Ok(KernelOffsets {
             ready: 1,
             task_pid: o("task_struct", "pid")?,
@@ -218,6 +219,9 @@ impl KernelBtf {
             inode_sb: o("inode", "i_sb")?,
             sb_dev: o("super_block", "s_dev")?,
             inode_mode: o("inode", "i_mode")?,
+            inode_size: if mtime.is_some() { o("inode", "i_size")? } else { OFFSET_ABSENT },
+            inode_mtime_sec: mtime.map_or(OFFSET_ABSENT, |m| m.0),
+            inode_mtime_nsec: mtime.map_or(OFFSET_ABSENT, |m| m.1),
             file_private_data: o("file", "private_data")?,
             socket_sk: o("socket", "sk")?,
             sk_daddr: self.nested(&[("sock", "__sk_common"), ("sock_common", "skc_daddr")])?,
@@ -310,6 +314,30 @@ impl KernelBtf {
     }
 
     /// `start_boottime` (5.5+), `real_start_time` before that.
+    /// Offsets of an inode's mtime seconds and nanoseconds: `i_mtime_sec`/`i_mtime_nsec` since
+    /// 6.11, a `timespec64` named `__i_mtime` in 6.6–6.10 and `i_mtime` before. `None` (the
+    /// exec event then carries no executable identity, and `i_size` is not read either) when
+    /// the kernel has none of them.
+    fn inode_mtime(&self) -> Result<Option<(u32, u32)>, BtfError> {
+        match (self.offset("inode", "i_mtime_sec"), self.offset("inode", "i_mtime_nsec")) {
+            (Ok(sec), Ok(nsec)) => return Ok(Some((sec, nsec))),
+            (Err(BtfError::NoField { .. }), _) | (_, Err(BtfError::NoField { .. })) => {}
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        }
+        for name in ["__i_mtime", "i_mtime"] {
+            match self.offset("inode", name) {
+                Ok(base) => {
+                    let sec = self.offset("timespec64", "tv_sec")?;
+                    let nsec = self.offset("timespec64", "tv_nsec")?;
+                    return Ok(Some((base + sec, base + nsec)));
+                }
+                Err(BtfError::NoField { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     fn start_boottime_offset(&self) -> Result<u32, BtfError> {
         match self.offset("task_struct", "start_boottime") {
             Err(BtfError::NoField { .. }) => self.offset("task_struct", "real_start_time"),
@@ -341,6 +369,10 @@ mod tests {
         // kuid_t uid precedes gid in struct cred.
         assert_eq!(off.cred_gid, off.cred_uid + 4);
         assert_ne!(off.task_cred, OFFSET_ABSENT);
+        // The exec event's executable identity: every kernel since 5.10 has some mtime.
+        for o in [off.inode_size, off.inode_mtime_sec, off.inode_mtime_nsec] {
+            assert_ne!(o, OFFSET_ABSENT);
+        }
         for o in [off.inode_private, off.pid_numbers, off.bpf_map_id, off.bpf_link_id] {
             assert_ne!(o, OFFSET_ABSENT);
         }

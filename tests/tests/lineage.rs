@@ -152,6 +152,46 @@ fn executable_hash_is_carried_once_known() {
     sensor.stop();
 }
 
+/// Spawns `exe arg`, retrying while another test's fork holds the fresh copy open for writing.
+fn spawn_copy(exe: &std::path::Path, arg: &str) -> std::process::Child {
+    for _ in 0..100 {
+        match Command::new(exe).arg(arg).spawn() {
+            Ok(c) => return c,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("spawn {}: {e}", exe.display()),
+        }
+    }
+    panic!("{} stayed busy", exe.display());
+}
+
+/// Short-lived processes are gone before the agent could look at `/proc/PID/exe`: the exec
+/// event's inode identity lets the agent hash the file at the executable's path while it is
+/// still that file, and find the digest again for every later run.
+#[test]
+fn short_lived_runs_of_an_executable_carry_its_hash() {
+    let mut sensor = TestSensor::start_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join(unique("sleep"));
+    std::fs::copy("/usr/bin/sleep", &copy).expect("copy sleep");
+    let want = hex::encode(sha2::Sha256::digest(std::fs::read(&copy).expect("read copy")));
+    let run = || {
+        let mut c = spawn_copy(&copy, "0");
+        assert!(c.wait().expect("wait").success());
+        c.id()
+    };
+    let first = run();
+    sensor.wait_for(WAIT, |r| is_exec_of(r, first)).expect("exec of the first run");
+    std::thread::sleep(Duration::from_millis(800)); // hashed off the hot path
+    let pids: Vec<u32> = (0..5).map(|_| run()).collect();
+    for pid in pids {
+        let exec = sensor.wait_for(WAIT, |r| is_exec_of(r, pid)).expect("exec of a later run");
+        assert_eq!(exec.process.as_ref().expect("p").exe_sha256, want, "pid {pid}");
+    }
+    sensor.stop();
+}
+
 #[test]
 fn guid_is_the_same_across_a_sensor_restart() {
     // Run 1 sees the process start (kernel exec event).

@@ -21,6 +21,8 @@ pub struct ExecRaw {
     pub interpreter: Option<Vec<u8>>,
     pub exe: KernelPath,
     pub exe_fs_magic: u64,
+    /// Identity of the executable's inode, when the kernel read it.
+    pub exe_id: Option<ExeIdentity>,
     pub cwd: KernelPath,
     /// Arguments, split at NUL bytes.
     pub argv: Vec<Vec<u8>>,
@@ -28,6 +30,35 @@ pub struct ExecRaw {
     pub args_truncated: bool,
     pub args_unreadable: bool,
     pub filename_truncated: bool,
+}
+
+/// The executable's inode as the kernel saw it at exec: the key of its digest in userspace
+/// (`dev` in the encoding `stat` gives, not the kernel's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExeIdentity {
+    pub dev: u64,
+    pub ino: u64,
+    pub mtime_ns: i64,
+    pub size: u64,
+}
+
+impl ExeIdentity {
+    /// From the event's fields; `None` when unread (inode 0, or size 0: this kernel has no
+    /// mtime field the programs know, or the read faulted).
+    fn of(e: &ExecFixed) -> Option<Self> {
+        if e.exe_ino == 0 || e.exe_size == 0 {
+            return None;
+        }
+        // Kernel dev_t: major << 20 | minor (include/linux/kdev_t.h).
+        let dev = libc::makedev(e.exe_dev >> 20, e.exe_dev & 0xf_ffff);
+        let nsec = i64::from(e.exe_mtime_nsec.min(999_999_999));
+        Some(Self {
+            dev,
+            ino: e.exe_ino,
+            mtime_ns: e.exe_mtime_sec.saturating_mul(1_000_000_000).saturating_add(nsec),
+            size: e.exe_size,
+        })
+    }
 }
 
 pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<ExecRaw, DecodeError> {
@@ -45,6 +76,7 @@ pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<ExecRaw, DecodeE
         interpreter: (!interp.is_empty()).then(|| interp.to_vec()),
         exe: super::path::from_kernel(exe, e.exe_flags),
         exe_fs_magic: e.exe_fs_magic,
+        exe_id: ExeIdentity::of(&e),
         cwd: super::path::from_kernel(cwd, e.cwd_flags),
         argv: split_args(args),
         args_total_len: e.args_total_len,

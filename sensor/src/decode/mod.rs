@@ -14,7 +14,7 @@ mod syscalls;
 mod tamper;
 pub mod task;
 
-pub use exec::ExecRaw;
+pub use exec::{ExeIdentity, ExecRaw};
 pub use file::FileRaw;
 pub use process::{ExitRaw, ForkRaw};
 use sensor_common::{EventHeader, EventKind, UnknownKind};

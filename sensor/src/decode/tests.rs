@@ -93,6 +93,26 @@ fn decodes_exec() {
     assert_eq!(e.argv, vec![b"true".to_vec(), b"--flag".to_vec(), b"".to_vec(), b"last".to_vec()]);
     assert!(e.args_truncated);
     assert!(!e.args_unreadable);
+    assert_eq!(e.exe_id, None, "no inode read");
+}
+
+#[test]
+fn the_executables_identity_is_in_stats_encoding() {
+    let mut b = exec_bytes(b"/usr/bin/true", b"true\0", 0);
+    put64(&mut b, offset_of!(ExecFixed, exe_ino), 1_234_567);
+    put64(&mut b, offset_of!(ExecFixed, exe_size), 39_256);
+    put64(&mut b, offset_of!(ExecFixed, exe_mtime_sec), 1_700_000_000);
+    put32(&mut b, offset_of!(ExecFixed, exe_mtime_nsec), 250);
+    // Kernel dev_t of 259:3 (an NVMe partition).
+    put32(&mut b, offset_of!(ExecFixed, exe_dev), (259 << 20) | 3);
+    let Ok(KernelEvent::Exec(e)) = decode(&b) else { panic!("decodes as exec") };
+    let id = e.exe_id.expect("identity");
+    assert_eq!(id.dev, libc::makedev(259, 3));
+    assert_eq!((id.ino, id.size, id.mtime_ns), (1_234_567, 39_256, 1_700_000_000_000_000_250));
+    // Size 0: the kernel had no mtime field the programs know; no identity.
+    put64(&mut b, offset_of!(ExecFixed, exe_size), 0);
+    let Ok(KernelEvent::Exec(e)) = decode(&b) else { panic!("decodes as exec") };
+    assert_eq!(e.exe_id, None);
 }
 
 #[test]

@@ -1,15 +1,19 @@
 //! SHA-256 of executables, computed off the hot path.
 //!
 //! [`ExeHasher::lookup_or_request`] never blocks on hashing: it answers from a cache keyed by
-//! the file's identity ([`FileKey`]) or opens `/proc/PID/exe` at once (so the file stays
+//! the file's identity ([`FileKey`], which the exec event carries) or opens `/proc/PID/exe` at once (so the file stays
 //! readable even if the process exits or the file is unlinked) and hands it to a background
 //! thread. When that thread's queue is full the request is dropped and counted.
 
 use std::{
     collections::{HashMap, HashSet},
-    fs::{File, Metadata},
+    fs::{File, Metadata, OpenOptions},
     io::{ErrorKind, Read as _},
-    os::unix::fs::MetadataExt as _,
+    os::{
+        fd::AsRawFd as _,
+        unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    },
+    path::Path,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
@@ -116,6 +120,8 @@ impl Shared {
 #[derive(Debug)]
 struct Job {
     key: FileKey,
+    /// The same file as the exec event identified it, when that differs from `key`.
+    alias: Option<FileKey>,
     file: File,
 }
 
@@ -170,40 +176,71 @@ impl ExeHasher {
     /// hashing and returns `None` (a later call for the same file finds it). Never blocks on
     /// hashing.
     pub fn lookup_or_request(&self, pid: u32) -> Option<String> {
-        self.request(pid).and_then(|(_, digest)| digest)
+        self.request(pid, None).and_then(|(_, digest)| digest)
     }
 
     /// Like [`Self::lookup_or_request`], also returning the file's key so that the caller can
     /// find the digest later with [`Self::lookup_key`] (after the process is gone).
-    /// `None` when the executable cannot be looked at (process gone, kernel thread).
-    pub fn request(&self, pid: u32) -> Option<(FileKey, Option<String>)> {
-        let path = format!("/proc/{pid}/exe");
-        let meta = std::fs::metadata(&path).ok()?; // gone, or a kernel thread
+    /// `known` is the executable as the exec event gave it. When its identity is cached the
+    /// answer costs no system call; when the process is already gone (short-lived processes
+    /// often are before `/proc/PID/exe` can be looked at), the file at its path is hashed if
+    /// it is still that file. `None` when the executable cannot be looked at.
+    pub fn request(&self, pid: u32, known: Option<KnownExe<'_>>) -> Option<(FileKey, Option<String>)> {
+        let proc_exe = format!("/proc/{pid}/exe");
+        if let Some(k) = &known {
+            if let Some(found) = self.cached(&k.key) {
+                return Some((k.key, found));
+            }
+        } else {
+            let key = FileKey::of(&std::fs::metadata(&proc_exe).ok()?); // gone, or a kernel thread
+            if let Some(found) = self.cached(&key) {
+                return Some((key, found));
+            }
+        }
+        let file = match File::open(&proc_exe) {
+            Ok(f) => f,
+            Err(e) => match known.as_ref().and_then(|k| open_verified(k.path?, &k.key)) {
+                Some(f) => f,
+                None => {
+                    if e.kind() != ErrorKind::NotFound {
+                        self.shared.errors.fetch_add(1, Relaxed);
+                    }
+                    return None;
+                }
+            },
+        };
+        let meta = file.metadata().ok()?;
+        // The key of what was actually opened: the exe could have changed since the exec, and
+        // a stacked filesystem (overlayfs) can show other numbers than the kernel's inode.
         let key = FileKey::of(&meta);
+        // The event's identity, when it differs, is kept as an alias of the same outcome, if
+        // only the numbers a stacked filesystem renumbers differ. Another size or mtime means
+        // the process has exec'd something else since: no digest is given for this exec.
+        let alias = match known.map(|k| k.key) {
+            Some(k) if (k.size, k.mtime_ns) != (key.size, key.mtime_ns) => return Some((k, None)),
+            Some(k) if k != key => Some(k),
+            _ => None,
+        };
         if let Some(found) = self.cached(&key) {
+            if let Some(alias) = alias {
+                self.shared.cache().put(alias, found.clone().map_or(Outcome::TooBig, Outcome::Digest));
+            }
             return Some((key, found));
         }
         if meta.len() > self.max_file_bytes {
-            self.shared.cache().put(key, Outcome::TooBig);
+            let mut cache = self.shared.cache();
+            cache.put(key, Outcome::TooBig);
+            if let Some(alias) = alias {
+                cache.put(alias, Outcome::TooBig);
+            }
             self.shared.skipped.fetch_add(1, Relaxed);
             return Some((key, None));
         }
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                if e.kind() != ErrorKind::NotFound {
-                    self.shared.errors.fetch_add(1, Relaxed);
-                }
-                return None;
-            }
-        };
-        // The key of what was actually opened (the exe could have changed since the stat).
-        let key = file.metadata().map_or(key, |m| FileKey::of(&m));
         if !self.shared.cache().pending.insert(key) {
             return Some((key, None));
         }
         let sent = match &self.tx {
-            Some(tx) => tx.try_send(Job { key, file }).is_ok(),
+            Some(tx) => tx.try_send(Job { key, alias, file }).is_ok(),
             None => false,
         };
         if !sent {
@@ -248,24 +285,55 @@ impl Drop for ExeHasher {
     }
 }
 
+/// An executable as its exec event names it.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownExe<'a> {
+    /// The inode's identity at exec.
+    pub key: FileKey,
+    /// Its path (in the agent's mount namespace, when the process shares it), `None` when
+    /// deleted or cut.
+    pub path: Option<&'a Path>,
+}
+
+/// The file at `path` if it is still the file `key` names: opened with `O_PATH` first (which
+/// has no side effect on a FIFO or device put there since) and compared, then reopened for
+/// reading through that handle, so the bytes read are that inode's.
+fn open_verified(path: &Path, key: &FileKey) -> Option<File> {
+    let handle =
+        OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_NOFOLLOW).open(path).ok()?;
+    let meta = handle.metadata().ok()?;
+    if !meta.is_file() || FileKey::of(&meta) != *key {
+        return None;
+    }
+    File::open(format!("/proc/self/fd/{}", handle.as_raw_fd())).ok()
+}
+
 /// The background loop: hashes queued files until the sender is gone.
 fn work(rx: &Receiver<Job>, shared: &Shared, max_file_bytes: u64) {
     while let Ok(job) = rx.recv() {
         if shared.stop.load(Relaxed) {
             break;
         }
-        match hash_file(&job, max_file_bytes, &shared.stop) {
+        let outcome = match hash_file(&job, max_file_bytes, &shared.stop) {
             Ok(Some(digest)) => {
                 shared.hashed.fetch_add(1, Relaxed);
-                shared.cache().put(job.key, Outcome::Digest(digest));
+                Some(Outcome::Digest(digest))
             }
             Ok(None) => {
                 shared.skipped.fetch_add(1, Relaxed);
-                shared.cache().put(job.key, Outcome::TooBig);
+                Some(Outcome::TooBig)
             }
             Err(_) => {
                 shared.errors.fetch_add(1, Relaxed);
+                None
             }
+        };
+        if let Some(outcome) = outcome {
+            let mut cache = shared.cache();
+            if let Some(alias) = job.alias {
+                cache.put(alias, outcome.clone());
+            }
+            cache.put(job.key, outcome);
         }
         shared.cache().pending.remove(&job.key);
     }

@@ -21,6 +21,8 @@ pub mod session;
 mod tamper;
 pub mod users;
 
+use std::{ffi::OsStr, os::unix::ffi::OsStrExt as _, path::Path};
+
 use sensor_common::task::{TASK_EXE_DELETED, TASK_NO_MM};
 use sensor_proto::v1::{LossEvent, Namespaces, Process, audit_record::Event};
 
@@ -32,7 +34,7 @@ use crate::{
 use ancestry::Ancestry;
 use clock::BootClock;
 use guid::GuidMaker;
-use hasher::{ExeHasher, FileKey};
+use hasher::{ExeHasher, FileKey, KnownExe};
 use process_table::{ProcessTable, TableLimits};
 use session::SessionTracker;
 
@@ -392,10 +394,16 @@ impl Enricher {
         process
     }
 
-    /// Starts (or finds) the digest of the executable `process` runs.
-    fn hash_exe(&mut self, process: &mut Process) {
+    /// Starts (or finds) the digest of the executable `process` runs (`known`: as the exec
+    /// event identified it).
+    fn hash_exe(&mut self, process: &mut Process, e: &ExecRaw) {
         self.hash_pending.remove(&process.guid);
-        match self.hasher.request(process.pid) {
+        let usable = !(e.exe.deleted || e.exe.truncated || e.exe.pseudo || e.exe.unreadable);
+        let known = e.exe_id.map(|k| KnownExe {
+            key: FileKey { dev: k.dev, ino: k.ino, mtime_ns: k.mtime_ns, size: k.size },
+            path: usable.then(|| Path::new(OsStr::from_bytes(&e.exe.path))),
+        });
+        match self.hasher.request(process.pid, known) {
             Some((_, Some(sha))) => process.exe_sha256 = sha,
             Some((key, None)) => {
                 if self.hash_pending.len() >= HASH_PENDING_MAX {
@@ -483,7 +491,7 @@ impl Enricher {
         process.argv = argv;
         process.argv_raw = argv_raw;
         process.argv_truncated = e.args_truncated;
-        self.hash_exe(&mut process);
+        self.hash_exe(&mut process, e);
         self.table.on_exec(process.clone());
         if let Some(session) = self.sessions.observe(&process, &self.table, false)
             && !self.sessions.defer(e.header.boot_ns, &process, &session)

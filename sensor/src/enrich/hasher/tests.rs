@@ -106,7 +106,7 @@ fn full_queue_drops_without_blocking_and_pending_is_not_requeued() {
     // a file that turns out bigger than the limit in the worker
     let file = std::fs::File::open("/bin/sleep").expect("open");
     let key = FileKey::of(&file.metadata().expect("stat"));
-    let job = Job { key, file };
+    let job = Job { key, alias: None, file };
     assert_eq!(hash_file(&job, 10, &AtomicBool::new(false)).expect("read"), None);
 }
 
@@ -121,4 +121,67 @@ fn cache_evicts_least_recently_used() {
     assert!(c.get(&k(2)).is_none(), "least recently used is gone");
     assert!(c.get(&k(1)).is_some() && c.get(&k(3)).is_some());
     assert_eq!(c.map.len(), 2);
+}
+
+/// A pid no process has (above the kernel's `PID_MAX_LIMIT`).
+const NO_PID: u32 = 1 << 23;
+
+#[test]
+fn the_exec_events_identity_answers_without_the_process() {
+    let h = ExeHasher::start(DEFAULT_MAX_FILE_BYTES);
+    let me = std::process::id();
+    let exe = std::env::current_exe().expect("own exe");
+    let key = FileKey::of(&std::fs::metadata(&exe).expect("stat"));
+    let known = KnownExe { key, path: None };
+    // Unknown identity, process gone, no path: nothing to look at.
+    assert_eq!(h.request(NO_PID, Some(known)), None);
+    let digest = wait_digest(&h, me);
+    // Known identity: the cache answers though /proc/NO_PID does not exist.
+    assert_eq!(h.request(NO_PID, Some(known)), Some((key, Some(digest))));
+}
+
+#[test]
+fn a_gone_process_is_hashed_by_path_while_the_path_is_that_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("sleep-copy");
+    std::fs::copy("/bin/sleep", &copy).expect("copy sleep");
+    let key = FileKey::of(&std::fs::metadata(&copy).expect("stat"));
+    let (h, rx) = ExeHasher::unstarted(DEFAULT_MAX_FILE_BYTES, 4, 8);
+    // Another file at the path since the exec (a FIFO here): not opened for reading, no digest.
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("c path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_eq!(h.request(NO_PID, Some(KnownExe { key, path: Some(&fifo) })), None);
+    let other = FileKey { mtime_ns: key.mtime_ns + 1, ..key };
+    assert_eq!(h.request(NO_PID, Some(KnownExe { key: other, path: Some(&copy) })), None);
+    // The file the exec ran: hashed though the process is gone.
+    assert_eq!(h.request(NO_PID, Some(KnownExe { key, path: Some(&copy) })), Some((key, None)));
+    let mut h = h;
+    h.tx = None;
+    work(&rx, &h.shared, DEFAULT_MAX_FILE_BYTES);
+    assert_eq!(h.lookup_key(&key), Some(sha_of(&copy)));
+    assert_eq!(h.stats().errors, 0);
+}
+
+#[test]
+fn an_identity_a_stacked_filesystem_renumbers_is_an_alias() {
+    let (h, rx) = ExeHasher::unstarted(DEFAULT_MAX_FILE_BYTES, 4, 8);
+    let me = std::process::id();
+    let exe = std::env::current_exe().expect("own exe");
+    let real = FileKey::of(&std::fs::metadata(&exe).expect("stat"));
+    // Same content stamp, other device and inode numbers (overlayfs): hashed under both.
+    let alias = FileKey { dev: real.dev ^ 0x55, ino: real.ino ^ 1, ..real };
+    assert_eq!(h.request(me, Some(KnownExe { key: alias, path: None })), Some((real, None)));
+    // Another size: the process runs something else now; no digest, nothing queued.
+    let other = FileKey { size: real.size + 1, ..real };
+    assert_eq!(h.request(me, Some(KnownExe { key: other, path: None })), Some((other, None)));
+    let mut h = h;
+    h.tx = None;
+    work(&rx, &h.shared, DEFAULT_MAX_FILE_BYTES);
+    assert_eq!(h.stats().hashed, 1);
+    let expected = sha_of(&exe);
+    assert_eq!(h.lookup_key(&alias), Some(expected.clone()));
+    assert_eq!(h.lookup_key(&real), Some(expected));
+    assert_eq!(h.lookup_key(&other), None);
 }
