@@ -20,7 +20,8 @@ pub struct JsonlSink {
     line_flush: bool,
     format: Format,
     line: Vec<u8>,
-    /// The file, for fsync of urgent records (none for stdout).
+    /// The file, for fsync of urgent records (none for stdout, nor for a FIFO or a device,
+    /// which cannot be synced: a pipe to a log shipper is a common target).
     file: Option<std::fs::File>,
 }
 
@@ -37,7 +38,9 @@ impl JsonlSink {
                     .mode(0o600)
                     .open(p)
                     .map_err(|source| SinkError::Io { sink: name.clone(), source })?;
-                file = f.try_clone().ok();
+                if f.metadata().is_ok_and(|m| m.is_file()) {
+                    file = f.try_clone().ok();
+                }
                 (name, Box::new(f), false)
             }
         };
@@ -84,5 +87,33 @@ impl Sink for JsonlSink {
             Some(f) => f.sync_data().map_err(|e| self.io(e)),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An alert is urgent: written and synced at once. A FIFO or a device cannot be synced
+    /// (EINVAL); that is no write error.
+    #[test]
+    fn urgent_records_to_a_fifo_or_a_device_are_no_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("c path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // A reader keeps the FIFO open for the sink's writes (opening it read-write does not block).
+        let reader = OpenOptions::new().read(true).write(true).open(&fifo).expect("fifo reader");
+        let file = dir.path().join("records.jsonl");
+        for path in [fifo.clone(), "/dev/null".into(), file.clone()] {
+            let mut sink =
+                JsonlSink::open(&JsonlTarget::Path(path.clone()), Format::default()).expect("open");
+            let record = AuditRecord { seq: 7, ..AuditRecord::default() };
+            sink.write(&record, &[]).expect("write");
+            sink.urgent(&record, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        drop(reader);
+        assert!(std::fs::read_to_string(&file).expect("read").contains("\"seq\""));
     }
 }
