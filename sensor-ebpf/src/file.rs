@@ -118,6 +118,10 @@ fn arg(p: &PendingFile, i: u8) -> u64 {
     arg_at(&p.args, i)
 }
 
+/// The exit of a watched call: the event is decided on (see the module documentation),
+/// assembled in this CPU's scratch slot and sent. The open flags are computed here rather than
+/// in a function of their own: so extracted, LLVM's code made the 6.18 verifier give up on the
+/// program (E2BIG), though every other step below is extracted without that.
 #[inline(always)]
 fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     let Some(control) = control() else { return Ok(()) };
@@ -126,15 +130,7 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     if ignored(control, (id >> 32) as u32) {
         return Ok(()); // the enter program saved nothing for the sensor's own calls
     }
-    let pending = match ctx.args_at_exit() {
-        Some(args) => PendingFile { nr: ctx.nr(), _pad: 0, args },
-        None => {
-            // SAFETY: map lookups; the pending value is copied out before removal.
-            let Some(p) = (unsafe { PENDING_FILE.get(tid) }).copied() else { return Ok(()) };
-            let _ = PENDING_FILE.remove(tid);
-            p
-        }
-    };
+    let Some(pending) = pending_call(ctx, tid) else { return Ok(()) };
     // SAFETY: map lookup of a plain value.
     let Some(spec) = (unsafe { FILE_SYSCALLS.get(pending.nr) }).copied() else { return Ok(()) };
     let ret = ctx.ret();
@@ -152,40 +148,10 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     if spec.is_open != 0 && spec.flags == ARG_NONE && spec.is_openat2 == 0 {
         flags_arg = O_CREAT | O_WRONLY | O_TRUNC; // creat(2)
     }
-    let write_intent = flags_arg & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC) != 0;
-
-    // The target as a file, when there is one: the opened fd, or an fd argument.
-    let target_fd = if spec.is_open != 0 && ret >= 0 {
-        Some(ret as u32)
-    } else if spec.fd != ARG_NONE {
-        Some(arg(&pending, spec.fd) as u32)
-    } else {
-        None
-    };
-    // A nullable pointer rather than an `Option`: LLVM hoists the load of an `Option`'s payload
-    // above the check of its tag, and the 5.10 verifier refuses that read of stack the `None`
-    // path never wrote (it refused `sys_exit_file` so).
-    let target: *const u8 = match target_fd {
-        Some(fd) => fd_file(task, fd).unwrap_or(core::ptr::null()),
-        None => core::ptr::null(),
-    };
-
+    let target = target_file(task, &pending, &spec, ret);
     let mut hdr_flags = 0u32;
-    if !target.is_null() {
-        let file = target;
-        // SAFETY: probe reads.
-        let bits = unsafe { read_ptr(file, off!(file_dentry)).map(filter_bits).unwrap_or(0) };
-        if !wanted(bits) {
-            return Ok(());
-        }
-        hdr_flags |= flag_bits(bits);
-    }
-    if spec.is_open != 0 {
-        let sensitive = hdr_flags & FILE_SENSITIVE != 0;
-        let denied = ret == -EACCES || ret == -EPERM;
-        if !write_intent && !sensitive && !(ret < 0 && denied) {
-            return Ok(()); // ordinary read-only open: the noise filtered in the kernel
-        }
+    if !wanted_call(target, &spec, flags_arg, ret, &mut hdr_flags) {
+        return Ok(());
     }
 
     // SAFETY: plain helper call.
@@ -197,64 +163,10 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
         let f = &raw mut (*ev).fixed;
         let data = (&raw mut (*ev).data).cast::<u8>();
         fill_task(task, &raw mut (*f).task).map_err(|_| Loss::ReadFailed)?;
-        (*f).result = ret;
-        (*f).op = spec.op;
-        (*f).flags = flags_arg as u32;
-        (*f).mode = if spec.mode != ARG_NONE { arg(&pending, spec.mode) as u32 } else { 0 };
-        (*f).uid = u32::MAX;
-        (*f).gid = u32::MAX;
-        (*f).length = 0;
-        match spec.op {
-            op::CHOWN => {
-                (*f).uid = arg(&pending, spec.aux) as u32;
-                (*f).gid = arg(&pending, spec.aux2) as u32;
-            }
-            op::TRUNCATE => (*f).length = arg(&pending, spec.aux),
-            _ => {}
-        }
-        // Volatile: LLVM would merge these stores into a byte-wise `memset` loop.
-        core::ptr::write_volatile(&raw mut (*f).ino, 0);
-        core::ptr::write_volatile(&raw mut (*f).dev, 0);
-        core::ptr::write_volatile(&raw mut (*f).dir1_len, 0);
-        core::ptr::write_volatile(&raw mut (*f).dir1_flags, 0);
-        core::ptr::write_volatile(&raw mut (*f).name1_len, 0);
-        core::ptr::write_volatile(&raw mut (*f).dir2_len, 0);
-        core::ptr::write_volatile(&raw mut (*f).dir2_flags, 0);
-        core::ptr::write_volatile(&raw mut (*f).name2_len, 0);
-        core::ptr::write_volatile(&raw mut (*f).xattr_len, 0);
-        (*f).syscall_nr = pending.nr;
+        fill_fixed(f, &pending, &spec, flags_arg, ret);
 
-        // Path 1: the target file itself, or dirfd/cwd + the name as passed.
-        if !target.is_null() {
-            let file = target;
-            hdr_flags |= FILE_DIR1_IS_TARGET;
-            if let (Ok(d), Ok(m)) = (read_ptr(file, off!(file_dentry)), read_ptr(file, off!(file_vfsmount))) {
-                let w = walk::<WALK_MASK, FILE_WALK_LIMIT>(d, m, data);
-                (*f).dir1_len = w.len;
-                (*f).dir1_flags = w.flags;
-            }
-            if let Ok(inode) = read_ptr(file, off!(file_inode)) {
-                (*f).ino = read(inode, off!(inode_ino)).unwrap_or(0);
-                if let Ok(sb) = read_ptr(inode, off!(inode_sb)) {
-                    (*f).dev = read(sb, off!(sb_dev)).unwrap_or(0);
-                }
-            }
-        } else if spec.path1 != ARG_NONE {
-            let name = arg(&pending, spec.path1);
-            if !path_arg(task, &pending, spec.dfd1, name, data, f, true, &mut hdr_flags) {
-                return Ok(());
-            }
-        }
-
-        // Path 2 (rename, link, symlink target side).
-        if spec.path2 != ARG_NONE {
-            let cur = (core::ptr::read_volatile(&raw const (*f).dir1_len) & WALK_MASK)
-                + (core::ptr::read_volatile(&raw const (*f).name1_len) & NAME_MASK);
-            let out = data.wrapping_add((cur & 16383) as usize);
-            let name = arg(&pending, spec.path2);
-            if !path_arg(task, &pending, spec.dfd2, name, out, f, false, &mut hdr_flags) {
-                return Ok(());
-            }
+        if !fill_paths(task, &pending, &spec, target, data, f, &mut hdr_flags) {
+            return Ok(());
         }
 
         // Extended attribute name: only security.* attributes are reported.
@@ -263,18 +175,8 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
             + (core::ptr::read_volatile(&raw const (*f).dir2_len) & WALK_MASK)
             + (core::ptr::read_volatile(&raw const (*f).name2_len) & NAME_MASK))
             & DATA_MASK;
-        if spec.op == op::SETXATTR {
-            let dst = data.wrapping_add(cur as usize);
-            let n = bpf_probe_read_user_str(dst.cast(), 256, arg(&pending, spec.aux) as *const _);
-            let is_security = n > 9 && {
-                let mut p = [0u8; 9];
-                core::ptr::copy_nonoverlapping(dst, p.as_mut_ptr(), 9);
-                &p == b"security."
-            };
-            if !is_security {
-                return Ok(());
-            }
-            (*f).xattr_len = (n as u32 - 1) & 255;
+        if spec.op == op::SETXATTR && !xattr_name(&pending, &spec, data.wrapping_add(cur as usize), f) {
+            return Ok(());
         }
 
         // The sensor's own changes to its protected files are its business (rotation, spools).
@@ -295,6 +197,185 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
         let bytes = core::slice::from_raw_parts(ev.cast::<u8>(), size as usize);
         FILE_EVENTS.output::<[u8]>(bytes, wakeup_flags(&FILE_EVENTS)).map_err(|_| Loss::RingFull)
     }
+}
+
+/// The call's number and arguments: from the registers through the dispatcher, else as the
+/// enter program saved them (taken out of `PENDING_FILE`).
+#[inline(always)]
+fn pending_call(ctx: &impl Syscall, tid: u32) -> Option<PendingFile> {
+    match ctx.args_at_exit() {
+        Some(args) => Some(PendingFile { nr: ctx.nr(), _pad: 0, args }),
+        None => {
+            // SAFETY: map lookups; the pending value is copied out before removal.
+            let p = (unsafe { PENDING_FILE.get(tid) }).copied()?;
+            let _ = PENDING_FILE.remove(tid);
+            Some(p)
+        }
+    }
+}
+
+/// The target as a `struct file *`, when there is one (the opened fd, or an fd argument);
+/// NULL otherwise.
+#[inline(always)]
+fn target_file(task: *const u8, pending: &PendingFile, spec: &FileSyscallSpec, ret: i64) -> *const u8 {
+    let target_fd = if spec.is_open != 0 && ret >= 0 {
+        Some(ret as u32)
+    } else if spec.fd != ARG_NONE {
+        Some(arg(pending, spec.fd) as u32)
+    } else {
+        None
+    };
+    // A nullable pointer rather than an `Option`: LLVM hoists the load of an `Option`'s payload
+    // above the check of its tag, and the 5.10 verifier refuses that read of stack the `None`
+    // path never wrote (it refused `sys_exit_file` so).
+    match target_fd {
+        Some(fd) => fd_file(task, fd).unwrap_or(core::ptr::null()),
+        None => core::ptr::null(),
+    }
+}
+
+/// The fixed part's call fields, and every length zeroed.
+///
+/// # Safety
+/// `f` must point at a writable `FileFixed`.
+#[inline(always)]
+unsafe fn fill_fixed(
+    f: *mut FileFixed,
+    pending: &PendingFile,
+    spec: &FileSyscallSpec,
+    flags_arg: u64,
+    ret: i64,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*f).result = ret;
+        (*f).op = spec.op;
+        (*f).flags = flags_arg as u32;
+        (*f).mode = if spec.mode != ARG_NONE { arg(pending, spec.mode) as u32 } else { 0 };
+        (*f).uid = u32::MAX;
+        (*f).gid = u32::MAX;
+        (*f).length = 0;
+        match spec.op {
+            op::CHOWN => {
+                (*f).uid = arg(pending, spec.aux) as u32;
+                (*f).gid = arg(pending, spec.aux2) as u32;
+            }
+            op::TRUNCATE => (*f).length = arg(pending, spec.aux),
+            _ => {}
+        }
+        // Volatile: LLVM would merge these stores into a byte-wise `memset` loop.
+        core::ptr::write_volatile(&raw mut (*f).ino, 0);
+        core::ptr::write_volatile(&raw mut (*f).dev, 0);
+        core::ptr::write_volatile(&raw mut (*f).dir1_len, 0);
+        core::ptr::write_volatile(&raw mut (*f).dir1_flags, 0);
+        core::ptr::write_volatile(&raw mut (*f).name1_len, 0);
+        core::ptr::write_volatile(&raw mut (*f).dir2_len, 0);
+        core::ptr::write_volatile(&raw mut (*f).dir2_flags, 0);
+        core::ptr::write_volatile(&raw mut (*f).name2_len, 0);
+        core::ptr::write_volatile(&raw mut (*f).xattr_len, 0);
+        (*f).syscall_nr = pending.nr;
+    }
+}
+
+/// The extended attribute's name at `dst`; false unless it is a `security.*` attribute (only
+/// those are reported).
+///
+/// # Safety
+/// `dst` must have 256 writable bytes; `f` valid.
+#[inline(always)]
+unsafe fn xattr_name(pending: &PendingFile, spec: &FileSyscallSpec, dst: *mut u8, f: *mut FileFixed) -> bool {
+    // SAFETY: per the contract; user memory is read with the probe helper.
+    unsafe {
+        let n = bpf_probe_read_user_str(dst.cast(), 256, arg(pending, spec.aux) as *const _);
+        let is_security = n > 9 && {
+            let mut p = [0u8; 9];
+            core::ptr::copy_nonoverlapping(dst, p.as_mut_ptr(), 9);
+            &p == b"security."
+        };
+        if is_security {
+            (*f).xattr_len = (n as u32 - 1) & 255;
+        }
+        is_security
+    }
+}
+
+/// Path 1 (the target file itself, or dirfd/cwd + the name as passed) and path 2 (rename,
+/// link, symlink target side) into `data`. False when a directory is excluded.
+///
+/// # Safety
+/// As for [`path_arg`]: `data` is the event's data area, `f` its fixed part.
+#[inline(always)]
+unsafe fn fill_paths(
+    task: *const u8,
+    pending: &PendingFile,
+    spec: &FileSyscallSpec,
+    target: *const u8,
+    data: *mut u8,
+    f: *mut FileFixed,
+    hdr_flags: &mut u32,
+) -> bool {
+    // SAFETY: per the contract; kernel memory is read with probe helpers.
+    unsafe {
+        if !target.is_null() {
+            let file = target;
+            *hdr_flags |= FILE_DIR1_IS_TARGET;
+            if let (Ok(d), Ok(m)) = (read_ptr(file, off!(file_dentry)), read_ptr(file, off!(file_vfsmount))) {
+                let w = walk::<WALK_MASK, FILE_WALK_LIMIT>(d, m, data);
+                (*f).dir1_len = w.len;
+                (*f).dir1_flags = w.flags;
+            }
+            if let Ok(inode) = read_ptr(file, off!(file_inode)) {
+                (*f).ino = read(inode, off!(inode_ino)).unwrap_or(0);
+                if let Ok(sb) = read_ptr(inode, off!(inode_sb)) {
+                    (*f).dev = read(sb, off!(sb_dev)).unwrap_or(0);
+                }
+            }
+        } else if spec.path1 != ARG_NONE {
+            let name = arg(pending, spec.path1);
+            if !path_arg(task, pending, spec.dfd1, name, data, f, true, hdr_flags) {
+                return false;
+            }
+        }
+        if spec.path2 != ARG_NONE {
+            let cur = (core::ptr::read_volatile(&raw const (*f).dir1_len) & WALK_MASK)
+                + (core::ptr::read_volatile(&raw const (*f).name1_len) & NAME_MASK);
+            let out = data.wrapping_add((cur & 16383) as usize);
+            let name = arg(pending, spec.path2);
+            if !path_arg(task, pending, spec.dfd2, name, out, f, false, hdr_flags) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Whether the call makes an event: not below an excluded directory, and for opens, a write
+/// intent, a sensitive file or a denied access. Sets the target's `FILE_*` header bits.
+#[inline(always)]
+fn wanted_call(
+    target: *const u8,
+    spec: &FileSyscallSpec,
+    flags_arg: u64,
+    ret: i64,
+    hdr_flags: &mut u32,
+) -> bool {
+    if !target.is_null() {
+        // SAFETY: probe reads.
+        let bits = unsafe { read_ptr(target, off!(file_dentry)).map(filter_bits).unwrap_or(0) };
+        if !wanted(bits) {
+            return false;
+        }
+        *hdr_flags |= flag_bits(bits);
+    }
+    if spec.is_open != 0 {
+        let write_intent = flags_arg & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC) != 0;
+        let sensitive = *hdr_flags & FILE_SENSITIVE != 0;
+        let denied = ret == -EACCES || ret == -EPERM;
+        if !write_intent && !sensitive && !(ret < 0 && denied) {
+            return false; // ordinary read-only open: the noise filtered in the kernel
+        }
+    }
+    true
 }
 
 /// Writes `[walked dir][name]` for a path argument at `out`, filling the slot's lengths.
