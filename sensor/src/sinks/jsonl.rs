@@ -100,9 +100,7 @@ mod tests {
     fn urgent_records_to_a_fifo_or_a_device_are_no_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("c path");
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
         // A reader keeps the FIFO open for the sink's writes (opening it read-write does not block).
         let reader = OpenOptions::new().read(true).write(true).open(&fifo).expect("fifo reader");
         let file = dir.path().join("records.jsonl");

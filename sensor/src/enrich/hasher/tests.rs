@@ -149,9 +149,7 @@ fn a_gone_process_is_hashed_by_path_while_the_path_is_that_file() {
     let (h, rx) = ExeHasher::unstarted(DEFAULT_MAX_FILE_BYTES, 4, 8);
     // Another file at the path since the exec (a FIFO here): not opened for reading, no digest.
     let fifo = dir.path().join("fifo");
-    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("c path");
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     assert_eq!(h.request(NO_PID, Some(KnownExe { key, path: Some(&fifo) })), None);
     let other = FileKey { mtime_ns: key.mtime_ns + 1, ..key };
     assert_eq!(h.request(NO_PID, Some(KnownExe { key: other, path: Some(&copy) })), None);
