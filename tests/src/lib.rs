@@ -66,6 +66,34 @@ impl TestSensor {
         }
     }
 
+    /// Does `act` and waits up to `timeout` for a record matching `pred`; repeats `act` (at most
+    /// `tries` times in all) only when the wait failed and, meanwhile, the sensor reported that
+    /// the kernel skipped runs of a `loss_kind` program. A kernel that runs syscall tracepoint
+    /// programs preemptibly (7.2) skips a program on a CPU where another task is inside it, which
+    /// an emulated guest makes likely; the sensor reports that loss, and the record cannot come.
+    /// Without such a loss report a missing record fails the wait as before.
+    pub fn act_until(
+        &mut self,
+        timeout: Duration,
+        tries: usize,
+        loss_kind: &str,
+        mut act: impl FnMut(),
+        pred: impl Fn(&AuditRecord) -> bool,
+    ) -> Option<AuditRecord> {
+        for _ in 0..tries {
+            let from = self.seen.len();
+            act();
+            if let Some(r) = self.wait_for(timeout, &pred) {
+                return Some(r);
+            }
+            if lost(&self.seen[from..], loss_kind, Some("kernel_skipped")) == 0 {
+                return None;
+            }
+            eprintln!("the kernel skipped runs of a {loss_kind} program and no record came: acting again");
+        }
+        None
+    }
+
     /// Stops the sensor (final drain and flush) and returns every record it produced.
     pub fn stop(mut self) -> Vec<AuditRecord> {
         if let Some(r) = self.running.take() {
