@@ -66,12 +66,32 @@ impl TestSensor {
         }
     }
 
-    /// Does `act` and waits up to `timeout` for a record matching `pred`; repeats `act` (at most
-    /// `tries` times in all) only when the wait failed and, meanwhile, the sensor reported that
-    /// the kernel skipped runs of a `loss_kind` program. A kernel that runs syscall tracepoint
-    /// programs preemptibly (7.2) skips a program on a CPU where another task is inside it, which
-    /// an emulated guest makes likely; the sensor reports that loss, and the record cannot come.
-    /// Without such a loss report a missing record fails the wait as before.
+    /// Runs `attempt` (which acts and waits for the records it expects, `None` when one did not
+    /// come) and runs it again, at most `tries` times in all, only when it failed and, meanwhile,
+    /// the sensor reported that the kernel skipped runs of a `loss_kind` program. A kernel that
+    /// runs syscall tracepoint programs preemptibly (7.2) skips a program on a CPU where another
+    /// task is inside it, which an emulated guest makes likely: the sensor reports that loss,
+    /// and the record cannot come. Without such a loss report a missing record fails as before.
+    pub fn retry_on_skip<T>(
+        &mut self,
+        tries: usize,
+        loss_kind: &str,
+        mut attempt: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<T> {
+        for _ in 0..tries {
+            let from = self.seen.len();
+            if let Some(v) = attempt(self) {
+                return Some(v);
+            }
+            if lost(&self.seen[from..], loss_kind, Some("kernel_skipped")) == 0 {
+                return None;
+            }
+            eprintln!("the kernel skipped runs of a {loss_kind} program and a record did not come: again");
+        }
+        None
+    }
+
+    /// [`Self::retry_on_skip`] for one action and the one record it causes.
     pub fn act_until(
         &mut self,
         timeout: Duration,
@@ -80,18 +100,10 @@ impl TestSensor {
         mut act: impl FnMut(),
         pred: impl Fn(&AuditRecord) -> bool,
     ) -> Option<AuditRecord> {
-        for _ in 0..tries {
-            let from = self.seen.len();
+        self.retry_on_skip(tries, loss_kind, |s| {
             act();
-            if let Some(r) = self.wait_for(timeout, &pred) {
-                return Some(r);
-            }
-            if lost(&self.seen[from..], loss_kind, Some("kernel_skipped")) == 0 {
-                return None;
-            }
-            eprintln!("the kernel skipped runs of a {loss_kind} program and no record came: acting again");
-        }
-        None
+            s.wait_for(timeout, &pred)
+        })
     }
 
     /// Stops the sensor (final drain and flush) and returns every record it produced.

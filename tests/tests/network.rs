@@ -18,6 +18,9 @@ use sensor_tests::TestSensor;
 const WAIT: Duration = Duration::from_secs(30);
 /// Socket timeouts of the local DNS exchange, for the same reason.
 const SOCKET_WAIT: Duration = Duration::from_secs(20);
+/// A kernel that skips a program run reports it (see [`TestSensor::retry_on_skip`]): then, and
+/// only then, a step is done again.
+const TRIES: usize = 3;
 
 fn start() -> TestSensor {
     TestSensor::start(Options { ignore_self: false, ..Options::default() })
@@ -31,11 +34,23 @@ fn net(r: &AuditRecord) -> Option<&NetworkEvent> {
 }
 
 fn wait_net(s: &mut TestSensor, pred: impl Fn(&NetworkEvent) -> bool) -> NetworkEvent {
-    let r = s.wait_for(WAIT, |r| net(r).is_some_and(&pred)).expect("network record");
-    net(&r).cloned().expect("network event")
+    try_net(s, pred).expect("network record")
 }
 
-fn tcp_round_trip(s: &mut TestSensor, loopback: &str, family: &str) {
+fn try_net(s: &mut TestSensor, pred: impl Fn(&NetworkEvent) -> bool) -> Option<NetworkEvent> {
+    let r = s.wait_for(WAIT, |r| net(r).is_some_and(&pred))?;
+    net(&r).cloned()
+}
+
+/// The bind, listen, connect and accept records of one loopback round trip, and the server's and
+/// the client's addresses.
+struct RoundTrip {
+    records: [NetworkEvent; 4],
+    server: SocketAddr,
+    client: SocketAddr,
+}
+
+fn round_trip_records(s: &mut TestSensor, loopback: &str) -> Option<RoundTrip> {
     let listener = TcpListener::bind(format!("{loopback}:0")).expect("bind");
     let server = listener.local_addr().expect("addr");
     let client = TcpStream::connect(server).expect("connect");
@@ -43,21 +58,29 @@ fn tcp_round_trip(s: &mut TestSensor, loopback: &str, family: &str) {
     let (_conn, peer) = listener.accept().expect("accept");
     assert_eq!(peer, client_addr);
     let port = u32::from(server.port());
-    let ip = server.ip().to_string();
+    let b = try_net(s, |n| n.op == "bind" && n.local_port == port)?;
+    let l = try_net(s, |n| n.op == "listen" && n.local_port == port)?;
+    let c = try_net(s, |n| n.op == "connect" && n.remote_port == port)?;
+    let a = try_net(s, |n| n.op == "accept" && n.local_port == port)?;
+    Some(RoundTrip { records: [b, l, c, a], server, client: client_addr })
+}
 
-    let b = wait_net(s, |n| n.op == "bind" && n.local_port == port);
+fn tcp_round_trip(s: &mut TestSensor, loopback: &str, family: &str) {
+    let Some(RoundTrip { records: [b, l, c, a], server, client }) =
+        s.retry_on_skip(TRIES, "network", |s| round_trip_records(s, loopback))
+    else {
+        panic!("a network record of the {family} round trip did not come");
+    };
+    let ip = server.ip().to_string();
     assert_eq!(
         (b.family.as_str(), b.protocol.as_str(), b.local_address.as_str(), b.result),
         (family, "tcp", ip.as_str(), 0)
     );
-    let l = wait_net(s, |n| n.op == "listen" && n.local_port == port);
     assert_eq!(l.result, 0);
-    let c = wait_net(s, |n| n.op == "connect" && n.remote_port == port);
     assert_eq!((c.remote_address.as_str(), c.result, c.family.as_str()), (ip.as_str(), 0, family));
-    assert_eq!(c.local_port, u32::from(client_addr.port()));
-    let a = wait_net(s, |n| n.op == "accept" && n.local_port == port);
-    assert_eq!(a.remote_address, client_addr.ip().to_string(), "accept carries the peer address");
-    assert_eq!(a.remote_port, u32::from(client_addr.port()));
+    assert_eq!(c.local_port, u32::from(client.port()));
+    assert_eq!(a.remote_address, client.ip().to_string(), "accept carries the peer address");
+    assert_eq!(a.remote_port, u32::from(client.port()));
     assert!(a.result >= 0, "accepted fd");
 }
 
@@ -91,8 +114,11 @@ fn refused_connects_carry_their_errno() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("a").port();
     let mapped = SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0x7f00, 1)), port);
-    let _c = TcpStream::connect(mapped).expect("connect v4-mapped");
-    let c = wait_net(&mut s, |n| n.op == "connect" && n.remote_port == u32::from(port) && n.result == 0);
+    let mut conns = Vec::new();
+    let connect = || conns.push(TcpStream::connect(mapped).expect("connect v4-mapped"));
+    let connected = |n: &NetworkEvent| n.op == "connect" && n.remote_port == u32::from(port) && n.result == 0;
+    let r = s.act_until(WAIT, TRIES, "network", connect, |r| net(r).is_some_and(connected));
+    let c = net(&r.expect("network record")).cloned().expect("network event");
     assert!(c.v4_mapped);
     assert_eq!((c.remote_address.as_str(), c.family.as_str()), ("127.0.0.1", "ipv6"));
     s.stop();
@@ -108,9 +134,12 @@ fn udp_flow_is_reported_once() {
         sender.send_to(b"telemetry", ("127.0.0.1", port)).expect("send");
     }
     // A marker after the burst: once it is seen, the burst has been processed.
-    let marker = TcpListener::bind("127.0.0.1:0").expect("marker");
-    let mport = u32::from(marker.local_addr().expect("a").port());
-    wait_net(&mut s, |n| n.op == "listen" && n.local_port == mport);
+    let marked = s.retry_on_skip(TRIES, "network", |s| {
+        let marker = TcpListener::bind("127.0.0.1:0").expect("marker");
+        let mport = u32::from(marker.local_addr().expect("a").port());
+        try_net(s, |n| n.op == "listen" && n.local_port == mport)
+    });
+    assert!(marked.is_some(), "the marker's listen record");
     let sends: Vec<&NetworkEvent> = s
         .seen
         .iter()
@@ -139,10 +168,6 @@ fn own_udp(seen: &[AuditRecord]) -> Vec<String> {
 fn net_owner(r: &AuditRecord) -> bool {
     r.process.as_ref().is_some_and(|p| p.pid == std::process::id())
 }
-
-/// A kernel that skips a program run reports it (see [`TestSensor::act_until`]): then, and
-/// only then, a datagram is sent again.
-const TRIES: usize = 3;
 
 #[test]
 fn dns_queries_are_decoded() {
@@ -175,7 +200,11 @@ fn dns_queries_are_decoded() {
         let mut buf = [0u8; 512];
         let _ = client.recv_from(&mut buf).expect("answer");
     };
-    let Some(rec) = s.act_until(WAIT, TRIES, "network", ask, |r| dns(r).is_some_and(|d| !d.malformed)) else {
+    // Matched by server too: this process's other tests send DNS-shaped datagrams of their own.
+    let ours = |d: &DnsEvent| d.server_address == "127.0.0.77";
+    let Some(rec) =
+        s.act_until(WAIT, TRIES, "network", ask, |r| dns(r).is_some_and(|d| ours(&d) && !d.malformed))
+    else {
         panic!("no dns record of the query; this process's network and dns records: {:#?}", own_udp(&s.seen));
     };
     let d: DnsEvent = dns(&rec).expect("dns");
@@ -184,7 +213,8 @@ fn dns_queries_are_decoded() {
     let garbage = || {
         client.send_to(b"\x01\x02garbage", "127.0.0.77:53").expect("malformed");
     };
-    let Some(bad) = s.act_until(WAIT, TRIES, "network", garbage, |r| dns(r).is_some_and(|d| d.malformed))
+    let Some(bad) =
+        s.act_until(WAIT, TRIES, "network", garbage, |r| dns(r).is_some_and(|d| ours(&d) && d.malformed))
     else {
         panic!("no dns record of the malformed datagram; this process's records: {:#?}", own_udp(&s.seen));
     };
