@@ -20,7 +20,12 @@ use sensor::pipeline::Options;
 use sensor_proto::{AuditRecord, v1::FileEvent, v1::audit_record::Event};
 use sensor_tests::TestSensor;
 
-const WAIT: Duration = Duration::from_secs(10);
+/// Generous: a QEMU guest emulated in software, with a second guest on the same two CPUs, can
+/// take seconds to deliver a record. A passing wait returns as soon as its record arrives.
+const WAIT: Duration = Duration::from_secs(30);
+/// A kernel that skips a program run reports it (see [`TestSensor::retry_on_skip`]): then, and
+/// only then, a step is done again.
+const TRIES: usize = 3;
 
 fn start() -> TestSensor {
     TestSensor::start(Options { ignore_self: false, ..Options::default() })
@@ -35,11 +40,26 @@ fn file_event(r: &AuditRecord) -> Option<&FileEvent> {
 
 /// Waits for a file record of process `pid` matching `pred`.
 fn wait_file(s: &mut TestSensor, pid: u32, pred: impl Fn(&FileEvent) -> bool) -> FileEvent {
-    let rec = s
-        .wait_for(WAIT, |r| {
-            r.process.as_ref().is_some_and(|p| p.pid == pid) && file_event(r).is_some_and(&pred)
-        })
-        .expect("file record");
+    act_file(s, pid, || {}, pred)
+}
+
+/// Does `act` and waits for a file record of process `pid` matching `pred`; does it again only
+/// when the kernel reported skipping a file program meanwhile.
+fn act_file(s: &mut TestSensor, pid: u32, act: impl FnMut(), pred: impl Fn(&FileEvent) -> bool) -> FileEvent {
+    let of = |r: &AuditRecord| r.process.as_ref().is_some_and(|p| p.pid == pid);
+    let Some(rec) = s.act_until(WAIT, TRIES, "file", act, |r| of(r) && file_event(r).is_some_and(&pred))
+    else {
+        let seen: Vec<String> = s
+            .seen
+            .iter()
+            .filter_map(|r| match &r.event {
+                Some(Event::File(f)) if of(r) => Some(format!("seq {} {} {}", r.seq, f.op, f.path)),
+                Some(Event::Loss(l)) => Some(format!("seq {} loss {l:?}", r.seq)),
+                _ => None,
+            })
+            .collect();
+        panic!("no such file record; this process's file records and every loss record: {seen:#?}");
+    };
     file_event(&rec).cloned().expect("file event")
 }
 
@@ -219,15 +239,14 @@ fn configured_sensitive_directory_and_exclusions() {
         ..Options::default()
     });
     let me = std::process::id();
-    let _ = fs::read(share.path().join("ward3/2026/patient.pdf")).expect("read");
+    let read = || drop(fs::read(share.path().join("ward3/2026/patient.pdf")).expect("read"));
+    let e = act_file(&mut s, me, read, |f| f.path.ends_with("/patient.pdf"));
+    assert!(e.sensitive);
+    assert_eq!(e.path, format!("{}/ward3/2026/patient.pdf", real(share.path())));
     fs::write(excluded.path().join("noise.log"), b"x").expect("write excluded");
     let marker = tempfile::NamedTempFile::new().expect("marker");
     let marker_path = real(marker.path());
-    drop(File::create(marker.path()).expect("marker"));
-    let e = wait_file(&mut s, me, |f| f.path.ends_with("/patient.pdf"));
-    assert!(e.sensitive);
-    assert_eq!(e.path, format!("{}/ward3/2026/patient.pdf", real(share.path())));
-    wait_file(&mut s, me, |f| f.path == marker_path);
+    act_file(&mut s, me, || drop(File::create(marker.path()).expect("marker")), |f| f.path == marker_path);
     assert!(!s.seen.iter().any(|r| file_event(r).is_some_and(|f| f.path.ends_with("/noise.log"))));
     s.stop();
 }
