@@ -37,6 +37,13 @@ fn wait_net(s: &mut TestSensor, pred: impl Fn(&NetworkEvent) -> bool) -> Network
     try_net(s, pred).expect("network record")
 }
 
+/// Does `act` and waits for a network record of this process matching `pred`; does it again
+/// only when the kernel reported skipping a network program meanwhile.
+fn act_net(s: &mut TestSensor, act: impl FnMut(), pred: impl Fn(&NetworkEvent) -> bool) -> NetworkEvent {
+    let r = s.act_until(WAIT, TRIES, "network", act, |r| net(r).is_some_and(&pred)).expect("network record");
+    net(&r).cloned().expect("network event")
+}
+
 fn try_net(s: &mut TestSensor, pred: impl Fn(&NetworkEvent) -> bool) -> Option<NetworkEvent> {
     let r = s.wait_for(WAIT, |r| net(r).is_some_and(&pred))?;
     net(&r).cloned()
@@ -106,8 +113,7 @@ fn refused_connects_carry_their_errno() {
         let is_refused = |n: &NetworkEvent| {
             n.op == "connect" && n.remote_port == u32::from(port) && n.remote_address == ip && n.result < 0
         };
-        let r = s.act_until(WAIT, TRIES, "network", refused, |r| net(r).is_some_and(is_refused));
-        let c = net(&r.expect("network record")).cloned().expect("network event");
+        let c = act_net(&mut s, refused, is_refused);
         assert_eq!((c.result, c.error.as_str()), (-111, "ECONNREFUSED"));
     }
     // An IPv6 socket connecting to an IPv4-mapped address is shown as IPv4 and flagged.
@@ -117,8 +123,7 @@ fn refused_connects_carry_their_errno() {
     let mut conns = Vec::new();
     let connect = || conns.push(TcpStream::connect(mapped).expect("connect v4-mapped"));
     let connected = |n: &NetworkEvent| n.op == "connect" && n.remote_port == u32::from(port) && n.result == 0;
-    let r = s.act_until(WAIT, TRIES, "network", connect, |r| net(r).is_some_and(connected));
-    let c = net(&r.expect("network record")).cloned().expect("network event");
+    let c = act_net(&mut s, connect, connected);
     assert!(c.v4_mapped);
     assert_eq!((c.remote_address.as_str(), c.family.as_str()), ("127.0.0.1", "ipv6"));
     s.stop();
