@@ -16,10 +16,10 @@ use rdkafka::{
 };
 use sensor::{
     pipeline::Options,
-    sinks::{self, Output, OutputOptions, OutputSpec},
+    sinks::{self, Output, OutputOptions, OutputSpec, spec::DiskOptions},
 };
-use sensor_proto::AuditRecord;
-use sensor_tests::{TestSensor, is_exec_of, unique};
+use sensor_proto::{AuditRecord, v1::audit_record::Event};
+use sensor_tests::{TestSensor, is_exec_of, scratch_dir, unique};
 
 const TOPIC: &str = "audit";
 const PARTITIONS: i32 = 3;
@@ -41,6 +41,9 @@ impl Received {
 fn kafka_output(bootstrap: &str, spool: &std::path::Path, extra: &[(&str, &str)]) -> Output {
     let mut options = OutputOptions::default();
     options.spool.dir = Some(spool.to_owned());
+    // No free-space reserve: the default (5 % of the file system) would make delivery depend on
+    // how full the machine's disk is, which is disk.rs's subject, not this test's.
+    options.spool.disk = DiskOptions::NONE;
     options.kafka = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>();
     Output { spec: OutputSpec::Kafka { brokers: bootstrap.to_owned(), topic: TOPIC.to_owned() }, options }
 }
@@ -106,11 +109,34 @@ fn burst(tag: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Waits until the topic holds a message with this seq.
-fn wait_for_seq(bootstrap: &str, seq: u64, timeout: Duration) {
+/// Waits until the topic holds a message with this seq; on failure, lists what the topic holds
+/// and every loss record the sensor wrote (a sink or spool that stopped says so there).
+fn wait_for_seq(sensor: &mut TestSensor, bootstrap: &str, seq: u64, timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    while !read_topic(bootstrap).iter().any(|r| r.seq() == seq) {
-        assert!(Instant::now() < deadline, "seq {seq} did not reach the topic within {timeout:?}");
+    loop {
+        let got = read_topic(bootstrap);
+        if got.iter().any(|r| r.seq() == seq) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let _ = sensor.wait_for(Duration::from_secs(1), |_| false);
+            let losses: Vec<String> = sensor
+                .seen
+                .iter()
+                .filter_map(|r| match &r.event {
+                    Some(Event::Loss(l)) => Some(format!("seq {} {l:?}", r.seq)),
+                    _ => None,
+                })
+                .collect();
+            let on_topic: BTreeSet<u64> = got.iter().map(Received::seq).collect();
+            panic!(
+                "seq {seq} did not reach the topic within {timeout:?}; on the topic: {} messages \
+                 (seq {:?}..={:?}); loss records: {losses:#?}",
+                got.len(),
+                on_topic.first(),
+                on_topic.last()
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -155,7 +181,7 @@ fn every_record_of_a_burst_reaches_the_topic_keyed_by_host() {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
     let bootstrap = cluster.bootstrap_servers();
-    let spool = tempfile::tempdir().expect("spool dir");
+    let spool = scratch_dir();
 
     let mut sensor = TestSensor::start(Options {
         outputs: vec![kafka_output(&bootstrap, spool.path(), &[])],
@@ -166,7 +192,7 @@ fn every_record_of_a_burst_reaches_the_topic_keyed_by_host() {
     let last = *pids.last().expect("pids");
     let rec =
         sensor.wait_for(Duration::from_secs(20), |r| is_exec_of(r, last)).expect("exec of the last process");
-    wait_for_seq(&bootstrap, rec.seq, Duration::from_secs(30));
+    wait_for_seq(&mut sensor, &bootstrap, rec.seq, Duration::from_secs(30));
     let records = sensor.stop();
 
     let got = read_topic(&bootstrap);
@@ -184,7 +210,7 @@ fn records_survive_a_broker_outage() {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
     let bootstrap = cluster.bootstrap_servers();
-    let spool = tempfile::tempdir().expect("spool dir");
+    let spool = scratch_dir();
     // Short timeouts so the outage makes deliveries fail and the spool re-send them.
     let extra = [("message.timeout.ms", "1500"), ("reconnect.backoff.max.ms", "500")];
 
@@ -197,7 +223,7 @@ fn records_survive_a_broker_outage() {
     let rec = sensor
         .wait_for(Duration::from_secs(20), |r| is_exec_of(r, *before.last().expect("pids")))
         .expect("exec before the outage");
-    wait_for_seq(&bootstrap, rec.seq, Duration::from_secs(30));
+    wait_for_seq(&mut sensor, &bootstrap, rec.seq, Duration::from_secs(30));
 
     cluster.broker_down(1).expect("broker down");
     let during = burst(&tag);
@@ -209,7 +235,7 @@ fn records_survive_a_broker_outage() {
     assert!(stats.delivery_errors.load(Ordering::Relaxed) > 0, "the outage made deliveries fail");
     assert!(!stats.connected.load(Ordering::Relaxed));
     cluster.broker_up(1).expect("broker up");
-    wait_for_seq(&bootstrap, rec.seq, Duration::from_secs(60));
+    wait_for_seq(&mut sensor, &bootstrap, rec.seq, Duration::from_secs(60));
     let records = sensor.stop();
     assert_eq!(stats.pending_records.load(Ordering::Relaxed), 0, "spool drained");
     assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);

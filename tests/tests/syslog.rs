@@ -16,7 +16,7 @@ use sensor::{
     pipeline::Options,
     sinks::{
         Output, OutputOptions, OutputSpec,
-        spec::{SpoolOptions, TlsOptions},
+        spec::{DiskOptions, SpoolOptions, TlsOptions},
     },
 };
 use sensor_proto::{AuditRecord, v1::audit_record::Event};
@@ -191,7 +191,12 @@ fn syslog_output(tls: bool, port: u16, spool: &Path, ca: Option<&Path>) -> Outpu
     Output {
         spec: OutputSpec::Syslog { tls, host, port },
         options: OutputOptions {
-            spool: SpoolOptions { dir: Some(spool.to_owned()), ..SpoolOptions::default() },
+            // No free-space reserve: delivery must not depend on how full the disk is (disk.rs).
+            spool: SpoolOptions {
+                dir: Some(spool.to_owned()),
+                disk: DiskOptions::NONE,
+                ..SpoolOptions::default()
+            },
             tls: TlsOptions {
                 ca_file: ca.map(Path::to_owned),
                 server_name: Some("localhost".into()),
@@ -229,11 +234,19 @@ fn rsyslog_receives_every_record_of_a_burst() {
     let port = free_port();
     let rsyslog = Rsyslog::start(dir.path(), port, None);
     let spec = format!("syslog+tcp://127.0.0.1:{port}");
-    // The binary's default spool directory for this output (no config option in this test).
+    // The binary's default spool directory for this output; the configuration only lifts the
+    // free-space reserve, so that delivery does not depend on how full the disk is (disk.rs).
     let spool = sensor::sinks::spool::spool_dir(&spec, &SpoolOptions::default());
     let _ = std::fs::remove_dir_all(&spool);
+    let config = dir.path().join("sensor.toml");
+    std::fs::write(
+        &config,
+        format!("[[output]]\nurl = \"{spec}\"\nspool = {{ reserve = 0, reserve_percent = 0 }}\n"),
+    )
+    .expect("write config");
 
-    let mut sensor = sensor_tests::spawn_sensor(["run", "--output", &spec]);
+    let mut sensor =
+        sensor_tests::spawn_sensor([std::ffi::OsStr::new("run"), "--config".as_ref(), config.as_ref()]);
 
     let tag = unique("syslog-burst");
     burst(&tag, 200);
