@@ -2,7 +2,8 @@
 //! sink, run processes, and wait for the records they cause.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
+    process::Command,
     sync::mpsc::{Receiver, channel},
     time::{Duration, Instant},
 };
@@ -232,4 +233,41 @@ pub fn now_secs() -> i64 {
 /// does not depend on how full the machine's disk is.
 pub fn scratch_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("sensor-test").tempdir_in("/dev/shm").expect("tempdir in /dev/shm")
+}
+
+/// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
+pub struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    pub fn new(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(ok.success(), "mounting a tmpfs (are you root?)");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.path())
+            .status()
+            .expect("remount");
+        assert!(ok.success(), "remount");
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
 }

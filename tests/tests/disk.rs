@@ -25,44 +25,7 @@ use sensor_proto::{
     AuditRecord,
     v1::{ExecEvent, Host, audit_record::Event},
 };
-use sensor_tests::{sensor_bin, unique};
-
-/// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn new(size: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("mount");
-        assert!(ok.success(), "mounting a tmpfs (are you root?)");
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn resize(&self, size: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(self.path())
-            .status()
-            .expect("remount");
-        assert!(ok.success(), "remount");
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
+use sensor_tests::{SmallFs, sensor_bin, unique};
 
 /// Kills the sensor when the test fails before stopping it (a failed assertion must not leave a
 /// sensor tracing the machine).
@@ -231,10 +194,7 @@ impl Transport for Collect {
     }
 }
 
-#[test]
-fn a_spool_on_a_full_disk_delivers_the_loss_record_after_the_gap() {
-    let fs = SmallFs::new("1m");
-    let t = Collect::default();
+fn spool_on(fs: &SmallFs, t: &Collect) -> DurableSink<Collect> {
     let opts = SpoolOptions {
         dir: Some(fs.path().join("spool")),
         max_bytes: 64 * 1024 * 1024,
@@ -243,39 +203,96 @@ fn a_spool_on_a_full_disk_delivers_the_loss_record_after_the_gap() {
     };
     let mut sink = DurableSink::open(t.clone(), t.clone(), &opts).expect("open");
     sink.set_drain_on_close(Duration::from_secs(10));
-    let mut chain = Chain::new();
-    for n in 0..2000 {
+    sink
+}
+
+/// Writes `n` records of `chain` to `sink`, flushing as the pipeline does.
+fn write_n(sink: &mut DurableSink<Collect>, chain: &mut Chain, n: u64) {
+    for i in 0..n {
         let s = chain.record();
         sink.write(&s.record, &s.bytes).expect("a full disk is not a write error");
-        if n % 50 == 0 {
+        if i % 50 == 0 {
             sink.flush().expect("flush");
         }
     }
+}
+
+/// The distinct seqs delivered, in the order they first arrived.
+fn delivered(t: &Collect) -> Vec<u64> {
+    let mut seen = std::collections::HashSet::new();
+    t.got.lock().expect("lock").iter().map(|o| o.seq).filter(|s| seen.insert(*s)).collect()
+}
+
+#[test]
+fn a_spool_on_a_full_disk_delivers_the_loss_record_after_the_gap() {
+    // The remote is down and the disk full: the memory lane (8 MiB) holds the latest records,
+    // the oldest it had to let go are the gap. ~1.2 KiB per record: 10 000 overflow the lane.
+    const N: u64 = 10_000;
+    let fs = SmallFs::new("1m");
+    let t = Collect::default();
+    let mut sink = spool_on(&fs, &t);
+    let mut chain = Chain::new();
+    write_n(&mut sink, &mut chain, N);
     let unwritten = sink.metrics().disk.expect("disk").unwritten;
     assert!(unwritten > 500, "{unwritten}");
-    fs.resize("8m");
+    fs.resize("24m");
     let loss = wait_loss(&mut sink);
-    assert_eq!((loss.count, loss.last_seq), (unwritten, 2000));
-    let first_missing = loss.first_seq;
+    assert_eq!(loss.count, unwritten);
+    assert_eq!(loss.last_seq - loss.first_seq + 1, loss.count, "one run: {loss:?}");
+    assert!(loss.last_seq < N, "the latest records were held in memory: {loss:?}");
+    let (first_missing, last_missing) = (loss.first_seq, loss.last_seq);
     let l = chain.loss(loss);
     sink.write(&l.record, &l.bytes).expect("write");
-    for _ in 0..10 {
-        let s = chain.record();
-        sink.write(&s.record, &s.bytes).expect("write");
-    }
+    write_n(&mut sink, &mut chain, 10);
     sink.flush().expect("flush");
     t.up.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(sink);
+    let want: Vec<u64> = (1..first_missing).chain(last_missing + 1..=N + 11).collect();
+    assert_eq!(
+        delivered(&t),
+        want,
+        "what was spooled before the gap, what memory held, the loss record, what followed"
+    );
     let got = t.got.lock().expect("lock").clone();
-    let mut seen = std::collections::HashSet::new();
-    let seqs: Vec<u64> = got.iter().map(|o| o.seq).filter(|s| seen.insert(*s)).collect();
-    let want: Vec<u64> = (1..first_missing).chain(2001..=2011).collect();
-    assert_eq!(seqs, want, "everything spooled before the gap, the loss record, what followed");
     let lr: serde_json::Value =
-        serde_json::from_slice(&got.iter().find(|o| o.seq == 2001).expect("loss record").payload)
+        serde_json::from_slice(&got.iter().find(|o| o.seq == N + 1).expect("loss record").payload)
             .expect("json");
     assert_eq!(lr["loss"]["kind"], "sink");
     assert_eq!(lr["loss"]["count"], unwritten.to_string());
+}
+
+#[test]
+fn a_full_disk_does_not_blind_a_network_output_whose_remote_is_up() {
+    // Filling the disk is the cheapest way to silence a sensor that only spools: while the
+    // spool cannot write, records go to the remote from memory, and nothing is lost.
+    let fs = SmallFs::new("1m");
+    let t = Collect::default();
+    t.up.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut sink = spool_on(&fs, &t);
+    let stats = sink.stats();
+    let mut chain = Chain::new();
+    write_n(&mut sink, &mut chain, 3000);
+    sink.flush().expect("flush");
+    assert!(sink.gap_open(), "the disk filled up: the spool stopped writing");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered(&t).len() < 3000 {
+        assert!(Instant::now() < deadline, "{} of 3000 delivered", delivered(&t).len());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(delivered(&t), (1..=3000).collect::<Vec<_>>(), "every record, in order");
+    assert_eq!(sink.metrics().disk.expect("disk").unwritten, 0, "nothing lost");
+    fs.resize("24m");
+    // Writing works again: no gap to report, the episode ends quietly.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.gap_open() {
+        assert_eq!(sink.take_loss(false).map(|l| l.count), None, "no loss record: nothing is missing");
+        assert!(Instant::now() < deadline, "the episode never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    write_n(&mut sink, &mut chain, 10);
+    drop(sink);
+    assert_eq!(delivered(&t), (1..=3010).collect::<Vec<_>>());
+    assert_eq!(stats.held_records.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 #[test]

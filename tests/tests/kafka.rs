@@ -19,7 +19,7 @@ use sensor::{
     sinks::{self, Output, OutputOptions, OutputSpec, spec::DiskOptions},
 };
 use sensor_proto::{AuditRecord, v1::audit_record::Event};
-use sensor_tests::{TestSensor, is_exec_of, scratch_dir, unique};
+use sensor_tests::{SmallFs, TestSensor, is_exec_of, scratch_dir, unique};
 
 const TOPIC: &str = "audit";
 const PARTITIONS: i32 = 3;
@@ -248,4 +248,31 @@ fn records_survive_a_broker_outage() {
             "exec of pid {pid} not on the topic"
         );
     }
+}
+
+#[test]
+fn a_spool_disk_below_its_reserve_does_not_blind_the_output() {
+    // The spool's file system (16 MiB) is below the default reserve (256 MiB) from the start,
+    // as on a disk an attacker filled: nothing can be spooled, yet every record reaches the
+    // topic (held in memory while the broker is reachable), and nothing is reported lost.
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
+    let bootstrap = cluster.bootstrap_servers();
+    let fs = SmallFs::new("16m");
+    let mut output = kafka_output(&bootstrap, &fs.path().join("spool"), &[]);
+    output.options.spool.disk = DiskOptions::default();
+    let sink = sinks::open(&output).expect("kafka sink");
+    let stats = sink.spool_stats().expect("a spooled sink");
+    let mut sensor = TestSensor::start(Options { extra_sinks: vec![sink], ..Options::default() });
+    let pids = burst(&unique("kafka-full-disk"));
+    let rec = sensor
+        .wait_for(Duration::from_secs(20), |r| is_exec_of(r, *pids.last().expect("pids")))
+        .expect("exec of the last process");
+    wait_for_seq(&mut sensor, &bootstrap, rec.seq, Duration::from_secs(30));
+    assert_eq!(stats.spool_bytes.load(Ordering::Relaxed), 0, "nothing was spooled");
+    let records = sensor.stop();
+    let lost: Vec<_> = records.iter().filter(|r| matches!(r.event, Some(Event::Loss(_)))).collect();
+    assert!(lost.is_empty(), "nothing is missing: {lost:?}");
+    let got = read_topic(&bootstrap);
+    assert_all_arrived(&records, &got);
 }

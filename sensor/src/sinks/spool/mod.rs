@@ -21,10 +21,13 @@
 //! - The spool's disk follows the disk-space policy of `super::space`: a reserve of free space
 //!   (below it the oldest segments go, or spooling stops), and a failed write (full disk, I/O
 //!   error) starts an episode whose loss record goes into the spool when writing works again.
+//!   During an episode the records go to a bounded [`memory`] lane, delivered directly while
+//!   the remote is reachable: a full disk does not blind a network output.
 
 // Public for the fuzz targets (fuzz/): the spool's on-disk formats are untrusted input.
 pub mod ack;
 pub mod frame;
+mod memory;
 mod sender;
 pub mod store;
 
@@ -43,6 +46,7 @@ use tracing::{error, info, warn};
 
 use self::{
     ack::AckFile,
+    memory::{Held, MemoryLane},
     store::{Entry, Store},
 };
 use super::{
@@ -81,6 +85,8 @@ pub struct SpoolStats {
     pub dropped: AtomicU64,
     /// Whether the last delivery attempt succeeded.
     pub connected: AtomicBool,
+    /// Records held in memory because the spool's disk cannot take them (see [`memory`]).
+    pub held_records: AtomicU64,
 }
 
 struct Shared {
@@ -93,6 +99,9 @@ struct Shared {
     /// They are in the spool too and go again in order (receivers de-duplicate by seq), so an
     /// urgent send that fails loses nothing.
     urgent: Mutex<Vec<Outgoing>>,
+    /// Records the spool could not take (its disk is below the reserve or failing), delivered
+    /// after the spooled backlog. Lock order: `store`, then `memory`.
+    memory: Mutex<MemoryLane>,
 }
 
 impl Shared {
@@ -104,6 +113,10 @@ impl Shared {
         *self.deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn memory(&self) -> MutexGuard<'_, MemoryLane> {
+        self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn take_urgent(&self) -> Vec<Outgoing> {
         std::mem::take(&mut *self.urgent.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
@@ -111,6 +124,7 @@ impl Shared {
     fn publish(&self, store: &Store) {
         self.stats.spool_bytes.store(store.total_bytes(), Ordering::Relaxed);
         self.stats.pending_records.store(store.pending_records(), Ordering::Relaxed);
+        self.stats.held_records.store(self.memory().len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -181,6 +195,9 @@ impl<E: Encoder> DurableSink<E> {
             deadline: Mutex::new(None),
             stats: Arc::new(SpoolStats::default()),
             urgent: Mutex::new(Vec::new()),
+            memory: Mutex::new(MemoryLane::new(
+                usize::try_from(opts.max_bytes).unwrap_or(usize::MAX).min(memory::LANE_BYTES),
+            )),
         });
         shared.publish(&shared.lock());
         let thread_shared = shared.clone();
@@ -215,21 +232,20 @@ impl<E: Encoder> DurableSink<E> {
         self.shared.stats.clone()
     }
 
-    /// A spool write failed: the records it lost start (or extend) the episode.
-    fn fail(&mut self, e: &std::io::Error, lost: Option<store::Unwritten>) {
-        let reason = space::reason(e);
-        let name = &self.name;
-        let ep = self.episode.get_or_insert_with(|| {
-            warn!(sink = %name, error = %e, reason,
-                "spooling records failed: the records not spooled are counted, and a loss record \
-                 follows as soon as writing works again");
-            Episode::new(reason)
-        });
-        if let Some(u) = lost {
-            ep.add_run(u.count, (u.first_seq, u.first_boot_ns, &u.prev_hash), (u.last_seq, u.last_boot_ns));
-            self.unwritten += u.count;
+    /// A spool write failed: the episode starts (or goes on), and the records the disk refused
+    /// are held in memory.
+    fn fail(&mut self, e: &std::io::Error, refused: Vec<Held>) {
+        if self.episode.is_none() {
+            let reason = space::reason(e);
+            warn!(sink = %self.name, error = %e, reason,
+                "spooling records failed: records are delivered from memory meanwhile; what \
+                 cannot be held is counted, and a loss record follows as soon as writing works again");
+            self.episode = Some(Episode::new(reason));
         }
         self.resuming = false;
+        for h in refused {
+            self.hold(h);
+        }
     }
 
     /// Below the reserve: with `rotate`, deletes the oldest sealed segments (their undelivered
@@ -258,16 +274,68 @@ impl<E: Encoder> DurableSink<E> {
             warn!(sink = %self.name, free = self.space.free, reserve = self.space.reserve,
                 deleted_segments = deleted, stopped = still_low, suppressed,
                 "spool: free space below the reserve{}",
-                if still_low { ": spooling stops until it is free again (the records not spooled are counted)" }
+                if still_low { ": spooling stops until it is free again (records are delivered from memory meanwhile; what cannot be held is counted)" }
                 else { ": deleted the oldest spooled records (counted as lost)" });
         }
         still_low
     }
 
-    fn count_unwritten(&mut self, record: &AuditRecord) {
+    /// The spool cannot take `record`: it is held in memory (see [`Self::hold`]).
+    fn hold_record(&mut self, record: &AuditRecord, payload: Vec<u8>) {
+        let prev_hash = record.integrity.as_ref().map_or_else(String::new, |i| i.prev_hash.clone());
+        self.hold(Held { seq: record.seq, boot_ns: record.boot_ns, prev_hash, payload });
+    }
+
+    /// The memory lane holds `held` for the sender; what it evicts to make room is counted as
+    /// lost.
+    fn hold(&mut self, held: Held) {
+        let evicted = self.shared.memory().push(held);
+        for h in &evicted {
+            self.count_lost(h);
+        }
+        self.shared.wake.notify_all();
+    }
+
+    fn count_lost(&mut self, h: &Held) {
         if let Some(ep) = self.episode.as_mut() {
-            ep.add_record(record);
+            ep.add(h.seq, h.boot_ns, &h.prev_hash);
             self.unwritten += 1;
+        }
+    }
+
+    /// Moves what the memory lane holds into the spool, behind its backlog and ahead of anything
+    /// new. False when a write failed: that record and the rest are counted as lost.
+    fn spool_held(&mut self) -> bool {
+        let held = self.shared.memory().take();
+        if held.is_empty() {
+            return true;
+        }
+        let mut store = self.shared.lock();
+        let mut rest = held.iter();
+        let mut res = Ok(());
+        for h in rest.by_ref() {
+            res = store.append(Entry {
+                seq: h.seq,
+                boot_ns: h.boot_ns,
+                prev_hash: &h.prev_hash,
+                payload: &h.payload,
+            });
+            if res.is_err() {
+                break;
+            }
+        }
+        let res = res.and_then(|()| store.flush());
+        self.shared.publish(&store);
+        let mut refused = store.take_refused();
+        drop(store);
+        self.shared.wake.notify_all();
+        match res {
+            Ok(()) => true,
+            Err(e) => {
+                refused.extend(rest.cloned());
+                self.fail(&e, refused);
+                false
+            }
         }
     }
 
@@ -278,7 +346,7 @@ impl<E: Encoder> DurableSink<E> {
             let mut store = self.shared.lock();
             let res = op(&mut store);
             self.shared.publish(&store);
-            res.map_err(|e| (e, store.take_unwritten()))
+            res.map_err(|e| (e, store.take_refused()))
         };
         self.shared.wake.notify_all();
         if let Err((e, lost)) = res {
@@ -292,25 +360,28 @@ impl<E: Encoder> Sink for DurableSink<E> {
         &self.name
     }
 
-    /// A record that cannot be spooled (full disk, I/O error) is counted, not an error.
+    /// A record that cannot be spooled (full disk, I/O error) is held in memory, or counted
+    /// when memory is full too; never an error.
     fn write(&mut self, record: &AuditRecord, encoded: &[u8]) -> Result<(), SinkError> {
+        let payload = self.encoder.encode(record, encoded)?;
         if self.episode.is_some() && !self.resuming {
-            self.count_unwritten(record);
+            self.hold_record(record, payload);
             return Ok(());
         }
-        let payload = self.encoder.encode(record, encoded)?;
         if !self.resuming && self.space.due(payload.len() as u64) {
             if self.space.low() {
                 if self.make_room() {
-                    let res = self.shared.lock().flush();
-                    let lost = self.shared.lock().take_unwritten();
+                    let (res, refused) = {
+                        let mut store = self.shared.lock();
+                        (store.flush(), store.take_refused())
+                    };
                     match res {
                         Ok(()) => {
                             self.episode.get_or_insert_with(|| Episode::new("disk_full"));
                         }
-                        Err(e) => self.fail(&e, lost),
+                        Err(e) => self.fail(&e, refused),
                     }
-                    self.count_unwritten(record);
+                    self.hold_record(record, payload);
                     return Ok(());
                 }
             } else {
@@ -323,11 +394,11 @@ impl<E: Encoder> Sink for DurableSink<E> {
             prev_hash: record.integrity.as_ref().map_or("", |i| i.prev_hash.as_str()),
             payload: &payload,
         };
-        let (mut res, lost) = {
+        let mut res = {
             let mut store = self.shared.lock();
             let res = store.append(entry);
             self.shared.publish(&store);
-            (res, store.take_unwritten())
+            res
         };
         if self.resuming && res.is_ok() {
             // The loss record must be on disk before the episode is over.
@@ -342,8 +413,8 @@ impl<E: Encoder> Sink for DurableSink<E> {
             }
         }
         if let Err(e) = res {
-            let lost = lost.or_else(|| self.shared.lock().take_unwritten());
-            self.fail(&e, lost);
+            let refused = self.shared.lock().take_refused();
+            self.fail(&e, refused);
         }
         Ok(())
     }
@@ -388,6 +459,12 @@ impl<E: Encoder> Sink for DurableSink<E> {
         if !self.space.can_write() && !stopping {
             return None;
         }
+        // Writing works again, or the sensor stops (then the lane's few MiB may go into the
+        // reserve, for the next run to deliver): what the lane holds is spooled first.
+        if !self.spool_held() && !stopping {
+            return None;
+        }
+        let ep = self.episode.as_mut()?;
         if ep.count == 0 {
             self.episode = None;
             return None;

@@ -1,5 +1,6 @@
-//! The spool's sender thread: delivers spooled records in order, urgent ones first, acks what
-//! the remote took, backs off and replays after errors, drains until the close deadline.
+//! The spool's sender thread: delivers spooled records in order, urgent ones first, then what
+//! the memory lane holds; acks what the remote took, backs off and replays after errors, drains
+//! until the close deadline.
 
 use std::{
     collections::VecDeque,
@@ -48,14 +49,31 @@ fn nap(shared: &Shared, d: Duration) -> bool {
 
 pub(super) fn run_sender<T: Transport>(shared: &Shared, transport: T, ack: &AckFile) {
     let mut sender = Sender::new(shared, transport, ack);
-    while let Some(plan) = sender.next_plan() {
-        let Some((batch, end)) = sender.read(&plan) else { continue };
-        match sender.deliver(&plan, &batch) {
-            Delivery::Delivered => sender.acknowledge(&plan, end, batch),
-            Delivery::Abandoned => {}
-            Delivery::Closed => return,
+    while let Some(work) = sender.next_work() {
+        match work {
+            Work::Spool(plan) => {
+                let Some((batch, end)) = sender.read(&plan) else { continue };
+                match sender.deliver(Some(&plan), &batch) {
+                    Delivery::Delivered => sender.acknowledge(&plan, end, batch),
+                    Delivery::Abandoned => {}
+                    Delivery::Closed => return,
+                }
+            }
+            Work::Memory(batch) => match sender.deliver(None, &batch) {
+                Delivery::Delivered => sender.acknowledge_held(batch),
+                Delivery::Abandoned => {}
+                Delivery::Closed => return,
+            },
         }
     }
+}
+
+/// What the sender does next.
+enum Work {
+    /// A batch of the spool.
+    Spool(store::Plan),
+    /// A copy of the oldest records of the memory lane (the spooled backlog is delivered).
+    Memory(Vec<Outgoing>),
 }
 
 /// How delivering one batch ended.
@@ -102,9 +120,10 @@ impl<'a, T: Transport> Sender<'a, T> {
         }
     }
 
-    /// What to send next: sends urgent records first and waits for the pipeline while there
-    /// is nothing. `None` once the sink is closing and nothing is left, or at the deadline.
-    fn next_plan(&mut self) -> Option<store::Plan> {
+    /// What to send next: sends urgent records first, then the spool, then the memory lane, and
+    /// waits for the pipeline while there is nothing. `None` once the sink is closing and
+    /// nothing is left, or at the deadline.
+    fn next_work(&mut self) -> Option<Work> {
         let shared = self.shared;
         let mut store = shared.lock();
         loop {
@@ -118,8 +137,13 @@ impl<'a, T: Transport> Sender<'a, T> {
                 continue;
             }
             match store.plan() {
-                Ok(Some(p)) => return Some(p),
-                Ok(None) => {}
+                Ok(Some(p)) => return Some(Work::Spool(p)),
+                Ok(None) => {
+                    let held = shared.memory().batch(BATCH_RECORDS, BATCH_BYTES);
+                    if !held.is_empty() {
+                        return Some(Work::Memory(held));
+                    }
+                }
                 Err(e) => error!(sink = %self.name, error = %e, "spool: deleting a delivered segment failed"),
             }
             shared.publish(&store);
@@ -158,10 +182,11 @@ impl<'a, T: Transport> Sender<'a, T> {
     }
 
     /// Delivers `batch` (after the replay window when the last attempt failed), retrying with
-    /// backoff until it works, its segment is dropped, or the close deadline passes.
-    fn deliver(&mut self, plan: &store::Plan, batch: &[Outgoing]) -> Delivery {
+    /// backoff until it works, its segment (`plan`; none for the memory lane) is dropped, or the
+    /// close deadline passes.
+    fn deliver(&mut self, plan: Option<&store::Plan>, batch: &[Outgoing]) -> Delivery {
         loop {
-            if self.shared.lock().front_id() != Some(plan.id) {
+            if plan.is_some_and(|p| self.shared.lock().front_id() != Some(p.id)) {
                 return Delivery::Abandoned;
             }
             let res = if self.replay && !self.recent.is_empty() {
@@ -228,6 +253,21 @@ impl<'a, T: Transport> Sender<'a, T> {
         if acked && let Err(e) = self.ack.write(plan.id, end) {
             warn!(sink = %self.name, error = %e, "spool: writing the ack file failed (records may be re-sent)");
         }
+        self.remember(batch);
+    }
+
+    /// A batch of the memory lane was delivered: the lane forgets it (unless it was spooled
+    /// meanwhile; then the spool sends it again).
+    fn acknowledge_held(&mut self, batch: Vec<Outgoing>) {
+        self.shared.stats.delivered.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Some(last) = batch.last() {
+            self.shared.memory().delivered(last.seq);
+        }
+        self.remember(batch);
+    }
+
+    /// Keeps a delivered batch for the replay window.
+    fn remember(&mut self, batch: Vec<Outgoing>) {
         let now = Instant::now();
         self.recent.extend(batch.into_iter().map(|o| (now, o)));
         while self.recent.front().is_some_and(|(t, _)| now.duration_since(*t) > REPLAY_WINDOW)

@@ -22,6 +22,7 @@ use std::{
 
 use tracing::warn;
 
+use super::memory::Held;
 use super::{
     ack::{self, checked_ack},
     frame::{self, HEADER, Parsed, encode, parse, scan},
@@ -57,7 +58,7 @@ struct Writer {
     first: Option<Unwritten>,
 }
 
-/// Records that could not be written to the spool (a full disk, an I/O error).
+/// The first and the last record of a write buffer, and how many it holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unwritten {
     pub count: u64,
@@ -115,8 +116,8 @@ pub struct Store {
     pub dropped_low_space: u64,
     /// Records lost in damaged spool segments (estimated from the seqs around the damage).
     pub dropped_damaged: u64,
-    /// Records a failed write lost since the last call of [`Store::take_unwritten`].
-    unwritten: Option<Unwritten>,
+    /// Records a failed write could not put on disk, since the last [`Store::take_refused`].
+    refused: Vec<Held>,
     /// One sensor per spool.
     _lock: crate::exclusive::DirLock,
 }
@@ -226,7 +227,7 @@ impl Store {
             dropped: 0,
             dropped_low_space: 0,
             dropped_damaged,
-            unwritten: None,
+            refused: Vec::new(),
             _lock: lock,
         })
     }
@@ -245,35 +246,43 @@ impl Store {
         on_disk + self.writer.as_ref().map_or(0, |w| w.buf_records)
     }
 
-    /// Appends a record, applying the full policy. On an error, the records lost (this one
-    /// included) are in [`Store::take_unwritten`].
+    /// Appends a record, applying the full policy. On an error, the records not written (this
+    /// one included) are in [`Store::take_refused`].
     pub fn append(&mut self, e: Entry<'_>) -> io::Result<()> {
         let res = self.try_append(e);
-        if res.is_err() && !self.buffered(e.seq) {
-            self.lost(Unwritten::one(e.seq, e.boot_ns, e.prev_hash));
+        if res.is_err() && self.refused.last().is_none_or(|h| h.seq != e.seq) {
+            self.refused.push(Held {
+                seq: e.seq,
+                boot_ns: e.boot_ns,
+                prev_hash: e.prev_hash.to_owned(),
+                payload: e.payload.to_vec(),
+            });
         }
         res
     }
 
-    /// True when the record `seq` went into the write buffer (then a failed flush counted it).
-    fn buffered(&self, seq: u64) -> bool {
-        self.unwritten.as_ref().is_some_and(|u| u.last_seq == seq && u.count > 0)
+    /// The records failed writes could not put on disk since the last call, oldest first, with
+    /// their payloads (the spool holds them in memory instead of losing them).
+    pub fn take_refused(&mut self) -> Vec<Held> {
+        std::mem::take(&mut self.refused)
     }
 
-    fn lost(&mut self, u: Unwritten) {
-        match self.unwritten.as_mut() {
-            Some(acc) => {
-                acc.count += u.count;
-                acc.last_seq = u.last_seq;
-                acc.last_boot_ns = acc.last_boot_ns.max(u.last_boot_ns);
-            }
-            None => self.unwritten = Some(u),
+    /// The frames of a write buffer the disk refused, back as records. Only the first one's
+    /// chain link is known (the buffer keeps no per-record metadata, to cost nothing while the
+    /// disk works); a loss record needs no other.
+    fn refuse_buffer(&mut self, buf: &[u8], meta: Option<Unwritten>) {
+        let meta = meta.unwrap_or_default();
+        let mut rest = buf;
+        while let Parsed::Frame(o, n) = parse(rest) {
+            let first = o.seq == meta.first_seq;
+            self.refused.push(Held {
+                seq: o.seq,
+                boot_ns: if first { meta.first_boot_ns } else { meta.last_boot_ns },
+                prev_hash: if first { meta.prev_hash.clone() } else { String::new() },
+                payload: o.payload,
+            });
+            rest = &rest[n..];
         }
-    }
-
-    /// Records lost to failed writes since the last call.
-    pub fn take_unwritten(&mut self) -> Option<Unwritten> {
-        self.unwritten.take()
     }
 
     fn try_append(&mut self, e: Entry<'_>) -> io::Result<()> {
@@ -328,13 +337,17 @@ impl Store {
         }
         if let Err(e) = w.file.write_all(&w.buf) {
             // Part of the buffer may be in the file: never append after it. The segment keeps
-            // its whole frames (a reader stops at the torn one), the buffered records are lost
-            // (counted), the next record starts a new segment.
-            let lost = w.first.take();
+            // what it had (a later run's scan may find more whole frames: re-sent, receivers
+            // de-duplicate), the buffered records are handed back ([`Store::take_refused`]),
+            // the next record starts a new segment.
+            let (buf, meta, id) = (std::mem::take(&mut w.buf), w.first.take(), w.id);
             self.writer = None;
-            if let Some(u) = lost {
-                self.lost(u);
+            let frames = buf.len() as u64;
+            if let Some(seg) = self.segments.iter_mut().rev().find(|s| s.id == id) {
+                seg.size = seg.size.saturating_sub(frames);
             }
+            self.total_bytes = self.total_bytes.saturating_sub(frames);
+            self.refuse_buffer(&buf, meta);
             return Err(e);
         }
         if let Some(seg) = self.segments.iter_mut().rev().find(|s| s.id == w.id) {
