@@ -309,7 +309,7 @@ fn sensor_with_its_record_directory_on_a_full_disk() {
     std::fs::write(
         &config,
         format!(
-            "[filters]\ninclude_paths = [\"{}\"]\n\
+            "[sensor]\nheartbeat = \"1s\"\n[filters]\ninclude_paths = [\"{}\"]\n\
              [[output]]\nurl = \"file:{}\"\n[output.file]\nreserve = 0\nreserve_percent = 0\n\
              [[output]]\nurl = \"jsonl:{}\"\n",
             busy.display(),
@@ -348,6 +348,19 @@ fn sensor_with_its_record_directory_on_a_full_disk() {
     assert!(metrics.contains(&format!("sensor_sink_disk_suspended{sink} 1")), "{metrics}");
     assert!(metrics.contains(&format!("sensor_sink_disk_reserve_bytes{sink} 0")), "{metrics}");
     assert!(!metrics.contains(&format!("sensor_sink_unwritten_records_total{sink} 0\n")), "{metrics}");
+    // The other outputs learn at once, from the heartbeats, which output stopped writing.
+    let file_output = format!("file:{}", dir.display());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&jsonl).unwrap_or_default().lines().any(|l| {
+        serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+            v["heartbeat"]["suspended_outputs"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| *o == *file_output))
+        })
+    }) {
+        assert!(Instant::now() < deadline, "no heartbeat names {file_output} as suspended");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     fs.resize("512m");
     storm(200);
     // The loss record reaches the other outputs too.

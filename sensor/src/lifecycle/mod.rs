@@ -89,6 +89,12 @@ impl Lifecycle {
             queue_lineage: stats.queue_depth[0].load(Ordering::Relaxed),
             queue_bulk: stats.queue_depth[1].load(Ordering::Relaxed),
             sink_errors: stats.sink_errors.load(Ordering::Relaxed),
+            suspended_outputs: stats
+                .sinks
+                .iter()
+                .filter(|s| s.disk_suspended.load(Ordering::Relaxed) != 0)
+                .map(|s| s.name.clone())
+                .collect(),
         })
     }
 
