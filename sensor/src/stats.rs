@@ -25,6 +25,8 @@ pub const PUBLISH_EVERY: u32 = 256;
 #[derive(Debug, Default)]
 pub struct Stats {
     pub kernel_events: AtomicU64,
+    /// Events the record stage took from its queues (the service watchdog's sign of progress).
+    pub events_taken: AtomicU64,
     pub kernel_bytes: AtomicU64,
     pub decode_errors: AtomicU64,
     pub records: AtomicU64,

@@ -9,6 +9,7 @@ mod records;
 mod rules;
 mod run;
 mod trace;
+mod watchdog;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -182,6 +182,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let signals = Signals::install()?;
     let running = pipeline::start(opts).await?;
     info!("streaming records; stop with Ctrl-C");
+    super::watchdog::ready();
+    let watchdog = super::watchdog::spawn(running.stats.clone());
 
     let stats = running.stats.clone();
     let view = live_view.then(|| {
@@ -209,10 +211,15 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let reason = signals.wait_for_stop(duration).await;
     running.set_stop_reason(reason);
+    super::watchdog::stopping();
     if let Some(v) = view {
         v.abort();
     }
+    // The pings go on while the sinks drain (a stop may take several seconds).
     let reports = running.stop().await?;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     for r in reports.iter().filter(|r| r.errors > 0) {
         tracing::error!(sink = %r.name, errors = r.errors, "sink had write errors");
     }

@@ -267,6 +267,7 @@ impl Stage {
 
     /// Counts an event taken from the queues and enriches it into `batch`.
     fn take(&mut self, ev: PipelineEvent, stats: &Stats, batch: &mut Vec<Enriched>) {
+        stats.events_taken.fetch_add(1, Ordering::Relaxed);
         match &ev {
             PipelineEvent::Loss(l) => {
                 stats.loss_records.fetch_add(1, Ordering::Relaxed);
