@@ -296,6 +296,25 @@ fn a_full_disk_does_not_blind_a_network_output_whose_remote_is_up() {
 }
 
 #[test]
+fn stopping_on_a_full_disk_with_the_remote_down_counts_what_memory_holds() {
+    // Nothing can keep the held records for the next run: the loss record says they are missing
+    // (the drain may still deliver some; a loss record never understates).
+    let fs = SmallFs::new("1m");
+    let t = Collect::default();
+    let mut sink = spool_on(&fs, &t);
+    sink.set_drain_on_close(Duration::from_millis(200));
+    let mut chain = Chain::new();
+    write_n(&mut sink, &mut chain, 3000);
+    sink.flush().expect("flush");
+    assert_eq!(sink.metrics().disk.expect("disk").unwritten, 0, "all held in memory so far");
+    let loss = sink.take_loss(true).expect("a loss record at stop");
+    assert_eq!(loss.last_seq, 3000, "{loss:?}");
+    assert_eq!(loss.last_seq - loss.first_seq + 1, loss.count, "{loss:?}");
+    assert!(loss.count > 1000, "{loss:?}");
+    drop(sink);
+}
+
+#[test]
 fn sensor_with_its_record_directory_on_a_full_disk() {
     let fs = SmallFs::new("2m");
     let dir = fs.path().join("records");

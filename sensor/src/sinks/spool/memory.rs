@@ -61,6 +61,11 @@ impl MemoryLane {
         evicted
     }
 
+    /// The held records, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Held> {
+        self.held.iter()
+    }
+
     pub fn len(&self) -> usize {
         self.held.len()
     }

@@ -461,8 +461,20 @@ impl<E: Encoder> Sink for DurableSink<E> {
         }
         // Writing works again, or the sensor stops (then the lane's few MiB may go into the
         // reserve, for the next run to deliver): what the lane holds is spooled first.
-        if !self.spool_held() && !stopping {
-            return None;
+        if !self.spool_held() {
+            if !stopping {
+                return None;
+            }
+            // Stopping and the disk refuses them: what memory holds may still go out while the
+            // sender drains, but no later run can deliver it, so it is counted as missing.
+            let held: Vec<(u64, u64, String)> =
+                self.shared.memory().iter().map(|h| (h.seq, h.boot_ns, h.prev_hash.clone())).collect();
+            if let Some(ep) = self.episode.as_mut() {
+                for (seq, boot_ns, prev_hash) in &held {
+                    ep.add(*seq, *boot_ns, prev_hash);
+                }
+                self.unwritten += held.len() as u64;
+            }
         }
         let ep = self.episode.as_mut()?;
         if ep.count == 0 {
