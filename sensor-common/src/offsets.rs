@@ -189,3 +189,22 @@ offsets! {
 }
 
 const _: () = assert!(size_of::<KernelOffsets>().is_multiple_of(4));
+
+/// The raw dispatcher's twins read a call's six argument registers in one probe read: the
+/// `REGS_WINDOW_WORDS` eight-byte words of `pt_regs` from argument 3's register, argument `i` at
+/// word `REGS_WINDOW_ARG[i]` (x86-64: `r10 r9 r8 ax cx dx si di`). [`regs_window_fits`] checks
+/// the running kernel's offsets against that layout; where they differ the loader keeps the
+/// syscall tracepoints.
+pub const REGS_WINDOW_WORDS: usize = 8;
+pub const REGS_WINDOW_ARG: [usize; 6] = [7, 6, 5, 0, 2, 1];
+
+/// Whether the argument registers sit in `pt_regs` as [`REGS_WINDOW_ARG`] says.
+pub fn regs_window_fits(o: &KernelOffsets) -> bool {
+    let regs = [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5];
+    let base = o.regs_arg3;
+    base != OFFSET_ABSENT
+        && regs
+            .iter()
+            .zip(REGS_WINDOW_ARG)
+            .all(|(&off, word)| u32::try_from(word * 8).ok().and_then(|w| base.checked_add(w)) == Some(off))
+}

@@ -21,6 +21,8 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 
+use sensor_common::offsets::{REGS_WINDOW_ARG, REGS_WINDOW_WORDS};
+
 use crate::{
     kernel::{read_z, tp_args, tp_field},
     off,
@@ -126,9 +128,14 @@ impl Syscall for RawSyscall {
         unsafe { read_z(self.regs, off) }
     }
 
+    /// One probe read of the argument registers instead of six (see
+    /// `sensor_common::offsets::REGS_WINDOW_ARG`; the loader uses the dispatcher only where the
+    /// kernel's `pt_regs` has that layout).
     #[inline(always)]
     fn args(&self) -> [u64; 6] {
-        [self.arg(0), self.arg(1), self.arg(2), self.arg(3), self.arg(4), self.arg(5)]
+        // SAFETY: probe read of the task's saved registers (zero when it faults).
+        let w: [u64; REGS_WINDOW_WORDS] = unsafe { read_z(self.regs, off!(regs_arg3)) };
+        REGS_WINDOW_ARG.map(|i| w[i])
     }
 
     #[inline(always)]

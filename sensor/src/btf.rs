@@ -405,6 +405,10 @@ mod tests {
                 [off.regs_arg0, off.regs_arg1, off.regs_arg2, off.regs_arg3, off.regs_arg4, off.regs_arg5];
             assert_eq!(regs, [112, 104, 96, 56, 72, 64]);
             assert_eq!(off.regs_syscall_nr, 120);
+            assert!(
+                sensor_common::offsets::regs_window_fits(&off),
+                "one probe read of the argument registers"
+            );
             assert_ne!(off.task_ti_status, OFFSET_ABSENT);
         }
     }

@@ -110,11 +110,15 @@ impl SyscallHooks {
     fn choose(setting: SyscallDispatcher, o: &sensor_common::KernelOffsets, preemptible: bool) -> Self {
         let regs =
             [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5, o.regs_syscall_nr];
-        let regs_known = !regs.contains(&sensor_common::offsets::OFFSET_ABSENT);
+        let regs_known = !regs.contains(&sensor_common::offsets::OFFSET_ABSENT)
+            && sensor_common::offsets::regs_window_fits(o);
         match setting {
             SyscallDispatcher::Off => Self::Tracepoints,
             _ if !regs_known => {
-                info!("the kernel's BTF does not name the syscall registers: using syscall tracepoints");
+                info!(
+                    "the kernel's BTF does not name the syscall registers, or not in the x86-64 \
+                     layout: using syscall tracepoints"
+                );
                 Self::Tracepoints
             }
             SyscallDispatcher::Auto if preemptible => {
@@ -354,15 +358,32 @@ mod tests {
     #[test]
     fn the_dispatcher_is_kept_off_kernels_that_run_it_preemptibly() {
         use zerocopy::FromZeros as _;
-        let known = sensor_common::KernelOffsets::new_zeroed();
+        let mut known = sensor_common::KernelOffsets::new_zeroed();
+        // x86-64 pt_regs: di si dx r10 r8 r9 orig_ax.
+        [
+            known.regs_arg0,
+            known.regs_arg1,
+            known.regs_arg2,
+            known.regs_arg3,
+            known.regs_arg4,
+            known.regs_arg5,
+        ] = [112, 104, 96, 56, 72, 64];
+        known.regs_syscall_nr = 120;
         let mut unknown = known;
         unknown.regs_syscall_nr = sensor_common::offsets::OFFSET_ABSENT;
+        let mut other_layout = known;
+        other_layout.regs_arg4 = 80;
         let choose = SyscallHooks::choose;
         assert_eq!(choose(SyscallDispatcher::Auto, &known, false), SyscallHooks::Dispatcher);
         assert_eq!(choose(SyscallDispatcher::Auto, &known, true), SyscallHooks::Tracepoints);
         assert_eq!(choose(SyscallDispatcher::On, &known, true), SyscallHooks::Dispatcher, "forced");
         assert_eq!(choose(SyscallDispatcher::Off, &known, false), SyscallHooks::Tracepoints);
         assert_eq!(choose(SyscallDispatcher::On, &unknown, false), SyscallHooks::Tracepoints, "no registers");
+        assert_eq!(
+            choose(SyscallDispatcher::On, &other_layout, false),
+            SyscallHooks::Tracepoints,
+            "registers not where one read of the argument window finds them"
+        );
     }
 
     /// No program calls a subprogram. Such calls have been LLVM's byte-wise `memset`/`memmove`
