@@ -304,7 +304,7 @@ impl<E: Encoder> DurableSink<E> {
     }
 
     /// Moves what the memory lane holds into the spool, behind its backlog and ahead of anything
-    /// new. False when a write failed: that record and the rest are counted as lost.
+    /// new. False when a write failed: that record and the rest go back to the lane.
     fn spool_held(&mut self) -> bool {
         let held = self.shared.memory().take();
         if held.is_empty() {
