@@ -108,9 +108,8 @@ impl SyscallHooks {
     /// every other task's system calls there (counted, loss kind "syscall"), where a
     /// tracepoint program preempted blocks only its own system call.
     fn choose(setting: SyscallDispatcher, o: &sensor_common::KernelOffsets, preemptible: bool) -> Self {
-        let regs =
-            [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5, o.regs_syscall_nr];
-        let regs_known = !regs.contains(&sensor_common::offsets::OFFSET_ABSENT)
+        // The window check also refuses an absent argument register.
+        let regs_known = o.regs_syscall_nr != sensor_common::offsets::OFFSET_ABSENT
             && sensor_common::offsets::regs_window_fits(o);
         match setting {
             SyscallDispatcher::Off => Self::Tracepoints,

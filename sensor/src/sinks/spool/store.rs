@@ -54,33 +54,19 @@ struct Writer {
     file: File,
     buf: Vec<u8>,
     buf_records: u64,
-    /// The first and the last buffered record (what a loss record needs when writing fails).
-    first: Option<Unwritten>,
+    /// What is known of the buffered records beyond their frames, for handing them back when
+    /// writing fails ([`Store::take_refused`]).
+    first: Option<BufferMeta>,
 }
 
-/// The first and the last record of a write buffer, and how many it holds.
+/// The first buffered record's seq, time and chain link, and the latest buffered time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Unwritten {
-    pub count: u64,
-    pub first_seq: u64,
-    pub first_boot_ns: u64,
+struct BufferMeta {
+    first_seq: u64,
+    first_boot_ns: u64,
     /// The `prev_hash` of the first of them.
-    pub prev_hash: String,
-    pub last_seq: u64,
-    pub last_boot_ns: u64,
-}
-
-impl Unwritten {
-    fn one(seq: u64, boot_ns: u64, prev_hash: &str) -> Self {
-        Self {
-            count: 1,
-            first_seq: seq,
-            first_boot_ns: boot_ns,
-            prev_hash: prev_hash.to_owned(),
-            last_seq: seq,
-            last_boot_ns: boot_ns,
-        }
-    }
+    prev_hash: String,
+    last_boot_ns: u64,
 }
 
 /// A record to append: its sequence number, time, chain link and rendered payload.
@@ -270,7 +256,7 @@ impl Store {
     /// The frames of a write buffer the disk refused, back as records. Only the first one's
     /// chain link is known (the buffer keeps no per-record metadata, to cost nothing while the
     /// disk works); a loss record needs no other.
-    fn refuse_buffer(&mut self, buf: &[u8], meta: Option<Unwritten>) {
+    fn refuse_buffer(&mut self, buf: &[u8], meta: Option<BufferMeta>) {
         let meta = meta.unwrap_or_default();
         let mut rest = buf;
         while let Parsed::Frame(o, n) = parse(rest) {
@@ -314,12 +300,15 @@ impl Store {
         encode(seq, payload, &mut w.buf);
         w.buf_records += 1;
         match w.first.as_mut() {
-            None => w.first = Some(Unwritten::one(seq, e.boot_ns, e.prev_hash)),
-            Some(f) => {
-                f.count += 1;
-                f.last_seq = seq;
-                f.last_boot_ns = f.last_boot_ns.max(e.boot_ns);
+            None => {
+                w.first = Some(BufferMeta {
+                    first_seq: seq,
+                    first_boot_ns: e.boot_ns,
+                    prev_hash: e.prev_hash.to_owned(),
+                    last_boot_ns: e.boot_ns,
+                });
             }
+            Some(f) => f.last_boot_ns = f.last_boot_ns.max(e.boot_ns),
         }
         seg.size += frame;
         self.total_bytes += frame;
