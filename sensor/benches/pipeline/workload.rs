@@ -45,6 +45,40 @@ fn fixed<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
+/// The executable's identity as an exec event carries it (the kernel's dev_t encoding).
+struct ExeId {
+    dev: u32,
+    ino: u64,
+    size: u64,
+    mtime_sec: i64,
+    mtime_nsec: u32,
+}
+
+/// The identity of the file at `path` on this host, as the kernel would read it from the inode
+/// at exec time, so the executable digest cache answers as it does for a real exec of a
+/// program run before (a made-up identity would miss it on every exec and look at
+/// `/proc/PID/exe` each time, which no real event stream does); a made-up identity per path
+/// when the file is not there.
+fn exe_identity(path: &str) -> ExeId {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Ok(m) => ExeId {
+            dev: (libc::major(m.dev()) << 20) | (libc::minor(m.dev()) & 0xf_ffff),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_sec: m.mtime(),
+            mtime_nsec: u32::try_from(m.mtime_nsec()).unwrap_or(0),
+        },
+        Err(_) => ExeId {
+            dev: (8 << 20) | 1,
+            ino: path.bytes().fold(1_000u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+            size: 35_000,
+            mtime_sec: 1_700_000_000,
+            mtime_nsec: 0,
+        },
+    }
+}
+
 /// The cgroup v2 id (directory inode) of this process, so cgroup paths resolve from the cache.
 fn own_cgroup_id() -> u64 {
     use std::os::unix::fs::MetadataExt as _;
@@ -126,20 +160,22 @@ impl Proc {
 
     fn exec_of(&self, filename: &str, exe: &str, cwd: &str, args: &[u8]) -> Vec<u8> {
         let filename = filename.as_bytes();
+        let exe_path = exe;
         let comm = exe.rsplit('/').next().unwrap_or(exe);
         let exe = kernel_path(exe);
         let cwd = kernel_path(cwd);
         let size = EXEC_FIXED_SIZE + filename.len() + exe.len() + cwd.len() + args.len();
         let len = |b: &[u8]| u32::try_from(b.len()).unwrap_or(u32::MAX);
+        let id = exe_identity(exe_path);
         let fixed = ExecFixed {
             header: self.header(EventKind::Exec, size, 200_000, 0),
             task: self.task(comm),
             exe_fs_magic: 0xef53,
-            // An identity per executable path, as the kernel reads it from the inode.
-            exe_ino: exe.iter().fold(1_000u64, |h, &b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
-            exe_size: 35_000,
-            exe_mtime_sec: 1_700_000_000,
-            exe_dev: (8 << 20) | 1,
+            exe_ino: id.ino,
+            exe_size: id.size,
+            exe_mtime_sec: id.mtime_sec,
+            exe_mtime_nsec: id.mtime_nsec,
+            exe_dev: id.dev,
             old_pid: self.pid,
             argc: u32::try_from(args.iter().filter(|&&b| b == 0).count()).unwrap_or(0),
             filename_len: len(filename),

@@ -186,12 +186,13 @@ impl ExeHasher {
     /// often are before `/proc/PID/exe` can be looked at), the file at its path is hashed if
     /// it is still that file. `None` when the executable cannot be looked at.
     pub fn request(&self, pid: u32, known: Option<KnownExe<'_>>) -> Option<(FileKey, Option<String>)> {
+        if let Some(k) = &known
+            && let Some(found) = self.cached(&k.key)
+        {
+            return Some((k.key, found));
+        }
         let proc_exe = format!("/proc/{pid}/exe");
-        if let Some(k) = &known {
-            if let Some(found) = self.cached(&k.key) {
-                return Some((k.key, found));
-            }
-        } else {
+        if known.is_none() {
             let key = FileKey::of(&std::fs::metadata(&proc_exe).ok()?); // gone, or a kernel thread
             if let Some(found) = self.cached(&key) {
                 return Some((key, found));
