@@ -185,6 +185,8 @@ impl Stage {
                     self.builder.recycle(cp);
                 }
             }
+            // As the record stage does after each event's records.
+            self.enricher.reuse(self.builder.spare_processes());
         }
         records
     }

@@ -11,6 +11,21 @@ pub fn text(bytes: &[u8]) -> (String, bool) {
     }
 }
 
+/// [`text`] written into `out` (in its allocation when it has room); whether it was escaped.
+pub fn text_into(bytes: &[u8], out: &mut String) -> bool {
+    out.clear();
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            out.push_str(s);
+            false
+        }
+        Err(_) => {
+            out.push_str(&escape(bytes));
+            true
+        }
+    }
+}
+
 fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 8);
     for chunk in bytes.utf8_chunks() {

@@ -57,6 +57,19 @@ impl CgroupPaths {
         Self { root, mount, ..Self::default() }
     }
 
+    /// [`Self::path`] written into `out` (empty when unknown), in its allocation when it has
+    /// room.
+    pub fn path_into(&mut self, id: u64, out: &mut String) {
+        if let Some(Entry::Found(p)) = self.cache.get(&id) {
+            out.clone_from(p);
+            return;
+        }
+        match self.path(id) {
+            Some(p) => *out = p,
+            None => out.clear(),
+        }
+    }
+
     /// Path of cgroup `id` relative to the cgroup2 root (`/` for the root), if it exists.
     pub fn path(&mut self, id: u64) -> Option<String> {
         if id == 0 {

@@ -40,17 +40,25 @@ impl GuidMaker {
 
     /// GUID of the process `pid` that started at `start_boot_ns`.
     pub fn guid(&self, pid: u32, start_boot_ns: u64) -> String {
+        let mut out = String::new();
+        self.guid_into(pid, start_boot_ns, &mut out);
+        out
+    }
+
+    /// [`Self::guid`] written into `out` (in its allocation when it has room).
+    pub fn guid_into(&self, pid: u32, start_boot_ns: u64, out: &mut String) {
         let ticks = start_boot_ns / NS_PER_TICK;
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(g) = cache.get(&(pid, ticks)) {
-            return g.clone();
+            out.clone_from(g);
+            return;
         }
         let g = Uuid::new_v5(&self.namespace, format!("{pid}:{ticks}").as_bytes()).to_string();
         if cache.len() >= CACHE_MAX {
             cache.clear();
         }
-        cache.insert((pid, ticks), g.clone());
-        g
+        out.clone_from(&g);
+        cache.insert((pid, ticks), g);
     }
 }
 

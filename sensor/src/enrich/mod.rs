@@ -19,12 +19,13 @@ pub mod process_table;
 pub mod procfs;
 pub mod session;
 mod tamper;
+mod task;
 pub mod users;
 
 use std::{ffi::OsStr, os::unix::ffi::OsStrExt as _, path::Path};
 
-use sensor_common::task::{TASK_EXE_DELETED, TASK_NO_MM};
-use sensor_proto::v1::{LossEvent, Namespaces, Process, audit_record::Event};
+use sensor_common::task::TASK_NO_MM;
+use sensor_proto::v1::{LossEvent, Process, audit_record::Event};
 
 use crate::{
     decode::{ExecRaw, KernelEvent, task::TaskRaw},
@@ -81,6 +82,8 @@ pub struct Enricher {
     filter_waker: Option<std::sync::Arc<tokio::sync::Notify>>,
     /// The sensor's own files, to name the class of a protected path in file records.
     protected: crate::protect::ProtectedPaths,
+    /// Process parts of written records, to build the next ones in (see `task.rs`).
+    spare: Vec<Process>,
 }
 
 /// Most processes waiting for their executable's digest.
@@ -108,6 +111,7 @@ impl Enricher {
             own_mnt_ns: procfs::own_mnt_ns(),
             filter_waker: None,
             protected: crate::protect::ProtectedPaths::default(),
+            spare: Vec::new(),
             guids,
         }
     }
@@ -360,11 +364,11 @@ impl Enricher {
     }
 
     fn add_names(&mut self, p: &mut Process) {
-        let names = self.sessions.names();
-        p.user = names.user(p.uid).unwrap_or_default().to_owned();
-        p.group = names.group(p.gid).unwrap_or_default().to_owned();
+        let mut names = self.sessions.names().for_record();
+        set_text(&mut p.user, names.user(p.uid));
+        set_text(&mut p.group, names.group(p.gid));
         if p.auid != process_table::UNSET {
-            p.login_user = names.user(p.auid).unwrap_or_default().to_owned();
+            set_text(&mut p.login_user, names.user(p.auid));
         }
     }
 
@@ -412,44 +416,6 @@ impl Enricher {
                 self.hash_pending.insert(process.guid.clone(), key);
             }
             None => {}
-        }
-    }
-
-    /// The process part every event shares, from the kernel's task context.
-    fn process(&mut self, tgid: u32, tid: u32, t: &TaskRaw) -> Process {
-        Process {
-            guid: self.guids.guid(tgid, t.start_boottime_ns),
-            pid: tgid,
-            tid,
-            ppid: t.ppid,
-            uid: t.uid,
-            euid: t.euid,
-            gid: t.gid,
-            egid: t.egid,
-            auid: t.auid,
-            session_id: t.sessionid,
-            tty: text(&t.tty).0,
-            cgroup_id: t.cgroup_id,
-            cgroup: self.cgroups.path(t.cgroup_id).unwrap_or_default(),
-            namespaces: Some(Namespaces {
-                mnt: t.mnt_ns,
-                pid: t.pid_ns,
-                net: t.net_ns,
-                uts: t.uts_ns,
-                ipc: t.ipc_ns,
-                cgroup: t.cgroup_ns,
-                user: t.user_ns,
-            }),
-            start_time: Some(self.clock.wall(t.start_boottime_ns)),
-            start_boot_ns: t.start_boottime_ns,
-            comm: text(&t.comm).0,
-            exe_deleted: t.flags & TASK_EXE_DELETED != 0,
-            parent_guid: if t.parent_start_boottime_ns == 0 && t.ppid == 0 {
-                String::new()
-            } else {
-                self.guids.guid(t.ppid, t.parent_start_boottime_ns)
-            },
-            ..Default::default()
         }
     }
 
@@ -504,6 +470,12 @@ impl Enricher {
 }
 
 /// Copies what a process's program is (exe, argv, cwd, hash, flags) from what is known of it.
+/// Sets `s` to `to` (empty for `None`), in its own allocation when it has room.
+fn set_text(s: &mut String, to: Option<&str>) {
+    s.clear();
+    s.push_str(to.unwrap_or_default());
+}
+
 fn inherit_program(p: &mut Process, from: &Process) {
     p.exe.clone_from(&from.exe);
     p.exe_raw.clone_from(&from.exe_raw);

@@ -46,6 +46,24 @@ fn system(q: Query) -> Result<Option<String>, String> {
     .map_err(|e| e.to_string())
 }
 
+/// Lookups for one record (see [`NameCache::for_record`]).
+pub struct RecordNames<'a> {
+    now: Instant,
+    cache: &'a mut NameCache,
+}
+
+impl RecordNames<'_> {
+    /// Name of `uid`, as [`NameCache::user`].
+    pub fn user(&mut self, uid: u32) -> Option<&str> {
+        self.cache.lookup(Query::User(uid), self.now)
+    }
+
+    /// Name of `gid`, as [`NameCache::group`].
+    pub fn group(&mut self, gid: u32) -> Option<&str> {
+        self.cache.lookup(Query::Group(gid), self.now)
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Slot {
     /// An answer (the name, or none) and when it expires; `refreshing` when a new lookup is out.
@@ -127,12 +145,24 @@ impl NameCache {
         self.slots.is_empty()
     }
 
+    /// The names of one record's ids: answers that arrived are taken and the clock is read
+    /// once for all of them (a record asks up to three; each was a channel poll and a clock
+    /// read of its own).
+    pub fn for_record(&mut self) -> RecordNames<'_> {
+        self.take_answers();
+        RecordNames { now: Instant::now(), cache: self }
+    }
+
     fn name(&mut self, q: Query) -> Option<&str> {
+        self.take_answers();
+        self.lookup(q, Instant::now())
+    }
+
+    /// `q`'s name as cached at `now`, asking for it (and waiting a little) the first time.
+    fn lookup(&mut self, q: Query, now: Instant) -> Option<&str> {
         if matches!(q, Query::User(u32::MAX) | Query::Group(u32::MAX)) {
             return None;
         }
-        self.take_answers();
-        let now = Instant::now();
         let first = match self.slots.get_mut(&q) {
             None => true,
             Some(Slot::Pending) => false,
@@ -222,6 +252,11 @@ mod tests {
         assert_eq!(c.len(), (2, 2), "negative results are cached, unset is not");
         assert_eq!(c.user(0), Some("root"));
         assert_eq!(c.len(), (2, 2));
+        let mut r = c.for_record();
+        assert_eq!(r.user(0), Some("root"));
+        assert_eq!(r.group(0), Some("root"));
+        assert_eq!(r.user(u32::MAX), None);
+        assert_eq!(r.user(4_000_000), None);
     }
 
     #[test]

@@ -214,6 +214,7 @@ pub(super) fn record_stage(
         for e in batch.drain(..) {
             stage.out.emit(e, stats);
         }
+        stage.enricher.reuse(stage.out.builder.spare_processes());
     }
     stage.finish(stats, lifecycle)
 }

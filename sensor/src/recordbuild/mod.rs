@@ -10,11 +10,14 @@ use std::sync::Arc;
 use prost::Message as _;
 use sensor_proto::{
     AuditRecord, SCHEMA_VERSION,
-    v1::{CheckpointEvent, Host, Integrity, audit_record::Event},
+    v1::{CheckpointEvent, Host, Integrity, Process, audit_record::Event},
 };
 use sha2::{Digest as _, Sha256};
 
 use crate::enrich::{Enriched, ancestry::Ancestry, clock::BootClock};
+
+/// Process parts [`RecordBuilder::recycle`] keeps until they are taken.
+const SPARE_PROCESSES: usize = 8;
 
 /// Records between two checkpoint records.
 pub const CHECKPOINT_EVERY: u64 = 1000;
@@ -46,11 +49,17 @@ impl Sealed {
 #[derive(Debug)]
 pub struct RecordBuilder {
     host: Host,
+    /// `host` encoded once as the record's `host` field (tag, length, message): the same in
+    /// every record, spliced into each record's encoding.
+    host_field: Vec<u8>,
     /// The host part of a record handed back by [`Self::recycle`]: moved into the next record
     /// instead of cloned (a clone is a dozen allocations).
     spare_host: Option<Host>,
     /// An encoding buffer handed back by [`Self::recycle`].
     spare_bytes: Vec<u8>,
+    /// Process parts of records handed back by [`Self::recycle`], for the enricher to build
+    /// the next records' in (`Enricher::reuse`).
+    spare_processes: Vec<Process>,
     clock: BootClock,
     next_seq: u64,
     prev_hash: Option<[u8; 32]>,
@@ -62,10 +71,13 @@ impl RecordBuilder {
     /// `chain_tail`: hash of the last record already written where this run's records go (a
     /// previous run's output), so the chain continues across restarts.
     pub fn new(host: Host, clock: BootClock, chain_tail: Option<[u8; 32]>) -> Self {
+        let host_field = AuditRecord { host: Some(host.clone()), ..Default::default() }.encode_to_vec();
         Self {
             host,
+            host_field,
             spare_host: None,
             spare_bytes: Vec::new(),
+            spare_processes: Vec::new(),
             clock,
             next_seq: 1,
             prev_hash: chain_tail,
@@ -129,16 +141,27 @@ impl RecordBuilder {
     }
 
     /// Hands a record this builder built back once every sink has it, so its host part and
-    /// its buffer serve the next record (the record stage builds one per event: the
-    /// allocations are a visible cost). The record must be unchanged.
+    /// its buffer serve the next record, and its process part the enricher's next one (the
+    /// record stage builds one per event: the allocations are a visible cost). The record
+    /// must be unchanged.
     pub fn recycle(&mut self, sealed: Sealed) {
         let Sealed { record, bytes, .. } = sealed;
         if self.spare_host.is_none() {
             self.spare_host = record.host;
         }
+        if let Some(p) = record.process
+            && self.spare_processes.len() < SPARE_PROCESSES
+        {
+            self.spare_processes.push(p);
+        }
         if bytes.capacity() > self.spare_bytes.capacity() {
             self.spare_bytes = bytes;
         }
+    }
+
+    /// The process parts handed back so far (see [`Self::recycle`]).
+    pub fn spare_processes(&mut self) -> &mut Vec<Process> {
+        &mut self.spare_processes
     }
 
     fn take_host(&mut self) -> Host {
@@ -161,7 +184,7 @@ impl RecordBuilder {
         let mut bytes = std::mem::take(&mut self.spare_bytes);
         bytes.clear();
         bytes.reserve(1024);
-        encode_spliced(&mut record, ancestry.encoded(), &mut bytes);
+        encode_spliced(&mut record, &self.host_field, ancestry.encoded(), &mut bytes);
         self.prev_hash = Some(Sha256::digest(&bytes).into());
         Sealed { record, ancestry, bytes }
     }
@@ -172,16 +195,35 @@ impl RecordBuilder {
     }
 }
 
-/// Appends the encoding of `record` with `ancestors` (encoded `ancestors` fields) in their
-/// place: the same bytes as encoding the record with its ancestors in it. `record.ancestors`
-/// must be empty. The fields before the ancestors are encoded first, then the ancestors, then
-/// the fields after them (prost writes fields in declaration order; the `oneof` last).
-fn encode_spliced(record: &mut AuditRecord, ancestors: &[u8], out: &mut Vec<u8>) {
+/// Appends the encoding of `record` with its host part and `ancestors` (the encoded `host`
+/// field and `ancestors` fields) in their place: the same bytes as encoding the whole record.
+/// `record.ancestors` must be empty and `record.host` must be what `host_field` encodes. Fields
+/// go in the order prost writes them, by tag: the envelope (1–4), the host (5), the process
+/// (6), the ancestors (7), then the event and the integrity as prost encodes them.
+fn encode_spliced(record: &mut AuditRecord, host_field: &[u8], ancestors: &[u8], out: &mut Vec<u8>) {
+    use prost::encoding::{message, uint32, uint64};
     debug_assert!(record.ancestors.is_empty());
+    if record.schema_version != 0 {
+        uint32::encode(1, &record.schema_version, out);
+    }
+    if record.seq != 0 {
+        uint64::encode(2, &record.seq, out);
+    }
+    if let Some(t) = &record.time {
+        message::encode(3, t, out);
+    }
+    if record.boot_ns != 0 {
+        uint64::encode(4, &record.boot_ns, out);
+    }
+    if record.host.is_some() {
+        out.extend_from_slice(host_field);
+    }
+    if let Some(p) = &record.process {
+        message::encode(6, p, out);
+    }
+    out.extend_from_slice(ancestors);
     let after =
         AuditRecord { integrity: record.integrity.take(), event: record.event.take(), ..Default::default() };
-    record.encode_raw(out);
-    out.extend_from_slice(ancestors);
     after.encode_raw(out);
     record.integrity = after.integrity;
     record.event = after.event;
@@ -231,6 +273,32 @@ mod tests {
         whole.ancestors = ancestors;
         assert_eq!(sealed.bytes, whole.encode_to_vec());
         assert_eq!(sealed.ancestry.list(), whole.ancestors.as_slice());
+        b.recycle(sealed);
+        // A record without a process or ancestors, at boot time 0, and a checkpoint (the
+        // integrity field after the event); the host part, taken back from a recycled record,
+        // has labels.
+        let host = Host {
+            hostname: "ward-3".into(),
+            boot_id: "b".into(),
+            labels: [("site", "north"), ("role", "terminal")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            ..Default::default()
+        };
+        let mut b = RecordBuilder::new(host, BootClock::now(), Some([7; 32]));
+        for _ in 0..2 {
+            let bare = Enriched {
+                boot_ns: 0,
+                process: None,
+                ancestors: Ancestry::empty(),
+                event: Event::File(FileEvent::default()),
+            };
+            for sealed in [b.build(bare), b.checkpoint(false)] {
+                assert_eq!(sealed.bytes, sealed.record.encode_to_vec());
+                b.recycle(sealed);
+            }
+        }
     }
 
     #[test]
