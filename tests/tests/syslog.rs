@@ -129,8 +129,10 @@ impl Rsyslog {
     /// Received sensor messages: (instance, seq) → (pri, msgid, record JSON).
     fn received(&self) -> BTreeMap<(String, u64), (String, String, serde_json::Value)> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        // rsyslog may be writing a line as it is read: only whole lines count.
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
         let mut got = BTreeMap::new();
-        for line in text.lines() {
+        for line in whole.lines() {
             let f: Vec<&str> = line.splitn(6, '|').collect();
             if f.len() != 6 || f[1] != "sensor" {
                 continue;
