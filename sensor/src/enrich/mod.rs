@@ -469,13 +469,13 @@ impl Enricher {
     }
 }
 
-/// Copies what a process's program is (exe, argv, cwd, hash, flags) from what is known of it.
 /// Sets `s` to `to` (empty for `None`), in its own allocation when it has room.
 fn set_text(s: &mut String, to: Option<&str>) {
     s.clear();
     s.push_str(to.unwrap_or_default());
 }
 
+/// Copies what a process's program is (exe, argv, cwd, hash, flags) from what is known of it.
 fn inherit_program(p: &mut Process, from: &Process) {
     p.exe.clone_from(&from.exe);
     p.exe_raw.clone_from(&from.exe_raw);
