@@ -182,7 +182,7 @@ fn print_alert(
             boot_ns: trigger.boot_ns,
             host: trigger.host.clone(),
             process: alert.process.clone(),
-            ancestors: alert.ancestors.list().to_vec(),
+            ancestors: alert.ancestors.to_vec(),
             event: Some(alert.event.clone()),
             ..Default::default()
         };

@@ -5,7 +5,9 @@
 //! character. Within one criterion any pattern may match; all given criteria must match.
 
 use regex::Regex;
-use sensor_proto::{AuditRecord, v1::Ancestor};
+use sensor_proto::AuditRecord;
+
+use crate::enrich::ancestry::Ancestors;
 
 use super::fields::command_line;
 
@@ -59,7 +61,7 @@ impl Exception {
 
     /// True when this exception allows `rule_id` firing on `record`, whose ancestors are
     /// `ancestors`.
-    pub fn allows(&self, rule_id: &str, record: &AuditRecord, ancestors: &[Ancestor]) -> bool {
+    pub fn allows(&self, rule_id: &str, record: &AuditRecord, ancestors: Ancestors<'_>) -> bool {
         if !self.rules.iter().any(|r| r == "*" || r == rule_id) {
             return false;
         }
@@ -107,7 +109,7 @@ mod tests {
     }
 
     fn allows(e: &Exception, rule_id: &str, r: &AuditRecord) -> bool {
-        e.allows(rule_id, r, &r.ancestors)
+        e.allows(rule_id, r, Ancestors::Listed(&r.ancestors))
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::{
     sync::LazyLock,
 };
 
+use crate::enrich::ancestry::Ancestors;
 use rsigma_eval::EventValue;
 use sensor_proto::{
     AuditRecord,
@@ -83,7 +84,7 @@ pub struct RecordView<'a> {
     pub record: &'a AuditRecord,
     /// The record's ancestors, nearest first (shared, not in `record.ancestors`, for records
     /// of the pipeline).
-    pub ancestors: &'a [Ancestor],
+    pub ancestors: Ancestors<'a>,
     pub category: Category,
     pub session: Option<&'a SessionInfo>,
     command_line: OnceCell<String>,
@@ -111,12 +112,12 @@ pub struct Reads {
 impl<'a> RecordView<'a> {
     /// A record whose ancestors are in it (records read back from files, tests).
     pub fn new(record: &'a AuditRecord, category: Category, session: Option<&'a SessionInfo>) -> Self {
-        Self::with_ancestors(record, &record.ancestors, category, session)
+        Self::with_ancestors(record, Ancestors::Listed(&record.ancestors), category, session)
     }
 
     pub fn with_ancestors(
         record: &'a AuditRecord,
-        ancestors: &'a [Ancestor],
+        ancestors: Ancestors<'a>,
         category: Category,
         session: Option<&'a SessionInfo>,
     ) -> Self {

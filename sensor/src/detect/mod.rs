@@ -33,10 +33,13 @@ use rsigma_eval::{
 };
 use sensor_proto::{
     AuditRecord,
-    v1::{AlertEvent, Ancestor, audit_record::Event},
+    v1::{AlertEvent, audit_record::Event},
 };
 
-use crate::enrich::{Enriched, ancestry::Ancestry};
+use crate::enrich::{
+    Enriched,
+    ancestry::{Ancestors, Ancestry},
+};
 use category::{Category, categories_of};
 use exceptions::{Exception, ExceptionSpec};
 use fields::RecordView;
@@ -273,7 +276,12 @@ impl Detector {
     /// Evaluates one record whose ancestors are in it (records read back from files); alerts
     /// it raises are pushed to `out` (ready for the record builder).
     pub fn evaluate(&mut self, record: &AuditRecord, out: &mut Vec<Enriched>) {
-        self.evaluate_with(record, &record.ancestors, || Ancestry::shared(record.ancestors.clone()), out);
+        self.evaluate_with(
+            record,
+            Ancestors::Listed(&record.ancestors),
+            || Ancestry::shared(record.ancestors.clone()),
+            out,
+        );
     }
 
     /// Evaluates one record of the pipeline, whose ancestors are `ancestry` (shared, not in
@@ -284,13 +292,13 @@ impl Detector {
         ancestry: &Arc<Ancestry>,
         out: &mut Vec<Enriched>,
     ) {
-        self.evaluate_with(record, ancestry.list(), || Arc::clone(ancestry), out);
+        self.evaluate_with(record, Ancestors::Shared(ancestry), || Arc::clone(ancestry), out);
     }
 
     fn evaluate_with(
         &mut self,
         record: &AuditRecord,
-        ancestors: &[Ancestor],
+        ancestors: Ancestors<'_>,
         shared: impl Fn() -> Arc<Ancestry>,
         out: &mut Vec<Enriched>,
     ) {
@@ -364,7 +372,7 @@ impl Detector {
         r: &EvaluationResult,
         cat: Category,
         record: &AuditRecord,
-        ancestors: &[Ancestor],
+        ancestors: Ancestors<'_>,
         ts: i64,
     ) -> Option<AlertEvent> {
         let meta = self.metas.get(id)?.clone();

@@ -304,9 +304,9 @@ impl ProcessTable {
         let usable = *generation == self.generation
             && me.process.pid != 1
             && parent.process.session_id == me.process.session_id
-            && rest.list().len() < self.limits.max_ancestors
+            && rest.len() < self.limits.max_ancestors
             && parent.process.guid != guid
-            && rest.list().iter().all(|a| a.guid != guid);
+            && rest.iter().all(|a| a.guid != guid);
         usable.then(|| Ancestry::prepend(ancestor_of(&parent.process), rest))
     }
 

@@ -39,7 +39,7 @@ impl Sealed {
     /// renderings).
     pub fn fill_ancestors(&mut self) {
         if self.record.ancestors.is_empty() {
-            self.record.ancestors.extend_from_slice(self.ancestry.list());
+            self.record.ancestors.extend(self.ancestry.iter().cloned());
         }
     }
 }
@@ -272,7 +272,7 @@ mod tests {
         let mut whole = sealed.record.clone();
         whole.ancestors = ancestors;
         assert_eq!(sealed.bytes, whole.encode_to_vec());
-        assert_eq!(sealed.ancestry.list(), whole.ancestors.as_slice());
+        assert_eq!(sealed.ancestry.to_vec(), whole.ancestors);
         b.recycle(sealed);
         // A record without a process or ancestors, at boot time 0, and a checkpoint (the
         // integrity field after the event); the host part, taken back from a recycled record,

@@ -328,7 +328,7 @@ fn shared_ancestry_is_reused_until_a_lineage_changes() {
     let tar = proc(&t, 200, 9, "/bin/tar", UNSET);
     spawn(&mut t, &sh, &tar);
     let first = t.ancestry(&tar.guid);
-    assert_eq!(pids(first.list()), vec![100, 1]);
+    assert_eq!(pids(&first.to_vec()), vec![100, 1]);
     assert!(Arc::ptr_eq(&first, &t.ancestry(&tar.guid)), "nothing changed: the same ancestry");
     // A sibling forked and exited: the ancestry of tar is still the same one.
     let ls = proc(&t, 300, 10, "/bin/ls", UNSET);
@@ -340,10 +340,10 @@ fn shared_ancestry_is_reused_until_a_lineage_changes() {
     python.argv = vec!["python3".into(), "x.py".into()];
     t.on_exec(python);
     let after = t.ancestry(&tar.guid);
-    assert_eq!(after.list()[0].exe, "/usr/bin/python3");
-    assert_eq!(after.list()[0].argv, vec!["python3", "x.py"]);
-    assert_eq!(after.list(), t.ancestors(&tar.guid).as_slice());
-    assert!(t.ancestry("no-such-guid").list().is_empty());
+    assert_eq!(after.to_vec()[0].exe, "/usr/bin/python3");
+    assert_eq!(after.to_vec()[0].argv, vec!["python3", "x.py"]);
+    assert_eq!(after.to_vec(), t.ancestors(&tar.guid).as_slice());
+    assert!(t.ancestry("no-such-guid").to_vec().is_empty());
 }
 
 /// Any sequence of forks, execs and exits: the shared ancestry of every process is always what
@@ -401,7 +401,7 @@ fn random_lineage_ops(max_ancestors: usize) {
         }
         for p in &procs {
             assert_eq!(
-                t.ancestry(&p.guid).list(),
+                t.ancestry(&p.guid).to_vec(),
                 t.ancestors(&p.guid).as_slice(),
                 "max {max_ancestors}, step {step}, pid {}",
                 p.pid
@@ -429,7 +429,7 @@ fn shared_ancestries_stay_within_their_budget() {
     }
     for k in &kids {
         let a = t.ancestry(&k.guid);
-        assert_eq!(a.list(), t.ancestors(&k.guid).as_slice());
+        assert_eq!(a.to_vec(), t.ancestors(&k.guid).as_slice());
         assert!(t.cached_ancestry_bytes() <= 1000, "{}", t.cached_ancestry_bytes());
     }
     assert!(t.cached_ancestry_bytes() > 0);
