@@ -5,10 +5,9 @@ use std::fmt::Write as _;
 
 /// Text for a record string field, and whether it was escaped (then the raw bytes must be kept).
 pub fn text(bytes: &[u8]) -> (String, bool) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => (s.to_owned(), false),
-        Err(_) => (escape(bytes), true),
-    }
+    let mut out = String::new();
+    let escaped = text_into(bytes, &mut out);
+    (out, escaped)
 }
 
 /// [`text`] written into `out` (in its allocation when it has room); whether it was escaped.
@@ -20,14 +19,14 @@ pub fn text_into(bytes: &[u8], out: &mut String) -> bool {
             false
         }
         Err(_) => {
-            out.push_str(&escape(bytes));
+            escape_into(bytes, out);
             true
         }
     }
 }
 
-fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 8);
+fn escape_into(bytes: &[u8], out: &mut String) {
+    out.reserve(bytes.len() + 8);
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c == '\\' {
@@ -40,7 +39,6 @@ fn escape(bytes: &[u8]) -> String {
             let _ = write!(out, "\\x{b:02x}");
         }
     }
-    out
 }
 
 #[cfg(test)]

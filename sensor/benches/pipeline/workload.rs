@@ -160,13 +160,12 @@ impl Proc {
 
     fn exec_of(&self, filename: &str, exe: &str, cwd: &str, args: &[u8]) -> Vec<u8> {
         let filename = filename.as_bytes();
-        let exe_path = exe;
         let comm = exe.rsplit('/').next().unwrap_or(exe);
+        let id = exe_identity(exe);
         let exe = kernel_path(exe);
         let cwd = kernel_path(cwd);
         let size = EXEC_FIXED_SIZE + filename.len() + exe.len() + cwd.len() + args.len();
         let len = |b: &[u8]| u32::try_from(b.len()).unwrap_or(u32::MAX);
-        let id = exe_identity(exe_path);
         let fixed = ExecFixed {
             header: self.header(EventKind::Exec, size, 200_000, 0),
             task: self.task(comm),

@@ -13,7 +13,6 @@ use std::{
     sync::LazyLock,
 };
 
-use crate::enrich::ancestry::Ancestors;
 use rsigma_eval::EventValue;
 use sensor_proto::{
     AuditRecord,
@@ -21,6 +20,7 @@ use sensor_proto::{
 };
 
 use super::category::Category;
+use crate::enrich::ancestry::Ancestors;
 
 /// What the detector knows of a login session (from its `session` record).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
