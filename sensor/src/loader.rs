@@ -18,12 +18,15 @@ use sensor_common::{
 };
 use tracing::{debug, info, warn};
 
+pub mod rings;
 mod runs;
 pub use runs::{ProgramRuns, Runs, pinned_program_runs, program_runs};
 
 use crate::{
     btf::{BtfSource, KernelBtf},
-    file_syscalls, tracefs,
+    file_syscalls,
+    flow::Ring,
+    tracefs,
 };
 
 /// The eBPF object built by build.rs.
@@ -43,8 +46,24 @@ pub struct LoadConfig {
     /// The raw syscall dispatcher or the syscall tracepoints (see [`SyscallHooks::choose`]).
     pub syscall_dispatcher: SyscallDispatcher,
     pub include_mode: bool,
+    /// Ring buffer sizes in bytes; `None`: scaled to the online CPUs ([`rings::default_bytes`]).
     pub proc_ring_bytes: Option<u32>,
     pub file_ring_bytes: Option<u32>,
+    pub net_ring_bytes: Option<u32>,
+}
+
+impl LoadConfig {
+    /// Each ring's kind, map name and size in bytes: as configured, else scaled to the online
+    /// CPUs (read once per call).
+    pub fn rings(&self) -> [(Ring, &'static str, u32); 3] {
+        let cpus = rings::online_cpus();
+        let size = |ring, set: Option<u32>| set.unwrap_or_else(|| rings::default_bytes(ring, cpus));
+        [
+            (Ring::Proc, names::MAP_PROC_EVENTS, size(Ring::Proc, self.proc_ring_bytes)),
+            (Ring::File, names::MAP_FILE_EVENTS, size(Ring::File, self.file_ring_bytes)),
+            (Ring::Net, names::MAP_NET_EVENTS, size(Ring::Net, self.net_ring_bytes)),
+        ]
+    }
 }
 
 /// A loaded (not yet attached) object and the maps the sources need.
@@ -225,6 +244,7 @@ pub fn load(cfg: LoadConfig) -> anyhow::Result<Loaded> {
 /// taken out of it (`crate::kernel` pins them there, so that another sensor can adopt them).
 pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>) -> Result<Loaded> {
     let started = Instant::now();
+    let rings = cfg.rings();
     let given = cfg.btf;
     let (kbtf, btf_source) = KernelBtf::locate(given.as_deref())?;
     let offsets = kbtf
@@ -265,11 +285,9 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
         .override_global(names::GLOBAL_MODULE_NAME_LOC, &module_name_loc, true)
         .map_max_entries(names::MAP_EXEC_SCRATCH, u32::try_from(cpus).unwrap_or(u32::MAX))
         .map_max_entries("FILE_SCRATCH", u32::try_from(cpus).unwrap_or(u32::MAX));
-    if let Some(bytes) = cfg.proc_ring_bytes {
-        loader.map_max_entries(names::MAP_PROC_EVENTS, bytes);
-    }
-    if let Some(bytes) = cfg.file_ring_bytes {
-        loader.map_max_entries(names::MAP_FILE_EVENTS, bytes);
+    for (ring, map, bytes) in rings {
+        info!(ring = ring.name(), bytes, "ring buffer size");
+        loader.map_max_entries(map, bytes);
     }
     let mut ebpf = loader.load(EBPF_OBJECT).context("loading the eBPF object")?;
     let logger = match aya_log::EbpfLogger::init(&mut ebpf) {

@@ -26,10 +26,12 @@ pub struct Options {
     pub drain_interval: Duration,
     pub loss_poll_interval: Duration,
     /// Size of the process-event ring buffer in bytes (a power-of-two multiple of the page
-    /// size); `None` keeps the object's default.
+    /// size); `None`: scaled to the online CPUs (`loader::rings::default_bytes`).
     pub proc_ring_bytes: Option<u32>,
-    /// Size of the file-event ring buffer in bytes; `None` keeps the object's default.
+    /// Size of the file-event ring buffer in bytes; `None`: scaled to the online CPUs.
     pub file_ring_bytes: Option<u32>,
+    /// Size of the network-event ring buffer in bytes; `None`: scaled to the online CPUs.
+    pub net_ring_bytes: Option<u32>,
     /// Report new threads as fork events too.
     pub report_threads: bool,
     /// How system calls reach the programs (`[sensor] syscall_dispatcher`).
@@ -87,6 +89,7 @@ impl Default for Options {
             loss_poll_interval: Duration::from_secs(1),
             proc_ring_bytes: None,
             file_ring_bytes: None,
+            net_ring_bytes: None,
             report_threads: false,
             syscall_dispatcher: SyscallDispatcher::Auto,
             enrich: EnrichConfig::default(),

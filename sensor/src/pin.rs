@@ -79,8 +79,9 @@ pub fn version(cfg: &LoadConfig) -> String {
     h.update(cfg.args_max.to_le_bytes());
     h.update([u8::from(cfg.report_threads), u8::from(cfg.include_mode)]);
     h.update(cfg.syscall_dispatcher.name());
-    for r in [cfg.proc_ring_bytes, cfg.file_ring_bytes] {
-        h.update(r.unwrap_or(0).to_le_bytes());
+    // Effective sizes: a default that follows the CPUs changes with them.
+    for (_, _, bytes) in cfg.rings() {
+        h.update(bytes.to_le_bytes());
     }
     h.update(cfg.btf.as_ref().map(|p| p.as_os_str().as_encoded_bytes().to_vec()).unwrap_or_default());
     format!("v{}", &hex::encode(h.finalize())[..16])

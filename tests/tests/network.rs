@@ -273,6 +273,7 @@ fn first_datagram_of_every_udp_flow_carries_its_payload() {
         include_mode: false,
         proc_ring_bytes: None,
         file_ring_bytes: None,
+        net_ring_bytes: None,
     })
     .expect("load");
     assert_eq!(loaded.hooks, loader::SyscallHooks::Tracepoints, "switched off");

@@ -230,6 +230,7 @@ impl Validator {
         }
         o.proc_ring_bytes = l.proc_ring_buffer.and_then(|s| self.ring("limits.proc_ring_buffer", s));
         o.file_ring_bytes = l.file_ring_buffer.and_then(|s| self.ring("limits.file_ring_buffer", s));
+        o.net_ring_bytes = l.net_ring_buffer.and_then(|s| self.ring("limits.net_ring_buffer", s));
     }
 
     /// A BPF ring buffer size: a power of two and a multiple of the page size.

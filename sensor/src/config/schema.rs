@@ -71,6 +71,7 @@ pub(super) struct LimitsSection {
     pub(super) hash_max_file_size: Option<Size>,
     pub(super) proc_ring_buffer: Option<Size>,
     pub(super) file_ring_buffer: Option<Size>,
+    pub(super) net_ring_buffer: Option<Size>,
 }
 
 #[derive(Debug, Deserialize)]

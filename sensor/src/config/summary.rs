@@ -54,17 +54,18 @@ pub fn summary(opts: &Options) -> String {
         list(&opts.include_paths),
         format_duration(opts.filter_refresh)
     );
-    let ring = |b: Option<u32>| b.map_or_else(|| "default".to_owned(), |b| format_size(u64::from(b)));
+    let ring = |b: Option<u32>| b.map_or_else(|| "per CPU".to_owned(), |b| format_size(u64::from(b)));
     let _ = writeln!(
         s,
         "limits: queue {} events, process table {} entries, ancestry depth {}, hash files up to {}, \
-         ring buffers proc {} file {}",
+         ring buffers proc {} file {} net {}",
         opts.queue_capacity,
         opts.enrich.table.max_entries,
         opts.enrich.table.max_ancestors,
         format_size(opts.enrich.hash_max_bytes.unwrap_or(crate::enrich::hasher::DEFAULT_MAX_FILE_BYTES)),
         ring(opts.proc_ring_bytes),
         ring(opts.file_ring_bytes),
+        ring(opts.net_ring_bytes),
     );
     let _ = writeln!(
         s,

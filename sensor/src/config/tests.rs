@@ -141,6 +141,7 @@ fn limits_and_filters_map() {
         ancestry_depth = 4
         hash_max_file_size = "1MiB"
         proc_ring_buffer = "1MiB"
+        net_ring_buffer = "64KiB"
         [integrity]
         signing_key = "/etc/sensor/k"
         "#,
@@ -150,8 +151,8 @@ fn limits_and_filters_map() {
     assert_eq!(o.filter_refresh, Duration::from_secs(60));
     assert_eq!((o.queue_capacity, o.enrich.table.max_entries, o.enrich.table.max_ancestors), (100, 1000, 4));
     assert_eq!(
-        (o.enrich.hash_max_bytes, o.proc_ring_bytes, o.file_ring_bytes),
-        (Some(1 << 20), Some(1 << 20), None)
+        (o.enrich.hash_max_bytes, o.proc_ring_bytes, o.file_ring_bytes, o.net_ring_bytes),
+        (Some(1 << 20), Some(1 << 20), None, Some(64 << 10))
     );
     assert_eq!(o.signing_key.as_deref(), Some(Path::new("/etc/sensor/k")));
     assert_eq!(o.btf.as_deref(), Some(Path::new("/etc/sensor/5.10.0-46-cloud-amd64.btf")));

@@ -193,6 +193,7 @@ fn load_config(opts: &Options) -> LoadConfig {
         include_mode: !opts.include_paths.is_empty(),
         proc_ring_bytes: opts.proc_ring_bytes,
         file_ring_bytes: opts.file_ring_bytes,
+        net_ring_bytes: opts.net_ring_bytes,
     }
 }
 
