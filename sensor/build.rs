@@ -8,6 +8,7 @@ use std::{
 
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
+use object::build::elf::SectionData;
 
 fn main() -> anyhow::Result<()> {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
@@ -41,7 +42,37 @@ fn main() -> anyhow::Result<()> {
         [Package { name: "sensor-ebpf", root_dir, ..Default::default() }],
         Toolchain::default(),
     )
-    .context("building the eBPF programs (run `cargo xtask setup` if bpf-linker is missing)")
+    .context("building the eBPF programs (run `cargo xtask setup` if bpf-linker is missing)")?;
+    let object = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR")?).join("sensor-ebpf");
+    strip_dwarf(&object).with_context(|| format!("stripping the debug info of {}", object.display()))
+}
+
+/// Drops the DWARF sections (and their relocations) from the eBPF object. The eBPF crate is
+/// built with debug info only so that bpf-linker can emit BTF; aya reads `.BTF` and `.BTF.ext`,
+/// never DWARF, which was three quarters of the object embedded in the agent: every byte of it
+/// is read when the object is parsed at start, and stayed in the sensor's resident memory.
+fn strip_dwarf(path: &Path) -> anyhow::Result<()> {
+    let data = std::fs::read(path)?;
+    let mut elf = object::build::elf::Builder::read(&*data).map_err(|e| anyhow!("reading: {e}"))?;
+    for section in elf.sections.iter_mut() {
+        let name = section.name.as_slice();
+        if [&b".debug_"[..], b".rel.debug_", b".rela.debug_"].iter().any(|p| name.starts_with(p)) {
+            section.delete = true;
+        }
+    }
+    elf.delete_orphans();
+    // LLVM names the sections in the symbol string table; the writer wants a table of its own.
+    if !elf.sections.iter().any(|s| matches!(s.data, SectionData::SectionString)) {
+        let names = elf.sections.add();
+        names.name = b".shstrtab"[..].into();
+        names.sh_type = object::elf::SHT_STRTAB;
+        names.sh_addralign = 1;
+        names.data = SectionData::SectionString;
+    }
+    let mut out = Vec::with_capacity(data.len());
+    elf.write(&mut out).map_err(|e| anyhow!("writing: {e}"))?;
+    std::fs::write(path, out)?;
+    Ok(())
 }
 
 /// Writes `builtin_rules.rs`: a slice of (file name, text) of every `rules/*.yml`, sorted.
