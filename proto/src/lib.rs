@@ -11,11 +11,18 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/sensor.audit.v1.serde.rs"));
 }
 
+include!(concat!(env!("OUT_DIR"), "/record_kinds.rs"));
+
 pub use pbjson_types::Timestamp;
 pub use v1::AuditRecord;
 
 /// Schema version written in `AuditRecord.schema_version`.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The name of a record kind's message (see [`EventName`]).
+pub fn name_of<T: EventName>(_: &T) -> &'static str {
+    T::NAME
+}
 
 /// Canonical JSON of a record, one line, no trailing newline.
 pub fn to_json(record: &AuditRecord) -> serde_json::Result<String> {

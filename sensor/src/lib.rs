@@ -16,6 +16,7 @@ pub mod flow;
 pub mod guard;
 pub mod handover;
 pub mod kernel;
+pub mod kinds;
 pub mod lifecycle;
 pub mod links;
 pub mod loader;

@@ -90,15 +90,21 @@ pub fn fmt(ws: &Path, check: bool) -> anyhow::Result<()> {
         cmd.args(["--", "--check"]);
     }
     util::run(&mut cmd)?;
-    // The fuzz targets are their own workspace (nightly only): format their files directly.
-    let mut targets: Vec<std::path::PathBuf> = std::fs::read_dir(ws.join("fuzz/fuzz_targets"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-                .collect()
-        })
-        .unwrap_or_default();
+    // Files `cargo fmt` cannot reach through a `mod` line: the fuzz targets (their own
+    // workspace, nightly only) and the record-kind modules (declared by a macro generated from
+    // the schema, `sensor/src/kinds/mod.rs`). Format them directly.
+    let rs_files = |dir: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(ws.join(dir))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut targets = rs_files("fuzz/fuzz_targets");
+    targets.extend(rs_files("sensor/src/kinds"));
     if targets.is_empty() {
         return Ok(());
     }

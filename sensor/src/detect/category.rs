@@ -3,13 +3,13 @@
 //! Sigma rules name a `logsource`; for `product: linux` the sensor serves the Sigma categories
 //! `process_creation`, `file_event`, `network_connection` and `dns_query` (Sysmon for Linux's
 //! taxonomy), and categories of its own, with the same rule syntax, for what Sigma has no Linux
-//! category for. Every record kind is mapped here, in one exhaustive `match`, so a new kind of
-//! record cannot be added without deciding which rules it meets.
+//! category for. Every record kind says which categories it meets (`Detectable::categories`, in
+//! its module under `crate::kinds`), so a new kind of record cannot be added without deciding
+//! which rules it meets.
 
-use sensor_proto::{
-    AuditRecord,
-    v1::{FileEvent, audit_record::Event},
-};
+use sensor_proto::{AuditRecord, v1::FileEvent};
+
+use super::kind::Detectable;
 
 /// Declares the categories once: variant and the `logsource.category` name rules use.
 /// Generates [`Category`], [`Category::ALL`] (length counted from the table) and
@@ -121,31 +121,15 @@ impl std::fmt::Display for Category {
 /// `file_rename` and a `file_event` at its new name). Alerts and checkpoints: none, so the
 /// sensor never alerts on its own verdicts.
 pub fn categories_of(record: &AuditRecord) -> &'static [Category] {
-    use Category as C;
-    let Some(event) = &record.event else { return &[] };
-    match event {
-        Event::Exec(_) => &[C::ProcessCreation],
-        Event::File(f) => file_categories(f),
-        Event::Network(_) => &[C::NetworkConnection],
-        Event::Dns(_) => &[C::DnsQuery],
-        Event::Privilege(_) => &[C::PrivilegeChange],
-        Event::Ptrace(_) => &[C::Ptrace],
-        Event::BpfLoad(_) => &[C::BpfLoad],
-        Event::ModuleLoad(_) => &[C::ModuleLoad],
-        Event::MemfdCreate(_) => &[C::MemfdCreate],
-        Event::Session(_) => &[C::Session],
-        Event::Exit(_) => &[C::ProcessExit],
-        Event::Loss(_) => &[C::Loss],
-        Event::Signal(_) => &[C::Signal],
-        Event::BpfAccess(_) => &[C::BpfAccess],
-        Event::SensorStart(_) | Event::SensorStop(_) | Event::Heartbeat(_) | Event::PreviousRun(_) => {
-            &[C::SensorLifecycle]
-        }
-        Event::Fork(_) | Event::Checkpoint(_) | Event::Alert(_) => &[],
+    match &record.event {
+        Some(e) => sensor_proto::match_event!(e, x => Detectable::categories(x)),
+        None => &[],
     }
 }
 
-fn file_categories(f: &FileEvent) -> &'static [Category] {
+/// The categories of a file record: by operation, plus `sensor_file` when it touches the
+/// sensor's own files.
+pub fn file_categories(f: &FileEvent) -> &'static [Category] {
     use Category as C;
     if !f.protected.is_empty() {
         return match f.op.as_str() {

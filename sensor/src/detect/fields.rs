@@ -19,7 +19,7 @@ use sensor_proto::{
     v1::{Ancestor, Process, audit_record::Event},
 };
 
-use super::category::Category;
+use super::{category::Category, kind::Detectable};
 use crate::enrich::ancestry::Ancestors;
 
 /// What the detector knows of a login session (from its `session` record).
@@ -62,7 +62,7 @@ impl Scope {
     }
 }
 
-type Getter = for<'a> fn(&'a RecordView<'a>) -> Option<EventValue<'a>>;
+pub type Getter = for<'a> fn(&'a RecordView<'a>) -> Option<EventValue<'a>>;
 
 /// One field rules can use.
 #[derive(Clone, Copy)]
@@ -70,7 +70,7 @@ pub struct Field {
     pub name: &'static str,
     pub scope: Scope,
     pub doc: &'static str,
-    get: Getter,
+    pub get: Getter,
 }
 
 impl std::fmt::Debug for Field {
@@ -174,7 +174,7 @@ impl<'a> RecordView<'a> {
         self.ancestors.first()
     }
 
-    fn event(&self) -> Option<&'a Event> {
+    pub(crate) fn event(&self) -> Option<&'a Event> {
         self.record.event.as_ref()
     }
 }
@@ -184,24 +184,24 @@ pub fn command_line(argv: &[String]) -> String {
     argv.join(" ")
 }
 
-fn s(v: &str) -> Option<EventValue<'_>> {
+pub(crate) fn s(v: &str) -> Option<EventValue<'_>> {
     Some(EventValue::Str(Cow::Borrowed(v)))
 }
 
 /// A string field that is absent when empty (unknown), so `|exists` and `null` mean something.
-fn ne(v: &str) -> Option<EventValue<'_>> {
+pub(crate) fn ne(v: &str) -> Option<EventValue<'_>> {
     (!v.is_empty()).then_some(EventValue::Str(Cow::Borrowed(v)))
 }
 
-fn int(v: impl Into<i64>) -> Option<EventValue<'static>> {
+pub(crate) fn int(v: impl Into<i64>) -> Option<EventValue<'static>> {
     Some(EventValue::Int(v.into()))
 }
 
-fn boolean(v: bool) -> Option<EventValue<'static>> {
+pub(crate) fn boolean(v: bool) -> Option<EventValue<'static>> {
     Some(EventValue::Str(Cow::Borrowed(if v { "true" } else { "false" })))
 }
 
-fn int_u64(v: u64) -> Option<EventValue<'static>> {
+pub(crate) fn int_u64(v: u64) -> Option<EventValue<'static>> {
     Some(EventValue::Int(i64::try_from(v).unwrap_or(i64::MAX)))
 }
 
@@ -213,14 +213,30 @@ macro_rules! ev {
         }
     };
 }
+pub(crate) use ev;
 
 mod events;
 mod process;
 mod tamper;
 
-/// Every field, in documentation order: the process's, then the events'.
-pub static FIELDS: LazyLock<Vec<&'static Field>> =
-    LazyLock::new(|| process::PROCESS.iter().chain(events::EVENTS).chain(tamper::TAMPER).collect());
+/// The fields of each record kind's own table ([`Detectable::FIELDS`]), in schema order.
+macro_rules! kind_fields {
+    ($($variant:ident($msg:ident) $name:ident,)+) => {
+        [$(<sensor_proto::v1::$msg as Detectable>::FIELDS),+]
+    };
+}
+
+/// Every field, in documentation order: the process's, the events' shared table, each record
+/// kind's own, then the tamper fields.
+pub static FIELDS: LazyLock<Vec<&'static Field>> = LazyLock::new(|| {
+    let kinds = sensor_proto::for_each_event!(kind_fields);
+    process::PROCESS
+        .iter()
+        .chain(events::EVENTS)
+        .chain(kinds.into_iter().flatten())
+        .chain(tamper::TAMPER)
+        .collect()
+});
 
 /// Rules look fields up by name on every evaluation: a fast hash, not SipHash (the names are
 /// ours, not attacker-chosen).

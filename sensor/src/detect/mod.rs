@@ -10,6 +10,7 @@
 pub mod category;
 pub mod exceptions;
 pub mod fields;
+pub mod kind;
 pub mod load;
 mod memo;
 pub mod meta;

@@ -17,23 +17,24 @@ use serde_json::{Map, Value, json};
 /// OCSF schema version this mapping follows.
 pub const OCSF_VERSION: &str = "1.3.0";
 
-struct Class {
+/// An OCSF category and class.
+pub struct Class {
     category: (u32, &'static str),
     class: (u32, &'static str),
 }
 
-const SYSTEM: (u32, &str) = (1, "System Activity");
-const IAM: (u32, &str) = (3, "Identity & Access Management");
-const NETWORK: (u32, &str) = (4, "Network Activity");
-const PROCESS: Class = Class { category: SYSTEM, class: (1007, "Process Activity") };
-const KERNEL_EXT: Class = Class { category: SYSTEM, class: (1002, "Kernel Extension Activity") };
-const FILE: Class = Class { category: SYSTEM, class: (1001, "File System Activity") };
-const AUTH: Class = Class { category: IAM, class: (3002, "Authentication") };
-const NET: Class = Class { category: NETWORK, class: (4001, "Network Activity") };
-const DNS: Class = Class { category: NETWORK, class: (4003, "DNS Activity") };
-const FINDING: Class = Class { category: (2, "Findings"), class: (2004, "Detection Finding") };
-const BASE: Class = Class { category: (0, "Uncategorized"), class: (0, "Base Event") };
-const APP_LIFECYCLE: Class =
+pub const SYSTEM: (u32, &str) = (1, "System Activity");
+pub const IAM: (u32, &str) = (3, "Identity & Access Management");
+pub const NETWORK: (u32, &str) = (4, "Network Activity");
+pub const PROCESS: Class = Class { category: SYSTEM, class: (1007, "Process Activity") };
+pub const KERNEL_EXT: Class = Class { category: SYSTEM, class: (1002, "Kernel Extension Activity") };
+pub const FILE: Class = Class { category: SYSTEM, class: (1001, "File System Activity") };
+pub const AUTH: Class = Class { category: IAM, class: (3002, "Authentication") };
+pub const NET: Class = Class { category: NETWORK, class: (4001, "Network Activity") };
+pub const DNS: Class = Class { category: NETWORK, class: (4003, "DNS Activity") };
+pub const FINDING: Class = Class { category: (2, "Findings"), class: (2004, "Detection Finding") };
+pub const BASE: Class = Class { category: (0, "Uncategorized"), class: (0, "Base Event") };
+pub const APP_LIFECYCLE: Class =
     Class { category: (6, "Application Activity"), class: (6002, "Application Lifecycle") };
 
 /// The OCSF event for a record.
@@ -58,10 +59,8 @@ pub fn map(record: &AuditRecord) -> Value {
     ev.insert("type_name".into(), json!(format!("{}: {}", class.class.1, activity.1)));
     ev.insert("activity_name".into(), json!(activity.1));
     let (severity_id, severity) = match &record.event {
-        // A loss record means events are missing.
-        Some(Event::Loss(_)) => (3, "Medium"),
-        Some(Event::Alert(a)) => alert_severity(&a.level),
-        _ => (1, "Informational"),
+        Some(e) => sensor_proto::match_event!(e, x => Ocsf::ocsf_severity(x)),
+        None => INFORMATIONAL,
     };
     ev.insert("severity_id".into(), json!(severity_id));
     ev.insert("severity".into(), json!(severity));
@@ -85,7 +84,28 @@ pub fn map(record: &AuditRecord) -> Value {
     Value::Object(ev)
 }
 
-type Status = Option<(bool, Option<String>)>;
+/// Success or failure, with a status code when failed; `None` when the class has no status.
+pub type Status = Option<(bool, Option<String>)>;
+
+/// Class, activity (id, name) and status of an OCSF event.
+pub type Mapping = (&'static Class, (u32, String), Status);
+
+/// The default OCSF severity.
+pub const INFORMATIONAL: (u32, &str) = (1, "Informational");
+
+/// How a record kind maps to OCSF. Every record kind implements it in its module under
+/// `crate::kinds`; the record itself goes under `unmapped` by the kind's name, whatever the
+/// kind, so nothing of it is lost.
+pub trait Ocsf {
+    /// Adds the class-specific attributes to `ev` and says which class, activity and status
+    /// the record is. `actor` is the record's acting process.
+    fn ocsf(&self, actor: Option<&Process>, ev: &mut Map<String, Value>) -> Mapping;
+
+    /// The OCSF severity (id, name): Informational unless the kind says otherwise.
+    fn ocsf_severity(&self) -> (u32, &'static str) {
+        INFORMATIONAL
+    }
+}
 
 /// Class, activity (id, name), status, and the class-specific attributes.
 fn event_fields(
@@ -93,192 +113,21 @@ fn event_fields(
     actor: Option<&Process>,
     ev: &mut Map<String, Value>,
     unmapped: &mut Map<String, Value>,
-) -> (&'static Class, (u32, String), Status) {
-    let a = |id: u32, name: &str| (id, name.to_owned());
-    match e {
-        Event::Exec(x) => {
-            unmapped.insert("exec".into(), to_value(x));
-            if let Some(p) = actor {
-                ev.insert("process".into(), process(p, &[]));
-            }
-            (&PROCESS, a(1, "Launch"), Some((true, None)))
-        }
-        Event::Fork(x) => {
-            unmapped.insert("fork".into(), to_value(x));
-            if let Some(p) = actor {
-                ev.insert("process".into(), process(p, &[]));
-            }
-            (&PROCESS, a(1, "Launch"), Some((true, None)))
-        }
-        Event::Exit(x) => {
-            unmapped.insert("exit".into(), to_value(x));
-            if let Some(p) = actor {
-                ev.insert("process".into(), process(p, &[]));
-            }
-            ev.insert("exit_code".into(), json!(x.code));
-            (&PROCESS, a(2, "Terminate"), None)
-        }
-        Event::Privilege(x) => {
-            unmapped.insert("privilege".into(), to_value(x));
-            if let Some(p) = actor {
-                ev.insert("process".into(), process(p, &[]));
-            }
-            (&PROCESS, a(5, "Set User ID"), Some((true, None)))
-        }
-        Event::Ptrace(x) => {
-            unmapped.insert("ptrace".into(), to_value(x));
-            ev.insert(
-                "process".into(),
-                json!({ "pid": x.target_pid, "uid": x.target_guid, "file": file_obj(&x.target_exe) }),
-            );
-            (&PROCESS, a(4, "Inject"), Some(result(i64::from(x.result), None)))
-        }
-        Event::MemfdCreate(x) => {
-            unmapped.insert("memfd_create".into(), to_value(x));
-            if let Some(p) = actor {
-                ev.insert("process".into(), process(p, &[]));
-            }
-            (&PROCESS, a(99, "Other"), Some(result(i64::from(x.result), None)))
-        }
-        Event::ModuleLoad(x) => {
-            unmapped.insert("module_load".into(), to_value(x));
-            ev.insert("driver".into(), json!({ "file": { "name": x.name, "type_id": 1 } }));
-            (&KERNEL_EXT, a(1, "Load"), None)
-        }
-        Event::BpfLoad(x) => {
-            unmapped.insert("bpf_load".into(), to_value(x));
-            ev.insert(
-                "driver".into(),
-                json!({ "file": { "name": x.prog_name, "type_id": 99, "type": "BPF program" } }),
-            );
-            (&KERNEL_EXT, a(1, "Load"), Some(result(i64::from(x.result), None)))
-        }
-        Event::Session(x) => {
-            unmapped.insert("session".into(), to_value(x));
-            ev.insert("user".into(), json!({ "name": x.user, "uid": x.auid.to_string() }));
-            ev.insert("session".into(), json!({ "uid": x.session_id.to_string(), "terminal": x.tty }));
-            ev.insert("logon_process".into(), json!({ "name": x.service, "uid": x.leader_guid }));
-            if !x.remote_address.is_empty() {
-                ev.insert("src_endpoint".into(), json!({ "ip": x.remote_address, "port": x.remote_port }));
-            }
-            (&AUTH, a(1, "Logon"), Some((true, None)))
-        }
-        Event::File(x) => {
-            unmapped.insert("file".into(), to_value(x));
-            ev.insert("file".into(), file_obj(&x.path));
-            if !x.path2.is_empty() {
-                ev.insert("file_result".into(), file_obj(&x.path2));
-            }
-            let err = (!x.error.is_empty()).then(|| x.error.clone());
-            (&FILE, file_activity(&x.op, &x.flags), Some(result(x.result, err)))
-        }
-        Event::Network(x) => {
-            unmapped.insert("network".into(), to_value(x));
-            ev.insert("src_endpoint".into(), json!({ "ip": x.local_address, "port": x.local_port }));
-            if !x.remote_address.is_empty() {
-                ev.insert("dst_endpoint".into(), json!({ "ip": x.remote_address, "port": x.remote_port }));
-            }
-            ev.insert(
-                "connection_info".into(),
-                json!({
-                    "protocol_name": x.protocol,
-                    "protocol_ver_id": if x.family == "ipv6" { 6 } else { 4 },
-                    "direction_id": if x.op == "accept" { 1 } else { 2 },
-                }),
-            );
-            let err = (!x.error.is_empty()).then(|| x.error.clone());
-            let activity = match (x.op.as_str(), x.result < 0, x.error.as_str()) {
-                ("connect", true, "ECONNREFUSED") => a(5, "Refuse"),
-                ("connect", true, "EINPROGRESS") => a(1, "Open"),
-                (_, true, _) => a(4, "Fail"),
-                ("connect" | "accept", false, _) => a(1, "Open"),
-                ("listen", false, _) => a(7, "Listen"),
-                ("send", false, _) => a(6, "Traffic"),
-                _ => a(99, "Bind"),
-            };
-            (&NET, activity, Some(result(x.result, err)))
-        }
-        Event::Dns(x) => {
-            unmapped.insert("dns".into(), to_value(x));
-            ev.insert("query".into(), json!({ "hostname": x.name, "type": x.r#type, "packet_uid": x.id }));
-            ev.insert("dst_endpoint".into(), json!({ "ip": x.server_address, "port": x.server_port }));
-            (&DNS, a(1, "Query"), None)
-        }
-        Event::Loss(x) => {
-            unmapped.insert("loss".into(), to_value(x));
-            ev.insert("message".into(), json!(format!("{} {} events lost: {}", x.count, x.kind, x.reason)));
-            (&BASE, a(99, "Loss"), None)
-        }
-        Event::Checkpoint(x) => {
-            unmapped.insert("checkpoint".into(), to_value(x));
-            (&BASE, a(99, "Checkpoint"), None)
-        }
-        Event::Signal(x) => {
-            unmapped.insert("signal".into(), to_value(x));
-            ev.insert(
-                "process".into(),
-                json!({ "pid": x.target_pid, "uid": x.target_guid, "file": file_obj(&x.target_exe) }),
-            );
-            ev.insert("message".into(), json!(format!("{} sent to pid {}", x.name, x.target_pid)));
-            (&PROCESS, a(99, "Signal"), None)
-        }
-        Event::BpfAccess(x) => {
-            unmapped.insert("bpf_access".into(), to_value(x));
-            let name = format!("{} {}", x.object_type, x.object_id);
-            let file = if x.path.is_empty() {
-                json!({ "name": name, "type_id": 99, "type": "BPF object" })
-            } else {
-                json!({ "name": name, "path": x.path, "type_id": 99, "type": "BPF object" })
-            };
-            ev.insert("driver".into(), json!({ "file": file }));
-            (&KERNEL_EXT, a(99, "Access"), Some(result(i64::from(x.result), None)))
-        }
-        Event::SensorStart(x) => {
-            unmapped.insert("sensor_start".into(), to_value(x));
-            ev.insert("app".into(), json!({ "name": "sensor", "version": x.version }));
-            (&APP_LIFECYCLE, a(3, "Start"), None)
-        }
-        Event::SensorStop(x) => {
-            unmapped.insert("sensor_stop".into(), to_value(x));
-            ev.insert("app".into(), json!({ "name": "sensor" }));
-            ev.insert("message".into(), json!(format!("stopping: {}", x.reason)));
-            (&APP_LIFECYCLE, a(4, "Stop"), Some((x.reason != "error", None)))
-        }
-        Event::Heartbeat(x) => {
-            unmapped.insert("heartbeat".into(), to_value(x));
-            (&BASE, a(99, "Heartbeat"), None)
-        }
-        Event::PreviousRun(x) => {
-            unmapped.insert("previous_run".into(), to_value(x));
-            ev.insert("app".into(), json!({ "name": "sensor" }));
-            ev.insert(
-                "message".into(),
-                json!(format!("previous run {} ended without a final checkpoint", x.instance_id)),
-            );
-            (&APP_LIFECYCLE, a(4, "Stop"), Some((false, Some("no final checkpoint".to_owned()))))
-        }
-        Event::Alert(x) => {
-            unmapped.insert("alert".into(), to_value(x));
-            finding(x, actor, ev);
-            (&FINDING, a(1, "Create"), None)
-        }
-    }
+) -> Mapping {
+    sensor_proto::match_event!(e, x => {
+        unmapped.insert(sensor_proto::name_of(x).into(), to_value(x));
+        Ocsf::ocsf(x, actor, ev)
+    })
 }
 
-/// OCSF severity of an alert, from its Sigma level.
-fn alert_severity(level: &str) -> (u32, &'static str) {
-    match level {
-        "critical" => (5, "Critical"),
-        "high" => (4, "High"),
-        "medium" => (3, "Medium"),
-        "low" => (2, "Low"),
-        _ => (1, "Informational"),
-    }
+/// An activity (id, name).
+pub fn activity(id: u32, name: &str) -> (u32, String) {
+    (id, name.to_owned())
 }
 
 /// Detection Finding attributes: `finding_info` (the rule as the analytic, ATT&CK, the
 /// triggering records), `status` New, and the acting process as evidence.
-fn finding(x: &sensor_proto::v1::AlertEvent, actor: Option<&Process>, ev: &mut Map<String, Value>) {
+pub fn finding(x: &sensor_proto::v1::AlertEvent, actor: Option<&Process>, ev: &mut Map<String, Value>) {
     let attacks: Vec<Value> = x
         .techniques
         .iter()
@@ -307,7 +156,8 @@ fn finding(x: &sensor_proto::v1::AlertEvent, actor: Option<&Process>, ev: &mut M
     }
 }
 
-fn file_activity(op: &str, flags: &str) -> (u32, String) {
+/// The File System Activity of a file operation.
+pub fn file_activity(op: &str, flags: &str) -> (u32, String) {
     let (id, name) = match op {
         "open" if flags.contains("O_CREAT") => (1, "Create"),
         "open" if flags.contains("O_WRONLY") || flags.contains("O_RDWR") || flags.contains("O_TRUNC") => {
@@ -325,7 +175,7 @@ fn file_activity(op: &str, flags: &str) -> (u32, String) {
 }
 
 /// (success, status code) from a result that is negative on error.
-fn result(res: i64, err: Option<String>) -> (bool, Option<String>) {
+pub fn result(res: i64, err: Option<String>) -> (bool, Option<String>) {
     if res < 0 { (false, err.or_else(|| Some(format!("errno {}", -res)))) } else { (true, None) }
 }
 
@@ -355,7 +205,8 @@ fn device(h: &Host) -> Value {
     })
 }
 
-fn file_obj(path: &str) -> Value {
+/// An OCSF file object for a path.
+pub fn file_obj(path: &str) -> Value {
     let name = path.rsplit('/').next().unwrap_or(path);
     let parent = path.rsplit_once('/').map_or("", |(d, _)| if d.is_empty() { "/" } else { d });
     json!({ "path": path, "name": name, "parent_folder": parent, "type_id": 1 })
@@ -366,7 +217,7 @@ fn user(p: &Process) -> Value {
 }
 
 /// An OCSF process object, with its parent and lineage from the ancestors when given.
-fn process(p: &Process, ancestors: &[Ancestor]) -> Value {
+pub fn process(p: &Process, ancestors: &[Ancestor]) -> Value {
     let mut file = file_obj(&p.exe);
     if !p.exe_sha256.is_empty() {
         file["hashes"] = json!([{ "algorithm_id": 3, "algorithm": "SHA-256", "value": p.exe_sha256 }]);

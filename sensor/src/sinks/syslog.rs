@@ -34,7 +34,7 @@ use std::{
 
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject as _};
-use sensor_proto::{AuditRecord, v1::audit_record::Event};
+use sensor_proto::AuditRecord;
 
 use super::{
     OutputOptions, SinkError, render,
@@ -44,11 +44,11 @@ use super::{
 
 /// RFC 5424 facility 10: security/authorization messages (private).
 const FACILITY_AUTHPRIV: u8 = 10;
-const SEVERITY_CRITICAL: u8 = 2;
-const SEVERITY_ERROR: u8 = 3;
-const SEVERITY_WARNING: u8 = 4;
-const SEVERITY_NOTICE: u8 = 5;
-const SEVERITY_INFO: u8 = 6;
+pub const SEVERITY_CRITICAL: u8 = 2;
+pub const SEVERITY_ERROR: u8 = 3;
+pub const SEVERITY_WARNING: u8 = 4;
+pub const SEVERITY_NOTICE: u8 = 5;
+pub const SEVERITY_INFO: u8 = 6;
 /// The SD-ID of the sensor's structured data.
 pub const SD_ID: &str = "sensor@32473";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -267,43 +267,18 @@ impl Transport for SyslogTransport {
     }
 }
 
+/// The syslog severity of a record kind. Each record kind implements it in its module under
+/// `crate::kinds`; its MSGID is the kind's name ([`sensor_proto::EventName`]).
+pub trait SyslogSeverity {
+    /// One of the `SEVERITY_*` constants.
+    fn syslog_severity(&self) -> u8;
+}
+
 /// The event kind (MSGID) and severity of a record.
 pub fn kind(record: &AuditRecord) -> (&'static str, u8) {
     match &record.event {
-        Some(Event::Exec(_)) => ("exec", SEVERITY_INFO),
-        Some(Event::Fork(_)) => ("fork", SEVERITY_INFO),
-        Some(Event::Exit(_)) => ("exit", SEVERITY_INFO),
-        Some(Event::Session(_)) => ("session", SEVERITY_INFO),
-        Some(Event::File(_)) => ("file", SEVERITY_INFO),
-        Some(Event::Network(_)) => ("network", SEVERITY_INFO),
-        Some(Event::Dns(_)) => ("dns", SEVERITY_INFO),
-        Some(Event::Checkpoint(_)) => ("checkpoint", SEVERITY_INFO),
-        Some(Event::Privilege(_)) => ("privilege", SEVERITY_NOTICE),
-        Some(Event::Ptrace(_)) => ("ptrace", SEVERITY_NOTICE),
-        Some(Event::ModuleLoad(_)) => ("module_load", SEVERITY_NOTICE),
-        Some(Event::BpfLoad(_)) => ("bpf_load", SEVERITY_NOTICE),
-        Some(Event::MemfdCreate(_)) => ("memfd_create", SEVERITY_NOTICE),
-        Some(Event::Loss(_)) => ("loss", SEVERITY_WARNING),
-        Some(Event::Signal(_)) => ("signal", SEVERITY_NOTICE),
-        Some(Event::BpfAccess(_)) => ("bpf_access", SEVERITY_WARNING),
-        Some(Event::SensorStart(_)) => ("sensor_start", SEVERITY_NOTICE),
-        Some(Event::SensorStop(s)) if s.reason == "error" => ("sensor_stop", SEVERITY_ERROR),
-        Some(Event::SensorStop(_)) => ("sensor_stop", SEVERITY_NOTICE),
-        Some(Event::Heartbeat(_)) => ("heartbeat", SEVERITY_INFO),
-        Some(Event::PreviousRun(_)) => ("previous_run", SEVERITY_WARNING),
-        Some(Event::Alert(a)) => ("alert", alert_severity(&a.level)),
+        Some(e) => sensor_proto::match_event!(e, x => (sensor_proto::name_of(x), x.syslog_severity())),
         None => ("-", SEVERITY_INFO),
-    }
-}
-
-/// Syslog severity of an alert: it follows the rule's Sigma level.
-fn alert_severity(level: &str) -> u8 {
-    match level {
-        "critical" => SEVERITY_CRITICAL,
-        "high" => SEVERITY_ERROR,
-        "medium" => SEVERITY_WARNING,
-        "low" => SEVERITY_NOTICE,
-        _ => SEVERITY_INFO,
     }
 }
 

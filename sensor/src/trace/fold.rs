@@ -117,13 +117,29 @@ pub struct Activity {
 }
 
 /// One event reduced to what folding needs.
-struct Fact {
-    kind: Kind,
-    key: String,
-    verb: String,
-    item: String,
-    path: Option<String>,
-    many: String,
+pub struct Fact {
+    pub kind: Kind,
+    /// Events with the same kind and key fold into one line.
+    pub key: String,
+    pub verb: String,
+    pub item: String,
+    pub path: Option<String>,
+    /// What a folded line counts ("times", "names", "files *.txt").
+    pub many: String,
+}
+
+impl Fact {
+    /// A fact keyed by `key`, counted in "times".
+    pub fn simple(kind: Kind, key: String, verb: &str, item: String) -> Self {
+        Self { kind, key, verb: verb.to_owned(), item, path: None, many: "times".into() }
+    }
+}
+
+/// How a record kind folds into a process's activity in `sensor trace`. Every record kind
+/// implements it in its module under `crate::kinds`; `None` for what is not activity of a
+/// process (the tree's own nodes and edges, alerts, the sensor's own records).
+pub trait Traced {
+    fn fact(&self) -> Option<Fact>;
 }
 
 impl Activity {
@@ -218,85 +234,11 @@ impl Activity {
 }
 
 fn fact(event: &Event) -> Option<Fact> {
-    let simple = |kind, key: String, verb: &str, item: String| Fact {
-        kind,
-        key,
-        verb: verb.to_owned(),
-        item,
-        path: None,
-        many: "times".into(),
-    };
-    Some(match event {
-        Event::File(f) => file_fact(f),
-        Event::Network(n) => net_fact(n),
-        Event::Dns(d) => {
-            let item =
-                if d.malformed { "(malformed query)".into() } else { format!("{} ({})", d.name, d.r#type) };
-            let mut f = simple(Kind::Dns, item.clone(), "resolved", item);
-            f.many = "names".into();
-            f
-        }
-        Event::Privilege(p) => {
-            let (o, n) = (p.old.unwrap_or_default(), p.new.unwrap_or_default());
-            let item = format!(
-                "{}: uid {}→{} euid {}→{} gid {}→{}",
-                p.syscall, o.uid, n.uid, o.euid, n.euid, o.gid, n.gid
-            );
-            simple(Kind::Privilege, item.clone(), "changed credentials", item)
-        }
-        Event::Ptrace(p) => {
-            let item = format!(
-                "{} pid {} {}{}",
-                p.request,
-                p.target_pid,
-                p.target_exe,
-                result_note(i64::from(p.result), "")
-            );
-            simple(Kind::Kernel, item.clone(), "ptrace", item)
-        }
-        Event::ModuleLoad(m) => {
-            simple(Kind::Kernel, format!("mod {}", m.name), "loaded kernel module", m.name.clone())
-        }
-        Event::BpfLoad(b) => {
-            let item =
-                format!("{} (type {}){}", b.prog_name, b.prog_type, result_note(i64::from(b.result), ""));
-            simple(Kind::Kernel, format!("bpf {item}"), "loaded BPF program", item)
-        }
-        Event::MemfdCreate(m) => {
-            simple(Kind::Kernel, format!("memfd {}", m.name), "memfd_create", m.name.clone())
-        }
-        Event::Signal(g) => {
-            let item = format!("{} to pid {} {}", g.name, g.target_pid, g.target_exe);
-            simple(Kind::Kernel, item.clone(), "signalled the sensor", item)
-        }
-        Event::BpfAccess(b) => {
-            let item = format!(
-                "{} {} {}{}",
-                b.command,
-                b.object_type,
-                b.object_id,
-                result_note(i64::from(b.result), "")
-            );
-            simple(Kind::Kernel, item.clone(), "touched the sensor's BPF objects", item)
-        }
-        // Not facts of a process: the tree's own nodes and edges (exec, fork, exit, the login
-        // session), alerts (drawn on their process), and the sensor's own records. Listed, not
-        // matched by `_`, so that a new kind has to be placed here or above.
-        Event::Exec(_)
-        | Event::Fork(_)
-        | Event::Exit(_)
-        | Event::Session(_)
-        | Event::Alert(_)
-        | Event::Loss(_)
-        | Event::Checkpoint(_)
-        | Event::SensorStart(_)
-        | Event::SensorStop(_)
-        | Event::Heartbeat(_)
-        | Event::PreviousRun(_) => return None,
-    })
+    sensor_proto::match_event!(event, x => Traced::fact(x))
 }
 
-fn file_fact(f: &FileEvent) -> Fact {
+/// The fact of a file record.
+pub fn file_fact(f: &FileEvent) -> Fact {
     let write = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"].iter().any(|w| f.flags.contains(w));
     let failed = f.result < 0;
     let err = result_note(f.result, &f.error);
@@ -336,7 +278,8 @@ fn file_fact(f: &FileEvent) -> Fact {
     }
 }
 
-fn net_fact(n: &NetworkEvent) -> Fact {
+/// The fact of a network record.
+pub fn net_fact(n: &NetworkEvent) -> Fact {
     let remote = endpoint(&n.remote_address, n.remote_port);
     let err = match n.result {
         -115 => String::new(), // EINPROGRESS: a non-blocking connect under way
@@ -370,7 +313,8 @@ pub fn endpoint(addr: &str, port: u32) -> String {
     if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") }
 }
 
-fn result_note(result: i64, error: &str) -> String {
+/// " (EPERM)" after a failed call's item, "" after a successful one.
+pub fn result_note(result: i64, error: &str) -> String {
     match (result < 0, error.is_empty()) {
         (false, _) => String::new(),
         (true, false) => format!(" ({error})"),

@@ -6,6 +6,7 @@ use rsigma_eval::EventValue;
 use sensor_proto::v1::audit_record::Event;
 
 use super::{Category, Field, RecordView, Scope, boolean, int, int_u64, ne, s};
+use crate::detect::kind::Detectable;
 
 /// The network endpoints as Sysmon names them: the source is the side that initiated.
 struct Endpoints<'a> {
@@ -104,56 +105,15 @@ fn normalize(path: &str) -> String {
 }
 
 fn result_of<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
-    match v.event()? {
-        Event::File(f) => int(f.result),
-        Event::Network(n) => int(n.result),
-        Event::Ptrace(p) => int(p.result),
-        Event::BpfLoad(b) => int(b.result),
-        Event::MemfdCreate(m) => int(m.result),
-        Event::BpfAccess(b) => int(b.result),
-        // A signal's `result` is the kernel's delivery verdict, not a return value.
-        Event::Signal(_)
-        | Event::Exec(_)
-        | Event::Loss(_)
-        | Event::Fork(_)
-        | Event::Exit(_)
-        | Event::Session(_)
-        | Event::Privilege(_)
-        | Event::ModuleLoad(_)
-        | Event::Dns(_)
-        | Event::Checkpoint(_)
-        | Event::Alert(_)
-        | Event::SensorStart(_)
-        | Event::SensorStop(_)
-        | Event::Heartbeat(_)
-        | Event::PreviousRun(_) => None,
-    }
+    sensor_proto::match_event!(v.event()?, x => Detectable::result(x).and_then(int))
 }
 
 fn error_of<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
-    match v.event()? {
-        Event::File(f) => ne(&f.error),
-        Event::Network(n) => ne(&n.error),
-        Event::MemfdCreate(m) => ne(&m.error),
-        Event::Ptrace(_)
-        | Event::BpfLoad(_)
-        | Event::BpfAccess(_)
-        | Event::Signal(_)
-        | Event::Exec(_)
-        | Event::Loss(_)
-        | Event::Fork(_)
-        | Event::Exit(_)
-        | Event::Session(_)
-        | Event::Privilege(_)
-        | Event::ModuleLoad(_)
-        | Event::Dns(_)
-        | Event::Checkpoint(_)
-        | Event::Alert(_)
-        | Event::SensorStart(_)
-        | Event::SensorStop(_)
-        | Event::Heartbeat(_)
-        | Event::PreviousRun(_) => None,
-    }
+    sensor_proto::match_event!(v.event()?, x => Detectable::error(x).and_then(ne))
+}
+
+fn syscall_of<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
+    sensor_proto::match_event!(v.event()?, x => Detectable::syscall(x).and_then(ne))
 }
 
 /// Fields of the events, in documentation order.
@@ -215,29 +175,7 @@ pub(super) static EVENTS: &[Field] = &[
             Category::ModuleLoad,
         ]),
         doc: "the system call, e.g. `openat`, `renameat2`, `setresuid`, `finit_module`",
-        get: |v| match v.event()? {
-            Event::File(f) => ne(&f.syscall),
-            Event::Network(n) => ne(&n.syscall),
-            Event::Privilege(p) => ne(&p.syscall),
-            Event::ModuleLoad(m) => ne(&m.syscall),
-            Event::Exec(_)
-            | Event::Loss(_)
-            | Event::Fork(_)
-            | Event::Exit(_)
-            | Event::Session(_)
-            | Event::Ptrace(_)
-            | Event::BpfLoad(_)
-            | Event::MemfdCreate(_)
-            | Event::Dns(_)
-            | Event::Checkpoint(_)
-            | Event::Alert(_)
-            | Event::SensorStart(_)
-            | Event::SensorStop(_)
-            | Event::Heartbeat(_)
-            | Event::PreviousRun(_)
-            | Event::Signal(_)
-            | Event::BpfAccess(_) => None,
-        },
+        get: syscall_of,
     },
     Field {
         name: "FileFlags",
@@ -449,37 +387,6 @@ pub(super) static EVENTS: &[Field] = &[
         scope: Scope::Only(&[Category::Ptrace]),
         doc: "`attach`, `seize`, `process_vm_writev`, `process_vm_readv` (of the sensor only) or `pidfd_getfd`",
         get: |v| ev!(v, Event::Ptrace(p) => ne(&p.request)),
-    },
-    // ---- bpf_load, module_load, memfd_create ----
-    Field {
-        name: "BpfProgramType",
-        scope: Scope::Only(&[Category::BpfLoad]),
-        doc: "enum bpf_prog_type number (e.g. 2 = kprobe, 26 = tracing)",
-        get: |v| ev!(v, Event::BpfLoad(b) => int(b.prog_type)),
-    },
-    Field {
-        name: "BpfProgramName",
-        scope: Scope::Only(&[Category::BpfLoad]),
-        doc: "the program name the loader gave",
-        get: |v| ev!(v, Event::BpfLoad(b) => ne(&b.prog_name)),
-    },
-    Field {
-        name: "ModuleName",
-        scope: Scope::Only(&[Category::ModuleLoad]),
-        doc: "kernel module name",
-        get: |v| ev!(v, Event::ModuleLoad(m) => ne(&m.name)),
-    },
-    Field {
-        name: "MemfdName",
-        scope: Scope::Only(&[Category::MemfdCreate]),
-        doc: "name given to memfd_create",
-        get: |v| ev!(v, Event::MemfdCreate(m) => s(&m.name)),
-    },
-    Field {
-        name: "MemfdFlags",
-        scope: Scope::Only(&[Category::MemfdCreate]),
-        doc: "MFD_* flags (a number)",
-        get: |v| ev!(v, Event::MemfdCreate(m) => int(m.flags)),
     },
     // ---- process_exit ----
     Field {

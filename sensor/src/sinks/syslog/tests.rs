@@ -2,7 +2,7 @@ use std::{io::BufRead as _, net::TcpListener};
 
 use sensor_proto::{
     Timestamp,
-    v1::{ExecEvent, Host, LossEvent, PrivilegeEvent},
+    v1::{ExecEvent, Host, LossEvent, PrivilegeEvent, audit_record::Event},
 };
 
 use super::*;
