@@ -8,7 +8,11 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::{EventHeader, task::TaskInfo};
+use crate::{
+    EventHeader, kind,
+    names::{self, KindPrograms},
+    task::TaskInfo,
+};
 
 /// Most bytes of a name (file name or interpreter) captured.
 pub const EXEC_NAME_MAX: usize = 4096;
@@ -101,4 +105,9 @@ const _: () = assert!(size_of::<CaptureConfig>() == 16);
 impl CaptureConfig {
     pub const DEFAULT: Self =
         Self { args_max: EXEC_ARGS_MAX as u32 - 1, _reserved: 0, report_threads: 0, include_mode: 0 };
+}
+
+impl KindPrograms for kind::Exec {
+    const PROGRAMS: &'static [&'static str] = &[names::PROG_SCHED_PROCESS_EXEC];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
 }

@@ -13,7 +13,11 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::{EventHeader, task::TaskInfo};
+use crate::{
+    EventHeader, kind,
+    names::{self, KindPrograms},
+    task::TaskInfo,
+};
 
 /// File operations (stable numbers).
 pub mod op {
@@ -187,4 +191,11 @@ impl core::fmt::Debug for FileEvent {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("FileEvent").field("fixed", &self.fixed).finish_non_exhaustive()
     }
+}
+
+impl KindPrograms for kind::File {
+    const PROGRAMS: &'static [&'static str] = &[names::PROG_SYS_ENTER_FILE, names::PROG_SYS_EXIT_FILE];
+    // The enter program is needed only on the syscall tracepoints (`names::TRACEPOINT_ONLY`).
+    const RAW_TWINS: &'static [(&'static str, &'static str)] =
+        &[(names::PROG_SYS_EXIT_FILE, "raw_exit_file")];
 }

@@ -6,13 +6,24 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnknownKind(pub u32);
 
-/// Declares the event kinds once: each line gives the variant, its stable number and its
-/// snake-case name. Generates [`EventKind`], `TryFrom<u32>`, [`EventKind::ALL`] (in declaration
-/// order, its length counted from the table), [`EventKind::index`] and [`EventKind::name`].
-/// Every other place that handles a kind is an exhaustive `match` on [`EventKind`] (or on the
-/// record's `oneof event`), so the compiler lists what a new kind still needs.
+/// Generates the kind types from the table in [`for_each_event_kind!`]: [`EventKind`],
+/// `TryFrom<u32>`, [`EventKind::ALL`] (in declaration order, its length counted from the table),
+/// [`EventKind::index`], [`EventKind::name`], and a marker type per kind in [`kind`] (for the
+/// agent's per-kind traits). Every other place that handles a kind is an exhaustive `match` on
+/// [`EventKind`] (or on the record's `oneof event`), or is generated from the same table, so the
+/// compiler lists what a new kind still needs.
 macro_rules! event_kinds {
-    ($($(#[$doc:meta])* $kind:ident = $num:literal => $name:literal,)+) => {
+    ([] $($(#[$doc:meta])* $kind:ident = $num:literal => $name:literal,)+) => {
+        /// One marker type per event kind, named like its [`EventKind`] variant: the agent
+        /// implements its per-kind traits (decoding, enrichment, attachment) on these.
+        pub mod kind {
+            $(
+                $(#[$doc])*
+                #[derive(Debug, Clone, Copy)]
+                pub struct $kind;
+            )+
+        }
+
         /// Stable numeric event kinds. Numbers are part of the ABI and are never reused.
         #[repr(u32)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,32 +68,44 @@ macro_rules! event_kinds {
     };
 }
 
-event_kinds! {
-    /// A successful `execve`/`execveat` (`sched_process_exec`).
-    Exec = 1 => "exec",
-    /// A new process (or thread, when configured) (`sched_process_fork`).
-    Fork = 2 => "fork",
-    /// The last thread of a process exited (`sched_process_exit`).
-    Exit = 3 => "exit",
-    /// A successful credential change (setuid family, capset).
-    Cred = 4 => "privilege",
-    /// `ptrace` attach/seize.
-    Ptrace = 5 => "ptrace",
-    /// A kernel module was loaded (`module_load`).
-    ModuleLoad = 6 => "module_load",
-    /// `bpf(BPF_PROG_LOAD)` by another process.
-    BpfLoad = 7 => "bpf_load",
-    /// `memfd_create`.
-    MemfdCreate = 8 => "memfd_create",
-    /// A signal generated for the sensor (`signal/signal_generate`).
-    Signal = 9 => "signal",
-    /// A `bpf()` command touching the sensor's objects, or opening a pinned object.
-    BpfAccess = 10 => "bpf_access",
-    /// A security-relevant file operation (see `crate::file`).
-    File = 16 => "file",
-    /// A network operation (see `crate::net`).
-    Net = 32 => "network",
+/// The event kinds, declared once: each line gives the variant, its stable number and its
+/// snake-case name. Calls the macro `$callback` with `[$extra]` (tokens passed through, e.g. the
+/// caller's variables) and the table, so that code elsewhere (the agent's decoder, enricher and
+/// loader) is generated per kind from this one list.
+#[macro_export]
+macro_rules! for_each_event_kind {
+    ($callback:ident $(, $($extra:tt)*)?) => {
+        $callback! {
+            [$($($extra)*)?]
+            /// A successful `execve`/`execveat` (`sched_process_exec`).
+            Exec = 1 => "exec",
+            /// A new process (or thread, when configured) (`sched_process_fork`).
+            Fork = 2 => "fork",
+            /// The last thread of a process exited (`sched_process_exit`).
+            Exit = 3 => "exit",
+            /// A successful credential change (setuid family, capset).
+            Cred = 4 => "privilege",
+            /// `ptrace` attach/seize.
+            Ptrace = 5 => "ptrace",
+            /// A kernel module was loaded (`module_load`).
+            ModuleLoad = 6 => "module_load",
+            /// `bpf(BPF_PROG_LOAD)` by another process.
+            BpfLoad = 7 => "bpf_load",
+            /// `memfd_create`.
+            MemfdCreate = 8 => "memfd_create",
+            /// A signal generated for the sensor (`signal/signal_generate`).
+            Signal = 9 => "signal",
+            /// A `bpf()` command touching the sensor's objects, or opening a pinned object.
+            BpfAccess = 10 => "bpf_access",
+            /// A security-relevant file operation (see `crate::file`).
+            File = 16 => "file",
+            /// A network operation (see `crate::net`).
+            Net = 32 => "network",
+        }
+    };
 }
+
+for_each_event_kind!(event_kinds);
 
 impl EventKind {
     /// Index of this kind's slot in the per-CPU loss counter array.

@@ -23,7 +23,7 @@ pub mod tamper;
 pub mod task;
 
 pub use exec::{ExecEvent, ExecFixed};
-pub use header::{EventHeader, EventKind, LossCounter, UnknownKind};
+pub use header::{EventHeader, EventKind, LossCounter, UnknownKind, kind};
 pub use offsets::KernelOffsets;
 pub use task::TaskInfo;
 

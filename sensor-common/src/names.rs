@@ -23,8 +23,6 @@ pub const PROG_SYS_ENTER_PTRACE: &str = "sys_enter_ptrace";
 pub const PROG_SYS_EXIT_PTRACE: &str = "sys_exit_ptrace";
 pub const PROG_SYS_ENTER_BPF: &str = "sys_enter_bpf";
 pub const PROG_SYS_EXIT_BPF: &str = "sys_exit_bpf";
-pub const PROG_SYS_ENTER_MEMFD: &str = "sys_enter_memfd_create";
-pub const PROG_SYS_EXIT_MEMFD: &str = "sys_exit_memfd_create";
 /// Programs on `sys_enter_process_vm_writev`, `sys_enter_process_vm_readv` and
 /// `sys_enter_pidfd_getfd`; their exits go to [`PROG_SYS_EXIT_PTRACE`].
 pub const PROG_SYS_ENTER_PROCESS_VM_WRITEV: &str = "sys_enter_process_vm_writev";
@@ -35,34 +33,44 @@ pub const PROG_SIGNAL_GENERATE: &str = "signal_generate";
 /// Classic tracepoint `module/module_load`.
 pub const PROG_MODULE_LOAD: &str = "module_load";
 
-/// The programs whose runs report `kind`: the loader counts their recursion misses as losses of
-/// that kind, and the object test checks that each is in the embedded object.
-pub const fn programs(kind: EventKind) -> &'static [&'static str] {
-    match kind {
-        EventKind::Exec => &[PROG_SCHED_PROCESS_EXEC],
-        EventKind::Fork => &[PROG_SCHED_PROCESS_FORK],
-        EventKind::Exit => &[PROG_SCHED_PROCESS_EXIT],
-        EventKind::Cred => &[PROG_SYS_ENTER_CRED, PROG_SYS_EXIT_CRED],
-        EventKind::Ptrace => &[
-            PROG_SYS_ENTER_PTRACE,
-            PROG_SYS_EXIT_PTRACE,
-            PROG_SYS_ENTER_PROCESS_VM_WRITEV,
-            PROG_SYS_ENTER_PROCESS_VM_READV,
-            PROG_SYS_ENTER_PIDFD_GETFD,
-        ],
-        EventKind::ModuleLoad => &[PROG_MODULE_LOAD],
-        // The `bpf()` programs report both loads and accesses; their misses count as loads.
-        EventKind::BpfLoad => &[PROG_SYS_ENTER_BPF, PROG_SYS_EXIT_BPF],
-        EventKind::BpfAccess => &[],
-        EventKind::MemfdCreate => &[PROG_SYS_ENTER_MEMFD, PROG_SYS_EXIT_MEMFD],
-        EventKind::Signal => &[PROG_SIGNAL_GENERATE],
-        EventKind::File => &[PROG_SYS_ENTER_FILE, PROG_SYS_EXIT_FILE],
-        EventKind::Net => &[PROG_SYS_ENTER_NET, PROG_SYS_EXIT_NET],
-    }
+/// The programs of an event kind. Each kind implements it on its marker type
+/// ([`crate::kind`]) next to its event struct; [`programs`] and [`raw_twins`] are generated from
+/// the kind table.
+pub trait KindPrograms {
+    /// The programs whose runs report the kind: the loader counts their recursion misses as
+    /// losses of that kind, and the object test checks that each is in the embedded object.
+    const PROGRAMS: &'static [&'static str];
+    /// Each of its syscall tracepoint programs and its raw twin: the same body, reached
+    /// through the dispatcher instead of `syscalls/sys_*_X`. One of the two sets is loaded.
+    const RAW_TWINS: &'static [(&'static str, &'static str)];
+}
+
+macro_rules! kind_programs {
+    ([] $($(#[$doc:meta])* $kind:ident = $num:literal => $name:literal,)+) => {
+        /// The programs whose runs report `kind` ([`KindPrograms::PROGRAMS`]).
+        pub const fn programs(kind: EventKind) -> &'static [&'static str] {
+            match kind {
+                $(EventKind::$kind => <crate::kind::$kind as KindPrograms>::PROGRAMS,)+
+            }
+        }
+
+        /// The raw twins of `kind`'s syscall tracepoint programs ([`KindPrograms::RAW_TWINS`]).
+        pub const fn raw_twins_of(kind: EventKind) -> &'static [(&'static str, &'static str)] {
+            match kind {
+                $(EventKind::$kind => <crate::kind::$kind as KindPrograms>::RAW_TWINS,)+
+            }
+        }
+    };
+}
+crate::for_each_event_kind!(kind_programs);
+
+/// Every syscall tracepoint program and its raw twin, of every kind.
+pub fn raw_twins() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    EventKind::ALL.into_iter().flat_map(raw_twins_of)
 }
 
 /// Raw tracepoint programs on `sys_enter` and `sys_exit` that tail-call, by system call number,
-/// the raw twin of the watched call's program (see [`RAW_TWINS`]); the loader fills the tables.
+/// the raw twin of the watched call's program (see [`raw_twins`]); the loader fills the tables.
 pub const PROG_SYS_ENTER_DISPATCH: &str = "sys_enter_dispatch";
 pub const PROG_SYS_EXIT_DISPATCH: &str = "sys_exit_dispatch";
 
@@ -74,25 +82,6 @@ pub fn is_dispatcher(name: &str) -> bool {
 /// Program arrays of the dispatchers: syscall number → program.
 pub const MAP_SYS_ENTER_PROGS: &str = "SYS_ENTER_PROGS";
 pub const MAP_SYS_EXIT_PROGS: &str = "SYS_EXIT_PROGS";
-
-/// Every syscall tracepoint program and its raw twin: the same body, reached through the
-/// dispatcher instead of `syscalls/sys_*_X`. One of the two sets is loaded.
-pub const RAW_TWINS: [(&str, &str); 14] = [
-    (PROG_SYS_ENTER_CRED, "raw_enter_cred"),
-    (PROG_SYS_EXIT_CRED, "raw_exit_cred"),
-    (PROG_SYS_ENTER_PTRACE, "raw_enter_ptrace"),
-    (PROG_SYS_EXIT_PTRACE, "raw_exit_ptrace"),
-    (PROG_SYS_ENTER_BPF, "raw_enter_bpf"),
-    (PROG_SYS_EXIT_BPF, "raw_exit_bpf"),
-    (PROG_SYS_ENTER_MEMFD, "raw_enter_memfd"),
-    (PROG_SYS_EXIT_MEMFD, "raw_exit_memfd"),
-    (PROG_SYS_ENTER_PROCESS_VM_WRITEV, "raw_enter_vm_writev"),
-    (PROG_SYS_ENTER_PROCESS_VM_READV, "raw_enter_vm_readv"),
-    (PROG_SYS_ENTER_PIDFD_GETFD, "raw_enter_pidfd_getfd"),
-    (PROG_SYS_EXIT_FILE, "raw_exit_file"),
-    (PROG_SYS_ENTER_NET, "raw_enter_net"),
-    (PROG_SYS_EXIT_NET, "raw_exit_net"),
-];
 
 /// Syscall tracepoint programs with no raw twin: needed only on the syscall tracepoints. The file
 /// enter program only saves the arguments for the exit, which, reached through the dispatcher,
@@ -108,12 +97,12 @@ pub fn is_syscall_tracepoint_prog(name: &str) -> bool {
 
 /// The raw twin of syscall tracepoint program `tp`.
 pub fn raw_twin(tp: &str) -> Option<&'static str> {
-    RAW_TWINS.iter().find(|(t, _)| *t == tp).map(|(_, r)| *r)
+    raw_twins().find(|(t, _)| *t == tp).map(|(_, r)| *r)
 }
 
 /// The syscall tracepoint program whose raw twin is `raw`.
 pub fn tracepoint_twin(raw: &str) -> Option<&'static str> {
-    RAW_TWINS.iter().find(|(_, r)| *r == raw).map(|(t, _)| *t)
+    raw_twins().find(|(_, r)| *r == raw).map(|(t, _)| *t)
 }
 
 /// Credential-changing system calls watched (each as `sys_enter_X`/`sys_exit_X`).

@@ -9,7 +9,11 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::{EventHeader, task::TaskInfo};
+use crate::{
+    EventHeader, kind,
+    names::{self, KindPrograms},
+    task::TaskInfo,
+};
 
 /// Network operations (stable numbers).
 pub mod op {
@@ -140,3 +144,9 @@ pub struct FlowKey {
 }
 
 const _: () = assert!(size_of::<FlowKey>() == 24);
+
+impl KindPrograms for kind::Net {
+    const PROGRAMS: &'static [&'static str] = &[names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] =
+        &[(names::PROG_SYS_ENTER_NET, "raw_enter_net"), (names::PROG_SYS_EXIT_NET, "raw_exit_net")];
+}

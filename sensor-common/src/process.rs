@@ -2,7 +2,11 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::{EventHeader, task::TaskInfo};
+use crate::{
+    EventHeader, kind,
+    names::{self, KindPrograms},
+    task::TaskInfo,
+};
 
 /// `ForkEvent` header flag: the new task is a thread, not a process.
 pub const FLAG_THREAD: u32 = 1 << 0;
@@ -33,3 +37,13 @@ const _: () = assert!(size_of::<ForkEvent>() == 176);
 const _: () = assert!(size_of::<ExitEvent>() == 176);
 const _: () = assert!(size_of::<ForkEvent>().is_multiple_of(8));
 const _: () = assert!(size_of::<ExitEvent>().is_multiple_of(8));
+
+impl KindPrograms for kind::Fork {
+    const PROGRAMS: &'static [&'static str] = &[names::PROG_SCHED_PROCESS_FORK];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+}
+
+impl KindPrograms for kind::Exit {
+    const PROGRAMS: &'static [&'static str] = &[names::PROG_SCHED_PROCESS_EXIT];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+}

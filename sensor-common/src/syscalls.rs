@@ -3,7 +3,11 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::{EventHeader, task::TaskInfo};
+use crate::{
+    EventHeader, kind,
+    names::{self, KindPrograms},
+    task::TaskInfo,
+};
 
 /// Credentials as in `struct cred`.
 #[repr(C)]
@@ -90,6 +94,10 @@ pub struct BpfLoadEvent {
 /// Longest memfd name (`MFD_NAME_MAX_LEN` is 249).
 pub const MEMFD_NAME_LEN: usize = 256;
 
+/// The `memfd_create` programs (on `syscalls/sys_enter_memfd_create` and its exit).
+pub const PROG_SYS_ENTER_MEMFD: &str = "sys_enter_memfd_create";
+pub const PROG_SYS_EXIT_MEMFD: &str = "sys_exit_memfd_create";
+
 /// `memfd_create`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -142,3 +150,44 @@ const _: () = assert!(size_of::<PendingSyscall>().is_multiple_of(8));
 
 // `BPF_OBJ_GET` paths wait in the pending `name` between the enter and the exit.
 const _: () = assert!(crate::tamper::BPF_PATH_LEN <= MEMFD_NAME_LEN);
+
+impl KindPrograms for kind::Cred {
+    const PROGRAMS: &'static [&'static str] = &[names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] =
+        &[(names::PROG_SYS_ENTER_CRED, "raw_enter_cred"), (names::PROG_SYS_EXIT_CRED, "raw_exit_cred")];
+}
+
+impl KindPrograms for kind::Ptrace {
+    const PROGRAMS: &'static [&'static str] = &[
+        names::PROG_SYS_ENTER_PTRACE,
+        names::PROG_SYS_EXIT_PTRACE,
+        names::PROG_SYS_ENTER_PROCESS_VM_WRITEV,
+        names::PROG_SYS_ENTER_PROCESS_VM_READV,
+        names::PROG_SYS_ENTER_PIDFD_GETFD,
+    ];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[
+        (names::PROG_SYS_ENTER_PTRACE, "raw_enter_ptrace"),
+        (names::PROG_SYS_EXIT_PTRACE, "raw_exit_ptrace"),
+        (names::PROG_SYS_ENTER_PROCESS_VM_WRITEV, "raw_enter_vm_writev"),
+        (names::PROG_SYS_ENTER_PROCESS_VM_READV, "raw_enter_vm_readv"),
+        (names::PROG_SYS_ENTER_PIDFD_GETFD, "raw_enter_pidfd_getfd"),
+    ];
+}
+
+impl KindPrograms for kind::ModuleLoad {
+    const PROGRAMS: &'static [&'static str] = &[names::PROG_MODULE_LOAD];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+}
+
+impl KindPrograms for kind::BpfLoad {
+    // The `bpf()` programs report both loads and accesses; their misses count as loads.
+    const PROGRAMS: &'static [&'static str] = &[names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] =
+        &[(names::PROG_SYS_ENTER_BPF, "raw_enter_bpf"), (names::PROG_SYS_EXIT_BPF, "raw_exit_bpf")];
+}
+
+impl KindPrograms for kind::MemfdCreate {
+    const PROGRAMS: &'static [&'static str] = &[PROG_SYS_ENTER_MEMFD, PROG_SYS_EXIT_MEMFD];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] =
+        &[(PROG_SYS_ENTER_MEMFD, "raw_enter_memfd"), (PROG_SYS_EXIT_MEMFD, "raw_exit_memfd")];
+}

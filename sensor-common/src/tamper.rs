@@ -7,7 +7,11 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use crate::{EventHeader, task::TaskInfo};
+use crate::{
+    EventHeader, kind,
+    names::{self, KindPrograms},
+    task::TaskInfo,
+};
 
 /// The one entry of the `CONTROL` array.
 #[repr(C)]
@@ -155,3 +159,14 @@ const _: () = assert!(size_of::<SignalEvent>() == 200);
 const _: () = assert!(size_of::<BpfCmdEvent>() == 440);
 const _: () = assert!(size_of::<SignalEvent>().is_multiple_of(8));
 const _: () = assert!(size_of::<BpfCmdEvent>().is_multiple_of(8));
+
+impl KindPrograms for kind::Signal {
+    const PROGRAMS: &'static [&'static str] = &[names::PROG_SIGNAL_GENERATE];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+}
+
+impl KindPrograms for kind::BpfAccess {
+    // Reported by `bpf_load`'s programs (counted there).
+    const PROGRAMS: &'static [&'static str] = &[];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+}

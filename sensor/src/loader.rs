@@ -363,7 +363,7 @@ pub struct Attached {
     pub syscalls: &'static str,
 }
 
-mod attach;
+pub mod attach;
 pub use attach::attach;
 
 #[cfg(test)]
@@ -445,7 +445,7 @@ mod tests {
         ] {
             assert!(obj.maps.contains_key(map), "map {map} missing; object has {:?}", obj.maps.keys());
         }
-        let twins = names::RAW_TWINS.iter().map(|(_, raw)| raw);
+        let twins = names::raw_twins().map(|(_, raw)| raw);
         let dispatch = [&names::PROG_SYS_ENTER_DISPATCH, &names::PROG_SYS_EXIT_DISPATCH];
         for &prog in EventKind::ALL.into_iter().flat_map(names::programs).chain(twins).chain(dispatch) {
             assert!(

@@ -61,7 +61,7 @@ impl ExeIdentity {
     }
 }
 
-pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<ExecRaw, DecodeError> {
+pub fn decode(header: EventHeader, buf: &[u8]) -> Result<ExecRaw, DecodeError> {
     let (e, mut tail) = fixed::<ExecFixed>(buf)?;
     let filename = tail.take(e.filename_len, "filename")?.to_vec();
     let interp = tail.take(e.interp_len, "interpreter")?;

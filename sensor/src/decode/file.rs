@@ -44,7 +44,7 @@ pub struct FileRaw {
     pub name_unreadable: bool,
 }
 
-pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<FileRaw, DecodeError> {
+pub fn decode(header: EventHeader, buf: &[u8]) -> Result<FileRaw, DecodeError> {
     let (e, mut tail) = fixed::<FileFixed>(buf)?;
     let dir1 = tail.take(e.dir1_len, "dir1")?;
     let name1 = tail.take(e.name1_len, "name1")?;

@@ -5,77 +5,81 @@
 //! every variable length is checked against the bytes left, and every kind number goes through
 //! `TryFrom`. A malformed event is an error value, never a panic.
 
-mod exec;
+pub mod exec;
 pub mod file;
 pub mod net;
 pub mod path;
-mod process;
-mod syscalls;
-mod tamper;
+pub mod process;
+pub mod syscalls;
+pub mod tamper;
 pub mod task;
 
 pub use exec::{ExeIdentity, ExecRaw};
 pub use file::FileRaw;
 pub use process::{ExitRaw, ForkRaw};
-use sensor_common::{EventHeader, EventKind, UnknownKind};
-pub use syscalls::{BpfLoadRaw, CredRaw, MemfdRaw, ModuleRaw, PtraceRaw};
+use sensor_common::{EventHeader, EventKind, UnknownKind, kind};
+pub use syscalls::{BpfLoadRaw, CredRaw, ModuleRaw, PtraceRaw};
 pub use tamper::{BpfCmdRaw, SignalRaw};
 use zerocopy::FromBytes;
 
-/// A decoded kernel event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KernelEvent {
-    Exec(ExecRaw),
-    Fork(ForkRaw),
-    Exit(ExitRaw),
-    Cred(CredRaw),
-    Ptrace(PtraceRaw),
-    ModuleLoad(ModuleRaw),
-    BpfLoad(BpfLoadRaw),
-    MemfdCreate(MemfdRaw),
-    Signal(SignalRaw),
-    BpfAccess(BpfCmdRaw),
-    File(FileRaw),
-    Net(net::NetRaw),
+/// How a kernel event kind is decoded. Each kind implements it on its marker type
+/// (`sensor_common::kind::X`) in its module under `crate::kinds`; [`KernelEvent`] and
+/// [`decode`] are generated from the kind table (`sensor_common::for_each_event_kind!`), so a
+/// new kind that cannot be decoded does not compile.
+pub trait Decode {
+    /// The decoded event.
+    type Raw: std::fmt::Debug + Clone + PartialEq + Eq;
+
+    /// Size of the fixed part, and whether a variable part follows it.
+    const FIXED_PART: (usize, bool);
+
+    /// Decodes the event `buf` (its header included), whose header is `header`.
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError>;
+
+    /// The kernel's header of a decoded event.
+    fn header(raw: &Self::Raw) -> &EventHeader;
 }
 
-impl KernelEvent {
-    /// The kernel's header: time, tgid/tid of the acting task.
-    pub fn header(&self) -> &EventHeader {
-        match self {
-            Self::Exec(e) => &e.header,
-            Self::Fork(e) => &e.header,
-            Self::Exit(e) => &e.header,
-            Self::Cred(e) => &e.header,
-            Self::Ptrace(e) => &e.header,
-            Self::ModuleLoad(e) => &e.header,
-            Self::BpfLoad(e) => &e.header,
-            Self::MemfdCreate(e) => &e.header,
-            Self::Signal(e) => &e.header,
-            Self::BpfAccess(e) => &e.header,
-            Self::File(e) => &e.header,
-            Self::Net(e) => &e.header,
+macro_rules! kernel_events {
+    ([] $($(#[$doc:meta])* $kind:ident = $num:literal => $name:literal,)+) => {
+        /// A decoded kernel event: one variant per event kind.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum KernelEvent {
+            $($(#[$doc])* $kind(<kind::$kind as Decode>::Raw),)+
         }
-    }
 
-    /// The kind number this event was decoded from.
-    pub fn kind(&self) -> EventKind {
-        match self {
-            Self::Exec(_) => EventKind::Exec,
-            Self::Fork(_) => EventKind::Fork,
-            Self::Exit(_) => EventKind::Exit,
-            Self::Cred(_) => EventKind::Cred,
-            Self::Ptrace(_) => EventKind::Ptrace,
-            Self::ModuleLoad(_) => EventKind::ModuleLoad,
-            Self::BpfLoad(_) => EventKind::BpfLoad,
-            Self::MemfdCreate(_) => EventKind::MemfdCreate,
-            Self::Signal(_) => EventKind::Signal,
-            Self::BpfAccess(_) => EventKind::BpfAccess,
-            Self::File(_) => EventKind::File,
-            Self::Net(_) => EventKind::Net,
+        impl KernelEvent {
+            /// The kernel's header: time, tgid/tid of the acting task.
+            pub fn header(&self) -> &EventHeader {
+                match self {
+                    $(Self::$kind(e) => <kind::$kind as Decode>::header(e),)+
+                }
+            }
+
+            /// The kind number this event was decoded from.
+            pub fn kind(&self) -> EventKind {
+                match self {
+                    $(Self::$kind(_) => EventKind::$kind,)+
+                }
+            }
         }
-    }
+
+        /// Decodes an event of `kind`.
+        fn decode_kind(kind: EventKind, h: EventHeader, buf: &[u8]) -> Result<KernelEvent, DecodeError> {
+            match kind {
+                $(EventKind::$kind => <kind::$kind as Decode>::decode(h, buf).map(KernelEvent::$kind),)+
+            }
+        }
+
+        /// Size of each kind's fixed part, and whether a variable part follows it.
+        pub fn fixed_part(kind: EventKind) -> (usize, bool) {
+            match kind {
+                $(EventKind::$kind => <kind::$kind as Decode>::FIXED_PART,)+
+            }
+        }
+    };
 }
+sensor_common::for_each_event_kind!(kernel_events);
 
 /// Why bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,20 +141,7 @@ pub fn decode(buf: &[u8]) -> Result<KernelEvent, DecodeError> {
     if usize::try_from(h.size).ok() != Some(buf.len()) {
         return Err(DecodeError::SizeMismatch { claimed: h.size, got: buf.len() });
     }
-    match EventKind::try_from(h.kind)? {
-        EventKind::Exec => exec::decode(h, buf).map(KernelEvent::Exec),
-        EventKind::Fork => process::decode_fork(h, buf).map(KernelEvent::Fork),
-        EventKind::Exit => process::decode_exit(h, buf).map(KernelEvent::Exit),
-        EventKind::Cred => syscalls::decode_cred(h, buf).map(KernelEvent::Cred),
-        EventKind::Ptrace => syscalls::decode_ptrace(h, buf).map(KernelEvent::Ptrace),
-        EventKind::ModuleLoad => syscalls::decode_module(h, buf).map(KernelEvent::ModuleLoad),
-        EventKind::BpfLoad => syscalls::decode_bpf(h, buf).map(KernelEvent::BpfLoad),
-        EventKind::MemfdCreate => syscalls::decode_memfd(h, buf).map(KernelEvent::MemfdCreate),
-        EventKind::Signal => tamper::decode_signal(h, buf).map(KernelEvent::Signal),
-        EventKind::BpfAccess => tamper::decode_bpf_cmd(h, buf).map(KernelEvent::BpfAccess),
-        EventKind::File => file::decode(h, buf).map(KernelEvent::File),
-        EventKind::Net => net::decode(h, buf).map(KernelEvent::Net),
-    }
+    decode_kind(EventKind::try_from(h.kind)?, h, buf)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub struct NetRaw {
     pub datagram: bool,
 }
 
-pub(super) fn decode(header: EventHeader, buf: &[u8]) -> Result<NetRaw, DecodeError> {
+pub fn decode(header: EventHeader, buf: &[u8]) -> Result<NetRaw, DecodeError> {
     if buf.len() < NET_FIXED_SIZE {
         return Err(DecodeError::Short { need: NET_FIXED_SIZE, got: buf.len() });
     }

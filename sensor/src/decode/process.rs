@@ -24,7 +24,7 @@ pub struct ExitRaw {
     pub exit_code: u32,
 }
 
-pub(super) fn decode_fork(header: EventHeader, buf: &[u8]) -> Result<ForkRaw, DecodeError> {
+pub fn decode_fork(header: EventHeader, buf: &[u8]) -> Result<ForkRaw, DecodeError> {
     let (e, _) = fixed::<ForkEvent>(buf)?;
     Ok(ForkRaw {
         task: (&e.task).into(),
@@ -34,7 +34,7 @@ pub(super) fn decode_fork(header: EventHeader, buf: &[u8]) -> Result<ForkRaw, De
     })
 }
 
-pub(super) fn decode_exit(header: EventHeader, buf: &[u8]) -> Result<ExitRaw, DecodeError> {
+pub fn decode_exit(header: EventHeader, buf: &[u8]) -> Result<ExitRaw, DecodeError> {
     let (e, _) = fixed::<ExitEvent>(buf)?;
     Ok(ExitRaw { task: (&e.task).into(), exit_code: e.exit_code, header })
 }

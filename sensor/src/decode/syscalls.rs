@@ -1,8 +1,8 @@
-//! Credential, ptrace, module, BPF-load and memfd events.
+//! Credential, ptrace, module and BPF-load events.
 
 use sensor_common::{
     EventHeader,
-    syscalls::{BpfLoadEvent, CredEvent, Creds, MemfdEvent, ModuleEvent, PtraceEvent},
+    syscalls::{BpfLoadEvent, CredEvent, Creds, ModuleEvent, PtraceEvent},
 };
 
 use super::{
@@ -48,21 +48,12 @@ pub struct BpfLoadRaw {
     pub prog_name: Vec<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemfdRaw {
-    pub header: EventHeader,
-    pub task: TaskRaw,
-    pub flags: u32,
-    pub result: i32,
-    pub name: Vec<u8>,
-}
-
-pub(super) fn decode_cred(header: EventHeader, buf: &[u8]) -> Result<CredRaw, DecodeError> {
+pub fn decode_cred(header: EventHeader, buf: &[u8]) -> Result<CredRaw, DecodeError> {
     let (e, _) = fixed::<CredEvent>(buf)?;
     Ok(CredRaw { task: (&e.task).into(), old: e.old, new: e.new, syscall_nr: e.syscall_nr, header })
 }
 
-pub(super) fn decode_ptrace(header: EventHeader, buf: &[u8]) -> Result<PtraceRaw, DecodeError> {
+pub fn decode_ptrace(header: EventHeader, buf: &[u8]) -> Result<PtraceRaw, DecodeError> {
     let (e, _) = fixed::<PtraceEvent>(buf)?;
     Ok(PtraceRaw {
         task: (&e.task).into(),
@@ -75,29 +66,18 @@ pub(super) fn decode_ptrace(header: EventHeader, buf: &[u8]) -> Result<PtraceRaw
     })
 }
 
-pub(super) fn decode_module(header: EventHeader, buf: &[u8]) -> Result<ModuleRaw, DecodeError> {
+pub fn decode_module(header: EventHeader, buf: &[u8]) -> Result<ModuleRaw, DecodeError> {
     let (e, _) = fixed::<ModuleEvent>(buf)?;
     Ok(ModuleRaw { task: (&e.task).into(), name: until_nul(&e.name).to_vec(), header })
 }
 
-pub(super) fn decode_bpf(header: EventHeader, buf: &[u8]) -> Result<BpfLoadRaw, DecodeError> {
+pub fn decode_bpf(header: EventHeader, buf: &[u8]) -> Result<BpfLoadRaw, DecodeError> {
     let (e, _) = fixed::<BpfLoadEvent>(buf)?;
     Ok(BpfLoadRaw {
         task: (&e.task).into(),
         prog_type: e.prog_type,
         result: e.result,
         prog_name: until_nul(&e.prog_name).to_vec(),
-        header,
-    })
-}
-
-pub(super) fn decode_memfd(header: EventHeader, buf: &[u8]) -> Result<MemfdRaw, DecodeError> {
-    let (e, _) = fixed::<MemfdEvent>(buf)?;
-    Ok(MemfdRaw {
-        task: (&e.task).into(),
-        flags: e.flags,
-        result: e.result,
-        name: until_nul(&e.name).to_vec(),
         header,
     })
 }

@@ -38,7 +38,7 @@ pub struct BpfCmdRaw {
     pub path: Vec<u8>,
 }
 
-pub(super) fn decode_signal(header: EventHeader, buf: &[u8]) -> Result<SignalRaw, DecodeError> {
+pub fn decode_signal(header: EventHeader, buf: &[u8]) -> Result<SignalRaw, DecodeError> {
     let (e, _) = fixed::<SignalEvent>(buf)?;
     Ok(SignalRaw {
         task: (&e.task).into(),
@@ -55,7 +55,7 @@ pub(super) fn decode_signal(header: EventHeader, buf: &[u8]) -> Result<SignalRaw
     })
 }
 
-pub(super) fn decode_bpf_cmd(header: EventHeader, buf: &[u8]) -> Result<BpfCmdRaw, DecodeError> {
+pub fn decode_bpf_cmd(header: EventHeader, buf: &[u8]) -> Result<BpfCmdRaw, DecodeError> {
     let (e, _) = fixed::<BpfCmdEvent>(buf)?;
     Ok(BpfCmdRaw {
         task: (&e.task).into(),

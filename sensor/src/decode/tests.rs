@@ -3,12 +3,9 @@ use std::mem::offset_of;
 use sensor_common::{
     EventHeader, EventKind, ExecFixed, TaskInfo,
     exec::{EXEC_FIXED_SIZE, FLAG_ARGS_TRUNCATED},
-    file::FILE_FIXED_SIZE,
-    net::NET_FIXED_SIZE,
     path::PATH_DELETED,
-    process::{ExitEvent, ForkEvent},
-    syscalls::{BpfLoadEvent, CredEvent, MemfdEvent, ModuleEvent, PtraceEvent},
-    tamper::{BpfCmdEvent, SignalEvent},
+    process::ForkEvent,
+    syscalls::CredEvent,
 };
 
 use super::*;
@@ -191,24 +188,6 @@ fn fixed_event(kind: EventKind, size: usize, fill: u8) -> Vec<u8> {
     put32(&mut b, offset_of!(EventHeader, kind), kind as u32);
     put32(&mut b, offset_of!(EventHeader, size), size as u32);
     b
-}
-
-/// Size of each kind's fixed part, and whether a variable part follows it.
-fn fixed_part(kind: EventKind) -> (usize, bool) {
-    match kind {
-        EventKind::Exec => (EXEC_FIXED_SIZE, true),
-        EventKind::Fork => (size_of::<ForkEvent>(), false),
-        EventKind::Exit => (size_of::<ExitEvent>(), false),
-        EventKind::Cred => (size_of::<CredEvent>(), false),
-        EventKind::Ptrace => (size_of::<PtraceEvent>(), false),
-        EventKind::ModuleLoad => (size_of::<ModuleEvent>(), false),
-        EventKind::BpfLoad => (size_of::<BpfLoadEvent>(), false),
-        EventKind::MemfdCreate => (size_of::<MemfdEvent>(), false),
-        EventKind::Signal => (size_of::<SignalEvent>(), false),
-        EventKind::BpfAccess => (size_of::<BpfCmdEvent>(), false),
-        EventKind::File => (FILE_FIXED_SIZE, true),
-        EventKind::Net => (NET_FIXED_SIZE, true),
-    }
 }
 
 #[test]

@@ -2,13 +2,12 @@
 
 use sensor_common::syscalls::Creds;
 use sensor_proto::v1::{
-    BpfLoadEvent, Credentials, ExecEvent, ExitEvent, ForkEvent, MemfdCreateEvent, ModuleLoadEvent,
-    PrivilegeEvent, PtraceEvent, audit_record::Event,
+    BpfLoadEvent, Credentials, ExecEvent, ExitEvent, ForkEvent, ModuleLoadEvent, PrivilegeEvent, PtraceEvent,
+    audit_record::Event,
 };
 
-use super::file::errno_name;
 use crate::{
-    decode::{BpfLoadRaw, CredRaw, ExecRaw, ExitRaw, ForkRaw, MemfdRaw, ModuleRaw, PtraceRaw},
+    decode::{BpfLoadRaw, CredRaw, ExecRaw, ExitRaw, ForkRaw, ModuleRaw, PtraceRaw},
     text::text,
 };
 
@@ -96,13 +95,4 @@ pub fn module_load(m: &ModuleRaw) -> Event {
 
 pub fn bpf_load(b: &BpfLoadRaw) -> Event {
     Event::BpfLoad(BpfLoadEvent { prog_type: b.prog_type, prog_name: text(&b.prog_name).0, result: b.result })
-}
-
-pub fn memfd_create(m: &MemfdRaw) -> Event {
-    Event::MemfdCreate(MemfdCreateEvent {
-        name: text(&m.name).0,
-        flags: m.flags,
-        result: m.result,
-        error: if m.result < 0 { errno_name(m.result.into()) } else { String::new() },
-    })
 }

@@ -124,7 +124,7 @@ pub fn normalize(p: &Path) -> PathBuf {
 }
 
 /// The errno name of a negative system call result (`-13` → `EACCES`).
-pub(super) fn errno_name(result: i64) -> String {
+pub fn errno_name(result: i64) -> String {
     let code = i32::try_from(-result).unwrap_or(0);
     format!("{:?}", nix::errno::Errno::from_raw(code))
 }

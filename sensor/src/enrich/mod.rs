@@ -8,11 +8,12 @@ pub mod ancestry;
 pub mod cgroups;
 pub mod clock;
 pub mod dns;
-mod events;
-mod file;
+pub mod events;
+pub mod file;
 pub mod guid;
 pub mod hasher;
 pub mod host;
+pub mod kinds;
 mod net;
 pub mod parking;
 pub mod process_table;
@@ -24,7 +25,6 @@ pub mod users;
 
 use std::{ffi::OsStr, os::unix::ffi::OsStrExt as _, path::Path};
 
-use sensor_common::task::TASK_NO_MM;
 use sensor_proto::v1::{LossEvent, Process, audit_record::Event};
 
 use crate::{
@@ -183,19 +183,7 @@ impl Enricher {
         };
         // Events from the bulk rings may overtake their process's lineage (see [`parking`]);
         // lineage itself and the low-volume kinds share the process ring, so they never wait.
-        let bulk = match &ev {
-            KernelEvent::File(_) | KernelEvent::Net(_) => true,
-            KernelEvent::Exec(_)
-            | KernelEvent::Fork(_)
-            | KernelEvent::Exit(_)
-            | KernelEvent::Cred(_)
-            | KernelEvent::Ptrace(_)
-            | KernelEvent::ModuleLoad(_)
-            | KernelEvent::BpfLoad(_)
-            | KernelEvent::MemfdCreate(_)
-            | KernelEvent::Signal(_)
-            | KernelEvent::BpfAccess(_) => false,
-        };
+        let bulk = kinds::is_bulk(&ev);
         let boot_ns = ev.header().boot_ns;
         if bulk && self.parking.should_park(boot_ns) {
             if let Some(old) = self.parking.park(boot_ns, ev) {
@@ -254,110 +242,13 @@ impl Enricher {
     }
 
     fn enrich_now(&mut self, ev: KernelEvent, out: &mut Vec<Enriched>) {
-        let done = match ev {
-            KernelEvent::Exec(e) => self.exec(&e, out),
-            KernelEvent::Fork(f) => {
-                self.table.advance(f.header.boot_ns);
-                let mut process = self.process(f.header.tgid, f.header.tid, &f.task);
-                // Until it execs, the child runs its parent's program.
-                if let Some(parent) = self.table.get(&process.parent_guid) {
-                    inherit_program(&mut process, &parent.process);
-                }
-                self.table.on_fork(process.clone(), f.parent_tgid, f.task.parent_start_boottime_ns);
-                let event = events::fork(&f, process.parent_guid.clone());
-                self.done(f.header.boot_ns, process, event)
-            }
-            KernelEvent::Exit(x) => {
-                // Lineage events drive the table's clock: processes that exited more than the
-                // grace period ago, and that nothing needs, are retired.
-                self.table.advance(x.header.boot_ns);
-                let mut process = self.known_process(x.header.tgid, x.header.tid, &x.task);
-                if x.task.flags & TASK_NO_MM != 0
-                    && !process.exe_deleted
-                    && !process.exe_memfd
-                    && self.own_mnt_ns != 0
-                    && u64::from(x.task.mnt_ns) == self.own_mnt_ns
-                {
-                    // The kernel released the executable before the exit tracepoint (< 6.16).
-                    process.exe_deleted = procfs::exe_gone(&process.exe);
-                }
-                self.hash_pending.remove(&process.guid);
-                let done = self.done(x.header.boot_ns, process, events::exit(&x));
-                self.table.on_exit(
-                    &done.process.as_ref().map(|p| p.guid.clone()).unwrap_or_default(),
-                    x.header.boot_ns,
-                );
-                done
-            }
-            KernelEvent::Cred(c) => {
-                let process = self.known_process(c.header.tgid, c.header.tid, &c.task);
-                let event = events::privilege(&c);
-                self.done(c.header.boot_ns, process, event)
-            }
-            KernelEvent::Ptrace(p) => {
-                let process = self.known_process(p.header.tgid, p.header.tid, &p.task);
-                let (target_guid, target_exe) = self.live_identity(p.target_pid);
-                let event = events::ptrace(&p, target_guid, target_exe, p.target_sensor);
-                self.done(p.header.boot_ns, process, event)
-            }
-            KernelEvent::Signal(g) => {
-                let process = self.known_process(g.header.tgid, g.header.tid, &g.task);
-                let (target_guid, target_exe) = self.live_identity(g.target_tgid);
-                self.done(g.header.boot_ns, process, tamper::signal(&g, target_guid, target_exe))
-            }
-            KernelEvent::BpfAccess(b) => {
-                if !tamper::concerns_sensor(&b, &self.protected) {
-                    return;
-                }
-                let process = self.known_process(b.header.tgid, b.header.tid, &b.task);
-                self.done(b.header.boot_ns, process, tamper::bpf_access(&b))
-            }
-            KernelEvent::ModuleLoad(m) => {
-                let process = self.known_process(m.header.tgid, m.header.tid, &m.task);
-                self.done(m.header.boot_ns, process, events::module_load(&m))
-            }
-            KernelEvent::BpfLoad(b) => {
-                let process = self.known_process(b.header.tgid, b.header.tid, &b.task);
-                self.done(b.header.boot_ns, process, events::bpf_load(&b))
-            }
-            KernelEvent::MemfdCreate(m) => {
-                let process = self.known_process(m.header.tgid, m.header.tid, &m.task);
-                self.done(m.header.boot_ns, process, events::memfd_create(&m))
-            }
-            KernelEvent::Net(n) => {
-                let process = self.known_process(n.header.tgid, n.header.tid, &n.task);
-                let (event, dns) = net::network(&n, &mut self.malformed_dns);
-                if let Some(dns) = dns {
-                    let first = self.done(n.header.boot_ns, process.clone(), event);
-                    out.push(first);
-                    self.done(n.header.boot_ns, process, dns)
-                } else {
-                    self.done(n.header.boot_ns, process, event)
-                }
-            }
-            KernelEvent::File(f) => {
-                let process = self.known_process(f.header.tgid, f.header.tid, &f.task);
-                let mut event = match self.sensitive.read() {
-                    Ok(s) => file::file(&f, &s),
-                    Err(_) => file::file(&f, &crate::filter::SensitivePaths::default()),
-                };
-                if let Event::File(fe) = &mut event {
-                    fe.protected = self.protected_class(f.protected, fe);
-                }
-                if let (Event::File(fe), Some(w)) = (&event, &self.filter_waker)
-                    && file::replaces_sensitive(fe)
-                {
-                    w.notify_one();
-                }
-                self.done(f.header.boot_ns, process, event)
-            }
-        };
+        let Some(done) = kinds::enrich(self, ev, out) else { return };
         self.release_sessions(done.process.as_ref(), done.boot_ns, false, out);
         out.push(done);
     }
 
     /// Finishes a record's process part: names, hash, ancestors.
-    fn done(&mut self, boot_ns: u64, mut process: Process, event: Event) -> Enriched {
+    pub(crate) fn done(&mut self, boot_ns: u64, mut process: Process, event: Event) -> Enriched {
         self.add_names(&mut process);
         let ancestors = self.table.ancestry(&process.guid);
         Enriched { boot_ns, process: Some(process), ancestors, event }
@@ -374,7 +265,7 @@ impl Enricher {
 
     /// [`Self::process`] plus what the table remembers of the process's program (exe, argv,
     /// cwd, hash) from its exec, its fork or the `/proc` seed.
-    fn known_process(&mut self, tgid: u32, tid: u32, t: &TaskRaw) -> Process {
+    pub(crate) fn known_process(&mut self, tgid: u32, tid: u32, t: &TaskRaw) -> Process {
         let mut process = self.process(tgid, tid, t);
         match self.table.get(&process.guid) {
             Some(k) => inherit_program(&mut process, &k.process),
@@ -442,7 +333,7 @@ impl Enricher {
         (self.guids.guid(pid, start), exe)
     }
 
-    fn exec(&mut self, e: &ExecRaw, out: &mut Vec<Enriched>) -> Enriched {
+    pub(crate) fn exec(&mut self, e: &ExecRaw, out: &mut Vec<Enriched>) -> Enriched {
         let mut process = self.process(e.header.tgid, e.header.tid, &e.task);
         let (argv, argv_raw) = texts(&e.argv);
         let event = events::exec(e, argv.len());

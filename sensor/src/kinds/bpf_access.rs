@@ -53,3 +53,32 @@ impl Ocsf for BpfAccessEvent {
         (&KERNEL_EXT, activity(99, "Access"), Some(result(i64::from(self.result), None)))
     }
 }
+
+impl Decode for kind::BpfAccess {
+    type Raw = decode::BpfCmdRaw;
+
+    const FIXED_PART: (usize, bool) = (size_of::<sc::tamper::BpfCmdEvent>(), false);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::tamper::decode_bpf_cmd(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::BpfAccess {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        cx.bpf_access(&raw)
+    }
+}
+
+impl Attachable for kind::BpfAccess {
+    fn attach() -> Attach {
+        // Reported by `bpf_load`'s programs, attached with them.
+        Attach::Shared
+    }
+}

@@ -62,3 +62,31 @@ impl Ocsf for BpfLoadEvent {
         (&KERNEL_EXT, activity(1, "Load"), Some(result(i64::from(self.result), None)))
     }
 }
+
+impl Decode for kind::BpfLoad {
+    type Raw = decode::BpfLoadRaw;
+
+    const FIXED_PART: (usize, bool) = (size_of::<sc::syscalls::BpfLoadEvent>(), false);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::syscalls::decode_bpf(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::BpfLoad {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.by_process(&raw.header, &raw.task, events::bpf_load(&raw)))
+    }
+}
+
+impl Attachable for kind::BpfLoad {
+    fn attach() -> Attach {
+        syscall_collector(|a| a.syscall_pair(names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf"))
+    }
+}

@@ -42,3 +42,31 @@ impl Ocsf for ExecEvent {
         (&PROCESS, activity(1, "Launch"), Some((true, None)))
     }
 }
+
+impl Decode for kind::Exec {
+    type Raw = decode::ExecRaw;
+
+    const FIXED_PART: (usize, bool) = (sc::exec::EXEC_FIXED_SIZE, true);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::exec::decode(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::Exec {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.exec(&raw, out))
+    }
+}
+
+impl Attachable for kind::Exec {
+    fn attach() -> Attach {
+        Attach::Lifecycle
+    }
+}

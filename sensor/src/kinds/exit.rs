@@ -43,3 +43,31 @@ impl Ocsf for ExitEvent {
         (&PROCESS, activity(2, "Terminate"), None)
     }
 }
+
+impl Decode for kind::Exit {
+    type Raw = decode::ExitRaw;
+
+    const FIXED_PART: (usize, bool) = (size_of::<sc::process::ExitEvent>(), false);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::process::decode_exit(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::Exit {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.exit(&raw))
+    }
+}
+
+impl Attachable for kind::Exit {
+    fn attach() -> Attach {
+        Attach::Lifecycle
+    }
+}

@@ -44,3 +44,31 @@ impl Ocsf for FileEvent {
         (&FILE, file_activity(&self.op, &self.flags), Some(result(self.result, err)))
     }
 }
+
+impl Decode for kind::File {
+    type Raw = decode::FileRaw;
+
+    const FIXED_PART: (usize, bool) = (sc::file::FILE_FIXED_SIZE, true);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::file::decode(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::File {
+    const BULK: bool = true;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.file(&raw))
+    }
+}
+
+impl Attachable for kind::File {
+    fn attach() -> Attach {
+        syscall_collector(attach_file)
+    }
+}

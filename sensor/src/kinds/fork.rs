@@ -43,3 +43,31 @@ impl Ocsf for ForkEvent {
         (&PROCESS, activity(1, "Launch"), Some((true, None)))
     }
 }
+
+impl Decode for kind::Fork {
+    type Raw = decode::ForkRaw;
+
+    const FIXED_PART: (usize, bool) = (size_of::<sc::process::ForkEvent>(), false);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::process::decode_fork(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::Fork {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.fork(&raw))
+    }
+}
+
+impl Attachable for kind::Fork {
+    fn attach() -> Attach {
+        Attach::Lifecycle
+    }
+}

@@ -1,6 +1,45 @@
 //! The `memfd_create` record: an anonymous memory file was created.
 
 use super::prelude::*;
+use crate::{
+    decode::{
+        fixed,
+        task::{TaskRaw, until_nul},
+    },
+    enrich::file::errno_name,
+    text::text,
+};
+
+/// A decoded `memfd_create` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemfdRaw {
+    pub header: EventHeader,
+    pub task: TaskRaw,
+    pub flags: u32,
+    pub result: i32,
+    pub name: Vec<u8>,
+}
+
+fn decode_memfd(header: EventHeader, buf: &[u8]) -> Result<MemfdRaw, DecodeError> {
+    let (e, _) = fixed::<sc::syscalls::MemfdEvent>(buf)?;
+    Ok(MemfdRaw {
+        task: (&e.task).into(),
+        flags: e.flags,
+        result: e.result,
+        name: until_nul(&e.name).to_vec(),
+        header,
+    })
+}
+
+/// The record's event part.
+fn memfd_create(m: &MemfdRaw) -> Event {
+    Event::MemfdCreate(MemfdCreateEvent {
+        name: text(&m.name).0,
+        flags: m.flags,
+        result: m.result,
+        error: if m.result < 0 { errno_name(m.result.into()) } else { String::new() },
+    })
+}
 
 impl SyslogSeverity for MemfdCreateEvent {
     fn syslog_severity(&self) -> u8 {
@@ -53,5 +92,39 @@ impl Ocsf for MemfdCreateEvent {
             ev.insert("process".into(), process(p, &[]));
         }
         (&PROCESS, activity(99, "Other"), Some(result(i64::from(self.result), None)))
+    }
+}
+
+impl Decode for kind::MemfdCreate {
+    type Raw = MemfdRaw;
+
+    const FIXED_PART: (usize, bool) = (size_of::<sc::syscalls::MemfdEvent>(), false);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode_memfd(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::MemfdCreate {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.by_process(&raw.header, &raw.task, memfd_create(&raw)))
+    }
+}
+
+impl Attachable for kind::MemfdCreate {
+    fn attach() -> Attach {
+        syscall_collector(|a| {
+            a.syscall_pair(
+                sc::syscalls::PROG_SYS_ENTER_MEMFD,
+                sc::syscalls::PROG_SYS_EXIT_MEMFD,
+                "memfd_create",
+            )
+        })
     }
 }

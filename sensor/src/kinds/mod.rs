@@ -16,14 +16,21 @@
 
 /// What the kind modules use: the record types, the stages' traits and their helpers.
 mod prelude {
+    pub(crate) use sensor_common::{self as sc, EventHeader, kind, names};
     pub(crate) use sensor_proto::v1::{audit_record::Event, *};
     pub(crate) use serde_json::{Map, Value, json};
 
     pub(crate) use crate::{
+        decode::{self, Decode, DecodeError},
         detect::{
             category::{Category, file_categories},
             fields::{Field, Scope, ev, int, ne, s},
             kind::Detectable,
+        },
+        enrich::{Enriched, Enricher, events, kinds::Enrich},
+        loader::attach::{
+            Attach, Attachable, attach_cred, attach_file, attach_net, attach_ptrace, attach_signal,
+            syscall_collector,
         },
         recordbuild::ocsf::{
             APP_LIFECYCLE, AUTH, BASE, DNS, FILE, FINDING, KERNEL_EXT, Mapping, NET, Ocsf, PROCESS, activity,

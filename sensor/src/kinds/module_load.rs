@@ -50,3 +50,34 @@ impl Ocsf for ModuleLoadEvent {
         (&KERNEL_EXT, activity(1, "Load"), None)
     }
 }
+
+impl Decode for kind::ModuleLoad {
+    type Raw = decode::ModuleRaw;
+
+    const FIXED_PART: (usize, bool) = (size_of::<sc::syscalls::ModuleEvent>(), false);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::syscalls::decode_module(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::ModuleLoad {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.by_process(&raw.header, &raw.task, events::module_load(&raw)))
+    }
+}
+
+impl Attachable for kind::ModuleLoad {
+    fn attach() -> Attach {
+        Attach::Collector {
+            attach: |a| a.tracepoint(names::PROG_MODULE_LOAD, "module", "module_load"),
+            syscalls: false,
+        }
+    }
+}

@@ -61,3 +61,31 @@ impl Ocsf for NetworkEvent {
         (&NET, act, Some(result(self.result, err)))
     }
 }
+
+impl Decode for kind::Net {
+    type Raw = decode::net::NetRaw;
+
+    const FIXED_PART: (usize, bool) = (sc::net::NET_FIXED_SIZE, true);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::net::decode(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::Net {
+    const BULK: bool = true;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.network(&raw, out))
+    }
+}
+
+impl Attachable for kind::Net {
+    fn attach() -> Attach {
+        syscall_collector(attach_net)
+    }
+}

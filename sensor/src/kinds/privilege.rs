@@ -47,3 +47,31 @@ impl Ocsf for PrivilegeEvent {
         (&PROCESS, activity(5, "Set User ID"), Some((true, None)))
     }
 }
+
+impl Decode for kind::Cred {
+    type Raw = decode::CredRaw;
+
+    const FIXED_PART: (usize, bool) = (size_of::<sc::syscalls::CredEvent>(), false);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::syscalls::decode_cred(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::Cred {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.by_process(&raw.header, &raw.task, events::privilege(&raw)))
+    }
+}
+
+impl Attachable for kind::Cred {
+    fn attach() -> Attach {
+        syscall_collector(attach_cred)
+    }
+}

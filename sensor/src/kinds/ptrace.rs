@@ -50,3 +50,31 @@ impl Ocsf for PtraceEvent {
         (&PROCESS, activity(4, "Inject"), Some(result(i64::from(self.result), None)))
     }
 }
+
+impl Decode for kind::Ptrace {
+    type Raw = decode::PtraceRaw;
+
+    const FIXED_PART: (usize, bool) = (size_of::<sc::syscalls::PtraceEvent>(), false);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::syscalls::decode_ptrace(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::Ptrace {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.ptrace(&raw))
+    }
+}
+
+impl Attachable for kind::Ptrace {
+    fn attach() -> Attach {
+        syscall_collector(attach_ptrace)
+    }
+}

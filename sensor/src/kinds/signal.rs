@@ -46,3 +46,31 @@ impl Ocsf for SignalEvent {
         (&PROCESS, activity(99, "Signal"), None)
     }
 }
+
+impl Decode for kind::Signal {
+    type Raw = decode::SignalRaw;
+
+    const FIXED_PART: (usize, bool) = (size_of::<sc::tamper::SignalEvent>(), false);
+
+    fn decode(header: EventHeader, buf: &[u8]) -> Result<Self::Raw, DecodeError> {
+        decode::tamper::decode_signal(header, buf)
+    }
+
+    fn header(raw: &Self::Raw) -> &EventHeader {
+        &raw.header
+    }
+}
+
+impl Enrich for kind::Signal {
+    const BULK: bool = false;
+
+    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.signal(&raw))
+    }
+}
+
+impl Attachable for kind::Signal {
+    fn attach() -> Attach {
+        Attach::Collector { attach: attach_signal, syscalls: false }
+    }
+}

@@ -22,7 +22,7 @@ type Refused = HashMap<String, String>;
 
 /// What attaching needs: the object, what the verifier refused, where links go, and how system
 /// calls reach the programs.
-struct Attaching<'a> {
+pub struct Attaching<'a> {
     ebpf: &'a mut Ebpf,
     refused: Refused,
     links: &'a mut Links,
@@ -32,10 +32,10 @@ struct Attaching<'a> {
 }
 
 /// Attaches one optional collector.
-type Collector = fn(&mut Attaching<'_>) -> anyhow::Result<()>;
+pub type Collector = fn(&mut Attaching<'_>) -> anyhow::Result<()>;
 
 /// How a kind's programs are attached after the process lifecycle.
-enum Attach {
+pub enum Attach {
     /// Exec, fork and exit: required, attached first (see [`LIFECYCLE`]).
     Lifecycle,
     /// Reported by another kind's programs (`bpf_access` by `bpf_load`'s), attached with them.
@@ -46,28 +46,28 @@ enum Attach {
     Collector { attach: Collector, syscalls: bool },
 }
 
-/// The collector of each kind.
-fn attach_of(kind: EventKind) -> Attach {
-    let collector = |attach: Collector| Attach::Collector { attach, syscalls: true };
-    match kind {
-        EventKind::Exec | EventKind::Fork | EventKind::Exit => Attach::Lifecycle,
-        EventKind::Cred => collector(attach_cred),
-        EventKind::Ptrace => collector(attach_ptrace),
-        EventKind::ModuleLoad => Attach::Collector {
-            attach: |a| a.tracepoint(names::PROG_MODULE_LOAD, "module", "module_load"),
-            syscalls: false,
-        },
-        EventKind::BpfLoad => {
-            collector(|a| a.syscall_pair(names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF, "bpf"))
+/// How an event kind's programs are attached. Each kind implements it on its marker
+/// (`sensor_common::kind::X`) in its module under `crate::kinds`; [`attach_of`] is generated
+/// from the kind table.
+pub trait Attachable {
+    fn attach() -> Attach;
+}
+
+macro_rules! attach_of {
+    ([] $($(#[$doc:meta])* $kind:ident = $num:literal => $name:literal,)+) => {
+        /// The collector of each kind.
+        fn attach_of(kind: EventKind) -> Attach {
+            match kind {
+                $(EventKind::$kind => <sensor_common::kind::$kind as Attachable>::attach(),)+
+            }
         }
-        EventKind::BpfAccess => Attach::Shared,
-        EventKind::MemfdCreate => collector(|a| {
-            a.syscall_pair(names::PROG_SYS_ENTER_MEMFD, names::PROG_SYS_EXIT_MEMFD, "memfd_create")
-        }),
-        EventKind::Signal => Attach::Collector { attach: attach_signal, syscalls: false },
-        EventKind::File => collector(attach_file),
-        EventKind::Net => collector(attach_net),
-    }
+    };
+}
+sensor_common::for_each_event_kind!(attach_of);
+
+/// A collector of system calls (their tracepoint layout is checked first).
+pub fn syscall_collector(attach: Collector) -> Attach {
+    Attach::Collector { attach, syscalls: true }
 }
 
 /// Loads into the kernel and attaches every program. Call after the readers have started.
@@ -224,7 +224,7 @@ impl Attaching<'_> {
     }
 
     /// `prog` on the classic tracepoint `category/name`.
-    fn tracepoint(&mut self, prog: &str, category: &str, name: &str) -> anyhow::Result<()> {
+    pub fn tracepoint(&mut self, prog: &str, category: &str, name: &str) -> anyhow::Result<()> {
         self.check(prog)?;
         let p: &mut TracePoint =
             self.ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
@@ -248,7 +248,12 @@ impl Attaching<'_> {
     }
 
     /// The enter and exit programs of system call `syscall`.
-    fn syscall_pair(&mut self, enter: &'static str, exit: &'static str, syscall: &str) -> anyhow::Result<()> {
+    pub fn syscall_pair(
+        &mut self,
+        enter: &'static str,
+        exit: &'static str,
+        syscall: &str,
+    ) -> anyhow::Result<()> {
         match self.hooks {
             SyscallHooks::Tracepoints => {
                 self.tracepoint(enter, "syscalls", &format!("sys_enter_{syscall}"))?;
@@ -300,7 +305,7 @@ impl Attaching<'_> {
 }
 
 /// The file programs on every watched file syscall this kernel has.
-fn attach_file(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+pub fn attach_file(a: &mut Attaching<'_>) -> anyhow::Result<()> {
     let mut attached = 0;
     let mut first_error = None;
     for (_, name, _) in file_syscalls::for_this_arch() {
@@ -321,7 +326,7 @@ fn attach_file(a: &mut Attaching<'_>) -> anyhow::Result<()> {
 }
 
 /// The network programs on every watched network syscall.
-fn attach_net(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+pub fn attach_net(a: &mut Attaching<'_>) -> anyhow::Result<()> {
     for (_, name, _) in file_syscalls::net_for_this_arch() {
         a.syscall_pair(names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET, name)?;
     }
@@ -330,7 +335,7 @@ fn attach_net(a: &mut Attaching<'_>) -> anyhow::Result<()> {
 
 /// `ptrace`, and the other ways into another process: `process_vm_writev`, `process_vm_readv`
 /// (the program keeps only reads of the sensor) and `pidfd_getfd`; all exits share one program.
-fn attach_ptrace(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+pub fn attach_ptrace(a: &mut Attaching<'_>) -> anyhow::Result<()> {
     a.syscall_pair(names::PROG_SYS_ENTER_PTRACE, names::PROG_SYS_EXIT_PTRACE, "ptrace")?;
     for (enter, syscall) in [
         (names::PROG_SYS_ENTER_PROCESS_VM_WRITEV, "process_vm_writev"),
@@ -346,11 +351,11 @@ fn attach_ptrace(a: &mut Attaching<'_>) -> anyhow::Result<()> {
 }
 
 /// Signals generated for the sensor (raw tracepoint: it sees the sender before delivery).
-fn attach_signal(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+pub fn attach_signal(a: &mut Attaching<'_>) -> anyhow::Result<()> {
     a.raw_tracepoint(names::PROG_SIGNAL_GENERATE, "signal_generate")
 }
 
-fn attach_cred(a: &mut Attaching<'_>) -> anyhow::Result<()> {
+pub fn attach_cred(a: &mut Attaching<'_>) -> anyhow::Result<()> {
     for syscall in names::CRED_SYSCALLS {
         a.syscall_pair(names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED, syscall)?;
     }
