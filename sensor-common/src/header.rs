@@ -97,6 +97,9 @@ macro_rules! for_each_event_kind {
             Signal = 9 => "signal",
             /// A `bpf()` command touching the sensor's objects, or opening a pinned object.
             BpfAccess = 10 => "bpf_access",
+            /// `io_uring_setup`: the process can now act through a ring the system call
+            /// tracepoints do not see.
+            IoUringSetup = 11 => "io_uring_setup",
             /// A security-relevant file operation (see `crate::file`).
             File = 16 => "file",
             /// A network operation (see `crate::net`).
@@ -129,7 +132,7 @@ const _: () = {
 /// Entries of the `HANDOVER` array: five per event kind (two loss counts already reported,
 /// events read, events written, skipped program runs reported), the skipped runs of the raw
 /// syscall dispatchers reported, and the time of the last loss report in the last slot.
-pub const HANDOVER_SLOTS: u32 = 64;
+pub const HANDOVER_SLOTS: u32 = 128;
 const _: () = assert!(4 * EventKind::ALL.len() + RUN_GROUPS < HANDOVER_SLOTS as usize - 1);
 
 /// Groups of programs whose skipped runs are counted: one per event kind, then the raw

@@ -122,6 +122,28 @@ impl Default for MemfdEvent {
     }
 }
 
+/// The `io_uring_setup` programs (on `syscalls/sys_enter_io_uring_setup` and its exit).
+pub const PROG_SYS_ENTER_IO_URING_SETUP: &str = "sys_enter_io_uring_setup";
+pub const PROG_SYS_EXIT_IO_URING_SETUP: &str = "sys_exit_io_uring_setup";
+
+/// `io_uring_setup`: operations submitted through the ring (opens, connects, reads, writes)
+/// bypass the system call tracepoints, so the sensor records who sets one up.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct IoUringSetupEvent {
+    pub header: EventHeader,
+    pub task: TaskInfo,
+    /// Submission queue entries asked for.
+    pub entries: u32,
+    /// `IORING_SETUP_*` flags of `struct io_uring_params` (0 when it could not be read).
+    pub flags: u32,
+    /// The ring's fd or -errno.
+    pub result: i32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(size_of::<IoUringSetupEvent>() == 184);
+
 /// What a `sys_enter_*` program remembers for the matching `sys_exit_*`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -190,4 +212,12 @@ impl KindPrograms for kind::MemfdCreate {
     const PROGRAMS: &'static [&'static str] = &[PROG_SYS_ENTER_MEMFD, PROG_SYS_EXIT_MEMFD];
     const RAW_TWINS: &'static [(&'static str, &'static str)] =
         &[(PROG_SYS_ENTER_MEMFD, "raw_enter_memfd"), (PROG_SYS_EXIT_MEMFD, "raw_exit_memfd")];
+}
+
+impl KindPrograms for kind::IoUringSetup {
+    const PROGRAMS: &'static [&'static str] = &[PROG_SYS_ENTER_IO_URING_SETUP, PROG_SYS_EXIT_IO_URING_SETUP];
+    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[
+        (PROG_SYS_ENTER_IO_URING_SETUP, "raw_enter_io_uring_setup"),
+        (PROG_SYS_EXIT_IO_URING_SETUP, "raw_exit_io_uring_setup"),
+    ];
 }

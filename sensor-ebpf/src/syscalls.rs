@@ -1,5 +1,5 @@
 //! System-call tracepoints for privilege-relevant acts: credential changes, ptrace attach,
-//! BPF program loads by others, memfd_create; plus `module/module_load`.
+//! BPF program loads by others, memfd_create, io_uring_setup; plus `module/module_load`.
 //!
 //! Each program is reached through a syscall tracepoint or the raw dispatcher (see
 //! `crate::dispatch`); its body reads the call through [`Syscall`]. An enter program saves what the exit needs in `PENDING` (by thread id); the exit program
@@ -17,8 +17,8 @@ use aya_ebpf::{
 use sensor_common::{
     EventKind,
     syscalls::{
-        BpfLoadEvent, CredEvent, Creds, MEMFD_NAME_LEN, MODULE_NAME_LEN, MemfdEvent, ModuleEvent,
-        PendingSyscall, PtraceEvent,
+        BpfLoadEvent, CredEvent, Creds, IoUringSetupEvent, MEMFD_NAME_LEN, MODULE_NAME_LEN, MemfdEvent,
+        ModuleEvent, PendingSyscall, PtraceEvent,
     },
 };
 
@@ -292,6 +292,51 @@ fn memfd_exit(ctx: &impl Syscall) -> u32 {
             (*ev).result = result;
             copy_kernel(&raw mut (*ev).name, &raw const (*saved).name);
             fill_header(&raw mut (*ev).header, EventKind::MemfdCreate, size_of::<MemfdEvent>(), tgid, tid, 0);
+        }
+        Ok(())
+    });
+    0
+}
+
+// --- io_uring_setup ---
+
+/// Offset of `flags` in `struct io_uring_params` (after `sq_entries` and `cq_entries`).
+const IO_URING_PARAMS_FLAGS: u64 = 8;
+
+crate::syscall_program!(sys_enter_io_uring_setup, raw_enter_io_uring_setup, io_uring_setup_enter);
+
+#[inline(always)]
+fn io_uring_setup_enter(ctx: &impl Syscall) -> u32 {
+    let Some((_, tid, _)) = current() else { return 0 };
+    let entries = ctx.arg(0) as u32;
+    let params = ctx.arg(1);
+    // SAFETY: `p` is the scratch slot; user memory is read with the probe helper.
+    save(tid, EventKind::IoUringSetup, |p| unsafe {
+        (*p).arg0 = entries;
+        let mut flags = 0u32;
+        let _ = bpf_probe_read_user((&raw mut flags).cast(), 4, (params + IO_URING_PARAMS_FLAGS) as *const _);
+        (*p).arg1 = u64::from(flags);
+    });
+    0
+}
+
+crate::syscall_program!(sys_exit_io_uring_setup, raw_exit_io_uring_setup, io_uring_setup_exit);
+
+#[inline(always)]
+fn io_uring_setup_exit(ctx: &impl Syscall) -> u32 {
+    let Some((task, tid, tgid)) = current() else { return 0 };
+    let Some(saved) = take(tid, EventKind::IoUringSetup) else { return 0 };
+    let result = ctx.ret() as i32;
+    emit::<IoUringSetupEvent>(EventKind::IoUringSetup, |ev| {
+        // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
+        unsafe {
+            fill_task(task, &raw mut (*ev).task)?;
+            (*ev).entries = (*saved).arg0;
+            (*ev).flags = (*saved).arg1 as u32;
+            (*ev).result = result;
+            (*ev)._pad = 0;
+            let size = size_of::<IoUringSetupEvent>();
+            fill_header(&raw mut (*ev).header, EventKind::IoUringSetup, size, tgid, tid, 0);
         }
         Ok(())
     });

@@ -103,6 +103,33 @@ fn exec_from_memfd_is_flagged_fileless() {
 }
 
 #[test]
+fn io_uring_setup_is_recorded_with_its_mode() {
+    let mut sensor = TestSensor::start_default();
+    // A child sets up a ring in kernel-polling mode (IORING_SETUP_SQPOLL, 2), then asks for one
+    // with zero entries, which the kernel refuses (EINVAL). x86-64 and arm64 share the number.
+    let code = "import ctypes\nlibc=ctypes.CDLL(None,use_errno=True)\n\
+                p=(ctypes.c_uint32*30)()\np[2]=2\nlibc.syscall(425,8,p)\n\
+                q=(ctypes.c_uint32*30)()\nlibc.syscall(425,0,q)\n";
+    let mut c = Command::new(PY).arg("-c").arg(code).spawn().expect("spawn");
+    let pid = c.id();
+    assert!(c.wait().expect("wait").success());
+    let by_child = |r: &sensor_proto::AuditRecord| r.process.as_ref().is_some_and(|p| p.pid == pid);
+    let ring = sensor
+        .wait_for(WAIT, |r| matches!(&r.event, Some(Event::IoUringSetup(u)) if u.entries == 8) && by_child(r))
+        .expect("io_uring_setup record");
+    let Some(Event::IoUringSetup(u)) = &ring.event else { panic!("io_uring_setup") };
+    assert!(u.sqpoll && u.flags & 2 != 0, "{u:?}");
+    // Unprivileged SQPOLL needs a recent kernel; as root it is allowed everywhere.
+    assert!(u.result >= 0 && u.error.is_empty(), "{u:?}");
+    let refused = sensor
+        .wait_for(WAIT, |r| matches!(&r.event, Some(Event::IoUringSetup(u)) if u.entries == 0) && by_child(r))
+        .expect("refused io_uring_setup record");
+    let Some(Event::IoUringSetup(u)) = &refused.event else { panic!("io_uring_setup") };
+    assert_eq!((u.result, u.error.as_str(), u.sqpoll), (-libc::EINVAL, "EINVAL", false), "{u:?}");
+    sensor.stop();
+}
+
+#[test]
 fn binary_deleted_after_start_is_flagged() {
     let mut sensor = TestSensor::start_default();
     let dir = tempfile::tempdir().expect("tempdir");
