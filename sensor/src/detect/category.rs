@@ -64,6 +64,8 @@ categories! {
     ModuleLoad => "module_load",
     /// memfd_create. The sensor's own.
     MemfdCreate => "memfd_create",
+    /// io_uring_setup: what the process submits through the ring is not seen. The sensor's own.
+    IoUring => "io_uring",
     /// A login session was first seen. The sensor's own.
     Session => "session",
     /// A process ended. The sensor's own.

@@ -70,10 +70,29 @@ impl SyslogSeverity for IoUringSetupEvent {
 }
 
 impl Detectable for IoUringSetupEvent {
-    const FIELDS: &'static [Field] = &[];
+    const FIELDS: &'static [Field] = &[
+        Field {
+            name: "IoUringEntries",
+            scope: Scope::Only(&[Category::IoUring]),
+            doc: "submission queue entries asked for",
+            get: |v| ev!(v, Event::IoUringSetup(u) => int(u.entries)),
+        },
+        Field {
+            name: "IoUringFlags",
+            scope: Scope::Only(&[Category::IoUring]),
+            doc: "IORING_SETUP_* flags (a number)",
+            get: |v| ev!(v, Event::IoUringSetup(u) => int(u.flags)),
+        },
+        Field {
+            name: "IoUringSqpoll",
+            scope: Scope::Only(&[Category::IoUring]),
+            doc: "`true` when a kernel thread polls the ring (no system call needed to submit)",
+            get: |v| ev!(v, Event::IoUringSetup(u) => boolean(u.sqpoll)),
+        },
+    ];
 
     fn categories(&self) -> &'static [Category] {
-        &[]
+        &[Category::IoUring]
     }
 
     fn result(&self) -> Option<i64> {

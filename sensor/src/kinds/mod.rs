@@ -24,7 +24,7 @@ mod prelude {
         decode::{self, Decode, DecodeError},
         detect::{
             category::{Category, file_categories},
-            fields::{Field, Scope, ev, int, ne, s},
+            fields::{Field, Scope, boolean, ev, int, ne, s},
             kind::Detectable,
         },
         enrich::{Enriched, Enricher, events, kinds::Enrich},

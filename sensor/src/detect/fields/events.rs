@@ -57,6 +57,7 @@ const RESULT_CATS: &[Category] = &[
     Category::BpfAccess,
     Category::BpfLoad,
     Category::MemfdCreate,
+    Category::IoUring,
 ];
 
 fn target_filename<'a>(v: &RecordView<'a>) -> Option<EventValue<'a>> {
