@@ -36,7 +36,7 @@ pub type Collector = fn(&mut Attaching<'_>) -> anyhow::Result<()>;
 
 /// How a kind's programs are attached after the process lifecycle.
 pub enum Attach {
-    /// Exec, fork and exit: required, attached first (see [`LIFECYCLE`]).
+    /// Exec, fork and exit: required, attached first (see `LIFECYCLE`).
     Lifecycle,
     /// Reported by another kind's programs (`bpf_access` by `bpf_load`'s), attached with them.
     Shared,
@@ -47,7 +47,7 @@ pub enum Attach {
 }
 
 /// How an event kind's programs are attached. Each kind implements it on its marker
-/// (`sensor_common::kind::X`) in its module under `crate::kinds`; [`attach_of`] is generated
+/// (`sensor_common::kind::X`) in its module under `crate::kinds`; `attach_of` is generated
 /// from the kind table.
 pub trait Attachable {
     fn attach() -> Attach;
