@@ -65,6 +65,7 @@ macro_rules! kernel_events {
         }
 
         /// Decodes an event of `kind`.
+        #[inline]
         fn decode_kind(kind: EventKind, h: EventHeader, buf: &[u8]) -> Result<KernelEvent, DecodeError> {
             match kind {
                 $(EventKind::$kind => <kind::$kind as Decode>::decode(h, buf).map(KernelEvent::$kind),)+

@@ -21,12 +21,13 @@ pub trait Enrich: Decode {
 
     /// The record of `raw`, or `None` when the event makes none; a record that must come
     /// before it (e.g. a DNS query after its datagram) goes to `out`.
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, out: &mut Vec<Enriched>) -> Option<Enriched>;
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, out: &mut Vec<Enriched>) -> Option<Enriched>;
 }
 
 macro_rules! dispatch {
     ([] $($(#[$doc:meta])* $kind:ident = $num:literal => $name:literal,)+) => {
         /// Whether `ev` came on a bulk ring ([`Enrich::BULK`]).
+        #[inline]
         pub(super) fn is_bulk(ev: &KernelEvent) -> bool {
             match ev {
                 $(KernelEvent::$kind(_) => <kind::$kind as Enrich>::BULK,)+
@@ -34,7 +35,8 @@ macro_rules! dispatch {
         }
 
         /// Enriches `ev` by its kind's [`Enrich::enrich`].
-        pub(super) fn enrich(cx: &mut Enricher, ev: KernelEvent, out: &mut Vec<Enriched>) -> Option<Enriched> {
+        #[inline]
+        pub(super) fn enrich(cx: &mut Enricher, ev: &KernelEvent, out: &mut Vec<Enriched>) -> Option<Enriched> {
             match ev {
                 $(KernelEvent::$kind(raw) => <kind::$kind as Enrich>::enrich(raw, cx, out),)+
             }

@@ -242,7 +242,7 @@ impl Enricher {
     }
 
     fn enrich_now(&mut self, ev: KernelEvent, out: &mut Vec<Enriched>) {
-        let Some(done) = kinds::enrich(self, ev, out) else { return };
+        let Some(done) = kinds::enrich(self, &ev, out) else { return };
         self.release_sessions(done.process.as_ref(), done.boot_ns, false, out);
         out.push(done);
     }

@@ -71,8 +71,8 @@ impl Decode for kind::BpfAccess {
 impl Enrich for kind::BpfAccess {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        cx.bpf_access(&raw)
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        cx.bpf_access(raw)
     }
 }
 

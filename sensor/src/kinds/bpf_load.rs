@@ -80,8 +80,8 @@ impl Decode for kind::BpfLoad {
 impl Enrich for kind::BpfLoad {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.by_process(&raw.header, &raw.task, events::bpf_load(&raw)))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.by_process(&raw.header, &raw.task, events::bpf_load(raw)))
     }
 }
 

@@ -60,8 +60,8 @@ impl Decode for kind::Exec {
 impl Enrich for kind::Exec {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.exec(&raw, out))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.exec(raw, out))
     }
 }
 

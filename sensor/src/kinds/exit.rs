@@ -61,8 +61,8 @@ impl Decode for kind::Exit {
 impl Enrich for kind::Exit {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.exit(&raw))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.exit(raw))
     }
 }
 

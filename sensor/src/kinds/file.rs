@@ -62,8 +62,8 @@ impl Decode for kind::File {
 impl Enrich for kind::File {
     const BULK: bool = true;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.file(&raw))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.file(raw))
     }
 }
 

@@ -61,8 +61,8 @@ impl Decode for kind::Fork {
 impl Enrich for kind::Fork {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.fork(&raw))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.fork(raw))
     }
 }
 

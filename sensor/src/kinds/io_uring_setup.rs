@@ -42,7 +42,7 @@ impl Decode for kind::IoUringSetup {
 impl Enrich for kind::IoUringSetup {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
         let event = Event::IoUringSetup(IoUringSetupEvent {
             entries: raw.entries,
             flags: raw.flags,

@@ -112,8 +112,8 @@ impl Decode for kind::MemfdCreate {
 impl Enrich for kind::MemfdCreate {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.by_process(&raw.header, &raw.task, memfd_create(&raw)))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.by_process(&raw.header, &raw.task, memfd_create(raw)))
     }
 }
 

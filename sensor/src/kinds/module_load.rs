@@ -68,8 +68,8 @@ impl Decode for kind::ModuleLoad {
 impl Enrich for kind::ModuleLoad {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.by_process(&raw.header, &raw.task, events::module_load(&raw)))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.by_process(&raw.header, &raw.task, events::module_load(raw)))
     }
 }
 

@@ -79,8 +79,8 @@ impl Decode for kind::Net {
 impl Enrich for kind::Net {
     const BULK: bool = true;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.network(&raw, out))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.network(raw, out))
     }
 }
 

@@ -65,8 +65,8 @@ impl Decode for kind::Cred {
 impl Enrich for kind::Cred {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.by_process(&raw.header, &raw.task, events::privilege(&raw)))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.by_process(&raw.header, &raw.task, events::privilege(raw)))
     }
 }
 

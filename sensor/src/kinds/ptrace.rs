@@ -68,8 +68,8 @@ impl Decode for kind::Ptrace {
 impl Enrich for kind::Ptrace {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.ptrace(&raw))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.ptrace(raw))
     }
 }
 

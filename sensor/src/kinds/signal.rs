@@ -64,8 +64,8 @@ impl Decode for kind::Signal {
 impl Enrich for kind::Signal {
     const BULK: bool = false;
 
-    fn enrich(raw: Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
-        Some(cx.signal(&raw))
+    fn enrich(raw: &Self::Raw, cx: &mut Enricher, _out: &mut Vec<Enriched>) -> Option<Enriched> {
+        Some(cx.signal(raw))
     }
 }
 
