@@ -73,6 +73,7 @@ macro_rules! kernel_events {
         }
 
         /// Size of each kind's fixed part, and whether a variable part follows it.
+        #[cfg(test)]
         pub fn fixed_part(kind: EventKind) -> (usize, bool) {
             match kind {
                 $(EventKind::$kind => <kind::$kind as Decode>::FIXED_PART,)+

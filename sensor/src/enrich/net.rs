@@ -93,11 +93,7 @@ fn one(n: &NetRaw, malformed_dns: &mut u64) -> Event {
         remote_address: remote,
         remote_port: u32::from(n.remote_port),
         result: i64::from(n.result),
-        error: if n.result < 0 {
-            format!("{:?}", nix::errno::Errno::from_raw(-n.result))
-        } else {
-            String::new()
-        },
+        error: super::file::error_name(n.result.into()),
         syscall: crate::file_syscalls::name(n.syscall_nr).unwrap_or_default().to_owned(),
         v4_mapped: local_mapped || remote_mapped,
     })

@@ -3,7 +3,7 @@
 //! so this record is the sensor's only sight of that channel.
 
 use super::prelude::*;
-use crate::{decode::fixed, decode::task::TaskRaw, enrich::file::errno_name};
+use crate::{decode::fixed, decode::task::TaskRaw, enrich::file::error_name};
 
 /// `IORING_SETUP_SQPOLL`: a kernel thread polls the submission queue.
 const IORING_SETUP_SQPOLL: u32 = 1 << 1;
@@ -48,7 +48,7 @@ impl Enrich for kind::IoUringSetup {
             flags: raw.flags,
             sqpoll: raw.flags & IORING_SETUP_SQPOLL != 0,
             result: raw.result,
-            error: if raw.result < 0 { errno_name(raw.result.into()) } else { String::new() },
+            error: error_name(raw.result.into()),
         });
         Some(cx.by_process(&raw.header, &raw.task, event))
     }

@@ -6,7 +6,7 @@ use crate::{
         fixed,
         task::{TaskRaw, until_nul},
     },
-    enrich::file::errno_name,
+    enrich::file::error_name,
     text::text,
 };
 
@@ -37,7 +37,7 @@ fn memfd_create(m: &MemfdRaw) -> Event {
         name: text(&m.name).0,
         flags: m.flags,
         result: m.result,
-        error: if m.result < 0 { errno_name(m.result.into()) } else { String::new() },
+        error: error_name(m.result.into()),
     })
 }
 
