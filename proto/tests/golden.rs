@@ -27,7 +27,7 @@ fn exec_record() -> AuditRecord {
         time: Some(Timestamp { seconds: 1_795_432_000, nanos: 123_456_789 }),
         boot_ns: 6_072_509_633_495,
         host: Some(host()),
-        process: Some(Process {
+        process: Some(Box::new(Process {
             guid: "63115909-2ec7-513b-adb6-e39e707723c1".into(),
             pid: 9816,
             tid: 9816,
@@ -48,7 +48,7 @@ fn exec_record() -> AuditRecord {
             start_boot_ns: 6_072_507_658_543,
             comm: "café".into(),
             ..Default::default()
-        }),
+        })),
         ancestors: vec![],
         event: Some(Event::Exec(ExecEvent {
             filename: "./caf\\xe9".into(),

@@ -186,7 +186,7 @@ impl Stage {
                 }
             }
             // As the record stage does after each event's records.
-            self.enricher.reuse(self.builder.spare_processes());
+            self.enricher.reuse(self.builder.spares());
         }
         records
     }

@@ -94,7 +94,7 @@ fn record_file(dir: &Path) -> PathBuf {
     for (i, (proc_, ev)) in events.into_iter().enumerate() {
         let s = b.build(Enriched {
             boot_ns: i as u64,
-            process: Some(proc_),
+            process: Some(Box::new(proc_)),
             ancestors: sensor::enrich::ancestry::Ancestry::empty(),
             event: ev,
         });

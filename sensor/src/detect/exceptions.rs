@@ -96,13 +96,13 @@ mod tests {
 
     fn rec(exe: &str, user: &str, parent: &str) -> AuditRecord {
         AuditRecord {
-            process: Some(Process {
+            process: Some(Box::new(Process {
                 exe: exe.into(),
                 user: user.into(),
                 uid: 1000,
                 argv: vec![exe.into(), "-x".into()],
                 ..Default::default()
-            }),
+            })),
             ancestors: vec![Ancestor { exe: parent.into(), ..Default::default() }],
             ..Default::default()
         }

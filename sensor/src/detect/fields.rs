@@ -167,7 +167,7 @@ impl<'a> RecordView<'a> {
     }
 
     fn process(&self) -> Option<&'a Process> {
-        self.record.process.as_ref()
+        self.record.process.as_deref()
     }
 
     fn parent(&self) -> Option<&'a Ancestor> {

@@ -60,12 +60,12 @@ fn exec(seq: u64, guid: &str, exe: &str, ancestors: &[&str], session: u32) -> Au
     AuditRecord {
         seq,
         time: Some(sensor_proto::Timestamp { seconds: 1_000 + i64::try_from(seq).unwrap_or(0), nanos: 0 }),
-        process: Some(Process {
+        process: Some(Box::new(Process {
             guid: guid.into(),
             exe: exe.into(),
             session_id: session,
             ..Default::default()
-        }),
+        })),
         ancestors: ancestors
             .iter()
             .map(|a| sensor_proto::v1::Ancestor { exe: (*a).into(), ..Default::default() })
@@ -79,7 +79,11 @@ fn rename(seq: u64, guid: &str, to: &str) -> AuditRecord {
     AuditRecord {
         seq,
         time: Some(sensor_proto::Timestamp { seconds: 2_000 + i64::try_from(seq).unwrap_or(0), nanos: 0 }),
-        process: Some(Process { guid: guid.into(), exe: "/usr/bin/mv".into(), ..Default::default() }),
+        process: Some(Box::new(Process {
+            guid: guid.into(),
+            exe: "/usr/bin/mv".into(),
+            ..Default::default()
+        })),
         event: Some(Event::File(FileEvent {
             op: "rename".into(),
             path: "/srv/a".into(),
@@ -159,7 +163,7 @@ fn session_fields_and_cidr_filters_work() {
     let mut d = detector(&cfg());
     let session = |id: u32, addr: &str| AuditRecord {
         seq: 1,
-        process: Some(Process { session_id: id, ..Default::default() }),
+        process: Some(Box::new(Process { session_id: id, ..Default::default() })),
         event: Some(Event::Session(SessionEvent {
             session_id: id,
             service: "sshd".into(),
@@ -250,7 +254,11 @@ fn connect(seq: u64, secs: i64, guid: &str, port: u32) -> AuditRecord {
     AuditRecord {
         seq,
         time: Some(sensor_proto::Timestamp { seconds: secs, nanos: 0 }),
-        process: Some(Process { guid: guid.into(), exe: "/usr/bin/python3".into(), ..Default::default() }),
+        process: Some(Box::new(Process {
+            guid: guid.into(),
+            exe: "/usr/bin/python3".into(),
+            ..Default::default()
+        })),
         event: Some(Event::Network(sensor_proto::v1::NetworkEvent {
             op: "connect".into(),
             protocol: "tcp".into(),
@@ -302,7 +310,11 @@ fn correlation_groups_are_bounded() {
     let write = |seq: u64| AuditRecord {
         seq,
         time: Some(sensor_proto::Timestamp { seconds: 1_000, nanos: 0 }),
-        process: Some(Process { guid: "py".into(), exe: "/usr/bin/python3.11".into(), ..Default::default() }),
+        process: Some(Box::new(Process {
+            guid: "py".into(),
+            exe: "/usr/bin/python3.11".into(),
+            ..Default::default()
+        })),
         event: Some(Event::File(FileEvent {
             op: "open".into(),
             path: format!("/tmp/build/f{seq}"),

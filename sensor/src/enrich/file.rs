@@ -9,9 +9,8 @@ use sensor_proto::v1::{FileEvent, audit_record::Event};
 use crate::{
     decode::{FileRaw, file::PathArg},
     filter::SensitivePaths,
+    text::text_into,
 };
-
-use super::raw_split;
 
 /// Name of a file op number.
 pub fn op_name(op: u32) -> &'static str {
@@ -31,58 +30,117 @@ pub fn op_name(op: u32) -> &'static str {
     }
 }
 
-pub fn file(f: &FileRaw, sensitive: &SensitivePaths) -> Event {
-    let (path, path_source) = if f.target_walked {
-        (f.path1.dir.as_ref().map(|d| d.path.clone()).unwrap_or_default(), "kernel")
+/// The file record of `f`, built in `spare` (the file part of a record written before; see
+/// [`super::Spares`]): every field is named, so each is either set here or emptied and nothing of
+/// the record it held before carries over.
+pub fn file(f: &FileRaw, sensitive: &SensitivePaths, spare: FileEvent) -> Event {
+    let FileEvent {
+        mut op,
+        mut path,
+        mut path_raw,
+        mut path2,
+        mut path2_raw,
+        mut syscall,
+        result: _,
+        mut error,
+        mut flags,
+        flags_raw: _,
+        mode: _,
+        mut mode_octal,
+        uid: _,
+        gid: _,
+        length: _,
+        mut xattr,
+        sensitive: _,
+        mut path_source,
+        path_truncated: _,
+        inode: _,
+        device: _,
+        mut protected,
+    } = spare;
+    // Each path is put together in its `_raw` field, checked against the sensitive paths, then
+    // split into text and (only when it had to be escaped) the exact bytes.
+    path_raw.clear();
+    if f.target_walked {
+        path_raw.extend_from_slice(f.path1.dir.as_ref().map_or(&[][..], |d| &d.path));
     } else {
-        (join(&f.path1), "dir+name")
-    };
+        join_into(&f.path1, &mut path_raw);
+    }
+    set(&mut path_source, if f.target_walked { "kernel" } else { "dir+name" });
     // A symlink's second path is its target text, kept as given.
-    let path2 = match f.op {
-        op::SYMLINK => f.path2.name.clone(),
-        op::RENAME | op::LINK => join(&f.path2),
-        _ => Vec::new(),
-    };
+    path2_raw.clear();
+    match f.op {
+        op::SYMLINK => path2_raw.extend_from_slice(&f.path2.name),
+        op::RENAME | op::LINK => join_into(&f.path2, &mut path2_raw),
+        _ => {}
+    }
     let truncated = f.name_truncated
         || f.name_unreadable
         || [&f.path1, &f.path2].iter().any(|p| p.dir.as_ref().is_some_and(|d| d.truncated || d.unreadable));
     let is_sensitive =
-        f.sensitive || sensitive.matches(&path) || (f.op != op::SYMLINK && sensitive.matches(&path2));
-    let (path, path_raw) = raw_split(path);
-    let (path2, path2_raw) = raw_split(path2);
+        f.sensitive || sensitive.matches(&path_raw) || (f.op != op::SYMLINK && sensitive.matches(&path2_raw));
+    split_raw(&mut path, &mut path_raw);
+    split_raw(&mut path2, &mut path2_raw);
+    set(&mut op, op_name(f.op));
+    set(&mut syscall, crate::file_syscalls::name(f.syscall_nr).unwrap_or_default());
+    set(&mut error, "");
+    if f.result < 0 {
+        error.push_str(&errno_name(f.result));
+    }
+    flags.clear();
+    if f.op == op::OPEN {
+        open_flags_into(f.flags, &mut flags);
+    }
+    mode_octal.clear();
+    if matches!(f.op, op::OPEN | op::CHMOD | op::MKNOD) {
+        use std::fmt::Write as _;
+        let _ = write!(mode_octal, "{:o}", f.mode & 0o7777);
+    }
+    set(&mut xattr, &String::from_utf8_lossy(&f.xattr));
+    protected.clear();
     Event::File(FileEvent {
-        op: op_name(f.op).to_owned(),
+        op,
         path,
         path_raw,
         path2,
         path2_raw,
-        syscall: crate::file_syscalls::name(f.syscall_nr).unwrap_or_default().to_owned(),
+        syscall,
         result: f.result,
-        error: if f.result < 0 { errno_name(f.result) } else { String::new() },
-        flags: if f.op == op::OPEN { open_flags(f.flags) } else { String::new() },
+        error,
+        flags,
         flags_raw: f.flags,
         mode: f.mode,
-        mode_octal: if matches!(f.op, op::OPEN | op::CHMOD | op::MKNOD) {
-            format!("{:o}", f.mode & 0o7777)
-        } else {
-            String::new()
-        },
+        mode_octal,
         uid: f.uid,
         gid: f.gid,
         length: f.length,
-        xattr: String::from_utf8_lossy(&f.xattr).into_owned(),
+        xattr,
         sensitive: is_sensitive,
-        path_source: path_source.to_owned(),
+        path_source,
         path_truncated: truncated,
         inode: f.ino,
         device: f.dev,
-        protected: String::new(),
+        protected,
     })
+}
+
+/// Replaces `out` with `s`, in its allocation.
+fn set(out: &mut String, s: &str) {
+    out.clear();
+    out.push_str(s);
+}
+
+/// `raw` holds a path's bytes: puts its text in `text`, and empties `raw` unless the text had to
+/// be escaped (then `raw` keeps the exact bytes).
+fn split_raw(text: &mut String, raw: &mut Vec<u8>) {
+    if !text_into(raw, text) {
+        raw.clear();
+    }
 }
 
 /// `dir` (walked in the kernel; `/` when the walk was of the root) joined with the name as
 /// passed, normalised lexically. An absolute name stands alone.
-fn join(arg: &PathArg) -> Vec<u8> {
+fn join_into(arg: &PathArg, out: &mut Vec<u8>) {
     use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
     let dir = arg.dir.as_ref().map_or(&b"/"[..], |d| &d.path);
     // The common case, a plain relative name under a walked (absolute, normalised) directory,
@@ -92,19 +150,19 @@ fn join(arg: &PathArg) -> Vec<u8> {
         && (rest.is_empty() || plain(rest))
         && plain(&arg.name)
     {
-        let mut out = Vec::with_capacity(dir.len() + 1 + arg.name.len());
+        out.reserve(dir.len() + 1 + arg.name.len());
         out.extend_from_slice(dir);
         if !rest.is_empty() {
             out.push(b'/');
         }
         out.extend_from_slice(&arg.name);
-        return out;
+        return;
     }
     let name = Path::new(std::ffi::OsStr::from_bytes(&arg.name));
     let mut full =
         if name.is_absolute() { PathBuf::new() } else { PathBuf::from(std::ffi::OsStr::from_bytes(dir)) };
     full.push(name);
-    normalize(&full).into_os_string().into_vec()
+    out.extend_from_slice(&normalize(&full).into_os_string().into_vec());
 }
 
 /// Removes `.` and resolves `..` lexically (symlinks are not followed; the kernel-walked part
@@ -125,8 +183,13 @@ pub fn normalize(p: &Path) -> PathBuf {
 
 /// The errno name of a negative system call result (`-13` → `EACCES`).
 pub fn errno_name(result: i64) -> String {
-    let code = i32::try_from(-result).unwrap_or(0);
+    let code = result.checked_neg().and_then(|c| i32::try_from(c).ok()).unwrap_or(0);
     format!("{:?}", nix::errno::Errno::from_raw(code))
+}
+
+/// A record's `error` field: the errno name when the call failed (`result` < 0), else empty.
+pub fn error_name(result: i64) -> String {
+    if result < 0 { errno_name(result) } else { String::new() }
 }
 
 /// True when the event put a new file at a sensitive path (a new inode the kernel's filter does
@@ -142,13 +205,26 @@ pub fn replaces_sensitive(f: &FileEvent) -> bool {
 }
 
 /// open(2) flags as text.
-pub fn open_flags(flags: u32) -> String {
+#[cfg(test)]
+fn open_flags(flags: u32) -> String {
+    let mut out = String::new();
+    open_flags_into(flags, &mut out);
+    out
+}
+
+/// Appends open(2) flags as text (`O_WRONLY|O_CREAT`) to `out`.
+fn open_flags_into(flags: u32, out: &mut String) {
     let f = i32::from_ne_bytes(flags.to_ne_bytes());
-    let mut parts = vec![match f & libc::O_ACCMODE {
+    out.push_str(match f & libc::O_ACCMODE {
         libc::O_WRONLY => "O_WRONLY",
         libc::O_RDWR => "O_RDWR",
         _ => "O_RDONLY",
-    }];
+    });
+    let dir_or_tmp = if f & libc::O_TMPFILE == libc::O_TMPFILE {
+        Some((libc::O_TMPFILE, "O_TMPFILE"))
+    } else {
+        Some((libc::O_DIRECTORY, "O_DIRECTORY"))
+    };
     for (bit, name) in [
         (libc::O_CREAT, "O_CREAT"),
         (libc::O_EXCL, "O_EXCL"),
@@ -157,23 +233,78 @@ pub fn open_flags(flags: u32) -> String {
         (libc::O_NOFOLLOW, "O_NOFOLLOW"),
         (libc::O_CLOEXEC, "O_CLOEXEC"),
         (libc::O_NONBLOCK, "O_NONBLOCK"),
-    ] {
+    ]
+    .into_iter()
+    .chain(dir_or_tmp)
+    {
         if f & bit != 0 {
-            parts.push(name);
+            out.push('|');
+            out.push_str(name);
         }
     }
-    if f & libc::O_TMPFILE == libc::O_TMPFILE {
-        parts.push("O_TMPFILE");
-    } else if f & libc::O_DIRECTORY != 0 {
-        parts.push("O_DIRECTORY");
-    }
-    parts.join("|")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decode::path::from_kernel;
+
+    fn join(arg: &PathArg) -> Vec<u8> {
+        let mut out = Vec::new();
+        join_into(arg, &mut out);
+        out
+    }
+
+    fn raw(op: u32, dir: &[u8], name: &[u8]) -> FileRaw {
+        FileRaw {
+            header: sensor_common::EventHeader::default(),
+            task: crate::decode::task::TaskRaw::default(),
+            op,
+            syscall_nr: 0,
+            result: 0,
+            flags: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            length: 0,
+            ino: 7,
+            dev: 8,
+            target_walked: false,
+            path1: PathArg { dir: Some(from_kernel(dir, 0)), name: name.to_vec() },
+            path2: PathArg::default(),
+            xattr: Vec::new(),
+            sensitive: false,
+            protected: false,
+            name_truncated: false,
+            name_unreadable: false,
+        }
+    }
+
+    /// A file record built in the file part of an earlier record is exactly the record a fresh
+    /// part gives: nothing of the earlier one (escaped paths, flags, errors, xattr) carries over.
+    #[test]
+    fn a_reused_file_part_keeps_nothing_of_its_last_record() {
+        let sensitive = SensitivePaths::default();
+        let mut old = raw(op::RENAME, b"tmp\0", b"x\xff");
+        old.path2 = PathArg { dir: Some(from_kernel(b"etc\0", 0)), name: b"sh\xfeadow".to_vec() };
+        old.result = -13;
+        old.xattr = b"security.evil".to_vec();
+        old.mode = 0o4755;
+        let Event::File(mut spare) = file(&old, &sensitive, FileEvent::default()) else { unreachable!() };
+        assert!(!spare.path_raw.is_empty() && !spare.path2_raw.is_empty() && !spare.error.is_empty());
+        spare.protected = "config".into();
+
+        for next in [raw(op::UNLINK, b"home\0", b"a"), {
+            let mut o = raw(op::OPEN, b"var\0", b"log");
+            o.target_walked = true;
+            o.flags = (libc::O_WRONLY | libc::O_CREAT) as u32;
+            o.mode = 0o644;
+            o
+        }] {
+            let reused = file(&next, &sensitive, spare.clone());
+            assert_eq!(reused, file(&next, &sensitive, FileEvent::default()), "{next:?}");
+        }
+    }
 
     #[test]
     fn joins_and_normalises() {
@@ -215,6 +346,10 @@ mod tests {
         );
         assert_eq!(open_flags(0), "O_RDONLY");
         assert_eq!(errno_name(-13), "EACCES");
+        assert_eq!(error_name(-13), "EACCES");
+        assert_eq!(error_name(0), "");
+        assert_eq!(error_name(7), "");
+        assert_eq!(errno_name(i64::MIN), "UnknownErrno");
         assert_eq!(op_name(op::RENAME), "rename");
     }
 }

@@ -61,7 +61,11 @@ impl Enricher {
         if let Some(parent) = self.table.get(&process.parent_guid) {
             inherit_program(&mut process, &parent.process);
         }
-        self.table.on_fork(process.clone(), f.parent_tgid, f.task.parent_start_boottime_ns);
+        self.table.on_fork(
+            sensor_proto::v1::Process::clone(&process),
+            f.parent_tgid,
+            f.task.parent_start_boottime_ns,
+        );
         let event = events::fork(f, process.parent_guid.clone());
         self.done(f.header.boot_ns, process, event)
     }
@@ -129,9 +133,10 @@ impl Enricher {
     /// change to the sensitive-path list itself wakes the filter's refresher.
     pub(crate) fn file(&mut self, f: &FileRaw) -> Enriched {
         let process = self.known_process(f.header.tgid, f.header.tid, &f.task);
+        let spare = self.spare_files.pop().unwrap_or_default();
         let mut event = match self.sensitive.read() {
-            Ok(s) => file::file(f, &s),
-            Err(_) => file::file(f, &crate::filter::SensitivePaths::default()),
+            Ok(s) => file::file(f, &s, spare),
+            Err(_) => file::file(f, &crate::filter::SensitivePaths::default(), spare),
         };
         if let Event::File(fe) = &mut event {
             fe.protected = self.protected_class(f.protected, fe);

@@ -25,7 +25,7 @@ pub mod users;
 
 use std::{ffi::OsStr, os::unix::ffi::OsStrExt as _, path::Path};
 
-use sensor_proto::v1::{LossEvent, Process, audit_record::Event};
+use sensor_proto::v1::{FileEvent, LossEvent, Process, audit_record::Event};
 
 use crate::{
     decode::{ExecRaw, KernelEvent, task::TaskRaw},
@@ -43,11 +43,20 @@ use session::SessionTracker;
 const TMPFS_MAGIC: u64 = 0x0102_1994;
 const RAMFS_MAGIC: u64 = 0x8584_58f6;
 
+/// Parts of written records handed back by the record stage for the enricher to build the next
+/// records in ([`Enricher::reuse`]): a record is a few dozen strings, and building them new and
+/// freeing them for every record was the largest share of the pipeline's allocations.
+#[derive(Debug, Default)]
+pub struct Spares {
+    pub processes: Vec<Box<Process>>,
+    pub files: Vec<FileEvent>,
+}
+
 /// An event with everything the record stage needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enriched {
     pub boot_ns: u64,
-    pub process: Option<Process>,
+    pub process: Option<Box<Process>>,
     /// Ancestors of `process`, nearest first (shared by the records of one process).
     pub ancestors: std::sync::Arc<Ancestry>,
     pub event: Event,
@@ -83,7 +92,10 @@ pub struct Enricher {
     /// The sensor's own files, to name the class of a protected path in file records.
     protected: crate::protect::ProtectedPaths,
     /// Process parts of written records, to build the next ones in (see `task.rs`).
-    spare: Vec<Process>,
+    #[expect(clippy::vec_box, reason = "records hold the part boxed; the box is reused with it")]
+    spare: Vec<Box<Process>>,
+    /// File parts of written records, to build the next file records in (see `file.rs`).
+    spare_files: Vec<FileEvent>,
 }
 
 /// Most processes waiting for their executable's digest.
@@ -112,6 +124,7 @@ impl Enricher {
             filter_waker: None,
             protected: crate::protect::ProtectedPaths::default(),
             spare: Vec::new(),
+            spare_files: Vec::new(),
             guids,
         }
     }
@@ -125,7 +138,7 @@ impl Enricher {
     pub fn sensor_record(&mut self, boot_ns: u64, event: Event) -> Enriched {
         let own = self.table.live_by_pid(std::process::id()).map(|e| e.process.clone());
         match own {
-            Some(p) => self.done(boot_ns, p, event),
+            Some(p) => self.done(boot_ns, Box::new(p), event),
             None => Enriched { boot_ns, process: None, ancestors: Ancestry::empty(), event },
         }
     }
@@ -151,7 +164,7 @@ impl Enricher {
         let mut out = Vec::new();
         for p in live {
             if let Some(s) = self.sessions.observe(&p, &self.table, true) {
-                out.push(self.done(now, p, Event::Session(s)));
+                out.push(self.done(now, Box::new(p), Event::Session(s)));
             }
         }
         out
@@ -187,11 +200,11 @@ impl Enricher {
         let boot_ns = ev.header().boot_ns;
         if bulk && self.parking.should_park(boot_ns) {
             if let Some(old) = self.parking.park(boot_ns, ev) {
-                self.enrich_now(old, out);
+                self.enrich_now(&old, out);
             }
             return;
         }
-        self.enrich_now(ev, out);
+        self.enrich_now(&ev, out);
     }
 
     /// Every process event stamped before `boot_ns` has been enriched (the record stage reads the
@@ -204,7 +217,7 @@ impl Enricher {
     /// at stop). The record stage calls this when it is idle.
     pub fn release_parked(&mut self, now_boot_ns: u64, all: bool, out: &mut Vec<Enriched>) {
         while let Some(ev) = self.parking.next_ready(now_boot_ns, all) {
-            self.enrich_now(ev, out);
+            self.enrich_now(&ev, out);
         }
         self.release_sessions(None, now_boot_ns, all, out);
     }
@@ -236,19 +249,19 @@ impl Enricher {
             return;
         }
         for d in self.sessions.ready(by, now_boot_ns, all) {
-            let rec = self.done(d.boot_ns, d.process, Event::Session(d.event));
+            let rec = self.done(d.boot_ns, Box::new(d.process), Event::Session(d.event));
             out.push(rec);
         }
     }
 
-    fn enrich_now(&mut self, ev: KernelEvent, out: &mut Vec<Enriched>) {
-        let Some(done) = kinds::enrich(self, &ev, out) else { return };
-        self.release_sessions(done.process.as_ref(), done.boot_ns, false, out);
+    fn enrich_now(&mut self, ev: &KernelEvent, out: &mut Vec<Enriched>) {
+        let Some(done) = kinds::enrich(self, ev, out) else { return };
+        self.release_sessions(done.process.as_deref(), done.boot_ns, false, out);
         out.push(done);
     }
 
     /// Finishes a record's process part: names, hash, ancestors.
-    pub(crate) fn done(&mut self, boot_ns: u64, mut process: Process, event: Event) -> Enriched {
+    pub(crate) fn done(&mut self, boot_ns: u64, mut process: Box<Process>, event: Event) -> Enriched {
         self.add_names(&mut process);
         let ancestors = self.table.ancestry(&process.guid);
         Enriched { boot_ns, process: Some(process), ancestors, event }
@@ -265,7 +278,7 @@ impl Enricher {
 
     /// [`Self::process`] plus what the table remembers of the process's program (exe, argv,
     /// cwd, hash) from its exec, its fork or the `/proc` seed.
-    pub(crate) fn known_process(&mut self, tgid: u32, tid: u32, t: &TaskRaw) -> Process {
+    pub(crate) fn known_process(&mut self, tgid: u32, tid: u32, t: &TaskRaw) -> Box<Process> {
         let mut process = self.process(tgid, tid, t);
         match self.table.get(&process.guid) {
             Some(k) => inherit_program(&mut process, &k.process),
@@ -349,7 +362,7 @@ impl Enricher {
         process.argv_raw = argv_raw;
         process.argv_truncated = e.args_truncated;
         self.hash_exe(&mut process, e);
-        self.table.on_exec(process.clone());
+        self.table.on_exec(Process::clone(&process));
         if let Some(session) = self.sessions.observe(&process, &self.table, false)
             && !self.sessions.defer(e.header.boot_ns, &process, &session)
         {

@@ -214,7 +214,7 @@ pub(super) fn record_stage(
         for e in batch.drain(..) {
             stage.out.emit(e, stats);
         }
-        stage.enricher.reuse(stage.out.builder.spare_processes());
+        stage.enricher.reuse(stage.out.builder.spares());
     }
     stage.finish(stats, lifecycle)
 }

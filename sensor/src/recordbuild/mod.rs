@@ -10,14 +10,14 @@ use std::sync::Arc;
 use prost::Message as _;
 use sensor_proto::{
     AuditRecord, SCHEMA_VERSION,
-    v1::{CheckpointEvent, Host, Integrity, Process, audit_record::Event},
+    v1::{CheckpointEvent, Host, Integrity, audit_record::Event},
 };
 use sha2::{Digest as _, Sha256};
 
-use crate::enrich::{Enriched, ancestry::Ancestry, clock::BootClock};
+use crate::enrich::{Enriched, Spares, ancestry::Ancestry, clock::BootClock};
 
-/// Process parts [`RecordBuilder::recycle`] keeps until they are taken.
-const SPARE_PROCESSES: usize = 8;
+/// Parts of each kind [`RecordBuilder::recycle`] keeps until they are taken.
+const SPARE_PARTS: usize = 8;
 
 /// Records between two checkpoint records.
 pub const CHECKPOINT_EVERY: u64 = 1000;
@@ -57,9 +57,9 @@ pub struct RecordBuilder {
     spare_host: Option<Host>,
     /// An encoding buffer handed back by [`Self::recycle`].
     spare_bytes: Vec<u8>,
-    /// Process parts of records handed back by [`Self::recycle`], for the enricher to build
-    /// the next records' in (`Enricher::reuse`).
-    spare_processes: Vec<Process>,
+    /// Parts of records handed back by [`Self::recycle`], for the enricher to build the next
+    /// records in (`Enricher::reuse`).
+    spares: Spares,
     clock: BootClock,
     next_seq: u64,
     prev_hash: Option<[u8; 32]>,
@@ -77,7 +77,7 @@ impl RecordBuilder {
             host_field,
             spare_host: None,
             spare_bytes: Vec::new(),
-            spare_processes: Vec::new(),
+            spares: Spares::default(),
             clock,
             next_seq: 1,
             prev_hash: chain_tail,
@@ -150,18 +150,23 @@ impl RecordBuilder {
             self.spare_host = record.host;
         }
         if let Some(p) = record.process
-            && self.spare_processes.len() < SPARE_PROCESSES
+            && self.spares.processes.len() < SPARE_PARTS
         {
-            self.spare_processes.push(p);
+            self.spares.processes.push(p);
+        }
+        if let Some(Event::File(f)) = record.event
+            && self.spares.files.len() < SPARE_PARTS
+        {
+            self.spares.files.push(f);
         }
         if bytes.capacity() > self.spare_bytes.capacity() {
             self.spare_bytes = bytes;
         }
     }
 
-    /// The process parts handed back so far (see [`Self::recycle`]).
-    pub fn spare_processes(&mut self) -> &mut Vec<Process> {
-        &mut self.spare_processes
+    /// The parts handed back so far (see [`Self::recycle`]).
+    pub fn spares(&mut self) -> &mut Spares {
+        &mut self.spares
     }
 
     fn take_host(&mut self) -> Host {
@@ -263,7 +268,7 @@ mod tests {
             RecordBuilder::new(Host { hostname: "h".into(), ..Default::default() }, BootClock::now(), None);
         let e = Enriched {
             boot_ns: 5,
-            process: Some(Process { pid: 42, exe: "/usr/bin/tar".into(), ..Default::default() }),
+            process: Some(Box::new(Process { pid: 42, exe: "/usr/bin/tar".into(), ..Default::default() })),
             ancestors: Ancestry::shared(ancestors.clone()),
             event: Event::File(FileEvent { path: "/srv/share/a".into(), ..Default::default() }),
         };

@@ -47,7 +47,7 @@ pub fn map(record: &AuditRecord) -> Value {
     }
     let mut ev = Map::new();
     let (class, activity, status) = match &record.event {
-        Some(e) => event_fields(e, record.process.as_ref(), &mut ev, &mut unmapped),
+        Some(e) => event_fields(e, record.process.as_deref(), &mut ev, &mut unmapped),
         None => (&BASE, (0, "Unknown".to_owned()), None),
     };
     ev.insert("category_uid".into(), json!(class.category.0));

@@ -485,7 +485,11 @@ mod tests {
 
     pub(crate) fn rec(guid: &str, parent: &str, ancestors: &[&str]) -> AuditRecord {
         AuditRecord {
-            process: Some(Process { guid: guid.into(), parent_guid: parent.into(), ..Default::default() }),
+            process: Some(Box::new(Process {
+                guid: guid.into(),
+                parent_guid: parent.into(),
+                ..Default::default()
+            })),
             ancestors: ancestors
                 .iter()
                 .map(|g| Ancestor { guid: (*g).into(), ..Default::default() })

@@ -51,7 +51,7 @@ fn rec(seq: u64, p: Process, ancestors: Vec<Ancestor>, event: Event) -> AuditRec
         schema_version: 1,
         seq,
         time: Some(Timestamp { seconds: T0 + 100 + seq as i64, nanos: 0 }),
-        process: Some(p),
+        process: Some(Box::new(p)),
         ancestors,
         event: Some(event),
         ..Default::default()

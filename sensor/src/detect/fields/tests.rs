@@ -6,7 +6,7 @@ use super::*;
 fn exec_record() -> AuditRecord {
     AuditRecord {
         seq: 7,
-        process: Some(Process {
+        process: Some(Box::new(Process {
             exe: "/usr/bin/bash".into(),
             argv: vec!["bash".into(), "-c".into(), "id".into()],
             cwd: "/tmp".into(),
@@ -15,7 +15,7 @@ fn exec_record() -> AuditRecord {
             auid: 1000,
             exe_writable_tmp: true,
             ..Default::default()
-        }),
+        })),
         ancestors: vec![
             Ancestor {
                 exe: "/usr/sbin/nginx".into(),
@@ -69,7 +69,7 @@ fn process_fields_follow_sysmon_names() {
 #[test]
 fn rename_targets_the_new_name() {
     let r = AuditRecord {
-        process: Some(Process::default()),
+        process: Some(Box::new(Process::default())),
         event: Some(Event::File(FileEvent {
             op: "rename".into(),
             path: "/srv/share/a.docx".into(),
@@ -87,7 +87,7 @@ fn rename_targets_the_new_name() {
 #[test]
 fn accepts_put_the_peer_at_the_source() {
     let net = |op: &str| AuditRecord {
-        process: Some(Process::default()),
+        process: Some(Box::new(Process::default())),
         event: Some(Event::Network(NetworkEvent {
             op: op.into(),
             local_address: "10.0.0.5".into(),

@@ -7,7 +7,7 @@ fn record(event: Event) -> AuditRecord {
         seq: 42,
         time: Some(sensor_proto::Timestamp { seconds: 1_700_000_000, nanos: 5_000_000 }),
         host: Some(Host { hostname: "ward-7".into(), instance_id: "inst".into(), ..Default::default() }),
-        process: Some(Process {
+        process: Some(Box::new(Process {
             guid: "g-leaf".into(),
             pid: 100,
             exe: "/usr/bin/curl".into(),
@@ -16,7 +16,7 @@ fn record(event: Event) -> AuditRecord {
             uid: 1000,
             exe_sha256: "ab".repeat(32),
             ..Default::default()
-        }),
+        })),
         ancestors: vec![
             Ancestor {
                 guid: "g-sh".into(),
