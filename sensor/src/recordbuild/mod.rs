@@ -10,7 +10,7 @@ use std::sync::Arc;
 use prost::Message as _;
 use sensor_proto::{
     AuditRecord, SCHEMA_VERSION,
-    v1::{CheckpointEvent, Host, Integrity, audit_record::Event},
+    v1::{CheckpointEvent, Host, Integrity, Process, audit_record::Event},
 };
 use sha2::{Digest as _, Sha256};
 
@@ -60,6 +60,13 @@ pub struct RecordBuilder {
     /// Parts of records handed back by [`Self::recycle`], for the enricher to build the next
     /// records in (`Enricher::reuse`).
     spares: Spares,
+    /// A process part and its encoding as the record's `process` field: the next records with an
+    /// equal part (a process's records in a row, the common case) splice the bytes instead of
+    /// encoding its thirty fields again.
+    process_field: Option<ProcessField>,
+    /// The `process` field encoded for the record with this `seq`: when that record comes back
+    /// ([`Self::recycle`]) its part and these bytes become `process_field`.
+    fresh_field: Option<(u64, Vec<u8>)>,
     clock: BootClock,
     next_seq: u64,
     prev_hash: Option<[u8; 32]>,
@@ -78,6 +85,8 @@ impl RecordBuilder {
             spare_host: None,
             spare_bytes: Vec::new(),
             spares: Spares::default(),
+            process_field: None,
+            fresh_field: None,
             clock,
             next_seq: 1,
             prev_hash: chain_tail,
@@ -149,10 +158,26 @@ impl RecordBuilder {
         if self.spare_host.is_none() {
             self.spare_host = record.host;
         }
-        if let Some(p) = record.process
-            && self.spares.processes.len() < SPARE_PARTS
-        {
-            self.spares.processes.push(p);
+        if let Some(p) = record.process {
+            let spare = match self.fresh_field.take() {
+                Some((seq, field)) if seq == record.seq => {
+                    debug_assert_eq!(
+                        field,
+                        process_field(&p),
+                        "a recycled record's process part was changed"
+                    );
+                    self.process_field.replace(ProcessField { part: p, field }).map(|old| old.part)
+                }
+                other => {
+                    self.fresh_field = other;
+                    Some(p)
+                }
+            };
+            if let Some(p) = spare
+                && self.spares.processes.len() < SPARE_PARTS
+            {
+                self.spares.processes.push(p);
+            }
         }
         if let Some(Event::File(f)) = record.event
             && self.spares.files.len() < SPARE_PARTS
@@ -189,7 +214,19 @@ impl RecordBuilder {
         let mut bytes = std::mem::take(&mut self.spare_bytes);
         bytes.clear();
         bytes.reserve(1024);
-        encode_spliced(&mut record, &self.host_field, ancestry.encoded(), &mut bytes);
+        let process = match (&record.process, &self.process_field) {
+            (None, _) => None,
+            (Some(p), Some(cached)) if **p == *cached.part => Some(cached.field.as_slice()),
+            (Some(p), _) => {
+                // Encoded here (once), and kept with the part when the record comes back.
+                let mut field = self.fresh_field.take().map(|(_, f)| f).unwrap_or_default();
+                field.clear();
+                prost::encoding::message::encode(6, &**p, &mut field);
+                self.fresh_field = Some((record.seq, field));
+                self.fresh_field.as_ref().map(|(_, f)| f.as_slice())
+            }
+        };
+        encode_spliced(&mut record, &self.host_field, process, ancestry.encoded(), &mut bytes);
         self.prev_hash = Some(Sha256::digest(&bytes).into());
         Sealed { record, ancestry, bytes }
     }
@@ -200,12 +237,33 @@ impl RecordBuilder {
     }
 }
 
-/// Appends the encoding of `record` with its host part and `ancestors` (the encoded `host`
-/// field and `ancestors` fields) in their place: the same bytes as encoding the whole record.
-/// `record.ancestors` must be empty and `record.host` must be what `host_field` encodes. Fields
-/// go in the order prost writes them, by tag: the envelope (1–4), the host (5), the process
-/// (6), the ancestors (7), then the event and the integrity as prost encodes them.
-fn encode_spliced(record: &mut AuditRecord, host_field: &[u8], ancestors: &[u8], out: &mut Vec<u8>) {
+/// A record's process part and its encoding as the `process` field (tag, length, message).
+#[derive(Debug)]
+struct ProcessField {
+    part: Box<Process>,
+    field: Vec<u8>,
+}
+
+/// `p` encoded as an `AuditRecord`'s `process` field (for the debug check in `recycle`).
+fn process_field(p: &Process) -> Vec<u8> {
+    let mut out = Vec::new();
+    prost::encoding::message::encode(6, p, &mut out);
+    out
+}
+
+/// Appends the encoding of `record` with its host part, its process part and `ancestors` (the
+/// encoded `host`, `process` and `ancestors` fields) in their place: the same bytes as encoding
+/// the whole record. `record.ancestors` must be empty, `record.host` must be what `host_field`
+/// encodes and `process_field` what `record.process` encodes. Fields go in the order prost
+/// writes them, by tag: the envelope (1–4), the host (5), the process (6), the ancestors (7),
+/// then the event and the integrity as prost encodes them.
+fn encode_spliced(
+    record: &mut AuditRecord,
+    host_field: &[u8],
+    process_field: Option<&[u8]>,
+    ancestors: &[u8],
+    out: &mut Vec<u8>,
+) {
     use prost::encoding::{message, uint32, uint64};
     debug_assert!(record.ancestors.is_empty());
     if record.schema_version != 0 {
@@ -223,8 +281,9 @@ fn encode_spliced(record: &mut AuditRecord, host_field: &[u8], ancestors: &[u8],
     if record.host.is_some() {
         out.extend_from_slice(host_field);
     }
-    if let Some(p) = &record.process {
-        message::encode(6, p, out);
+    debug_assert_eq!(record.process.is_some(), process_field.is_some());
+    if let Some(field) = process_field {
+        out.extend_from_slice(field);
     }
     out.extend_from_slice(ancestors);
     let after =
@@ -304,6 +363,53 @@ mod tests {
                 b.recycle(sealed);
             }
         }
+    }
+
+    /// A process field spliced from the one kept for an equal part is what encoding the record
+    /// gives, whatever the order of parts, recycling and records built before the last one
+    /// came back (alerts): the kept part is never one the enricher writes into again.
+    #[test]
+    fn kept_process_fields_are_only_spliced_into_records_of_an_equal_part() {
+        use sensor_proto::v1::{FileEvent, Process};
+        let part =
+            |pid: u32, exe: &str| Process { pid, exe: exe.into(), comm: "c".into(), ..Default::default() };
+        let mut b =
+            RecordBuilder::new(Host { hostname: "h".into(), ..Default::default() }, BootClock::now(), None);
+        let record = |p: Option<Process>| Enriched {
+            boot_ns: 9,
+            process: p.map(Box::new),
+            ancestors: Ancestry::empty(),
+            event: Event::File(FileEvent { path: "/x".into(), ..Default::default() }),
+        };
+        let a = part(1, "/usr/bin/a");
+        let a2 = Process { tid: 2, ..a.clone() };
+        let z = part(2, "/usr/bin/z");
+        let mut spliced = 0;
+        // (part, recycle at once)
+        for (p, recycle) in [
+            (Some(&a), true),
+            (Some(&a), true),
+            (Some(&a2), false),
+            (Some(&a2), true),
+            (None, true),
+            (Some(&z), true),
+            (Some(&a), true),
+            (Some(&a), false),
+            (Some(&z), true),
+            (Some(&a), true),
+        ] {
+            let sealed = b.build(record(p.cloned()));
+            assert_eq!(sealed.bytes, sealed.record.encode_to_vec(), "{p:?}");
+            spliced += usize::from(b.fresh_field.as_ref().is_none_or(|(seq, _)| *seq != sealed.record.seq));
+            if recycle {
+                b.recycle(sealed);
+            }
+            // The enricher writes the next parts into the spares: a kept part must not be one.
+            for spare in &mut b.spares().processes {
+                spare.exe = "/overwritten".into();
+            }
+        }
+        assert!(spliced >= 3, "equal parts in a row reuse the kept field ({spliced})");
     }
 
     #[test]
