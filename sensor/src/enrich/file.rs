@@ -12,6 +12,8 @@ use crate::{
     text::text_into,
 };
 
+use super::set_text;
+
 /// Name of a file op number.
 pub fn op_name(op: u32) -> &'static str {
     match op {
@@ -66,7 +68,7 @@ pub fn file(f: &FileRaw, sensitive: &SensitivePaths, spare: FileEvent) -> Event 
     } else {
         join_into(&f.path1, &mut path_raw);
     }
-    set(&mut path_source, if f.target_walked { "kernel" } else { "dir+name" });
+    set_text(&mut path_source, Some(if f.target_walked { "kernel" } else { "dir+name" }));
     // A symlink's second path is its target text, kept as given.
     path2_raw.clear();
     match f.op {
@@ -81,12 +83,9 @@ pub fn file(f: &FileRaw, sensitive: &SensitivePaths, spare: FileEvent) -> Event 
         f.sensitive || sensitive.matches(&path_raw) || (f.op != op::SYMLINK && sensitive.matches(&path2_raw));
     split_raw(&mut path, &mut path_raw);
     split_raw(&mut path2, &mut path2_raw);
-    set(&mut op, op_name(f.op));
-    set(&mut syscall, crate::file_syscalls::name(f.syscall_nr).unwrap_or_default());
-    set(&mut error, "");
-    if f.result < 0 {
-        error.push_str(&errno_name(f.result));
-    }
+    set_text(&mut op, Some(op_name(f.op)));
+    set_text(&mut syscall, crate::file_syscalls::name(f.syscall_nr));
+    set_text(&mut error, Some(&error_name(f.result)));
     flags.clear();
     if f.op == op::OPEN {
         open_flags_into(f.flags, &mut flags);
@@ -96,7 +95,7 @@ pub fn file(f: &FileRaw, sensitive: &SensitivePaths, spare: FileEvent) -> Event 
         use std::fmt::Write as _;
         let _ = write!(mode_octal, "{:o}", f.mode & 0o7777);
     }
-    set(&mut xattr, &String::from_utf8_lossy(&f.xattr));
+    set_text(&mut xattr, Some(&String::from_utf8_lossy(&f.xattr)));
     protected.clear();
     Event::File(FileEvent {
         op,
@@ -124,12 +123,6 @@ pub fn file(f: &FileRaw, sensitive: &SensitivePaths, spare: FileEvent) -> Event 
     })
 }
 
-/// Replaces `out` with `s`, in its allocation.
-fn set(out: &mut String, s: &str) {
-    out.clear();
-    out.push_str(s);
-}
-
 /// `raw` holds a path's bytes: puts its text in `text`, and empties `raw` unless the text had to
 /// be escaped (then `raw` keeps the exact bytes).
 fn split_raw(text: &mut String, raw: &mut Vec<u8>) {
@@ -141,7 +134,7 @@ fn split_raw(text: &mut String, raw: &mut Vec<u8>) {
 /// `dir` (walked in the kernel; `/` when the walk was of the root) joined with the name as
 /// passed, normalised lexically. An absolute name stands alone.
 fn join_into(arg: &PathArg, out: &mut Vec<u8>) {
-    use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
+    use std::os::unix::ffi::OsStrExt as _;
     let dir = arg.dir.as_ref().map_or(&b"/"[..], |d| &d.path);
     // The common case, a plain relative name under a walked (absolute, normalised) directory,
     // is a concatenation: no `Path` building and normalising per record.
@@ -162,7 +155,7 @@ fn join_into(arg: &PathArg, out: &mut Vec<u8>) {
     let mut full =
         if name.is_absolute() { PathBuf::new() } else { PathBuf::from(std::ffi::OsStr::from_bytes(dir)) };
     full.push(name);
-    out.extend_from_slice(&normalize(&full).into_os_string().into_vec());
+    out.extend_from_slice(normalize(&full).as_os_str().as_bytes());
 }
 
 /// Removes `.` and resolves `..` lexically (symlinks are not followed; the kernel-walked part
@@ -221,9 +214,9 @@ fn open_flags_into(flags: u32, out: &mut String) {
         _ => "O_RDONLY",
     });
     let dir_or_tmp = if f & libc::O_TMPFILE == libc::O_TMPFILE {
-        Some((libc::O_TMPFILE, "O_TMPFILE"))
+        (libc::O_TMPFILE, "O_TMPFILE")
     } else {
-        Some((libc::O_DIRECTORY, "O_DIRECTORY"))
+        (libc::O_DIRECTORY, "O_DIRECTORY")
     };
     for (bit, name) in [
         (libc::O_CREAT, "O_CREAT"),
@@ -235,7 +228,7 @@ fn open_flags_into(flags: u32, out: &mut String) {
         (libc::O_NONBLOCK, "O_NONBLOCK"),
     ]
     .into_iter()
-    .chain(dir_or_tmp)
+    .chain([dir_or_tmp])
     {
         if f & bit != 0 {
             out.push('|');

@@ -19,18 +19,8 @@ impl Enricher {
     /// Takes parts of written records (from `from`) to build the next ones in; the rest of
     /// `from` is dropped.
     pub fn reuse(&mut self, from: &mut Spares) {
-        while self.spare.len() < SPARE_MAX
-            && let Some(p) = from.processes.pop()
-        {
-            self.spare.push(p);
-        }
-        from.processes.clear();
-        while self.spare_files.len() < SPARE_MAX
-            && let Some(f) = from.files.pop()
-        {
-            self.spare_files.push(f);
-        }
-        from.files.clear();
+        refill(&mut self.spare, &mut from.processes);
+        refill(&mut self.spare_files, &mut from.files);
     }
 
     /// The process part every event shares, from the kernel's task context. Every field is
@@ -132,6 +122,16 @@ impl Enricher {
         };
         part
     }
+}
+
+/// Moves parts from `from` into `into` up to [`SPARE_MAX`]; drops the rest of `from`.
+fn refill<T>(into: &mut Vec<T>, from: &mut Vec<T>) {
+    while into.len() < SPARE_MAX
+        && let Some(part) = from.pop()
+    {
+        into.push(part);
+    }
+    from.clear();
 }
 
 #[cfg(test)]

@@ -163,7 +163,11 @@ impl RecordBuilder {
                 Some((seq, field)) if seq == record.seq => {
                     debug_assert_eq!(
                         field,
-                        process_field(&p),
+                        {
+                            let mut again = Vec::new();
+                            encode_process_field(&p, &mut again);
+                            again
+                        },
                         "a recycled record's process part was changed"
                     );
                     self.process_field.replace(ProcessField { part: p, field }).map(|old| old.part)
@@ -221,7 +225,7 @@ impl RecordBuilder {
                 // Encoded here (once), and kept with the part when the record comes back.
                 let mut field = self.fresh_field.take().map(|(_, f)| f).unwrap_or_default();
                 field.clear();
-                prost::encoding::message::encode(6, &**p, &mut field);
+                encode_process_field(p, &mut field);
                 self.fresh_field = Some((record.seq, field));
                 self.fresh_field.as_ref().map(|(_, f)| f.as_slice())
             }
@@ -244,11 +248,9 @@ struct ProcessField {
     field: Vec<u8>,
 }
 
-/// `p` encoded as an `AuditRecord`'s `process` field (for the debug check in `recycle`).
-fn process_field(p: &Process) -> Vec<u8> {
-    let mut out = Vec::new();
-    prost::encoding::message::encode(6, p, &mut out);
-    out
+/// Appends `p` encoded as an `AuditRecord`'s `process` field (tag 6, length, message).
+fn encode_process_field(p: &Process, out: &mut Vec<u8>) {
+    prost::encoding::message::encode(6, p, out);
 }
 
 /// Appends the encoding of `record` with its host part, its process part and `ancestors` (the
