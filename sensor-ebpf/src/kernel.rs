@@ -147,3 +147,13 @@ pub fn arg_at(args: &[u64; 6], i: u8) -> u64 {
         _ => 0,
     }
 }
+
+/// `v`, copied through a helper so the verifier knows nothing about it (an unknown scalar):
+/// paths that differ only in `v` then go on as one verifier state instead of one each, which
+/// keeps long programs verifiable and quick to load. Costs a helper call: not for hot loops of
+/// filtered-out events. On the (impossible) fault, 0.
+#[inline(always)]
+pub fn opaque(v: u32) -> u32 {
+    // SAFETY: reads 4 bytes of this program's own stack.
+    unsafe { bpf_probe_read_kernel(&raw const v).unwrap_or(0) }
+}

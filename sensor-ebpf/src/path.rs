@@ -8,7 +8,7 @@ use sensor_common::path::{
 };
 
 use crate::{
-    kernel::{read, read_or, read_ptr, read_z},
+    kernel::{opaque, read, read_or, read_ptr, read_z},
     off,
 };
 
@@ -61,7 +61,8 @@ pub unsafe fn walk<const MASK: u32, const LIMIT: u32>(
             // through earlier iterations reaches this loop head with its own range and nothing
             // is pruned: verifiers before ~6.3 then exceed their 1M-instruction budget on the
             // exec program (5.10, 6.1). An opaque copy makes every iteration start from one
-            // state; the bounds checks below hold for any value. Reads do not branch on their
+            // state; the bounds checks below hold for any value (an impossible failed copy
+            // reads 0, which restarts the path). Reads do not branch on their
             // outcome (a failed one reads as NULL), so each iteration has few paths.
             w.len = opaque(w.len);
             let parent: *const u8 = read_z(dentry, off!(dentry_parent));
@@ -100,14 +101,6 @@ pub unsafe fn walk<const MASK: u32, const LIMIT: u32>(
         }
     }
     w
-}
-
-/// `v`, copied through a helper so the verifier knows nothing about it (an unknown scalar).
-#[inline(always)]
-fn opaque(v: u32) -> u32 {
-    // SAFETY: reads 4 bytes of this program's own stack; on the (impossible) fault, 0 restarts
-    // the path, which the bounds checks accept.
-    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(&raw const v).unwrap_or(0) }
 }
 
 /// Appends the dentry's name and a NUL. False (and TRUNCATED) when there is no room.
