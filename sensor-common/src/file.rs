@@ -119,6 +119,22 @@ pub const INODE_INCLUDED: u32 = 1 << 2;
 /// spools, pins, cgroup controls): changes by other processes are reported even where the path
 /// is excluded (the outputs are), and the sensor's own changes are not.
 pub const INODE_PROTECTED: u32 = 1 << 3;
+/// Words of the inode filter's Bloom bitmap (`INODE_BLOOM`): one bit per hash of an inode
+/// number, set for every number in `INODE_FILTER`. The programs test the bit of each inode on a
+/// file's walk before they look the (dev, ino) key up, and read the device only on a hit: most
+/// opens touch no filtered inode, and an array word costs a fraction of a hash lookup.
+pub const INODE_BLOOM_WORDS: u32 = 4096;
+
+/// The word index and bit mask of inode number `ino` in `INODE_BLOOM` (Fibonacci hashing: the
+/// product's top 18 bits pick one of the 4096 × 64 bits).
+#[inline(always)]
+pub const fn inode_bloom_slot(ino: u64) -> (u32, u64) {
+    let bit = (ino.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 46) as u32;
+    (bit >> 6, 1 << (bit & 63))
+}
+
+const _: () = assert!(INODE_BLOOM_WORDS * 64 == 1 << 18);
+
 /// How many ancestors of a file are checked against the filter.
 pub const INODE_FILTER_DEPTH: u32 = 8;
 

@@ -115,6 +115,8 @@ pub const MAP_FILE_EVENTS: &str = "FILE_EVENTS";
 pub const MAP_FILE_SYSCALLS: &str = "FILE_SYSCALLS";
 /// (dev, ino) → `INODE_*` bits: sensitive files/directories, excluded directories.
 pub const MAP_INODE_FILTER: &str = "INODE_FILTER";
+/// The inode filter's Bloom bitmap (`file::INODE_BLOOM_WORDS`).
+pub const MAP_INODE_BLOOM: &str = "INODE_BLOOM";
 /// Programs on `syscalls/sys_enter_*` / `sys_exit_*` of every watched file syscall.
 pub const PROG_SYS_ENTER_FILE: &str = "sys_enter_file";
 pub const PROG_SYS_EXIT_FILE: &str = "sys_exit_file";

@@ -27,8 +27,8 @@ use sensor_common::{
     file::{
         ARG_NONE, FILE_DATA_SIZE, FILE_DIR1_IS_TARGET, FILE_FIXED_SIZE, FILE_NAME_MAX, FILE_NAME_TRUNCATED,
         FILE_NAME_UNREADABLE, FILE_PROTECTED, FILE_SENSITIVE, FILE_WALK_LIMIT, FileEvent, FileFixed,
-        FileSyscallSpec, INODE_EXCLUDED, INODE_FILTER_DEPTH, INODE_INCLUDED, INODE_PROTECTED,
-        INODE_SENSITIVE, InodeKey, PendingFile, op,
+        FileSyscallSpec, INODE_BLOOM_WORDS, INODE_EXCLUDED, INODE_FILTER_DEPTH, INODE_INCLUDED,
+        INODE_PROTECTED, INODE_SENSITIVE, InodeKey, PendingFile, inode_bloom_slot, op,
     },
 };
 
@@ -53,6 +53,11 @@ static FILE_SYSCALLS: HashMap<u32, FileSyscallSpec> = HashMap::with_max_entries(
 /// (dev, ino) → `INODE_*` bits, kept current by userspace from the configured paths.
 #[map(name = "INODE_FILTER")]
 static INODE_FILTER: HashMap<InodeKey, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Bloom bitmap of the inode numbers in `INODE_FILTER` (see `INODE_BLOOM_WORDS`), kept by
+/// userspace with the filter.
+#[map(name = "INODE_BLOOM")]
+static INODE_BLOOM: Array<u64> = Array::with_max_entries(INODE_BLOOM_WORDS, 0);
 
 /// Arguments saved at enter, by thread id.
 #[map(name = "PENDING_FILE")]
@@ -498,8 +503,9 @@ pub fn fd_file(task: *const u8, fd: u32) -> Result<*const u8, i32> {
     }
 }
 
-/// `INODE_*` bits of `dentry` and up to `INODE_FILTER_DEPTH` directories above it.
-/// `d_parent` never leaves the file system, so the device is read once, from the first inode.
+/// `INODE_*` bits of `dentry` and up to `INODE_FILTER_DEPTH` directories above it. Only an
+/// inode whose number has its bit in `INODE_BLOOM` is looked up. `d_parent` never leaves the
+/// file system, so the device is read once, from the first inode looked up.
 #[inline(always)]
 fn filter_bits(dentry: *const u8) -> u32 {
     let mut bits = 0u32;
@@ -510,12 +516,16 @@ fn filter_bits(dentry: *const u8) -> u32 {
         unsafe {
             let Ok(inode) = read_ptr(d, off!(dentry_inode)) else { break };
             let ino: u64 = read(inode, off!(inode_ino)).unwrap_or(0);
-            let dev = *dev.get_or_insert_with(|| match read_ptr(inode, off!(inode_sb)) {
-                Ok(sb) => read(sb, off!(sb_dev)).unwrap_or(0),
-                Err(_) => 0,
-            });
-            if let Some(b) = INODE_FILTER.get(InodeKey { dev, _pad: 0, ino }) {
-                bits |= *b;
+            let (word, bit) = inode_bloom_slot(ino);
+            let maybe = INODE_BLOOM.get(word).is_some_and(|w| core::ptr::read_volatile(w) & bit != 0);
+            if maybe {
+                let dev = *dev.get_or_insert_with(|| match read_ptr(inode, off!(inode_sb)) {
+                    Ok(sb) => read(sb, off!(sb_dev)).unwrap_or(0),
+                    Err(_) => 0,
+                });
+                if let Some(b) = INODE_FILTER.get(InodeKey { dev, _pad: 0, ino }) {
+                    bits |= *b;
+                }
             }
             let Ok(parent) = read_ptr(d, off!(dentry_parent)) else { break };
             if parent == d {

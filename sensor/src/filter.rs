@@ -14,8 +14,11 @@ use std::{
     time::Duration,
 };
 
-use aya::maps::{HashMap as BpfHashMap, MapData};
-use sensor_common::file::{INODE_EXCLUDED, INODE_INCLUDED, INODE_PROTECTED, INODE_SENSITIVE, InodeKey};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+use sensor_common::file::{
+    INODE_BLOOM_WORDS, INODE_EXCLUDED, INODE_INCLUDED, INODE_PROTECTED, INODE_SENSITIVE, InodeKey,
+    inode_bloom_slot,
+};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -118,9 +121,21 @@ fn kernel_dev(st_dev: u64) -> u32 {
     (major << 20) | (minor & 0xf_ffff)
 }
 
+/// The kernel's inode filter: the entries and the Bloom bitmap of their inode numbers, which
+/// the programs test before they look an inode up (see `sensor_common::file::INODE_BLOOM_WORDS`).
+pub struct FilterMaps {
+    /// (dev, ino) → `INODE_*` bits.
+    pub entries: BpfHashMap<MapData, InodeKey, u32>,
+    pub bloom: Array<MapData, u64>,
+}
+
 /// Keeps the kernel's inode filter in step with the configured paths.
 pub struct InodeFilter {
     map: BpfHashMap<MapData, InodeKey, u32>,
+    bloom_map: Array<MapData, u64>,
+    /// The bitmap as last written to `bloom_map`; `None` until the first write (an adopted map
+    /// holds the last run's bits) and after a failed one.
+    bloom: Option<Vec<u64>>,
     sensitive: Vec<String>,
     excluded: Vec<PathBuf>,
     included: Vec<PathBuf>,
@@ -142,13 +157,15 @@ impl std::fmt::Debug for InodeFilter {
 
 impl InodeFilter {
     pub fn new(
-        map: BpfHashMap<MapData, InodeKey, u32>,
+        maps: FilterMaps,
         sensitive: Vec<String>,
         excluded: Vec<PathBuf>,
         included: Vec<PathBuf>,
     ) -> Self {
         Self {
-            map,
+            map: maps.entries,
+            bloom_map: maps.bloom,
+            bloom: None,
             sensitive,
             excluded,
             included,
@@ -210,14 +227,41 @@ impl InodeFilter {
                 warn!(error = %e, suppressed, "updating the inode filter");
             }
         }
+        // The bits of the entries still installed stay set until they are removed, so no entry
+        // is ever hidden from the programs by its bitmap word.
+        let bloom = bloom_of(want.keys());
+        let mut both = bloom.clone();
+        for k in self.installed.keys() {
+            set_bit(&mut both, k.ino);
+        }
+        self.write_bloom(&both);
         for k in self.installed.keys().filter(|k| !want.contains_key(k)).copied().collect::<Vec<_>>() {
             let _ = self.map.remove(&k);
         }
+        self.write_bloom(&bloom);
         debug!(entries = want.len(), "inode filter refreshed");
         self.installed = want;
         if let Ok(mut s) = self.shared.write() {
             s.paths = resolved;
         }
+    }
+
+    /// Writes the words of `want` that differ from what the kernel's bitmap holds (all of them
+    /// when that is unknown).
+    fn write_bloom(&mut self, want: &[u64]) {
+        let mut failed = false;
+        for (i, &w) in want.iter().enumerate() {
+            if self.bloom.as_ref().is_some_and(|b| b[i] == w) {
+                continue;
+            }
+            if let Err(e) = self.bloom_map.set(i as u32, w, 0) {
+                failed = true;
+                if let Some(suppressed) = self.map_errors.allow() {
+                    warn!(error = %e, suppressed, "updating the inode filter's bitmap");
+                }
+            }
+        }
+        self.bloom = if failed { None } else { Some(want.to_vec()) };
     }
 
     /// A handle that makes the refresher run at once (e.g. when a sensitive file was replaced by
@@ -254,6 +298,20 @@ impl InodeFilter {
     }
 }
 
+/// The Bloom bitmap of these keys' inode numbers.
+fn bloom_of<'a>(keys: impl Iterator<Item = &'a InodeKey>) -> Vec<u64> {
+    let mut words = vec![0u64; INODE_BLOOM_WORDS as usize];
+    for k in keys {
+        set_bit(&mut words, k.ino);
+    }
+    words
+}
+
+fn set_bit(words: &mut [u64], ino: u64) {
+    let (word, bit) = inode_bloom_slot(ino);
+    words[word as usize] |= bit;
+}
+
 fn key(meta: &std::fs::Metadata) -> InodeKey {
     InodeKey { dev: kernel_dev(meta.dev()), _pad: 0, ino: meta.ino() }
 }
@@ -279,6 +337,25 @@ mod tests {
         assert!(!s.matches(b"/etc/shadow-"));
         assert!(s.matches(b"/srv/patients/a/b.pdf"));
         assert!(!s.matches(b"/srv/patients2/x"));
+    }
+
+    #[test]
+    fn bloom_has_every_key_and_spreads_neighbouring_inodes() {
+        let inos = [0, 1, 2, 4242, u64::MAX];
+        let keys: Vec<InodeKey> = inos.iter().map(|&ino| InodeKey { dev: 7, _pad: 0, ino }).collect();
+        let words = bloom_of(keys.iter());
+        assert_eq!(words.len(), INODE_BLOOM_WORDS as usize);
+        for ino in inos {
+            let (w, b) = inode_bloom_slot(ino);
+            assert!(words[w as usize] & b != 0, "bit of inode {ino}");
+        }
+        // Files made together get neighbouring numbers: they must not share bits.
+        let mut spread = vec![0u64; INODE_BLOOM_WORDS as usize];
+        for ino in 1_000_000..1_010_000 {
+            set_bit(&mut spread, ino);
+        }
+        let set: u32 = spread.iter().map(|w| w.count_ones()).sum();
+        assert!(set > 9_500, "10000 neighbouring inodes set only {set} bits");
     }
 
     #[test]

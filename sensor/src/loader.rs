@@ -9,13 +9,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
 };
-use sensor_common::{
-    LossCounter,
-    exec::CaptureConfig,
-    file::{FileSyscallSpec, InodeKey},
-    names,
-    net::NetSyscallSpec,
-};
+use sensor_common::{LossCounter, exec::CaptureConfig, file::FileSyscallSpec, names, net::NetSyscallSpec};
 use tracing::{debug, info, warn};
 
 pub mod rings;
@@ -190,8 +184,8 @@ pub struct Maps {
     pub proc_events: RingBuf<MapData>,
     pub file_events: RingBuf<MapData>,
     pub net_events: RingBuf<MapData>,
-    /// (dev, ino) → INODE_* bits; maintained by `filter::InodeFilter`.
-    pub inode_filter: aya::maps::HashMap<MapData, InodeKey, u32>,
+    /// Maintained by `filter::InodeFilter`.
+    pub inode_filter: crate::filter::FilterMaps,
     pub loss: PerCpuArray<MapData, LossCounter>,
     /// What this run hands to the next one that adopts its pins (see `crate::handover`).
     pub handover: crate::handover::Handover,
@@ -309,7 +303,10 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
     let proc_events = RingBuf::try_from(take(&mut ebpf, names::MAP_PROC_EVENTS)?)?;
     let file_events = RingBuf::try_from(take(&mut ebpf, names::MAP_FILE_EVENTS)?)?;
     let net_events = RingBuf::try_from(take(&mut ebpf, names::MAP_NET_EVENTS)?)?;
-    let inode_filter = aya::maps::HashMap::try_from(take(&mut ebpf, names::MAP_INODE_FILTER)?)?;
+    let inode_filter = crate::filter::FilterMaps {
+        entries: aya::maps::HashMap::try_from(take(&mut ebpf, names::MAP_INODE_FILTER)?)?,
+        bloom: aya::maps::Array::try_from(take(&mut ebpf, names::MAP_INODE_BLOOM)?)?,
+    };
     // Borrowed, not taken: the programs are verified later and need the map to stay open.
     let mut specs: aya::maps::HashMap<_, u32, FileSyscallSpec> = aya::maps::HashMap::try_from(
         ebpf.map_mut(names::MAP_FILE_SYSCALLS).context("map FILE_SYSCALLS missing")?,
@@ -437,6 +434,7 @@ mod tests {
             names::MAP_FILE_EVENTS,
             names::MAP_FILE_SYSCALLS,
             names::MAP_INODE_FILTER,
+            names::MAP_INODE_BLOOM,
             names::MAP_CONTROL,
             names::MAP_OWN_IDS,
             names::MAP_HANDOVER,

@@ -36,12 +36,13 @@ use tracing::{info, warn};
 use crate::loader::{EBPF_OBJECT, LoadConfig};
 
 /// The maps a sensor needs to adopt pinned programs.
-const PINNED_MAPS: [&str; 9] = [
+const PINNED_MAPS: [&str; 10] = [
     names::MAP_PROC_EVENTS,
     names::MAP_FILE_EVENTS,
     names::MAP_NET_EVENTS,
     names::MAP_LOSS,
     names::MAP_INODE_FILTER,
+    names::MAP_INODE_BLOOM,
     names::MAP_CONTROL,
     names::MAP_HANDOVER,
     // A program array is emptied when the last user reference to it goes: pinned, the
@@ -260,7 +261,10 @@ pub fn adopt(dir: &Path, ignore_tgid: u32) -> anyhow::Result<Option<Adopted>> {
         proc_events: RingBuf::try_from(Map::RingBuf(open(names::MAP_PROC_EVENTS)?))?,
         file_events: RingBuf::try_from(Map::RingBuf(open(names::MAP_FILE_EVENTS)?))?,
         net_events: RingBuf::try_from(Map::RingBuf(open(names::MAP_NET_EVENTS)?))?,
-        inode_filter: aya::maps::HashMap::try_from(Map::HashMap(open(names::MAP_INODE_FILTER)?))?,
+        inode_filter: crate::filter::FilterMaps {
+            entries: aya::maps::HashMap::try_from(Map::HashMap(open(names::MAP_INODE_FILTER)?))?,
+            bloom: aya::maps::Array::try_from(Map::Array(open(names::MAP_INODE_BLOOM)?))?,
+        },
         loss: PerCpuArray::try_from(Map::PerCpuArray(open(names::MAP_LOSS)?))?,
         handover: crate::handover::Handover::map(open(names::MAP_HANDOVER)?.fd())
             .context("mapping the pinned HANDOVER array")?,

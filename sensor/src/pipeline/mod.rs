@@ -219,7 +219,7 @@ fn new_stats(sinks: &[Box<dyn Sink>], queue_capacity: usize) -> Stats {
 /// the outputs and their spools), included and protected paths, resolved once now.
 fn inode_filter(
     opts: &Options,
-    map: aya::maps::HashMap<aya::maps::MapData, sensor_common::file::InodeKey, u32>,
+    maps: crate::filter::FilterMaps,
     adopted: bool,
     protected: &ProtectedPaths,
 ) -> InodeFilter {
@@ -234,7 +234,7 @@ fn inode_filter(
     excluded.extend(opts.outputs.iter().filter_map(|o| o.spec.local_path()));
     // Network outputs write through a spool on disk.
     excluded.extend(opts.outputs.iter().filter_map(sinks::spool::output_spool_dir));
-    let mut filter = InodeFilter::new(map, sensitive, excluded, opts.include_paths.clone());
+    let mut filter = InodeFilter::new(maps, sensitive, excluded, opts.include_paths.clone());
     if adopted {
         filter.clear_kernel_map();
     }
