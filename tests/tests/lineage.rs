@@ -13,18 +13,24 @@ fn is_exit_of(r: &sensor_proto::AuditRecord, pid: u32) -> bool {
     matches!(r.event, Some(Event::Exit(_))) && r.process.as_ref().is_some_and(|p| p.pid == pid)
 }
 
-#[test]
-fn five_deep_chain_has_its_ancestry_on_the_leaf() {
-    let mut sensor = TestSensor::start_default();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let script = dir.path().join("chain.sh");
-    // Each level runs the next in a child shell (not the last command, so the shell forks).
+/// Writes a script that runs itself `$1` levels deep, each level in a child shell (not the last
+/// command, so the shell forks), and at the bottom execs `/bin/true` with the other arguments.
+fn chain_script(dir: &std::path::Path) -> std::path::PathBuf {
+    let script = dir.join("chain.sh");
     std::fs::write(
         &script,
         "#!/bin/sh\nd=$1; shift\nif [ \"$d\" -gt 0 ]; then /bin/sh \"$0\" $((d-1)) \"$@\"; exit $?; fi\nexec /bin/true \"$@\"\n",
     )
     .expect("write");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+#[test]
+fn five_deep_chain_has_its_ancestry_on_the_leaf() {
+    let mut sensor = TestSensor::start_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = chain_script(dir.path());
     let tag = unique("chain");
     let mut c = Command::new(&script).arg("5").arg(&tag).spawn().expect("spawn");
     let top = c.id();
@@ -54,6 +60,41 @@ fn five_deep_chain_has_its_ancestry_on_the_leaf() {
     let leaf_p = leaf.process.as_ref().expect("p");
     assert_eq!(leaf_p.ppid, a[0].pid);
     assert_eq!(leaf_p.parent_guid, a[0].guid);
+    sensor.stop();
+}
+
+/// Every record repeats its ancestors: above the parent their command lines are cut to
+/// `limits.ancestor_argv_bytes` (256 by default) and flagged; the parent's stays whole, and the
+/// whole one is in the ancestor's own exec record.
+#[test]
+fn command_lines_above_the_parent_are_cut_and_flagged() {
+    let mut sensor = TestSensor::start_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = chain_script(dir.path());
+    let tag = unique("longargv");
+    let long = "L".repeat(600);
+    let mut c = Command::new(&script).args(["2", &tag, &long]).spawn().expect("spawn");
+    let top = c.id();
+    assert!(c.wait().expect("wait").success());
+    let leaf = sensor
+        .wait_for(WAIT, |r| {
+            matches!(r.event, Some(Event::Exec(_)))
+                && r.process.as_ref().is_some_and(|p| p.exe == "/usr/bin/true" && p.argv.contains(&tag))
+        })
+        .expect("exec of the leaf");
+    let a = &leaf.ancestors;
+    let shown = || format!("{:?}", a.iter().map(|x| (x.pid, x.argv_truncated, &x.argv)).collect::<Vec<_>>());
+    // The leaf (the shell at depth 0, exec'd into /bin/true), its parent at depth 1, the top.
+    assert!(a.len() >= 2, "{}", shown());
+    assert!(a[0].argv.contains(&long) && !a[0].argv_truncated, "the parent is whole: {}", shown());
+    let bytes = |x: &sensor_proto::v1::Ancestor| x.argv.iter().map(String::len).sum::<usize>();
+    assert_eq!(a[1].pid, top);
+    assert!(a[1].argv_truncated && bytes(&a[1]) == 256 && !a[1].argv.contains(&long), "cut: {}", shown());
+    assert!(a[1].argv.contains(&tag), "the first arguments are kept: {}", shown());
+    assert!(a[1..].iter().all(|x| bytes(x) <= 256), "{}", shown());
+    let own = sensor.wait_for(WAIT, |r| is_exec_of(r, top)).expect("the top's own exec record");
+    let p = own.process.as_ref().expect("p");
+    assert!(p.argv.contains(&long) && !p.argv_truncated, "{:?}", p.argv);
     sensor.stop();
 }
 

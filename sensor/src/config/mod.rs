@@ -225,6 +225,9 @@ impl Validator {
         if let Some(n) = l.ancestry_depth {
             o.enrich.table.max_ancestors = self.at_least("limits.ancestry_depth", n, 1);
         }
+        if let Some(Size(n)) = l.ancestor_argv_bytes {
+            o.enrich.table.ancestor_argv_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+        }
         if let Some(Size(n)) = l.hash_max_file_size {
             o.enrich.hash_max_bytes = Some(n);
         }

@@ -68,6 +68,7 @@ pub(super) struct LimitsSection {
     pub(super) queue_capacity: Option<usize>,
     pub(super) process_table_entries: Option<usize>,
     pub(super) ancestry_depth: Option<usize>,
+    pub(super) ancestor_argv_bytes: Option<Size>,
     pub(super) hash_max_file_size: Option<Size>,
     pub(super) proc_ring_buffer: Option<Size>,
     pub(super) file_ring_buffer: Option<Size>,

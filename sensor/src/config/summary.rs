@@ -57,11 +57,12 @@ pub fn summary(opts: &Options) -> String {
     let ring = |b: Option<u32>| b.map_or_else(|| "per CPU".to_owned(), |b| format_size(u64::from(b)));
     let _ = writeln!(
         s,
-        "limits: queue {} events, process table {} entries, ancestry depth {}, hash files up to {}, \
-         ring buffers proc {} file {} net {}",
+        "limits: queue {} events, process table {} entries, ancestry depth {} (command lines above \
+         the parent cut to {}), hash files up to {}, ring buffers proc {} file {} net {}",
         opts.queue_capacity,
         opts.enrich.table.max_entries,
         opts.enrich.table.max_ancestors,
+        format_size(u64::try_from(opts.enrich.table.ancestor_argv_bytes).unwrap_or(u64::MAX)),
         format_size(opts.enrich.hash_max_bytes.unwrap_or(crate::enrich::hasher::DEFAULT_MAX_FILE_BYTES)),
         ring(opts.proc_ring_bytes),
         ring(opts.file_ring_bytes),

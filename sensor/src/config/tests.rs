@@ -139,6 +139,7 @@ fn limits_and_filters_map() {
         queue_capacity = 100
         process_table_entries = 1000
         ancestry_depth = 4
+        ancestor_argv_bytes = "1KiB"
         hash_max_file_size = "1MiB"
         proc_ring_buffer = "1MiB"
         net_ring_buffer = "64KiB"
@@ -150,6 +151,7 @@ fn limits_and_filters_map() {
     assert_eq!((o.args_max, o.report_threads, o.no_default_sensitive), (4096, true, true));
     assert_eq!(o.filter_refresh, Duration::from_secs(60));
     assert_eq!((o.queue_capacity, o.enrich.table.max_entries, o.enrich.table.max_ancestors), (100, 1000, 4));
+    assert_eq!(o.enrich.table.ancestor_argv_bytes, 1024);
     assert_eq!(
         (o.enrich.hash_max_bytes, o.proc_ring_bytes, o.file_ring_bytes, o.net_ring_bytes),
         (Some(1 << 20), Some(1 << 20), None, Some(64 << 10))

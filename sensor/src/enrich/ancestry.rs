@@ -10,6 +10,9 @@
 //! copied: the new ancestry points at the parent's list (an `Arc`), and only the encoding's
 //! bytes are copied. Copying the list (every ancestor's strings and command line) for every
 //! new process was the largest allocation cost of an exec storm.
+//!
+//! The parent is listed as it is; the ancestors above it carry their command lines cut to a
+//! limit (`limits.ancestor_argv_bytes`, see [`capped`]).
 
 use std::sync::{Arc, LazyLock};
 
@@ -19,17 +22,22 @@ use sensor_proto::{AuditRecord, v1::Ancestor};
 /// Ancestors of a process, nearest first, with their encoding as `AuditRecord.ancestors`.
 #[derive(Debug, Default)]
 pub struct Ancestry {
-    list: Arc<Chain>,
+    /// The nearest ancestor (the parent), as given: its command line whole.
+    parent: Option<Ancestor>,
+    /// The ancestors above the parent, shared with other ancestries.
+    above: Option<Arc<Chain>>,
     /// Ancestors in all.
     len: usize,
     /// The `ancestors` field entries of an `AuditRecord` holding all of them (tag, length and
     /// message of each ancestor, in order).
     encoded: Vec<u8>,
+    /// Bytes of the parent's entry at the start of `encoded`.
+    parent_bytes: usize,
 }
 
-/// The ancestors: the nearest ones held here, then the rest shared with the ancestry they are
-/// (a parent's). Only the lists are shared, not the encodings: a parent's ancestry kept alive
-/// by its children's holds each ancestor once.
+/// Ancestors above a parent: the nearest ones held here, then the rest shared with the
+/// ancestry they are (a parent's). Only the lists are shared, not the encodings: a parent's
+/// ancestry kept alive by its children's holds each ancestor once.
 #[derive(Debug, Default)]
 struct Chain {
     own: Vec<Ancestor>,
@@ -45,15 +53,30 @@ impl PartialEq for Ancestry {
 
 static EMPTY: LazyLock<Arc<Ancestry>> = LazyLock::new(Arc::default);
 
+/// Appends `ancestors` encoded as `AuditRecord.ancestors` entries.
+fn encode_into(ancestors: Vec<Ancestor>, out: &mut Vec<u8>) -> Vec<Ancestor> {
+    // A record with only its ancestors encodes to exactly their field entries: every other
+    // field is at its default, which protobuf leaves out.
+    let mut only = AuditRecord { ancestors, ..Default::default() };
+    out.reserve(only.encoded_len());
+    only.encode_raw(out);
+    std::mem::take(&mut only.ancestors)
+}
+
 impl Ancestry {
-    /// Encodes `list` once.
+    /// Encodes `list` once, as given.
     pub fn new(list: Vec<Ancestor>) -> Self {
-        // A record with only its ancestors encodes to exactly their field entries: every other
-        // field is at its default, which protobuf leaves out.
-        let mut only = AuditRecord { ancestors: list, ..Default::default() };
-        let encoded = only.encode_to_vec();
-        let own = std::mem::take(&mut only.ancestors);
-        Self { len: own.len(), list: Arc::new(Chain { own, rest: None }), encoded }
+        let mut list = list.into_iter();
+        let Some(parent) = list.next() else {
+            return Self::default();
+        };
+        let mut encoded = Vec::new();
+        let parent = encode_into(vec![parent], &mut encoded).pop();
+        let parent_bytes = encoded.len();
+        let own = encode_into(list.collect(), &mut encoded);
+        let len = 1 + own.len();
+        let above = (!own.is_empty()).then(|| Arc::new(Chain { own, rest: None }));
+        Self { parent, above, len, encoded, parent_bytes }
     }
 
     /// The shared empty ancestry (no allocation per record).
@@ -61,17 +84,21 @@ impl Ancestry {
         Arc::clone(&EMPTY)
     }
 
-    /// `first` followed by `rest`: the ancestry of a child of the process whose ancestry is
-    /// `rest`, built without walking, copying or encoding `rest` again (repeated fields encode
-    /// as the concatenation of their entries, so the bytes are those of [`Self::new`]).
-    pub fn prepend(first: Ancestor, rest: &Self) -> Self {
-        let mut only = AuditRecord { ancestors: vec![first], ..Default::default() };
-        let mut encoded = Vec::with_capacity(only.encoded_len() + rest.encoded.len());
-        only.encode_raw(&mut encoded);
-        encoded.extend_from_slice(&rest.encoded);
-        let own = std::mem::take(&mut only.ancestors);
-        let shared = (rest.len > 0).then(|| Arc::clone(&rest.list));
-        Self { len: own.len() + rest.len, list: Arc::new(Chain { own, rest: shared }), encoded }
+    /// `first` followed by `rest`, the ancestry of a child of the process whose ancestry is
+    /// `rest`, with `rest`'s parent now a grandparent: its command line cut to
+    /// `argv_max_bytes` (see [`capped`]). Built without walking, copying or encoding the rest
+    /// of `rest` again (repeated fields encode as the concatenation of their entries, so the
+    /// bytes are those of [`Self::new`] on the same list).
+    pub fn prepend(first: Ancestor, rest: &Self, argv_max_bytes: usize) -> Self {
+        let mut encoded = Vec::with_capacity(rest.encoded.len() + 256);
+        let parent = encode_into(vec![first], &mut encoded).pop();
+        let parent_bytes = encoded.len();
+        let above = rest.parent.as_ref().map(|p| {
+            let own = encode_into(vec![capped(p.clone(), argv_max_bytes)], &mut encoded);
+            encoded.extend_from_slice(&rest.encoded[rest.parent_bytes..]);
+            Arc::new(Chain { own, rest: rest.above.clone() })
+        });
+        Self { parent, above, len: 1 + rest.len, encoded, parent_bytes }
     }
 
     /// Encodes `list` once and shares it (the empty list without an allocation).
@@ -81,7 +108,8 @@ impl Ancestry {
 
     /// The ancestors, nearest first.
     pub fn iter(&self) -> impl Iterator<Item = &Ancestor> {
-        std::iter::successors(Some(&*self.list), |c| c.rest.as_deref()).flat_map(|c| c.own.iter())
+        let above = std::iter::successors(self.above.as_deref(), |c| c.rest.as_deref());
+        self.parent.iter().chain(above.flat_map(|c| c.own.iter()))
     }
 
     /// How many ancestors.
@@ -102,6 +130,32 @@ impl Ancestry {
     pub fn encoded(&self) -> &[u8] {
         &self.encoded
     }
+}
+
+/// `a` with its command line cut to `max_bytes` bytes of arguments: whole arguments while they
+/// fit, then the one that crosses the limit cut at a character boundary; `argv_truncated` is
+/// set when anything was cut. Every record repeats its ancestors, so one long command line
+/// above the parent (a Java class path, a launcher's environment) would otherwise be copied,
+/// hashed, stored and shipped with every record of every descendant; the whole command line
+/// is in that process's own records, under the same GUID.
+pub fn capped(mut a: Ancestor, max_bytes: usize) -> Ancestor {
+    let mut left = max_bytes;
+    for i in 0..a.argv.len() {
+        let arg = &mut a.argv[i];
+        if arg.len() <= left {
+            left -= arg.len();
+            continue;
+        }
+        let mut cut = left;
+        while !arg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        arg.truncate(cut);
+        a.argv.truncate(if cut == 0 { i } else { i + 1 });
+        a.argv_truncated = true;
+        break;
+    }
+    a
 }
 
 /// Ancestors as a reader sees them, nearest first: those of a record read back (in the record)
@@ -158,13 +212,13 @@ mod tests {
         let child = Ancestor { guid: "g2".into(), pid: 9, exe: "/usr/bin/sh".into(), ..Default::default() };
         let mut whole = vec![child.clone()];
         whole.extend(list);
-        let built = Ancestry::prepend(child, &a);
+        let built = Ancestry::prepend(child, &a, usize::MAX);
         assert_eq!(built, Ancestry::new(whole.clone()));
         assert_eq!(built.encoded(), Ancestry::new(whole.clone()).encoded());
         assert_eq!(built.len(), 3);
         // A chain of prepends lists and encodes what one flat list does.
         let grandchild = Ancestor { guid: "g3".into(), pid: 10, ..Default::default() };
-        let deeper = Ancestry::prepend(grandchild.clone(), &Arc::new(built));
+        let deeper = Ancestry::prepend(grandchild.clone(), &Arc::new(built), usize::MAX);
         whole.insert(0, grandchild);
         assert_eq!(deeper.to_vec(), whole);
         assert_eq!(deeper.encoded(), Ancestry::new(whole.clone()).encoded());
@@ -172,8 +226,47 @@ mod tests {
         assert_eq!(Ancestors::Shared(&deeper).first(), whole.first());
         assert!(Ancestors::Shared(&deeper).iter().eq(Ancestors::Listed(&whole).iter()));
         // Onto the empty ancestry: nothing shared.
-        let only = Ancestry::prepend(whole[0].clone(), &Ancestry::empty());
+        let only = Ancestry::prepend(whole[0].clone(), &Ancestry::empty(), usize::MAX);
         assert_eq!(only.to_vec(), vec![whole[0].clone()]);
-        assert!(only.list.rest.is_none());
+        assert!(only.above.is_none());
+    }
+
+    fn with_argv(guid: &str, argv: &[&str]) -> Ancestor {
+        Ancestor { guid: guid.into(), argv: argv.iter().map(|&a| a.into()).collect(), ..Default::default() }
+    }
+
+    #[test]
+    fn command_lines_are_cut_at_the_limit_on_a_character_boundary() {
+        let a = with_argv("g", &["java", "-cp", "/opt/a.jar:/opt/b.jar", "Main"]);
+        assert_eq!(capped(a.clone(), 1000), a, "fits: unchanged, not flagged");
+        assert_eq!(capped(a.clone(), 32), a, "exactly the limit fits");
+        let cut = capped(a.clone(), 12);
+        assert_eq!(cut.argv, ["java", "-cp", "/opt/"]);
+        assert!(cut.argv_truncated);
+        // Cut between two arguments: no empty argument left behind.
+        assert_eq!(capped(a.clone(), 7).argv, ["java", "-cp"]);
+        assert_eq!(capped(a, 0).argv, Vec::<String>::new());
+        // Never inside a character: "é" is two bytes.
+        let e = capped(with_argv("g", &["été"]), 2);
+        assert_eq!(e.argv, ["é"]);
+        assert!(e.argv_truncated);
+        assert_eq!(capped(with_argv("g", &["été"]), 1).argv, Vec::<String>::new());
+        // Capping is idempotent: a cut command line stays as it is.
+        assert_eq!(capped(capped(with_argv("g", &["a", "bcdef"]), 3), 3).argv, ["a", "bc"]);
+    }
+
+    #[test]
+    fn a_childs_ancestry_cuts_the_grandparents_command_line_not_the_parents() {
+        let long = "x".repeat(100);
+        let grandparent = with_argv("g0", &["launcher", &long]);
+        let parent = with_argv("g1", &["server", &long]);
+        let child_of_gp = Ancestry::new(vec![grandparent.clone()]);
+        assert_eq!(child_of_gp.to_vec(), std::slice::from_ref(&grandparent), "the parent is whole");
+        let built = Ancestry::prepend(parent.clone(), &child_of_gp, 20);
+        let expected = vec![parent, capped(grandparent, 20)];
+        assert_eq!(expected[1].argv, ["launcher", "x".repeat(12).as_str()]);
+        assert_eq!(built.to_vec(), expected);
+        assert_eq!(built.encoded(), Ancestry::new(expected.clone()).encoded());
+        assert_eq!(AuditRecord::decode(built.encoded()).expect("decodes").ancestors, expected);
     }
 }

@@ -18,11 +18,18 @@ use std::{
 
 use sensor_proto::v1::{Ancestor, Process};
 
-use super::{ancestry::Ancestry, clock::BootClock, guid::GuidMaker};
+use super::{
+    ancestry::{Ancestry, capped},
+    clock::BootClock,
+    guid::GuidMaker,
+};
 use crate::fastmap::FastMap;
 
 /// `auid` / `session_id` value meaning "not set".
 pub const UNSET: u32 = u32::MAX;
+
+/// Default of [`TableLimits::ancestor_argv_bytes`].
+pub const DEFAULT_ANCESTOR_ARGV_BYTES: usize = 256;
 
 /// Bounds of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +45,9 @@ pub struct TableLimits {
     /// 1 MiB; a crafted tree of deep chains with long command lines could otherwise hold an
     /// ancestry copy per process. Past it, ancestries are built per record, as before.
     pub ancestry_cache_bytes: usize,
+    /// Most bytes of command line kept for each ancestor above the parent (see
+    /// [`super::ancestry::capped`]).
+    pub ancestor_argv_bytes: usize,
 }
 
 impl Default for TableLimits {
@@ -47,6 +57,7 @@ impl Default for TableLimits {
             max_ancestors: 16,
             exit_grace_ns: 10_000_000_000,
             ancestry_cache_bytes: 2 << 20,
+            ancestor_argv_bytes: DEFAULT_ANCESTOR_ARGV_BYTES,
         }
     }
 }
@@ -307,7 +318,7 @@ impl ProcessTable {
             && rest.len() < self.limits.max_ancestors
             && parent.process.guid != guid
             && rest.iter().all(|a| a.guid != guid);
-        usable.then(|| Ancestry::prepend(ancestor_of(&parent.process), rest))
+        usable.then(|| Ancestry::prepend(ancestor_of(&parent.process), rest, self.limits.ancestor_argv_bytes))
     }
 
     /// Encoded bytes of the ancestries kept for reuse.
@@ -317,7 +328,8 @@ impl ProcessTable {
 
     /// Ancestors of `guid`, parent first. Stops after pid 1, after `max_ancestors`, at an unknown
     /// parent, and, when the process has a login session, after the first ancestor outside
-    /// that session (the service that started it, e.g. sshd).
+    /// that session (the service that started it, e.g. sshd). The parent's command line is
+    /// whole, those above it cut to `ancestor_argv_bytes`.
     pub fn ancestors(&self, guid: &str) -> Vec<Ancestor> {
         let mut out = Vec::new();
         let Some(me) = self.entries.get(guid) else {
@@ -343,6 +355,7 @@ impl ProcessTable {
             }
             cur = parent;
         }
+        cap_above_parent(&mut out, self.limits.ancestor_argv_bytes);
         out
     }
 
@@ -517,6 +530,13 @@ impl ProcessTable {
     }
 }
 
+/// Cuts the command lines of the ancestors above the parent (`list[0]`) to `argv_max_bytes`.
+pub fn cap_above_parent(list: &mut [Ancestor], argv_max_bytes: usize) {
+    for a in list.iter_mut().skip(1) {
+        *a = capped(std::mem::take(a), argv_max_bytes);
+    }
+}
+
 /// The ancestor view of a process.
 pub fn ancestor_of(p: &Process) -> Ancestor {
     Ancestor {
@@ -524,6 +544,7 @@ pub fn ancestor_of(p: &Process) -> Ancestor {
         pid: p.pid,
         exe: p.exe.clone(),
         argv: p.argv.clone(),
+        argv_truncated: p.argv_truncated,
         uid: p.uid,
         auid: p.auid,
         session_id: p.session_id,

@@ -158,6 +158,8 @@ pub struct Node {
     pub ppid: u32,
     pub exe: String,
     pub argv: Vec<String>,
+    /// `argv` came from an ancestry entry that was cut (a later whole one replaces it).
+    argv_cut: bool,
     pub user: String,
     pub uid: u32,
     pub auid: u32,
@@ -196,6 +198,7 @@ impl Node {
             ppid: 0,
             exe: String::new(),
             argv: Vec::new(),
+            argv_cut: false,
             user: String::new(),
             uid: u32::MAX,
             auid: u32::MAX,
@@ -275,9 +278,13 @@ impl Node {
             self.parent = parent;
         }
         set_num(&mut self.pid, a.pid);
-        if self.exe.is_empty() && !a.exe.is_empty() {
+        // Above the parent, a record's ancestors carry cut command lines; the entry of a record
+        // whose parent this process is has it whole.
+        let whole_now = self.argv_cut && !a.argv_truncated;
+        if !a.exe.is_empty() && (self.exe.is_empty() || whole_now) {
             self.exe.clone_from(&a.exe);
             self.argv = short_argv(&a.argv);
+            self.argv_cut = a.argv_truncated;
         }
         if self.uid == u32::MAX {
             self.uid = a.uid;
@@ -573,5 +580,23 @@ mod tests {
         assert_eq!(command_line("/p", &["p".into(), "-c".into(), "a\nb".into()]), "/p (p -c 'a\\nb')");
         assert_eq!(n.records, 2);
         assert!(!n.from_ancestry);
+    }
+
+    #[test]
+    fn an_ancestors_whole_command_line_replaces_a_cut_one() {
+        let mut n = Node::new(1, Role::Ancestor);
+        let seen = |argv: &[&str], cut: bool| Ancestor {
+            guid: "g".into(),
+            exe: "/usr/bin/java".into(),
+            argv: argv.iter().map(|&a| a.into()).collect(),
+            argv_truncated: cut,
+            ..Default::default()
+        };
+        n.absorb_ancestor(&seen(&["java", "-cp"], true), None);
+        assert_eq!(n.argv, ["java", "-cp"]);
+        n.absorb_ancestor(&seen(&["java", "-cp", "/opt/his.jar", "Main"], false), None);
+        assert_eq!(n.argv, ["java", "-cp", "/opt/his.jar", "Main"]);
+        n.absorb_ancestor(&seen(&["java"], true), None);
+        assert_eq!(n.argv, ["java", "-cp", "/opt/his.jar", "Main"], "a cut one never replaces a whole one");
     }
 }

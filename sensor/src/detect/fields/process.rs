@@ -186,7 +186,7 @@ pub(super) static PROCESS: &[Field] = &[
     Field {
         name: "AncestorCommandLine",
         scope: Scope::Process,
-        doc: "command lines of all ancestors (any matches)",
+        doc: "command lines of all ancestors (any matches; above the parent as the record has them, cut to `limits.ancestor_argv_bytes`)",
         get: |v| {
             let lines = v
                 .ancestor_command_lines

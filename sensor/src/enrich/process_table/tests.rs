@@ -356,7 +356,15 @@ fn shared_ancestry_always_equals_the_walk() {
 }
 
 fn random_lineage_ops(max_ancestors: usize) {
-    let limits = TableLimits { max_entries: 40, exit_grace_ns: 0, max_ancestors, ..TableLimits::default() };
+    // Command lines above the parent cut to 24 bytes: the shared and the walked ancestries
+    // must cut the same ones the same way.
+    let limits = TableLimits {
+        max_entries: 40,
+        exit_grace_ns: 0,
+        max_ancestors,
+        ancestor_argv_bytes: 24,
+        ..TableLimits::default()
+    };
     let mut t = ProcessTable::new(limits, GuidMaker::new("test-boot"));
     let init = proc(&t, 1, 1, "/sbin/init", UNSET);
     t.on_exec(init.clone());
@@ -366,6 +374,7 @@ fn random_lineage_ops(max_ancestors: usize) {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         usize::try_from(seed >> 33).expect("31 bits") % n
     };
+    let mut cut = 0;
     for step in 0..3000u64 {
         let pick = procs[next(procs.len())].clone();
         match next(6) {
@@ -381,6 +390,7 @@ fn random_lineage_ops(max_ancestors: usize) {
                 // elsewhere), of a leaf or of a process with descendants
                 let mut p = pick;
                 p.exe = format!("/bin/prog{step}");
+                p.argv = vec![p.exe.clone(), "--opt".repeat(next(8))];
                 p.session_id = match next(3) {
                     0 => UNSET,
                     n => u32::try_from(n).expect("small"),
@@ -400,14 +410,25 @@ fn random_lineage_ops(max_ancestors: usize) {
             }
         }
         for p in &procs {
+            let walked = t.ancestors(&p.guid);
             assert_eq!(
                 t.ancestry(&p.guid).to_vec(),
-                t.ancestors(&p.guid).as_slice(),
+                walked,
                 "max {max_ancestors}, step {step}, pid {}",
                 p.pid
             );
+            if let Some(parent) = walked.first() {
+                let whole = procs.iter().find(|q| q.guid == parent.guid).map(|q| &q.argv);
+                assert!(whole.is_none_or(|w| *w == parent.argv), "the parent's command line is whole");
+            }
+            for a in walked.iter().skip(1) {
+                let len: usize = a.argv.iter().map(String::len).sum();
+                assert!(len <= 24, "{a:?}");
+                cut += usize::from(a.argv_truncated);
+            }
         }
     }
+    assert!(cut > 0, "the test cut some command lines");
 }
 
 /// The ancestries kept for reuse stay within their byte budget, and are given back when their
