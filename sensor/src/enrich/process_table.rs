@@ -365,13 +365,16 @@ impl ProcessTable {
         let guid = process.guid.clone();
         let parent = parent.filter(|p| *p != guid && !p.is_empty());
         if let Some(e) = self.entries.get_mut(&guid) {
-            // Its own ancestry can change (a parent link, a new session); what it is (exe, argv,
-            // ids) is part of its descendants' ancestries, and only children lead to those.
-            self.cached_bytes -= e.ancestry.take().map_or(0, |(_, a)| a.encoded().len());
+            // What it is (exe, argv, ids) is part of its descendants' ancestries, and only
+            // children lead to those. Its own ancestry changes only with a parent link or a new
+            // login session (where the walk stops): an exec keeps it.
+            let link_new = e.parent_guid.is_none() && parent.is_some();
+            if link_new || e.process.session_id != process.session_id {
+                self.cached_bytes -= e.ancestry.take().map_or(0, |(_, a)| a.encoded().len());
+            }
             if e.live_children > 0 {
                 self.generation += 1;
             }
-            let link_new = e.parent_guid.is_none() && parent.is_some();
             if link_new {
                 e.parent_guid.clone_from(&parent);
             }

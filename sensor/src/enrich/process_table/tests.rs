@@ -461,3 +461,28 @@ fn shared_ancestries_stay_within_their_budget() {
     assert!(kids.iter().all(|k| t.get(&k.guid).is_none()));
     assert_eq!(t.cached_ancestry_bytes(), 0, "every kept ancestry was given back");
 }
+
+/// An exec does not change who a process's ancestors are: its shared ancestry is kept (a
+/// fork+exec storm builds one per process, not two); a new login session, where the walk stops,
+/// rebuilds it.
+#[test]
+fn an_exec_keeps_the_process_own_ancestry() {
+    let mut t = ProcessTable::new(TableLimits::default(), GuidMaker::new("test-boot"));
+    let init = proc(&t, 1, 1, "/sbin/init", UNSET);
+    t.on_exec(init.clone());
+    let sh = proc(&t, 10, 2, "/bin/sh", UNSET);
+    spawn(&mut t, &init, &sh);
+    let child = proc(&t, 11, 3, "/bin/sh", UNSET);
+    t.on_fork(child.clone(), sh.pid, sh.start_boot_ns);
+    let before = t.ancestry(&child.guid);
+    let mut execd = child.clone();
+    execd.exe = "/usr/bin/true".into();
+    t.on_exec(execd.clone());
+    assert!(Arc::ptr_eq(&before, &t.ancestry(&child.guid)), "kept across the exec");
+    let mut login = execd;
+    login.session_id = 5;
+    t.on_exec(login);
+    let after = t.ancestry(&child.guid);
+    assert!(!Arc::ptr_eq(&before, &after), "rebuilt for the new session");
+    assert_eq!(after.to_vec(), t.ancestors(&child.guid));
+}
