@@ -14,7 +14,7 @@
 //! The parent is listed as it is; the ancestors above it carry their command lines cut to a
 //! limit (`limits.ancestor_argv_bytes`, see [`capped`]).
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use prost::Message as _;
 use sensor_proto::{AuditRecord, v1::Ancestor};
@@ -33,6 +33,20 @@ pub struct Ancestry {
     encoded: Vec<u8>,
     /// Bytes of the parent's entry at the start of `encoded`.
     parent_bytes: usize,
+    /// This list as its children's ancestries continue it (the parent's command line cut), made
+    /// by the first child and shared by the others (see [`Self::prepend`]).
+    as_rest: OnceLock<AsRest>,
+}
+
+/// An ancestry as the part of a child's ancestry above the child's parent.
+#[derive(Debug)]
+struct AsRest {
+    /// The command-line limit it was made with.
+    argv_max_bytes: usize,
+    /// The ancestors, the first one cut.
+    chain: Arc<Chain>,
+    /// The encoding of the cut first one, followed by the rest's (as in `encoded`).
+    encoded: Vec<u8>,
 }
 
 /// Ancestors above a parent: the nearest ones held here, then the rest shared with the
@@ -76,7 +90,7 @@ impl Ancestry {
         let own = encode_into(list.collect(), &mut encoded);
         let len = 1 + own.len();
         let above = (!own.is_empty()).then(|| Arc::new(Chain { own, rest: None }));
-        Self { parent, above, len, encoded, parent_bytes }
+        Self { parent, above, len, encoded, parent_bytes, as_rest: OnceLock::new() }
     }
 
     /// The shared empty ancestry (no allocation per record).
@@ -88,17 +102,36 @@ impl Ancestry {
     /// `rest`, with `rest`'s parent now a grandparent: its command line cut to
     /// `argv_max_bytes` (see [`capped`]). Built without walking, copying or encoding the rest
     /// of `rest` again (repeated fields encode as the concatenation of their entries, so the
-    /// bytes are those of [`Self::new`] on the same list).
+    /// bytes are those of [`Self::new`] on the same list); the cut grandparent is made once
+    /// per `rest` and shared by the ancestries of all its children.
     pub fn prepend(first: Ancestor, rest: &Self, argv_max_bytes: usize) -> Self {
+        let fresh;
+        let above = match rest.as_rest.get_or_init(|| rest.make_rest(argv_max_bytes)) {
+            made if made.argv_max_bytes == argv_max_bytes => Some(made),
+            _ => {
+                fresh = rest.make_rest(argv_max_bytes);
+                Some(&fresh)
+            }
+        }
+        .filter(|_| rest.parent.is_some());
         let mut encoded = Vec::with_capacity(rest.encoded.len() + 256);
         let parent = encode_into(vec![first], &mut encoded).pop();
         let parent_bytes = encoded.len();
-        let above = rest.parent.as_ref().map(|p| {
-            let own = encode_into(vec![capped(p.clone(), argv_max_bytes)], &mut encoded);
-            encoded.extend_from_slice(&rest.encoded[rest.parent_bytes..]);
-            Arc::new(Chain { own, rest: rest.above.clone() })
-        });
-        Self { parent, above, len: 1 + rest.len, encoded, parent_bytes }
+        if let Some(a) = above {
+            encoded.extend_from_slice(&a.encoded);
+        }
+        let above = above.map(|a| Arc::clone(&a.chain));
+        Self { parent, above, len: 1 + rest.len, encoded, parent_bytes, as_rest: OnceLock::new() }
+    }
+
+    /// This list with its first ancestor cut to `argv_max_bytes`, as the part of a child's
+    /// ancestry above the child's parent (empty for the empty list).
+    fn make_rest(&self, argv_max_bytes: usize) -> AsRest {
+        let mut encoded = Vec::new();
+        let own = self.parent.iter().map(|p| capped(p.clone(), argv_max_bytes)).collect();
+        let own = encode_into(own, &mut encoded);
+        encoded.extend_from_slice(&self.encoded[self.parent_bytes..]);
+        AsRest { argv_max_bytes, chain: Arc::new(Chain { own, rest: self.above.clone() }), encoded }
     }
 
     /// Encodes `list` once and shares it (the empty list without an allocation).
@@ -268,5 +301,14 @@ mod tests {
         assert_eq!(built.to_vec(), expected);
         assert_eq!(built.encoded(), Ancestry::new(expected.clone()).encoded());
         assert_eq!(AuditRecord::decode(built.encoded()).expect("decodes").ancestors, expected);
+        // A sibling shares the cut grandparent (made once), not a copy of its own.
+        let sibling = Ancestry::prepend(with_argv("g2", &["worker"]), &child_of_gp, 20);
+        let (a, b) = (built.above.as_ref().expect("above"), sibling.above.as_ref().expect("above"));
+        assert!(Arc::ptr_eq(a, b));
+        assert_eq!(sibling.encoded()[sibling.parent_bytes..], built.encoded()[built.parent_bytes..]);
+        // Another limit is honoured (not the one the shared part was made with).
+        let wider = Ancestry::prepend(expected[0].clone(), &child_of_gp, 1000);
+        assert_eq!(wider.to_vec()[1], child_of_gp.to_vec()[0]);
+        assert_eq!(wider.encoded(), Ancestry::new(wider.to_vec()).encoded());
     }
 }
