@@ -13,35 +13,36 @@ fn is_exit_of(r: &sensor_proto::AuditRecord, pid: u32) -> bool {
     matches!(r.event, Some(Event::Exit(_))) && r.process.as_ref().is_some_and(|p| p.pid == pid)
 }
 
-/// Writes a script that runs itself `$1` levels deep, each level in a child shell (not the last
-/// command, so the shell forks), and at the bottom execs `/bin/true` with the other arguments.
-fn chain_script(dir: &std::path::Path) -> std::path::PathBuf {
-    let script = dir.join("chain.sh");
+/// Runs a script that runs itself `depth` levels deep, each level in a child shell (not the last
+/// command, so the shell forks), and at the bottom execs `/bin/true ARGS`; `args[0]` must be
+/// unique. Returns the top's pid and the exec record of `/bin/true`.
+fn run_chain(sensor: &mut TestSensor, depth: u32, args: &[&str]) -> (u32, sensor_proto::AuditRecord) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("chain.sh");
     std::fs::write(
         &script,
         "#!/bin/sh\nd=$1; shift\nif [ \"$d\" -gt 0 ]; then /bin/sh \"$0\" $((d-1)) \"$@\"; exit $?; fi\nexec /bin/true \"$@\"\n",
     )
     .expect("write");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    script
-}
-
-#[test]
-fn five_deep_chain_has_its_ancestry_on_the_leaf() {
-    let mut sensor = TestSensor::start_default();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let script = chain_script(dir.path());
-    let tag = unique("chain");
-    let mut c = Command::new(&script).arg("5").arg(&tag).spawn().expect("spawn");
+    let mut c = Command::new(&script).arg(depth.to_string()).args(args).spawn().expect("spawn");
     let top = c.id();
     assert!(c.wait().expect("wait").success());
-
+    let tag = args[0].to_owned();
     let leaf = sensor
         .wait_for(WAIT, |r| {
             matches!(r.event, Some(Event::Exec(_)))
                 && r.process.as_ref().is_some_and(|p| p.exe == "/usr/bin/true" && p.argv.contains(&tag))
         })
         .expect("exec of the leaf");
+    (top, leaf)
+}
+
+#[test]
+fn five_deep_chain_has_its_ancestry_on_the_leaf() {
+    let mut sensor = TestSensor::start_default();
+    let tag = unique("chain");
+    let (top, leaf) = run_chain(&mut sensor, 5, &[&tag]);
     let a = &leaf.ancestors;
     assert!(a.len() >= 6, "ancestors: {:?}", a.iter().map(|x| (x.pid, &x.argv)).collect::<Vec<_>>());
     // Nearest first: the shells at depth 1..5, then the test process that started the chain.
@@ -69,19 +70,9 @@ fn five_deep_chain_has_its_ancestry_on_the_leaf() {
 #[test]
 fn command_lines_above_the_parent_are_cut_and_flagged() {
     let mut sensor = TestSensor::start_default();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let script = chain_script(dir.path());
     let tag = unique("longargv");
     let long = "L".repeat(600);
-    let mut c = Command::new(&script).args(["2", &tag, &long]).spawn().expect("spawn");
-    let top = c.id();
-    assert!(c.wait().expect("wait").success());
-    let leaf = sensor
-        .wait_for(WAIT, |r| {
-            matches!(r.event, Some(Event::Exec(_)))
-                && r.process.as_ref().is_some_and(|p| p.exe == "/usr/bin/true" && p.argv.contains(&tag))
-        })
-        .expect("exec of the leaf");
+    let (top, leaf) = run_chain(&mut sensor, 2, &[&tag, &long]);
     let a = &leaf.ancestors;
     let shown = || format!("{:?}", a.iter().map(|x| (x.pid, x.argv_truncated, &x.argv)).collect::<Vec<_>>());
     // The leaf (the shell at depth 0, exec'd into /bin/true), its parent at depth 1, the top.
