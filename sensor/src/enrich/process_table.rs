@@ -534,7 +534,7 @@ impl ProcessTable {
 }
 
 /// Cuts the command lines of the ancestors above the parent (`list[0]`) to `argv_max_bytes`.
-pub fn cap_above_parent(list: &mut [Ancestor], argv_max_bytes: usize) {
+fn cap_above_parent(list: &mut [Ancestor], argv_max_bytes: usize) {
     for a in list.iter_mut().skip(1) {
         *a = capped(std::mem::take(a), argv_max_bytes);
     }

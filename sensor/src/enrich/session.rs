@@ -16,7 +16,7 @@ use sensor_proto::v1::{Ancestor, Process, SessionEvent};
 
 use super::{
     guid::NS_PER_TICK,
-    process_table::{ProcessTable, UNSET, ancestor_of, cap_above_parent, seed::read_stat},
+    process_table::{ProcessTable, UNSET, ancestor_of, seed::read_stat},
     users::NameCache,
 };
 
@@ -207,7 +207,6 @@ fn chain(process: &Process, table: &ProcessTable) -> Vec<Ancestor> {
         out.extend(table.ancestors(&parent.process.guid));
     }
     out.truncate(table.limits().max_ancestors);
-    cap_above_parent(&mut out, table.limits().ancestor_argv_bytes);
     out
 }
 
