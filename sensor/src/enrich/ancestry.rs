@@ -106,14 +106,16 @@ impl Ancestry {
     /// per `rest` and shared by the ancestries of all its children.
     pub fn prepend(first: Ancestor, rest: &Self, argv_max_bytes: usize) -> Self {
         let fresh;
-        let above = match rest.as_rest.get_or_init(|| rest.make_rest(argv_max_bytes)) {
-            made if made.argv_max_bytes == argv_max_bytes => Some(made),
-            _ => {
-                fresh = rest.make_rest(argv_max_bytes);
-                Some(&fresh)
-            }
-        }
-        .filter(|_| rest.parent.is_some());
+        let above = match rest.parent {
+            None => None,
+            Some(_) => match rest.as_rest.get_or_init(|| rest.make_rest(argv_max_bytes)) {
+                made if made.argv_max_bytes == argv_max_bytes => Some(made),
+                _ => {
+                    fresh = rest.make_rest(argv_max_bytes);
+                    Some(&fresh)
+                }
+            },
+        };
         let mut encoded = Vec::with_capacity(rest.encoded.len() + 256);
         let parent = encode_into(vec![first], &mut encoded).pop();
         let parent_bytes = encoded.len();
@@ -124,8 +126,8 @@ impl Ancestry {
         Self { parent, above, len: 1 + rest.len, encoded, parent_bytes, as_rest: OnceLock::new() }
     }
 
-    /// This list with its first ancestor cut to `argv_max_bytes`, as the part of a child's
-    /// ancestry above the child's parent (empty for the empty list).
+    /// This (non-empty) list with its first ancestor cut to `argv_max_bytes`, as the part of a
+    /// child's ancestry above the child's parent.
     fn make_rest(&self, argv_max_bytes: usize) -> AsRest {
         let mut encoded = Vec::new();
         let own = self.parent.iter().map(|p| capped(p.clone(), argv_max_bytes)).collect();
