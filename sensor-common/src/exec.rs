@@ -109,5 +109,5 @@ impl CaptureConfig {
 
 impl KindPrograms for kind::Exec {
     const PROGRAMS: &'static [&'static str] = &[names::PROG_SCHED_PROCESS_EXEC];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[];
 }

@@ -212,6 +212,6 @@ impl core::fmt::Debug for FileEvent {
 impl KindPrograms for kind::File {
     const PROGRAMS: &'static [&'static str] = &[names::PROG_SYS_ENTER_FILE, names::PROG_SYS_EXIT_FILE];
     // The enter program is needed only on the syscall tracepoints (`names::TRACEPOINT_ONLY`).
-    const RAW_TWINS: &'static [(&'static str, &'static str)] =
-        &[(names::PROG_SYS_EXIT_FILE, "raw_exit_file")];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] =
+        &[(names::PROG_SYS_EXIT_FILE, "raw_exit_file", "fexit_file")];
 }

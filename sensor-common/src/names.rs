@@ -42,7 +42,7 @@ pub trait KindPrograms {
     const PROGRAMS: &'static [&'static str];
     /// Each of its syscall tracepoint programs and its raw twin: the same body, reached
     /// through the dispatcher instead of `syscalls/sys_*_X`. One of the two sets is loaded.
-    const RAW_TWINS: &'static [(&'static str, &'static str)];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)];
 }
 
 macro_rules! kind_programs {
@@ -55,7 +55,7 @@ macro_rules! kind_programs {
         }
 
         /// The raw twins of `kind`'s syscall tracepoint programs ([`KindPrograms::RAW_TWINS`]).
-        pub const fn raw_twins_of(kind: EventKind) -> &'static [(&'static str, &'static str)] {
+        pub const fn raw_twins_of(kind: EventKind) -> &'static [(&'static str, &'static str, &'static str)] {
             match kind {
                 $(EventKind::$kind => <crate::kind::$kind as KindPrograms>::RAW_TWINS,)+
             }
@@ -64,8 +64,8 @@ macro_rules! kind_programs {
 }
 crate::for_each_event_kind!(kind_programs);
 
-/// Every syscall tracepoint program and its raw twin, of every kind.
-pub fn raw_twins() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+/// Every syscall tracepoint program with its raw and fentry twins, of every kind.
+pub fn raw_twins() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
     EventKind::ALL.into_iter().flat_map(raw_twins_of)
 }
 
@@ -97,13 +97,67 @@ pub fn is_syscall_tracepoint_prog(name: &str) -> bool {
 
 /// The raw twin of syscall tracepoint program `tp`.
 pub fn raw_twin(tp: &str) -> Option<&'static str> {
-    raw_twins().find(|(t, _)| *t == tp).map(|(_, r)| *r)
+    raw_twins().find(|(t, _, _)| *t == tp).map(|(_, r, _)| *r)
 }
 
-/// The syscall tracepoint program whose raw twin is `raw`.
-pub fn tracepoint_twin(raw: &str) -> Option<&'static str> {
-    raw_twins().find(|(_, r)| *r == raw).map(|(t, _)| *t)
+/// The syscall tracepoint program whose raw or fentry twin is `twin`.
+pub fn tracepoint_twin(twin: &str) -> Option<&'static str> {
+    let base = fentry_base(twin);
+    raw_twins().find(|(_, r, f)| *r == twin || Some(*f) == base).map(|(t, _, _)| *t)
 }
+
+/// The fentry twins' base name of syscall tracepoint program `tp`: its body as an `fentry`
+/// (enter) or `fexit` (exit) program, tail-called by the stubs on the `__x64_sys_X` functions.
+/// The object has one copy per prototype group, `{base}_{group}` ([`FENTRY_GROUPS`]).
+pub fn fentry_twin(tp: &str) -> Option<&'static str> {
+    raw_twins().find(|(t, _, _)| *t == tp).map(|(_, _, f)| *f)
+}
+
+/// The base of fentry twin `name` (`{base}_{group}`), if it is one.
+fn fentry_base(name: &str) -> Option<&'static str> {
+    let (base, group) = name.rsplit_once('_')?;
+    let group: u32 = group.parse().ok()?;
+    if group >= FENTRY_GROUPS {
+        return None;
+    }
+    raw_twins().find(|(_, _, f)| *f == base).map(|(_, _, f)| *f)
+}
+
+/// Whether `name` is an fentry twin ([`fentry_twin`]) of some group.
+pub fn is_fentry_twin(name: &str) -> bool {
+    fentry_base(name).is_some()
+}
+
+/// Whether `name` is a raw twin ([`raw_twin`]).
+pub fn is_raw_twin(name: &str) -> bool {
+    raw_twins().any(|(_, r, _)| *r == name)
+}
+
+/// Prototype groups of the fentry path. A tail call between tracing programs needs both
+/// loaded against functions of one BTF prototype (Linux 6.12, backported), and the kernels'
+/// BTF gives the `__x64_sys_X` functions two: `(const struct pt_regs *regs)` and, for those
+/// whose prototype came from the weak `sys_ni.c` stubs, `(const struct pt_regs *__unused)`.
+/// Each group has its own twins, stubs and program arrays.
+pub const FENTRY_GROUPS: u32 = 2;
+
+/// The fentry path's stubs: `fentry_stub_{group}_{n}` and `fexit_stub_{group}_{n}` (n <
+/// [`FENTRY_STUBS`]), each loaded against one watched call's `__x64_sys_X` function and
+/// attached there; they tail-call the call's fentry twin of their group by system call number
+/// ([`MAP_FENTRY_PROGS`], [`MAP_FEXIT_PROGS`]). A tracing program is bound to one kernel
+/// function when it is loaded, so every watched call needs stubs of its own.
+pub const FENTRY_STUB_PREFIX: &str = "fentry_stub_";
+pub const FEXIT_STUB_PREFIX: &str = "fexit_stub_";
+pub const FENTRY_STUBS: u32 = 64;
+
+/// Whether `name` is a stub of the fentry path.
+pub fn is_fentry_stub(name: &str) -> bool {
+    name.starts_with(FENTRY_STUB_PREFIX) || name.starts_with(FEXIT_STUB_PREFIX)
+}
+
+/// Program arrays of the fentry path's stubs, one per group: syscall number → fentry (exit:
+/// fexit) twin of that group.
+pub const MAP_FENTRY_PROGS: [&str; FENTRY_GROUPS as usize] = ["FENTRY_PROGS_0", "FENTRY_PROGS_1"];
+pub const MAP_FEXIT_PROGS: [&str; FENTRY_GROUPS as usize] = ["FEXIT_PROGS_0", "FEXIT_PROGS_1"];
 
 /// Credential-changing system calls watched (each as `sys_enter_X`/`sys_exit_X`).
 pub const CRED_SYSCALLS: [&str; 9] =

@@ -147,6 +147,8 @@ const _: () = assert!(size_of::<FlowKey>() == 24);
 
 impl KindPrograms for kind::Net {
     const PROGRAMS: &'static [&'static str] = &[names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] =
-        &[(names::PROG_SYS_ENTER_NET, "raw_enter_net"), (names::PROG_SYS_EXIT_NET, "raw_exit_net")];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[
+        (names::PROG_SYS_ENTER_NET, "raw_enter_net", "fentry_net"),
+        (names::PROG_SYS_EXIT_NET, "raw_exit_net", "fexit_net"),
+    ];
 }

@@ -40,10 +40,10 @@ const _: () = assert!(size_of::<ExitEvent>().is_multiple_of(8));
 
 impl KindPrograms for kind::Fork {
     const PROGRAMS: &'static [&'static str] = &[names::PROG_SCHED_PROCESS_FORK];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[];
 }
 
 impl KindPrograms for kind::Exit {
     const PROGRAMS: &'static [&'static str] = &[names::PROG_SCHED_PROCESS_EXIT];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[];
 }

@@ -175,8 +175,10 @@ const _: () = assert!(crate::tamper::BPF_PATH_LEN <= MEMFD_NAME_LEN);
 
 impl KindPrograms for kind::Cred {
     const PROGRAMS: &'static [&'static str] = &[names::PROG_SYS_ENTER_CRED, names::PROG_SYS_EXIT_CRED];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] =
-        &[(names::PROG_SYS_ENTER_CRED, "raw_enter_cred"), (names::PROG_SYS_EXIT_CRED, "raw_exit_cred")];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[
+        (names::PROG_SYS_ENTER_CRED, "raw_enter_cred", "fentry_cred"),
+        (names::PROG_SYS_EXIT_CRED, "raw_exit_cred", "fexit_cred"),
+    ];
 }
 
 impl KindPrograms for kind::Ptrace {
@@ -187,37 +189,41 @@ impl KindPrograms for kind::Ptrace {
         names::PROG_SYS_ENTER_PROCESS_VM_READV,
         names::PROG_SYS_ENTER_PIDFD_GETFD,
     ];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[
-        (names::PROG_SYS_ENTER_PTRACE, "raw_enter_ptrace"),
-        (names::PROG_SYS_EXIT_PTRACE, "raw_exit_ptrace"),
-        (names::PROG_SYS_ENTER_PROCESS_VM_WRITEV, "raw_enter_vm_writev"),
-        (names::PROG_SYS_ENTER_PROCESS_VM_READV, "raw_enter_vm_readv"),
-        (names::PROG_SYS_ENTER_PIDFD_GETFD, "raw_enter_pidfd_getfd"),
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[
+        (names::PROG_SYS_ENTER_PTRACE, "raw_enter_ptrace", "fentry_ptrace"),
+        (names::PROG_SYS_EXIT_PTRACE, "raw_exit_ptrace", "fexit_ptrace"),
+        (names::PROG_SYS_ENTER_PROCESS_VM_WRITEV, "raw_enter_vm_writev", "fentry_vm_writev"),
+        (names::PROG_SYS_ENTER_PROCESS_VM_READV, "raw_enter_vm_readv", "fentry_vm_readv"),
+        (names::PROG_SYS_ENTER_PIDFD_GETFD, "raw_enter_pidfd_getfd", "fentry_pidfd_getfd"),
     ];
 }
 
 impl KindPrograms for kind::ModuleLoad {
     const PROGRAMS: &'static [&'static str] = &[names::PROG_MODULE_LOAD];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[];
 }
 
 impl KindPrograms for kind::BpfLoad {
     // The `bpf()` programs report both loads and accesses; their misses count as loads.
     const PROGRAMS: &'static [&'static str] = &[names::PROG_SYS_ENTER_BPF, names::PROG_SYS_EXIT_BPF];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] =
-        &[(names::PROG_SYS_ENTER_BPF, "raw_enter_bpf"), (names::PROG_SYS_EXIT_BPF, "raw_exit_bpf")];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[
+        (names::PROG_SYS_ENTER_BPF, "raw_enter_bpf", "fentry_bpf"),
+        (names::PROG_SYS_EXIT_BPF, "raw_exit_bpf", "fexit_bpf"),
+    ];
 }
 
 impl KindPrograms for kind::MemfdCreate {
     const PROGRAMS: &'static [&'static str] = &[PROG_SYS_ENTER_MEMFD, PROG_SYS_EXIT_MEMFD];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] =
-        &[(PROG_SYS_ENTER_MEMFD, "raw_enter_memfd"), (PROG_SYS_EXIT_MEMFD, "raw_exit_memfd")];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[
+        (PROG_SYS_ENTER_MEMFD, "raw_enter_memfd", "fentry_memfd"),
+        (PROG_SYS_EXIT_MEMFD, "raw_exit_memfd", "fexit_memfd"),
+    ];
 }
 
 impl KindPrograms for kind::IoUringSetup {
     const PROGRAMS: &'static [&'static str] = &[PROG_SYS_ENTER_IO_URING_SETUP, PROG_SYS_EXIT_IO_URING_SETUP];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[
-        (PROG_SYS_ENTER_IO_URING_SETUP, "raw_enter_io_uring_setup"),
-        (PROG_SYS_EXIT_IO_URING_SETUP, "raw_exit_io_uring_setup"),
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[
+        (PROG_SYS_ENTER_IO_URING_SETUP, "raw_enter_io_uring_setup", "fentry_io_uring_setup"),
+        (PROG_SYS_EXIT_IO_URING_SETUP, "raw_exit_io_uring_setup", "fexit_io_uring_setup"),
     ];
 }

@@ -162,11 +162,11 @@ const _: () = assert!(size_of::<BpfCmdEvent>().is_multiple_of(8));
 
 impl KindPrograms for kind::Signal {
     const PROGRAMS: &'static [&'static str] = &[names::PROG_SIGNAL_GENERATE];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[];
 }
 
 impl KindPrograms for kind::BpfAccess {
     // Reported by `bpf_load`'s programs (counted there).
     const PROGRAMS: &'static [&'static str] = &[];
-    const RAW_TWINS: &'static [(&'static str, &'static str)] = &[];
+    const RAW_TWINS: &'static [(&'static str, &'static str, &'static str)] = &[];
 }

@@ -10,8 +10,8 @@
 //! - **Syscall tracepoints** (`syscalls/sys_enter_X`, `sys_exit_X`): the fallback where the
 //!   dispatcher cannot run (no `pt_regs` offsets for this architecture, or switched off).
 //!
-//! Each program body is written once against [`Syscall`] and compiled into both entry points by
-//! [`syscall_program!`]. Like the syscall tracepoints, the raw twins ignore 32-bit system calls
+//! Each program body is written once against [`Syscall`] and compiled into every entry point by
+//! [`syscall_program!`] (a third way, the fentry path, is in [`crate::fentry`]). Like the syscall tracepoints, the raw twins ignore 32-bit system calls
 //! of x86-64 (`TS_COMPAT`): their numbers are another table's.
 
 use aya_ebpf::{
@@ -92,30 +92,22 @@ impl Syscall for TracePointContext {
     }
 }
 
-/// A raw `sys_enter(struct pt_regs *regs, long id)` or `sys_exit(struct pt_regs *regs, long
-/// ret)` call, reached through a dispatcher's tail call (which keeps the context).
-pub struct RawSyscall {
-    ctx: RawTracePointContext,
-    regs: *const u8,
-}
+/// The registers a system call saved (`struct pt_regs`, offsets from the kernel's BTF), read
+/// with probe reads (zero when one faults).
+#[derive(Clone, Copy)]
+pub struct Regs(pub *const u8);
 
-impl RawSyscall {
+impl Regs {
+    /// The call's number (`orig_ax` on x86-64).
     #[inline(always)]
-    pub fn new(ctx: RawTracePointContext) -> Self {
-        let regs = ctx.arg::<u64>(0) as *const u8;
-        Self { ctx, regs }
-    }
-}
-
-impl Syscall for RawSyscall {
-    #[inline(always)]
-    fn nr(&self) -> u32 {
+    pub fn nr(self) -> u32 {
         // SAFETY: probe read of the task's saved registers (zero when it faults).
-        unsafe { read_z::<u64>(self.regs, off!(regs_syscall_nr)) as u32 }
+        unsafe { read_z::<u64>(self.0, off!(regs_syscall_nr)) as u32 }
     }
 
+    /// Argument `i` (< 6, a constant).
     #[inline(always)]
-    fn arg(&self, i: usize) -> u64 {
+    pub fn arg(self, i: usize) -> u64 {
         let off = match i {
             0 => off!(regs_arg0),
             1 => off!(regs_arg1),
@@ -125,17 +117,49 @@ impl Syscall for RawSyscall {
             _ => off!(regs_arg5),
         };
         // SAFETY: probe read of the task's saved registers (zero when it faults).
-        unsafe { read_z(self.regs, off) }
+        unsafe { read_z(self.0, off) }
     }
 
     /// One probe read of the argument registers instead of six (see
-    /// `sensor_common::offsets::REGS_WINDOW_ARG`; the loader uses the dispatcher only where the
+    /// `sensor_common::offsets::REGS_WINDOW_ARG`; the loader uses the registers only where the
     /// kernel's `pt_regs` has that layout).
     #[inline(always)]
-    fn args(&self) -> [u64; 6] {
+    pub fn args(self) -> [u64; 6] {
         // SAFETY: probe read of the task's saved registers (zero when it faults).
-        let w: [u64; REGS_WINDOW_WORDS] = unsafe { read_z(self.regs, off!(regs_arg3)) };
+        let w: [u64; REGS_WINDOW_WORDS] = unsafe { read_z(self.0, off!(regs_arg3)) };
         REGS_WINDOW_ARG.map(|i| w[i])
+    }
+}
+
+/// A raw `sys_enter(struct pt_regs *regs, long id)` or `sys_exit(struct pt_regs *regs, long
+/// ret)` call, reached through a dispatcher's tail call (which keeps the context).
+pub struct RawSyscall {
+    ctx: RawTracePointContext,
+    regs: Regs,
+}
+
+impl RawSyscall {
+    #[inline(always)]
+    pub fn new(ctx: RawTracePointContext) -> Self {
+        let regs = Regs(ctx.arg::<u64>(0) as *const u8);
+        Self { ctx, regs }
+    }
+}
+
+impl Syscall for RawSyscall {
+    #[inline(always)]
+    fn nr(&self) -> u32 {
+        self.regs.nr()
+    }
+
+    #[inline(always)]
+    fn arg(&self, i: usize) -> u64 {
+        self.regs.arg(i)
+    }
+
+    #[inline(always)]
+    fn args(&self) -> [u64; 6] {
+        self.regs.args()
     }
 
     #[inline(always)]
@@ -178,22 +202,48 @@ pub fn sys_enter_dispatch(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sys_exit")]
 #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
 pub fn sys_exit_dispatch(ctx: RawTracePointContext) -> i32 {
-    let regs = ctx.arg::<u64>(0) as *const u8;
-    // SAFETY: probe read of the task's saved registers (zero when it faults).
-    let nr: u64 = unsafe { read_z(regs, off!(regs_syscall_nr)) };
-    if nr >= u64::from(SLOTS) {
+    let nr = Regs(ctx.arg::<u64>(0) as *const u8).nr();
+    if nr >= SLOTS {
         return 0;
     }
     // SAFETY: tail call with this program's own context; an empty slot returns here.
-    unsafe { SYS_EXIT_PROGS.tail_call(&ctx, nr as u32) };
+    unsafe { SYS_EXIT_PROGS.tail_call(&ctx, nr) };
     0
 }
 
-/// A system call program's two entry points: `$tp`, a classic tracepoint program for
-/// `syscalls/sys_*_X`, and `$raw`, a raw tracepoint program the dispatcher tail-calls. `$body`
+/// A system call program's entry points: `$tp`, a classic tracepoint program for
+/// `syscalls/sys_*_X`; `$raw`, a raw tracepoint program the dispatcher tail-calls; each
+/// `$fast`, an `fentry` (`enter`) or `fexit` (`exit`) program the fentry path's stubs of one
+/// prototype group tail-call (see [`crate::fentry`]; one per group, `{base}_{group}`). `$body`
 /// is `fn(&impl Syscall) -> u32`.
 #[macro_export]
 macro_rules! syscall_program {
+    (enter $tp:ident, $raw:ident, [$($fast:ident = $group:literal)+], $body:path) => {
+        $crate::syscall_program!($tp, $raw, $body);
+
+        $(
+            #[aya_ebpf::macros::fentry]
+            pub fn $fast(ctx: aya_ebpf::programs::FEntryContext) -> u32 {
+                let sc = $crate::fentry::FentrySyscall::<$group>::new(aya_ebpf::EbpfContext::as_ptr(&ctx));
+                $body(&sc);
+                // Tracing programs must return 0.
+                0
+            }
+        )+
+    };
+    (exit $tp:ident, $raw:ident, [$($fast:ident = $group:literal)+], $body:path) => {
+        $crate::syscall_program!($tp, $raw, $body);
+
+        $(
+            #[aya_ebpf::macros::fexit]
+            pub fn $fast(ctx: aya_ebpf::programs::FExitContext) -> u32 {
+                let sc = $crate::fentry::FentrySyscall::<$group>::new(aya_ebpf::EbpfContext::as_ptr(&ctx));
+                $body(&sc);
+                // Tracing programs must return 0.
+                0
+            }
+        )+
+    };
     ($tp:ident, $raw:ident, $body:path) => {
         #[aya_ebpf::macros::tracepoint]
         pub fn $tp(ctx: aya_ebpf::programs::TracePointContext) -> u32 {

@@ -78,7 +78,7 @@ const NAME_MASK: u32 = FILE_NAME_MAX as u32 - 1;
 const WALK_MASK: u32 = 8191;
 const DATA_MASK: u32 = FILE_DATA_SIZE as u32 - 1;
 
-crate::syscall_program!(sys_exit_file, raw_exit_file, exit);
+crate::syscall_program!(exit sys_exit_file, raw_exit_file, [fexit_file_0 = 0 fexit_file_1 = 1], exit);
 
 /// Saves the arguments for the exit. Only on the syscall tracepoints, whose exit record has no
 /// arguments: through the dispatcher the exit reads them from the registers (see

@@ -7,6 +7,7 @@
 mod dispatch;
 mod emit;
 mod exec;
+mod fentry;
 mod file;
 mod kernel;
 mod maps;

@@ -61,8 +61,8 @@ const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
 const PAYLOAD_MAX: u64 = NET_PAYLOAD_MAX as u64;
 
-crate::syscall_program!(sys_enter_net, raw_enter_net, enter);
-crate::syscall_program!(sys_exit_net, raw_exit_net, exit);
+crate::syscall_program!(enter sys_enter_net, raw_enter_net, [fentry_net_0 = 0 fentry_net_1 = 1], enter);
+crate::syscall_program!(exit sys_exit_net, raw_exit_net, [fexit_net_0 = 0 fexit_net_1 = 1], exit);
 
 #[inline(always)]
 fn enter(ctx: &impl Syscall) -> u32 {

@@ -95,7 +95,7 @@ fn take_any(tid: u32) -> Option<*mut PendingSyscall> {
 
 // --- credentials: setuid family, setgid family, capset ---
 
-crate::syscall_program!(sys_enter_cred, raw_enter_cred, cred_enter);
+crate::syscall_program!(enter sys_enter_cred, raw_enter_cred, [fentry_cred_0 = 0 fentry_cred_1 = 1], cred_enter);
 
 #[inline(always)]
 fn cred_enter(_: &impl Syscall) -> u32 {
@@ -107,7 +107,7 @@ fn cred_enter(_: &impl Syscall) -> u32 {
     0
 }
 
-crate::syscall_program!(sys_exit_cred, raw_exit_cred, cred_exit);
+crate::syscall_program!(exit sys_exit_cred, raw_exit_cred, [fexit_cred_0 = 0 fexit_cred_1 = 1], cred_exit);
 
 #[inline(always)]
 fn cred_exit(ctx: &impl Syscall) -> u32 {
@@ -146,7 +146,7 @@ fn cred_exit(ctx: &impl Syscall) -> u32 {
 
 // --- ptrace attach/seize ---
 
-crate::syscall_program!(sys_enter_ptrace, raw_enter_ptrace, ptrace_enter);
+crate::syscall_program!(enter sys_enter_ptrace, raw_enter_ptrace, [fentry_ptrace_0 = 0 fentry_ptrace_1 = 1], ptrace_enter);
 
 #[inline(always)]
 fn ptrace_enter(ctx: &impl Syscall) -> u32 {
@@ -173,7 +173,7 @@ pub(crate) fn target_flags(target: u32) -> u32 {
     }
 }
 
-crate::syscall_program!(sys_exit_ptrace, raw_exit_ptrace, ptrace_exit);
+crate::syscall_program!(exit sys_exit_ptrace, raw_exit_ptrace, [fexit_ptrace_0 = 0 fexit_ptrace_1 = 1], ptrace_exit);
 
 #[inline(always)]
 fn ptrace_exit(ctx: &impl Syscall) -> u32 {
@@ -201,7 +201,7 @@ fn ptrace_exit(ctx: &impl Syscall) -> u32 {
 
 // --- bpf(BPF_PROG_LOAD) ---
 
-crate::syscall_program!(sys_enter_bpf, raw_enter_bpf, bpf_cmd_enter);
+crate::syscall_program!(enter sys_enter_bpf, raw_enter_bpf, [fentry_bpf_0 = 0 fentry_bpf_1 = 1], bpf_cmd_enter);
 
 #[inline(always)]
 fn bpf_cmd_enter(ctx: &impl Syscall) -> u32 {
@@ -225,7 +225,7 @@ fn bpf_cmd_enter(ctx: &impl Syscall) -> u32 {
     0
 }
 
-crate::syscall_program!(sys_exit_bpf, raw_exit_bpf, bpf_cmd_exit);
+crate::syscall_program!(exit sys_exit_bpf, raw_exit_bpf, [fexit_bpf_0 = 0 fexit_bpf_1 = 1], bpf_cmd_exit);
 
 #[inline(always)]
 fn bpf_cmd_exit(ctx: &impl Syscall) -> u32 {
@@ -259,7 +259,7 @@ fn bpf_cmd_exit(ctx: &impl Syscall) -> u32 {
 
 // --- memfd_create ---
 
-crate::syscall_program!(sys_enter_memfd_create, raw_enter_memfd, memfd_enter);
+crate::syscall_program!(enter sys_enter_memfd_create, raw_enter_memfd, [fentry_memfd_0 = 0 fentry_memfd_1 = 1], memfd_enter);
 
 #[inline(always)]
 fn memfd_enter(ctx: &impl Syscall) -> u32 {
@@ -277,7 +277,7 @@ fn memfd_enter(ctx: &impl Syscall) -> u32 {
     0
 }
 
-crate::syscall_program!(sys_exit_memfd_create, raw_exit_memfd, memfd_exit);
+crate::syscall_program!(exit sys_exit_memfd_create, raw_exit_memfd, [fexit_memfd_0 = 0 fexit_memfd_1 = 1], memfd_exit);
 
 #[inline(always)]
 fn memfd_exit(ctx: &impl Syscall) -> u32 {
@@ -303,7 +303,7 @@ fn memfd_exit(ctx: &impl Syscall) -> u32 {
 /// Offset of `flags` in `struct io_uring_params` (after `sq_entries` and `cq_entries`).
 const IO_URING_PARAMS_FLAGS: u64 = 8;
 
-crate::syscall_program!(sys_enter_io_uring_setup, raw_enter_io_uring_setup, io_uring_setup_enter);
+crate::syscall_program!(enter sys_enter_io_uring_setup, raw_enter_io_uring_setup, [fentry_io_uring_setup_0 = 0 fentry_io_uring_setup_1 = 1], io_uring_setup_enter);
 
 #[inline(always)]
 fn io_uring_setup_enter(ctx: &impl Syscall) -> u32 {
@@ -320,7 +320,7 @@ fn io_uring_setup_enter(ctx: &impl Syscall) -> u32 {
     0
 }
 
-crate::syscall_program!(sys_exit_io_uring_setup, raw_exit_io_uring_setup, io_uring_setup_exit);
+crate::syscall_program!(exit sys_exit_io_uring_setup, raw_exit_io_uring_setup, [fexit_io_uring_setup_0 = 0 fexit_io_uring_setup_1 = 1], io_uring_setup_exit);
 
 #[inline(always)]
 fn io_uring_setup_exit(ctx: &impl Syscall) -> u32 {

@@ -124,6 +124,24 @@ impl KernelBtf {
         Ok(Self { btf: Btf::from_file_with_backend(path, backend)?, structs: RefCell::default() })
     }
 
+    /// Every function whose name starts with `prefix`, with its prototype's type id.
+    pub fn functions_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u32)>, BtfError> {
+        use btf_rs::BtfType as _;
+        use fallible_iterator::FallibleIterator as _;
+        let mut out = Vec::new();
+        let mut types = self.btf.type_iter();
+        while let Some(t) = types.next()? {
+            let Type::Func(f) = &t else { continue };
+            let name = self.btf.resolve_name(f)?;
+            if name.starts_with(prefix)
+                && let Some(proto) = f.get_type_id()
+            {
+                out.push((name, proto));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether the kernel has a function named `name` (a `FUNC` in its BTF).
     pub fn has_function(&self, name: &str) -> bool {
         self.btf.resolve_types_by_name(name).unwrap_or_default().iter().any(|t| matches!(t, Type::Func(_)))

@@ -46,6 +46,8 @@ pub struct Kernel {
     /// How system calls reach the programs: chosen for a fresh load, read from the pinned
     /// program names for adopted ones.
     hooks: loader::SyscallHooks,
+    /// The fentry path's syscall functions, until attached.
+    fentry: Option<loader::FentryTargets>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -88,6 +90,7 @@ impl Kernel {
                     retired: Vec::new(),
                     links: crate::links::Links::default(),
                     hooks,
+                    fentry: None,
                 };
                 return Ok((kernel, a.maps));
             }
@@ -129,6 +132,7 @@ impl Kernel {
             retired: Vec::new(),
             links: crate::links::Links::default(),
             hooks: loaded.hooks,
+            fentry: loaded.fentry,
         };
         Ok((kernel, loaded.maps))
     }
@@ -140,7 +144,7 @@ impl Kernel {
             let syscalls = self.hooks.name();
             return Ok(Attached { adopted: self.adopted.clone(), syscalls, ..Attached::default() });
         };
-        let (attached, links) = loader::attach(ebpf, self.hooks)?;
+        let (attached, links) = loader::attach(ebpf, self.hooks, self.fentry.take())?;
         self.links = links;
         crate::guard::register_own_ids(ebpf, &self.map_ids);
         if let Some(p) = self.pins.take() {

@@ -12,8 +12,10 @@ use aya::{
 use sensor_common::{LossCounter, exec::CaptureConfig, file::FileSyscallSpec, names, net::NetSyscallSpec};
 use tracing::{debug, info, warn};
 
+mod fentry;
 pub mod rings;
 mod runs;
+pub use fentry::FentryTargets;
 pub use runs::{ProgramRuns, Runs, pinned_program_runs, program_runs};
 
 use crate::{
@@ -37,8 +39,10 @@ pub struct LoadConfig {
     pub args_max: u32,
     pub self_tgid: u32,
     pub report_threads: bool,
-    /// The raw syscall dispatcher or the syscall tracepoints (see [`SyscallHooks::choose`]).
+    /// The raw syscall dispatcher or the syscall tracepoints (see [`SyscallHooks::choose_with_fentry`]).
     pub syscall_dispatcher: SyscallDispatcher,
+    /// The fentry path where the kernel allows it (see [`SyscallHooks::choose_with_fentry`]).
+    pub syscall_fentry: SyscallFentry,
     pub include_mode: bool,
     /// Ring buffer sizes in bytes; `None`: scaled to the online CPUs ([`rings::default_bytes`]).
     pub proc_ring_bytes: Option<u32>,
@@ -70,18 +74,66 @@ pub struct Loaded {
     pub maps: Maps,
     /// How system calls reach the programs on this kernel.
     pub hooks: SyscallHooks,
+    /// The fentry path's syscall functions (with [`SyscallHooks::Fentry`]).
+    pub fentry: Option<FentryTargets>,
 }
 
-/// How system calls reach the programs (see the eBPF crate's `dispatch` module).
+/// How system calls reach the programs (see the eBPF crate's `dispatch` and `fentry` modules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyscallHooks {
+    /// An `fentry`/`fexit` stub pair on each watched call's `__x64_sys_X` function, tail-calling
+    /// the call's program: no program on `sys_enter`/`sys_exit`, so the kernel keeps every
+    /// system call on its fast path. Where this kernel refuses tracing programs (or their tail
+    /// calls), the sensor goes on with `fallback`, chosen as if the fentry path were off.
+    Fentry { fallback: Fallback },
     /// Raw `sys_enter`/`sys_exit` programs tail-calling by syscall number: two attachments
-    /// (x86-64; see [`SyscallHooks::choose`]).
+    /// (x86-64; see [`SyscallHooks::choose_with_fentry`]).
     Dispatcher,
     /// A `syscalls/sys_enter_X`/`sys_exit_X` tracepoint pair per watched call (about a hundred
     /// attachments): where the dispatcher is switched off, runs preemptibly, its registers are
     /// unknown (no x86-64 `pt_regs`) or its programs are refused.
     Tracepoints,
+}
+
+/// What the fentry path falls back to where the kernel refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    Dispatcher,
+    Tracepoints,
+}
+
+impl From<Fallback> for SyscallHooks {
+    fn from(f: Fallback) -> Self {
+        match f {
+            Fallback::Dispatcher => Self::Dispatcher,
+            Fallback::Tracepoints => Self::Tracepoints,
+        }
+    }
+}
+
+/// Whether system calls reach the programs through fentry/fexit stubs on the syscall functions
+/// (no slow path for any system call) where the kernel allows tracing programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyscallFentry {
+    /// Where this kernel loads tracing programs, has its own BTF and the x86-64 syscall
+    /// functions; else `syscall_dispatcher` decides.
+    #[default]
+    Auto,
+    /// As `Auto`, with a warning when the kernel refuses it.
+    On,
+    /// Never: `syscall_dispatcher` decides.
+    Off,
+}
+
+impl SyscallFentry {
+    /// As written in the configuration: `"auto"`, `true` or `false`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::On => "true",
+            Self::Off => "false",
+        }
+    }
 }
 
 /// Whether system calls reach the programs through the raw `sys_enter`/`sys_exit` dispatcher
@@ -120,39 +172,69 @@ impl SyscallHooks {
     /// preemptibly: a dispatcher preempted on a CPU makes the kernel skip the dispatcher for
     /// every other task's system calls there (counted, loss kind "syscall"), where a
     /// tracepoint program preempted blocks only its own system call.
-    fn choose(setting: SyscallDispatcher, o: &sensor_common::KernelOffsets, preemptible: bool) -> Self {
-        // The window check also refuses an absent argument register.
-        let regs_known = o.regs_syscall_nr != sensor_common::offsets::OFFSET_ABSENT
-            && sensor_common::offsets::regs_window_fits(o);
+    /// The fentry path when `fentry` allows it and the kernel may run it (`fentry_possible`:
+    /// its own BTF names the x86-64 syscall functions; else why not), else the dispatcher or
+    /// the tracepoints as [`SyscallHooks::fallback`] says. Whether the kernel loads tracing
+    /// programs is known only once they are verified (`attach`), which falls back then.
+    fn choose_with_fentry(
+        fentry: SyscallFentry,
+        setting: SyscallDispatcher,
+        o: &sensor_common::KernelOffsets,
+        preemptible: bool,
+        fentry_possible: Result<(), &str>,
+    ) -> Self {
+        let fallback = Self::fallback(setting, o, preemptible);
+        let possible = if regs_known(o) { fentry_possible } else { Err("the syscall registers are unknown") };
+        match (fentry, possible) {
+            (SyscallFentry::Off, _) | (_, Err("")) => fallback.into(),
+            (SyscallFentry::Auto | SyscallFentry::On, Ok(())) => Self::Fentry { fallback },
+            (SyscallFentry::On, Err(reason)) => {
+                warn!(reason, "fentry path unavailable (syscall_fentry = true)");
+                fallback.into()
+            }
+            (SyscallFentry::Auto, Err(reason)) => {
+                info!(reason, "fentry path unavailable");
+                fallback.into()
+            }
+        }
+    }
+
+    /// The dispatcher when `setting` allows it and this kernel's BTF names the registers of the
+    /// syscall ABI, else the tracepoints. `Auto` keeps the tracepoints where syscall tracepoint
+    /// programs run preemptibly: a dispatcher preempted on a CPU makes the kernel skip the
+    /// dispatcher for every other task's system calls there (counted, loss kind "syscall"),
+    /// where a tracepoint program preempted blocks only its own system call.
+    fn fallback(setting: SyscallDispatcher, o: &sensor_common::KernelOffsets, preemptible: bool) -> Fallback {
         match setting {
-            SyscallDispatcher::Off => Self::Tracepoints,
-            _ if !regs_known => {
+            SyscallDispatcher::Off => Fallback::Tracepoints,
+            _ if !regs_known(o) => {
                 info!(
                     "the kernel's BTF does not name the syscall registers, or not in the x86-64 \
                      layout: using syscall tracepoints"
                 );
-                Self::Tracepoints
+                Fallback::Tracepoints
             }
             SyscallDispatcher::Auto if preemptible => {
                 info!(
                     function = PREEMPTIBLE_SYSCALL_BPF,
                     "this kernel runs syscall tracepoint programs preemptibly: using syscall tracepoints"
                 );
-                Self::Tracepoints
+                Fallback::Tracepoints
             }
             SyscallDispatcher::On if preemptible => {
                 warn!(
                     "raw syscall dispatcher on a kernel that runs it preemptibly (syscall_dispatcher = \
                      true): expect skipped system calls under load, counted as loss kind \"syscall\""
                 );
-                Self::Dispatcher
+                Fallback::Dispatcher
             }
-            SyscallDispatcher::Auto | SyscallDispatcher::On => Self::Dispatcher,
+            SyscallDispatcher::Auto | SyscallDispatcher::On => Fallback::Dispatcher,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::Fentry { .. } => "fentry",
             Self::Dispatcher => "raw syscall dispatcher",
             Self::Tracepoints => "syscall tracepoints",
         }
@@ -160,17 +242,34 @@ impl SyscallHooks {
 
     /// The way adopted programs (named) were attached by the run that pinned them.
     pub fn of_programs(programs: &[String]) -> Self {
-        if programs.iter().any(|p| names::is_dispatcher(p)) { Self::Dispatcher } else { Self::Tracepoints }
-    }
-
-    /// Whether program `name` of the object belongs to the other way (and is not loaded).
-    fn excludes(self, name: &str) -> bool {
-        let dispatcher = names::is_dispatcher(name) || names::tracepoint_twin(name).is_some();
-        match self {
-            Self::Dispatcher => names::is_syscall_tracepoint_prog(name),
-            Self::Tracepoints => dispatcher,
+        if programs.iter().any(|p| names::is_fentry_stub(p)) {
+            // Nothing falls back any more: the programs are attached.
+            Self::Fentry { fallback: Fallback::Dispatcher }
+        } else if programs.iter().any(|p| names::is_dispatcher(p)) {
+            Self::Dispatcher
+        } else {
+            Self::Tracepoints
         }
     }
+
+    /// Whether program `name` of the object belongs to another way (and is not loaded). The
+    /// fentry path's stubs are loaded one by one against the calls' functions when attached.
+    fn excludes(self, name: &str) -> bool {
+        let fentry = names::is_fentry_twin(name) || names::is_fentry_stub(name);
+        let dispatcher = names::is_dispatcher(name) || names::is_raw_twin(name);
+        let tracepoints = names::is_syscall_tracepoint_prog(name);
+        match self {
+            Self::Fentry { .. } => dispatcher || tracepoints || names::is_fentry_stub(name),
+            Self::Dispatcher => fentry || tracepoints,
+            Self::Tracepoints => fentry || dispatcher,
+        }
+    }
+}
+
+/// Whether this kernel's BTF names the x86-64 syscall registers where one read of the argument
+/// window finds them (the window check also refuses an absent argument register).
+fn regs_known(o: &sensor_common::KernelOffsets) -> bool {
+    o.regs_syscall_nr != sensor_common::offsets::OFFSET_ABSENT && sensor_common::offsets::regs_window_fits(o)
 }
 
 impl std::fmt::Debug for Loaded {
@@ -247,13 +346,35 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
     // Only a setting that may choose the dispatcher needs to know (a BTF walk of its own).
     let preemptible =
         cfg.syscall_dispatcher != SyscallDispatcher::Off && kbtf.has_function(PREEMPTIBLE_SYSCALL_BPF);
+    let fentry_targets = match &btf_source {
+        _ if cfg.syscall_fentry == SyscallFentry::Off => Err(String::new()),
+        BtfSource::File(_) => {
+            Err("a BTF file was given: tracing programs attach by the kernel's own BTF".to_owned())
+        }
+        BtfSource::Kernel => {
+            let started = Instant::now();
+            let t = match fentry::tracing_refused() {
+                Some(why) => Err(why),
+                None => FentryTargets::of_kernel(&kbtf),
+            };
+            debug!(elapsed_ms = started.elapsed().as_millis(), ok = t.is_ok(), "syscall functions sorted");
+            t
+        }
+    };
     drop(kbtf);
     if let BtfSource::File(path) = &btf_source {
         warn_on_release_mismatch(path);
     }
     info!(btf = %btf_source, "kernel struct offsets resolved");
     debug!(?offsets, "kernel offsets from BTF");
-    let hooks = SyscallHooks::choose(cfg.syscall_dispatcher, &offsets, preemptible);
+    let hooks = SyscallHooks::choose_with_fentry(
+        cfg.syscall_fentry,
+        cfg.syscall_dispatcher,
+        &offsets,
+        preemptible,
+        fentry_targets.as_ref().map(|_| ()).map_err(String::as_str),
+    );
+    let fentry = fentry_targets.ok().filter(|_| matches!(hooks, SyscallHooks::Fentry { .. }));
     if let Err(e) = tracefs::ensure_mounted() {
         warn!(error = %format!("{e:#}"), "tracefs unavailable: syscall collectors will be off");
     }
@@ -324,7 +445,7 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");
     let maps =
         Maps { proc_events, file_events, net_events, inode_filter, loss, handover, logger, adopted: false };
-    Ok(Loaded { ebpf, btf_source, map_ids, maps, hooks })
+    Ok(Loaded { ebpf, btf_source, map_ids, maps, hooks, fentry })
 }
 
 /// BTFHub names its files after the kernel release (`5.10.0-46-cloud-amd64.btf`): a file named
@@ -387,7 +508,9 @@ mod tests {
         unknown.regs_syscall_nr = sensor_common::offsets::OFFSET_ABSENT;
         let mut other_layout = known;
         other_layout.regs_arg4 = 80;
-        let choose = SyscallHooks::choose;
+        let choose = |d, o: &sensor_common::KernelOffsets, p| {
+            SyscallHooks::choose_with_fentry(SyscallFentry::Off, d, o, p, Ok(()))
+        };
         assert_eq!(choose(SyscallDispatcher::Auto, &known, false), SyscallHooks::Dispatcher);
         assert_eq!(choose(SyscallDispatcher::Auto, &known, true), SyscallHooks::Tracepoints);
         assert_eq!(choose(SyscallDispatcher::On, &known, true), SyscallHooks::Dispatcher, "forced");
@@ -397,6 +520,24 @@ mod tests {
             choose(SyscallDispatcher::On, &other_layout, false),
             SyscallHooks::Tracepoints,
             "registers not where one read of the argument window finds them"
+        );
+        let fentry = SyscallHooks::choose_with_fentry;
+        let on = |fallback| SyscallHooks::Fentry { fallback };
+        use SyscallDispatcher as D;
+        use SyscallFentry as F;
+        assert_eq!(fentry(F::Auto, D::Auto, &known, false, Ok(())), on(Fallback::Dispatcher));
+        assert_eq!(fentry(F::On, D::Auto, &known, true, Ok(())), on(Fallback::Tracepoints), "preemptible");
+        assert_eq!(fentry(F::Auto, D::Off, &known, false, Ok(())), on(Fallback::Tracepoints));
+        assert_eq!(fentry(F::Off, D::Auto, &known, false, Ok(())), SyscallHooks::Dispatcher, "off");
+        assert_eq!(
+            fentry(F::Auto, D::Auto, &known, false, Err("no")),
+            SyscallHooks::Dispatcher,
+            "impossible"
+        );
+        assert_eq!(
+            fentry(F::On, D::Auto, &unknown, false, Ok(())),
+            SyscallHooks::Tracepoints,
+            "no registers"
         );
     }
 
@@ -440,10 +581,14 @@ mod tests {
             names::MAP_HANDOVER,
             names::MAP_SYS_ENTER_PROGS,
             names::MAP_SYS_EXIT_PROGS,
-        ] {
+        ]
+        .into_iter()
+        .chain(names::MAP_FENTRY_PROGS)
+        .chain(names::MAP_FEXIT_PROGS)
+        {
             assert!(obj.maps.contains_key(map), "map {map} missing; object has {:?}", obj.maps.keys());
         }
-        let twins = names::raw_twins().map(|(_, raw)| raw);
+        let twins = names::raw_twins().map(|(_, raw, _)| raw);
         let dispatch = [&names::PROG_SYS_ENTER_DISPATCH, &names::PROG_SYS_EXIT_DISPATCH];
         for &prog in EventKind::ALL.into_iter().flat_map(names::programs).chain(twins).chain(dispatch) {
             assert!(
@@ -452,5 +597,37 @@ mod tests {
                 obj.programs.keys()
             );
         }
+        for g in 0..names::FENTRY_GROUPS {
+            for (_, _, base) in names::raw_twins() {
+                let twin = format!("{base}_{g}");
+                assert!(obj.programs.contains_key(&twin), "fentry twin {twin} missing");
+                assert!(names::is_fentry_twin(&twin), "{twin}");
+            }
+            for n in 0..names::FENTRY_STUBS {
+                for exit in [false, true] {
+                    let stub = fentry::stub_name(exit, g, n);
+                    assert!(obj.programs.contains_key(&stub), "stub {stub} missing");
+                }
+            }
+        }
+        let stubs = obj.programs.keys().filter(|p| names::is_fentry_stub(p)).count();
+        let expected = 2 * names::FENTRY_GROUPS * names::FENTRY_STUBS;
+        assert_eq!(stubs, expected as usize, "stubs beyond FENTRY_STUBS are never used");
+        let twins = obj.programs.keys().filter(|p| names::is_fentry_twin(p)).count();
+        let expected = names::raw_twins().count() * names::FENTRY_GROUPS as usize;
+        assert_eq!(twins, expected, "one fentry twin per group");
+    }
+
+    /// Every watched system call gets its own stubs on the fentry path: there are enough.
+    #[test]
+    fn there_are_enough_fentry_stubs_for_every_watched_call() {
+        let calls = crate::file_syscalls::for_this_arch().len()
+            + crate::file_syscalls::net_for_this_arch().len()
+            + names::CRED_SYSCALLS.len()
+            + 4 // ptrace, process_vm_writev, process_vm_readv, pidfd_getfd
+            + 3; // bpf, memfd_create, io_uring_setup
+        // The last stub of each group is the probe's.
+        let stubs = names::FENTRY_STUBS as usize - 1;
+        assert!(calls <= stubs, "{calls} watched calls, {stubs} stubs");
     }
 }

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-pub use crate::loader::SyscallDispatcher;
+pub use crate::loader::{SyscallDispatcher, SyscallFentry};
 use crate::{
     detect::DetectConfig,
     enrich::EnrichConfig,
@@ -36,6 +36,8 @@ pub struct Options {
     pub report_threads: bool,
     /// How system calls reach the programs (`[sensor] syscall_dispatcher`).
     pub syscall_dispatcher: SyscallDispatcher,
+    /// Whether the fentry path is used where the kernel allows it (`[sensor] syscall_fentry`).
+    pub syscall_fentry: SyscallFentry,
     /// Process table and hashing limits.
     pub enrich: EnrichConfig,
     /// Sensitive paths (in addition to the defaults unless `no_default_sensitive`).
@@ -92,6 +94,7 @@ impl Default for Options {
             net_ring_bytes: None,
             report_threads: false,
             syscall_dispatcher: SyscallDispatcher::Auto,
+            syscall_fentry: SyscallFentry::Auto,
             enrich: EnrichConfig::default(),
             sensitive_paths: Vec::new(),
             no_default_sensitive: false,

@@ -36,7 +36,7 @@ use tracing::{info, warn};
 use crate::loader::{EBPF_OBJECT, LoadConfig};
 
 /// The maps a sensor needs to adopt pinned programs.
-const PINNED_MAPS: [&str; 10] = [
+const PINNED_MAPS: [&str; 14] = [
     names::MAP_PROC_EVENTS,
     names::MAP_FILE_EVENTS,
     names::MAP_NET_EVENTS,
@@ -46,9 +46,13 @@ const PINNED_MAPS: [&str; 10] = [
     names::MAP_CONTROL,
     names::MAP_HANDOVER,
     // A program array is emptied when the last user reference to it goes: pinned, the
-    // dispatcher's tables outlive this process with the pinned links.
+    // dispatcher's and the fentry stubs' tables outlive this process with the pinned links.
     names::MAP_SYS_ENTER_PROGS,
     names::MAP_SYS_EXIT_PROGS,
+    names::MAP_FENTRY_PROGS[0],
+    names::MAP_FEXIT_PROGS[0],
+    names::MAP_FENTRY_PROGS[1],
+    names::MAP_FEXIT_PROGS[1],
 ];
 
 /// Pinning settings.
@@ -80,6 +84,7 @@ pub fn version(cfg: &LoadConfig) -> String {
     h.update(cfg.args_max.to_le_bytes());
     h.update([u8::from(cfg.report_threads), u8::from(cfg.include_mode)]);
     h.update(cfg.syscall_dispatcher.name());
+    h.update(cfg.syscall_fentry.name());
     // Effective sizes: a default that follows the CPUs changes with them.
     for (_, _, bytes) in cfg.rings() {
         h.update(bytes.to_le_bytes());

@@ -284,8 +284,10 @@ fn first_datagram_of_every_udp_flow_carries_its_payload() {
         self_tgid: 0,
         report_threads: false,
         // The syscall tracepoints here: the other tests run what this kernel gets by default
-        // (the raw dispatcher on the 6.18 host; the tracepoints where it runs preemptibly).
+        // (the raw dispatcher on the 6.18 host; the fentry path where the kernel allows it;
+        // the tracepoints where the dispatcher runs preemptibly).
         syscall_dispatcher: sensor::options::SyscallDispatcher::Off,
+        syscall_fentry: sensor::options::SyscallFentry::Off,
         include_mode: false,
         proc_ring_bytes: None,
         file_ring_bytes: None,
@@ -293,7 +295,8 @@ fn first_datagram_of_every_udp_flow_carries_its_payload() {
     })
     .expect("load");
     assert_eq!(loaded.hooks, loader::SyscallHooks::Tracepoints, "switched off");
-    let (_attached, _links) = loader::attach(&mut loaded.ebpf, loaded.hooks).expect("attach");
+    let (_attached, _links) =
+        loader::attach(&mut loaded.ebpf, loaded.hooks, loaded.fentry.take()).expect("attach");
 
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
     let port = sink.local_addr().expect("a").port();

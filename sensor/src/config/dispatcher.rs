@@ -1,14 +1,29 @@
-//! `[sensor] syscall_dispatcher`: `"auto"` (the default), `true` or `false`.
+//! `[sensor] syscall_dispatcher` and `syscall_fentry`: `"auto"` (the default), `true` or `false`.
 
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use crate::options::SyscallDispatcher;
+use crate::options::{SyscallDispatcher, SyscallFentry};
 
 /// The setting as read from the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatcherSetting(pub SyscallDispatcher);
+
+/// `syscall_fentry`: the same three values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FentrySetting(pub SyscallFentry);
+
+impl<'de> Deserialize<'de> for FentrySetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let DispatcherSetting(s) = DispatcherSetting::deserialize(d)?;
+        Ok(Self(match s {
+            SyscallDispatcher::Auto => SyscallFentry::Auto,
+            SyscallDispatcher::On => SyscallFentry::On,
+            SyscallDispatcher::Off => SyscallFentry::Off,
+        }))
+    }
+}
 
 impl<'de> Deserialize<'de> for DispatcherSetting {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -54,5 +69,22 @@ mod tests {
         let e = read("\"yes\"").expect_err("not a setting");
         assert!(e.contains("`yes`: expected true, false or \"auto\""), "{e}");
         assert!(read("1").expect_err("a number").contains("true, false or \"auto\""));
+    }
+
+    #[test]
+    fn the_fentry_setting_reads_the_same_values() {
+        #[derive(Debug, serde::Deserialize)]
+        struct F {
+            f: super::FentrySetting,
+        }
+        let read =
+            |v: &str| toml::from_str::<F>(&format!("f = {v}")).map(|t| t.f.0).map_err(|e| e.to_string());
+        use crate::options::SyscallFentry;
+        assert_eq!(read("\"auto\""), Ok(SyscallFentry::Auto));
+        assert_eq!(read("true"), Ok(SyscallFentry::On));
+        assert_eq!(read("false"), Ok(SyscallFentry::Off));
+        assert!(
+            read("\"fast\"").expect_err("not a setting").contains("`fast`: expected true, false or \"auto\"")
+        );
     }
 }

@@ -18,7 +18,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use dispatcher::DispatcherSetting;
+use dispatcher::{DispatcherSetting, FentrySetting};
 use schema::{
     ConfigFile, FileSection, Format, Fsync, LimitsSection, LowSpace, OutputSection, SpoolFull, TlsSection,
 };
@@ -153,6 +153,9 @@ impl Validator {
         o.report_threads = s.report_threads.unwrap_or(o.report_threads);
         if let Some(DispatcherSetting(d)) = s.syscall_dispatcher {
             o.syscall_dispatcher = d;
+        }
+        if let Some(FentrySetting(f)) = s.syscall_fentry {
+            o.syscall_fentry = f;
         }
         if let Some(btf) = s.btf {
             self.absolute("sensor.btf", &btf);

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{
     detection,
-    dispatcher::DispatcherSetting,
+    dispatcher::{DispatcherSetting, FentrySetting},
     units::{HumanDuration, Size},
 };
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +47,9 @@ pub(super) struct SensorSection {
     /// Watch system calls through the raw `sys_enter`/`sys_exit` dispatcher (x86-64):
     /// `"auto"`, `true` or `false`.
     pub(super) syscall_dispatcher: Option<DispatcherSetting>,
+    /// Watch system calls through fentry/fexit stubs on the syscall functions where the kernel
+    /// allows it: `"auto"`, `true` or `false`.
+    pub(super) syscall_fentry: Option<FentrySetting>,
 }
 
 #[derive(Debug, Default, Deserialize)]

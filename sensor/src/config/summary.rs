@@ -22,10 +22,11 @@ pub fn summary(opts: &Options) -> String {
     let _ = writeln!(s, "labels: {}", if labels.is_empty() { "(none)".into() } else { labels.join(", ") });
     let _ = writeln!(
         s,
-        "capture: args_max {}B, report_threads {}, syscall_dispatcher {}",
+        "capture: args_max {}B, report_threads {}, syscall_dispatcher {}, syscall_fentry {}",
         opts.args_max,
         if opts.report_threads { "yes" } else { "no" },
-        opts.syscall_dispatcher.name()
+        opts.syscall_dispatcher.name(),
+        opts.syscall_fentry.name()
     );
     if let Some(p) = &opts.pinning {
         let _ = writeln!(

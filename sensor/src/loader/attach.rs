@@ -1,20 +1,23 @@
 //! Verifying and attaching the programs of a fresh load: process lifecycle first (required),
 //! then one collector per event kind, each switched off with a warning when this kernel cannot
-//! run it. System calls reach their programs through the raw dispatcher or through syscall
-//! tracepoints ([`SyscallHooks`]).
+//! run it. System calls reach their programs through fentry stubs, the raw dispatcher or
+//! syscall tracepoints ([`SyscallHooks`]).
 
 use std::{collections::HashMap, str::FromStr as _, time::Instant};
 
 use anyhow::Context as _;
 use aya::{
-    Ebpf,
+    Btf, Ebpf,
     maps::ProgramArray,
     programs::{Program, RawTracePoint, TracePoint},
 };
 use sensor_common::{EventKind, names};
 use tracing::{debug, info, warn};
 
-use super::{Attached, SyscallHooks};
+use super::{
+    Attached, Fallback, SyscallHooks,
+    fentry::{self, FentryTargets, program_fd, syscall_function},
+};
 use crate::{file_syscalls, links::Links, tracefs};
 
 /// Programs the verifier refused, with its reason.
@@ -29,6 +32,10 @@ pub struct Attaching<'a> {
     hooks: SyscallHooks,
     /// Dispatcher slots filled so far (syscall number, program), to catch a number claimed twice.
     slots: HashMap<(bool, u32), &'static str>,
+    /// The fentry path: the kernel's BTF (stubs are loaded by function name), its syscall
+    /// functions, and the next unused stub number of each group, entry and exit.
+    btf: Option<(Btf, FentryTargets)>,
+    next_stub: HashMap<(u32, bool), u32>,
 }
 
 /// Attaches one optional collector.
@@ -74,11 +81,36 @@ pub fn syscall_collector(attach: Collector) -> Attach {
 /// Process lifecycle (exec, fork, exit) is required; the other collectors are switched off with
 /// a warning when this kernel cannot run them.
 /// The links are returned owned, not left to their programs: stopping releases them at once.
-pub fn attach(ebpf: &mut Ebpf, hooks: SyscallHooks) -> anyhow::Result<(Attached, Links)> {
+pub fn attach(
+    ebpf: &mut Ebpf,
+    hooks: SyscallHooks,
+    fentry: Option<FentryTargets>,
+) -> anyhow::Result<(Attached, Links)> {
     let started = Instant::now();
     let mut out = Attached::default();
     let mut links = Links::default();
-    let (refused, hooks) = verify_all(ebpf, hooks)?;
+    let (btf, hooks) = match (hooks, fentry) {
+        (SyscallHooks::Fentry { fallback }, Some(targets)) => {
+            let started = Instant::now();
+            match Btf::from_sys_fs() {
+                Ok(btf) => {
+                    debug!(
+                        elapsed_ms = started.elapsed().as_millis(),
+                        "kernel BTF parsed for the fentry path"
+                    );
+                    (Some((btf, targets)), hooks)
+                }
+                Err(e) => {
+                    warn!(error = %e, "fentry path: the kernel's BTF unreadable: falling back");
+                    (None, fallback.into())
+                }
+            }
+        }
+        (SyscallHooks::Fentry { fallback }, None) => (None, fallback.into()),
+        (hooks, _) => (None, hooks),
+    };
+    let (refused, hooks) = verify_all(ebpf, hooks, btf.as_ref().map(|(b, t)| (b, t)))?;
+    debug!(elapsed_ms = started.elapsed().as_millis(), syscalls = hooks.name(), "programs verified");
     for (prog, tp) in LIFECYCLE {
         let p: &mut RawTracePoint =
             ebpf.program_mut(prog).with_context(|| format!("program {prog} missing"))?.try_into()?;
@@ -90,9 +122,17 @@ pub fn attach(ebpf: &mut Ebpf, hooks: SyscallHooks) -> anyhow::Result<(Attached,
     }
     let layout_ok = match hooks {
         SyscallHooks::Tracepoints => tracefs::check_syscall_layout(),
-        SyscallHooks::Dispatcher => Ok(()),
+        SyscallHooks::Dispatcher | SyscallHooks::Fentry { .. } => Ok(()),
     };
-    let mut a = Attaching { ebpf, refused, links: &mut links, hooks, slots: HashMap::new() };
+    let mut a = Attaching {
+        ebpf,
+        refused,
+        links: &mut links,
+        hooks,
+        slots: HashMap::new(),
+        btf,
+        next_stub: HashMap::new(),
+    };
     for kind in EventKind::ALL {
         let Attach::Collector { attach, syscalls } = attach_of(kind) else { continue };
         let name = kind.name();
@@ -135,16 +175,39 @@ const LIFECYCLE: [(&str, &str); 3] = [
     (names::PROG_SCHED_PROCESS_EXIT, "sched_process_exit"),
 ];
 
-/// Verifies the programs of `hooks`; when the dispatcher itself is refused, the syscall
-/// tracepoint programs are verified instead and the sensor goes on with them.
-fn verify_all(ebpf: &mut Ebpf, hooks: SyscallHooks) -> anyhow::Result<(Refused, SyscallHooks)> {
-    let mut refused = verify(ebpf, true, |name| !hooks.excludes(name))?;
+/// Verifies the programs of `hooks`. When the fentry path is refused (its twins, or the probe
+/// of its stubs' tail calls), its fallback's programs are verified instead; when the dispatcher
+/// itself is refused, the syscall tracepoint programs are, and the sensor goes on with them.
+fn verify_all(
+    ebpf: &mut Ebpf,
+    hooks: SyscallHooks,
+    fentry: Option<(&Btf, &FentryTargets)>,
+) -> anyhow::Result<(Refused, SyscallHooks)> {
+    let mut refused = verify(ebpf, true, |name| !hooks.excludes(name), fentry)?;
+    let mut hooks = hooks;
+    if let SyscallHooks::Fentry { fallback } = hooks {
+        let twin_refused = refused.iter().find(|(p, _)| names::is_fentry_twin(p)).map(|(_, why)| why.clone());
+        let why = match (twin_refused, fentry) {
+            (Some(why), _) => Some(why),
+            (None, Some((btf, targets))) => fentry::probe(ebpf, btf, targets).err().map(|e| format!("{e:#}")),
+            (None, None) => Some("no kernel BTF".to_owned()),
+        };
+        if let Some(why) = why {
+            hooks = fallback.into();
+            warn!(error = %why, fallback = hooks.name(), "fentry path refused by this kernel: falling back");
+            let wanted: fn(&str) -> bool = match fallback {
+                Fallback::Dispatcher => |n| names::is_raw_twin(n) || names::is_dispatcher(n),
+                Fallback::Tracepoints => names::is_syscall_tracepoint_prog,
+            };
+            refused.extend(verify(ebpf, false, wanted, None)?);
+        }
+    }
     if hooks == SyscallHooks::Dispatcher {
         let dispatch = [names::PROG_SYS_ENTER_DISPATCH, names::PROG_SYS_EXIT_DISPATCH];
         if let Some(why) = dispatch.iter().find_map(|p| refused.get(*p)) {
             warn!(error = %why, "system call dispatcher refused: using syscall tracepoints");
             let fallback = SyscallHooks::Tracepoints;
-            refused.extend(verify(ebpf, false, names::is_syscall_tracepoint_prog)?);
+            refused.extend(verify(ebpf, false, names::is_syscall_tracepoint_prog, None)?);
             return Ok((refused, fallback));
         }
     }
@@ -156,7 +219,12 @@ fn verify_all(ebpf: &mut Ebpf, hooks: SyscallHooks) -> anyhow::Result<(Refused, 
 /// programs are verified on threads of their own while the lifecycle programs (with
 /// `lifecycle`) are verified here. A refused lifecycle program is an error; refused optional
 /// ones are returned with the reason.
-fn verify(ebpf: &mut Ebpf, lifecycle: bool, wanted: impl Fn(&str) -> bool) -> anyhow::Result<Refused> {
+fn verify(
+    ebpf: &mut Ebpf,
+    lifecycle: bool,
+    wanted: impl Fn(&str) -> bool,
+    fentry: Option<(&Btf, &FentryTargets)>,
+) -> anyhow::Result<Refused> {
     std::thread::scope(|s| {
         let mut required = Vec::new();
         let mut others = Vec::new();
@@ -185,6 +253,31 @@ fn verify(ebpf: &mut Ebpf, lifecycle: bool, wanted: impl Fn(&str) -> bool) -> an
                     debug!(prog = name, elapsed_ms = started.elapsed().as_millis(), ?insns, "verified");
                     res
                 }),
+                // The fentry twins of the groups this kernel has, each against a syscall
+                // function of its group (the stubs are not `wanted`).
+                Program::FEntry(_) | Program::FExit(_) => {
+                    let Some((btf, target)) =
+                        fentry.and_then(|(btf, t)| Some((btf, t.target_of_twin(name)?)))
+                    else {
+                        continue;
+                    };
+                    s.spawn(move || {
+                        let res = match prog {
+                            Program::FEntry(p) => p.load(target, btf),
+                            Program::FExit(p) => p.load(target, btf),
+                            _ => unreachable!("matched above"),
+                        };
+                        let insns = prog.info().ok().and_then(|i| i.verified_instruction_count());
+                        debug!(
+                            prog = name,
+                            target,
+                            elapsed_ms = started.elapsed().as_millis(),
+                            ?insns,
+                            "verified"
+                        );
+                        res
+                    })
+                }
                 _ => continue,
             };
             others.push((name, job));
@@ -259,11 +352,31 @@ impl Attaching<'_> {
                 self.tracepoint(enter, "syscalls", &format!("sys_enter_{syscall}"))?;
                 self.tracepoint(exit, "syscalls", &format!("sys_exit_{syscall}"))
             }
+            SyscallHooks::Fentry { .. } => {
+                let nr = syscall_nr(syscall)?;
+                let enter = (!names::TRACEPOINT_ONLY.contains(&enter)).then_some(enter);
+                let twin = |p: &str| {
+                    names::fentry_twin(p).with_context(|| format!("program {p} has no fentry twin"))
+                };
+                let function = syscall_function(syscall);
+                let (_, targets) = self.btf.as_ref().context("the fentry path without the kernel's BTF")?;
+                let g = targets
+                    .group_of(&function)
+                    .with_context(|| format!("no function {function} in this kernel's BTF"))?;
+                // The exit first: a call seen only at its exit is reported from the registers,
+                // an entry without its exit would only fill the pending maps.
+                let exit_twin = format!("{}_{g}", twin(exit)?);
+                self.table_slot(fentry::table(true, g), true, nr, exit, &exit_twin)?;
+                self.attach_stub(true, g, &function)?;
+                if let Some(enter) = enter {
+                    let enter_twin = format!("{}_{g}", twin(enter)?);
+                    self.table_slot(fentry::table(false, g), false, nr, enter, &enter_twin)?;
+                    self.attach_stub(false, g, &function)?;
+                }
+                Ok(())
+            }
             SyscallHooks::Dispatcher => {
-                let nr = syscalls::Sysno::from_str(syscall)
-                    .map_err(|_| anyhow::anyhow!("no system call {syscall} on this architecture"))?
-                    .id();
-                let nr = u32::try_from(nr).with_context(|| format!("system call number of {syscall}"))?;
+                let nr = syscall_nr(syscall)?;
                 // An enter program needed only on the tracepoints has nothing to do here.
                 let enter = (!names::TRACEPOINT_ONLY.contains(&enter)).then_some(enter);
                 // Both verified before either is in a table: an enter program without its exit
@@ -282,26 +395,64 @@ impl Attaching<'_> {
     /// Puts the raw twin of `prog` in the enter (or exit) dispatch table at `nr`.
     fn dispatch(&mut self, exit: bool, nr: u32, prog: &'static str) -> anyhow::Result<()> {
         let raw = names::raw_twin(prog).with_context(|| format!("program {prog} has no raw twin"))?;
-        self.check(raw)?;
+        let table = if exit { names::MAP_SYS_EXIT_PROGS } else { names::MAP_SYS_ENTER_PROGS };
+        self.table_slot(table, exit, nr, prog, raw)
+    }
+
+    /// Puts `twin` (of `prog`) in program array `table` at `nr`.
+    fn table_slot(
+        &mut self,
+        table: &str,
+        exit: bool,
+        nr: u32,
+        prog: &'static str,
+        twin: &str,
+    ) -> anyhow::Result<()> {
+        self.check(twin)?;
         if let Some(other) = self.slots.get(&(exit, nr))
             && *other != prog
         {
             anyhow::bail!("system call {nr} is claimed by {other} and {prog}");
         }
-        let fd = self
-            .ebpf
-            .program(raw)
-            .with_context(|| format!("program {raw} missing"))?
-            .fd()
-            .with_context(|| format!("program {raw} not loaded"))?
-            .try_clone()?;
-        let table = if exit { names::MAP_SYS_EXIT_PROGS } else { names::MAP_SYS_ENTER_PROGS };
+        let fd = program_fd(self.ebpf, twin)?;
         let map = self.ebpf.map_mut(table).with_context(|| format!("map {table} missing"))?;
         let mut progs: ProgramArray<_> = ProgramArray::try_from(map)?;
-        progs.set(nr, &fd, 0).with_context(|| format!("{table}[{nr}] = {raw}"))?;
+        progs.set(nr, &fd, 0).with_context(|| format!("{table}[{nr}] = {twin}"))?;
         self.slots.insert((exit, nr), prog);
         Ok(())
     }
+
+    /// Loads the next unused entry (or exit) stub of group `g` against kernel function
+    /// `function` and attaches it there.
+    fn attach_stub(&mut self, exit: bool, g: u32, function: &str) -> anyhow::Result<()> {
+        let next = self.next_stub.entry((g, exit)).or_default();
+        // The last one is the load-time probe's.
+        if *next + 1 >= names::FENTRY_STUBS {
+            anyhow::bail!("no fentry stub left for {function}");
+        }
+        let stub = fentry::stub_name(exit, g, *next);
+        *next += 1;
+        let (btf, _) = self.btf.as_ref().context("the fentry path without the kernel's BTF")?;
+        fentry::load_stub(self.ebpf, &stub, function, btf)?;
+        let prog = self.ebpf.program_mut(&stub).with_context(|| format!("program {stub} missing"))?;
+        let attached = match prog {
+            Program::FEntry(p) => p.attach().and_then(|id| p.take_link(id)).map(|l| self.links.push(l)),
+            Program::FExit(p) => p.attach().and_then(|id| p.take_link(id)).map(|l| self.links.push(l)),
+            _ => anyhow::bail!("program {stub} is no fentry/fexit program"),
+        };
+        attached.with_context(|| format!("attaching {stub} to {function}"))?;
+        // One line per attachment: the bench attaches its floor to exactly these.
+        debug!(prog = %stub, function, exit, "attached");
+        Ok(())
+    }
+}
+
+/// The number of system call `name` on this architecture.
+fn syscall_nr(name: &str) -> anyhow::Result<u32> {
+    let nr = syscalls::Sysno::from_str(name)
+        .map_err(|_| anyhow::anyhow!("no system call {name} on this architecture"))?
+        .id();
+    u32::try_from(nr).with_context(|| format!("system call number of {name}"))
 }
 
 /// The file programs on every watched file syscall this kernel has.

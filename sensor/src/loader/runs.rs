@@ -6,7 +6,8 @@ use sensor_common::{EventKind, names};
 use tracing::warn;
 
 /// What the runs of a counted program are: events of one kind, or — the raw syscall
-/// dispatchers, which tail-call each watched system call's program — system calls of any kind.
+/// dispatchers and the fentry stubs, which tail-call a watched system call's program — system
+/// calls of any kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runs {
     Kind(EventKind),
@@ -103,7 +104,8 @@ pub fn pinned_program_runs(links: &[(String, std::path::PathBuf)]) -> Vec<Progra
 /// What a program of the object reports (see [`names::programs`]); `None` for programs whose
 /// runs are no events (the guards of the sensor's own pins and maps).
 fn program_kind(name: &str) -> Option<Runs> {
-    if names::is_dispatcher(name) {
+    // A stub of the fentry path runs for one call but skips like a dispatcher: counted alike.
+    if names::is_dispatcher(name) || names::is_fentry_stub(name) {
         return Some(Runs::Syscalls);
     }
     let name = names::tracepoint_twin(name).unwrap_or(name);

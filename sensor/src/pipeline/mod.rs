@@ -190,6 +190,7 @@ fn load_config(opts: &Options) -> LoadConfig {
         self_tgid: if opts.ignore_self { std::process::id() } else { 0 },
         report_threads: opts.report_threads,
         syscall_dispatcher: opts.syscall_dispatcher,
+        syscall_fentry: opts.syscall_fentry,
         include_mode: !opts.include_paths.is_empty(),
         proc_ring_bytes: opts.proc_ring_bytes,
         file_ring_bytes: opts.file_ring_bytes,
