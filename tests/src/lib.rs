@@ -25,7 +25,12 @@ pub struct TestSensor {
 
 impl TestSensor {
     /// Starts the sensor with `opts` plus a channel sink (outputs in `opts` are kept).
+    /// `SENSOR_TEST_SYSCALL_FENTRY=false` in the environment switches the fentry path off (the
+    /// VM matrix runs the system call tests a second time so, where the kernel has both paths).
     pub fn start(mut opts: Options) -> Self {
+        if std::env::var("SENSOR_TEST_SYSCALL_FENTRY").is_ok_and(|v| v == "false") {
+            opts.syscall_fentry = sensor::options::SyscallFentry::Off;
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

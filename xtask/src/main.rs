@@ -93,7 +93,12 @@ enum Task {
         /// Per-boot limit, in seconds.
         #[arg(long, default_value_t = 1800)]
         timeout_secs: u64,
-        /// Extra arguments for every test binary (e.g. a test name filter).
+        /// Instead of the tests, the storms of the system call paths (tests/benches/paths.rs):
+        /// no sensor, the fentry path and its fallback, as ratios within each guest's run.
+        #[arg(long)]
+        bench: bool,
+        /// Extra arguments for every test binary (e.g. a test name filter; with --bench:
+        /// seconds per storm and rounds).
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -165,10 +170,10 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Task::VmTest { kernels, jobs, timeout_secs, args } => {
+        Task::VmTest { kernels, jobs, timeout_secs, bench, args } => {
             setup::ensure_vm_packages()?;
             let timeout = std::time::Duration::from_secs(timeout_secs);
-            vm::vm_test(&ws, &vm::VmOpts { kernels, jobs, timeout, args })
+            vm::vm_test(&ws, &vm::VmOpts { kernels, jobs, timeout, bench, args })
         }
         Task::Fuzz { secs, minimize, target } => fuzz::fuzz(&ws, secs, target.as_deref(), minimize),
         Task::Soak { minutes, rate, burst_rate, burst_secs, burst_every_secs, out } => {

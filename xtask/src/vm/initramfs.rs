@@ -32,6 +32,15 @@ pub struct TestBin {
     /// The sensor collector these tests need: when the sensor switches it off on a kernel
     /// (and says why at start-up), the binary is not run there and the matrix shows "off".
     pub collector: Option<String>,
+    /// A second run of a binary with the fentry path switched off (`SENSOR_TEST_SYSCALL_FENTRY`
+    /// = false, read by the tests' sensor): the path the kernel would fall back to, so both
+    /// paths are tested where both load. Only where the sensor took the fentry path at start-up.
+    pub fentry_off: bool,
+}
+
+/// The column name of a binary's run with the fentry path off.
+pub fn fentry_off_name(name: &str) -> String {
+    format!("{name}.fb")
 }
 
 /// Markers /init prints on the serial console; the host greps for them.
@@ -213,11 +222,19 @@ cd /t
             bail!("test name/arguments must be shell-safe: {t:?}");
         }
         let args: Vec<String> = t.args.iter().map(|a| format!("'{a}'")).collect();
-        let run = format!(
-            "echo \"$M start {n}\"\n./deps/{file} --test-threads=1 {a} 2>&1\necho \"$M end {n} rc=$?\"\n",
+        let env = if t.fentry_off { "SENSOR_TEST_SYSCALL_FENTRY=false " } else { "" };
+        let mut run = format!(
+            "echo \"$M start {n}\"\n{env}./deps/{file} --test-threads=1 {a} 2>&1\necho \"$M end {n} rc=$?\"\n",
             n = t.name,
             a = args.join(" "),
         );
+        if t.fentry_off {
+            run = format!(
+                "if grep -q 'programs attached.*syscalls=\"fentry\"' /tmp/startup.log; then\n{run}else\n\
+                 echo \"$M off {n} the sensor does not take the fentry path on this kernel: the other runs test its fallback\"\nfi\n",
+                n = t.name
+            );
+        }
         match &t.collector {
             Some(c) => s.push_str(&format!(
                 "if grep -q 'collector disabled on this kernel collector=\"{c}\"' /tmp/startup.log; then\n\

@@ -78,6 +78,11 @@ const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 7] = [
     ("pin", None, &["--skip", "a_sigkill_and_restart_without_pins_is_reported"]),
 ];
 
+/// The binaries run a second time with the fentry path off where the sensor takes it (column
+/// `{name}.fb`, see [`initramfs::fentry_off_name`]): those whose tests assert what the system
+/// call collectors report, through the sensor the tests start in their own process.
+const FENTRY_OFF_TESTS: [&str; 3] = ["file", "network", "process"];
+
 /// Failures seen on one kernel and not fixed yet: (kernel, test binary, test, what happens).
 /// They still run; when a binary fails only with these, its cell reads "known" and CI stays
 /// green, with the reason in the notes. A known failure that passes again shows as "pass".
@@ -89,6 +94,8 @@ pub struct VmOpts {
     pub kernels: Vec<String>,
     pub jobs: usize,
     pub timeout: Duration,
+    /// The system call paths' storms instead of the tests.
+    pub bench: bool,
     /// Extra arguments for every test binary.
     pub args: Vec<String>,
 }
@@ -97,14 +104,21 @@ pub struct VmOpts {
 #[derive(Debug)]
 enum Row {
     Unsupported(String),
-    Ran { outcomes: Vec<Outcome>, release: String, secs: u64, disabled: Vec<String> },
+    /// `syscalls`: how system calls reached the programs at start-up (fentry, dispatcher, …).
+    Ran {
+        outcomes: Vec<Outcome>,
+        release: String,
+        syscalls: String,
+        secs: u64,
+        disabled: Vec<String>,
+    },
 }
 
 pub fn vm_test(ws: &Path, opts: &VmOpts) -> anyhow::Result<()> {
     let started = Instant::now();
     let specs = kernels::select(&opts.kernels)?;
     let kernels = kernels::fetch_all(ws, &specs)?;
-    let (sensor, mut tests) = build_binaries(ws)?;
+    let (sensor, mut tests) = if opts.bench { build_bench(ws)? } else { build_binaries(ws)? };
     for t in &mut tests {
         t.args.extend(opts.args.iter().cloned());
     }
@@ -128,6 +142,13 @@ pub fn vm_test(ws: &Path, opts: &VmOpts) -> anyhow::Result<()> {
     for (k, row) in kernels.iter().zip(rows) {
         let Some(row) = row else { bail!("kernel {} was not run", k.spec.label) };
         matrix.row(k, row, &tests, &logs);
+    }
+    if opts.bench {
+        for k in &kernels {
+            let console = fs::read_to_string(logs.join(format!("{}.log", k.spec.label))).unwrap_or_default();
+            let _ =
+                writeln!(matrix.report, "\nSystem call paths on {}:{}", k.spec.label, bench_output(&console));
+        }
     }
     matrix.footer(&kernels, started);
     println!("{}", matrix.report);
@@ -179,7 +200,7 @@ struct Matrix {
 impl Matrix {
     fn header(&mut self, tests: &[TestBin]) {
         let _ = writeln!(self.report, "\nKernel matrix (QEMU TCG single-threaded, -smp 2 -m 1024):");
-        let _ = write!(self.report, "{:<9} {:<34}", "kernel", "guest uname -r");
+        let _ = write!(self.report, "{:<9} {:<34} {:<11}", "kernel", "guest uname -r", "syscalls");
         for t in tests {
             let _ = write!(self.report, " {:<8}", t.name);
         }
@@ -196,8 +217,8 @@ impl Matrix {
             Ok(Row::Unsupported(why)) => {
                 let _ = writeln!(self.report, "{label:<9} unsupported: {why}");
             }
-            Ok(Row::Ran { outcomes, release, secs, disabled }) => {
-                let _ = write!(self.report, "{label:<9} {release:<34}");
+            Ok(Row::Ran { outcomes, release, syscalls, secs, disabled }) => {
+                let _ = write!(self.report, "{label:<9} {release:<34} {syscalls:<11}");
                 for (o, t) in outcomes.iter().zip(tests) {
                     let cell = self.cell(k, &label, t, o);
                     let _ = write!(self.report, " {cell:<8}");
@@ -337,7 +358,17 @@ fn run_kernel(
         k.spec.label,
         if boot.timed_out { " (timed out)" } else { "" }
     );
-    Ok(Row::Ran { outcomes, release, secs, disabled })
+    let syscalls = console
+        .lines()
+        .filter(|l| l.contains("programs attached"))
+        .find_map(|l| l.split_once("syscalls=\"")?.1.split('"').next())
+        .map_or("?", |s| match s {
+            "raw syscall dispatcher" => "dispatcher",
+            "syscall tracepoints" => "tracepoints",
+            other => other,
+        })
+        .to_owned();
+    Ok(Row::Ran { outcomes, release, syscalls, secs, disabled })
 }
 
 /// Builds the sensor and the integration test binaries, optimised: under emulation the
@@ -363,10 +394,60 @@ fn build_binaries(ws: &Path) -> anyhow::Result<(PathBuf, Vec<TestBin>)> {
                 path,
                 args: args.iter().map(|a| (*a).to_owned()).collect(),
                 collector: collector.map(str::to_owned),
+                fentry_off: false,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let again: Vec<TestBin> = tests
+        .iter()
+        .filter(|t| FENTRY_OFF_TESTS.contains(&t.name.as_str()))
+        .map(|t| TestBin { name: initramfs::fentry_off_name(&t.name), fentry_off: true, ..t.clone() })
+        .collect();
+    let mut tests = tests;
+    tests.extend(again);
     Ok((sensor, tests))
+}
+
+/// The name of the system call paths' bench binary, and its column.
+const PATHS_BENCH: &str = "paths";
+
+/// The sensor and the system call paths' bench (tests/benches/paths.rs), optimised.
+fn build_bench(ws: &Path) -> anyhow::Result<(PathBuf, Vec<TestBin>)> {
+    let (sensor, _) = build_binaries(ws)?;
+    let built = artifacts(cargo(ws).args([
+        "bench",
+        "--no-run",
+        "--package",
+        "sensor-tests",
+        "--bench",
+        PATHS_BENCH,
+    ]))?;
+    let path = built
+        .into_iter()
+        .find(|(name, _)| name == PATHS_BENCH)
+        .map(|(_, p)| p)
+        .context("cargo built no paths bench")?;
+    let bench =
+        TestBin { name: PATHS_BENCH.to_owned(), path, args: Vec::new(), collector: None, fentry_off: false };
+    Ok((sensor, vec![bench]))
+}
+
+/// The table the paths bench printed in a guest's console.
+fn bench_output(console: &str) -> String {
+    let Some((_, after)) = console.split_once(&format!("{} start {PATHS_BENCH}", initramfs::MARK)) else {
+        return " (did not run)".to_owned();
+    };
+    let section = after.split(&format!("{} end {PATHS_BENCH}", initramfs::MARK)).next().unwrap_or(after);
+    let table: Vec<&str> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("ns per op"))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if table.is_empty() {
+        " (no table: see the guest log)".to_owned()
+    } else {
+        format!("\n{}", table.join("\n"))
+    }
 }
 
 /// (target name, executable) of each artifact a cargo build reports.
