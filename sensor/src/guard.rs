@@ -108,15 +108,14 @@ pub fn register_own_ids(ebpf: &mut Ebpf, map_ids: &[u32]) {
 /// `BPF_MAP_FREEZE`: no more changes to the map from user space (the programs may still write).
 pub fn freeze(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     // `union bpf_attr` for this command: `__u32 map_fd`, the rest zero.
-    let attr: [u32; 2] = [u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX), 0];
-    // SAFETY: the bpf syscall reads `size_of_val(&attr)` bytes from a valid pointer.
+    bpf(BPF_MAP_FREEZE, &[u64::from(u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX))]).map(drop)
+}
+
+/// `bpf()` with a small attribute block.
+pub(crate) fn bpf(cmd: libc::c_long, attr: &[u64]) -> std::io::Result<i64> {
+    // SAFETY: the bpf syscall reads `size_of_val(attr)` bytes from a valid pointer.
     let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_FREEZE,
-            attr.as_ptr(),
-            std::mem::size_of_val(&attr) as libc::c_uint,
-        )
+        libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), std::mem::size_of_val(attr) as libc::c_uint)
     };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) }
 }

@@ -33,7 +33,10 @@ use sensor_common::{EventKind, names, tamper::Control};
 use sha2::{Digest as _, Sha256};
 use tracing::{info, warn};
 
-use crate::loader::{EBPF_OBJECT, LoadConfig};
+use crate::{
+    guard::bpf,
+    loader::{EBPF_OBJECT, LoadConfig},
+};
 
 /// The maps a sensor needs to adopt pinned programs.
 const PINNED_MAPS: [&str; 14] = [
@@ -180,15 +183,6 @@ pub fn own_links(ebpf: &Ebpf) -> Result<Vec<(u32, String)>, String> {
             .to_owned());
     }
     Ok(links.into_iter().map(|(id, n, _)| (id, n)).collect())
-}
-
-/// `bpf()` with a small attribute block.
-fn bpf(cmd: libc::c_long, attr: &[u64]) -> std::io::Result<i64> {
-    // SAFETY: the bpf syscall reads `size_of_val(attr)` bytes from a valid pointer.
-    let r = unsafe {
-        libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), std::mem::size_of_val(attr) as libc::c_uint)
-    };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) }
 }
 
 /// Pins the BPF link `id` at `path` (`BPF_LINK_GET_FD_BY_ID`, then `BPF_OBJ_PIN`).

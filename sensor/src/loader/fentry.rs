@@ -116,25 +116,17 @@ pub fn tracing_refused() -> Option<String> {
     attr[1] = insns.as_ptr() as u64;
     attr[2] = license.as_ptr() as u64;
     attr[8] = BPF_TRACE_FENTRY << 32;
-    // SAFETY: the bpf syscall reads `size_of_val(&attr)` bytes from a valid pointer; the
-    // pointers in it stay valid for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            attr.as_ptr(),
-            std::mem::size_of_val(&attr) as libc::c_uint,
-        )
-    };
-    if r >= 0 {
-        // SAFETY: a descriptor the kernel just returned, owned here.
-        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(r as i32) });
-        return None;
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EINVAL) => None,
-        _ => Some(format!("the kernel refuses tracing programs: {e}")),
+    // The pointers in `attr` stay valid for the call.
+    match crate::guard::bpf(BPF_PROG_LOAD, &attr) {
+        Ok(fd) => {
+            // SAFETY: a descriptor the kernel just returned, owned here.
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) });
+            None
+        }
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EINVAL) => None,
+            _ => Some(format!("the kernel refuses tracing programs: {e}")),
+        },
     }
 }
 
