@@ -126,11 +126,14 @@ pub struct PendingNet {
     /// The sockaddr argument as read at enter, in native-endian words (a `sockaddr_in6` is 28
     /// bytes); zero when none. Words, not bytes, so the programs copy it without byte loops.
     pub sockaddr: [u64; 4],
+    /// Where the sockaddr is in the caller's memory (zero when none): read again at exit when
+    /// the enter's read found no page there.
+    pub sockaddr_ptr: u64,
     pub buf: u64,
     pub len: u64,
 }
 
-const _: () = assert!(size_of::<PendingNet>() == 56);
+const _: () = assert!(size_of::<PendingNet>() == 64);
 
 /// Key of the UDP flow table: one report per (process, remote address, remote port).
 #[repr(C)]

@@ -1,7 +1,8 @@
 //! Network events: one program on `sys_enter_*` and one on `sys_exit_*` of connect, accept,
 //! accept4, bind, listen, sendto, sendmsg and sendmmsg. Which argument is what comes from
 //! `NET_SYSCALLS` (written by the loader). Addresses come from the socket (`struct sock_common`)
-//! and, for connect/bind/sendto/sendmsg, from the sockaddr argument read at enter.
+//! and, for connect/bind/sendto/sendmsg, from the sockaddr argument read at enter (or at exit,
+//! when its page was not there yet at enter).
 //!
 //! UDP is reported once per (process, remote address, port) flow (`NET_FLOWS`, an LRU): the
 //! flow's first datagram, with up to `NET_PAYLOAD_MAX` bytes of its payload, whatever the port
@@ -102,20 +103,28 @@ fn enter(ctx: &impl Syscall) -> u32 {
         }
     }
     let mut p = pending(nr, arg_at(&args, 0) as u32, buf, len);
-    if addr_ptr != 0 {
-        // A sockaddr_in is 16 bytes, a sockaddr_in6 28: read the longer one only for IPv6, so a
-        // short sockaddr at the end of a page still reads (a failed read leaves zeros).
-        let sa = p.sockaddr.as_mut_ptr().cast();
-        // SAFETY: user memory read with the probe helper into a stack value.
-        unsafe {
-            bpf_probe_read_user(sa, 16, addr_ptr as *const _);
-            if p.sockaddr[0] as u16 == AF_INET6 {
-                bpf_probe_read_user(sa, 28, addr_ptr as *const _);
-            }
-        }
-    }
+    p.sockaddr_ptr = addr_ptr;
+    read_sockaddr(&mut p.sockaddr, addr_ptr);
     let _ = PENDING_NET.insert(id as u32, p, 0);
     0
+}
+
+/// The caller's sockaddr at `ptr` (none when zero) into `sa`. A sockaddr_in is 16 bytes, a
+/// sockaddr_in6 28: the longer one is read only for IPv6, so a short sockaddr at the end of a
+/// page still reads; a failed read leaves zeros.
+#[inline(always)]
+fn read_sockaddr(sa: &mut [u64; 4], ptr: u64) {
+    if ptr == 0 {
+        return;
+    }
+    let to = sa.as_mut_ptr().cast();
+    // SAFETY: user memory read with the probe helper into `sa`, within its 32 bytes.
+    unsafe {
+        bpf_probe_read_user(to, 16, ptr as *const _);
+        if sa[0] as u16 == AF_INET6 {
+            bpf_probe_read_user(to, 28, ptr as *const _);
+        }
+    }
 }
 
 /// A [`PendingNet`] with no sockaddr yet, written word by word (a struct literal with zeros
@@ -129,6 +138,7 @@ fn pending(nr: u32, fd: u32, buf: u64, len: u64) -> PendingNet {
         core::ptr::write_volatile(&raw mut (*w).nr, nr);
         core::ptr::write_volatile(&raw mut (*w).fd, fd);
         core::ptr::write_volatile(&raw mut (*w).sockaddr, zero_words());
+        core::ptr::write_volatile(&raw mut (*w).sockaddr_ptr, 0);
         core::ptr::write_volatile(&raw mut (*w).buf, buf);
         core::ptr::write_volatile(&raw mut (*w).len, len);
         p.assume_init()
@@ -170,7 +180,7 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     let tid = id as u32;
     let tgid = (id >> 32) as u32;
     // SAFETY: map lookups; the value is copied out before removal.
-    let Some(p) = (unsafe { PENDING_NET.get(tid) }).copied() else { return Ok(()) };
+    let Some(mut p) = (unsafe { PENDING_NET.get(tid) }).copied() else { return Ok(()) };
     let _ = PENDING_NET.remove(tid);
     // SAFETY: map lookup of a plain value.
     let Some(spec) = (unsafe { NET_SYSCALLS.get(p.nr) }).copied() else { return Ok(()) };
@@ -193,6 +203,12 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
         return Ok(());
     }
     let datagram = sock_type == SOCK_DGRAM;
+    if p.sockaddr[0] as u16 == 0 {
+        // Not read at enter: no page was there yet (a probe read cannot fault one in, and a
+        // sockaddr in a program's untouched static data has none until used). The call has
+        // copied it in by now.
+        read_sockaddr(&mut p.sockaddr, p.sockaddr_ptr);
+    }
     let (sa_family, sa_port, sa_addr) = sockaddr(&p.sockaddr);
     let (mut remote_port, mut remote_addr) = remote_of(sk, family);
     if (sa_family == AF_INET || sa_family == AF_INET6) && matches!(spec.op, op::CONNECT | op::SEND) {

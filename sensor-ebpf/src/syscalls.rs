@@ -214,6 +214,21 @@ fn bpf_cmd_enter(ctx: &impl Syscall) -> u32 {
     }
     // SAFETY: `p` is the scratch slot; user memory is read with the probe helper.
     save(tid, EventKind::BpfLoad, |p| unsafe {
+        (*p).arg1 = attr;
+        read_prog_load_attr(p, attr);
+    });
+    0
+}
+
+/// The program type and name of a `BPF_PROG_LOAD` attribute block at `attr` into `p`; a name
+/// that cannot be read is left empty.
+///
+/// # Safety
+/// `p` is the scratch slot.
+#[inline(always)]
+unsafe fn read_prog_load_attr(p: *mut PendingSyscall, attr: u64) {
+    // SAFETY: the caller's slot; user memory is read with the probe helper.
+    unsafe {
         let mut prog_type = 0u32;
         let _ = bpf_probe_read_user((&raw mut prog_type).cast(), 4, attr as *const _);
         (*p).arg0 = prog_type;
@@ -221,8 +236,7 @@ fn bpf_cmd_enter(ctx: &impl Syscall) -> u32 {
         if bpf_probe_read_user(name.cast(), 16, (attr + BPF_ATTR_PROG_NAME) as *const _) != 0 {
             *name = 0;
         }
-    });
-    0
+    }
 }
 
 crate::syscall_program!(exit sys_exit_bpf, raw_exit_bpf, [fexit_bpf_0 = 0 fexit_bpf_1 = 1], bpf_cmd_exit);
@@ -241,6 +255,14 @@ fn bpf_cmd_exit(ctx: &impl Syscall) -> u32 {
     }
     if kind != EventKind::BpfLoad as u32 {
         return 0;
+    }
+    // SAFETY: the scratch slot. An attribute block the enter side could not read (a page not
+    // touched yet) has been copied by the kernel since: read it again. A name the program left
+    // empty reads empty again.
+    unsafe {
+        if (*saved).name[0] == 0 {
+            read_prog_load_attr(saved, (*saved).arg1);
+        }
     }
     emit::<BpfLoadEvent>(EventKind::BpfLoad, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
@@ -269,12 +291,30 @@ fn memfd_enter(ctx: &impl Syscall) -> u32 {
     // SAFETY: `p` is the scratch slot; user memory is read with the probe helper.
     save(tid, EventKind::MemfdCreate, |p| unsafe {
         (*p).arg0 = flags;
+        (*p).arg1 = uname;
         let name = (&raw mut (*p).name).cast::<u8>();
         if bpf_probe_read_user_str(name.cast(), MEMFD_NAME_LEN as u32, uname as *const _) <= 0 {
             *name = 0;
         }
     });
     0
+}
+
+/// Reads the user string at `from` into `name` again at a call's exit when the enter side could
+/// not (it came back empty). A probe read cannot fault a page in: a name in a page the process
+/// has not touched yet (a string constant of a program that just started) reads as nothing at
+/// the enter; the call itself has read it by its exit, so the page is there then.
+///
+/// # Safety
+/// `name` points at `len` writable bytes.
+#[inline(always)]
+unsafe fn reread_user_name(name: *mut u8, len: u32, from: u64) {
+    // SAFETY: the caller's `name`; user memory is read with the probe helper.
+    unsafe {
+        if from != 0 && *name == 0 && bpf_probe_read_user_str(name.cast(), len, from as *const _) <= 0 {
+            *name = 0;
+        }
+    }
 }
 
 crate::syscall_program!(exit sys_exit_memfd_create, raw_exit_memfd, [fexit_memfd_0 = 0 fexit_memfd_1 = 1], memfd_exit);
@@ -284,6 +324,8 @@ fn memfd_exit(ctx: &impl Syscall) -> u32 {
     let Some((task, tid, tgid)) = current() else { return 0 };
     let Some(saved) = take(tid, EventKind::MemfdCreate) else { return 0 };
     let result = ctx.ret() as i32;
+    // SAFETY: the scratch slot, just written.
+    unsafe { reread_user_name((&raw mut (*saved).name).cast(), MEMFD_NAME_LEN as u32, (*saved).arg1) };
     emit::<MemfdEvent>(EventKind::MemfdCreate, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
         unsafe {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: start the real sensor in-process with a channel
 //! sink, run processes, and wait for the records they cause.
 
+pub mod actor;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -275,4 +277,28 @@ impl Drop for SmallFs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
     }
+}
+
+/// `bytes` in a private read-only mapping of a new file, not read by this process yet (so not
+/// mapped in its page tables); the mapping is left to the process's exit. What a program's
+/// static data that it has not used yet looks like to a probe read in the kernel: no page.
+pub fn untouched_page(bytes: &[u8]) -> *const u8 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("name");
+    std::fs::write(&path, bytes).expect("write");
+    let file = std::fs::File::open(&path).expect("open");
+    // SAFETY: a new private mapping of a file this process holds open; the kernel picks the
+    // address.
+    let at = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+        )
+    };
+    assert_ne!(at, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+    at.cast()
 }

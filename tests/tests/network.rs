@@ -335,3 +335,32 @@ fn first_datagram_of_every_udp_flow_carries_its_payload() {
     assert_eq!(of(53).len(), 2, "every datagram to port 53");
     assert!(of(53).iter().all(|s| s.1 == query));
 }
+
+/// A destination in memory the sender has not touched yet (a program's static data before its
+/// first use) has no page when the call starts, and a probe read cannot fault one in: the
+/// address is read again when the call returns, once the kernel has copied it.
+#[test]
+fn a_destination_in_an_untouched_page_is_still_reported() {
+    let mut s = start();
+    let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+    let port = sink.local_addr().expect("a").port();
+    // struct sockaddr_in: family, port (network order), address, zero padding.
+    let mut sa = [0u8; 16];
+    sa[..2].copy_from_slice(&u16::try_from(libc::AF_INET).expect("family").to_ne_bytes());
+    sa[2..4].copy_from_slice(&port.to_be_bytes());
+    sa[4..8].copy_from_slice(&[127, 0, 0, 1]);
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind sender");
+    let n = act_net(
+        &mut s,
+        || {
+            let to = sensor_tests::untouched_page(&sa);
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&sender);
+            // SAFETY: sendto from a live buffer to a 16-byte sockaddr_in in a live mapping.
+            let sent = unsafe { libc::sendto(fd, b"x".as_ptr().cast(), 1, 0, to.cast(), 16) };
+            assert_eq!(sent, 1, "sendto: {}", std::io::Error::last_os_error());
+        },
+        |n| n.op == "send" && n.remote_port == u32::from(port),
+    );
+    assert_eq!((n.protocol.as_str(), n.remote_address.as_str()), ("udp", "127.0.0.1"));
+    s.stop();
+}

@@ -47,10 +47,6 @@ const MIN_KERNEL: ((u32, u32), &str) =
 ///   and the test failed now and then on 5.10 (context degraded as designed, not lost). It
 ///   stays in `cargo xtask test`.
 /// - From `pin`: the run without pins, which measures the hole pinning closes.
-/// - From `process`: the memfd and ptrace/bpf tests drive python3 and the container/terminal
-///   test runs util-linux `script`, neither of which is in the guest; the writable-tmpfs test
-///   asserts that `/bin/true` on the root file system is *not* on a tmpfs, but the guest's root
-///   is the initramfs, which is one.
 const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 7] = [
     ("exec", None, &[]),
     ("lineage", None, &[]),
@@ -59,20 +55,7 @@ const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 7] = [
     // The sensor with /sys/kernel/btf hidden (a private mount namespace) and a copy of the
     // kernel's BTF given with --btf; and with no BTF at all.
     ("btf", None, &[]),
-    (
-        "process",
-        None,
-        &[
-            "--skip",
-            "exec_from_memfd_is_flagged_fileless",
-            "--skip",
-            "ptrace_attach_and_bpf_load_by_others_are_recorded",
-            "--skip",
-            "container_context_and_terminal_are_recorded",
-            "--skip",
-            "exec_from_writable_tmpfs_is_flagged",
-        ],
-    ),
+    ("process", None, &[]),
     // Pinning: on from 5.15 (classic tracepoint links), off with its reason before. The run
     // without pins only measures the hole pinning closes (on the host).
     ("pin", None, &["--skip", "a_sigkill_and_restart_without_pins_is_reported"]),
