@@ -217,19 +217,36 @@ pub fn bpf_enter(task: *const u8, tid: u32, cmd: u32, attr: u64) {
 /// userspace compares with its pin directory.
 #[inline(always)]
 fn obj_get_enter(tid: u32, attr: u64) {
-    // SAFETY: `p` is the scratch slot; user memory is read with the probe helpers.
+    // SAFETY: `p` is the scratch slot.
     save(tid, EventKind::BpfAccess, |p| unsafe {
-        // `arg1` (object kind) and `arg2` (id) stay 0: a path, not an id.
+        // `arg1` (object kind) stays 0: a path, not an id; `arg2` keeps the attribute block's
+        // address for the exit (see `obj_get_path`).
         (*p).arg0 = bpf_cmd::OBJ_GET;
+        (*p).arg2 = attr;
+        obj_get_path(p);
+    });
+}
+
+/// The path of the `BPF_OBJ_GET` attribute block at `(*p).arg2` into `(*p).name` (empty when
+/// unreadable). Read at the enter and, when that found no page (a path in memory the caller
+/// has not touched yet: a probe read cannot fault it in), again at the exit, after the kernel
+/// copied it: an opener of the sensor's pins cannot hide the path that way.
+///
+/// # Safety
+/// `p` is the scratch slot.
+#[inline(always)]
+unsafe fn obj_get_path(p: *mut PendingSyscall) {
+    // SAFETY: the caller's slot; user memory is read with the probe helpers.
+    unsafe {
         let mut path = 0u64;
         let name = (&raw mut (*p).name).cast::<u8>();
-        if bpf_probe_read_user((&raw mut path).cast(), 8, attr as *const _) != 0
+        if bpf_probe_read_user((&raw mut path).cast(), 8, (*p).arg2 as *const _) != 0
             || path == 0
             || bpf_probe_read_user_str(name.cast(), BPF_PATH_LEN as u32, path as *const _) <= 0
         {
             *name = 0;
         }
-    });
+    }
 }
 
 /// Emits the BPF command event saved by [`bpf_enter`] or [`obj_get_enter`].
@@ -237,13 +254,14 @@ fn obj_get_enter(tid: u32, attr: u64) {
 /// # Safety
 /// `saved` must be the scratch slot holding this thread's saved state.
 #[inline(always)]
-pub unsafe fn bpf_exit(
-    ctx: &impl Syscall,
-    task: *const u8,
-    tid: u32,
-    tgid: u32,
-    saved: *const PendingSyscall,
-) {
+pub unsafe fn bpf_exit(ctx: &impl Syscall, task: *const u8, tid: u32, tgid: u32, saved: *mut PendingSyscall) {
+    // SAFETY: the scratch slot, per the contract.
+    let obj_get = unsafe { (*saved).arg0 } == bpf_cmd::OBJ_GET;
+    // SAFETY: as above.
+    if obj_get && unsafe { (*saved).name[0] } == 0 {
+        // SAFETY: as above.
+        unsafe { obj_get_path(saved) };
+    }
     // Generic over the way in, so each program has its own copy of the fill below (shared by
     // two programs, LLVM would make it a subprogram: see the loader's no-subprogram test).
     let result = ctx.ret() as i32;
@@ -253,7 +271,7 @@ pub unsafe fn bpf_exit(
             fill_task(task, &raw mut (*ev).task)?;
             (*ev).cmd = (*saved).arg0;
             (*ev).obj_type = (*saved).arg1 as u32;
-            (*ev).obj_id = (*saved).arg2 as u32;
+            (*ev).obj_id = if obj_get { 0 } else { (*saved).arg2 as u32 };
             (*ev).result = result;
             let src = (&raw const (*saved).name).cast::<[u8; BPF_PATH_LEN]>();
             copy_kernel(&raw mut (*ev).path, src);

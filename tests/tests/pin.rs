@@ -278,11 +278,14 @@ fn one_sensor_per_pin_directory_and_other_versions_are_replaced() {
 }
 
 /// Opens a pinned object the way `bpftool map show pinned PATH` does (`BPF_OBJ_GET`), from a
-/// child process; returns its pid and the result.
-fn obj_get_in_child(path: &Path) -> (u32, i64) {
+/// child process; returns its pid and the result. With `untouched`, the path is in memory the
+/// child has not touched (as an intruder's tool could place it, to blind a read at the call's
+/// start).
+fn obj_get_in_child(path: &Path, untouched: bool) -> (u32, i64) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    let at = if untouched { sensor_tests::untouched_page(c.as_bytes_with_nul()) } else { c.as_ptr().cast() };
     // `union bpf_attr` for BPF_OBJ_GET: `__aligned_u64 pathname`, `__u32 bpf_fd`, `__u32 file_flags`.
-    let attr: [u64; 2] = [c.as_ptr() as u64, 0];
+    let attr: [u64; 2] = [at as u64, 0];
     let mut pipe = [0i32; 2];
     // SAFETY: a pipe into a valid array; the child only makes async-signal-safe calls.
     unsafe {
@@ -323,24 +326,30 @@ fn opening_a_pinned_object_is_alerted() {
         eprintln!("pinning is off on this kernel: obj_get not checked");
         return;
     };
-    let (pid, fd) = obj_get_in_child(&map);
-    assert!(fd >= 0, "BPF_OBJ_GET failed: {fd}");
+    // The second opener's path is in a page it has not touched: the enter cannot read it, the
+    // exit does (fails without it: the record's path is empty).
+    let openers = [obj_get_in_child(&map, false), obj_get_in_child(&map, true)];
+    for (_, fd) in openers {
+        assert!(fd >= 0, "BPF_OBJ_GET failed: {fd}");
+    }
     std::thread::sleep(Duration::from_millis(500));
     signal(&sensor, Signal::SIGINT);
     assert!(sensor.wait().expect("wait").success());
     let records = records(&rec);
-    let access = records
-        .iter()
-        .find(|r| r["bpf_access"]["command"] == "obj_get" && r["process"]["pid"] == pid)
-        .unwrap_or_else(|| panic!("no obj_get record for pid {pid}"));
-    assert_eq!(access["bpf_access"]["object_type"], "pin");
-    assert_eq!(access["bpf_access"]["path"], map.display().to_string());
-    assert!(
-        records
+    for (pid, _) in openers {
+        let access = records
             .iter()
-            .any(|r| r["alert"]["rule_id"] == "sensor.tamper.bpf_access" && r["process"]["pid"] == pid),
-        "no sensor.tamper.bpf_access alert for pid {pid}"
-    );
+            .find(|r| r["bpf_access"]["command"] == "obj_get" && r["process"]["pid"] == pid)
+            .unwrap_or_else(|| panic!("no obj_get record for pid {pid}"));
+        assert_eq!(access["bpf_access"]["object_type"], "pin");
+        assert_eq!(access["bpf_access"]["path"], map.display().to_string());
+        assert!(
+            records
+                .iter()
+                .any(|r| r["alert"]["rule_id"] == "sensor.tamper.bpf_access" && r["process"]["pid"] == pid),
+            "no sensor.tamper.bpf_access alert for pid {pid}"
+        );
+    }
     // The sensor's own use of its objects (pinning, adopting) is not reported.
     let own: Vec<&Value> =
         records.iter().filter(|r| r["bpf_access"].is_object() && r["process"]["pid"] == sensor_pid).collect();
