@@ -117,15 +117,31 @@ pub fn outcome(console: &str, name: &str) -> Outcome {
     if rc == 0 {
         return Outcome::Pass;
     }
-    let failed = section[..at]
+    Outcome::Fail(rc, failed_tests(&section[..at]))
+}
+
+/// The failed tests of one binary's output: the list libtest prints last (`failures:` and a
+/// name per indented line), which stays whole when log lines of the test interleave with its
+/// `test NAME ... FAILED` line; those lines where there is no list.
+fn failed_tests(output: &str) -> Vec<String> {
+    if let Some(at) = output.rfind("\nfailures:\n") {
+        let names: Vec<String> = output[at + 11..]
+            .lines()
+            .take_while(|l| l.starts_with("    "))
+            .map(|l| l.trim().to_owned())
+            .collect();
+        if !names.is_empty() {
+            return names;
+        }
+    }
+    output
         .lines()
         .filter_map(|l| {
             let l = l.trim_end();
             let rest = &l[l.find("test ")? + 5..];
             rest.strip_suffix(" ... FAILED").map(str::to_owned)
         })
-        .collect();
-    Outcome::Fail(rc, failed)
+        .collect()
 }
 
 /// Value after `"{MARK} {key} "` on the console, if printed.
@@ -156,5 +172,13 @@ mod tests {
         assert!(matches!(outcome(console, "lineage"), Outcome::NoResult(_)));
         assert_eq!(outcome(console, "dns"), Outcome::Off("the dns collector is off".to_owned()));
         assert_eq!(marker_value(console, "kernel"), Some("6.1.0"));
+    }
+
+    #[test]
+    fn failed_tests_come_from_the_final_list_when_log_lines_interleave() {
+        let output = "test a ... INFO sensor: pins removed\nFAILED\ntest b ... ok\n\nfailures:\n\n\
+                      ---- a stdout ----\npanicked\n\nfailures:\n    a\n    c\n\ntest result: FAILED.\n";
+        assert_eq!(failed_tests(output), vec!["a".to_owned(), "c".to_owned()]);
+        assert_eq!(failed_tests("test x ... FAILED\n"), vec!["x".to_owned()]);
     }
 }
