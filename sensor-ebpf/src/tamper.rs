@@ -177,40 +177,67 @@ fn pidfd_pid(task: *const u8, pidfd: u32) -> u32 {
 // --- bpf() commands on the sensor's objects (exit: `sys_exit_bpf`) ---
 
 /// Saves what the exit reports when `cmd` touches one of the sensor's objects or opens a pin.
+/// When the attribute block cannot be read yet (a page the caller has not touched: a probe read
+/// cannot fault it in), the command is saved unresolved and the exit, after the kernel copied
+/// the block in, decides (see [`bpf_exit`]): otherwise an intruder could reach the sensor's maps
+/// by id or fd without a record.
 #[inline(always)]
 pub fn bpf_enter(task: *const u8, tid: u32, cmd: u32, attr: u64) {
-    let (kind, id) = match cmd {
-        bpf_cmd::PROG_GET_FD_BY_ID => (OBJ_PROG, user_u32(attr)),
-        bpf_cmd::MAP_GET_FD_BY_ID => (OBJ_MAP, user_u32(attr)),
-        bpf_cmd::LINK_GET_FD_BY_ID => (OBJ_LINK, user_u32(attr)),
+    if cmd == bpf_cmd::OBJ_GET {
+        obj_get_enter(tid, attr);
+        return;
+    }
+    let Some(target) = target_of(task, cmd, attr) else { return };
+    match target {
+        Ok((kind, id)) => {
+            if !is_own(kind, id) {
+                return;
+            }
+            // SAFETY: `p` is the scratch slot.
+            save(tid, EventKind::BpfAccess, |p| unsafe {
+                (*p).arg0 = cmd;
+                (*p).arg1 = kind;
+                (*p).arg2 = u64::from(id);
+                *(&raw mut (*p).name).cast::<u8>() = 0;
+            });
+        }
+        // SAFETY: `p` is the scratch slot. `arg1` 0: not resolved; `arg2`: the block's address.
+        Err(()) => save(tid, EventKind::BpfAccess, |p| unsafe {
+            (*p).arg0 = cmd;
+            (*p).arg1 = 0;
+            (*p).arg2 = attr;
+            *(&raw mut (*p).name).cast::<u8>() = 0;
+        }),
+    }
+}
+
+/// The kind and id of the object `cmd` acts on, from its attribute block at `attr` (an id, or a
+/// descriptor of `task`'s; id 0 when the descriptor holds no such object). `None` for commands
+/// the sensor does not watch; `Err` when the block could not be read.
+#[inline(always)]
+fn target_of(task: *const u8, cmd: u32, attr: u64) -> Option<Result<(u64, u32), ()>> {
+    let (kind, at, by_fd, id_off) = match cmd {
+        bpf_cmd::PROG_GET_FD_BY_ID => (OBJ_PROG, attr, false, 0),
+        bpf_cmd::MAP_GET_FD_BY_ID => (OBJ_MAP, attr, false, 0),
+        bpf_cmd::LINK_GET_FD_BY_ID => (OBJ_LINK, attr, false, 0),
         bpf_cmd::MAP_UPDATE_ELEM
         | bpf_cmd::MAP_DELETE_ELEM
         | bpf_cmd::MAP_LOOKUP_AND_DELETE_ELEM
-        | bpf_cmd::MAP_FREEZE => (OBJ_MAP, object_id(task, user_u32(attr), off!(bpf_map_id))),
+        | bpf_cmd::MAP_FREEZE => (OBJ_MAP, attr, true, off!(bpf_map_id)),
         // `batch`: in_batch, out_batch, keys, values (u64 each), count, then map_fd.
-        bpf_cmd::MAP_UPDATE_BATCH | bpf_cmd::MAP_DELETE_BATCH => {
-            (OBJ_MAP, object_id(task, user_u32(attr + 36), off!(bpf_map_id)))
-        }
-        bpf_cmd::LINK_UPDATE | bpf_cmd::LINK_DETACH => {
-            (OBJ_LINK, object_id(task, user_u32(attr), off!(bpf_link_id)))
-        }
-        bpf_cmd::OBJ_GET => {
-            obj_get_enter(tid, attr);
-            return;
-        }
-        _ => return,
+        bpf_cmd::MAP_UPDATE_BATCH | bpf_cmd::MAP_DELETE_BATCH => (OBJ_MAP, attr + 36, true, off!(bpf_map_id)),
+        bpf_cmd::LINK_UPDATE | bpf_cmd::LINK_DETACH => (OBJ_LINK, attr, true, off!(bpf_link_id)),
+        _ => return None,
     };
+    let Ok(v) = user_u32(at) else { return Some(Err(())) };
+    Some(Ok((kind, if by_fd { object_id(task, v, id_off) } else { v })))
+}
+
+/// Whether object `id` of `kind` is one of the sensor's own.
+#[inline(always)]
+fn is_own(kind: u64, id: u32) -> bool {
     // SAFETY: map lookup of a plain value.
-    if id == 0 || unsafe { OWN_IDS.get(own_id_key(kind, id)) }.is_none() {
-        return;
-    }
-    // SAFETY: `p` is the scratch slot.
-    save(tid, EventKind::BpfAccess, |p| unsafe {
-        (*p).arg0 = cmd;
-        (*p).arg1 = kind;
-        (*p).arg2 = u64::from(id);
-        *(&raw mut (*p).name).cast::<u8>() = 0;
-    });
+    id != 0 && unsafe { OWN_IDS.get(own_id_key(kind, id)) }.is_some()
 }
 
 /// `BPF_OBJ_GET` (`union bpf_attr`: `__aligned_u64 pathname` first): saves the path, which
@@ -262,6 +289,21 @@ pub unsafe fn bpf_exit(ctx: &impl Syscall, task: *const u8, tid: u32, tgid: u32,
         // SAFETY: as above.
         unsafe { obj_get_path(saved) };
     }
+    // SAFETY: as above.
+    if !obj_get && unsafe { (*saved).arg1 } == 0 {
+        // Saved unresolved by `bpf_enter`: the attribute block is readable now.
+        // SAFETY: as above.
+        let (cmd, attr) = unsafe { ((*saved).arg0, (*saved).arg2) };
+        let Some(Ok((kind, id))) = target_of(task, cmd, attr) else { return };
+        if !is_own(kind, id) {
+            return;
+        }
+        // SAFETY: as above.
+        unsafe {
+            (*saved).arg1 = kind;
+            (*saved).arg2 = u64::from(id);
+        }
+    }
     // Generic over the way in, so each program has its own copy of the fill below (shared by
     // two programs, LLVM would make it a subprogram: see the loader's no-subprogram test).
     let result = ctx.ret() as i32;
@@ -301,12 +343,15 @@ fn object_id(task: *const u8, fd: u32, id_off: u32) -> u32 {
     }
 }
 
+/// A `u32` of the caller's memory; `Err` when no page is there.
 #[inline(always)]
-fn user_u32(addr: u64) -> u32 {
+fn user_u32(addr: u64) -> Result<u32, ()> {
     let mut v = 0u32;
     // SAFETY: user memory read with the probe helper into a stack value.
-    unsafe { bpf_probe_read_user((&raw mut v).cast(), 4, addr as *const _) };
-    v
+    if unsafe { bpf_probe_read_user((&raw mut v).cast(), 4, addr as *const _) } != 0 {
+        return Err(());
+    }
+    Ok(v)
 }
 
 const _: () = assert!(FLAG_TARGET_SENSOR != FLAG_SENDER_IS_PARENT);

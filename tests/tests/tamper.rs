@@ -35,7 +35,9 @@ libc.ptrace(17, pid, None, None)  # PTRACE_DETACH
 ";
 
 /// Takes an fd of one of `pid`'s BPF programs by id (`BPF_PROG_GET_FD_BY_ID`), as a tool that
-/// wants to detach or inspect the sensor would.
+/// wants to detach or inspect the sensor would. With a second argument, the attribute block is
+/// in a page this process has not touched (a file mapped, not read), which a read at the call's
+/// start cannot see.
 const PROG_GET_FD_BY_ID: &str = "
 import ctypes, os, sys
 pid = sys.argv[1]
@@ -50,7 +52,15 @@ for fd in os.listdir('/proc/%s/fdinfo' % pid):
 if not ids:
     sys.exit('no BPF programs in the sensor')
 libc = ctypes.CDLL(None, use_errno=True)
-attr = (ctypes.c_uint32 * 4)(min(ids), 0, 0, 0)
+if len(sys.argv) > 2:
+    import mmap, struct, tempfile
+    f = tempfile.TemporaryFile()
+    f.write(struct.pack('<IIII', min(ids), 0, 0, 0).ljust(4096, b'\\0'))
+    f.flush()
+    m = mmap.mmap(f.fileno(), 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    attr = ctypes.c_char.from_buffer(m)
+else:
+    attr = (ctypes.c_uint32 * 4)(min(ids), 0, 0, 0)
 fd = libc.syscall(321, 13, ctypes.byref(attr), 16)  # bpf(BPF_PROG_GET_FD_BY_ID)
 if fd < 0:
     sys.exit('BPF_PROG_GET_FD_BY_ID: errno %d' % ctypes.get_errno())
@@ -109,6 +119,7 @@ fn acts_against_the_sensor_raise_tamper_alerts_naming_the_actor() {
 
     let ptrace = run("/usr/bin/python3", &["-c", PTRACE, &spid]);
     let bpf = run("/usr/bin/python3", &["-c", PROG_GET_FD_BY_ID, &spid]);
+    let bpf_untouched = run("/usr/bin/python3", &["-c", PROG_GET_FD_BY_ID, &spid, "untouched"]);
     let edit = run("/bin/sh", &["-c", &format!("echo '# edited' >> {}", config.display())]);
     let stop = run("/bin/kill", &["-STOP", &spid]);
     std::thread::sleep(Duration::from_millis(300));
@@ -122,6 +133,7 @@ fn acts_against_the_sensor_raise_tamper_alerts_naming_the_actor() {
     alert_by(&records, "sensor.tamper.process_access", ptrace);
     let b = alert_by(&records, "sensor.tamper.bpf_access", bpf);
     assert_eq!(b["alert"]["techniques"][0], "T1562.001", "{b:#}");
+    alert_by(&records, "sensor.tamper.bpf_access", bpf_untouched);
     let e = alert_by(&records, "sensor.tamper.file", edit);
     assert!(e["alert"]["category"] == "sensor_file", "{e:#}");
     let s = alert_by(&records, "sensor.tamper.kill_stop", stop);
