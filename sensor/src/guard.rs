@@ -69,11 +69,8 @@ pub fn register_own_ids(ebpf: &mut Ebpf, map_ids: &[u32]) {
     let progs: Vec<u32> = ebpf.programs().filter_map(|(_, p)| p.info().ok().map(|i| i.id())).collect();
     // Links are found through their programs (raw tracepoint links are bpf links; classic
     // tracepoint links are bpf links of type perf_event from 5.15 on, invisible before).
-    let links: Vec<u32> = aya::programs::loaded_links()
-        .filter_map(Result::ok)
-        .filter(|l| progs.contains(&l.program_id()))
-        .map(|l| l.id())
-        .collect();
+    let links: Vec<u32> =
+        held_links().into_iter().filter(|l| progs.contains(&l.program_id)).map(|l| l.id).collect();
     let Some(map) = ebpf.map_mut(names::MAP_OWN_IDS) else {
         warn!("map OWN_IDS missing: bpf() commands on the sensor's objects are not reported");
         return;
@@ -118,4 +115,51 @@ pub(crate) fn bpf(cmd: libc::c_long, attr: &[u64]) -> std::io::Result<i64> {
         libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), std::mem::size_of_val(attr) as libc::c_uint)
     };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// A BPF link whose descriptor this process holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldLink {
+    pub id: u32,
+    pub program_id: u32,
+}
+
+/// The BPF links this process holds a descriptor of, from `/proc/self/fdinfo` (`link_id:` and
+/// `prog_id:` lines, printed for link descriptors since 5.8). Not `aya::programs::loaded_links`:
+/// that takes a descriptor of every link of the machine by id, which another sensor running
+/// (a restart that overlaps, a second instance) rightly reports as a `bpf()` command on its
+/// objects.
+pub fn held_links() -> Vec<HeldLink> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fdinfo") else { return Vec::new() };
+    let mut links: Vec<HeldLink> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|info| fdinfo_link(&info))
+        .collect();
+    links.sort_unstable_by_key(|l| l.id);
+    links.dedup();
+    links
+}
+
+/// The link of one descriptor's fdinfo text, if it is a BPF link.
+fn fdinfo_link(info: &str) -> Option<HeldLink> {
+    let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<u32>().ok());
+    Some(HeldLink { id: field("link_id:")?, program_id: field("prog_id:")? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_come_from_link_descriptors_only() {
+        let link = "pos:\t0\nflags:\t02000000\nmnt_id:\t15\nino:\t2071\nlink_type:\traw_tracepoint\n\
+                    link_id:\t41\nprog_tag:\t9a0b3c1d2e3f4a5b\nprog_id:\t123\ntp_name:\tsys_enter\n";
+        assert_eq!(fdinfo_link(link), Some(HeldLink { id: 41, program_id: 123 }));
+        // A program's or a map's descriptor, and a plain file's, are not links.
+        let prog =
+            "pos:\t0\nflags:\t02000002\nprog_type:\t26\nprog_jited:\t1\nprog_tag:\tab\nprog_id:\t123\n";
+        assert_eq!(fdinfo_link(prog), None);
+        assert_eq!(fdinfo_link("pos:\t0\nflags:\t0100000\nmnt_id:\t29\nino:\t5\n"), None);
+    }
 }

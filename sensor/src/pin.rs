@@ -172,9 +172,9 @@ pub fn own_links(ebpf: &Ebpf) -> Result<Vec<(u32, String)>, String> {
         .programs()
         .filter_map(|(n, p)| Some((p.info().ok()?.id(), (n.to_owned(), matches!(p, Program::TracePoint(_))))))
         .collect();
-    let links: Vec<(u32, String, bool)> = aya::programs::loaded_links()
-        .filter_map(Result::ok)
-        .filter_map(|l| progs.get(&l.program_id()).map(|(n, tp)| (l.id(), n.clone(), *tp)))
+    let links: Vec<(u32, String, bool)> = crate::guard::held_links()
+        .into_iter()
+        .filter_map(|l| progs.get(&l.program_id).map(|(n, tp)| (l.id, n.clone(), *tp)))
         .collect();
     let tracepoints_loaded = progs.values().any(|(_, tp)| *tp);
     if tracepoints_loaded && !links.iter().any(|l| l.2) {

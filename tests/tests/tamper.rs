@@ -181,6 +181,17 @@ fn ordinary_work_and_the_sensors_own_writes_raise_no_tamper_alert() {
             &format!("cat {}/* > /dev/null; echo x > {}/other", records_dir.display(), dir.path().display()),
         ],
     );
+    // Another sensor starting and stopping meanwhile (a restart that overlaps the old run): it
+    // lists its own links, which must not touch this one's (a `bpf()` command on them is a
+    // tamper alert here; that happened while it listed every link of the machine by id).
+    let mut other = spawn_sensor([
+        "run".to_owned(),
+        "--output".to_owned(),
+        format!("jsonl:{}", dir.path().join("other.jsonl").display()),
+    ]);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(other.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .expect("SIGINT");
+    assert!(other.wait().expect("wait").success());
     std::thread::sleep(Duration::from_millis(500));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sensor.id() as i32), nix::sys::signal::Signal::SIGINT)
         .expect("SIGINT");
