@@ -288,30 +288,30 @@ fn memfd_enter(ctx: &impl Syscall) -> u32 {
     let Some((_, tid, _)) = current() else { return 0 };
     let uname = ctx.arg(0);
     let flags = ctx.arg(1) as u32;
-    // SAFETY: `p` is the scratch slot; user memory is read with the probe helper.
+    // SAFETY: `p` is the scratch slot.
     save(tid, EventKind::MemfdCreate, |p| unsafe {
         (*p).arg0 = flags;
         (*p).arg1 = uname;
-        let name = (&raw mut (*p).name).cast::<u8>();
-        if bpf_probe_read_user_str(name.cast(), MEMFD_NAME_LEN as u32, uname as *const _) <= 0 {
-            *name = 0;
-        }
+        memfd_name(p);
     });
     0
 }
 
-/// Reads the user string at `from` into `name` again at a call's exit when the enter side could
-/// not (it came back empty). A probe read cannot fault a page in: a name in a page the process
-/// has not touched yet (a string constant of a program that just started) reads as nothing at
-/// the enter; the call itself has read it by its exit, so the page is there then.
+/// The name at `(*p).arg1` (the user's `memfd_create` name) into `(*p).name` (empty when
+/// unreadable). Read at the enter and, when that found no page, again at the exit: a probe read
+/// cannot fault a page in, so a name in a page the process has not touched yet (a string
+/// constant of a program that just started) reads as nothing at the enter; the call itself has
+/// read it by its exit, so the page is there then.
 ///
 /// # Safety
-/// `name` points at `len` writable bytes.
+/// `p` is the scratch slot.
 #[inline(always)]
-unsafe fn reread_user_name(name: *mut u8, len: u32, from: u64) {
-    // SAFETY: the caller's `name`; user memory is read with the probe helper.
+unsafe fn memfd_name(p: *mut PendingSyscall) {
+    // SAFETY: the caller's slot; user memory is read with the probe helper.
     unsafe {
-        if from != 0 && *name == 0 && bpf_probe_read_user_str(name.cast(), len, from as *const _) <= 0 {
+        let name = (&raw mut (*p).name).cast::<u8>();
+        let from = (*p).arg1;
+        if from == 0 || bpf_probe_read_user_str(name.cast(), MEMFD_NAME_LEN as u32, from as *const _) <= 0 {
             *name = 0;
         }
     }
@@ -325,7 +325,11 @@ fn memfd_exit(ctx: &impl Syscall) -> u32 {
     let Some(saved) = take(tid, EventKind::MemfdCreate) else { return 0 };
     let result = ctx.ret() as i32;
     // SAFETY: the scratch slot, just written.
-    unsafe { reread_user_name((&raw mut (*saved).name).cast(), MEMFD_NAME_LEN as u32, (*saved).arg1) };
+    unsafe {
+        if (*saved).name[0] == 0 {
+            memfd_name(saved);
+        }
+    }
     emit::<MemfdEvent>(EventKind::MemfdCreate, |ev| {
         // SAFETY: `ev` is a reserved entry; `saved` the scratch slot.
         unsafe {
