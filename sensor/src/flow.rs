@@ -74,6 +74,31 @@ impl LineageMark {
     }
 }
 
+/// Every file and network event stamped before this time (boot ns) is in the bulk queue: each
+/// bulk reader found its ring empty after it (`sources::ringbuf` advances each reader's part;
+/// the mark is the smaller). The record stage reads it, then finds the bulk queue empty, and
+/// tells the enricher those events are enriched: exited processes they could name can go
+/// (`enrich::process_table`). Clones share one value.
+#[derive(Debug, Clone, Default)]
+pub struct BulkMark(Arc<[AtomicU64; 2]>);
+
+impl BulkMark {
+    /// Moves `ring`'s part forward to `boot_ns` (never back); the process ring has none.
+    pub fn advance(&self, ring: Ring, boot_ns: u64) {
+        let part = match ring {
+            Ring::Proc => return,
+            Ring::File => &self.0[0],
+            Ring::Net => &self.0[1],
+        };
+        part.fetch_max(boot_ns, Ordering::Release);
+    }
+
+    /// The mark: every bulk event stamped before it has been queued.
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|m| m.load(Ordering::Acquire)).min().unwrap_or(0)
+    }
+}
+
 /// Which ring buffer events come from (a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ring {

@@ -55,6 +55,11 @@ impl PriorityReceiver {
         self.lineage.is_empty()
     }
 
+    /// Whether every bulk event queued so far has been taken.
+    pub fn bulk_is_empty(&self) -> bool {
+        self.bulk.is_empty()
+    }
+
     /// The next event without waiting, lineage first.
     pub fn try_next(&mut self) -> Polled {
         for (rx, open) in [(&mut self.lineage, &mut self.lineage_open), (&mut self.bulk, &mut self.bulk_open)]

@@ -213,6 +213,15 @@ impl Enricher {
         self.parking.advance_mark(boot_ns);
     }
 
+    /// Every file and network event stamped before `boot_ns` has been taken from the bulk
+    /// queue (the record stage reads the bulk readers' mark, then finds the queue empty): exited
+    /// processes those events no longer need leave the process table. Parked events have been
+    /// taken but not enriched yet, so the oldest of them holds the mark back.
+    pub fn settle_bulk(&mut self, boot_ns: u64) {
+        let settled = self.parking.oldest().map_or(boot_ns, |t| t.min(boot_ns));
+        self.table.settle(settled);
+    }
+
     /// Enriches the parked events whose wait is over at `now_boot_ns` (all of them with `all`,
     /// at stop). The record stage calls this when it is idle.
     pub fn release_parked(&mut self, now_boot_ns: u64, all: bool, out: &mut Vec<Enriched>) {

@@ -60,6 +60,11 @@ impl<E> Parking<E> {
         if ready { self.waiting.pop_front().map(|(_, e)| e) } else { None }
     }
 
+    /// Time (boot ns) of the oldest event waiting.
+    pub fn oldest(&self) -> Option<u64> {
+        self.waiting.front().map(|(t, _)| *t)
+    }
+
     /// Events waiting.
     pub fn len(&self) -> usize {
         self.waiting.len()
@@ -82,6 +87,7 @@ mod tests {
         assert!(p.should_park(200));
         assert_eq!(p.park(200, "a"), None);
         assert_eq!(p.park(300, "b"), None);
+        assert_eq!(p.oldest(), Some(200));
         assert_eq!(p.next_ready(250, false), None, "still waiting");
         p.advance_mark(250);
         assert_eq!(p.next_ready(250, false), Some("a"));

@@ -2,9 +2,14 @@
 //!
 //! Entries are keyed by process GUID (see [`super::guid`]); live processes are also indexed by
 //! pid. An exited process is kept while some process below it in the tree is still in the table
-//! (it may be needed for that process's ancestry), and at least [`TableLimits::exit_grace_ns`]
-//! after its exit: its last file and network events travel in the bulk queue, behind the
-//! lineage queue that carries the exit, and must still find its exe, argv and ancestors.
+//! (it may be needed for that process's ancestry), and after its exit until its last file and
+//! network events have been enriched: they travel in the bulk queue, behind the lineage queue
+//! that carries the exit, and must still find its exe, argv and ancestors. That is known from
+//! the bulk readers' mark ([`ProcessTable::settle`]): once every bulk event stamped up to
+//! [`TableLimits::exit_settle_ns`] after the exit has been enriched, the entry goes. Without the
+//! mark it goes [`TableLimits::exit_grace_ns`] after the exit, by event time. A fork+exec storm
+//! of a thousand processes a second held ten seconds of exited processes (40 MiB more, growing);
+//! with the mark it holds about one.
 //! Memory is bounded by [`TableLimits::max_entries`]: beyond it, exited entries are evicted
 //! oldest-first, then the oldest live ones.
 
@@ -38,8 +43,14 @@ pub struct TableLimits {
     pub max_entries: usize,
     /// Most ancestors returned by [`ProcessTable::ancestors`].
     pub max_ancestors: usize,
-    /// How long (boot ns, by event time) an exited process stays for events still queued.
+    /// How long (boot ns, by event time) an exited process stays at most for events still
+    /// queued, when the bulk queues' mark does not let it go earlier.
     pub exit_grace_ns: u64,
+    /// How far past an exit the bulk queues' mark must be before the exited process goes (see
+    /// [`ProcessTable::settle`]): its files and sockets are closed after the exit event
+    /// (`exit_files` follows the `sched_process_exit` tracepoint), and those events are stamped
+    /// later than the exit.
+    pub exit_settle_ns: u64,
     /// Most bytes of encoded ancestries the table keeps for reuse (see
     /// [`ProcessTable::ancestry`]): a few hundred processes with records need well under
     /// 1 MiB; a crafted tree of deep chains with long command lines could otherwise hold an
@@ -56,6 +67,7 @@ impl Default for TableLimits {
             max_entries: 65536,
             max_ancestors: 16,
             exit_grace_ns: 10_000_000_000,
+            exit_settle_ns: 1_000_000_000,
             ancestry_cache_bytes: 2 << 20,
             ancestor_argv_bytes: DEFAULT_ANCESTOR_ARGV_BYTES,
         }
@@ -133,6 +145,9 @@ pub struct ProcessTable {
     retire_queue: VecDeque<(u64, String)>,
     /// Latest event time seen (boot ns): the clock of the grace period.
     now_boot_ns: u64,
+    /// Every bulk (file, network) event stamped before this time has been enriched (see
+    /// [`Self::settle`]).
+    settled_boot_ns: u64,
     /// Bumped by every change that can change the ancestry of other processes (an exec or a
     /// removal of a process with children in the table, a parent arriving for orphans): cached
     /// ancestries of older generations are rebuilt. A change that can only touch the process's
@@ -159,6 +174,7 @@ impl ProcessTable {
             retired: 0,
             retire_queue: VecDeque::new(),
             now_boot_ns: 0,
+            settled_boot_ns: 0,
             generation: 0,
             cached_bytes: 0,
         }
@@ -168,8 +184,10 @@ impl ProcessTable {
     /// grace period has passed and that no child needs.
     pub fn advance(&mut self, boot_ns: u64) {
         self.now_boot_ns = self.now_boot_ns.max(boot_ns);
-        while let Some((exited, _)) = self.retire_queue.front() {
-            if exited.saturating_add(self.limits.exit_grace_ns) > self.now_boot_ns {
+        while let Some(&(exited, _)) = self.retire_queue.front() {
+            let settled = exited.saturating_add(self.limits.exit_settle_ns) <= self.settled_boot_ns;
+            let graced = exited.saturating_add(self.limits.exit_grace_ns) <= self.now_boot_ns;
+            if !settled && !graced {
                 break;
             }
             let Some((_, guid)) = self.retire_queue.pop_front() else { break };
@@ -180,6 +198,14 @@ impl ProcessTable {
                 self.retired += 1;
             }
         }
+    }
+
+    /// Every file and network event stamped before `boot_ns` has been enriched: exited
+    /// entries no child needs go once the mark is [`TableLimits::exit_settle_ns`] past their
+    /// exit, however far the grace period is (under a backlog the mark lags, and they stay).
+    pub fn settle(&mut self, boot_ns: u64) {
+        self.settled_boot_ns = self.settled_boot_ns.max(boot_ns);
+        self.advance(self.now_boot_ns);
     }
 
     /// Inserts every process found in `proc_root` (normally `/proc`), then links parents.

@@ -25,7 +25,7 @@ use crate::{
     detect::{DetectConfig, Detector},
     enrich::{Enriched, Enricher, clock::BootClock, host},
     filter::InodeFilter,
-    flow::{LineageMark, LossReport, PipelineEvent, Ring},
+    flow::{BulkMark, LineageMark, LossReport, PipelineEvent, Ring},
     handover::Handover,
     lifecycle::Lifecycle,
     loader::{self, EbpfLogger, LoadConfig, Maps},
@@ -97,6 +97,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (tx, rx) = queue::priority_queues(opts.queue_capacity);
     let lineage_mark = LineageMark::default();
+    let bulk_mark = BulkMark::default();
 
     let clock = BootClock::now();
     let host = host::identify(opts.labels.clone());
@@ -111,7 +112,13 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
     let lifecycle = Lifecycle::new(opts.heartbeat);
     let record_stage = {
         let stage = out::RecordOut::new(builder, detector, sinks).with_handover(handover.clone());
-        let stage = out::Stage { rx, enricher, lineage_mark: lineage_mark.clone(), out: stage };
+        let stage = out::Stage {
+            rx,
+            enricher,
+            lineage_mark: lineage_mark.clone(),
+            bulk_mark: bulk_mark.clone(),
+            out: stage,
+        };
         spawn_record_stage(stage, initial, stats.clone(), lifecycle.clone())
     };
 
@@ -120,6 +127,7 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         stats: stats.clone(),
         handover: handover.clone(),
         lineage_mark,
+        bulk_mark,
         ignore_tgid: if opts.ignore_self { std::process::id() } else { 0 },
     });
     let rings = Rings { proc: loaded.proc_events, file: loaded.file_events, net: loaded.net_events };

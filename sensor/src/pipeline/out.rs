@@ -9,7 +9,7 @@ use super::{PARKED_POLL, SinkReport};
 use crate::{
     detect::Detector,
     enrich::{Enriched, Enricher, clock::BootClock},
-    flow::{LineageMark, LossReport, PipelineEvent},
+    flow::{BulkMark, LineageMark, LossReport, PipelineEvent},
     handover::{Handover, WrittenCounter},
     lifecycle::Lifecycle,
     queue,
@@ -168,6 +168,7 @@ pub(super) struct Stage {
     pub(super) rx: queue::PriorityReceiver,
     pub(super) enricher: Enricher,
     pub(super) lineage_mark: LineageMark,
+    pub(super) bulk_mark: BulkMark,
     pub(super) out: RecordOut,
 }
 
@@ -194,6 +195,12 @@ pub(super) fn record_stage(
         // Read before taking an event: the process events it covers are queued by now, and the
         // lineage queue is emptied before any bulk event is taken.
         stage.enricher.advance_lineage_mark(stage.lineage_mark.get());
+        // The mark first, then the queue: bulk events stamped before it were queued before it
+        // was set, so an empty queue means they have all been taken.
+        let bulk_mark = stage.bulk_mark.get();
+        if stage.rx.bulk_is_empty() {
+            stage.enricher.settle_bulk(bulk_mark);
+        }
         let ev = match stage.rx.try_next() {
             queue::Polled::Event(ev) => Some(ev),
             queue::Polled::Empty => match stage.caught_up(rt, stats) {

@@ -10,7 +10,7 @@ use tracing::warn;
 use crate::{
     decode,
     enrich::clock::BootClock,
-    flow::{LineageMark, LossReport, PipelineEvent},
+    flow::{BulkMark, LineageMark, LossReport, PipelineEvent},
     handover::Handover,
     ratelimit::RateLimited,
     stats::Stats,
@@ -69,11 +69,12 @@ pub async fn run(
             let before = BootClock::boot_ns_now();
             drain(&seen, fd.get_mut(), &mut batch, &mut bad);
             if batch.is_empty() {
-                if which == Ring::Proc {
-                    // Everything stamped before `before` (less a margin for events stamped but
-                    // not yet committed) has been read and queued.
-                    let mark = before.saturating_sub(MARK_MARGIN_NS);
-                    ctx.lineage_mark.advance(mark);
+                // Everything stamped before `before` (less a margin for events stamped but not
+                // yet committed) has been read and queued.
+                let mark = before.saturating_sub(MARK_MARGIN_NS);
+                match which {
+                    Ring::Proc => ctx.lineage_mark.advance(mark),
+                    Ring::File | Ring::Net => ctx.bulk_mark.advance(which, mark),
                 }
                 break;
             }
@@ -108,6 +109,8 @@ pub struct ReadContext {
     pub handover: Arc<Handover>,
     /// Advanced by the process reader whenever it finds its ring empty (see [`LineageMark`]).
     pub lineage_mark: LineageMark,
+    /// Advanced by the file and network readers whenever they find their rings empty.
+    pub bulk_mark: BulkMark,
     /// The sensor's own process (0: none): its events are dropped here too, because adopted
     /// programs name the previous sensor until this one has claimed them.
     pub ignore_tgid: u32,

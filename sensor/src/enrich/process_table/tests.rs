@@ -319,6 +319,38 @@ fn an_exited_process_stays_for_the_grace_period_for_its_queued_events() {
 }
 
 #[test]
+fn an_exited_process_goes_once_the_bulk_queues_are_past_its_exit() {
+    let limits = TableLimits {
+        exit_grace_ns: 10_000_000_000,
+        exit_settle_ns: 1_000_000_000,
+        ..TableLimits::default()
+    };
+    let mut t = ProcessTable::new(limits, GuidMaker::new("test-boot"));
+    let init = proc(&t, 1, 1, "/sbin/init", UNSET);
+    t.on_exec(init.clone());
+    let sh = proc(&t, 30, 2, "/bin/sh", UNSET);
+    let tar = proc(&t, 31, 3, "/bin/tar", UNSET);
+    spawn(&mut t, &init, &sh);
+    spawn(&mut t, &init, &tar);
+    t.on_exit(&sh.guid, 100_000_000_000);
+    t.on_exit(&tar.guid, 100_500_000_000);
+    // Lineage runs ahead of the bulk queues: event time alone is short of the grace, and the
+    // bulk mark has not passed the exits by the settle margin.
+    t.advance(101_000_000_000);
+    t.settle(100_900_000_000);
+    assert!(t.get(&sh.guid).is_some() && t.get(&tar.guid).is_some(), "bulk events may still name them");
+    t.settle(101_000_000_000);
+    assert!(t.get(&sh.guid).is_none(), "its events up to a second past the exit are enriched");
+    assert!(t.get(&tar.guid).is_some(), "exited later: still in its margin");
+    // A mark that goes back changes nothing; the grace still retires without the mark.
+    t.settle(0);
+    assert!(t.get(&tar.guid).is_some());
+    t.advance(110_500_000_000);
+    assert!(t.get(&tar.guid).is_none());
+    assert_eq!(t.stats().retired, 2);
+}
+
+#[test]
 fn shared_ancestry_is_reused_until_a_lineage_changes() {
     let mut t = table(100);
     let init = proc(&t, 1, 1, "/sbin/init", UNSET);
