@@ -202,7 +202,8 @@ impl ProcessTable {
 
     /// Every file and network event stamped before `boot_ns` has been enriched: exited
     /// entries no child needs go once the mark is [`TableLimits::exit_settle_ns`] past their
-    /// exit, however far the grace period is (under a backlog the mark lags, and they stay).
+    /// exit, before their grace period is over. Under a backlog the mark lags and they stay
+    /// until the grace period ends, as without the mark.
     pub fn settle(&mut self, boot_ns: u64) {
         self.settled_boot_ns = self.settled_boot_ns.max(boot_ns);
         self.advance(self.now_boot_ns);
