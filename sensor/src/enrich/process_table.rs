@@ -180,8 +180,9 @@ impl ProcessTable {
         }
     }
 
-    /// Advances the table's clock to `boot_ns` (event time) and retires exited entries whose
-    /// grace period has passed and that no child needs.
+    /// Advances the table's clock to `boot_ns` (event time) and retires exited entries no child
+    /// needs whose grace period has passed or whose exit the bulk mark has passed (see
+    /// [`Self::settle`]).
     pub fn advance(&mut self, boot_ns: u64) {
         self.now_boot_ns = self.now_boot_ns.max(boot_ns);
         while let Some(&(exited, _)) = self.retire_queue.front() {

@@ -19,7 +19,7 @@ use crate::{
 pub use crate::flow::Ring;
 
 /// An event is stamped, then reserved and committed in the ring within microseconds: the
-/// lineage mark stays this far behind the time the ring was found empty.
+/// lineage and bulk marks stay this far behind the time the ring was found empty.
 const MARK_MARGIN_NS: u64 = 1_000_000;
 
 /// Most events decoded before they are handed on (bounds the local batch).
