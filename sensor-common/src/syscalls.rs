@@ -9,6 +9,10 @@ use crate::{
     task::TaskInfo,
 };
 
+/// Slots of the tables indexed by system call number (the dispatchers' program tables, the
+/// file and network argument layouts): above every number of the supported architectures.
+pub const SYSCALL_SLOTS: u32 = 512;
+
 /// Credentials as in `struct cred`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]

@@ -21,15 +21,16 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 
-use sensor_common::offsets::{REGS_WINDOW_ARG, REGS_WINDOW_WORDS};
+use sensor_common::{
+    offsets::{REGS_WINDOW_ARG, REGS_WINDOW_WORDS},
+    syscalls::SYSCALL_SLOTS as SLOTS,
+};
 
 use crate::{
     kernel::{read_z, tp_args, tp_field},
     off,
 };
 
-/// Slots of the dispatch tables: above every x86-64 system call number.
-const SLOTS: u32 = 512;
 /// `thread_info.status` bit of a 32-bit system call on x86-64.
 const TS_COMPAT: u32 = 0x0002;
 

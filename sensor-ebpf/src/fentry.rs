@@ -27,8 +27,7 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext},
 };
 
-/// Slots of the tables: above every x86-64 system call number (as the dispatcher's).
-const SLOTS: u32 = 512;
+use sensor_common::syscalls::SYSCALL_SLOTS as SLOTS;
 
 // One table pair per prototype group (`sensor_common::names::FENTRY_GROUPS`): syscall number →
 // the group's fentry twin of the call's enter program, or fexit twin of its exit program.

@@ -30,6 +30,7 @@ use sensor_common::{
         FileSyscallSpec, INODE_BLOOM_WORDS, INODE_EXCLUDED, INODE_FILTER_DEPTH, INODE_INCLUDED,
         INODE_PROTECTED, INODE_SENSITIVE, InodeKey, PendingFile, inode_bloom_slot, op,
     },
+    syscalls::SYSCALL_SLOTS,
 };
 
 use crate::{
@@ -38,7 +39,7 @@ use crate::{
     kernel::{arg_at, opaque, read, read_ptr},
     maps::{capture, control, ignored, sensor_tgid},
     off,
-    path::walk,
+    path::{parent_and_inode, walk},
     task::fill_task,
 };
 
@@ -46,9 +47,11 @@ use crate::{
 #[map(name = "FILE_EVENTS")]
 static FILE_EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
 
-/// syscall number → argument layout (written by the loader for this architecture).
+/// syscall number → argument layout (written by the loader for this architecture; `op` 0: not
+/// watched). An array, not a hash: looked up on every watched call, and an array lookup is a
+/// bounds check the verifier inlines, a hash lookup a helper call that hashes the key.
 #[map(name = "FILE_SYSCALLS")]
-static FILE_SYSCALLS: HashMap<u32, FileSyscallSpec> = HashMap::with_max_entries(64, 0);
+static FILE_SYSCALLS: Array<FileSyscallSpec> = Array::with_max_entries(SYSCALL_SLOTS, 0);
 
 /// (dev, ino) → `INODE_*` bits, kept current by userspace from the configured paths.
 #[map(name = "INODE_FILTER")]
@@ -97,8 +100,7 @@ fn enter(ctx: &TracePointContext) -> u32 {
         return 0;
     }
     let nr = ctx.nr();
-    // SAFETY: map lookup of a plain value.
-    if unsafe { FILE_SYSCALLS.get(nr) }.is_none() {
+    if spec_of(nr).is_none() {
         return 0;
     }
     let p = PendingFile { nr, _pad: 0, args: ctx.args() };
@@ -115,6 +117,12 @@ fn exit(ctx: &impl Syscall) -> u32 {
             0
         }
     }
+}
+
+/// The argument layout of a watched call; `None` for the others.
+#[inline(always)]
+fn spec_of(nr: u32) -> Option<FileSyscallSpec> {
+    FILE_SYSCALLS.get(nr).copied().filter(|s| s.op != 0)
 }
 
 /// Argument `i` of the pending call.
@@ -136,8 +144,7 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
         return Ok(()); // the enter program saved nothing for the sensor's own calls
     }
     let Some(pending) = pending_call(ctx, tid) else { return Ok(()) };
-    // SAFETY: map lookup of a plain value.
-    let Some(spec) = (unsafe { FILE_SYSCALLS.get(pending.nr) }).copied() else { return Ok(()) };
+    let Some(spec) = spec_of(pending.nr) else { return Ok(()) };
     let ret = ctx.ret();
     // SAFETY: plain helper call.
     let task = unsafe { bpf_get_current_task() } as *const u8;
@@ -487,6 +494,15 @@ fn flag_bits(bits: u32) -> u32 {
     f
 }
 
+/// The head of `struct fdtable`: `unsigned int max_fds; struct file __rcu **fd;`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FdtHead {
+    max_fds: u32,
+    _hole: u32,
+    fd: *const u8,
+}
+
 /// `task->files->fdt->fd[fd]`.
 #[inline(always)]
 pub fn fd_file(task: *const u8, fd: u32) -> Result<*const u8, i32> {
@@ -494,11 +510,17 @@ pub fn fd_file(task: *const u8, fd: u32) -> Result<*const u8, i32> {
     unsafe {
         let files = read_ptr(task, off!(task_files))?;
         let fdt = read_ptr(files, off!(files_fdt))?;
-        let max: u32 = read(fdt, off!(fdt_max_fds))?;
-        if fd >= max {
+        let (max, arr) = if off!(fdt_fd) == off!(fdt_max_fds) + 8 {
+            // `max_fds` then `fd` (every kernel so far): one read. A load-time constant
+            // condition: the verifier keeps one side.
+            let w: FdtHead = read(fdt, off!(fdt_max_fds))?;
+            (w.max_fds, w.fd)
+        } else {
+            (read(fdt, off!(fdt_max_fds))?, read(fdt, off!(fdt_fd))?)
+        };
+        if fd >= max || arr.is_null() {
             return Err(-9);
         }
-        let arr = read_ptr(fdt, off!(fdt_fd))?;
         read_ptr(arr.wrapping_add(fd as usize * 8), 0)
     }
 }
@@ -514,7 +536,10 @@ fn filter_bits(dentry: *const u8) -> u32 {
     for _ in 0..INODE_FILTER_DEPTH {
         // SAFETY: probe reads and map lookups.
         unsafe {
-            let Ok(inode) = read_ptr(d, off!(dentry_inode)) else { break };
+            let (parent, inode) = parent_and_inode(d);
+            if inode.is_null() {
+                break;
+            }
             let ino: u64 = read(inode, off!(inode_ino)).unwrap_or(0);
             let (word, bit) = inode_bloom_slot(ino);
             let maybe = INODE_BLOOM.get(word).is_some_and(|w| core::ptr::read_volatile(w) & bit != 0);
@@ -527,8 +552,7 @@ fn filter_bits(dentry: *const u8) -> u32 {
                     bits |= *b;
                 }
             }
-            let Ok(parent) = read_ptr(d, off!(dentry_parent)) else { break };
-            if parent == d {
+            if parent.is_null() || parent == d {
                 break;
             }
             d = parent;

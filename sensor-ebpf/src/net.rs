@@ -17,7 +17,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, generated::bpf_probe_read_user},
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
 };
 use sensor_common::{
     EventKind,
@@ -26,6 +26,7 @@ use sensor_common::{
         DNS_PORT, FlowKey, NET_DATAGRAM, NET_FIXED_SIZE, NET_PAYLOAD_MAX, NET_PAYLOAD_TRUNCATED, NetEvent,
         NetSyscallSpec, PendingNet, op,
     },
+    syscalls::SYSCALL_SLOTS,
 };
 
 use crate::{
@@ -41,8 +42,16 @@ use crate::{
 #[map(name = "NET_EVENTS")]
 static NET_EVENTS: RingBuf = RingBuf::with_byte_size(2 * 1024 * 1024, 0);
 
+/// syscall number → argument layout (written by the loader; `op` 0: not watched). An array for
+/// the reason `FILE_SYSCALLS` is one.
 #[map(name = "NET_SYSCALLS")]
-static NET_SYSCALLS: HashMap<u32, NetSyscallSpec> = HashMap::with_max_entries(16, 0);
+static NET_SYSCALLS: Array<NetSyscallSpec> = Array::with_max_entries(SYSCALL_SLOTS, 0);
+
+/// The argument layout of a watched call; `None` for the others.
+#[inline(always)]
+fn spec_of(nr: u32) -> Option<NetSyscallSpec> {
+    NET_SYSCALLS.get(nr).copied().filter(|s| s.op != 0)
+}
 
 #[map(name = "PENDING_NET")]
 static PENDING_NET: LruHashMap<u32, PendingNet> = LruHashMap::with_max_entries(16384, 0);
@@ -73,8 +82,7 @@ fn enter(ctx: &impl Syscall) -> u32 {
         return 0;
     }
     let nr = ctx.nr();
-    // SAFETY: map lookup of a plain value.
-    let Some(spec) = (unsafe { NET_SYSCALLS.get(nr) }).copied() else { return 0 };
+    let Some(spec) = spec_of(nr) else { return 0 };
     let args = ctx.args();
     let mut addr_ptr = if spec.addr != ARG_NONE { arg_at(&args, spec.addr) } else { 0 };
     let (mut buf, mut len) = (0, 0);
@@ -182,8 +190,7 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     // SAFETY: map lookups; the value is copied out before removal.
     let Some(mut p) = (unsafe { PENDING_NET.get(tid) }).copied() else { return Ok(()) };
     let _ = PENDING_NET.remove(tid);
-    // SAFETY: map lookup of a plain value.
-    let Some(spec) = (unsafe { NET_SYSCALLS.get(p.nr) }).copied() else { return Ok(()) };
+    let Some(spec) = spec_of(p.nr) else { return Ok(()) };
     let ret = ctx.ret();
     let fd = if spec.op == op::ACCEPT {
         if ret < 0 {

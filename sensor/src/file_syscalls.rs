@@ -140,4 +140,17 @@ mod tests {
             assert!(specs.iter().any(|(nr, n, _)| *n == "openat" && *nr == 257));
         }
     }
+
+    /// The programs index the tables by number and read `op` 0 as "not watched".
+    #[test]
+    fn every_entry_fits_the_tables_and_names_an_op() {
+        for (nr, name, spec) in for_this_arch() {
+            assert!(nr < sensor_common::syscalls::SYSCALL_SLOTS, "{name} ({nr})");
+            assert_ne!(spec.op, 0, "{name}");
+        }
+        for (nr, name, spec) in net_for_this_arch() {
+            assert!(nr < sensor_common::syscalls::SYSCALL_SLOTS, "{name} ({nr})");
+            assert_ne!(spec.op, 0, "{name}");
+        }
+    }
 }

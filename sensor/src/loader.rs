@@ -238,17 +238,19 @@ pub fn load_with(cfg: LoadConfig, before_take: impl FnOnce(&Ebpf) -> Result<()>)
         bloom: aya::maps::Array::try_from(take(&mut ebpf, names::MAP_INODE_BLOOM)?)?,
     };
     // Borrowed, not taken: the programs are verified later and need the map to stay open.
-    let mut specs: aya::maps::HashMap<_, u32, FileSyscallSpec> = aya::maps::HashMap::try_from(
+    let mut specs: aya::maps::Array<_, FileSyscallSpec> = aya::maps::Array::try_from(
         ebpf.map_mut(names::MAP_FILE_SYSCALLS).context("map FILE_SYSCALLS missing")?,
     )?;
-    for (nr, _, spec) in file_syscalls::for_this_arch() {
-        specs.insert(nr, spec, 0).context("filling the file syscall table")?;
+    for (nr, name, spec) in file_syscalls::for_this_arch() {
+        specs.set(nr, spec, 0).with_context(|| format!("filling the file syscall table ({name}, {nr})"))?;
     }
-    let mut net_specs: aya::maps::HashMap<_, u32, NetSyscallSpec> = aya::maps::HashMap::try_from(
+    let mut net_specs: aya::maps::Array<_, NetSyscallSpec> = aya::maps::Array::try_from(
         ebpf.map_mut(names::MAP_NET_SYSCALLS).context("map NET_SYSCALLS missing")?,
     )?;
-    for (nr, _, spec) in file_syscalls::net_for_this_arch() {
-        net_specs.insert(nr, spec, 0).context("filling the network syscall table")?;
+    for (nr, name, spec) in file_syscalls::net_for_this_arch() {
+        net_specs
+            .set(nr, spec, 0)
+            .with_context(|| format!("filling the network syscall table ({name}, {nr})"))?;
     }
     let loss = PerCpuArray::try_from(take(&mut ebpf, names::MAP_LOSS)?)?;
     debug!(elapsed_ms = started.elapsed().as_millis(), "eBPF object loaded");

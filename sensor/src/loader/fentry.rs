@@ -130,7 +130,7 @@ pub fn tracing_refused() -> Option<String> {
     }
 }
 
-/// A slot of the fentry tables no system call uses (the tables have 512; x86-64 has < 470).
+/// A slot of the fentry tables no system call uses (the tables have `SYSCALL_SLOTS`; x86-64 has < 470).
 const PROBE_SLOT: u32 = 511;
 
 /// For each group, the last stub pair, kept for this probe: loaded against another syscall
