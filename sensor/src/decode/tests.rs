@@ -80,8 +80,8 @@ fn decodes_exec() {
     assert_eq!(e.task.euid, 0);
     assert_eq!(e.task.auid, 1000);
     assert_eq!(e.task.sessionid, 7);
-    assert_eq!(e.task.comm, b"true");
-    assert_eq!(e.task.tty, b"pts3");
+    assert_eq!(&*e.task.comm, b"true");
+    assert_eq!(&*e.task.tty, b"pts3");
     assert_eq!(e.filename, b"/usr/bin/true");
     assert_eq!(e.exe.path, b"/usr/bin/true");
     assert!(e.exe.deleted);

@@ -137,7 +137,10 @@ fn refill<T>(into: &mut Vec<T>, from: &mut Vec<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrich::{EnrichConfig, clock::BootClock};
+    use crate::{
+        decode::task::Padded,
+        enrich::{EnrichConfig, clock::BootClock},
+    };
 
     fn task(start: u64, tty: &[u8], comm: &[u8]) -> TaskRaw {
         TaskRaw {
@@ -150,8 +153,8 @@ mod tests {
             sessionid: 3,
             mnt_ns: 9,
             flags: TASK_EXE_DELETED,
-            tty: tty.to_vec(),
-            comm: comm.to_vec(),
+            tty: Padded::new(tty),
+            comm: Padded::new(comm),
             ..TaskRaw::default()
         }
     }
@@ -177,7 +180,7 @@ mod tests {
         old.exe_sha256 = "ab".repeat(32);
         e.reuse(&mut Spares { processes: vec![old], files: Vec::new() });
 
-        let t = TaskRaw { tty: Vec::new(), flags: 0, ..task(7_000_000_000, b"", b"cron") };
+        let t = TaskRaw { tty: Padded::default(), flags: 0, ..task(7_000_000_000, b"", b"cron") };
         let reused = e.process(77, 78, &t);
         let fresh = Enricher::new(clock, "boot", EnrichConfig::default()).process(77, 78, &t);
         assert_eq!(reused, fresh);
