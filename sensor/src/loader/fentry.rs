@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Instant};
 
 use anyhow::Context as _;
 use aya::{Btf, Ebpf, maps::ProgramArray, programs::Program};
-use sensor_common::names;
+use sensor_common::{names, syscalls::SYSCALL_SLOTS};
 use tracing::debug;
 
 use crate::btf::KernelBtf;
@@ -130,8 +130,8 @@ pub fn tracing_refused() -> Option<String> {
     }
 }
 
-/// A slot of the fentry tables no system call uses (the tables have `SYSCALL_SLOTS`; x86-64 has < 470).
-const PROBE_SLOT: u32 = 511;
+/// A slot of the fentry tables no system call uses: the last (x86-64 has < 470 calls).
+const PROBE_SLOT: u32 = SYSCALL_SLOTS - 1;
 
 /// For each group, the last stub pair, kept for this probe: loaded against another syscall
 /// function than the twins, given a twin each in slot [`PROBE_SLOT`], emptied again. A kernel
