@@ -255,7 +255,8 @@ fn interleaved(rounds: usize) {
 }
 
 /// `PIPELINE_BENCH_DETECT_BY_KIND=1`: the detection stage alone, per record kind of the batch
-/// (`PIPELINE_BENCH_KIND=process_creation`: that kind only, for profiling)
+/// (`PIPELINE_BENCH_KIND=process_creation`: that kind only, for profiling;
+/// `PIPELINE_BENCH_KIND_RECORDS=N`: N evaluations per kind, 200,000 by default)
 /// (CPU time per record), to see where the rules cost.
 fn detect_by_kind() {
     let events = batch();
@@ -275,7 +276,9 @@ fn detect_by_kind() {
     let mut alerts = Vec::new();
     let only = std::env::var("PIPELINE_BENCH_KIND").ok();
     for (kind, recs) in records.iter().filter(|(k, _)| only.as_deref().is_none_or(|o| o == **k)) {
-        let rounds = 200_000 / recs.len().max(1);
+        let total =
+            std::env::var("PIPELINE_BENCH_KIND_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+        let rounds = total / recs.len().max(1);
         let cpu = thread_cpu_ns();
         for _ in 0..rounds {
             for r in recs {

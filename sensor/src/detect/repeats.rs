@@ -17,12 +17,15 @@
 //! always fed. When the correlation fires (and rsigma resets its window), its values are fed
 //! afresh.
 
-use std::{borrow::Cow, collections::HashMap, fmt::Write as _};
+use std::collections::HashMap;
 
-use rsigma_eval::{Event, EventValue};
+use rsigma_eval::EventValue;
 use rsigma_parser::{CorrelationCondition, CorrelationType, WindowMode};
 
-use super::load::LoadedCorrelation;
+use super::{
+    fields::{self, Field, RecordView},
+    load::LoadedCorrelation,
+};
 use crate::fastmap::FastMap;
 
 /// Entries kept per correlation before old ones are swept (each is a few dozen bytes).
@@ -32,8 +35,9 @@ const MAX_ENTRIES: usize = 65_536;
 #[derive(Debug)]
 struct Counted {
     correlation: usize,
-    group_by: Vec<String>,
-    field: String,
+    /// The group-by fields, then the counted field; `None`: a name the sensor does not provide
+    /// (absent on every record).
+    fields: Vec<Option<&'static Field>>,
     half_window: i64,
 }
 
@@ -45,10 +49,10 @@ pub struct Repeats {
     rules: FastMap<String, Counted>,
     /// Correlation id → its index.
     correlations: FastMap<String, usize>,
-    /// Per correlation: (group values, value) → time (s) it was last fed. The key is the texts,
-    /// each prefixed with its length (so no two tuples share a key), built in `scratch`.
-    last_fed: Vec<FastMap<String, i64>>,
-    scratch: String,
+    /// Per correlation: (group values, value) → time (s) it was last fed. The key encodes each
+    /// value with its type and length (so no two tuples share a key), built in `scratch`.
+    last_fed: Vec<FastMap<Vec<u8>, i64>>,
+    scratch: Vec<u8>,
     /// Matches held back (for tests and the bench).
     pub held_back: u64,
 }
@@ -79,10 +83,10 @@ impl Repeats {
             }
             let half_window = i64::try_from(r.timespan.seconds / 2).unwrap_or(i64::MAX);
             for base in r.rules.iter().filter(|b| uses.get(b.as_str()) == Some(&1)) {
+                let names = r.group_by.iter().chain(std::iter::once(&field));
                 let counted = Counted {
                     correlation: i,
-                    group_by: r.group_by.clone(),
-                    field: field.clone(),
+                    fields: names.map(|n| fields::lookup(n)).collect(),
                     half_window,
                 };
                 rules.insert(base.clone(), counted);
@@ -90,7 +94,7 @@ impl Repeats {
         }
         let last_fed = correlations.iter().map(|_| FastMap::default()).collect();
         let correlations = correlations.iter().enumerate().map(|(i, c)| (c.meta.id.clone(), i)).collect();
-        Self { rules, correlations, last_fed, scratch: String::new(), held_back: 0 }
+        Self { rules, correlations, last_fed, scratch: Vec::new(), held_back: 0 }
     }
 
     /// A correlation fired and its window was reset (`CorrelationAction::Reset`): its values
@@ -105,16 +109,15 @@ impl Repeats {
 
     /// True when this match of `rule_id` on `event` at `ts` (s) need not be fed (see the module
     /// documentation); otherwise it is remembered as fed.
-    pub fn seen(&mut self, rule_id: &str, event: &impl Event, ts: i64) -> bool {
+    pub fn seen(&mut self, rule_id: &str, view: &RecordView<'_>, ts: i64) -> bool {
         let Some(c) = self.rules.get(rule_id) else { return false };
         let Some(last_fed) = self.last_fed.get_mut(c.correlation) else { return false };
         let key = &mut self.scratch;
         key.clear();
-        for f in &c.group_by {
-            push_text(key, event.get_field(f));
+        for f in &c.fields {
+            push_value(key, f.and_then(|f| view.value_of(f)).as_ref());
         }
-        push_text(key, event.get_field(&c.field));
-        if let Some(&fed) = last_fed.get(key.as_str())
+        if let Some(&fed) = last_fed.get(key.as_slice())
             && ts >= fed
             && ts - fed < c.half_window
         {
@@ -128,7 +131,7 @@ impl Repeats {
                 last_fed.clear();
             }
         }
-        match last_fed.get_mut(key.as_str()) {
+        match last_fed.get_mut(key.as_slice()) {
             Some(fed) => *fed = ts,
             None => {
                 last_fed.insert(key.clone(), ts);
@@ -138,16 +141,69 @@ impl Repeats {
     }
 }
 
-/// Appends a field's value as the text a correlation groups and counts by (absent: empty),
-/// prefixed with its length.
-fn push_text(key: &mut String, v: Option<EventValue<'_>>) {
-    let text = match v {
-        None => Cow::Borrowed(""),
-        Some(EventValue::Str(s)) => s,
-        Some(other) => Cow::Owned(
-            other.as_str().map(Cow::into_owned).unwrap_or_else(|| format!("{:?}", other.to_json())),
-        ),
-    };
-    let _ = write!(key, "{}:", text.len());
-    key.push_str(&text);
+/// Appends a field's value, tagged with its type and, for text, prefixed with its length: an
+/// injective encoding, so two tuples share a key only when their values are equal (values rsigma
+/// would count as one, say `5` and `"5"`, are at worst fed twice, never held back wrongly).
+fn push_value(key: &mut Vec<u8>, v: Option<&EventValue<'_>>) {
+    match v {
+        None => key.push(0),
+        Some(EventValue::Str(s)) => push_text(key, 1, s.as_bytes()),
+        Some(EventValue::Int(i)) => {
+            key.push(2);
+            key.extend_from_slice(&i.to_le_bytes());
+        }
+        Some(EventValue::Float(f)) => {
+            key.push(3);
+            key.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Some(EventValue::Bool(b)) => key.extend_from_slice(&[4, u8::from(*b)]),
+        Some(EventValue::Null) => key.push(5),
+        Some(other @ (EventValue::Array(_) | EventValue::Map(_))) => {
+            push_text(key, 6, other.to_json().to_string().as_bytes());
+        }
+    }
+}
+
+fn push_text(key: &mut Vec<u8>, tag: u8, text: &[u8]) {
+    key.push(tag);
+    key.extend_from_slice(&text.len().to_le_bytes());
+    key.extend_from_slice(text);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    fn key(values: &[Option<EventValue<'_>>]) -> Vec<u8> {
+        let mut k = Vec::new();
+        values.iter().for_each(|v| push_value(&mut k, v.as_ref()));
+        k
+    }
+
+    fn s(v: &str) -> Option<EventValue<'_>> {
+        Some(EventValue::Str(Cow::Borrowed(v)))
+    }
+
+    #[test]
+    fn keys_tell_tuples_apart() {
+        let keys = [
+            key(&[s("ab"), s("c")]),
+            key(&[s("a"), s("bc")]),
+            key(&[s("abc"), None]),
+            key(&[s("abc"), s("")]),
+            key(&[s("5"), None]),
+            key(&[Some(EventValue::Int(5)), None]),
+            key(&[Some(EventValue::Float(5.0)), None]),
+            key(&[Some(EventValue::Bool(true)), None]),
+            key(&[Some(EventValue::Null), None]),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(key(&[s("ab"), s("c")]), key(&[s("ab"), Some(EventValue::Str(Cow::Owned("c".into())))]));
+    }
 }

@@ -147,6 +147,11 @@ impl Ancestry {
         self.parent.iter().chain(above.flat_map(|c| c.own.iter()))
     }
 
+    /// The nearest ancestor (without building the iterator: rules read it on every record).
+    pub fn first(&self) -> Option<&Ancestor> {
+        self.parent.as_ref().or_else(|| self.iter().next())
+    }
+
     /// How many ancestors.
     pub fn len(&self) -> usize {
         self.len
@@ -212,7 +217,10 @@ impl<'a> Ancestors<'a> {
 
     /// The parent.
     pub fn first(self) -> Option<&'a Ancestor> {
-        self.iter().next()
+        match self {
+            Self::Listed(l) => l.first(),
+            Self::Shared(a) => a.first(),
+        }
     }
 
     /// The `i`-th ancestor (0: the parent).
