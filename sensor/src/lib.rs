@@ -3,6 +3,7 @@
 //! together by `pipeline`.
 
 pub mod btf;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod decode;

@@ -15,6 +15,8 @@ use std::collections::VecDeque;
 pub const MAX_PARK_NS: u64 = 250_000_000;
 /// Most events parked at once; beyond it the oldest go on without waiting.
 pub const MAX_PARKED: usize = 8192;
+/// Room kept once the queue has emptied (a burst's room is given back).
+const KEEP_PARKED: usize = 256;
 
 /// Events waiting, oldest first, and the lineage clock.
 #[derive(Debug)]
@@ -57,7 +59,12 @@ impl<E> Parking<E> {
     pub fn next_ready(&mut self, now_boot_ns: u64, all: bool) -> Option<E> {
         let (t, _) = self.waiting.front()?;
         let ready = all || *t <= self.lineage_clock || now_boot_ns.saturating_sub(*t) >= MAX_PARK_NS;
-        if ready { self.waiting.pop_front().map(|(_, e)| e) } else { None }
+        if !ready {
+            return None;
+        }
+        let next = self.waiting.pop_front().map(|(_, e)| e);
+        crate::capacity::shrink_deque_if_idle(&mut self.waiting, KEEP_PARKED);
+        next
     }
 
     /// Time (boot ns) of the oldest event waiting.

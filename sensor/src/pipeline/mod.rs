@@ -39,6 +39,7 @@ use crate::{
 };
 pub use crate::{lifecycle::StopReason, options::Options};
 
+mod memory;
 mod out;
 
 /// How often the record stage wakes up while events wait for their process's lineage.
@@ -174,10 +175,12 @@ pub async fn start(mut opts: Options) -> anyhow::Result<Running> {
         handover,
         kernel.program_runs(),
         tx.lineage,
-        stop_rx,
+        stop_rx.clone(),
         opts.loss_poll_interval,
     )));
-    release_startup_memory();
+    sources.push(tokio::spawn(memory::trim_periodically(memory::TRIM_EVERY, stop_rx)));
+    // The heap start-up used (kernel BTF parsing, the `/proc` seed) goes back to the system.
+    memory::release_free_memory();
     Ok(Running { stop: stop_tx, sources, record_stage, stats, attached, metrics_addr, lifecycle, kernel })
 }
 
@@ -370,16 +373,6 @@ fn send_start(tx: &PrioritySenders, start: sensor_proto::v1::audit_record::Event
         }
         Ok::<_, tokio::sync::mpsc::error::SendError<PipelineEvent>>(())
     });
-}
-
-/// Hands the heap that start-up used (kernel BTF parsing, the `/proc` seed) back to the system:
-/// without it, glibc keeps those pages and the resident size stays at its start-up peak.
-fn release_startup_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free heap memory; no pointer is involved.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 impl Running {

@@ -221,6 +221,8 @@ pub(super) fn record_stage(
         for e in batch.drain(..) {
             stage.out.emit(e, stats);
         }
+        // Releasing a full parking queue fills the batch with thousands of events at once.
+        crate::capacity::shrink_if_idle(&mut batch, 64);
         stage.enricher.reuse(stage.out.builder.spares());
     }
     stage.finish(stats, lifecycle)
