@@ -231,6 +231,11 @@ impl Enricher {
         self.release_sessions(None, now_boot_ns, all, out);
     }
 
+    /// Gives back the room bursts grew in the parking queue, when it is empty.
+    pub fn shrink_idle_buffers(&mut self) {
+        self.parking.shrink_if_idle();
+    }
+
     /// Events parked, waiting for their process's lineage, per kind (`EventKind::ALL` order).
     pub fn parked_by_kind(&self) -> [u64; sensor_common::EventKind::ALL.len()] {
         let mut n = [0; sensor_common::EventKind::ALL.len()];

@@ -59,12 +59,13 @@ impl<E> Parking<E> {
     pub fn next_ready(&mut self, now_boot_ns: u64, all: bool) -> Option<E> {
         let (t, _) = self.waiting.front()?;
         let ready = all || *t <= self.lineage_clock || now_boot_ns.saturating_sub(*t) >= MAX_PARK_NS;
-        if !ready {
-            return None;
-        }
-        let next = self.waiting.pop_front().map(|(_, e)| e);
+        if ready { self.waiting.pop_front().map(|(_, e)| e) } else { None }
+    }
+
+    /// Gives back the room of a burst once the queue has emptied (called now and then, not on
+    /// every drain: a storm would regrow it each time).
+    pub fn shrink_if_idle(&mut self) {
         crate::capacity::shrink_deque_if_idle(&mut self.waiting, KEEP_PARKED);
-        next
     }
 
     /// Time (boot ns) of the oldest event waiting.

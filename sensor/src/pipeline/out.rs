@@ -1,7 +1,10 @@
 //! The record stage: the single consumer that enriches, numbers, detects and writes (see the
 //! module above), and the accounting of what sinks could not write.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
 
 use tracing::{error, info, warn};
 
@@ -185,12 +188,20 @@ pub(super) fn record_stage(
     }
     let mut batch = Vec::with_capacity(2);
     let mut since_publish = 0u32;
+    let mut shrunk_at = Instant::now();
     loop {
         since_publish += 1;
         if since_publish >= crate::stats::PUBLISH_EVERY {
             since_publish = 0;
             stage.publish_gauges(stats);
             account_sink_losses(&mut stage.out, stats, false);
+            // Now and then, not on every drain (a storm would regrow them each time): releasing
+            // a full parking queue fills the batch with thousands of events at once.
+            if shrunk_at.elapsed() >= super::memory::TRIM_EVERY {
+                shrunk_at = Instant::now();
+                crate::capacity::shrink_if_idle(&mut batch, 64);
+                stage.enricher.shrink_idle_buffers();
+            }
         }
         // Read before taking an event: the process events it covers are queued by now, and the
         // lineage queue is emptied before any bulk event is taken.
@@ -221,8 +232,6 @@ pub(super) fn record_stage(
         for e in batch.drain(..) {
             stage.out.emit(e, stats);
         }
-        // Releasing a full parking queue fills the batch with thousands of events at once.
-        crate::capacity::shrink_if_idle(&mut batch, 64);
         stage.enricher.reuse(stage.out.builder.spares());
     }
     stage.finish(stats, lifecycle)
