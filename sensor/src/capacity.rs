@@ -2,9 +2,10 @@
 //!
 //! A `Vec` or `VecDeque` keeps the capacity of the largest backlog it ever held: a queue that
 //! once took a burst of thousands of events holds their room for the rest of the run, and the
-//! sensor's resident size climbs in steps with every new high-water mark. Buffers that are
-//! empty between uses are shrunk back to a small working size once they have emptied; the
-//! periodic heap trim (`pipeline::memory`) then returns the pages to the system.
+//! sensor's resident size climbs in steps with every new high-water mark. Their owners shrink
+//! them back to a small working size now and then, when they are empty (not on every drain: a
+//! storm would regrow them each time); the periodic heap trim (`pipeline::memory`) then returns
+//! the pages to the system.
 
 use std::collections::VecDeque;
 

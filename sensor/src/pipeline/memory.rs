@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::debug;
 
-/// Time between trims: a trim walks the arenas (a millisecond or so), rare enough to cost
-/// nothing measurable and frequent enough that a burst's memory does not linger.
+/// Time between trims: a trim walks the arenas and gives their free pages back (the pages are
+/// faulted in again when next used), so it is kept rare; often enough that a burst's memory
+/// does not linger for long.
 pub const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// Gives free heap memory back to the system (at start, once the programs are loaded, and from
