@@ -190,21 +190,33 @@ offsets! {
 
 const _: () = assert!(size_of::<KernelOffsets>().is_multiple_of(4));
 
-/// The raw dispatcher's twins read a call's six argument registers in one probe read: the
-/// `REGS_WINDOW_WORDS` eight-byte words of `pt_regs` from argument 3's register, argument `i` at
-/// word `REGS_WINDOW_ARG[i]` (x86-64: `r10 r9 r8 ax cx dx si di`). [`regs_window_fits`] checks
-/// the running kernel's offsets against that layout; where they differ the loader keeps the
-/// syscall tracepoints.
-pub const REGS_WINDOW_WORDS: usize = 8;
+/// The raw dispatcher's twins read a call's number and six argument registers in one probe
+/// read: the `REGS_WINDOW_WORDS` eight-byte words of `pt_regs` from argument 3's register,
+/// argument `i` at word `REGS_WINDOW_ARG[i]`, the number at word `REGS_WINDOW_NR` (x86-64:
+/// `r10 r9 r8 ax cx dx si di orig_ax`). [`regs_window_fits`] checks the running kernel's offsets
+/// against that layout; where they differ the loader keeps the syscall tracepoints.
+pub const REGS_WINDOW_WORDS: usize = 9;
 pub const REGS_WINDOW_ARG: [usize; 6] = [7, 6, 5, 0, 2, 1];
+pub const REGS_WINDOW_NR: usize = 8;
 
-/// Whether the argument registers sit in `pt_regs` as [`REGS_WINDOW_ARG`] says.
+/// Whether the argument registers and the call's number sit in `pt_regs` as
+/// [`REGS_WINDOW_ARG`] and [`REGS_WINDOW_NR`] say.
 pub fn regs_window_fits(o: &KernelOffsets) -> bool {
-    let regs = [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5];
+    let regs =
+        [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5, o.regs_syscall_nr];
+    let words = [
+        REGS_WINDOW_ARG[0],
+        REGS_WINDOW_ARG[1],
+        REGS_WINDOW_ARG[2],
+        REGS_WINDOW_ARG[3],
+        REGS_WINDOW_ARG[4],
+        REGS_WINDOW_ARG[5],
+        REGS_WINDOW_NR,
+    ];
     let base = o.regs_arg3;
     base != OFFSET_ABSENT
         && regs
             .iter()
-            .zip(REGS_WINDOW_ARG)
+            .zip(words)
             .all(|(&off, word)| u32::try_from(word * 8).ok().and_then(|w| base.checked_add(w)) == Some(off))
 }

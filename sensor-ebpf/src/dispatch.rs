@@ -22,7 +22,7 @@ use aya_ebpf::{
 };
 
 use sensor_common::{
-    offsets::{REGS_WINDOW_ARG, REGS_WINDOW_WORDS},
+    offsets::{REGS_WINDOW_ARG, REGS_WINDOW_NR, REGS_WINDOW_WORDS},
     syscalls::SYSCALL_SLOTS as SLOTS,
 };
 
@@ -50,12 +50,25 @@ pub trait Syscall {
     fn arg(&self, i: usize) -> u64;
     /// The six argument slots; slots past the call's own arguments hold garbage.
     fn args(&self) -> [u64; 6];
+    /// The number and the six argument slots (from the registers: one read for both).
+    #[inline(always)]
+    fn call(&self) -> (u32, [u64; 6]) {
+        (self.nr(), self.args())
+    }
     /// The return value (exit programs only).
     fn ret(&self) -> i64;
-    /// At a call's exit, its arguments when this context still has them: the raw `sys_exit`
-    /// tracepoint does (x86-64 keeps the argument registers until the return; only `ax`
-    /// takes the result), a `sys_exit_X` tracepoint does not (its record has the result only).
-    fn args_at_exit(&self) -> Option<[u64; 6]>;
+    /// At a call's exit, its number and arguments when this context still has them: the raw
+    /// `sys_exit` tracepoint does (x86-64 keeps the argument registers until the return; only
+    /// `ax` takes the result), a `sys_exit_X` tracepoint does not (its record has the result
+    /// only).
+    fn call_at_exit(&self) -> Option<(u32, [u64; 6])>;
+    /// A 32-bit system call of a 64-bit kernel, whose number is another table's. Checked before
+    /// anything else in the raw twins, but for those that check it themselves later (see
+    /// [`syscall_program!`]); the other contexts never see such calls.
+    #[inline(always)]
+    fn compat(&self) -> bool {
+        false
+    }
 }
 
 /// Classic syscall tracepoint records (kernel/trace/trace_syscalls.c): `struct trace_entry`
@@ -88,7 +101,7 @@ impl Syscall for TracePointContext {
     }
 
     #[inline(always)]
-    fn args_at_exit(&self) -> Option<[u64; 6]> {
+    fn call_at_exit(&self) -> Option<(u32, [u64; 6])> {
         None
     }
 }
@@ -126,9 +139,15 @@ impl Regs {
     /// kernel's `pt_regs` has that layout).
     #[inline(always)]
     pub fn args(self) -> [u64; 6] {
+        self.call().1
+    }
+
+    /// The call's number and arguments, in the same one probe read.
+    #[inline(always)]
+    pub fn call(self) -> (u32, [u64; 6]) {
         // SAFETY: probe read of the task's saved registers (zero when it faults).
         let w: [u64; REGS_WINDOW_WORDS] = unsafe { read_z(self.0, off!(regs_arg3)) };
-        REGS_WINDOW_ARG.map(|i| w[i])
+        (w[REGS_WINDOW_NR] as u32, REGS_WINDOW_ARG.map(|i| w[i]))
     }
 }
 
@@ -164,13 +183,23 @@ impl Syscall for RawSyscall {
     }
 
     #[inline(always)]
+    fn call(&self) -> (u32, [u64; 6]) {
+        self.regs.call()
+    }
+
+    #[inline(always)]
     fn ret(&self) -> i64 {
         self.ctx.arg::<i64>(1)
     }
 
     #[inline(always)]
-    fn args_at_exit(&self) -> Option<[u64; 6]> {
-        Some(self.args())
+    fn call_at_exit(&self) -> Option<(u32, [u64; 6])> {
+        Some(self.regs.call())
+    }
+
+    #[inline(always)]
+    fn compat(&self) -> bool {
+        compat()
     }
 }
 
@@ -216,11 +245,18 @@ pub fn sys_exit_dispatch(ctx: RawTracePointContext) -> i32 {
 /// `syscalls/sys_*_X`; `$raw`, a raw tracepoint program the dispatcher tail-calls; each
 /// `$fast`, an `fentry` (`enter`) or `fexit` (`exit`) program the fentry path's stubs of one
 /// prototype group tail-call (see [`crate::fentry`]; one per group, `{base}_{group}`). `$body`
-/// is `fn(&impl Syscall) -> u32`.
+/// is `fn(&impl Syscall) -> u32`. The raw twin returns at once on a 32-bit call
+/// ([`Syscall::compat`]) unless the arguments end with `compat checked by body`: a body that
+/// decides most calls away before it could emit (file exits: read-only opens) checks it
+/// itself, before emitting, and the calls it drops cost no read of the task.
 #[macro_export]
 macro_rules! syscall_program {
+    (exit $tp:ident, $raw:ident, [$($fast:ident = $group:literal)+], $body:path, compat checked by body) => {
+        $crate::syscall_program!(@twins $tp, $raw, $body, false);
+        $crate::syscall_program!(@fexit [$($fast = $group)+], $body);
+    };
     (enter $tp:ident, $raw:ident, [$($fast:ident = $group:literal)+], $body:path) => {
-        $crate::syscall_program!($tp, $raw, $body);
+        $crate::syscall_program!(@twins $tp, $raw, $body, true);
 
         $(
             #[aya_ebpf::macros::fentry]
@@ -233,8 +269,10 @@ macro_rules! syscall_program {
         )+
     };
     (exit $tp:ident, $raw:ident, [$($fast:ident = $group:literal)+], $body:path) => {
-        $crate::syscall_program!($tp, $raw, $body);
-
+        $crate::syscall_program!(@twins $tp, $raw, $body, true);
+        $crate::syscall_program!(@fexit [$($fast = $group)+], $body);
+    };
+    (@fexit [$($fast:ident = $group:literal)+], $body:path) => {
         $(
             #[aya_ebpf::macros::fexit]
             pub fn $fast(ctx: aya_ebpf::programs::FExitContext) -> u32 {
@@ -245,7 +283,7 @@ macro_rules! syscall_program {
             }
         )+
     };
-    ($tp:ident, $raw:ident, $body:path) => {
+    (@twins $tp:ident, $raw:ident, $body:path, $check_compat:literal) => {
         #[aya_ebpf::macros::tracepoint]
         pub fn $tp(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
             $body(&ctx)
@@ -253,7 +291,7 @@ macro_rules! syscall_program {
 
         #[aya_ebpf::macros::raw_tracepoint]
         pub fn $raw(ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
-            if $crate::dispatch::compat() {
+            if $check_compat && $crate::dispatch::compat() {
                 return 0;
             }
             $body(&$crate::dispatch::RawSyscall::new(ctx)) as i32

@@ -94,9 +94,14 @@ impl<const G: u32> Syscall for FentrySyscall<G> {
     }
 
     #[inline(always)]
-    fn args_at_exit(&self) -> Option<[u64; 6]> {
+    fn call(&self) -> (u32, [u64; 6]) {
+        self.regs.call()
+    }
+
+    #[inline(always)]
+    fn call_at_exit(&self) -> Option<(u32, [u64; 6])> {
         // The registers saved at entry are unchanged but for `ax` at the wrapper's return.
-        Some(self.args())
+        Some(self.regs.call())
     }
 }
 

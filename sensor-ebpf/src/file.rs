@@ -81,7 +81,7 @@ const NAME_MASK: u32 = FILE_NAME_MAX as u32 - 1;
 const WALK_MASK: u32 = 8191;
 const DATA_MASK: u32 = FILE_DATA_SIZE as u32 - 1;
 
-crate::syscall_program!(exit sys_exit_file, raw_exit_file, [fexit_file_0 = 0 fexit_file_1 = 1], exit);
+crate::syscall_program!(exit sys_exit_file, raw_exit_file, [fexit_file_0 = 0 fexit_file_1 = 1], exit, compat checked by body);
 
 /// Saves the arguments for the exit. Only on the syscall tracepoints, whose exit record has no
 /// arguments: through the dispatcher the exit reads them from the registers (see
@@ -162,7 +162,8 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     }
     let target = target_file(task, &pending, &spec, ret);
     let mut hdr_flags = 0u32;
-    if !wanted_call(target, &spec, flags_arg, ret, &mut hdr_flags) {
+    // A 32-bit call's number is another table's: everything above read harmless garbage.
+    if !wanted_call(target, &spec, flags_arg, ret, &mut hdr_flags) || ctx.compat() {
         return Ok(());
     }
     // `hdr_flags` is a different constant on each path through the decision above (sensitive,
@@ -221,8 +222,8 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
 /// enter program saved them (taken out of `PENDING_FILE`).
 #[inline(always)]
 fn pending_call(ctx: &impl Syscall, tid: u32) -> Option<PendingFile> {
-    match ctx.args_at_exit() {
-        Some(args) => Some(PendingFile { nr: ctx.nr(), _pad: 0, args }),
+    match ctx.call_at_exit() {
+        Some((nr, args)) => Some(PendingFile { nr, _pad: 0, args }),
         None => {
             // SAFETY: map lookups; the pending value is copied out before removal.
             let p = (unsafe { PENDING_FILE.get(tid) }).copied()?;

@@ -81,9 +81,8 @@ fn enter(ctx: &impl Syscall) -> u32 {
     if ignored(control, (id >> 32) as u32) {
         return 0;
     }
-    let nr = ctx.nr();
+    let (nr, args) = ctx.call();
     let Some(spec) = spec_of(nr) else { return 0 };
-    let args = ctx.args();
     let mut addr_ptr = if spec.addr != ARG_NONE { arg_at(&args, spec.addr) } else { 0 };
     let (mut buf, mut len) = (0, 0);
     if spec.buf != ARG_NONE {
