@@ -182,6 +182,56 @@ pub const HEADER_SIZE: usize = size_of::<EventHeader>();
 const _: () = assert!(HEADER_SIZE == 32);
 const _: () = assert!(align_of::<EventHeader>() == 8);
 
+/// A submit wakes a ring's reader each time the data waiting in the ring grows past a multiple
+/// of `1 << RING_WAKEUP_SHIFT` bytes (64 KiB, an eighth of the smallest ring).
+pub const RING_WAKEUP_SHIFT: u32 = 16;
+
+/// Whether a submit that grows the data waiting in a ring from `before` to `after` bytes wakes
+/// the reader: when it passes a multiple of `1 << RING_WAKEUP_SHIFT`, and whenever the ring is
+/// more than half full (`ring_size` is asked only past the first boundary). Between wakeups the
+/// reader's drain timer collects the data. See `sensor-ebpf/src/emit.rs` for why.
+#[inline(always)]
+pub fn ring_wakeup(before: u64, after: u64, ring_size: impl FnOnce() -> u64) -> bool {
+    before >> RING_WAKEUP_SHIFT != after >> RING_WAKEUP_SHIFT
+        || (after >> RING_WAKEUP_SHIFT != 0 && after.saturating_mul(2) > ring_size())
+}
+
+#[cfg(test)]
+mod wakeup_tests {
+    use super::{RING_WAKEUP_SHIFT, ring_wakeup};
+
+    const STEP: u64 = 1 << RING_WAKEUP_SHIFT;
+    const RING: u64 = 2 << 20;
+
+    #[test]
+    fn wakes_once_per_step_of_growth() {
+        let mut woken = 0u64;
+        let mut pending = 0u64;
+        // 500-byte events up to just under half the ring: one wakeup per 64 KiB passed.
+        while pending + 500 <= RING / 2 {
+            woken += u64::from(ring_wakeup(pending, pending + 500, || RING));
+            pending += 500;
+        }
+        assert_eq!(woken, pending / STEP);
+        assert!(woken > 0);
+    }
+
+    #[test]
+    fn small_backlogs_wait_for_the_timer() {
+        assert!(!ring_wakeup(0, 400, || unreachable!("the size is asked only past a boundary")));
+        assert!(!ring_wakeup(STEP - 1000, STEP - 500, || RING));
+        assert!(ring_wakeup(STEP - 100, STEP + 400, || RING));
+    }
+
+    #[test]
+    fn past_half_the_ring_every_submit_wakes() {
+        assert!(!ring_wakeup(RING / 2 - 1000, RING / 2 - 500, || RING));
+        assert!(ring_wakeup(RING / 2 + 100, RING / 2 + 600, || RING));
+        // A ring smaller than two steps: past half of it as well.
+        assert!(ring_wakeup(STEP + 100, STEP + 200, || STEP + 150));
+    }
+}
+
 #[cfg(test)]
 mod index_tests {
     use super::EventKind;

@@ -23,7 +23,7 @@ use sensor_common::{
 };
 
 use crate::{
-    emit::{Loss, count_loss, wakeup_flags},
+    emit::{Loss, count_loss, output_flags},
     kernel::{read_into, read_or, read_ptr, read_z},
     maps::{EXEC_SCRATCH, PROC_EVENTS, capture, control, ignored},
     off,
@@ -182,7 +182,7 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), Loss> {
         (*h).flags = flags;
 
         let bytes = core::slice::from_raw_parts(ev.cast::<u8>(), size as usize);
-        PROC_EVENTS.output::<[u8]>(bytes, wakeup_flags(&PROC_EVENTS)).map_err(|_| Loss::RingFull)
+        PROC_EVENTS.output::<[u8]>(bytes, output_flags(&PROC_EVENTS, bytes.len())).map_err(|_| Loss::RingFull)
     }
 }
 

@@ -35,7 +35,7 @@ use sensor_common::{
 
 use crate::{
     dispatch::Syscall,
-    emit::{Loss, count_loss, wakeup_flags},
+    emit::{Loss, count_loss, output_flags},
     kernel::{arg_at, opaque, read, read_ptr},
     maps::{capture, control, ignored, sensor_tgid},
     off,
@@ -214,7 +214,7 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
         (*h).cpu = cpu;
         (*h).flags = hdr_flags;
         let bytes = core::slice::from_raw_parts(ev.cast::<u8>(), size as usize);
-        FILE_EVENTS.output::<[u8]>(bytes, wakeup_flags(&FILE_EVENTS)).map_err(|_| Loss::RingFull)
+        FILE_EVENTS.output::<[u8]>(bytes, output_flags(&FILE_EVENTS, bytes.len())).map_err(|_| Loss::RingFull)
     }
 }
 

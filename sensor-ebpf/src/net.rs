@@ -31,7 +31,7 @@ use sensor_common::{
 
 use crate::{
     dispatch::Syscall,
-    emit::{Loss, count_loss, fill_header, wakeup_flags},
+    emit::{Loss, count_loss, fill_header, output_flags},
     file::fd_file,
     kernel::{arg_at, read_ptr, read_z, zero_words},
     maps::{control, ignored},
@@ -281,7 +281,7 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
         }
         let size = if size > size_of::<NetEvent>() { size_of::<NetEvent>() } else { size };
         let bytes = core::slice::from_raw_parts(ev.cast::<u8>(), size);
-        NET_EVENTS.output::<[u8]>(bytes, wakeup_flags(&NET_EVENTS)).map_err(|_| Loss::RingFull)
+        NET_EVENTS.output::<[u8]>(bytes, output_flags(&NET_EVENTS, bytes.len())).map_err(|_| Loss::RingFull)
     }
 }
 
