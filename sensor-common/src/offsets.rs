@@ -204,19 +204,10 @@ pub const REGS_WINDOW_NR: usize = 8;
 pub fn regs_window_fits(o: &KernelOffsets) -> bool {
     let regs =
         [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5, o.regs_syscall_nr];
-    let words = [
-        REGS_WINDOW_ARG[0],
-        REGS_WINDOW_ARG[1],
-        REGS_WINDOW_ARG[2],
-        REGS_WINDOW_ARG[3],
-        REGS_WINDOW_ARG[4],
-        REGS_WINDOW_ARG[5],
-        REGS_WINDOW_NR,
-    ];
     let base = o.regs_arg3;
     base != OFFSET_ABSENT
         && regs
             .iter()
-            .zip(words)
+            .zip(REGS_WINDOW_ARG.into_iter().chain([REGS_WINDOW_NR]))
             .all(|(&off, word)| u32::try_from(word * 8).ok().and_then(|w| base.checked_add(w)) == Some(off))
 }
