@@ -62,7 +62,9 @@ pub struct FileSyscallSpec {
     pub is_open: u8,
     /// Non-zero: the syscall is `openat2` (flags are in `struct open_how` at `aux`).
     pub is_openat2: u8,
-    pub _pad: u8,
+    /// Non-zero: the 32-bit system call with this number is watched too (set by the loader): the
+    /// exit must learn whether a call is one before its read-only filter may drop it.
+    pub ia32_slot: u8,
 }
 
 const _: () = assert!(size_of::<FileSyscallSpec>() == 16);
@@ -81,7 +83,7 @@ impl FileSyscallSpec {
         aux2: ARG_NONE,
         is_open: 0,
         is_openat2: 0,
-        _pad: 0,
+        ia32_slot: 0,
     };
 }
 

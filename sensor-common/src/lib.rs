@@ -13,6 +13,7 @@
 pub mod exec;
 pub mod file;
 pub mod header;
+pub mod ia32;
 pub mod names;
 pub mod net;
 pub mod offsets;
@@ -54,6 +55,7 @@ mod pod {
         crate::LossCounter,
         crate::exec::CaptureConfig,
         crate::file::FileSyscallSpec,
+        crate::ia32::Ia32Call,
         crate::file::InodeKey,
         crate::net::NetSyscallSpec,
         crate::tamper::Control,

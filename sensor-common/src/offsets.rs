@@ -183,6 +183,11 @@ offsets! {
     regs_arg4,
     regs_arg5,
     regs_syscall_nr,
+    /// `pt_regs` registers that hold a 32-bit system call's arguments besides `dx`, `si` and
+    /// `di` (i386 ABI: `bx cx dx si di bp`); absent where the dispatcher is not used
+    regs_bx,
+    regs_cx,
+    regs_bp,
     /// `task_struct.thread_info.status` (x86-64: `TS_COMPAT` marks a 32-bit system call, whose
     /// numbers are another table's)
     task_ti_status,
@@ -204,10 +209,29 @@ pub const REGS_WINDOW_NR: usize = 8;
 pub fn regs_window_fits(o: &KernelOffsets) -> bool {
     let regs =
         [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5, o.regs_syscall_nr];
-    let base = o.regs_arg3;
+    window_fits(o.regs_arg3, &regs, REGS_WINDOW_ARG.into_iter().chain([REGS_WINDOW_NR]))
+}
+
+/// A 32-bit system call's number and six arguments in one probe read: the `IA32_WINDOW_WORDS`
+/// words of `pt_regs` from `bp`, argument `i` at word `IA32_WINDOW_ARG[i]`, the number at word
+/// `IA32_WINDOW_NR` (x86-64: `bp bx r11 r10 r9 r8 ax cx dx si di orig_ax`; the i386 ABI passes
+/// arguments in `bx cx dx si di bp`). [`ia32_window_fits`] checks the running kernel's offsets.
+pub const IA32_WINDOW_WORDS: usize = 12;
+pub const IA32_WINDOW_ARG: [usize; 6] = [1, 7, 8, 9, 10, 0];
+pub const IA32_WINDOW_NR: usize = 11;
+
+/// Whether the i386 argument registers and the call's number sit in `pt_regs` as
+/// [`IA32_WINDOW_ARG`] and [`IA32_WINDOW_NR`] say.
+pub fn ia32_window_fits(o: &KernelOffsets) -> bool {
+    let regs = [o.regs_bx, o.regs_cx, o.regs_arg2, o.regs_arg1, o.regs_arg0, o.regs_bp, o.regs_syscall_nr];
+    window_fits(o.regs_bp, &regs, IA32_WINDOW_ARG.into_iter().chain([IA32_WINDOW_NR]))
+}
+
+/// Whether each of `regs` is at `base` + 8 × its word.
+fn window_fits(base: u32, regs: &[u32], words: impl Iterator<Item = usize>) -> bool {
     base != OFFSET_ABSENT
         && regs
             .iter()
-            .zip(REGS_WINDOW_ARG.into_iter().chain([REGS_WINDOW_NR]))
+            .zip(words)
             .all(|(&off, word)| u32::try_from(word * 8).ok().and_then(|w| base.checked_add(w)) == Some(off))
 }

@@ -11,8 +11,9 @@
 //!   dispatcher cannot run (no `pt_regs` offsets for this architecture, or switched off).
 //!
 //! Each program body is written once against [`Syscall`] and compiled into every entry point by
-//! [`syscall_program!`] (a third way, the fentry path, is in [`crate::fentry`]). Like the syscall tracepoints, the raw twins ignore 32-bit system calls
-//! of x86-64 (`TS_COMPAT`): their numbers are another table's.
+//! [`syscall_program!`] (a third way, the fentry path, is in [`crate::fentry`]). A 32-bit
+//! system call of x86-64 (`TS_COMPAT`), whose number is another table's, is passed on by the raw
+//! twins to the 32-bit twins (see [`crate::ia32`]); the syscall tracepoints never see one.
 
 use aya_ebpf::{
     helpers::bpf_get_current_task,
@@ -62,11 +63,22 @@ pub trait Syscall {
     /// `ax` takes the result), a `sys_exit_X` tracepoint does not (its record has the result
     /// only).
     fn call_at_exit(&self) -> Option<(u32, [u64; 6])>;
-    /// A 32-bit system call of a 64-bit kernel, whose number is another table's. Checked before
-    /// anything else in the raw twins, but for those that check it themselves later (see
-    /// [`syscall_program!`]); the other contexts never see such calls.
+    /// A 32-bit system call of a 64-bit kernel that this context cannot decode (its number is
+    /// another table's). Checked before anything else in the raw twins, but for those that
+    /// check it themselves later (see [`syscall_program!`]), which then hand the call on with
+    /// [`Syscall::to_ia32`]; the other contexts never see such calls.
     #[inline(always)]
     fn compat(&self) -> bool {
+        false
+    }
+    /// Hands a [`Syscall::compat`] call on to the 32-bit twin of its program (a tail call:
+    /// returns only when no twin watches that call).
+    #[inline(always)]
+    fn to_ia32(&self) {}
+    /// A 32-bit call decoded by this context: user memory holds the compat layouts of
+    /// structures with pointers (`struct compat_msghdr`, `struct compat_iovec`).
+    #[inline(always)]
+    fn ia32(&self) -> bool {
         false
     }
 }
@@ -151,14 +163,14 @@ impl Regs {
     }
 }
 
-/// A raw `sys_enter(struct pt_regs *regs, long id)` or `sys_exit(struct pt_regs *regs, long
-/// ret)` call, reached through a dispatcher's tail call (which keeps the context).
-pub struct RawSyscall {
+/// A raw `sys_enter(struct pt_regs *regs, long id)` (`EXIT` false) or `sys_exit(struct pt_regs
+/// *regs, long ret)` call, reached through a dispatcher's tail call (which keeps the context).
+pub struct RawSyscall<const EXIT: bool> {
     ctx: RawTracePointContext,
     regs: Regs,
 }
 
-impl RawSyscall {
+impl<const EXIT: bool> RawSyscall<EXIT> {
     #[inline(always)]
     pub fn new(ctx: RawTracePointContext) -> Self {
         let regs = Regs(ctx.arg::<u64>(0) as *const u8);
@@ -166,7 +178,7 @@ impl RawSyscall {
     }
 }
 
-impl Syscall for RawSyscall {
+impl<const EXIT: bool> Syscall for RawSyscall<EXIT> {
     #[inline(always)]
     fn nr(&self) -> u32 {
         self.regs.nr()
@@ -200,6 +212,11 @@ impl Syscall for RawSyscall {
     #[inline(always)]
     fn compat(&self) -> bool {
         compat()
+    }
+
+    #[inline(always)]
+    fn to_ia32(&self) {
+        crate::ia32::hand_on(&self.ctx, self.regs.nr(), EXIT);
     }
 }
 
@@ -242,21 +259,23 @@ pub fn sys_exit_dispatch(ctx: RawTracePointContext) -> i32 {
 }
 
 /// A system call program's entry points: `$tp`, a classic tracepoint program for
-/// `syscalls/sys_*_X`; `$raw`, a raw tracepoint program the dispatcher tail-calls; each
-/// `$fast`, an `fentry` (`enter`) or `fexit` (`exit`) program the fentry path's stubs of one
-/// prototype group tail-call (see [`crate::fentry`]; one per group, `{base}_{group}`). `$body`
-/// is `fn(&impl Syscall) -> u32`. The raw twin returns at once on a 32-bit call
-/// ([`Syscall::compat`]) unless the arguments end with `compat checked by body`: a body that
-/// decides most calls away before it could emit (file exits: read-only opens) checks it
-/// itself, before emitting, and the calls it drops cost no read of the task.
+/// `syscalls/sys_*_X`; `$raw`, a raw tracepoint program the dispatcher tail-calls; `$ia32`, its
+/// 32-bit twin (a raw tracepoint program reached from `$raw` or a gate, see [`crate::ia32`]);
+/// each `$fast`, an `fentry` (`enter`) or `fexit` (`exit`) program the fentry path's stubs of
+/// one prototype group tail-call (see [`crate::fentry`]; one per group, `{base}_{group}`).
+/// `$body` is `fn(&impl Syscall) -> u32`. The raw twin hands a 32-bit call
+/// ([`Syscall::compat`]) on to the 32-bit twins at once unless the arguments end with `compat
+/// checked by body`: a body that decides most calls away before it could emit (file exits:
+/// read-only opens) checks it itself, before emitting, and the calls it drops cost no read of
+/// the task.
 #[macro_export]
 macro_rules! syscall_program {
-    (exit $tp:ident, $raw:ident, [$($fast:ident = $group:literal)+], $body:path, compat checked by body) => {
-        $crate::syscall_program!(@twins $tp, $raw, $body, false);
+    (exit $tp:ident, $raw:ident, $ia32:ident, [$($fast:ident = $group:literal)+], $body:path, compat checked by body) => {
+        $crate::syscall_program!(@twins $tp, $raw, $ia32, $body, false, true);
         $crate::syscall_program!(@fexit [$($fast = $group)+], $body);
     };
-    (enter $tp:ident, $raw:ident, [$($fast:ident = $group:literal)+], $body:path) => {
-        $crate::syscall_program!(@twins $tp, $raw, $body, true);
+    (enter $tp:ident, $raw:ident, $ia32:ident, [$($fast:ident = $group:literal)+], $body:path) => {
+        $crate::syscall_program!(@twins $tp, $raw, $ia32, $body, true, false);
 
         $(
             #[aya_ebpf::macros::fentry]
@@ -268,8 +287,8 @@ macro_rules! syscall_program {
             }
         )+
     };
-    (exit $tp:ident, $raw:ident, [$($fast:ident = $group:literal)+], $body:path) => {
-        $crate::syscall_program!(@twins $tp, $raw, $body, true);
+    (exit $tp:ident, $raw:ident, $ia32:ident, [$($fast:ident = $group:literal)+], $body:path) => {
+        $crate::syscall_program!(@twins $tp, $raw, $ia32, $body, true, true);
         $crate::syscall_program!(@fexit [$($fast = $group)+], $body);
     };
     (@fexit [$($fast:ident = $group:literal)+], $body:path) => {
@@ -283,7 +302,7 @@ macro_rules! syscall_program {
             }
         )+
     };
-    (@twins $tp:ident, $raw:ident, $body:path, $check_compat:literal) => {
+    (@twins $tp:ident, $raw:ident, $ia32:ident, $body:path, $check_compat:literal, $exit:literal) => {
         #[aya_ebpf::macros::tracepoint]
         pub fn $tp(ctx: aya_ebpf::programs::TracePointContext) -> u32 {
             $body(&ctx)
@@ -291,10 +310,17 @@ macro_rules! syscall_program {
 
         #[aya_ebpf::macros::raw_tracepoint]
         pub fn $raw(ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
-            if $check_compat && $crate::dispatch::compat() {
+            let sc = $crate::dispatch::RawSyscall::<$exit>::new(ctx);
+            if $check_compat && $crate::dispatch::Syscall::compat(&sc) {
+                $crate::dispatch::Syscall::to_ia32(&sc);
                 return 0;
             }
-            $body(&$crate::dispatch::RawSyscall::new(ctx)) as i32
+            $body(&sc) as i32
+        }
+
+        #[aya_ebpf::macros::raw_tracepoint]
+        pub fn $ia32(ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
+            $body(&$crate::ia32::Ia32Syscall::new(ctx)) as i32
         }
     };
 }

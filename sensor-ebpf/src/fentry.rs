@@ -11,13 +11,19 @@
 //! Tail calls between tracing programs need one attach prototype (kernel 6.12+, backported).
 //! The kernels' BTF gives the `__x64_sys_X` functions two (the argument named `regs` or
 //! `__unused`), so the programs come in two groups, each with its own twins (loaded against a
-//! function of that group), stubs and tables; the loader sorts the functions by prototype. 32-bit calls go through `__ia32_sys_X` (not traced, as on the other
-//! paths); x32 calls carry a number above the tables.
+//! function of that group), stubs and tables; the loader sorts the functions by prototype.
+//!
+//! 32-bit calls go through `__ia32_sys_X` and `__ia32_compat_sys_X` (same prototypes), with
+//! i386 numbers in `orig_ax`: their stubs (numbered from `FENTRY_STUBS`) tail-call through
+//! tables of their own (`F*_IA32_PROGS_*`) into the same twins, which decode such a call from
+//! the i386 registers ([`crate::ia32`]) when the task is in one (`TS_COMPAT`). x32 calls carry
+//! a number above the tables.
 
 use core::ffi::c_void;
 
 use crate::{
-    dispatch::{Regs, Syscall},
+    dispatch::{Regs, Syscall, compat},
+    ia32,
     kernel::read_z,
 };
 use aya_ebpf::{
@@ -39,6 +45,15 @@ static FEXIT_PROGS_0: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
 static FENTRY_PROGS_1: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
 #[map(name = "FEXIT_PROGS_1")]
 static FEXIT_PROGS_1: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
+// The same for 32-bit calls: i386 number → the twin of the x86-64 call it equals.
+#[map(name = "FENTRY_IA32_PROGS_0")]
+static FENTRY_IA32_PROGS_0: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
+#[map(name = "FEXIT_IA32_PROGS_0")]
+static FEXIT_IA32_PROGS_0: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
+#[map(name = "FENTRY_IA32_PROGS_1")]
+static FENTRY_IA32_PROGS_1: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
+#[map(name = "FEXIT_IA32_PROGS_1")]
+static FEXIT_IA32_PROGS_1: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
 
 /// An `fentry`/`fexit` call of `__x64_sys_X(const struct pt_regs *regs)` in a twin of
 /// prototype group `G`: the context holds `regs`, then (fexit) the return value.
@@ -47,16 +62,20 @@ static FEXIT_PROGS_1: ProgramArray = ProgramArray::with_max_entries(SLOTS, 0);
 /// closures one function with two callers, left out of line; identical twins would be merged by
 /// the compiler into one calling the other. A program must not call a subprogram (see the
 /// loader's `no_program_calls_a_subprogram`).
+///
+/// A twin runs for 64-bit and 32-bit calls alike (their stubs differ, not their twins): `ia32`
+/// says which this one is, and the call is decoded accordingly.
 pub struct FentrySyscall<const G: u32> {
     ctx: *mut c_void,
     regs: Regs,
+    ia32: bool,
 }
 
 impl<const G: u32> FentrySyscall<G> {
     #[inline(always)]
     pub fn new(ctx: *mut c_void) -> Self {
         core::hint::black_box(G);
-        Self { ctx, regs: regs_of(ctx) }
+        Self { ctx, regs: regs_of(ctx), ia32: compat() }
     }
 }
 
@@ -73,17 +92,17 @@ fn regs_of(ctx: *mut c_void) -> Regs {
 impl<const G: u32> Syscall for FentrySyscall<G> {
     #[inline(always)]
     fn nr(&self) -> u32 {
-        self.regs.nr()
+        self.call().0
     }
 
     #[inline(always)]
     fn arg(&self, i: usize) -> u64 {
-        self.regs.arg(i)
+        if self.ia32 { self.call().1[i] } else { self.regs.arg(i) }
     }
 
     #[inline(always)]
     fn args(&self) -> [u64; 6] {
-        self.regs.args()
+        self.call().1
     }
 
     /// Only in `fexit` programs: the slot after the one argument.
@@ -95,13 +114,18 @@ impl<const G: u32> Syscall for FentrySyscall<G> {
 
     #[inline(always)]
     fn call(&self) -> (u32, [u64; 6]) {
-        self.regs.call()
+        if self.ia32 { ia32::decode(self.regs) } else { self.regs.call() }
     }
 
     #[inline(always)]
     fn call_at_exit(&self) -> Option<(u32, [u64; 6])> {
         // The registers saved at entry are unchanged but for `ax` at the wrapper's return.
-        Some(self.regs.call())
+        Some(self.call())
+    }
+
+    #[inline(always)]
+    fn ia32(&self) -> bool {
+        self.ia32
     }
 }
 
@@ -141,5 +165,36 @@ seq_macro::seq!(N in 0..64 {
     #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
     pub fn fexit_stub_1_~N(ctx: FExitContext) -> u32 {
         stub(&ctx, &FEXIT_PROGS_1)
+    }
+});
+
+// The stubs of 32-bit calls, numbered on from the others' (`sensor_common::ia32::IA32_FENTRY_STUBS`).
+const _: () = assert!(
+    sensor_common::names::FENTRY_STUBS == 64
+        && sensor_common::names::FENTRY_STUBS + sensor_common::ia32::IA32_FENTRY_STUBS == 136
+);
+seq_macro::seq!(N in 64..136 {
+    #[fentry]
+    #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+    pub fn fentry_stub_0_~N(ctx: FEntryContext) -> u32 {
+        stub(&ctx, &FENTRY_IA32_PROGS_0)
+    }
+
+    #[fexit]
+    #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+    pub fn fexit_stub_0_~N(ctx: FExitContext) -> u32 {
+        stub(&ctx, &FEXIT_IA32_PROGS_0)
+    }
+
+    #[fentry]
+    #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+    pub fn fentry_stub_1_~N(ctx: FEntryContext) -> u32 {
+        stub(&ctx, &FENTRY_IA32_PROGS_1)
+    }
+
+    #[fexit]
+    #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
+    pub fn fexit_stub_1_~N(ctx: FExitContext) -> u32 {
+        stub(&ctx, &FEXIT_IA32_PROGS_1)
     }
 });

@@ -81,7 +81,7 @@ const NAME_MASK: u32 = FILE_NAME_MAX as u32 - 1;
 const WALK_MASK: u32 = 8191;
 const DATA_MASK: u32 = FILE_DATA_SIZE as u32 - 1;
 
-crate::syscall_program!(exit sys_exit_file, raw_exit_file, [fexit_file_0 = 0 fexit_file_1 = 1], exit, compat checked by body);
+crate::syscall_program!(exit sys_exit_file, raw_exit_file, ia32_exit_file, [fexit_file_0 = 0 fexit_file_1 = 1], exit, compat checked by body);
 
 /// Saves the arguments for the exit. Only on the syscall tracepoints, whose exit record has no
 /// arguments: through the dispatcher the exit reads them from the registers (see
@@ -162,8 +162,15 @@ fn try_exit(ctx: &impl Syscall) -> Result<(), Loss> {
     }
     let target = target_file(task, &pending, &spec, ret);
     let mut hdr_flags = 0u32;
-    // A 32-bit call's number is another table's: everything above read harmless garbage.
-    if !wanted_call(target, &spec, flags_arg, ret, &mut hdr_flags) || ctx.compat() {
+    let wanted = wanted_call(target, &spec, flags_arg, ret, &mut hdr_flags);
+    // A 32-bit call's number is another table's: everything above read harmless garbage, and
+    // the call goes to the 32-bit twins. Only where a 32-bit call of this number is watched
+    // must a call the filter drops pay the read of the task that tells.
+    if (wanted || spec.ia32_slot != 0) && ctx.compat() {
+        ctx.to_ia32();
+        return Ok(());
+    }
+    if !wanted {
         return Ok(());
     }
     // `hdr_flags` is a different constant on each path through the decision above (sensitive,

@@ -9,6 +9,7 @@ mod emit;
 mod exec;
 mod fentry;
 mod file;
+mod ia32;
 mod kernel;
 mod maps;
 mod net;

@@ -71,8 +71,8 @@ const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
 const PAYLOAD_MAX: u64 = NET_PAYLOAD_MAX as u64;
 
-crate::syscall_program!(enter sys_enter_net, raw_enter_net, [fentry_net_0 = 0 fentry_net_1 = 1], enter);
-crate::syscall_program!(exit sys_exit_net, raw_exit_net, [fexit_net_0 = 0 fexit_net_1 = 1], exit);
+crate::syscall_program!(enter sys_enter_net, raw_enter_net, ia32_enter_net, [fentry_net_0 = 0 fentry_net_1 = 1], enter);
+crate::syscall_program!(exit sys_exit_net, raw_exit_net, ia32_exit_net, [fexit_net_0 = 0 fexit_net_1 = 1], exit);
 
 #[inline(always)]
 fn enter(ctx: &impl Syscall) -> u32 {
@@ -89,7 +89,9 @@ fn enter(ctx: &impl Syscall) -> u32 {
         buf = arg_at(&args, spec.buf);
         len = arg_at(&args, spec.len);
     }
-    if spec.msghdr != ARG_NONE {
+    if spec.msghdr != ARG_NONE && ctx.ia32() {
+        (addr_ptr, buf, len) = compat_msghdr(arg_at(&args, spec.msghdr));
+    } else if spec.msghdr != ARG_NONE {
         // struct user_msghdr (UAPI): msg_name at 0, msg_iov at 16; struct iovec: base, len.
         // For sendmmsg the argument is a `struct mmsghdr *`, whose first member is that.
         let msg = arg_at(&args, spec.msghdr);
@@ -114,6 +116,28 @@ fn enter(ctx: &impl Syscall) -> u32 {
     read_sockaddr(&mut p.sockaddr, addr_ptr);
     let _ = PENDING_NET.insert(id as u32, p, 0);
     0
+}
+
+/// The name, first buffer and its length of a 32-bit caller's `struct compat_msghdr` at `msg`
+/// (all words 32-bit: `msg_name` at 0, `msg_iov` at 8; `struct compat_iovec`: base, len); zeros
+/// where unreadable. For sendmmsg, `struct compat_mmsghdr` starts with one.
+#[inline(always)]
+fn compat_msghdr(msg: u64) -> (u64, u64, u64) {
+    // SAFETY: user memory read with the probe helper into stack values, which it fills (with
+    // zeros when the read faults).
+    unsafe {
+        let mut hdr = core::mem::MaybeUninit::<[u32; 4]>::uninit();
+        if bpf_probe_read_user(hdr.as_mut_ptr().cast(), 16, msg as *const _) != 0 {
+            return (0, 0, 0);
+        }
+        let hdr = hdr.assume_init();
+        let mut iov = core::mem::MaybeUninit::<[u32; 2]>::uninit();
+        if bpf_probe_read_user(iov.as_mut_ptr().cast(), 8, u64::from(hdr[2]) as *const _) != 0 {
+            return (u64::from(hdr[0]), 0, 0);
+        }
+        let iov = iov.assume_init();
+        (u64::from(hdr[0]), u64::from(iov[0]), u64::from(iov[1]))
+    }
 }
 
 /// The caller's sockaddr at `ptr` (none when zero) into `sa`. A sockaddr_in is 16 bytes, a

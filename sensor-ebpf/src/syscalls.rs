@@ -95,7 +95,7 @@ fn take_any(tid: u32) -> Option<*mut PendingSyscall> {
 
 // --- credentials: setuid family, setgid family, capset ---
 
-crate::syscall_program!(enter sys_enter_cred, raw_enter_cred, [fentry_cred_0 = 0 fentry_cred_1 = 1], cred_enter);
+crate::syscall_program!(enter sys_enter_cred, raw_enter_cred, ia32_enter_cred, [fentry_cred_0 = 0 fentry_cred_1 = 1], cred_enter);
 
 #[inline(always)]
 fn cred_enter(_: &impl Syscall) -> u32 {
@@ -107,7 +107,7 @@ fn cred_enter(_: &impl Syscall) -> u32 {
     0
 }
 
-crate::syscall_program!(exit sys_exit_cred, raw_exit_cred, [fexit_cred_0 = 0 fexit_cred_1 = 1], cred_exit);
+crate::syscall_program!(exit sys_exit_cred, raw_exit_cred, ia32_exit_cred, [fexit_cred_0 = 0 fexit_cred_1 = 1], cred_exit);
 
 #[inline(always)]
 fn cred_exit(ctx: &impl Syscall) -> u32 {
@@ -146,7 +146,7 @@ fn cred_exit(ctx: &impl Syscall) -> u32 {
 
 // --- ptrace attach/seize ---
 
-crate::syscall_program!(enter sys_enter_ptrace, raw_enter_ptrace, [fentry_ptrace_0 = 0 fentry_ptrace_1 = 1], ptrace_enter);
+crate::syscall_program!(enter sys_enter_ptrace, raw_enter_ptrace, ia32_enter_ptrace, [fentry_ptrace_0 = 0 fentry_ptrace_1 = 1], ptrace_enter);
 
 #[inline(always)]
 fn ptrace_enter(ctx: &impl Syscall) -> u32 {
@@ -173,7 +173,7 @@ pub(crate) fn target_flags(target: u32) -> u32 {
     }
 }
 
-crate::syscall_program!(exit sys_exit_ptrace, raw_exit_ptrace, [fexit_ptrace_0 = 0 fexit_ptrace_1 = 1], ptrace_exit);
+crate::syscall_program!(exit sys_exit_ptrace, raw_exit_ptrace, ia32_exit_ptrace, [fexit_ptrace_0 = 0 fexit_ptrace_1 = 1], ptrace_exit);
 
 #[inline(always)]
 fn ptrace_exit(ctx: &impl Syscall) -> u32 {
@@ -201,7 +201,7 @@ fn ptrace_exit(ctx: &impl Syscall) -> u32 {
 
 // --- bpf(BPF_PROG_LOAD) ---
 
-crate::syscall_program!(enter sys_enter_bpf, raw_enter_bpf, [fentry_bpf_0 = 0 fentry_bpf_1 = 1], bpf_cmd_enter);
+crate::syscall_program!(enter sys_enter_bpf, raw_enter_bpf, ia32_enter_bpf, [fentry_bpf_0 = 0 fentry_bpf_1 = 1], bpf_cmd_enter);
 
 #[inline(always)]
 fn bpf_cmd_enter(ctx: &impl Syscall) -> u32 {
@@ -239,7 +239,7 @@ unsafe fn read_prog_load_attr(p: *mut PendingSyscall, attr: u64) {
     }
 }
 
-crate::syscall_program!(exit sys_exit_bpf, raw_exit_bpf, [fexit_bpf_0 = 0 fexit_bpf_1 = 1], bpf_cmd_exit);
+crate::syscall_program!(exit sys_exit_bpf, raw_exit_bpf, ia32_exit_bpf, [fexit_bpf_0 = 0 fexit_bpf_1 = 1], bpf_cmd_exit);
 
 #[inline(always)]
 fn bpf_cmd_exit(ctx: &impl Syscall) -> u32 {
@@ -281,7 +281,7 @@ fn bpf_cmd_exit(ctx: &impl Syscall) -> u32 {
 
 // --- memfd_create ---
 
-crate::syscall_program!(enter sys_enter_memfd_create, raw_enter_memfd, [fentry_memfd_0 = 0 fentry_memfd_1 = 1], memfd_enter);
+crate::syscall_program!(enter sys_enter_memfd_create, raw_enter_memfd, ia32_enter_memfd, [fentry_memfd_0 = 0 fentry_memfd_1 = 1], memfd_enter);
 
 #[inline(always)]
 fn memfd_enter(ctx: &impl Syscall) -> u32 {
@@ -317,7 +317,7 @@ unsafe fn memfd_name(p: *mut PendingSyscall) {
     }
 }
 
-crate::syscall_program!(exit sys_exit_memfd_create, raw_exit_memfd, [fexit_memfd_0 = 0 fexit_memfd_1 = 1], memfd_exit);
+crate::syscall_program!(exit sys_exit_memfd_create, raw_exit_memfd, ia32_exit_memfd, [fexit_memfd_0 = 0 fexit_memfd_1 = 1], memfd_exit);
 
 #[inline(always)]
 fn memfd_exit(ctx: &impl Syscall) -> u32 {
@@ -349,7 +349,7 @@ fn memfd_exit(ctx: &impl Syscall) -> u32 {
 /// Offset of `flags` in `struct io_uring_params` (after `sq_entries` and `cq_entries`).
 const IO_URING_PARAMS_FLAGS: u64 = 8;
 
-crate::syscall_program!(enter sys_enter_io_uring_setup, raw_enter_io_uring_setup, [fentry_io_uring_setup_0 = 0 fentry_io_uring_setup_1 = 1], io_uring_setup_enter);
+crate::syscall_program!(enter sys_enter_io_uring_setup, raw_enter_io_uring_setup, ia32_enter_io_uring_setup, [fentry_io_uring_setup_0 = 0 fentry_io_uring_setup_1 = 1], io_uring_setup_enter);
 
 #[inline(always)]
 fn io_uring_setup_enter(ctx: &impl Syscall) -> u32 {
@@ -366,7 +366,7 @@ fn io_uring_setup_enter(ctx: &impl Syscall) -> u32 {
     0
 }
 
-crate::syscall_program!(exit sys_exit_io_uring_setup, raw_exit_io_uring_setup, [fexit_io_uring_setup_0 = 0 fexit_io_uring_setup_1 = 1], io_uring_setup_exit);
+crate::syscall_program!(exit sys_exit_io_uring_setup, raw_exit_io_uring_setup, ia32_exit_io_uring_setup, [fexit_io_uring_setup_0 = 0 fexit_io_uring_setup_1 = 1], io_uring_setup_exit);
 
 #[inline(always)]
 fn io_uring_setup_exit(ctx: &impl Syscall) -> u32 {

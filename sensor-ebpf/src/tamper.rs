@@ -109,9 +109,9 @@ pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
 
 // --- process_vm_writev / process_vm_readv / pidfd_getfd (exit: sys_exit_ptrace) ---
 
-crate::syscall_program!(enter sys_enter_process_vm_writev, raw_enter_vm_writev, [fentry_vm_writev_0 = 0 fentry_vm_writev_1 = 1], vm_writev_enter);
-crate::syscall_program!(enter sys_enter_process_vm_readv, raw_enter_vm_readv, [fentry_vm_readv_0 = 0 fentry_vm_readv_1 = 1], vm_readv_enter);
-crate::syscall_program!(enter sys_enter_pidfd_getfd, raw_enter_pidfd_getfd, [fentry_pidfd_getfd_0 = 0 fentry_pidfd_getfd_1 = 1], pidfd_getfd_enter);
+crate::syscall_program!(enter sys_enter_process_vm_writev, raw_enter_vm_writev, ia32_enter_vm_writev, [fentry_vm_writev_0 = 0 fentry_vm_writev_1 = 1], vm_writev_enter);
+crate::syscall_program!(enter sys_enter_process_vm_readv, raw_enter_vm_readv, ia32_enter_vm_readv, [fentry_vm_readv_0 = 0 fentry_vm_readv_1 = 1], vm_readv_enter);
+crate::syscall_program!(enter sys_enter_pidfd_getfd, raw_enter_pidfd_getfd, ia32_enter_pidfd_getfd, [fentry_pidfd_getfd_0 = 0 fentry_pidfd_getfd_1 = 1], pidfd_getfd_enter);
 
 #[inline(always)]
 fn vm_writev_enter(ctx: &impl Syscall) -> u32 {

@@ -335,6 +335,9 @@ impl KernelBtf {
             regs_arg4: self.syscall_reg(4)?,
             regs_arg5: self.syscall_reg(5)?,
             regs_syscall_nr: self.syscall_reg(6)?,
+            regs_bx: self.ia32_reg(0)?,
+            regs_cx: self.ia32_reg(1)?,
+            regs_bp: self.ia32_reg(2)?,
             task_ti_status: match self.nested(&[("task_struct", "thread_info"), ("thread_info", "status")]) {
                 Err(BtfError::NoStruct(_) | BtfError::NoField { .. }) => OFFSET_ABSENT,
                 other => other?,
@@ -347,6 +350,15 @@ impl KernelBtf {
     /// tracepoints instead of the raw dispatcher.
     fn syscall_reg(&self, i: usize) -> Result<u32, BtfError> {
         match SYSCALL_REGS.get(i) {
+            Some(reg) => self.optional("pt_regs", reg),
+            None => Ok(OFFSET_ABSENT),
+        }
+    }
+
+    /// The `pt_regs` members that hold a 32-bit call's arguments besides those of
+    /// [`Self::syscall_reg`]: `bx` (0), `cx` (1), `bp` (2); x86-64 only, as there.
+    fn ia32_reg(&self, i: usize) -> Result<u32, BtfError> {
+        match IA32_REGS.get(i) {
             Some(reg) => self.optional("pt_regs", reg),
             None => Ok(OFFSET_ABSENT),
         }
@@ -390,6 +402,10 @@ impl KernelBtf {
 const SYSCALL_REGS: &[&str] = &["di", "si", "dx", "r10", "r8", "r9", "orig_ax"];
 #[cfg(not(target_arch = "x86_64"))]
 const SYSCALL_REGS: &[&str] = &[];
+#[cfg(target_arch = "x86_64")]
+const IA32_REGS: &[&str] = &["bx", "cx", "bp"];
+#[cfg(not(target_arch = "x86_64"))]
+const IA32_REGS: &[&str] = &[];
 
 #[cfg(test)]
 mod tests {
@@ -426,6 +442,11 @@ mod tests {
             assert!(
                 sensor_common::offsets::regs_window_fits(&off),
                 "one probe read of the argument registers"
+            );
+            assert_eq!([off.regs_bx, off.regs_cx, off.regs_bp], [40, 88, 32]);
+            assert!(
+                sensor_common::offsets::ia32_window_fits(&off),
+                "one probe read of a 32-bit call's registers"
             );
             assert_ne!(off.task_ti_status, OFFSET_ABSENT);
         }

@@ -35,7 +35,7 @@ const fn spec(
         aux2,
         is_open: 0,
         is_openat2: 0,
-        _pad: 0,
+        ia32_slot: 0,
     }
 }
 

@@ -363,7 +363,7 @@ mod tests {
                 assert!(obj.programs.contains_key(&twin), "fentry twin {twin} missing");
                 assert!(names::is_fentry_twin(&twin), "{twin}");
             }
-            for n in 0..names::FENTRY_STUBS {
+            for n in 0..names::FENTRY_STUBS + sensor_common::ia32::IA32_FENTRY_STUBS {
                 for exit in [false, true] {
                     let stub = fentry::stub_name(exit, g, n);
                     assert!(obj.programs.contains_key(&stub), "stub {stub} missing");
@@ -371,7 +371,8 @@ mod tests {
             }
         }
         let stubs = obj.programs.keys().filter(|p| names::is_fentry_stub(p)).count();
-        let expected = 2 * names::FENTRY_GROUPS * names::FENTRY_STUBS;
+        let expected =
+            2 * names::FENTRY_GROUPS * (names::FENTRY_STUBS + sensor_common::ia32::IA32_FENTRY_STUBS);
         assert_eq!(stubs, expected as usize, "stubs beyond FENTRY_STUBS are never used");
         let twins = obj.programs.keys().filter(|p| names::is_fentry_twin(p)).count();
         let expected = names::raw_twins().count() * names::FENTRY_GROUPS as usize;

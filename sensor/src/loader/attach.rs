@@ -20,6 +20,8 @@ use super::{
 };
 use crate::{file_syscalls, links::Links, tracefs};
 
+mod ia32;
+
 /// Programs the verifier refused, with its reason.
 type Refused = HashMap<String, String>;
 
@@ -35,7 +37,7 @@ pub struct Attaching<'a> {
     /// The fentry path: the kernel's BTF (stubs are loaded by function name), its syscall
     /// functions, and the next unused stub number of each group, entry and exit.
     btf: Option<(Btf, FentryTargets)>,
-    next_stub: HashMap<(u32, bool), u32>,
+    next_stub: HashMap<(u32, bool, bool), u32>,
 }
 
 /// Attaches one optional collector.
@@ -196,7 +198,9 @@ fn verify_all(
             hooks = fallback.into();
             warn!(error = %why, fallback = hooks.name(), "fentry path refused by this kernel: falling back");
             let wanted: fn(&str) -> bool = match fallback {
-                Fallback::Dispatcher => |n| names::is_raw_twin(n) || names::is_dispatcher(n),
+                Fallback::Dispatcher => |n| {
+                    names::is_raw_twin(n) || names::is_dispatcher(n) || sensor_common::ia32::is_ia32_prog(n)
+                },
                 Fallback::Tracepoints => names::is_syscall_tracepoint_prog,
             };
             refused.extend(verify(ebpf, false, wanted, None)?);
@@ -367,12 +371,13 @@ impl Attaching<'_> {
                 // an entry without its exit would only fill the pending maps.
                 let exit_twin = format!("{}_{g}", twin(exit)?);
                 self.table_slot(fentry::table(true, g), true, nr, exit, &exit_twin)?;
-                self.attach_stub(true, g, &function)?;
+                self.attach_stub(true, g, &function, false)?;
                 if let Some(enter) = enter {
                     let enter_twin = format!("{}_{g}", twin(enter)?);
                     self.table_slot(fentry::table(false, g), false, nr, enter, &enter_twin)?;
-                    self.attach_stub(false, g, &function)?;
+                    self.attach_stub(false, g, &function, false)?;
                 }
+                self.ia32_pair(enter, exit, syscall, nr);
                 Ok(())
             }
             SyscallHooks::Dispatcher => {
@@ -387,7 +392,9 @@ impl Attaching<'_> {
                 if let Some(enter) = enter {
                     self.dispatch(false, nr, enter)?;
                 }
-                self.dispatch(true, nr, exit)
+                self.dispatch(true, nr, exit)?;
+                self.ia32_pair(enter, exit, syscall, nr);
+                Ok(())
             }
         }
     }
@@ -423,11 +430,16 @@ impl Attaching<'_> {
     }
 
     /// Loads the next unused entry (or exit) stub of group `g` against kernel function
-    /// `function` and attaches it there.
-    fn attach_stub(&mut self, exit: bool, g: u32, function: &str) -> anyhow::Result<()> {
-        let next = self.next_stub.entry((g, exit)).or_default();
-        // The last one is the load-time probe's.
-        if *next + 1 >= names::FENTRY_STUBS {
+    /// `function` and attaches it there: one of the 32-bit calls' stubs when `ia32`.
+    fn attach_stub(&mut self, exit: bool, g: u32, function: &str, ia32: bool) -> anyhow::Result<()> {
+        // The 64-bit calls' last stub is the load-time probe's; the 32-bit calls' come after.
+        let (first, end) = if ia32 {
+            (names::FENTRY_STUBS, names::FENTRY_STUBS + sensor_common::ia32::IA32_FENTRY_STUBS)
+        } else {
+            (0, names::FENTRY_STUBS - 1)
+        };
+        let next = self.next_stub.entry((g, exit, ia32)).or_insert(first);
+        if *next >= end {
             anyhow::bail!("no fentry stub left for {function}");
         }
         let stub = fentry::stub_name(exit, g, *next);
@@ -481,6 +493,7 @@ pub fn attach_net(a: &mut Attaching<'_>) -> anyhow::Result<()> {
     for (_, name, _) in file_syscalls::net_for_this_arch() {
         a.syscall_pair(names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET, name)?;
     }
+    a.ia32_socketcall(names::PROG_SYS_ENTER_NET, names::PROG_SYS_EXIT_NET);
     Ok(())
 }
 

@@ -13,6 +13,8 @@ use crate::btf::KernelBtf;
 
 /// Prefix of the x86-64 system call functions the stubs attach to.
 const SYSCALL_PREFIX: &str = "__x64_sys_";
+/// Prefix of the 32-bit calls' functions (`__ia32_sys_X`, `__ia32_compat_sys_X`).
+const IA32_PREFIX: &str = "__ia32_";
 
 /// The function behind system call `name` on x86-64.
 pub fn syscall_function(name: &str) -> String {
@@ -28,6 +30,8 @@ pub struct FentryTargets {
     /// Per group: the function its twins are loaded against, and the one the probe's stubs are
     /// (another one where the group has two, so that the probe tries a tail call across them).
     targets: Vec<(String, String)>,
+    /// Per group: its BTF prototype.
+    protos: Vec<u32>,
 }
 
 impl FentryTargets {
@@ -35,7 +39,23 @@ impl FentryTargets {
     /// cannot run here (no such functions, or more prototypes than groups).
     pub fn of_kernel(kbtf: &KernelBtf) -> Result<Self, String> {
         let functions = kbtf.functions_with_prefix(SYSCALL_PREFIX).map_err(|e| format!("{e}"))?;
-        Self::new(functions)
+        let mut targets = Self::new(functions)?;
+        match kbtf.functions_with_prefix(IA32_PREFIX) {
+            Ok(ia32) => targets.add_ia32(ia32),
+            Err(e) => debug!(error = %e, "no 32-bit syscall functions"),
+        }
+        Ok(targets)
+    }
+
+    /// The 32-bit calls' functions (`__ia32_*`, in BTF order) of the groups' prototypes; the
+    /// others are left out, and their calls unwatched on this path.
+    fn add_ia32(&mut self, all: Vec<(String, u32)>) {
+        for (name, proto) in all {
+            if let Some(g) = self.protos.iter().position(|p| *p == proto) {
+                // The first of a name, as loading by name takes it.
+                self.group_of.entry(name).or_insert(g as u32);
+            }
+        }
     }
 
     /// `functions` in BTF order. A name can be there twice (the strong function and the weak
@@ -74,7 +94,7 @@ impl FentryTargets {
             targets.push((twin, probe));
         }
         let group_of = functions.iter().filter_map(|(n, p)| Some((n.clone(), group(*p)?))).collect();
-        Ok(Self { group_of, targets })
+        Ok(Self { group_of, targets, protos: protos.iter().map(|(p, _)| *p).collect() })
     }
 
     /// The group of function `function`; `None` when this kernel has no such function.
@@ -228,6 +248,22 @@ mod tests {
         assert_eq!(twice.group_of("__x64_sys_accept"), Some(1), "the first of a name counts");
         let one = FentryTargets::new(vec![f("openat", 7)]).expect("one");
         assert_eq!(one.targets[0], ("__x64_sys_openat".into(), "__x64_sys_openat".into()));
+    }
+
+    #[test]
+    fn the_32_bit_functions_join_the_groups_of_their_prototypes() {
+        let mut t = FentryTargets::new(vec![f("openat", 7), f("accept", 9)]).expect("two prototypes");
+        let ia32 = |n: &str, p| (format!("__ia32_{n}"), p);
+        t.add_ia32(vec![
+            ia32("compat_sys_openat", 7),
+            ia32("sys_connect", 9),
+            ia32("sys_odd", 5),
+            ia32("sys_connect", 7),
+        ]);
+        assert_eq!(t.group_of("__ia32_compat_sys_openat"), Some(0));
+        assert_eq!(t.group_of("__ia32_sys_connect"), Some(1), "the first of a name counts");
+        assert_eq!(t.group_of("__ia32_sys_odd"), None, "a prototype of no group: left out");
+        assert_eq!(t.groups(), 2, "no group of their own");
     }
 
     #[test]

@@ -182,7 +182,8 @@ impl SyscallHooks {
     /// fentry path's stubs are loaded one by one against the calls' functions when attached.
     pub(super) fn excludes(self, name: &str) -> bool {
         let fentry = names::is_fentry_twin(name) || names::is_fentry_stub(name);
-        let dispatcher = names::is_dispatcher(name) || names::is_raw_twin(name);
+        let dispatcher =
+            names::is_dispatcher(name) || names::is_raw_twin(name) || sensor_common::ia32::is_ia32_prog(name);
         let tracepoints = names::is_syscall_tracepoint_prog(name);
         match self {
             Self::Fentry { .. } => dispatcher || tracepoints || names::is_fentry_stub(name),
@@ -193,9 +194,11 @@ impl SyscallHooks {
 }
 
 /// Whether this kernel's BTF names the x86-64 syscall registers where one read of the argument
-/// window finds them (the window check also refuses an absent argument register).
+/// window finds them, and those of 32-bit calls where one read of theirs does (the window
+/// checks also refuse an absent register).
 fn regs_known(o: &sensor_common::KernelOffsets) -> bool {
-    o.regs_syscall_nr != sensor_common::offsets::OFFSET_ABSENT && sensor_common::offsets::regs_window_fits(o)
+    use sensor_common::offsets::{OFFSET_ABSENT, ia32_window_fits, regs_window_fits};
+    o.regs_syscall_nr != OFFSET_ABSENT && regs_window_fits(o) && ia32_window_fits(o)
 }
 
 #[cfg(test)]
@@ -216,6 +219,8 @@ mod tests {
             known.regs_arg5,
         ] = [112, 104, 96, 56, 72, 64];
         known.regs_syscall_nr = 120;
+        // bp bx cx: the other registers of 32-bit calls.
+        [known.regs_bp, known.regs_bx, known.regs_cx] = [32, 40, 88];
         let mut unknown = known;
         unknown.regs_syscall_nr = sensor_common::offsets::OFFSET_ABSENT;
         let mut other_layout = known;

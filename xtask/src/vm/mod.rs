@@ -47,7 +47,7 @@ const MIN_KERNEL: ((u32, u32), &str) =
 ///   and the test failed now and then on 5.10 (context degraded as designed, not lost). It
 ///   stays in `cargo xtask test`.
 /// - From `pin`: the run without pins, which measures the hole pinning closes.
-const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 7] = [
+const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 8] = [
     ("exec", None, &[]),
     ("lineage", None, &[]),
     ("file", Some("file"), &["--skip", "short_lived_writers_keep_their_context_under_a_file_storm"]),
@@ -56,6 +56,8 @@ const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 7] = [
     // kernel's BTF given with --btf; and with no BTF at all.
     ("btf", None, &[]),
     ("process", None, &[]),
+    // 32-bit system calls: watched through the raw dispatcher (the fentry path's second run).
+    ("ia32", None, &[]),
     // Pinning: on from 5.15 (classic tracepoint links), off with its reason before. The run
     // without pins only measures the hole pinning closes (on the host).
     ("pin", None, &["--skip", "a_sigkill_and_restart_without_pins_is_reported"]),
@@ -64,7 +66,7 @@ const GUEST_TESTS: [(&str, Option<&str>, &[&str]); 7] = [
 /// The binaries run a second time with the fentry path off where the sensor takes it (column
 /// `{name}.fb`, see [`initramfs::fentry_off_name`]): those whose tests assert what the system
 /// call collectors report, through the sensor the tests start in their own process.
-const FENTRY_OFF_TESTS: [&str; 3] = ["file", "network", "process"];
+const FENTRY_OFF_TESTS: [&str; 4] = ["file", "network", "process", "ia32"];
 
 /// Failures seen on one kernel and not fixed yet: (kernel, test binary, test, what happens).
 /// They still run; when a binary fails only with these, its cell reads "known" and CI stays
