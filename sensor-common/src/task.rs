@@ -6,6 +6,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const TASK_EXE_DELETED: u32 = 1 << 0;
 /// `TaskInfo::flags` bit: the task has no mm (kernel thread, or exit after exit_mm).
 pub const TASK_NO_MM: u32 = 1 << 1;
+/// `TaskInfo::flags` bit: the task is in a 32-bit system call (x86-64 `TS_COMPAT`).
+pub const TASK_IA32_SYSCALL: u32 = 1 << 2;
 
 /// Value of `auid`/`sessionid` when the kernel has no audit login information.
 pub const AUDIT_UNSET: u32 = u32::MAX;

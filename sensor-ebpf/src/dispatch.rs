@@ -225,12 +225,19 @@ impl<const EXIT: bool> Syscall for RawSyscall<EXIT> {
 /// of them) cost no read of the task.
 #[inline(always)]
 pub fn compat() -> bool {
+    // SAFETY: plain helper call.
+    compat_of(unsafe { bpf_get_current_task() } as *const u8)
+}
+
+/// Whether `task` (a `task_struct`) is in a 32-bit system call (see [`compat`]).
+#[inline(always)]
+pub fn compat_of(task: *const u8) -> bool {
     let status = off!(task_ti_status);
     if status == sensor_common::offsets::OFFSET_ABSENT {
         return false;
     }
-    // SAFETY: probe read of the current task (zero when it faults).
-    let s: u32 = unsafe { read_z(bpf_get_current_task() as *const u8, status) };
+    // SAFETY: probe read of the task (zero when it faults).
+    let s: u32 = unsafe { read_z(task, status) };
     s & TS_COMPAT != 0
 }
 

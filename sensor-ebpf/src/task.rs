@@ -4,7 +4,7 @@ use aya_ebpf::helpers::{generated, generated::bpf_get_current_cgroup_id};
 use sensor_common::{
     TaskInfo,
     syscalls::Creds,
-    task::{AUDIT_UNSET, TASK_EXE_DELETED, TASK_NO_MM},
+    task::{AUDIT_UNSET, TASK_EXE_DELETED, TASK_IA32_SYSCALL, TASK_NO_MM},
 };
 
 use crate::{
@@ -57,7 +57,7 @@ pub unsafe fn fill_task(task: *const u8, out: *mut TaskInfo) -> Result<(), i32> 
         let tty: *const u8 = read_z(signal, off!(signal_tty));
         read_into(&raw mut (*out).tty, tty, off!(tty_name));
         generated::bpf_get_current_comm((&raw mut (*out).comm).cast(), 16);
-        (*out).flags = exe_flags(task);
+        (*out).flags = exe_flags(task) | if crate::dispatch::compat_of(task) { TASK_IA32_SYSCALL } else { 0 };
         (*out)._reserved = 0;
         if leader.is_null() || parent.is_null() || cred.is_null() {
             return Err(E_NULL);

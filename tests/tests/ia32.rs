@@ -90,18 +90,25 @@ fn mine(r: &AuditRecord) -> bool {
     r.process.as_ref().is_some_and(|p| p.pid == std::process::id())
 }
 
-fn wait_file(s: &mut TestSensor, pred: impl Fn(&FileEvent) -> bool) -> FileEvent {
+/// Whether record `r` says its system call came through the 32-bit entry.
+fn ia32(r: &AuditRecord) -> bool {
+    r.process.as_ref().is_some_and(|p| p.syscall_ia32)
+}
+
+/// This process's file record matching `pred`, and whether it is marked as a 32-bit call.
+fn wait_file(s: &mut TestSensor, pred: impl Fn(&FileEvent) -> bool) -> (FileEvent, bool) {
     let r = s.wait_for(WAIT, |r| mine(r) && matches!(&r.event, Some(Event::File(f)) if pred(f)));
-    match r.and_then(|r| r.event) {
-        Some(Event::File(f)) => f,
+    match r.map(|r| (ia32(&r), r.event)) {
+        Some((ia32, Some(Event::File(f)))) => (f, ia32),
         _ => panic!("no such file record of this process; seen: {:#?}", summary(&s.seen)),
     }
 }
 
-fn wait_net(s: &mut TestSensor, pred: impl Fn(&NetworkEvent) -> bool) -> NetworkEvent {
+/// This process's network record matching `pred`, and whether it is marked as a 32-bit call.
+fn wait_net(s: &mut TestSensor, pred: impl Fn(&NetworkEvent) -> bool) -> (NetworkEvent, bool) {
     let r = s.wait_for(WAIT, |r| mine(r) && matches!(&r.event, Some(Event::Network(n)) if pred(n)));
-    match r.and_then(|r| r.event) {
-        Some(Event::Network(n)) => n,
+    match r.map(|r| (ia32(&r), r.event)) {
+        Some((ia32, Some(Event::Network(n)))) => (n, ia32),
         _ => panic!("no such network record of this process; seen: {:#?}", summary(&s.seen)),
     }
 }
@@ -154,16 +161,18 @@ fn file_and_network_calls_through_int_0x80_are_reported() {
         dir.join(p.file_name().expect("name")).to_string_lossy().into_owned()
     };
     let (created, renamed) = (real(&created), real(&renamed));
-    let f = wait_file(&mut s, |f| f.op == "open" && f.path == created);
+    let (f, marked) = wait_file(&mut s, |f| f.op == "open" && f.path == created);
     assert_eq!(f.syscall, "creat");
     assert_eq!(f.mode, 0o644);
-    let f = wait_file(&mut s, |f| f.op == "rename" && f.path == created);
+    assert!(marked, "process.syscall_ia32 on a 32-bit call's record");
+    let (f, _) = wait_file(&mut s, |f| f.op == "rename" && f.path == created);
     assert_eq!(f.path2, renamed);
-    let f = wait_file(&mut s, |f| f.op == "chown" && f.path == renamed);
+    let (f, _) = wait_file(&mut s, |f| f.op == "chown" && f.path == renamed);
     assert_eq!((f.uid, f.gid), (uid, u32::MAX), "uid set, gid unchanged ({gid} stays)");
-    let f = wait_file(&mut s, |f| f.op == "truncate" && f.path == renamed);
+    let (f, _) = wait_file(&mut s, |f| f.op == "truncate" && f.path == renamed);
     assert_eq!(f.length, length, "the 64-bit length from its two halves");
-    wait_file(&mut s, |f| f.op == "unlink" && f.path == renamed);
+    let (_, marked) = wait_file(&mut s, |f| f.op == "unlink" && f.path == renamed);
+    assert!(marked);
 
     // connect through socketcall (its argument array at the very end of the page: only the
     // call's own three words may be read) and through the i386 connect.
@@ -183,12 +192,16 @@ fn file_and_network_calls_through_int_0x80_are_reported() {
     // Two records: each socket's, by its local port.
     for socket in &sockets {
         let local = u32::from(socket.local_addr_port());
-        let seen = wait_net(&mut s, |e| {
+        let (seen, marked) = wait_net(&mut s, |e| {
             e.op == "connect" && e.remote_port == u32::from(port) && e.result == 0 && e.local_port == local
         });
         assert_eq!(seen.remote_address, "127.0.0.1");
         assert_eq!(seen.syscall, "connect");
+        assert!(marked);
     }
+    // The listener's own bind went through the 64-bit entry: not marked.
+    let (_, marked) = wait_net(&mut s, |e| e.op == "bind" && e.local_port == u32::from(port));
+    assert!(!marked, "a 64-bit call's record is not marked");
     drop(listener);
 }
 

@@ -6,7 +6,7 @@
 //! allocations; the record stage hands the process part of each written record back
 //! ([`Enricher::reuse`]) and the next one is written into its strings.
 
-use sensor_common::task::TASK_EXE_DELETED;
+use sensor_common::task::{TASK_EXE_DELETED, TASK_IA32_SYSCALL};
 use sensor_proto::v1::{Namespaces, Process};
 
 use super::{Enricher, Spares};
@@ -62,6 +62,7 @@ impl Enricher {
             cgroup_id: _,
             namespaces: _,
             mut parent_guid,
+            syscall_ia32: _,
         } = std::mem::take(&mut *part);
         self.guids.guid_into(tgid, t.start_boottime_ns, &mut guid);
         if t.parent_start_boottime_ns == 0 && t.ppid == 0 {
@@ -119,6 +120,7 @@ impl Enricher {
                 user: t.user_ns,
             }),
             parent_guid,
+            syscall_ia32: t.flags & TASK_IA32_SYSCALL != 0,
         };
         part
     }

@@ -172,6 +172,12 @@ pub(super) static PROCESS: &[Field] = &[
         get: |v| boolean(v.process()?.exe_deleted),
     },
     Field {
+        name: "SyscallIa32",
+        scope: Scope::Process,
+        doc: "`true` when the event's system call came through the 32-bit entry (`int 0x80`, a 32-bit program)",
+        get: |v| boolean(v.process()?.syscall_ia32),
+    },
+    Field {
         name: "ImageWritableTmp",
         scope: Scope::Process,
         doc: "`true` when the executable lives on a writable tmpfs (/tmp, /dev/shm, …)",
