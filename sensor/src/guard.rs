@@ -93,7 +93,10 @@ pub fn register_own_ids(ebpf: &mut Ebpf, map_ids: &[u32]) {
     }
     info!(programs = progs.len(), maps = map_ids.len(), links = links.len(), "own BPF objects registered");
     // Only the loader writes these: nobody may change them later.
-    for name in [names::MAP_OWN_IDS, names::MAP_FILE_SYSCALLS, names::MAP_NET_SYSCALLS] {
+    let decoding = [sensor_common::ia32::MAP_IA32_SYSCALLS, sensor_common::ia32::MAP_IA32_SOCKETCALL];
+    for name in
+        [names::MAP_OWN_IDS, names::MAP_FILE_SYSCALLS, names::MAP_NET_SYSCALLS].into_iter().chain(decoding)
+    {
         if let Some(d) = ebpf.map(name).and_then(map_data)
             && let Err(e) = freeze(d.fd().as_fd())
         {

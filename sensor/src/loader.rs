@@ -379,6 +379,24 @@ mod tests {
         assert_eq!(twins, expected, "one fentry twin per group");
     }
 
+    /// A program array is emptied when the last user reference to it goes: every one must be
+    /// pinned, or a restart that adopts the pinned programs finds it empty.
+    #[test]
+    fn every_program_array_is_pinned() {
+        const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
+        let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("parse the embedded eBPF object");
+        let arrays: Vec<&String> = obj
+            .maps
+            .iter()
+            .filter(|(_, m)| m.map_type() == BPF_MAP_TYPE_PROG_ARRAY)
+            .map(|(n, _)| n)
+            .collect();
+        assert!(arrays.len() >= 4, "{arrays:?}");
+        for name in arrays {
+            assert!(crate::pin::PINNED_MAPS.contains(&name.as_str()), "program array {name} is not pinned");
+        }
+    }
+
     /// Every watched system call gets its own stubs on the fentry path: there are enough.
     #[test]
     fn there_are_enough_fentry_stubs_for_every_watched_call() {

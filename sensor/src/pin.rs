@@ -29,7 +29,7 @@ use aya::{
     maps::{Array, Map, MapData, PerCpuArray, RingBuf},
     programs::{Program, links::PinnedLink},
 };
-use sensor_common::{EventKind, names, tamper::Control};
+use sensor_common::{EventKind, ia32, names, tamper::Control};
 use sha2::{Digest as _, Sha256};
 use tracing::{info, warn};
 
@@ -39,7 +39,7 @@ use crate::{
 };
 
 /// The maps a sensor needs to adopt pinned programs.
-const PINNED_MAPS: [&str; 14] = [
+pub(crate) const PINNED_MAPS: [&str; 20] = [
     names::MAP_PROC_EVENTS,
     names::MAP_FILE_EVENTS,
     names::MAP_NET_EVENTS,
@@ -56,6 +56,12 @@ const PINNED_MAPS: [&str; 14] = [
     names::MAP_FEXIT_PROGS[0],
     names::MAP_FENTRY_PROGS[1],
     names::MAP_FEXIT_PROGS[1],
+    ia32::MAP_IA32_ENTER_PROGS,
+    ia32::MAP_IA32_EXIT_PROGS,
+    ia32::MAP_FENTRY_IA32_PROGS[0],
+    ia32::MAP_FEXIT_IA32_PROGS[0],
+    ia32::MAP_FENTRY_IA32_PROGS[1],
+    ia32::MAP_FEXIT_IA32_PROGS[1],
 ];
 
 /// Pinning settings.
