@@ -221,8 +221,9 @@ impl<const EXIT: bool> Syscall for RawSyscall<EXIT> {
 }
 
 /// A 32-bit system call of a 64-bit kernel (x86-64 `TS_COMPAT`): its number is another
-/// table's. Checked by the raw twins, not by the dispatchers, so the calls nobody watches (most
-/// of them) cost no read of the task.
+/// table's. Checked by the raw twins and the gates (see [`crate::ia32`]), not by the
+/// dispatchers, so the calls at numbers nobody watches (most of them) cost no read of the task;
+/// also by the fentry twins, which 64-bit and 32-bit calls share.
 #[inline(always)]
 pub fn compat() -> bool {
     // SAFETY: plain helper call.

@@ -45,6 +45,10 @@ pub fn map(record: &AuditRecord) -> Value {
     if let Some(i) = &record.integrity {
         unmapped.insert("prev_hash".into(), json!(i.prev_hash));
     }
+    // OCSF has no attribute for a system call's ABI.
+    if record.process.as_ref().is_some_and(|p| p.syscall_ia32) {
+        unmapped.insert("syscall_ia32".into(), json!(true));
+    }
     let mut ev = Map::new();
     let (class, activity, status) = match &record.event {
         Some(e) => event_fields(e, record.process.as_deref(), &mut ev, &mut unmapped),

@@ -54,6 +54,14 @@ fn exec_is_process_launch_with_actor_and_lineage() {
     assert_eq!(v["actor"]["user"]["name"], "nurse");
     assert_eq!(v["unmapped"]["seq"], 42);
     assert_eq!(v["unmapped"]["prev_hash"], "00".repeat(32));
+    assert!(v["unmapped"].get("syscall_ia32").is_none(), "only when set");
+}
+
+#[test]
+fn a_32_bit_call_is_said_under_unmapped() {
+    let mut r = record(Event::File(FileEvent { op: "rename".into(), ..Default::default() }));
+    r.process.as_mut().expect("process").syscall_ia32 = true;
+    assert_eq!(map(&r)["unmapped"]["syscall_ia32"], true);
 }
 
 #[test]
