@@ -199,9 +199,10 @@ if [ ! -e /sys/kernel/btf/vmlinux ]; then
 fi
 # What the sensor attaches on this kernel, and what it switches off (and why, with the
 # verifier's log when it refused a program), with each program's verification time and
-# instruction count. If it does not start, the tests cannot run.
+# instruction count, and how long the stop took to release them. If it does not start, the
+# tests cannot run.
 echo "$M start sensor-startup"
-SENSOR_LOG=info,sensor::loader=debug,sensor::enrich=warn,sensor::pipeline=warn NO_COLOR=1 /t/sensor run --duration 1 --output jsonl:/dev/null >/tmp/startup.log 2>&1
+SENSOR_LOG=info,sensor::loader=debug,sensor::kernel=debug,sensor::enrich=warn,sensor::pipeline=warn NO_COLOR=1 /t/sensor run --duration 1 --output jsonl:/dev/null >/tmp/startup.log 2>&1
 rc=$?
 cat /tmp/startup.log
 echo "$M end sensor-startup rc=$rc"
