@@ -421,12 +421,16 @@ impl Attaching<'_> {
         {
             anyhow::bail!("system call {nr} is claimed by {other} and {prog}");
         }
-        let fd = program_fd(self.ebpf, twin)?;
-        let map = self.ebpf.map_mut(table).with_context(|| format!("map {table} missing"))?;
-        let mut progs: ProgramArray<_> = ProgramArray::try_from(map)?;
-        progs.set(nr, &fd, 0).with_context(|| format!("{table}[{nr}] = {twin}"))?;
+        self.set_prog(table, nr, twin)?;
         self.slots.insert((exit, nr), prog);
         Ok(())
+    }
+
+    /// `prog` at `nr` in program array `table` (no claim: see [`Self::table_slot`]).
+    fn set_prog(&mut self, table: &str, nr: u32, prog: &str) -> anyhow::Result<()> {
+        let fd = program_fd(self.ebpf, prog)?;
+        let map = self.ebpf.map_mut(table).with_context(|| format!("map {table} missing"))?;
+        ProgramArray::try_from(map)?.set(nr, &fd, 0).with_context(|| format!("{table}[{nr}] = {prog}"))
     }
 
     /// Loads the next unused entry (or exit) stub of group `g` against kernel function

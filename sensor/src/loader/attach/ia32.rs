@@ -9,7 +9,7 @@
 use std::str::FromStr as _;
 
 use anyhow::Context as _;
-use aya::maps::{Array, ProgramArray};
+use aya::maps::Array;
 use sensor_common::{
     file::FileSyscallSpec,
     ia32::{
@@ -21,7 +21,7 @@ use sensor_common::{
 };
 use tracing::{debug, warn};
 
-use super::{Attaching, SyscallHooks, program_fd};
+use super::{Attaching, SyscallHooks};
 
 /// i386 calls that equal an x86-64 call of another name or with other arguments:
 /// (x86-64 name, i386 name, fixup). An x86-64 call not named here equals the i386 call of its
@@ -276,13 +276,6 @@ impl Attaching<'_> {
         };
         self.check(gate)?;
         self.set_prog(table, nr, gate)
-    }
-
-    /// `prog` at `nr` in program array `table`.
-    fn set_prog(&mut self, table: &str, nr: u32, prog: &str) -> anyhow::Result<()> {
-        let fd = program_fd(self.ebpf, prog)?;
-        let map = self.ebpf.map_mut(table).with_context(|| format!("map {table} missing"))?;
-        ProgramArray::try_from(map)?.set(nr, &fd, 0).with_context(|| format!("{table}[{nr}] = {prog}"))
     }
 
     /// Tells the raw file exit at 64-bit number `nr`, if there is one, that a 32-bit call of
