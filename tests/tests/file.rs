@@ -126,7 +126,8 @@ fn write_opens_with_relative_paths_are_absolute() {
     let f = wait_file(&mut s, me, |f| f.op == "open" && f.result < 0 && f.path.ends_with("/via-dirfd.txt"));
     assert_eq!(f.path_source, "dir+name");
     assert_eq!(f.path, format!("{base}/via-dirfd.txt"), "sub/.. normalised away");
-    let f = wait_file(&mut s, me, |f| f.op == "unlink");
+    // Named by path: other tests of this binary unlink files from the same process.
+    let f = wait_file(&mut s, me, |f| f.op == "unlink" && f.path.ends_with("/via-dirfd.txt"));
     assert_eq!(f.path, format!("{base}/via-dirfd.txt"));
     assert_eq!(f.syscall, "unlinkat");
     assert_eq!(f.result, 0);
@@ -159,34 +160,37 @@ fn every_file_event_kind_is_recorded() {
     fs::remove_dir(p("sub")).expect("rmdir");
     fs::remove_file(p("soft")).expect("unlink");
 
-    let e = wait_file(&mut s, me, |f| f.op == "truncate" && f.syscall == "ftruncate");
+    let e = wait_file(&mut s, me, |f| {
+        f.op == "truncate" && f.syscall == "ftruncate" && f.path == want("doc.docx")
+    });
     assert_eq!((e.path.as_str(), e.length), (want("doc.docx").as_str(), 4));
-    let e = wait_file(&mut s, me, |f| f.op == "rename");
+    let e = wait_file(&mut s, me, |f| f.op == "rename" && f.path == want("doc.docx"));
     assert_eq!(
         (e.path.as_str(), e.path2.as_str()),
         (want("doc.docx").as_str(), want("doc.docx.locked").as_str())
     );
-    let e = wait_file(&mut s, me, |f| f.op == "link");
+    let e = wait_file(&mut s, me, |f| f.op == "link" && f.path2 == want("hard"));
     assert_eq!(
         (e.path.as_str(), e.path2.as_str()),
         (want("doc.docx.locked").as_str(), want("hard").as_str())
     );
-    let e = wait_file(&mut s, me, |f| f.op == "symlink");
+    let e = wait_file(&mut s, me, |f| f.op == "symlink" && f.path == want("soft"));
     assert_eq!((e.path.as_str(), e.path2.as_str()), (want("soft").as_str(), "doc.docx.locked"));
-    let e = wait_file(&mut s, me, |f| f.op == "chmod");
+    let e = wait_file(&mut s, me, |f| f.op == "chmod" && f.path == want("hard"));
     assert_eq!((e.path.as_str(), e.mode_octal.as_str(), e.result), (want("hard").as_str(), "600", 0));
-    let e = wait_file(&mut s, me, |f| f.op == "chown");
+    let e = wait_file(&mut s, me, |f| f.op == "chown" && f.path == want("hard"));
     assert_eq!((e.path.as_str(), e.uid, e.gid), (want("hard").as_str(), 65534, 65534));
-    let e = wait_file(&mut s, me, |f| f.op == "truncate" && f.syscall == "truncate");
+    let e =
+        wait_file(&mut s, me, |f| f.op == "truncate" && f.syscall == "truncate" && f.path == want("hard"));
     assert_eq!((e.path.as_str(), e.length), (want("hard").as_str(), 1));
-    let e = wait_file(&mut s, me, |f| f.op == "mknod");
+    let e = wait_file(&mut s, me, |f| f.op == "mknod" && f.path == want("fifo"));
     assert_eq!(e.path, want("fifo"));
-    let e = wait_file(&mut s, me, |f| f.op == "setxattr");
+    let e = wait_file(&mut s, me, |f| f.op == "setxattr" && f.path == want("hard"));
     assert_eq!((e.path.as_str(), e.xattr.as_str()), (want("hard").as_str(), "security.sensor-test"));
     assert_eq!(e.result == 0, xattr.is_ok(), "result {} vs {xattr:?}", e.result);
-    let e = wait_file(&mut s, me, |f| f.op == "rmdir");
+    let e = wait_file(&mut s, me, |f| f.op == "rmdir" && f.path == want("sub"));
     assert_eq!(e.path, want("sub"));
-    let e = wait_file(&mut s, me, |f| f.op == "unlink");
+    let e = wait_file(&mut s, me, |f| f.op == "unlink" && f.path == want("soft"));
     assert_eq!(e.path, want("soft"));
     let _ = user_xattr;
     assert!(
