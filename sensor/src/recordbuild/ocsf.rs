@@ -45,9 +45,8 @@ pub fn map(record: &AuditRecord) -> Value {
     if let Some(i) = &record.integrity {
         unmapped.insert("prev_hash".into(), json!(i.prev_hash));
     }
-    // OCSF has no attribute for a system call's ABI.
-    if record.process.as_ref().is_some_and(|p| p.syscall_ia32) {
-        unmapped.insert("syscall_ia32".into(), json!(true));
+    if let Some(p) = &record.process {
+        unmapped.insert("process".into(), unmapped_process(p));
     }
     let mut ev = Map::new();
     let (class, activity, status) = match &record.event {
@@ -218,6 +217,40 @@ pub fn file_obj(path: &str) -> Value {
 
 fn user(p: &Process) -> Value {
     json!({ "name": p.user, "uid": p.uid.to_string(), "groups": [{ "name": p.group, "uid": p.gid.to_string() }] })
+}
+
+/// The acting process's attributes that [`process`] puts into the OCSF process object (or its
+/// user, session, parent): every other one goes under `unmapped.process`.
+const MAPPED_PROCESS: &[&str] = &[
+    "pid",
+    "tid",
+    "guid",
+    "comm",
+    "argv",
+    "exe",
+    "exe_sha256",
+    "uid",
+    "gid",
+    "user",
+    "group",
+    "start_time",
+    "session_id",
+    "tty",
+    "auid",
+    "cgroup",
+    "ppid",
+    "parent_guid",
+];
+
+/// The acting process's attributes OCSF has no place for, as in the canonical JSON: how the
+/// executable was found (`exe_memfd`, `exe_deleted`, `exe_writable_tmp`), the 32-bit entry
+/// (`syscall_ia32`), effective ids, working directory, namespaces, raw bytes, ...
+fn unmapped_process(p: &Process) -> Value {
+    let mut v = to_value(p);
+    if let Value::Object(m) = &mut v {
+        m.retain(|k, _| !MAPPED_PROCESS.contains(&k.as_str()));
+    }
+    v
 }
 
 /// An OCSF process object, with its parent and lineage from the ancestors when given.

@@ -54,14 +54,47 @@ fn exec_is_process_launch_with_actor_and_lineage() {
     assert_eq!(v["actor"]["user"]["name"], "nurse");
     assert_eq!(v["unmapped"]["seq"], 42);
     assert_eq!(v["unmapped"]["prev_hash"], "00".repeat(32));
-    assert!(v["unmapped"].get("syscall_ia32").is_none(), "only when set");
+    let u = &v["unmapped"]["process"];
+    assert_eq!(u["syscall_ia32"], false);
+    assert!(u.get("guid").is_none() && u.get("argv").is_none(), "mapped attributes are not repeated: {u}");
 }
 
+/// What OCSF's process object has no attribute for (how the executable was found, the 32-bit
+/// entry, the working directory, ...) is kept under `unmapped.process`: a SIEM rule on a
+/// program run from a memfd must still see it in OCSF output.
 #[test]
-fn a_32_bit_call_is_said_under_unmapped() {
+fn the_process_attributes_ocsf_lacks_are_under_unmapped() {
     let mut r = record(Event::File(FileEvent { op: "rename".into(), ..Default::default() }));
-    r.process.as_mut().expect("process").syscall_ia32 = true;
-    assert_eq!(map(&r)["unmapped"]["syscall_ia32"], true);
+    let p = r.process.as_mut().expect("process");
+    p.syscall_ia32 = true;
+    p.exe_memfd = true;
+    p.exe_deleted = true;
+    p.exe_writable_tmp = true;
+    p.cwd = "/var/tmp".into();
+    p.euid = 0;
+    p.uid = 1000;
+    let u = map(&r)["unmapped"]["process"].clone();
+    for flag in ["syscall_ia32", "exe_memfd", "exe_deleted", "exe_writable_tmp"] {
+        assert_eq!(u[flag], true, "{flag}: {u}");
+    }
+    assert_eq!(u["cwd"], "/var/tmp");
+    assert_eq!(u["euid"], 0);
+    assert!(u.get("uid").is_none(), "uid is in actor.user");
+}
+
+/// Every attribute named as mapped is one of `Process`'s (a renamed field would otherwise
+/// silently go under `unmapped` twice or never).
+#[test]
+fn mapped_process_attributes_exist() {
+    let all = super::to_value(&Process {
+        start_time: Some(sensor_proto::Timestamp::default()),
+        namespaces: Some(sensor_proto::v1::Namespaces::default()),
+        ..Default::default()
+    });
+    let names = all.as_object().expect("object");
+    for k in super::MAPPED_PROCESS {
+        assert!(names.contains_key(*k), "{k} is not a Process attribute: {all}");
+    }
 }
 
 #[test]
