@@ -142,26 +142,33 @@ fn stub<C: EbpfContext>(ctx: &C, progs: &ProgramArray) -> u32 {
 
 // The stubs of each group, `fentry_stub_{group}_{n}` and `fexit_stub_{group}_{n}` (names and
 // count: `sensor_common::names::FENTRY_STUB_PREFIX`, `FENTRY_STUBS`; the object test checks).
+//
+// Each block of stubs has an ELF section of its own (`fentry/stubs_0`, ...; the part after the
+// slash is only a name: stubs are attached to the functions the loader picks): the loader's
+// object parser gives every program of a section a copy of that whole section's BTF line and
+// function info (aya-obj 0.3, `get_func_and_line_info`), so the 544 stubs in the sections of the
+// big fentry/fexit twins made start-up peak at ~100 MiB of copies (53 MiB before the 32-bit
+// stubs doubled their count), freed once the programs were loaded.
 seq_macro::seq!(N in 0..64 {
-    #[fentry]
+    #[fentry(function = "stubs_0")]
     #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
     pub fn fentry_stub_0_~N(ctx: FEntryContext) -> u32 {
         stub(&ctx, &FENTRY_PROGS_0)
     }
 
-    #[fexit]
+    #[fexit(function = "stubs_0")]
     #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
     pub fn fexit_stub_0_~N(ctx: FExitContext) -> u32 {
         stub(&ctx, &FEXIT_PROGS_0)
     }
 
-    #[fentry]
+    #[fentry(function = "stubs_1")]
     #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
     pub fn fentry_stub_1_~N(ctx: FEntryContext) -> u32 {
         stub(&ctx, &FENTRY_PROGS_1)
     }
 
-    #[fexit]
+    #[fexit(function = "stubs_1")]
     #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
     pub fn fexit_stub_1_~N(ctx: FExitContext) -> u32 {
         stub(&ctx, &FEXIT_PROGS_1)
@@ -174,25 +181,25 @@ const _: () = assert!(
         && sensor_common::names::FENTRY_STUBS + sensor_common::ia32::IA32_FENTRY_STUBS == 136
 );
 seq_macro::seq!(N in 64..136 {
-    #[fentry]
+    #[fentry(function = "ia32_stubs_0")]
     #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
     pub fn fentry_stub_0_~N(ctx: FEntryContext) -> u32 {
         stub(&ctx, &FENTRY_IA32_PROGS_0)
     }
 
-    #[fexit]
+    #[fexit(function = "ia32_stubs_0")]
     #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
     pub fn fexit_stub_0_~N(ctx: FExitContext) -> u32 {
         stub(&ctx, &FEXIT_IA32_PROGS_0)
     }
 
-    #[fentry]
+    #[fentry(function = "ia32_stubs_1")]
     #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
     pub fn fentry_stub_1_~N(ctx: FEntryContext) -> u32 {
         stub(&ctx, &FENTRY_IA32_PROGS_1)
     }
 
-    #[fexit]
+    #[fexit(function = "ia32_stubs_1")]
     #[expect(clippy::needless_pass_by_value, reason = "the program macro passes the context by value")]
     pub fn fexit_stub_1_~N(ctx: FExitContext) -> u32 {
         stub(&ctx, &FEXIT_IA32_PROGS_1)
