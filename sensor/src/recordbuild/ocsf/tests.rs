@@ -82,8 +82,8 @@ fn the_process_attributes_ocsf_lacks_are_under_unmapped() {
     assert!(u.get("uid").is_none(), "uid is in actor.user");
 }
 
-/// Every attribute named as mapped is one of `Process`'s (a renamed field would otherwise
-/// silently go under `unmapped` twice or never).
+/// Every attribute named as mapped is one of `Process`'s: a field renamed in the proto would
+/// otherwise be both mapped and repeated under `unmapped.process`.
 #[test]
 fn mapped_process_attributes_exist() {
     let all = super::to_value(&Process {
