@@ -33,15 +33,47 @@ struct Current {
     /// kernel since.
     synced_at: Instant,
     unsynced: bool,
+    /// `len` at the last sync, and the bytes from the start whose page cache was dropped.
+    synced_len: u64,
+    uncached: u64,
 }
 
+/// Page cache of a record file is dropped in steps of at least this many bytes.
+const UNCACHE_STEP: u64 = 1 << 20;
+
 impl Current {
+    fn new(file: File) -> Self {
+        let now = Instant::now();
+        Self { file, len: 0, opened: now, synced_at: now, unsynced: false, synced_len: 0, uncached: 0 }
+    }
+
+    /// Syncs, then drops the page cache of what the sync before this one had made durable.
+    ///
+    /// Records are written once and read later by a shipper that tails the file (within the
+    /// sync interval it keeps cached) or from disk: kept in the page cache, a sensor writing
+    /// around the clock would grow it by gigabytes a day, pushing out the cache of the
+    /// programs the machine is there for, and every record would land on a fresh page.
+    /// Dropping clean pages lets the next writes reuse them.
     fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_data()?;
         self.synced_at = Instant::now();
         self.unsynced = false;
+        if self.synced_len >= self.uncached + UNCACHE_STEP {
+            drop_cache(&self.file, self.uncached, self.synced_len);
+            self.uncached = self.synced_len;
+        }
+        self.synced_len = self.len;
         Ok(())
     }
+}
+
+/// Drops the (clean) page cache of `file` from `start` to `end` (0: to the end of the file).
+/// Only a hint: a failure changes nothing that matters and is not reported.
+fn drop_cache(file: &File, start: u64, end: u64) {
+    use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+    let (Ok(start), Ok(end)) = (i64::try_from(start), i64::try_from(end)) else { return };
+    let len = if end == 0 { 0 } else { end.saturating_sub(start) };
+    let _ = posix_fadvise(file, start, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
 }
 
 /// A frame in the write buffer: where it ends there, and what a loss record needs of it.
@@ -119,6 +151,8 @@ impl FileSink {
             && self.opts.fsync != Fsync::Never
         {
             cur.file.sync_data()?;
+            // The whole file is on disk: its page cache goes (see [`Current::sync`]).
+            drop_cache(&cur.file, 0, 0);
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         // Files of this sink stamped in the same millisecond sort by their number.
@@ -127,8 +161,7 @@ impl FileSink {
         let path = self.dir.join(recordfile::file_name(ms, self.files_opened));
         self.files_opened += 1;
         let file = OpenOptions::new().create_new(true).write(true).mode(0o600).open(&path)?;
-        let now = Instant::now();
-        self.current = Some(Current { file, len: 0, opened: now, synced_at: now, unsynced: false });
+        self.current = Some(Current::new(file));
         self.enforce_retention()
     }
 
@@ -478,6 +511,57 @@ mod tests {
             assert!(unsynced(&sink));
             assert_eq!(sink.flush_due(), None, "{fsync:?}");
         }
+    }
+
+    /// Pages of `file` (of `len` bytes) in the page cache, per MiB from the start.
+    fn resident_per_mib(file: &File, len: usize) -> Vec<usize> {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: a private read-only mapping of an open file, unmapped below; `mincore` writes
+        // one byte per page into a vector of that many bytes.
+        unsafe {
+            let page = usize::try_from(libc::sysconf(libc::_SC_PAGESIZE)).expect("page size");
+            let map =
+                libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0);
+            assert_ne!(map, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+            let mut pages = vec![0u8; len.div_ceil(page)];
+            let rc = libc::mincore(map, len, pages.as_mut_ptr());
+            let err = std::io::Error::last_os_error();
+            libc::munmap(map, len);
+            assert_eq!(rc, 0, "mincore: {err}");
+            pages.chunks((1 << 20) / page).map(|c| c.iter().filter(|&&p| p & 1 == 1).count()).collect()
+        }
+    }
+
+    /// Each sync drops the page cache of what the sync before it made durable (record files are
+    /// written once: they must not grow the page cache for ever); the bytes of the last sync
+    /// interval stay cached for a shipper tailing the file, and the file reads back whole.
+    #[test]
+    fn synced_records_leave_the_page_cache_one_sync_later() {
+        // On the disk the repository is on: a tmpfs (a common `/tmp`) has no page cache to drop.
+        let tmp = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")).expect("tmp");
+        let zero =
+            FileOptions { fsync_interval: Duration::ZERO, disk: DiskOptions::NONE, ..FileOptions::default() };
+        let mut sink = FileSink::open(&tmp.path().join("rec"), zero).expect("open");
+        // Three syncs of 2 MiB each (a zero interval syncs at every flush; `write_n` flushes).
+        for _ in 0..3 {
+            write_n(&mut sink, 32, 64 * 1024);
+        }
+        let len = usize::try_from(sink.current.as_ref().expect("open").len).expect("len");
+        let path = record_files(&tmp.path().join("rec")).expect("list").pop().expect("a record file");
+        let file = File::open(&path).expect("open the record file");
+        let resident = resident_per_mib(&file, len);
+        assert_eq!(resident.len(), 7, "{len} bytes: 6 MiB of data and frame headers");
+        // After the third sync, what the first two synced is dropped (a page the range only
+        // partly covers stays: the file's frames do not end on page boundaries); what the last
+        // sync made durable stays.
+        assert!(resident[..4].iter().sum::<usize>() <= 2, "synced earlier and still cached: {resident:?}");
+        let per_mib = (1 << 20)
+            / usize::try_from(
+                nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().expect("page size"),
+            )
+            .expect("page size");
+        assert!(resident[4..6].iter().all(|&n| n == per_mib), "the last sync's pages dropped: {resident:?}");
+        assert_eq!(fs::read(&path).expect("read back").len(), len, "the file is whole");
     }
 
     #[test]
