@@ -513,10 +513,11 @@ mod tests {
         }
     }
 
-    /// Pages of `file` (of `len` bytes) in the page cache, per MiB from the start.
-    fn resident_per_mib(file: &File, len: usize) -> Vec<usize> {
+    /// Pages of `file` (of `len` bytes) in the page cache, per MiB from the start, and the
+    /// pages of a MiB.
+    fn resident_per_mib(file: &File, len: usize) -> (Vec<usize>, usize) {
         use std::os::fd::AsRawFd as _;
-        // SAFETY: a private read-only mapping of an open file, unmapped below; `mincore` writes
+        // SAFETY: a shared read-only mapping of an open file, unmapped below; `mincore` writes
         // one byte per page into a vector of that many bytes.
         unsafe {
             let page = usize::try_from(libc::sysconf(libc::_SC_PAGESIZE)).expect("page size");
@@ -528,7 +529,8 @@ mod tests {
             let err = std::io::Error::last_os_error();
             libc::munmap(map, len);
             assert_eq!(rc, 0, "mincore: {err}");
-            pages.chunks((1 << 20) / page).map(|c| c.iter().filter(|&&p| p & 1 == 1).count()).collect()
+            let per_mib = (1 << 20) / page;
+            (pages.chunks(per_mib).map(|c| c.iter().filter(|&&p| p & 1 == 1).count()).collect(), per_mib)
         }
     }
 
@@ -537,8 +539,10 @@ mod tests {
     /// interval stay cached for a shipper tailing the file, and the file reads back whole.
     #[test]
     fn synced_records_leave_the_page_cache_one_sync_later() {
-        // On the disk the repository is on: a tmpfs (a common `/tmp`) has no page cache to drop.
-        let tmp = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")).expect("tmp");
+        // Beside the test binary, on the disk it was built on: a tmpfs (a common `/tmp`) has no
+        // page cache to drop.
+        let exe = std::env::current_exe().expect("the test binary");
+        let tmp = tempfile::tempdir_in(exe.parent().expect("its directory")).expect("tmp");
         let zero =
             FileOptions { fsync_interval: Duration::ZERO, disk: DiskOptions::NONE, ..FileOptions::default() };
         let mut sink = FileSink::open(&tmp.path().join("rec"), zero).expect("open");
@@ -549,17 +553,12 @@ mod tests {
         let len = usize::try_from(sink.current.as_ref().expect("open").len).expect("len");
         let path = record_files(&tmp.path().join("rec")).expect("list").pop().expect("a record file");
         let file = File::open(&path).expect("open the record file");
-        let resident = resident_per_mib(&file, len);
+        let (resident, per_mib) = resident_per_mib(&file, len);
         assert_eq!(resident.len(), 7, "{len} bytes: 6 MiB of data and frame headers");
         // After the third sync, what the first two synced is dropped (a page the range only
         // partly covers stays: the file's frames do not end on page boundaries); what the last
         // sync made durable stays.
         assert!(resident[..4].iter().sum::<usize>() <= 2, "synced earlier and still cached: {resident:?}");
-        let per_mib = (1 << 20)
-            / usize::try_from(
-                nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().expect("page size"),
-            )
-            .expect("page size");
         assert!(resident[4..6].iter().all(|&n| n == per_mib), "the last sync's pages dropped: {resident:?}");
         assert_eq!(fs::read(&path).expect("read back").len(), len, "the file is whole");
     }
