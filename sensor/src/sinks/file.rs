@@ -67,13 +67,17 @@ impl Current {
     }
 }
 
-/// Drops the (clean) page cache of `file` from `start` to `end` (0: to the end of the file).
-/// Only a hint: a failure changes nothing that matters and is not reported.
+/// Drops the (clean) page cache of `file` from `start` to `end`. Only a hint: a failure
+/// changes nothing that matters and is not reported.
 fn drop_cache(file: &File, start: u64, end: u64) {
     use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
-    let (Ok(start), Ok(end)) = (i64::try_from(start), i64::try_from(end)) else { return };
-    let len = if end == 0 { 0 } else { end.saturating_sub(start) };
-    let _ = posix_fadvise(file, start, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+    let (Ok(start), Ok(len)) = (i64::try_from(start), i64::try_from(end.saturating_sub(start))) else {
+        return;
+    };
+    // A zero length would mean "to the end of the file".
+    if len > 0 {
+        let _ = posix_fadvise(file, start, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+    }
 }
 
 /// A frame in the write buffer: where it ends there, and what a loss record needs of it.
@@ -151,8 +155,8 @@ impl FileSink {
             && self.opts.fsync != Fsync::Never
         {
             cur.file.sync_data()?;
-            // The whole file is on disk: its page cache goes (see [`Current::sync`]).
-            drop_cache(&cur.file, 0, 0);
+            // The whole file is on disk: the rest of its page cache goes (see [`Current::sync`]).
+            drop_cache(&cur.file, cur.uncached, cur.len);
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         // Files of this sink stamped in the same millisecond sort by their number.
