@@ -133,15 +133,21 @@ pub struct HeldLink {
 /// (a restart that overlaps, a second instance) rightly reports as a `bpf()` command on its
 /// objects.
 pub fn held_links() -> Vec<HeldLink> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fdinfo") else { return Vec::new() };
-    let mut links: Vec<HeldLink> = dir
-        .filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|info| fdinfo_link(&info))
-        .collect();
+    let mut links: Vec<HeldLink> = held_link_fds().into_iter().map(|(_, l)| l).collect();
     links.sort_unstable_by_key(|l| l.id);
     links.dedup();
     links
+}
+
+/// This process's BPF link descriptors, with their links (see [`held_links`]).
+pub fn held_link_fds() -> Vec<(i32, HeldLink)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fdinfo") else { return Vec::new() };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let fd: i32 = e.file_name().to_str()?.parse().ok()?;
+            Some((fd, fdinfo_link(&std::fs::read_to_string(e.path()).ok()?)?))
+        })
+        .collect()
 }
 
 /// The link of one descriptor's fdinfo text, if it is a BPF link.

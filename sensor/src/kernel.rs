@@ -162,19 +162,36 @@ impl Kernel {
     }
 
     /// Releases the programs: pinned ones stay attached (unless `unpin_on_stop`), the others
-    /// detach, all links at once (see [`crate::links::Links::release`]).
+    /// detach, all links at once, and where the kernel allows it after this process has ended
+    /// (see [`crate::links`]).
     pub fn stop(mut self) {
-        if let Some(p) = &self.pins
-            && p.options.unpin_on_stop
-        {
-            pin::remove(&p.dir.version_dir(&p.version));
-        }
         let started = std::time::Instant::now();
         let links = std::mem::take(&mut self.links);
         let n = links.len();
-        links.release();
+        let mut background = 0;
+        match self.pins.take() {
+            Some(mut p) if p.options.unpin_on_stop => {
+                pin::remove(&p.dir.version_dir(&p.version));
+                let mut links = links;
+                for l in std::mem::take(&mut p.links) {
+                    links.push(l);
+                }
+                let ids: Vec<u32> = crate::guard::held_links().iter().map(|l| l.id).collect();
+                background = links.release_in_background(&ids);
+            }
+            // Pinned: they stay attached; only this process's references go.
+            Some(_) => links.release(),
+            None => {
+                let ours = self.ebpf.as_ref().map(|e| pin::links_of(e).0).unwrap_or_default();
+                let ids: Vec<u32> = ours.iter().map(|(id, _)| *id).collect();
+                background = links.release_in_background(&ids);
+            }
+        }
         drop(self);
-        tracing::debug!(links = n, elapsed_ms = started.elapsed().as_millis(), "programs released");
+        tracing::debug!(links = n, elapsed_ms = started.elapsed().as_millis(), "links released");
+        if background > 0 {
+            info!(links = background, "the kernel detaches these links after this process ends");
+        }
     }
 }
 

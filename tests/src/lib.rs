@@ -210,7 +210,9 @@ pub fn spawn_sensor<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>
         .expect("start sensor");
     let mut stderr = BufReader::new(sensor.stderr.take().expect("stderr"));
     let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: on the fentry path the kernel may still be detaching the programs of a sensor
+    // stopped just before (15 s in the emulated 6.1 guest), and this one attaches after that.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !line.contains("streaming records") {
         line.clear();
         assert!(stderr.read_line(&mut line).expect("read stderr") > 0, "sensor exited early");

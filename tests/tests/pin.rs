@@ -379,3 +379,80 @@ fn one_sensor_per_record_directory() {
         "{err}"
     );
 }
+
+/// The ids of the BPF links process `pid` holds (its descriptors' `link_id:` lines).
+fn links_held_by(pid: u32) -> Vec<u32> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("fdinfo");
+    dir.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| t.lines().find_map(|l| l.strip_prefix("link_id:")?.trim().parse().ok()))
+        .collect()
+}
+
+/// Whether BPF link `id` still exists (`BPF_LINK_GET_FD_BY_ID`).
+fn link_exists(id: u32) -> bool {
+    const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+    let attr = [u64::from(id), 0u64];
+    // SAFETY: `bpf(2)` with an attribute block that outlives the call.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_LINK_GET_FD_BY_ID, attr.as_ptr(), std::mem::size_of_val(&attr))
+    };
+    if fd >= 0 {
+        // SAFETY: a descriptor the kernel just returned, owned here.
+        unsafe { libc::close(fd as i32) };
+    }
+    fd >= 0
+}
+
+/// A sensor whose programs detach at stop (unpinned, or pinned with `--unpin-on-stop`) hands its
+/// links' last references to the kernel (an io_uring instance's fixed files; see
+/// `sensor::links`): it says so, and every link of its programs is detached soon after it has
+/// exited.
+fn stop_leaves_links_to_the_kernel(pins: Option<&Pins>) {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let dir = sensor_tests::scratch_dir();
+    let mut args = run_args(&dir.path().join("records"), pins);
+    if pins.is_some() {
+        args.push("--unpin-on-stop".to_owned());
+    }
+    let mut child = Command::new(sensor_bin())
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sensor");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut log = String::new();
+    while !log.contains("streaming records") {
+        assert!(stderr.read_line(&mut log).expect("read stderr") > 0, "sensor exited early:\n{log}");
+    }
+    let links = links_held_by(child.id());
+    assert!(links.len() > 2, "the sensor holds its links: {links:?}");
+    assert!(links.iter().all(|l| link_exists(*l)));
+    signal(&child, Signal::SIGINT);
+    stderr.read_to_string(&mut log).expect("read stderr");
+    assert!(child.wait().expect("wait").success(), "{log}");
+    // io_uring switched off by the administrator: the links go with the process, as before.
+    let uring_off =
+        std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() != "0");
+    assert!(uring_off || log.contains("the kernel detaches these links after this process ends"), "{log}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut left = links.clone();
+    while !left.is_empty() {
+        assert!(Instant::now() < deadline, "links still attached 120 s after the stop: {left:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        left.retain(|l| link_exists(*l));
+    }
+}
+
+#[test]
+fn an_unpinned_sensor_leaves_its_links_to_the_kernel_and_they_detach() {
+    stop_leaves_links_to_the_kernel(None);
+}
+
+#[test]
+fn unpin_on_stop_leaves_the_links_to_the_kernel_and_they_detach() {
+    let pins = Pins::new("unpin-on-stop");
+    stop_leaves_links_to_the_kernel(Some(&pins));
+    let versions = std::fs::read_dir(&pins.0).map_or(0, Iterator::count);
+    assert_eq!(versions, 0, "the pins of {} are removed at stop", pins.0.display());
+}

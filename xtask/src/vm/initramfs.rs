@@ -202,7 +202,7 @@ fi
 # instruction count, and how long the stop took to release them. If it does not start, the
 # tests cannot run.
 echo "$M start sensor-startup"
-SENSOR_LOG=info,sensor::loader=debug,sensor::kernel=debug,sensor::enrich=warn,sensor::pipeline=warn NO_COLOR=1 /t/sensor run --duration 1 --output jsonl:/dev/null >/tmp/startup.log 2>&1
+SENSOR_LOG=info,sensor::loader=debug,sensor::kernel=debug,sensor::links=debug,sensor::enrich=warn,sensor::pipeline=warn NO_COLOR=1 /t/sensor run --duration 1 --output jsonl:/dev/null >/tmp/startup.log 2>&1
 rc=$?
 cat /tmp/startup.log
 echo "$M end sensor-startup rc=$rc"
