@@ -100,6 +100,8 @@ fn main() {
     // Start (to attached) and stop (to released) per tracer, seconds.
     let mut starts = vec![Vec::new(); tracers.len()];
     let mut stops = vec![Vec::new(); tracers.len()];
+    // Stop to the last link detached by the kernel, seconds.
+    let mut detached = vec![Vec::new(); tracers.len()];
     for round in 0..rounds {
         for (t, tracer) in tracers.iter().enumerate() {
             let sensor = match tracer {
@@ -119,9 +121,14 @@ fn main() {
                 samples[i][t].push(storm.run(dur, &listener));
             }
             if let Some(s) = sensor {
+                let links: Vec<u32> = sensor::guard::held_links().iter().map(|l| l.id).collect();
                 let stopping = Instant::now();
                 drop(s.stop());
                 stops[t].push(stopping.elapsed().as_secs_f64());
+                // The kernel detaches the links after the stop: the next round (no sensor, or the
+                // other path) must not run beside them.
+                assert!(sensor_tests::wait_detached(&links, Duration::from_secs(300)), "links left attached");
+                detached[t].push(stopping.elapsed().as_secs_f64());
             }
         }
         eprintln!("round {} of {rounds} done", round + 1);
@@ -150,6 +157,7 @@ fn main() {
     let secs = |v: &[f64]| format!("{:.2} s", median(v));
     println!("{:<24} {:>10} {:>20} {:>20}", "start (median)", "", secs(&starts[1]), secs(&starts[2]));
     println!("{:<24} {:>10} {:>20} {:>20}", "stop (median)", "", secs(&stops[1]), secs(&stops[2]));
+    println!("{:<24} {:>10} {:>20} {:>20}", "detached (median)", "", secs(&detached[1]), secs(&detached[2]));
 }
 
 /// The path's name in a column.

@@ -227,6 +227,35 @@ pub fn spawn_sensor<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>
     SpawnedSensor(Some(sensor))
 }
 
+/// Whether BPF link `id` still exists (`BPF_LINK_GET_FD_BY_ID`).
+pub fn link_exists(id: u32) -> bool {
+    const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+    let attr = [u64::from(id), 0u64];
+    // SAFETY: `bpf(2)` with an attribute block that outlives the call.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_LINK_GET_FD_BY_ID, attr.as_ptr(), std::mem::size_of_val(&attr))
+    };
+    if fd >= 0 {
+        // SAFETY: a descriptor the kernel just returned, owned here.
+        unsafe { libc::close(fd as i32) };
+    }
+    fd >= 0
+}
+
+/// Waits up to `timeout` until none of BPF links `ids` exists: a stopped sensor leaves its links
+/// to the kernel, which detaches them after it (seconds on the fentry path, see
+/// `sensor::links`). False on timeout.
+pub fn wait_detached(ids: &[u32], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while ids.iter().any(|l| link_exists(*l)) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
 /// Text of `/proc/self/<what>` (e.g. loginuid), trimmed.
 pub fn proc_self(what: &str) -> String {
     std::fs::read_to_string(format!("/proc/self/{what}")).map(|s| s.trim().to_owned()).unwrap_or_default()

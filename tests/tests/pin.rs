@@ -12,7 +12,7 @@ use std::{
 };
 
 use nix::{sys::signal::Signal, unistd::Pid};
-use sensor_tests::{sensor_bin, spawn_sensor, unique};
+use sensor_tests::{link_exists, sensor_bin, spawn_sensor, unique};
 use serde_json::Value;
 
 /// A pin directory of this test, removed (with everything pinned in it) on drop.
@@ -389,21 +389,6 @@ fn links_held_by(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Whether BPF link `id` still exists (`BPF_LINK_GET_FD_BY_ID`).
-fn link_exists(id: u32) -> bool {
-    const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
-    let attr = [u64::from(id), 0u64];
-    // SAFETY: `bpf(2)` with an attribute block that outlives the call.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_LINK_GET_FD_BY_ID, attr.as_ptr(), std::mem::size_of_val(&attr))
-    };
-    if fd >= 0 {
-        // SAFETY: a descriptor the kernel just returned, owned here.
-        unsafe { libc::close(fd as i32) };
-    }
-    fd >= 0
-}
-
 /// A sensor whose programs detach at stop (unpinned, or pinned with `--unpin-on-stop`) hands its
 /// links' last references to the kernel (an io_uring instance's fixed files; see
 /// `sensor::links`): it says so, and every link of its programs is detached soon after it has
@@ -435,13 +420,11 @@ fn stop_leaves_links_to_the_kernel(pins: Option<&Pins>) {
     let uring_off =
         std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() != "0");
     assert!(uring_off || log.contains("the kernel detaches these links after this process ends"), "{log}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut left = links.clone();
-    while !left.is_empty() {
-        assert!(Instant::now() < deadline, "links still attached 120 s after the stop: {left:?}");
-        std::thread::sleep(Duration::from_millis(200));
-        left.retain(|l| link_exists(*l));
-    }
+    assert!(
+        sensor_tests::wait_detached(&links, Duration::from_secs(120)),
+        "links still attached 120 s after the stop: {:?}",
+        links.iter().filter(|l| link_exists(**l)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
