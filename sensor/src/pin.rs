@@ -102,7 +102,7 @@ pub fn version(cfg: &LoadConfig) -> String {
     format!("v{}", &hex::encode(h.finalize())[..16])
 }
 
-pub(crate) fn on_bpffs(path: &Path) -> bool {
+fn on_bpffs(path: &Path) -> bool {
     nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
 }
 
