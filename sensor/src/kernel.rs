@@ -176,16 +176,11 @@ impl Kernel {
                 for l in std::mem::take(&mut p.links) {
                     links.push(l);
                 }
-                let ids: Vec<u32> = crate::guard::held_links().iter().map(|l| l.id).collect();
-                background = links.release_in_background(&ids);
+                background = links.release_in_background();
             }
             // Pinned: they stay attached; only this process's references go.
             Some(_) => links.release(),
-            None => {
-                let ours = self.ebpf.as_ref().map(|e| pin::links_of(e).0).unwrap_or_default();
-                let ids: Vec<u32> = ours.iter().map(|(id, _)| *id).collect();
-                background = links.release_in_background(&ids);
-            }
+            None => background = links.release_in_background(),
         }
         drop(self);
         tracing::debug!(links = n, elapsed_ms = started.elapsed().as_millis(), "links released");

@@ -59,15 +59,13 @@ impl Links {
         });
     }
 
-    /// Releases the links, those with an id in `ids` (the BPF links among them) detached by
-    /// the kernel after this process rather than by it (see the module's documentation).
-    /// Returns how many went that way.
-    pub fn release_in_background(self, ids: &[u32]) -> usize {
-        let fds: Vec<i32> = crate::guard::held_link_fds()
-            .into_iter()
-            .filter(|(_, l)| ids.contains(&l.id))
-            .map(|(fd, _)| fd)
-            .collect();
+    /// Releases the links, the BPF links among them detached by the kernel after this process
+    /// rather than by it (see the module's documentation). Hands over every BPF link descriptor
+    /// the process holds: at a stop whose programs detach, those are this run's (a fresh load's,
+    /// or with `unpin_on_stop` the adopted ones too, pushed here first). Returns how many went
+    /// that way.
+    pub fn release_in_background(self) -> usize {
+        let fds: Vec<i32> = crate::guard::held_link_fds().into_iter().map(|(fd, _)| fd).collect();
         let ring = if fds.is_empty() { None } else { ring_holding(&fds) };
         let handed = if ring.is_some() { fds.len() } else { 0 };
         self.release();

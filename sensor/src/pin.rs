@@ -174,18 +174,6 @@ pub fn pin_maps(ebpf: &Ebpf, dir: &Path) -> anyhow::Result<()> {
 /// attachments are BPF links only from Linux 5.15 (`bpf_link_create` for perf events); before,
 /// they cannot be pinned: `Err` with the reason then.
 pub fn own_links(ebpf: &Ebpf) -> Result<Vec<(u32, String)>, String> {
-    let (links, tracepoints_unlinked) = links_of(ebpf);
-    if tracepoints_unlinked {
-        return Err("classic tracepoint attachments are not BPF links on this kernel (they are from \
-                    Linux 5.15): they cannot be pinned"
-            .to_owned());
-    }
-    Ok(links)
-}
-
-/// The BPF links this process holds of `ebpf`'s programs (id, program name), and whether
-/// classic tracepoint programs are loaded while none of their attachments is a BPF link.
-pub fn links_of(ebpf: &Ebpf) -> (Vec<(u32, String)>, bool) {
     let progs: std::collections::HashMap<u32, (String, bool)> = ebpf
         .programs()
         .filter_map(|(n, p)| Some((p.info().ok()?.id(), (n.to_owned(), matches!(p, Program::TracePoint(_))))))
@@ -195,8 +183,12 @@ pub fn links_of(ebpf: &Ebpf) -> (Vec<(u32, String)>, bool) {
         .filter_map(|l| progs.get(&l.program_id).map(|(n, tp)| (l.id, n.clone(), *tp)))
         .collect();
     let tracepoints_loaded = progs.values().any(|(_, tp)| *tp);
-    let unlinked = tracepoints_loaded && !links.iter().any(|l| l.2);
-    (links.into_iter().map(|(id, n, _)| (id, n)).collect(), unlinked)
+    if tracepoints_loaded && !links.iter().any(|l| l.2) {
+        return Err("classic tracepoint attachments are not BPF links on this kernel (they are from \
+                    Linux 5.15): they cannot be pinned"
+            .to_owned());
+    }
+    Ok(links.into_iter().map(|(id, n, _)| (id, n)).collect())
 }
 
 /// Pins the BPF link `id` at `path` (`BPF_LINK_GET_FD_BY_ID`, then `BPF_OBJ_PIN`).
