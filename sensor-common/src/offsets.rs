@@ -227,6 +227,98 @@ pub fn ia32_window_fits(o: &KernelOffsets) -> bool {
     window_fits(o.regs_bp, &regs, IA32_WINDOW_ARG.into_iter().chain([IA32_WINDOW_NR]))
 }
 
+/// `struct cred`'s ids in one probe read: the `CRED_IDS_WORDS` four-byte words from `uid`, in
+/// the order of every kernel since 2.6.29 (`uid gid suid sgid euid egid fsuid fsgid`, the
+/// `CRED_*` word indexes). The programs check the running kernel's offsets with
+/// [`cred_ids_fit`] and read the fields one by one where they differ (a randomised layout).
+pub const CRED_IDS_WORDS: usize = 8;
+pub const CRED_UID: usize = 0;
+pub const CRED_GID: usize = 1;
+pub const CRED_SUID: usize = 2;
+pub const CRED_SGID: usize = 3;
+pub const CRED_EUID: usize = 4;
+pub const CRED_EGID: usize = 5;
+pub const CRED_FSUID: usize = 6;
+pub const CRED_FSGID: usize = 7;
+
+/// Whether the ids sit in `struct cred` as [`CRED_IDS_WORDS`] says (offsets in that order).
+#[inline(always)]
+pub fn cred_ids_fit(ids: [u32; CRED_IDS_WORDS]) -> bool {
+    let [uid, gid, suid, sgid, euid, egid, fsuid, fsgid] = ids;
+    words_at(
+        uid,
+        4,
+        [
+            (gid, CRED_GID),
+            (suid, CRED_SUID),
+            (sgid, CRED_SGID),
+            (euid, CRED_EUID),
+            (egid, CRED_EGID),
+            (fsuid, CRED_FSUID),
+            (fsgid, CRED_FSGID),
+        ],
+    )
+}
+
+/// `task_struct.loginuid` and `sessionid` in one eight-byte read (adjacent under CONFIG_AUDIT).
+#[inline(always)]
+pub fn audit_ids_fit(loginuid: u32, sessionid: u32) -> bool {
+    words_at(loginuid, 4, [(sessionid, 1)])
+}
+
+/// `task_struct.real_parent` and `group_leader` in one read: `TASK_FAMILY_WORDS` pointers from
+/// `real_parent` (`real_parent parent children(2) sibling(2) group_leader`).
+pub const TASK_FAMILY_WORDS: usize = 7;
+pub const TASK_FAMILY_LEADER: usize = 6;
+
+/// Whether `group_leader` is word [`TASK_FAMILY_LEADER`] from `real_parent`.
+#[inline(always)]
+pub fn task_family_fits(real_parent: u32, group_leader: u32) -> bool {
+    words_at(real_parent, 8, [(group_leader, TASK_FAMILY_LEADER)])
+}
+
+/// The namespace pointers of `struct nsproxy` in one read: `NSPROXY_WORDS` pointers from
+/// `uts_ns` (`uts ipc mnt pid_for_children net time time_for_children cgroup`, since 5.6).
+pub const NSPROXY_WORDS: usize = 8;
+pub const NSPROXY_UTS: usize = 0;
+pub const NSPROXY_IPC: usize = 1;
+pub const NSPROXY_MNT: usize = 2;
+pub const NSPROXY_PID: usize = 3;
+pub const NSPROXY_NET: usize = 4;
+pub const NSPROXY_CGROUP: usize = 7;
+
+/// Whether the namespaces sit in `struct nsproxy` as the `NSPROXY_*` words say (offsets of
+/// `uts ipc mnt pid net cgroup`).
+#[inline(always)]
+pub fn nsproxy_fits(ns: [u32; 6]) -> bool {
+    let [uts, ipc, mnt, pid, net, cgroup] = ns;
+    words_at(
+        uts,
+        8,
+        [
+            (ipc, NSPROXY_IPC),
+            (mnt, NSPROXY_MNT),
+            (pid, NSPROXY_PID),
+            (net, NSPROXY_NET),
+            (cgroup, NSPROXY_CGROUP),
+        ],
+    )
+}
+
+/// Whether each `(offset, word)` of `fields` is at `base` + `width` × word. Branch-free, so a
+/// program comparing load-time constants keeps one side of its `if` after verification.
+#[inline(always)]
+fn words_at<const N: usize>(base: u32, width: u32, fields: [(u32, usize); N]) -> bool {
+    let mut fits = base != OFFSET_ABSENT;
+    let mut i = 0;
+    while i < N {
+        let (off, word) = fields[i];
+        fits &= off == base.wrapping_add(width.wrapping_mul(word as u32));
+        i += 1;
+    }
+    fits
+}
+
 /// Whether each of `regs` is at `base` + 8 × its word.
 fn window_fits(base: u32, regs: &[u32], words: impl Iterator<Item = usize>) -> bool {
     base != OFFSET_ABSENT
@@ -234,4 +326,32 @@ fn window_fits(base: u32, regs: &[u32], words: impl Iterator<Item = usize>) -> b
             .iter()
             .zip(words)
             .all(|(&off, word)| u32::try_from(word * 8).ok().and_then(|w| base.checked_add(w)) == Some(off))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_check_every_field() {
+        // struct cred of 6.x: usage (8 bytes), then the ids.
+        let ids = [8, 12, 16, 20, 24, 28, 32, 36];
+        assert!(cred_ids_fit(ids));
+        for i in 1..CRED_IDS_WORDS {
+            let mut moved = ids;
+            moved[i] += 4;
+            assert!(!cred_ids_fit(moved), "field {i} moved");
+        }
+        assert!(!cred_ids_fit([OFFSET_ABSENT, 12, 16, 20, 24, 28, 32, 36]));
+        assert!(audit_ids_fit(100, 104) && !audit_ids_fit(100, 108) && !audit_ids_fit(OFFSET_ABSENT, 3));
+        assert!(!audit_ids_fit(100, OFFSET_ABSENT));
+        assert!(task_family_fits(1000, 1048) && !task_family_fits(1000, 1056));
+        let ns = [8, 16, 24, 32, 40, 64];
+        assert!(nsproxy_fits(ns));
+        for i in 1..ns.len() {
+            let mut moved = ns;
+            moved[i] = OFFSET_ABSENT;
+            assert!(!nsproxy_fits(moved), "namespace {i} absent");
+        }
+    }
 }

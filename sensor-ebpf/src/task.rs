@@ -3,6 +3,12 @@
 use aya_ebpf::helpers::{generated, generated::bpf_get_current_cgroup_id};
 use sensor_common::{
     TaskInfo,
+    offsets::{
+        CRED_EGID, CRED_EUID, CRED_FSGID, CRED_FSUID, CRED_GID, CRED_IDS_WORDS, CRED_SGID, CRED_SUID,
+        CRED_UID, NSPROXY_CGROUP, NSPROXY_IPC, NSPROXY_MNT, NSPROXY_NET, NSPROXY_PID, NSPROXY_UTS,
+        NSPROXY_WORDS, TASK_FAMILY_LEADER, TASK_FAMILY_WORDS, audit_ids_fit, cred_ids_fit, nsproxy_fits,
+        task_family_fits,
+    },
     syscalls::Creds,
     task::{AUDIT_UNSET, TASK_EXE_DELETED, TASK_IA32_SYSCALL, TASK_NO_MM},
 };
@@ -26,33 +32,36 @@ use crate::{
 pub unsafe fn fill_task(task: *const u8, out: *mut TaskInfo) -> Result<(), i32> {
     // SAFETY: every read goes through the probe-read helper; `out` is valid per the contract.
     unsafe {
-        let leader: *const u8 = read_z(task, off!(task_group_leader));
-        let parent: *const u8 = read_z(task, off!(task_real_parent));
+        let (parent, leader) = family(task);
         let cred: *const u8 = read_z(task, off!(task_cred));
         read_into(&raw mut (*out).start_boottime_ns, leader, off!(task_start_boottime));
         read_into(&raw mut (*out).ppid, parent, off!(task_tgid));
         let parent_leader: *const u8 = read_z(parent, off!(task_group_leader));
         read_into(&raw mut (*out).parent_start_boottime_ns, parent_leader, off!(task_start_boottime));
-        read_into(&raw mut (*out).uid, cred, off!(cred_uid));
-        read_into(&raw mut (*out).euid, cred, off!(cred_euid));
-        read_into(&raw mut (*out).gid, cred, off!(cred_gid));
-        read_into(&raw mut (*out).egid, cred, off!(cred_egid));
-        (*out).auid = read_or(task, off!(task_loginuid), AUDIT_UNSET);
-        (*out).sessionid = read_or(task, off!(task_sessionid), AUDIT_UNSET);
+        if cred_ids_fit(cred_offsets()) {
+            let ids: [u32; CRED_IDS_WORDS] = read_z(cred, off!(cred_uid));
+            (*out).uid = ids[CRED_UID];
+            (*out).euid = ids[CRED_EUID];
+            (*out).gid = ids[CRED_GID];
+            (*out).egid = ids[CRED_EGID];
+        } else {
+            read_into(&raw mut (*out).uid, cred, off!(cred_uid));
+            read_into(&raw mut (*out).euid, cred, off!(cred_euid));
+            read_into(&raw mut (*out).gid, cred, off!(cred_gid));
+            read_into(&raw mut (*out).egid, cred, off!(cred_egid));
+        }
+        if audit_ids_fit(off!(task_loginuid), off!(task_sessionid)) {
+            let [auid, sessionid] = read_or(task, off!(task_loginuid), [AUDIT_UNSET; 2]);
+            (*out).auid = auid;
+            (*out).sessionid = sessionid;
+        } else {
+            (*out).auid = read_or(task, off!(task_loginuid), AUDIT_UNSET);
+            (*out).sessionid = read_or(task, off!(task_sessionid), AUDIT_UNSET);
+        }
         (*out).cgroup_id = bpf_get_current_cgroup_id();
         let user_ns: *const u8 = read_z(cred, off!(cred_user_ns));
         read_into(&raw mut (*out).user_ns, user_ns, off!(user_inum));
-        let nsp: *const u8 = read_z(task, off!(task_nsproxy));
-        let inum = |dst: *mut u32, ns_off: u32, inum_off: u32| {
-            let ns: *const u8 = read_z(nsp, ns_off);
-            read_into(dst, ns, inum_off);
-        };
-        inum(&raw mut (*out).mnt_ns, off!(nsproxy_mnt), off!(mnt_inum));
-        inum(&raw mut (*out).pid_ns, off!(nsproxy_pid), off!(pid_inum));
-        inum(&raw mut (*out).net_ns, off!(nsproxy_net), off!(net_inum));
-        inum(&raw mut (*out).uts_ns, off!(nsproxy_uts), off!(uts_inum));
-        inum(&raw mut (*out).ipc_ns, off!(nsproxy_ipc), off!(ipc_inum));
-        inum(&raw mut (*out).cgroup_ns, off!(nsproxy_cgroup), off!(cgroup_inum));
+        namespaces(task, out);
         let signal: *const u8 = read_z(task, off!(task_signal));
         let tty: *const u8 = read_z(signal, off!(signal_tty));
         read_into(&raw mut (*out).tty, tty, off!(tty_name));
@@ -64,6 +73,79 @@ pub unsafe fn fill_task(task: *const u8, out: *mut TaskInfo) -> Result<(), i32> 
         }
     }
     Ok(())
+}
+
+/// `task`'s `real_parent` and `group_leader` (NULL where unreadable), in one probe read where
+/// the kernel's layout allows.
+///
+/// # Safety
+/// `task` must be a `task_struct` pointer.
+#[inline(always)]
+unsafe fn family(task: *const u8) -> (*const u8, *const u8) {
+    // SAFETY: probe reads only. The `if` compares load-time constants: the verifier keeps one side.
+    unsafe {
+        if task_family_fits(off!(task_real_parent), off!(task_group_leader)) {
+            let w: [u64; TASK_FAMILY_WORDS] = read_z(task, off!(task_real_parent));
+            (w[0] as *const u8, w[TASK_FAMILY_LEADER] as *const u8)
+        } else {
+            (read_z(task, off!(task_real_parent)), read_z(task, off!(task_group_leader)))
+        }
+    }
+}
+
+/// The offsets of `struct cred`'s ids in [`sensor_common::offsets::cred_ids_fit`]'s order.
+#[inline(always)]
+fn cred_offsets() -> [u32; CRED_IDS_WORDS] {
+    [
+        off!(cred_uid),
+        off!(cred_gid),
+        off!(cred_suid),
+        off!(cred_sgid),
+        off!(cred_euid),
+        off!(cred_egid),
+        off!(cred_fsuid),
+        off!(cred_fsgid),
+    ]
+}
+
+/// The namespace inode numbers of `task` (zero where unreadable); the `nsproxy` pointers in one
+/// probe read where the kernel's layout allows.
+///
+/// # Safety
+/// `task` must be a `task_struct` pointer; `out` writable.
+#[inline(always)]
+unsafe fn namespaces(task: *const u8, out: *mut TaskInfo) {
+    // SAFETY: probe reads only; `out` valid per the contract.
+    unsafe {
+        let nsp: *const u8 = read_z(task, off!(task_nsproxy));
+        let inum = |dst: *mut u32, ns: u64, inum_off: u32| read_into(dst, ns as *const u8, inum_off);
+        let layout = [
+            off!(nsproxy_uts),
+            off!(nsproxy_ipc),
+            off!(nsproxy_mnt),
+            off!(nsproxy_pid),
+            off!(nsproxy_net),
+            off!(nsproxy_cgroup),
+        ];
+        let mut ns = [0u64; NSPROXY_WORDS];
+        if nsproxy_fits(layout) {
+            read_into(&raw mut ns, nsp, off!(nsproxy_uts));
+        } else {
+            for (word, off) in
+                [NSPROXY_UTS, NSPROXY_IPC, NSPROXY_MNT, NSPROXY_PID, NSPROXY_NET, NSPROXY_CGROUP]
+                    .into_iter()
+                    .zip(layout)
+            {
+                ns[word] = read_z(nsp, off);
+            }
+        }
+        inum(&raw mut (*out).mnt_ns, ns[NSPROXY_MNT], off!(mnt_inum));
+        inum(&raw mut (*out).pid_ns, ns[NSPROXY_PID], off!(pid_inum));
+        inum(&raw mut (*out).net_ns, ns[NSPROXY_NET], off!(net_inum));
+        inum(&raw mut (*out).uts_ns, ns[NSPROXY_UTS], off!(uts_inum));
+        inum(&raw mut (*out).ipc_ns, ns[NSPROXY_IPC], off!(ipc_inum));
+        inum(&raw mut (*out).cgroup_ns, ns[NSPROXY_CGROUP], off!(cgroup_inum));
+    }
 }
 
 /// `TASK_*` flags about the task's executable.
@@ -94,14 +176,26 @@ pub unsafe fn read_creds(task: *const u8, out: *mut Creds) -> Result<(), i32> {
     // SAFETY: probe reads only; `out` valid per the contract.
     unsafe {
         let cred = read_ptr(task, off!(task_cred))?;
-        (*out).uid = read(cred, off!(cred_uid))?;
-        (*out).euid = read(cred, off!(cred_euid))?;
-        (*out).suid = read(cred, off!(cred_suid))?;
-        (*out).fsuid = read(cred, off!(cred_fsuid))?;
-        (*out).gid = read(cred, off!(cred_gid))?;
-        (*out).egid = read(cred, off!(cred_egid))?;
-        (*out).sgid = read(cred, off!(cred_sgid))?;
-        (*out).fsgid = read(cred, off!(cred_fsgid))?;
+        if cred_ids_fit(cred_offsets()) {
+            let ids: [u32; CRED_IDS_WORDS] = read(cred, off!(cred_uid))?;
+            (*out).uid = ids[CRED_UID];
+            (*out).euid = ids[CRED_EUID];
+            (*out).suid = ids[CRED_SUID];
+            (*out).fsuid = ids[CRED_FSUID];
+            (*out).gid = ids[CRED_GID];
+            (*out).egid = ids[CRED_EGID];
+            (*out).sgid = ids[CRED_SGID];
+            (*out).fsgid = ids[CRED_FSGID];
+        } else {
+            (*out).uid = read(cred, off!(cred_uid))?;
+            (*out).euid = read(cred, off!(cred_euid))?;
+            (*out).suid = read(cred, off!(cred_suid))?;
+            (*out).fsuid = read(cred, off!(cred_fsuid))?;
+            (*out).gid = read(cred, off!(cred_gid))?;
+            (*out).egid = read(cred, off!(cred_egid))?;
+            (*out).sgid = read(cred, off!(cred_sgid))?;
+            (*out).fsgid = read(cred, off!(cred_fsgid))?;
+        }
         (*out).cap_effective = read(cred, off!(cred_cap_effective))?;
         (*out).cap_permitted = read(cred, off!(cred_cap_permitted))?;
     }

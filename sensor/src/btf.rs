@@ -423,6 +423,27 @@ mod tests {
         assert_eq!(off.mm_arg_end, off.mm_arg_start + 8);
         // kuid_t uid precedes gid in struct cred.
         assert_eq!(off.cred_gid, off.cred_uid + 4);
+        // The task's parent, credentials, audit ids and namespaces each in one probe read.
+        {
+            use sensor_common::offsets::{audit_ids_fit, cred_ids_fit, nsproxy_fits, task_family_fits};
+            let o = &off;
+            let ids = [
+                o.cred_uid,
+                o.cred_gid,
+                o.cred_suid,
+                o.cred_sgid,
+                o.cred_euid,
+                o.cred_egid,
+                o.cred_fsuid,
+                o.cred_fsgid,
+            ];
+            assert!(cred_ids_fit(ids), "cred ids {ids:?}");
+            assert!(task_family_fits(o.task_real_parent, o.task_group_leader));
+            assert!(audit_ids_fit(o.task_loginuid, o.task_sessionid));
+            let ns =
+                [o.nsproxy_uts, o.nsproxy_ipc, o.nsproxy_mnt, o.nsproxy_pid, o.nsproxy_net, o.nsproxy_cgroup];
+            assert!(nsproxy_fits(ns), "nsproxy {ns:?}");
+        }
         assert_ne!(off.task_cred, OFFSET_ABSENT);
         // The exec event's executable identity: every kernel since 5.10 has some mtime.
         for o in [off.inode_size, off.inode_mtime_sec, off.inode_mtime_nsec] {

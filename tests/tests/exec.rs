@@ -34,6 +34,18 @@ fn exec_record_has_the_child_process_fields() {
     assert_eq!(p.uid, nix::unistd::getuid().as_raw());
     assert_eq!(p.euid, nix::unistd::geteuid().as_raw());
     assert_eq!(p.gid, nix::unistd::getgid().as_raw());
+    assert_eq!(p.egid, nix::unistd::getegid().as_raw());
+    // Namespaces are inherited from this test process (`/proc/self/ns/*` are their inodes).
+    let ns = p.namespaces.as_ref().expect("namespaces");
+    let inode = |n: &str| {
+        use std::os::unix::fs::MetadataExt as _;
+        let ino = std::fs::metadata(format!("/proc/self/ns/{n}")).expect("namespace").ino();
+        u32::try_from(ino).expect("namespace inode numbers fit 32 bits")
+    };
+    assert_eq!(
+        [ns.mnt, ns.pid, ns.net, ns.uts, ns.ipc, ns.cgroup, ns.user],
+        ["mnt", "pid", "net", "uts", "ipc", "cgroup", "user"].map(inode)
+    );
     // Login uid and session are inherited from this test process.
     assert_eq!(p.auid.to_string(), proc_self("loginuid"));
     assert_eq!(p.session_id.to_string(), proc_self("sessionid"));
