@@ -256,7 +256,9 @@ fn interleaved(rounds: usize) {
 
 /// `PIPELINE_BENCH_DETECT_BY_KIND=1`: the detection stage alone, per record kind of the batch
 /// (`PIPELINE_BENCH_KIND=process_creation`: that kind only, for profiling;
-/// `PIPELINE_BENCH_KIND_RECORDS=N`: N evaluations per kind, 200,000 by default)
+/// `PIPELINE_BENCH_KIND_RECORDS=N`: N evaluations per kind, 200,000 by default;
+/// `PIPELINE_BENCH_FRESH_PATHS=1`: every evaluation of a file record sees a new path, as in a
+/// write storm, where the detection memo cannot answer)
 /// (CPU time per record), to see where the rules cost.
 fn detect_by_kind() {
     let events = batch();
@@ -275,13 +277,19 @@ fn detect_by_kind() {
     let mut d = detector();
     let mut alerts = Vec::new();
     let only = std::env::var("PIPELINE_BENCH_KIND").ok();
+    let fresh_paths = std::env::var_os("PIPELINE_BENCH_FRESH_PATHS").is_some();
     for (kind, recs) in records.iter().filter(|(k, _)| only.as_deref().is_none_or(|o| o == **k)) {
         let total =
             std::env::var("PIPELINE_BENCH_KIND_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
         let rounds = total / recs.len().max(1);
+        let mut recs = recs.clone();
+        let bases: Vec<usize> = recs.iter().map(|r| file_path(r).map_or(0, String::len)).collect();
         let cpu = thread_cpu_ns();
-        for _ in 0..rounds {
-            for r in recs {
+        for round in 0..rounds {
+            for (r, base) in recs.iter_mut().zip(&bases) {
+                if fresh_paths {
+                    renumber(r, *base, round);
+                }
                 d.evaluate(black_box(r), &mut alerts);
                 alerts.clear();
             }
@@ -290,6 +298,23 @@ fn detect_by_kind() {
         let s = d.stats();
         println!("  evaluated {} alerts {} suppressed {}", s.evaluated, s.alerts, s.suppressed);
         println!("{kind:<12} {:>5} records  {per:>8.0} ns per record", recs.len());
+    }
+}
+
+/// The path of a file record.
+fn file_path(r: &sensor_proto::AuditRecord) -> Option<&String> {
+    match &r.event {
+        Some(sensor_proto::v1::audit_record::Event::File(f)) => Some(&f.path),
+        _ => None,
+    }
+}
+
+/// Gives a file record a path no earlier evaluation saw: its first `base` bytes and `.round`.
+fn renumber(r: &mut sensor_proto::AuditRecord, base: usize, round: usize) {
+    use std::fmt::Write as _;
+    if let Some(sensor_proto::v1::audit_record::Event::File(f)) = &mut r.event {
+        f.path.truncate(base);
+        let _ = write!(f.path, ".{round}");
     }
 }
 
