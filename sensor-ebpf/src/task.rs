@@ -127,24 +127,35 @@ unsafe fn namespaces(task: *const u8, out: *mut TaskInfo) {
             off!(nsproxy_net),
             off!(nsproxy_cgroup),
         ];
-        let mut ns = [0u64; NSPROXY_WORDS];
-        if nsproxy_fits(layout) {
-            read_into(&raw mut ns, nsp, off!(nsproxy_uts));
+        // No zeroed array: LLVM would zero it with a byte-wise `memset` loop, a subprogram
+        // the old verifiers walk byte by byte (`loader::tests::no_program_calls_a_subprogram`).
+        let (uts, ipc, mnt, pid, net, cgroup): (u64, u64, u64, u64, u64, u64) = if nsproxy_fits(layout) {
+            let w: [u64; NSPROXY_WORDS] = read_z(nsp, off!(nsproxy_uts));
+            (
+                w[NSPROXY_UTS],
+                w[NSPROXY_IPC],
+                w[NSPROXY_MNT],
+                w[NSPROXY_PID],
+                w[NSPROXY_NET],
+                w[NSPROXY_CGROUP],
+            )
         } else {
-            // Constant indexes, as the code before the window (no loop for old verifiers).
-            ns[NSPROXY_UTS] = read_z(nsp, layout[0]);
-            ns[NSPROXY_IPC] = read_z(nsp, layout[1]);
-            ns[NSPROXY_MNT] = read_z(nsp, layout[2]);
-            ns[NSPROXY_PID] = read_z(nsp, layout[3]);
-            ns[NSPROXY_NET] = read_z(nsp, layout[4]);
-            ns[NSPROXY_CGROUP] = read_z(nsp, layout[5]);
-        }
-        inum(&raw mut (*out).mnt_ns, ns[NSPROXY_MNT], off!(mnt_inum));
-        inum(&raw mut (*out).pid_ns, ns[NSPROXY_PID], off!(pid_inum));
-        inum(&raw mut (*out).net_ns, ns[NSPROXY_NET], off!(net_inum));
-        inum(&raw mut (*out).uts_ns, ns[NSPROXY_UTS], off!(uts_inum));
-        inum(&raw mut (*out).ipc_ns, ns[NSPROXY_IPC], off!(ipc_inum));
-        inum(&raw mut (*out).cgroup_ns, ns[NSPROXY_CGROUP], off!(cgroup_inum));
+            // One by one, as the code before the window (constant offsets, no loop).
+            (
+                read_z(nsp, layout[0]),
+                read_z(nsp, layout[1]),
+                read_z(nsp, layout[2]),
+                read_z(nsp, layout[3]),
+                read_z(nsp, layout[4]),
+                read_z(nsp, layout[5]),
+            )
+        };
+        inum(&raw mut (*out).mnt_ns, mnt, off!(mnt_inum));
+        inum(&raw mut (*out).pid_ns, pid, off!(pid_inum));
+        inum(&raw mut (*out).net_ns, net, off!(net_inum));
+        inum(&raw mut (*out).uts_ns, uts, off!(uts_inum));
+        inum(&raw mut (*out).ipc_ns, ipc, off!(ipc_inum));
+        inum(&raw mut (*out).cgroup_ns, cgroup, off!(cgroup_inum));
     }
 }
 
