@@ -207,9 +207,20 @@ pub const REGS_WINDOW_NR: usize = 8;
 /// Whether the argument registers and the call's number sit in `pt_regs` as
 /// [`REGS_WINDOW_ARG`] and [`REGS_WINDOW_NR`] say.
 pub fn regs_window_fits(o: &KernelOffsets) -> bool {
-    let regs =
-        [o.regs_arg0, o.regs_arg1, o.regs_arg2, o.regs_arg3, o.regs_arg4, o.regs_arg5, o.regs_syscall_nr];
-    window_fits(o.regs_arg3, &regs, REGS_WINDOW_ARG.into_iter().chain([REGS_WINDOW_NR]))
+    let [a0, a1, a2, a3, a4, a5] = REGS_WINDOW_ARG;
+    words_at(
+        o.regs_arg3,
+        8,
+        [
+            (o.regs_arg0, a0),
+            (o.regs_arg1, a1),
+            (o.regs_arg2, a2),
+            (o.regs_arg3, a3),
+            (o.regs_arg4, a4),
+            (o.regs_arg5, a5),
+            (o.regs_syscall_nr, REGS_WINDOW_NR),
+        ],
+    )
 }
 
 /// A 32-bit system call's number and six arguments in one probe read: the `IA32_WINDOW_WORDS`
@@ -223,8 +234,20 @@ pub const IA32_WINDOW_NR: usize = 11;
 /// Whether the i386 argument registers and the call's number sit in `pt_regs` as
 /// [`IA32_WINDOW_ARG`] and [`IA32_WINDOW_NR`] say.
 pub fn ia32_window_fits(o: &KernelOffsets) -> bool {
-    let regs = [o.regs_bx, o.regs_cx, o.regs_arg2, o.regs_arg1, o.regs_arg0, o.regs_bp, o.regs_syscall_nr];
-    window_fits(o.regs_bp, &regs, IA32_WINDOW_ARG.into_iter().chain([IA32_WINDOW_NR]))
+    let [a0, a1, a2, a3, a4, a5] = IA32_WINDOW_ARG;
+    words_at(
+        o.regs_bp,
+        8,
+        [
+            (o.regs_bx, a0),
+            (o.regs_cx, a1),
+            (o.regs_arg2, a2),
+            (o.regs_arg1, a3),
+            (o.regs_arg0, a4),
+            (o.regs_bp, a5),
+            (o.regs_syscall_nr, IA32_WINDOW_NR),
+        ],
+    )
 }
 
 /// `struct cred`'s ids in one probe read: the `CRED_IDS_WORDS` four-byte words from `uid`, in
@@ -305,27 +328,22 @@ pub fn nsproxy_fits(ns: [u32; 6]) -> bool {
     )
 }
 
-/// Whether each `(offset, word)` of `fields` is at `base` + `width` × word. Branch-free, so a
-/// program comparing load-time constants keeps one side of its `if` after verification.
+/// Whether each `(offset, word)` of `fields` is at `base` + `width` × word (never for an absent
+/// `base`). In the programs the offsets are load-time constants, so the verifier folds the
+/// result and keeps one side of the `if` that tests it; the loader uses it for the registers.
 #[inline(always)]
 fn words_at<const N: usize>(base: u32, width: u32, fields: [(u32, usize); N]) -> bool {
     let mut fits = base != OFFSET_ABSENT;
     let mut i = 0;
     while i < N {
         let (off, word) = fields[i];
-        fits &= off == base.wrapping_add(width.wrapping_mul(word as u32));
+        // Checked: an offset cannot be reached by wrapping past `u32::MAX`.
+        let at =
+            u32::try_from(word).ok().and_then(|w| width.checked_mul(w)).and_then(|d| base.checked_add(d));
+        fits &= at == Some(off);
         i += 1;
     }
     fits
-}
-
-/// Whether each of `regs` is at `base` + 8 × its word.
-fn window_fits(base: u32, regs: &[u32], words: impl Iterator<Item = usize>) -> bool {
-    base != OFFSET_ABSENT
-        && regs
-            .iter()
-            .zip(words)
-            .all(|(&off, word)| u32::try_from(word * 8).ok().and_then(|w| base.checked_add(w)) == Some(off))
 }
 
 #[cfg(test)]
