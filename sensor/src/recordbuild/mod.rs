@@ -1,6 +1,11 @@
 //! Record building: wraps an enriched event in the audit envelope (seq, time, host) and links it
 //! into the hash chain (see `Integrity` in the schema): each record carries the SHA-256 of the
 //! previous record's encoding, and checkpoint records bound the chain.
+//!
+//! A record is encoded with the parts a process's records share first — host, process,
+//! ancestors; protobuf readers take fields in any order — so the SHA-256 state after them is
+//! kept and each next record of the process hashes only its own envelope and event (the shared
+//! part is most of a record's bytes, and hashing was the largest cost of building one).
 
 pub mod ocsf;
 pub mod signing;
@@ -64,6 +69,14 @@ pub struct RecordBuilder {
     /// equal part (a process's records in a row, the common case) splice the bytes instead of
     /// encoding its thirty fields again.
     process_field: Option<ProcessField>,
+    /// Numbers the successive `process_field`s (a kept field's bytes never change).
+    generation: u64,
+    /// The hash state after the shared leading fields of the last record that had a kept
+    /// process field.
+    prefix: Option<Prefix>,
+    /// Records hashed from a kept state (tests check that it happens).
+    #[cfg(test)]
+    prefix_hits: usize,
     /// The `process` field encoded for the record with this `seq`: when that record comes back
     /// ([`Self::recycle`]) its part and these bytes become `process_field`.
     fresh_field: Option<(u64, Vec<u8>)>,
@@ -86,6 +99,10 @@ impl RecordBuilder {
             spare_bytes: Vec::new(),
             spares: Spares::default(),
             process_field: None,
+            generation: 0,
+            prefix: None,
+            #[cfg(test)]
+            prefix_hits: 0,
             fresh_field: None,
             clock,
             next_seq: 1,
@@ -170,7 +187,9 @@ impl RecordBuilder {
                         },
                         "a recycled record's process part was changed"
                     );
-                    self.process_field.replace(ProcessField { part: p, field }).map(|old| old.part)
+                    self.generation += 1;
+                    let kept = ProcessField { part: p, field, generation: self.generation };
+                    self.process_field.replace(kept).map(|old| old.part)
                 }
                 other => {
                     self.fresh_field = other;
@@ -218,20 +237,46 @@ impl RecordBuilder {
         let mut bytes = std::mem::take(&mut self.spare_bytes);
         bytes.clear();
         bytes.reserve(1024);
-        let process = match (&record.process, &self.process_field) {
-            (None, _) => None,
-            (Some(p), Some(cached)) if **p == *cached.part => Some(cached.field.as_slice()),
+        let (process, generation) = match (&record.process, &self.process_field) {
+            (None, _) => (None, None),
+            (Some(p), Some(cached)) if **p == *cached.part => {
+                (Some(cached.field.as_slice()), Some(cached.generation))
+            }
             (Some(p), _) => {
                 // Encoded here (once), and kept with the part when the record comes back.
                 let mut field = self.fresh_field.take().map(|(_, f)| f).unwrap_or_default();
                 field.clear();
                 encode_process_field(p, &mut field);
                 self.fresh_field = Some((record.seq, field));
-                self.fresh_field.as_ref().map(|(_, f)| f.as_slice())
+                (self.fresh_field.as_ref().map(|(_, f)| f.as_slice()), None)
             }
         };
-        encode_spliced(&mut record, &self.host_field, process, ancestry.encoded(), &mut bytes);
-        self.prev_hash = Some(Sha256::digest(&bytes).into());
+        let shared = encode_spliced(&mut record, &self.host_field, process, ancestry.encoded(), &mut bytes);
+        // The shared part's bytes follow from the host's presence (its field is the builder's),
+        // the kept process field (its generation) and the ancestry (immutable, compared by
+        // address while `prefix` holds it).
+        let key = generation.map(|g| (record.host.is_some(), g));
+        let mut hash = match &self.prefix {
+            Some(pre) if key == Some(pre.key) && Arc::ptr_eq(&pre.ancestry, &ancestry) => {
+                debug_assert_eq!(pre.len, shared, "a kept hash state covers other bytes");
+                #[cfg(test)]
+                {
+                    self.prefix_hits += 1;
+                }
+                pre.state.clone()
+            }
+            _ => {
+                let mut h = Sha256::new();
+                h.update(&bytes[..shared]);
+                if let Some(key) = key {
+                    self.prefix =
+                        Some(Prefix { key, ancestry: Arc::clone(&ancestry), len: shared, state: h.clone() });
+                }
+                h
+            }
+        };
+        hash.update(&bytes[shared..]);
+        self.prev_hash = Some(hash.finalize().into());
         Sealed { record, ancestry, bytes }
     }
 
@@ -246,6 +291,18 @@ impl RecordBuilder {
 struct ProcessField {
     part: Box<Process>,
     field: Vec<u8>,
+    generation: u64,
+}
+
+/// The SHA-256 state after a record's shared leading fields (host, process, ancestors).
+#[derive(Debug)]
+struct Prefix {
+    /// Whether the host field is in, and the generation of the kept process field.
+    key: (bool, u64),
+    ancestry: Arc<Ancestry>,
+    /// The shared fields' length in bytes.
+    len: usize,
+    state: Sha256,
 }
 
 /// Appends `p` encoded as an `AuditRecord`'s `process` field (tag 6, length, message).
@@ -254,32 +311,21 @@ fn encode_process_field(p: &Process, out: &mut Vec<u8>) {
 }
 
 /// Appends the encoding of `record` with its host part, its process part and `ancestors` (the
-/// encoded `host`, `process` and `ancestors` fields) in their place: the same bytes as encoding
-/// the whole record. `record.ancestors` must be empty, `record.host` must be what `host_field`
-/// encodes and `process_field` what `record.process` encodes. Fields go in the order prost
-/// writes them, by tag: the envelope (1–4), the host (5), the process (6), the ancestors (7),
-/// then the event and the integrity as prost encodes them.
+/// encoded `host`, `process` and `ancestors` fields) in their place, those three first: the
+/// encoding of the whole record with its fields in another order, which decodes to the same
+/// record. Returns the length of those three (the part a process's records share).
+/// `record.ancestors` must be empty, `record.host` must be what `host_field` encodes and
+/// `process_field` what `record.process` encodes. The rest follows as prost writes it, by tag:
+/// the envelope (1–4), then the event and the integrity.
 fn encode_spliced(
     record: &mut AuditRecord,
     host_field: &[u8],
     process_field: Option<&[u8]>,
     ancestors: &[u8],
     out: &mut Vec<u8>,
-) {
-    use prost::encoding::{message, uint32, uint64};
+) -> usize {
     debug_assert!(record.ancestors.is_empty());
-    if record.schema_version != 0 {
-        uint32::encode(1, &record.schema_version, out);
-    }
-    if record.seq != 0 {
-        uint64::encode(2, &record.seq, out);
-    }
-    if let Some(t) = &record.time {
-        message::encode(3, t, out);
-    }
-    if record.boot_ns != 0 {
-        uint64::encode(4, &record.boot_ns, out);
-    }
+    let start = out.len();
     if record.host.is_some() {
         out.extend_from_slice(host_field);
     }
@@ -288,11 +334,21 @@ fn encode_spliced(
         out.extend_from_slice(field);
     }
     out.extend_from_slice(ancestors);
-    let after =
-        AuditRecord { integrity: record.integrity.take(), event: record.event.take(), ..Default::default() };
+    let shared = out.len() - start;
+    let after = AuditRecord {
+        schema_version: record.schema_version,
+        seq: record.seq,
+        time: record.time.take(),
+        boot_ns: record.boot_ns,
+        integrity: record.integrity.take(),
+        event: record.event.take(),
+        ..Default::default()
+    };
     after.encode_raw(out);
+    record.time = after.time;
     record.integrity = after.integrity;
     record.event = after.event;
+    shared
 }
 
 /// Lower-case hex of a digest (what `hex::encode` gives, without its per-char iterator).
@@ -310,8 +366,16 @@ fn hex32(h: &[u8; 32]) -> String {
 mod tests {
     use super::*;
 
-    /// The spliced encoding is byte for byte what prost gives for the whole record, so the
-    /// hash chain and every reader see the same record as before.
+    /// `sealed.bytes` decode to the whole record (`whole`: its ancestors in), and the chain
+    /// link the builder keeps for the next record is the SHA-256 of exactly those bytes.
+    fn assert_sealed(b: &RecordBuilder, sealed: &Sealed, whole: &AuditRecord) {
+        assert_eq!(&AuditRecord::decode(sealed.bytes.as_slice()).expect("decode"), whole);
+        let digest: [u8; 32] = Sha256::digest(&sealed.bytes).into();
+        assert_eq!(b.prev_hash, Some(digest), "the chain link is the hash of the bytes written");
+    }
+
+    /// The spliced encoding decodes to the whole record, so the hash chain and every reader see
+    /// the same record as before.
     #[test]
     fn spliced_encoding_is_the_whole_records_encoding() {
         use sensor_proto::v1::{Ancestor, FileEvent, Process};
@@ -337,7 +401,7 @@ mod tests {
         assert!(sealed.record.ancestors.is_empty());
         let mut whole = sealed.record.clone();
         whole.ancestors = ancestors;
-        assert_eq!(sealed.bytes, whole.encode_to_vec());
+        assert_sealed(&b, &sealed, &whole);
         assert_eq!(sealed.ancestry.to_vec(), whole.ancestors);
         b.recycle(sealed);
         // A record without a process or ancestors, at boot time 0, and a checkpoint (the
@@ -360,10 +424,12 @@ mod tests {
                 ancestors: Ancestry::empty(),
                 event: Event::File(FileEvent::default()),
             };
-            for sealed in [b.build(bare), b.checkpoint(false)] {
-                assert_eq!(sealed.bytes, sealed.record.encode_to_vec());
-                b.recycle(sealed);
-            }
+            let sealed = b.build(bare);
+            assert_sealed(&b, &sealed, &sealed.record);
+            b.recycle(sealed);
+            let sealed = b.checkpoint(false);
+            assert_sealed(&b, &sealed, &sealed.record);
+            b.recycle(sealed);
         }
     }
 
@@ -372,36 +438,53 @@ mod tests {
     /// came back (alerts): the kept part is never one the enricher writes into again.
     #[test]
     fn kept_process_fields_are_only_spliced_into_records_of_an_equal_part() {
-        use sensor_proto::v1::{FileEvent, Process};
+        use sensor_proto::v1::{Ancestor, FileEvent, Process};
         let part =
             |pid: u32, exe: &str| Process { pid, exe: exe.into(), comm: "c".into(), ..Default::default() };
         let mut b =
             RecordBuilder::new(Host { hostname: "h".into(), ..Default::default() }, BootClock::now(), None);
-        let record = |p: Option<Process>| Enriched {
+        // Two ancestries, the second also as an equal copy at another address: a kept hash
+        // state must only serve a record whose shared bytes are the same.
+        let parent = |exe: &str| Ancestor { guid: "g".into(), pid: 7, exe: exe.into(), ..Default::default() };
+        let ancestries = [
+            Ancestry::shared(vec![parent("/usr/bin/bash")]),
+            Ancestry::shared(vec![parent("/usr/sbin/sshd")]),
+            Ancestry::shared(vec![parent("/usr/sbin/sshd")]),
+        ];
+        let record = |p: Option<Process>, i: usize| Enriched {
             boot_ns: 9,
             process: p.map(Box::new),
-            ancestors: Ancestry::empty(),
-            event: Event::File(FileEvent { path: "/x".into(), ..Default::default() }),
+            ancestors: Arc::clone(&ancestries[i % 3]),
+            event: Event::File(FileEvent { path: format!("/x{i}"), ..Default::default() }),
         };
         let a = part(1, "/usr/bin/a");
         let a2 = Process { tid: 2, ..a.clone() };
         let z = part(2, "/usr/bin/z");
         let mut spliced = 0;
         // (part, recycle at once)
-        for (p, recycle) in [
-            (Some(&a), true),
-            (Some(&a), true),
-            (Some(&a2), false),
-            (Some(&a2), true),
-            (None, true),
-            (Some(&z), true),
-            (Some(&a), true),
-            (Some(&a), false),
-            (Some(&z), true),
-            (Some(&a), true),
+        // (part, recycle at once, ancestry)
+        for (p, recycle, i) in [
+            (Some(&a), true, 0),
+            (Some(&a), true, 0),
+            (Some(&a), true, 0),
+            (Some(&a), true, 1),
+            (Some(&a), true, 2),
+            (Some(&a2), false, 2),
+            (Some(&a2), true, 2),
+            (None, true, 0),
+            (Some(&z), true, 0),
+            (Some(&a), true, 0),
+            (Some(&a), false, 0),
+            (Some(&z), true, 0),
+            (Some(&a), true, 0),
+            (Some(&a), true, 0),
+            (Some(&a), true, 0),
+            (Some(&a), true, 0),
         ] {
-            let sealed = b.build(record(p.cloned()));
-            assert_eq!(sealed.bytes, sealed.record.encode_to_vec(), "{p:?}");
+            let sealed = b.build(record(p.cloned(), i));
+            let mut whole = sealed.record.clone();
+            whole.ancestors = sealed.ancestry.to_vec();
+            assert_sealed(&b, &sealed, &whole);
             spliced += usize::from(b.fresh_field.as_ref().is_none_or(|(seq, _)| *seq != sealed.record.seq));
             if recycle {
                 b.recycle(sealed);
@@ -412,6 +495,7 @@ mod tests {
             }
         }
         assert!(spliced >= 3, "equal parts in a row reuse the kept field ({spliced})");
+        assert!(b.prefix_hits >= 3, "records of a process in a row reuse the hash state ({})", b.prefix_hits);
     }
 
     #[test]
