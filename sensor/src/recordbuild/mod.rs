@@ -2,12 +2,12 @@
 //! into the hash chain (see `Integrity` in the schema): each record carries the SHA-256 of the
 //! previous record's encoding, and checkpoint records bound the chain.
 //!
-//! A record is encoded with the parts a process's records share first — host, process,
-//! ancestors; protobuf readers take fields in any order — so the SHA-256 state after them is
-//! kept and each next record of the process hashes only its own envelope and event (the shared
-//! part is most of a record's bytes, and hashing was the largest cost of building one).
+//! A record is encoded with the fields records share first — host, ancestors, process;
+//! protobuf readers take fields in any order — so the chain's hash continues from a kept state
+//! after them ([`prefix`]).
 
 pub mod ocsf;
+mod prefix;
 pub mod signing;
 
 use std::sync::Arc;
@@ -17,7 +17,6 @@ use sensor_proto::{
     AuditRecord, SCHEMA_VERSION,
     v1::{CheckpointEvent, Host, Integrity, Process, audit_record::Event},
 };
-use sha2::{Digest as _, Sha256};
 
 use crate::enrich::{Enriched, Spares, ancestry::Ancestry, clock::BootClock};
 
@@ -71,12 +70,8 @@ pub struct RecordBuilder {
     process_field: Option<ProcessField>,
     /// Numbers the successive `process_field`s (a kept field's bytes never change).
     generation: u64,
-    /// The hash state after the shared leading fields of the last record that had a kept
-    /// process field.
-    prefix: Option<Prefix>,
-    /// Records hashed from a kept state (tests check that it happens).
-    #[cfg(test)]
-    prefix_hits: usize,
+    /// Hashes records from the kept states after their shared leading fields.
+    hasher: prefix::PrefixHasher,
     /// The `process` field encoded for the record with this `seq`: when that record comes back
     /// ([`Self::recycle`]) its part and these bytes become `process_field`.
     fresh_field: Option<(u64, Vec<u8>)>,
@@ -100,9 +95,7 @@ impl RecordBuilder {
             spares: Spares::default(),
             process_field: None,
             generation: 0,
-            prefix: None,
-            #[cfg(test)]
-            prefix_hits: 0,
+            hasher: prefix::PrefixHasher::default(),
             fresh_field: None,
             clock,
             next_seq: 1,
@@ -251,32 +244,10 @@ impl RecordBuilder {
                 (self.fresh_field.as_ref().map(|(_, f)| f.as_slice()), None)
             }
         };
-        let shared = encode_spliced(&mut record, &self.host_field, process, ancestry.encoded(), &mut bytes);
-        // The shared part's bytes follow from the host's presence (its field is the builder's),
-        // the kept process field (its generation) and the ancestry (immutable, compared by
-        // address while `prefix` holds it).
-        let key = generation.map(|g| (record.host.is_some(), g));
-        let mut hash = match &self.prefix {
-            Some(pre) if key == Some(pre.key) && Arc::ptr_eq(&pre.ancestry, &ancestry) => {
-                debug_assert_eq!(pre.len, shared, "a kept hash state covers other bytes");
-                #[cfg(test)]
-                {
-                    self.prefix_hits += 1;
-                }
-                pre.state.clone()
-            }
-            _ => {
-                let mut h = Sha256::new();
-                h.update(&bytes[..shared]);
-                if let Some(key) = key {
-                    self.prefix =
-                        Some(Prefix { key, ancestry: Arc::clone(&ancestry), len: shared, state: h.clone() });
-                }
-                h
-            }
-        };
-        hash.update(&bytes[shared..]);
-        self.prev_hash = Some(hash.finalize().into());
+        let mut shared =
+            encode_spliced(&mut record, &self.host_field, process, ancestry.encoded(), &mut bytes);
+        shared.process = generation;
+        self.prev_hash = Some(self.hasher.digest(&bytes, shared, &ancestry));
         Sealed { record, ancestry, bytes }
     }
 
@@ -294,47 +265,37 @@ struct ProcessField {
     generation: u64,
 }
 
-/// The SHA-256 state after a record's shared leading fields (host, process, ancestors).
-#[derive(Debug)]
-struct Prefix {
-    /// Whether the host field is in, and the generation of the kept process field.
-    key: (bool, u64),
-    ancestry: Arc<Ancestry>,
-    /// The shared fields' length in bytes.
-    len: usize,
-    state: Sha256,
-}
-
 /// Appends `p` encoded as an `AuditRecord`'s `process` field (tag 6, length, message).
 fn encode_process_field(p: &Process, out: &mut Vec<u8>) {
     prost::encoding::message::encode(6, p, out);
 }
 
-/// Appends the encoding of `record` with its host part, its process part and `ancestors` (the
-/// encoded `host`, `process` and `ancestors` fields) in their place, those three first: the
-/// encoding of the whole record with its fields in another order, which decodes to the same
-/// record. Returns the length of those three (the part a process's records share).
-/// `record.ancestors` must be empty, `record.host` must be what `host_field` encodes and
-/// `process_field` what `record.process` encodes. The rest follows as prost writes it, by tag:
-/// the envelope (1–4), then the event and the integrity.
+/// Appends the encoding of `record` with its host part, its ancestors and its process part (the
+/// encoded `host`, `ancestors` and `process` fields) in their place, those three first, in this
+/// order: the encoding of the whole record with its fields in another order, which decodes to
+/// the same record. Returns where they end (`process` left `None`). `record.ancestors` must be
+/// empty, `record.host` must be what `host_field` encodes and `process_field` what
+/// `record.process` encodes. The rest follows as prost writes it, by tag: the envelope (1–4),
+/// then the event and the integrity.
 fn encode_spliced(
     record: &mut AuditRecord,
     host_field: &[u8],
     process_field: Option<&[u8]>,
     ancestors: &[u8],
     out: &mut Vec<u8>,
-) -> usize {
-    debug_assert!(record.ancestors.is_empty());
-    let start = out.len();
-    if record.host.is_some() {
+) -> prefix::Shared {
+    debug_assert!(record.ancestors.is_empty() && out.is_empty());
+    let host = record.host.is_some();
+    if host {
         out.extend_from_slice(host_field);
     }
+    out.extend_from_slice(ancestors);
+    let ancestry_end = out.len();
     debug_assert_eq!(record.process.is_some(), process_field.is_some());
     if let Some(field) = process_field {
         out.extend_from_slice(field);
     }
-    out.extend_from_slice(ancestors);
-    let shared = out.len() - start;
+    let process_end = out.len();
     let after = AuditRecord {
         schema_version: record.schema_version,
         seq: record.seq,
@@ -348,7 +309,7 @@ fn encode_spliced(
     record.time = after.time;
     record.integrity = after.integrity;
     record.event = after.event;
-    shared
+    prefix::Shared { host, ancestry_end, process_end, process: None }
 }
 
 /// Lower-case hex of a digest (what `hex::encode` gives, without its per-char iterator).
@@ -364,6 +325,8 @@ fn hex32(h: &[u8; 32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest as _, Sha256};
+
     use super::*;
 
     /// `sealed.bytes` decode to the whole record (`whole`: its ancestors in), and the chain
@@ -495,7 +458,12 @@ mod tests {
             }
         }
         assert!(spliced >= 3, "equal parts in a row reuse the kept field ({spliced})");
-        assert!(b.prefix_hits >= 3, "records of a process in a row reuse the hash state ({})", b.prefix_hits);
+        let (after_ancestry, after_process) = b.hasher.hits;
+        assert!(
+            after_ancestry >= 8,
+            "records with the same ancestors reuse the hash state ({after_ancestry})"
+        );
+        assert!(after_process >= 3, "records of a process in a row reuse the hash state ({after_process})");
     }
 
     #[test]
