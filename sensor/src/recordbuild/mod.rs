@@ -424,7 +424,6 @@ mod tests {
         let a2 = Process { tid: 2, ..a.clone() };
         let z = part(2, "/usr/bin/z");
         let mut spliced = 0;
-        // (part, recycle at once)
         // (part, recycle at once, ancestry)
         for (p, recycle, i) in [
             (Some(&a), true, 0),
